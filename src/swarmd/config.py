@@ -1,0 +1,359 @@
+"""Loading and validating ``llm_config.yaml``.
+
+The configuration is parsed with PyYAML and validated with pydantic models that
+forbid unknown keys.  Every error names the file, the line (from the YAML node
+marks), the dotted key path, what was expected and what was found, e.g.::
+
+    llm_config.yaml:23: tiers.LOCAL_FAST[0].price_per_mtok_in: expected a number >= 0, found -1
+
+Environment variables override secrets and hosts (see :func:`load_config`).
+Secrets are :class:`pydantic.SecretStr`: they never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+DEFAULT_CONFIG_NAME = "llm_config.yaml"
+TIER_NAMES = ("LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK")
+OUTPUT_KINDS = ("label", "labels", "yes_no", "json", "text", "code")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used.
+
+    Attributes: ``file`` (path or ``None``), ``line`` (1-based or ``None``),
+    ``key`` (dotted key path), ``expected`` and ``found`` (human-readable).
+    """
+
+    def __init__(self, file: str | None, line: int | None, key: str, expected: str, found: str):
+        self.file, self.line, self.key, self.expected, self.found = file, line, key, expected, found
+        where = f"{file or '<config>'}" + (f":{line}" if line else "")
+        super().__init__(f"{where}: {key or '<root>'}: expected {expected}, found {found}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class ModelConfig(_Strict):
+    """One model of a tier: which backend serves it and what it costs.
+
+    Prices are USD per **million** tokens (Anthropic and OpenAI publish prices
+    this way); ``timeout_s`` is seconds for one call.
+    """
+
+    provider: Literal["llama_cpp", "ollama", "anthropic", "echo"]
+    model: str = Field(min_length=1)
+    price_per_mtok_in: float = Field(ge=0)
+    price_per_mtok_out: float = Field(ge=0)
+    context_window: int = Field(gt=0)
+    timeout_s: float = Field(gt=0)
+    max_output_tokens: int = Field(default=256, gt=0)
+    path: str | None = None
+    n_threads: int | None = Field(default=None, gt=0)
+    label_temperature: float = Field(default=1.0, gt=0)
+    hosts: list[str] = Field(default_factory=list)
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    prior_confidence: float = Field(default=0.9, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> "ModelConfig":
+        if self.provider == "ollama" and not self.hosts:
+            raise ValueError("hosts: expected at least one Ollama host URL for provider ollama")
+        return self
+
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+        """Cost of one call in USD: tokens × price per million tokens / 1e6."""
+        return (tokens_in * self.price_per_mtok_in + tokens_out * self.price_per_mtok_out) / 1_000_000
+
+    @property
+    def is_free(self) -> bool:
+        """True when a call to this model costs nothing (both prices are 0)."""
+        return self.price_per_mtok_in == 0 and self.price_per_mtok_out == 0
+
+
+class Example(_Strict):
+    """A hand-written few-shot demonstration: an input and its answer."""
+
+    input: str
+    answer: str
+
+
+class ActionConfig(_Strict):
+    """An action: starting tier, prompt template and output kind.
+
+    The prompt is ``instruction`` + examples rendered with ``item`` + the input
+    rendered with ``item``; ``item`` must contain ``{input}``.
+    """
+
+    tier: str
+    output: Literal["label", "labels", "yes_no", "json", "text", "code"]
+    instruction: str
+    item: str
+    examples: list[Example] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _item_has_input(self) -> "ActionConfig":
+        if "{input}" not in self.item:
+            raise ValueError("item: expected a template containing {input}")
+        return self
+
+
+class QualityConfig(_Strict):
+    """Quality gate: accept when confidence >= threshold (0..1)."""
+
+    threshold: float = Field(default=0.7, ge=0, le=1)
+    per_action: dict[str, float] = Field(default_factory=dict)
+    refusal_phrases: list[str] = Field(default_factory=list)
+
+    def threshold_for(self, action: str) -> float:
+        """The acceptance threshold for ``action`` (per-action override or the default)."""
+        return self.per_action.get(action, self.threshold)
+
+
+class EscalationConfig(_Strict):
+    """The cascade order and how long (seconds) an unreachable model is skipped."""
+
+    chain: list[str] = Field(min_length=1)
+    cooldown_s: float = Field(default=60, ge=0)
+
+
+class BudgetConfig(_Strict):
+    """Daily and monthly spending caps in USD (``None`` = no cap)."""
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+
+
+class StorageConfig(_Strict):
+    """SQLite store path, relative to the data directory unless absolute."""
+
+    db: str = "memory.db"
+
+
+class LogConfig(_Strict):
+    """Daemon log file (loguru): path relative to the data dir, rotation
+    (size such as ``"20 MB"`` or a time such as ``"00:00"``) and retention
+    (count or age such as ``"14 days"``)."""
+
+    path: str = "daemon_hybrid.log"
+    rotation: str = "20 MB"
+    retention: str = "14 days"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DaemonConfig(_Strict):
+    """How the daemon talks to Redis and RQ.
+
+    ``redis_url``: ``None`` = ``$REDIS_URL``, else a server on localhost:6379,
+    else one the daemon starts itself.  ``job_timeout_s``: seconds one RQ job
+    may run.  ``result_ttl_s``: seconds RQ keeps a job's result.
+    ``retry_max``/``retry_intervals_s``: RQ ``Retry`` policy for a job that
+    raised.  ``heartbeat_s``: seconds between heartbeats.  ``max_input_chars``:
+    longest objective input accepted at submit.
+    """
+
+    redis_url: str | None = None
+    job_timeout_s: int = Field(default=600, gt=0)
+    result_ttl_s: int = Field(default=86400, gt=0)
+    retry_max: int = Field(default=2, ge=0)
+    retry_intervals_s: list[int] = Field(default_factory=lambda: [5, 30])
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    max_input_chars: int = Field(default=32768, gt=0)
+    log: LogConfig = LogConfig()
+
+
+class Config(_Strict):
+    """The whole validated configuration (see ``llm_config.yaml`` for every key)."""
+
+    version: Literal[1] = 1
+    tiers: dict[str, list[ModelConfig]]
+    actions: dict[str, ActionConfig]
+    quality: QualityConfig = QualityConfig()
+    escalation: EscalationConfig
+    budgets: BudgetConfig = BudgetConfig()
+    storage: StorageConfig = StorageConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> "Config":
+        for name, models in self.tiers.items():
+            if not models:
+                raise _RefError(("tiers", name), "at least one model", "an empty list")
+        for i, tier in enumerate(self.escalation.chain):
+            if tier not in self.tiers:
+                raise _RefError(("escalation", "chain", i), f"a tier defined under tiers ({', '.join(self.tiers)})", repr(tier))
+        for name, action in self.actions.items():
+            if action.tier not in self.escalation.chain:
+                raise _RefError(("actions", name, "tier"), f"a tier in escalation.chain ({', '.join(self.escalation.chain)})", repr(action.tier))
+        for name, value in self.quality.per_action.items():
+            if name not in self.actions:
+                raise _RefError(("quality", "per_action", name), f"an action defined under actions ({', '.join(self.actions)})", repr(name))
+            if not 0 <= value <= 1:
+                raise _RefError(("quality", "per_action", name), "a number between 0 and 1", repr(value))
+        return self
+
+    def chain_from(self, action: str) -> list[str]:
+        """Tiers to try for ``action``: the escalation chain from its starting tier on.
+
+        Raises ``KeyError`` for an unknown action.
+        """
+        start = self.actions[action].tier
+        chain = self.escalation.chain
+        return chain[chain.index(start):]
+
+
+class _RefError(ValueError):
+    def __init__(self, loc: tuple, expected: str, found: str):
+        self.loc, self.expected, self.found = loc, expected, found
+        super().__init__(f"expected {expected}, found {found}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path in a composed YAML tree to its 1-based line number."""
+    out = {} if out is None else out
+    if node is None:
+        return out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = path + (key.value,)
+            out[sub] = key.start_mark.line + 1
+            _line_map(value, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _line_map(value, path + (i,), out)
+    return out
+
+
+def _dotted(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+_EXPECTED = {
+    "float_parsing": "a number", "float_type": "a number", "int_parsing": "an integer",
+    "int_type": "an integer", "int_from_float": "an integer", "string_type": "a string",
+    "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+}
+
+
+def _explain(err: dict) -> tuple[tuple, str, str]:
+    """(loc, expected, found) for one pydantic error dict."""
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    kind, ctx, found = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        return loc, "a known key (see the commented llm_config.yaml)", f"unknown key {loc[-1]!r}"
+    if kind == "missing":
+        return loc, "this key to be set", "nothing"
+    if kind == "literal_error":
+        return loc, f"one of {ctx.get('expected')}", repr(found)
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()), "?")
+        return loc, f"a number {op} {bound}", repr(found)
+    if kind in ("too_short", "string_too_short"):
+        return loc, "a non-empty value", repr(found)
+    if kind == "value_error":
+        err_obj = ctx.get("error")
+        if isinstance(err_obj, _RefError):
+            return err_obj.loc, err_obj.expected, err_obj.found
+        msg = str(err_obj or err["msg"])
+        if ":" in msg and msg.split(":", 1)[0].isidentifier():
+            key, rest = msg.split(":", 1)
+            return loc + (key,), rest.strip().removeprefix("expected ").strip(), "something else"
+        return loc, msg, repr(found)
+    return loc, _EXPECTED.get(kind, err["msg"]), f"{found!r} ({type(found).__name__})"
+
+
+def parse_config(text: str, source: str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Parse and validate configuration text.
+
+    ``env`` (default ``os.environ``) supplies overrides: ``ANTHROPIC_API_KEY``
+    sets the key of every ``anthropic`` model; ``OLLAMA_HOST`` (comma-separated
+    URLs) replaces every ``ollama`` model's ``hosts``.
+
+    Raises :class:`ConfigError` naming file, line, key path, expected and found.
+    """
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(source, mark.line + 1 if mark else None, "", "valid YAML",
+                          str(getattr(exc, "problem", exc))) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, 1, "", "a mapping of top-level keys (tiers, actions, ...)", type(data).__name__)
+    lines = _line_map(node)
+    data = _apply_env(data, env)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        loc, expected, found = _explain(exc.errors()[0])
+        raise ConfigError(source, _line_for(lines, loc), _dotted(loc), expected, found) from None
+    return config.model_copy(update={"source": source})
+
+
+def _apply_env(data: dict, env) -> dict:
+    key = env.get("ANTHROPIC_API_KEY")
+    hosts = [h.strip() for h in env.get("OLLAMA_HOST", "").split(",") if h.strip()]
+    tiers = data.get("tiers")
+    if not isinstance(tiers, dict):
+        return data
+    for models in tiers.values():
+        for model in models if isinstance(models, list) else []:
+            if not isinstance(model, dict):
+                continue
+            if model.get("provider") == "anthropic" and key:
+                model["api_key"] = key
+            if model.get("provider") == "ollama" and hosts:
+                model["hosts"] = [h if "://" in h else f"http://{h}" for h in hosts]
+    return data
+
+
+def default_config_path(env: dict[str, str] | None = None) -> Path:
+    """``$SWARMD_CONFIG``, else ``./llm_config.yaml``, else the one shipped beside the package."""
+    env = os.environ if env is None else env
+    if env.get("SWARMD_CONFIG"):
+        return Path(env["SWARMD_CONFIG"])
+    here = Path.cwd() / DEFAULT_CONFIG_NAME
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG_NAME
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a config file (default: :func:`default_config_path`).
+
+    Raises :class:`ConfigError` (also for a missing or unreadable file).
+    """
+    p = Path(path) if path is not None else default_config_path(env)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), None, "", "a readable YAML file", exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), None, "", "UTF-8 text", "bytes that are not UTF-8") from None
+    return parse_config(text, str(p), env)

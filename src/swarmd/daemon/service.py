@@ -1,0 +1,290 @@
+"""The swarmd daemon: admission, dispatch, result persistence, heartbeat.
+
+Guarantees:
+
+* **Nothing acknowledged is lost.**  Objectives are read from the stream with
+  a consumer group and acknowledged (XACK) only after their RQ job is
+  enqueued.  On start-up the daemon first re-reads entries left pending by a
+  daemon that was killed (XAUTOCLAIM), so they are dispatched now.
+* **Nothing is run twice by dispatch.**  The objective id is the RQ job id; an
+  entry whose objective is already known to the store, or whose job already
+  exists, is acknowledged without enqueuing again.
+* **Every result is persisted once.**  Workers append ``started``/``finished``
+  events to a second stream; the daemon writes each to SQLite in one
+  transaction keyed by the event id, then acknowledges it.  Jobs that RQ gave
+  up on (its failed-job registry) are persisted as ``failed``.
+
+Periodic work (heartbeat, failed-job sweep) runs on an APScheduler
+``BackgroundScheduler``; the main loop blocks on the two streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from loguru import logger
+from redis import Redis
+from redis.exceptions import ResponseError
+from rq import Queue, Retry
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from swarmd import constants as K
+from swarmd.config import Config, load_config
+from swarmd.memory.store import Store
+from swarmd.objectives import FINAL_STATES, ObjectiveError, validate
+from swarmd.paths import db_path
+
+#: Set ``SWARMD_FAILPOINT=after_read`` to make the daemon SIGKILL itself right
+#: after reading objectives and before dispatching them (crash-recovery tests).
+FAILPOINT_ENV = "SWARMD_FAILPOINT"
+
+
+def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Create consumer group ``group`` on ``stream`` (and the stream) if missing."""
+    try:
+        redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def day_start(now: float | None = None) -> float:
+    """Unix time of the start of the current local day."""
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
+class Daemon:
+    """One daemon over one Redis and one SQLite store.
+
+    ``config_path``: the config file (re-read on SIGHUP).  ``data_dir``:
+    where the store, the log and the Redis URL file live.  ``redis``: a client
+    for the Redis in use.  ``notifier``: a :class:`swarmd.daemon.notify.Notifier`
+    (or ``None``).
+    """
+
+    def __init__(self, config: Config, config_path: str | None, data_dir: Path, redis: Redis,
+                 notifier=None, consumer: str | None = None):
+        self.config, self.config_path, self.data_dir = config, config_path, data_dir
+        self.redis = redis
+        self.notifier = notifier
+        self.consumer = consumer or f"{socket.gethostname()}"
+        self.store = Store(db_path(data_dir, config.storage.db))
+        self.queues = {name: Queue(name, connection=redis) for name in K.QUEUES}
+        self.started_at = time.time()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.scheduler = BackgroundScheduler(daemon=True)
+        ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
+        ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP)
+
+    # ------------------------------------------------------------------ signals
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: stop intake and exit cleanly; SIGHUP: reload the config."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
+    def stop(self) -> None:
+        """Ask the main loop to finish (safe from a signal handler)."""
+        self._stop.set()
+
+    def reload_config(self) -> None:
+        """Re-read the config file; on error keep the old one and log why."""
+        if self.notifier:
+            self.notifier.reloading()
+        try:
+            self.config = load_config(self.config_path)
+            logger.info("config reloaded from {}", self.config.source)
+        except Exception as exc:
+            logger.error("config reload failed, keeping the old config: {}", exc)
+        if self.notifier:
+            self.notifier.ready()
+
+    # ------------------------------------------------------------------ intake
+    def reclaim(self) -> int:
+        """Handle entries of both streams that a previous daemon read but never
+        acknowledged (XAUTOCLAIM); returns how many objectives were reclaimed."""
+        events = self._claim(K.EVENT_STREAM, K.EVENT_GROUP, self._event)
+        claimed = self._claim(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, self.admit)
+        if claimed or events:
+            logger.info("reclaimed {} objective(s) and {} event(s) left pending by an earlier daemon",
+                        claimed, events)
+        return claimed
+
+    def _claim(self, stream: str, group: str, handle) -> int:
+        claimed, start = 0, "0-0"
+        while True:
+            start, entries, *_ = self.redis.xautoclaim(stream, group, self.consumer, min_idle_time=0,
+                                                       start_id=start, count=100)
+            for entry_id, fields in entries:
+                if fields:
+                    handle(entry_id, fields)
+                    claimed += 1
+                else:   # entry deleted from the stream while pending
+                    self.redis.xack(stream, group, entry_id)
+            if start in (b"0-0", "0-0"):
+                return claimed
+
+    def admit(self, entry_id, fields: dict) -> None:
+        """Validate one stream entry, enqueue its job, then acknowledge it."""
+        try:
+            raw = json.loads(fields[b"objective"])
+            obj = validate(raw, self.config)
+        except (KeyError, ValueError, ObjectiveError) as exc:
+            logger.error("stream entry {} rejected at admission: {}", entry_id, exc)
+            self.redis.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, entry_id)
+            return
+        known = not self.store.add_queued(obj)
+        existing = self.store.get(obj.id) if known else None
+        if known and (existing["state"] in FINAL_STATES or Job.exists(obj.id, connection=self.redis)):
+            logger.info("objective {} already dispatched; not enqueued again", obj.id)
+        else:
+            cfg = self.config.daemon
+            queue = self.queues[K.PRIORITY_QUEUE[obj.priority]]
+            retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
+            queue.enqueue("swarmd.workers.jobs.run_objective", obj.to_dict(), job_id=obj.id,
+                          job_timeout=cfg.job_timeout_s, result_ttl=cfg.result_ttl_s,
+                          failure_ttl=cfg.result_ttl_s, retry=retry, description=f"{obj.action} {obj.id}")
+            self.redis.hset(K.objective_key(obj.id), mapping={"state": "queued", "action": obj.action})
+            logger.info("objective {} queued action={} queue={}", obj.id, obj.action, queue.name)
+        self.redis.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, entry_id)
+
+    # ------------------------------------------------------------------ events
+    def apply_event(self, event_id: str, kind: str, oid: str, payload: dict) -> None:
+        """Persist one worker event (once), mirror the state into Redis, log it."""
+        if not self.store.apply_event(event_id, kind, oid, payload):
+            return
+        state = {"started": "running", "failed": "failed"}.get(kind) or payload.get("state")
+        mirror = {"state": state}
+        if kind == "finished":
+            mirror["result"] = json.dumps(payload.get("result", {}))
+        elif kind == "failed":
+            mirror["result"] = json.dumps({"status": "failed", "reason": payload.get("reason")})
+        key = K.objective_key(oid)
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=mirror)
+        if state in FINAL_STATES:
+            pipe.expire(key, self.config.daemon.result_ttl_s)
+        pipe.execute()
+        result = payload.get("result", {})
+        if kind == "started":
+            logger.info("objective {} running worker={}", oid, payload.get("worker"))
+        else:
+            logger.info("objective {} {} action={} tier={} cost=${:.6f}{}", oid, state, payload.get("action", "?"),
+                        result.get("tier"), result.get("cost_usd") or 0.0,
+                        f" reason={payload.get('reason') or result.get('reason')}" if state != "done" else "")
+
+    def sweep_failed(self) -> None:
+        """Persist jobs RQ gave up on (its failed-job registry) as ``failed``."""
+        for queue in self.queues.values():
+            registry = FailedJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids():
+                job = Job.fetch(job_id, connection=self.redis) if Job.exists(job_id, connection=self.redis) else None
+                reason = "job failed"
+                if job is not None:
+                    info = (job.latest_result().exc_string if job.latest_result() else None) or ""
+                    reason = (info.strip().splitlines() or ["job failed"])[-1][:500]
+                self.apply_event(f"failed:{job_id}", "failed", job_id, {"reason": reason, "ts": time.time()})
+                registry.remove(job_id, delete_job=False)
+
+    def heartbeat(self) -> None:
+        """Publish liveness, counts and today's spend for ``swarmctl status``."""
+        counts = self.store.counts()
+        spend, by_tier = self.store.spend_since(day_start())
+        ttl = max(5, int(self.config.daemon.heartbeat_s * 5))
+        pipe = self.redis.pipeline()
+        pipe.hset(K.HEARTBEAT, mapping={
+            "pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at, "ts": time.time(),
+            "interval_s": self.config.daemon.heartbeat_s, "counts": json.dumps(counts),
+            "spend_today_usd": spend, "by_tier_today": json.dumps(by_tier)})
+        pipe.expire(K.HEARTBEAT, ttl)
+        pipe.execute()
+        if self.notifier:
+            self.notifier.status(" ".join(f"{k}={v}" for k, v in counts.items()) + f" spend_today=${spend:.4f}")
+
+    def _safe(self, fn):
+        def run():
+            try:
+                fn()
+            except Exception:
+                logger.exception("periodic job {} failed", fn.__name__)
+        return run
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> int:
+        """Run until :meth:`stop`; returns the exit code (0)."""
+        self.scheduler.add_job(self._safe(self.heartbeat), "interval", seconds=self.config.daemon.heartbeat_s,
+                               id="heartbeat", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._safe(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
+                               max_instances=1, coalesce=True)
+        self.scheduler.start()
+        self.heartbeat()
+        self.reclaim()
+        if self.notifier:
+            self.notifier.ready()
+        logger.info("swarmd intake running (pid {})", os.getpid())
+        failpoint = os.environ.get(FAILPOINT_ENV)
+        streams = {K.OBJECTIVE_STREAM: ">", K.EVENT_STREAM: ">"}
+        while not self._stop.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload_config()
+            if self.notifier:
+                self.notifier.watchdog()
+            try:
+                batches = self.redis.xreadgroup(K.OBJECTIVE_GROUP, self.consumer, streams, count=200, block=500)
+            except Exception as exc:
+                logger.error("reading the streams failed: {}; retrying in 1s", exc)
+                time.sleep(1)
+                continue
+            for stream, entries in batches or []:
+                name = stream.decode() if isinstance(stream, bytes) else stream
+                if name == K.OBJECTIVE_STREAM:
+                    if failpoint == "after_read" and entries:
+                        logger.warning("failpoint after_read: killing the daemon with SIGKILL")
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    for entry_id, fields in entries:
+                        self.admit(entry_id, fields)
+                else:
+                    for entry_id, fields in entries:
+                        self._event(entry_id, fields)
+        return 0
+
+    def _event(self, entry_id, fields) -> None:
+        try:
+            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            self.apply_event(eid, fields[b"kind"].decode(), fields[b"id"].decode(), json.loads(fields[b"payload"]))
+        except Exception:
+            logger.exception("event {} could not be persisted; it stays pending", entry_id)
+            return
+        self.redis.xack(K.EVENT_STREAM, K.EVENT_GROUP, entry_id)
+
+    def drain_events(self) -> None:
+        """Persist new events without blocking (used at shutdown)."""
+        batches = self.redis.xreadgroup(K.EVENT_GROUP, self.consumer, {K.EVENT_STREAM: ">"}, count=10000)
+        for _stream, entries in batches or []:
+            for entry_id, fields in entries:
+                self._event(entry_id, fields)
+
+    def close(self) -> None:
+        """Stop periodic jobs, persist what is left, close the store."""
+        try:
+            self.scheduler.shutdown(wait=False)
+        except Exception:
+            pass
+        try:
+            self.drain_events()
+            self.heartbeat()
+            self.redis.delete(K.HEARTBEAT)
+        except Exception:
+            logger.exception("final drain failed")
+        self.store.close()

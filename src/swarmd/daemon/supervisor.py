@@ -1,0 +1,107 @@
+"""Supervision of local worker processes (``swarmd --workers N``).
+
+Each worker is ``python -m swarmd.workers.main`` in its own process.  A worker
+that exits unexpectedly is restarted after a backoff that doubles from 1 s up
+to 60 s, and resets after a worker has stayed up for 60 s.  Stopping sends
+SIGTERM (RQ's warm shutdown: the current job finishes) and SIGKILL after
+``grace_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+BACKOFF_START_S, BACKOFF_MAX_S, STABLE_AFTER_S = 1.0, 60.0, 60.0
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    backoff_s: float = BACKOFF_START_S
+    restart_at: float = 0.0
+    restarts: int = 0
+    log: object = field(default=None)
+
+
+class Supervisor:
+    """Starts and restarts ``n`` local worker processes.
+
+    ``redis_url``/``config_path`` are passed to each worker; ``log_dir`` gets
+    one ``worker-<i>.log`` per worker (stdout and stderr).
+    """
+
+    def __init__(self, n: int, redis_url: str, config_path: str | None, log_dir, grace_s: float = 60.0):
+        self.redis_url, self.config_path, self.log_dir, self.grace_s = redis_url, config_path, log_dir, grace_s
+        self.slots = [_Slot(i) for i in range(n)]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _spawn(self, slot: _Slot) -> None:
+        cmd = [sys.executable, "-m", "swarmd.workers.main", "--name", f"{os.uname().nodename}:w{slot.index}:{os.getpid()}"]
+        if self.config_path:
+            cmd += ["--config", str(self.config_path)]
+        env = dict(os.environ, REDIS_URL=self.redis_url)  # URL via env, not argv: argv is world-readable
+        if slot.log is None:
+            slot.log = open(os.path.join(self.log_dir, f"worker-{slot.index}.log"), "ab")
+        slot.process = subprocess.Popen(cmd, env=env, stdout=slot.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        slot.started_at = time.monotonic()
+        logger.info("worker {} started (pid {})", slot.index, slot.process.pid)
+
+    def start(self) -> None:
+        """Spawn every worker and the thread that watches them."""
+        for slot in self.slots:
+            self._spawn(slot)
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            for slot in self.slots:
+                proc = slot.process
+                if proc is not None and proc.poll() is not None:
+                    if now - slot.started_at >= STABLE_AFTER_S:
+                        slot.backoff_s = BACKOFF_START_S
+                    logger.warning("worker {} (pid {}) exited with {}; restarting in {:.0f}s",
+                                   slot.index, proc.pid, proc.returncode, slot.backoff_s)
+                    slot.process, slot.restart_at = None, now + slot.backoff_s
+                    slot.backoff_s = min(slot.backoff_s * 2, BACKOFF_MAX_S)
+                    slot.restarts += 1
+                elif proc is None and now >= slot.restart_at and not self._stop.is_set():
+                    self._spawn(slot)
+
+    def pids(self) -> list[int]:
+        """PIDs of the workers running now."""
+        return [s.process.pid for s in self.slots if s.process and s.process.poll() is None]
+
+    def stop(self) -> None:
+        """SIGTERM every worker, wait up to ``grace_s`` seconds, then SIGKILL."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        procs = [s.process for s in self.slots if s.process and s.process.poll() is None]
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("worker pid {} did not stop in {:.0f}s; killing it", proc.pid, self.grace_s)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for slot in self.slots:
+            if slot.log:
+                slot.log.close()
+                slot.log = None

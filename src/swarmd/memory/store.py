@@ -1,0 +1,181 @@
+"""The SQLite store (``memory.db``): objectives, their attempts and the cost ledger.
+
+Tables:
+
+* ``objectives`` — one row per objective: fields of the objective, ``state``
+  (queued | running | done | failed | unresolved), timestamps (unix seconds),
+  and the final answer, confidence, tier, model, cost (USD), escalations and
+  reason.
+* ``attempts`` — every model call made for an objective (JSON of
+  :class:`swarmd.router.Attempt`), in order.
+* ``ledger`` — the cost ledger (see :mod:`swarmd.router.ledger`).
+* ``events_seen`` — ids of worker events already persisted, so a re-delivered
+  event is not counted twice.
+
+Only the daemon writes objectives; ``swarmctl`` and reports read.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from swarmd.objectives import FINAL_STATES, STATES, Objective
+from swarmd.router.ledger import SCHEMA as LEDGER_SCHEMA
+from swarmd.router.ledger import LedgerRow, connect, insert_row
+
+SCHEMA = LEDGER_SCHEMA + """
+CREATE TABLE IF NOT EXISTS objectives (
+    id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    input TEXT NOT NULL,
+    labels TEXT,
+    priority TEXT NOT NULL,
+    max_cost_usd REAL,
+    tags TEXT NOT NULL,
+    state TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    queued_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    worker TEXT,
+    answer TEXT,
+    confidence REAL,
+    tier TEXT,
+    model TEXT,
+    cost_usd REAL,
+    escalations INTEGER,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS objectives_state ON objectives(state);
+CREATE TABLE IF NOT EXISTS attempts (
+    objective_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (objective_id, n)
+);
+CREATE TABLE IF NOT EXISTS events_seen (event_id TEXT PRIMARY KEY);
+"""
+
+_RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")
+
+
+class Store:
+    """The daemon's SQLite store.  Thread-safe; WAL mode."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._conn = connect(path)
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writes
+    def add_queued(self, obj: Objective) -> bool:
+        """Record an objective as queued; False if it was already known."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, tags, "
+                "state, submitted_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (obj.id, obj.action, obj.input, json.dumps(obj.labels), obj.priority, obj.max_cost_usd,
+                 json.dumps(obj.tags), "queued", obj.submitted_at, time.time()))
+            return cur.rowcount == 1
+
+    def apply_event(self, event_id: str, kind: str, objective_id: str, payload: dict) -> bool:
+        """Persist one worker event exactly once (False if ``event_id`` was seen).
+
+        ``kind``: ``started`` (payload: worker), ``finished`` (payload: the
+        worker's result: state, result fields, attempts, action) or ``failed``
+        (payload: reason).  A final state is never moved back to running.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._conn.execute("INSERT OR IGNORE INTO events_seen VALUES (?)", (event_id,))
+                if cur.rowcount == 0:
+                    self._conn.execute("ROLLBACK")
+                    return False
+                self._apply(kind, objective_id, payload)
+                self._conn.execute("COMMIT")
+                return True
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _apply(self, kind: str, oid: str, payload: dict) -> None:
+        final = tuple(FINAL_STATES)
+        if kind == "started":
+            self._conn.execute(
+                f"UPDATE objectives SET state='running', started_at=?, worker=? WHERE id=? "
+                f"AND state NOT IN ({','.join('?' * len(final))})",
+                (payload.get("ts", time.time()), payload.get("worker"), oid, *final))
+        elif kind == "finished":
+            state = payload["state"]
+            assert state in STATES, state
+            result = payload.get("result", {})
+            self._conn.execute(
+                "UPDATE objectives SET state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, "
+                "cost_usd=?, escalations=?, reason=? WHERE id=?",
+                (state, payload.get("ts", time.time()), *[result.get(f) for f in _RESULT_FIELDS], oid))
+            base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
+            action = payload.get("action", "")
+            for i, attempt in enumerate(payload.get("attempts", [])):
+                self._conn.execute("INSERT INTO attempts VALUES (?,?,?)", (oid, base + i, json.dumps(attempt)))
+                row = LedgerRow(action=action, objective_id=oid, **{k: attempt[k] for k in (
+                    "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd", "latency_ms",
+                    "confidence", "outcome", "error", "ts")})
+                insert_row(self._conn, row)
+        elif kind == "failed":
+            self._conn.execute(
+                f"UPDATE objectives SET state='failed', finished_at=?, reason=? WHERE id=? "
+                f"AND state NOT IN ({','.join('?' * len(final))})",
+                (payload.get("ts", time.time()), payload.get("reason"), oid, *final))
+        else:
+            raise ValueError(f"unknown event kind {kind!r}")
+
+    # ------------------------------------------------------------------ reads
+    def get(self, objective_id: str) -> dict | None:
+        """One objective with its ``attempts`` list, or ``None``."""
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM objectives WHERE id=?", (objective_id,)).fetchone()
+            if row is None:
+                return None
+            out = dict(row)
+            out["labels"] = json.loads(out["labels"]) if out["labels"] else None
+            out["tags"] = json.loads(out["tags"])
+            out["attempts"] = [json.loads(r[0]) for r in self._conn.execute(
+                "SELECT data FROM attempts WHERE objective_id=? ORDER BY n", (objective_id,))]
+            return out
+
+    def counts(self) -> dict[str, int]:
+        """Objectives by state: every state in :data:`STATES`, 0 when none."""
+        with self._lock:
+            found = dict(self._conn.execute("SELECT state, COUNT(*) FROM objectives GROUP BY state").fetchall())
+        return {s: int(found.get(s, 0)) for s in STATES}
+
+    def spend_since(self, since_ts: float) -> tuple[float, dict[str, dict]]:
+        """(total USD, ``{tier: {"calls", "cost_usd"}}``) of ledger rows since a unix time."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT tier, COUNT(*), COALESCE(SUM(cost_usd),0) FROM ledger WHERE ts>=? GROUP BY tier",
+                (since_ts,)).fetchall()
+        by_tier = {t: {"calls": n, "cost_usd": c} for t, n, c in rows}
+        return sum(v["cost_usd"] for v in by_tier.values()), by_tier
+
+    def unfinished_ids(self) -> list[str]:
+        """Ids of objectives not yet in a final state."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute(
+                "SELECT id FROM objectives WHERE state IN ('queued', 'running')")]
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def open_store(path: str | Path) -> Store:
+    """Open (creating) the store at ``path``."""
+    return Store(path)
+

@@ -1,0 +1,28 @@
+"""Where swarmd keeps its files.
+
+The data directory is, in order: ``--data-dir``, ``$SWARMD_DATA_DIR``,
+``$STATE_DIRECTORY`` (set by systemd's ``StateDirectory=``, i.e.
+``/var/lib/swarmd``), else the user's data directory from :mod:`platformdirs`
+(``~/.local/share/swarmd`` on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The data directory (created if missing)."""
+    chosen = explicit or os.environ.get("SWARMD_DATA_DIR") or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    path = Path(chosen) if chosen else Path(user_data_dir("swarmd"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def db_path(data: Path, configured: str) -> Path:
+    """The SQLite store: ``configured`` if absolute, else under ``data``."""
+    p = Path(configured).expanduser()
+    return p if p.is_absolute() else data / p

@@ -1,0 +1,55 @@
+"""Few-shot prompt building from an action's template in the config.
+
+A prompt is ``instruction`` + one ``item`` per example (with its answer) + the
+``item`` for the input, left open for the answer.  The instruction and the
+examples form the :attr:`Prompt.prefix`, identical across every call with the
+same action and label set, so providers can reuse its KV state.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from swarmd.config import ActionConfig
+from swarmd.router.providers.base import Prompt
+
+#: Longest input accepted (characters); longer inputs are cut at this length
+#: in the prompt so that one item fits every tier's context window.
+MAX_INPUT_CHARS = 4000
+
+
+def _clean(text: str) -> str:
+    """One-line form of an input: collapses blank lines so items stay separated."""
+    return " ".join(text.split())[:MAX_INPUT_CHARS]
+
+
+def _prefix(action: ActionConfig, labels: tuple[str, ...]) -> str:
+    examples = tuple((ex.input, ex.answer) for ex in action.examples)
+    return _render_prefix(action.instruction, action.item, action.output, examples, labels)
+
+
+@lru_cache(maxsize=256)
+def _render_prefix(instruction: str, item: str, output: str,
+                   examples: tuple[tuple[str, str], ...], labels: tuple[str, ...]) -> str:
+    shown = ", ".join(labels)
+    parts = [instruction.format(labels=shown), ""]
+    for text, answer in examples:
+        if output == "label" and labels and answer not in labels:
+            continue
+        parts.append(item.format(input=_clean(text), labels=shown) + " " + answer)
+        parts.append("")
+    return "\n".join(parts)
+
+
+def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = ()) -> Prompt:
+    """The :class:`Prompt` for one input of ``action``.
+
+    ``labels`` is the label set for ``label``/``labels`` outputs (``yes_no``
+    uses ``("yes", "no")``).  The body ends right before the answer; the
+    answer is expected after one space.
+    """
+    if action.output == "yes_no":
+        labels = ("yes", "no")
+    body = action.item.format(input=_clean(text), labels=", ".join(labels))
+    return Prompt(prefix=_prefix(action, tuple(labels)), body=body, labels=tuple(labels),
+                  output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",))

@@ -1,0 +1,26 @@
+"""An instant provider for measuring swarmd's own overhead (``provider: echo``).
+
+It does no inference: label outputs get the first label with probability 1,
+other outputs get the input's body back.  Used by ``bench/queue.py`` and tests
+that measure or exercise the queue path rather than a model.
+"""
+
+from __future__ import annotations
+
+from swarmd.router.providers.base import Completion, Prompt, Provider
+
+
+class EchoProvider(Provider):
+    """Answers at once; token counts are whitespace-separated words."""
+
+    kind = "echo"
+
+    def complete(self, prompt: Prompt, max_tokens: int) -> Completion:
+        text = "{}" if prompt.output == "json" else prompt.body
+        return Completion(text=text, tokens_in=len(prompt.text.split()), tokens_out=len(text.split()),
+                          latency_ms=0.0, token_logprobs=[0.0])
+
+    def classify(self, prompt: Prompt) -> Completion:
+        first = prompt.labels[0] if prompt.labels else ""
+        return Completion(text=first, tokens_in=len(prompt.text.split()), tokens_out=1, latency_ms=0.0,
+                          label_probs={label: float(label == first) for label in prompt.labels})

@@ -1,0 +1,103 @@
+"""llm_config.yaml loading: the shipped file is valid; each kind of mistake
+fails with file:line, the key path, what was expected and what was found."""
+
+from pathlib import Path
+
+import pytest
+
+from swarmd.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = (ROOT / "llm_config.yaml").read_text()
+
+
+def _line_of(needle: str) -> int:
+    return next(i for i, line in enumerate(TEXT.splitlines(), 1) if needle in line)
+
+
+def _error(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "llm_config.yaml", env={})
+    return info.value
+
+
+def test_shipped_config_is_valid_and_has_the_three_tiers():
+    config = load_config(ROOT / "llm_config.yaml", env={})
+    assert list(config.tiers) == ["LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK"]
+    assert [m.provider for t in config.tiers.values() for m in t] == ["llama_cpp", "ollama", "anthropic"]
+    assert {"classify", "tag", "yes_no", "extract", "summarize", "generate_code", "reason", "plan"} <= set(config.actions)
+    assert config.quality.threshold == 0.7
+    assert config.chain_from("extract") == ["LOCAL_QUALITY", "API_FALLBACK"]
+
+
+def test_negative_price():
+    e = _error(TEXT.replace("price_per_mtok_in: 3.0", "price_per_mtok_in: -3"))
+    assert e.key == "tiers.API_FALLBACK[0].price_per_mtok_in"
+    assert e.line == _line_of("price_per_mtok_in: 3.0")
+    assert ">= 0" in e.expected and "-3" in e.found
+    assert str(e).startswith(f"llm_config.yaml:{e.line}: ")
+
+
+def test_unknown_key():
+    e = _error(TEXT.replace("      n_threads: 2", "      n_thread: 2"))
+    assert e.key == "tiers.LOCAL_FAST[0].n_thread" and "n_thread" in e.found
+    assert e.line == _line_of("n_threads: 2")
+
+
+def test_wrong_type():
+    e = _error(TEXT.replace("timeout_s: 120", "timeout_s: soon"))
+    assert e.key == "tiers.LOCAL_QUALITY[0].timeout_s"
+    assert e.expected == "a number" and "'soon'" in e.found
+
+
+def test_missing_model():
+    e = _error(TEXT.replace("      model: llama3.1:8b\n", ""))
+    assert e.key == "tiers.LOCAL_QUALITY[0].model" and e.found == "nothing"
+
+
+def test_chain_names_undefined_tier():
+    e = _error(TEXT.replace("chain: [LOCAL_FAST,", "chain: [LOCAL_FASTER,"))
+    assert e.key == "escalation.chain[0]" and "LOCAL_FASTER" in e.found
+    assert e.line == _line_of("chain: [LOCAL_FAST")
+
+
+def test_bad_output_kind():
+    e = _error(TEXT.replace("output: code", "output: prose"))
+    assert e.key == "actions.generate_code.output" and "'prose'" in e.found
+
+
+def test_threshold_out_of_range():
+    e = _error(TEXT.replace("threshold: 0.7", "threshold: 7"))
+    assert e.key == "quality.threshold" and "<= 1" in e.expected
+
+
+def test_item_template_without_input():
+    e = _error(TEXT.replace('item: "Summary', 'item: "Summary').replace(
+        'item: "Text: {input}\\nSummary:"', 'item: "Text:\\nSummary:"'))
+    assert e.key == "actions.summarize.item" and "{input}" in e.expected
+
+
+def test_invalid_yaml_names_line():
+    e = _error("tiers:\n  LOCAL_FAST: [\n")
+    assert e.expected == "valid YAML" and e.line is not None
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError) as info:
+        load_config("/nonexistent/llm_config.yaml", env={})
+    assert "/nonexistent/llm_config.yaml" in str(info.value)
+
+
+def test_env_overrides_and_secret_never_shown():
+    config = parse_config(TEXT, "x", env={"ANTHROPIC_API_KEY": "sk-ant-SECRET123",
+                                          "OLLAMA_HOST": "h1:11434, http://h2:9"})
+    model = config.tiers["API_FALLBACK"][0]
+    assert model.api_key.get_secret_value() == "sk-ant-SECRET123"
+    assert "SECRET123" not in repr(config) and "SECRET123" not in str(model)
+    assert config.tiers["LOCAL_QUALITY"][0].hosts == ["http://h1:11434", "http://h2:9"]
+
+
+def test_price_units_are_per_million_tokens():
+    model = load_config(ROOT / "llm_config.yaml", env={}).tiers["API_FALLBACK"][0]
+    # 1,000 input tokens at $3/MTok + 500 output tokens at $15/MTok
+    assert model.cost_usd(1000, 500) == pytest.approx(0.003 + 0.0075)
