@@ -1,0 +1,19 @@
+"""swarmd governor: decides ``allow``/``deny``/``ask`` for every tool action before it runs.
+
+Public API::
+
+    from swarmd.governor import Governor, Decision, load_policy, PolicyError
+    policy = load_policy("policy.yaml")     # raises PolicyError(file, key_path, expected, found)
+    gov = Governor(policy, resolver=None)   # resolver: Callable[[str], list[str]] | None
+    d = gov.decide(tool="shell", args={"command": "ls -la"}, workspace="/path/ws")
+
+Execution of allowed actions: :func:`swarmd.governor.execute.run_tool`.
+Audit log: :class:`swarmd.governor.audit.AuditLog`. See docs/governor.md.
+"""
+
+from .audit import AuditLog, AuditRow, query_audit, redact
+from .governor import Governor, Judgement
+from .policy import Decision, Policy, PolicyError, load_policy, parse_policy
+
+__all__ = ["AuditLog", "AuditRow", "Decision", "Governor", "Judgement", "Policy", "PolicyError",
+           "load_policy", "parse_policy", "query_audit", "redact"]

@@ -1,0 +1,162 @@
+"""Audit log: every decision as a row of SQLite table ``audit_log`` plus a loguru line.
+
+Columns: ``id`` (autoincrement), ``ts`` (UTC ISO-8601 with microseconds),
+``objective_id`` (text or NULL), ``tool``, ``args`` (JSON, secrets redacted by
+:func:`redact`), ``decision``, ``rule``, ``reason``. The caller chooses the
+database file (the project's store is ``memory.db``); the table is created if
+missing, so it can live beside other tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    objective_id TEXT,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'ask')),
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_objective ON audit_log (objective_id, decision);
+"""
+
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), "sk-ant-[REDACTED]"),
+    (re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{16,}"), "sk-[REDACTED]"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "gh_[REDACTED]"),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), "github_pat_[REDACTED]"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "xox-[REDACTED]"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "AKIA[REDACTED]"),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), "AIza[REDACTED]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}"), "[REDACTED-JWT]"),
+    (re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic|token)\s+)?[^\s'\"]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)(x-api-key\s*[:=]\s*)[^\s'\"]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
+                r"access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?key)\s*[=:]\s*)[^\s&'\";]+"),
+     r"\1[REDACTED]"),
+    (re.compile(r"(?i)([?&](?:[a-z0-9_\-]*(?:token|key|secret|sig|signature|password|auth)[a-z0-9_\-]*)=)[^&#\s]+"),
+     r"\1[REDACTED]"),
+    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), r"\1[REDACTED]@"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"),
+     "[REDACTED-PRIVATE-KEY]"),
+)
+
+
+def redact(value: Any) -> Any:
+    """Return ``value`` with secrets masked in every string (recursing into
+    dicts/lists): API keys (``sk-ant-...``, ``ghp_...``, AWS ``AKIA...``),
+    ``Authorization:`` headers, ``password=``/``token=``-style pairs, tokens in
+    URL query strings and user:password in URLs, PEM private keys."""
+    if isinstance(value, str):
+        for pat, repl in _REDACTIONS:
+            value = pat.sub(repl, value)
+        return value
+    if isinstance(value, dict):
+        return {str(k): redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One ``audit_log`` row (``args`` already redacted, decoded from JSON)."""
+
+    id: int
+    ts: str
+    objective_id: str | None
+    tool: str
+    args: Any
+    decision: str
+    rule: str
+    reason: str
+
+
+class AuditLog:
+    """Appends decisions to ``audit_log`` in the SQLite file ``db_path``.
+
+    Thread-safe (one connection guarded by a lock). Raises ``sqlite3.Error`` if
+    the file cannot be opened or the table cannot be created.
+    """
+
+    def __init__(self, db_path: str | Path):
+        self.db_path = str(db_path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=10)
+        with self._lock:
+            self._conn.executescript(SCHEMA)
+            self._conn.commit()
+
+    def record(self, objective_id: str | None, tool: str, args: Any, decision: Any) -> int:
+        """Append one decision (a :class:`~swarmd.governor.Decision`); returns the row id.
+
+        ``args`` is redacted before storing and logging. Also emits one loguru
+        INFO line ``governor <decision> ...``.
+        """
+        ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        safe_args = redact(args if isinstance(args, (dict, list, str)) else repr(args))
+        args_json = json.dumps(safe_args, ensure_ascii=False, sort_keys=True)[:20000]
+        reason = redact(decision.reason)
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO audit_log (ts, objective_id, tool, args, decision, rule, reason) VALUES (?,?,?,?,?,?,?)",
+                (ts, objective_id, str(tool)[:100], args_json, decision.decision, decision.rule, reason))
+            self._conn.commit()
+            row_id = int(cur.lastrowid or 0)
+        logger.info("governor {} objective={} tool={} rule={} reason={} args={}",
+                    decision.decision, objective_id, tool, decision.rule, reason, args_json[:500])
+        return row_id
+
+    def query(self, objective_id: str | None = None, decision: str | None = None, limit: int = 1000) -> list[AuditRow]:
+        """Rows newest first, filtered by ``objective_id`` and/or ``decision`` (exact match)."""
+        sql = "SELECT id, ts, objective_id, tool, args, decision, rule, reason FROM audit_log"
+        where, params = [], []
+        if objective_id is not None:
+            where.append("objective_id = ?")
+            params.append(objective_id)
+        if decision is not None:
+            where.append("decision = ?")
+            params.append(decision)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(int(limit))
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        out = []
+        for r in rows:
+            try:
+                args = json.loads(r[4])
+            except ValueError:
+                args = r[4]
+            out.append(AuditRow(r[0], r[1], r[2], r[3], args, r[5], r[6], r[7]))
+        return out
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def query_audit(db_path: str | Path, objective_id: str | None = None, decision: str | None = None,
+                limit: int = 1000) -> list[AuditRow]:
+    """Open ``db_path`` and return matching rows (see :meth:`AuditLog.query`)."""
+    log = AuditLog(db_path)
+    try:
+        return log.query(objective_id, decision, limit)
+    finally:
+        log.close()

@@ -1,0 +1,345 @@
+"""Running tool actions — only after the governor said ``allow``.
+
+Shell: a line that is one plain simple command (no redirections, pipes,
+substitutions, assignments) runs as an argv list via ``subprocess`` without any
+shell (``~`` and unquoted globs are expanded here, in Python). Anything else —
+pipelines, chains, redirections, substitutions, subshells — runs with
+``/bin/bash --noprofile --norc -c LINE``; this is only reached when *every*
+simple command in the line was judged ``allow`` (the line's decision is the
+strictest of its parts), so the shell only glues together judged parts.
+
+Every process gets: the workspace as working directory; a scrubbed environment
+(:func:`scrubbed_env`: an allowlist of harmless variables, never anything whose
+name matches KEY/TOKEN/SECRET/PASSWORD/..., ``HOME`` set to the workspace, git
+hardened through ``GIT_CONFIG_*`` variables); ``stdin`` from ``/dev/null``; a new
+session (the whole process group is killed on timeout); rlimits set in
+``preexec_fn`` (CPU seconds, address space, file size, process count, no core
+files); output (stdout+stderr) captured and truncated at
+``execution.max_output_bytes``. If ``bwrap`` (bubblewrap) is on PATH and works,
+the process is also confined to a filesystem view with the system read-only,
+the workspace read-write, a private ``/tmp``, and no network; the active
+confinement is logged and reported in :attr:`ToolResult.confinement`.
+
+``read_file``/``write_file`` run in Python on the resolved path (opened with
+``O_NOFOLLOW`` and re-checked through ``/proc/self/fd`` to be inside the
+workspace). ``http_get`` connects to the IPs the governor checked (pinned, so DNS
+cannot change between check and connect), does not follow redirects itself,
+and re-checks every hop with :meth:`Governor.check_redirect`.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import http.client
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from .governor import Governor, Judgement
+from .paths import inside
+from .policy import Decision, ExecutionPolicy
+from .urls import redirect_target
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|REDIS_URL|"
+                          r"DATABASE_URL|_DSN|CONN", re.IGNORECASE)
+_ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE", "TZ", "TERM")
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: git configuration forced on every command (repository config cannot run commands)
+_GIT_HARDENING = (("core.fsmonitor", "false"), ("core.pager", "cat"), ("core.hooksPath", "/dev/null"),
+                  ("core.sshCommand", "false"), ("diff.external", ""), ("protocol.ext.allow", "never"),
+                  ("core.editor", "false"), ("credential.helper", ""), ("safe.directory", "*"))
+
+
+@dataclass
+class ToolResult:
+    """Outcome of :func:`run_tool`.
+
+    ``ran`` is False unless the decision was ``allow`` (then ``output`` is
+    empty). ``output``: combined stdout+stderr (shell), file text (read_file),
+    response body (http_get), decoded as UTF-8 with replacement; at most
+    ``execution.max_output_bytes`` bytes, ``truncated`` says when more existed.
+    ``exit_code``: process exit code (negative: killed by that signal), HTTP
+    status for http_get, 0 for file tools. ``confinement``: ``bwrap``,
+    ``rlimits`` (no bwrap) or ``python`` (file/http tools). ``error``: why an
+    allowed action failed (None on success).
+    """
+
+    decision: Decision
+    ran: bool = False
+    exit_code: int | None = None
+    output: str = ""
+    truncated: bool = False
+    timed_out: bool = False
+    confinement: str = ""
+    error: str | None = None
+
+
+def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for tool processes (see module docstring).
+
+    Starts from an allowlist of names in ``base`` (default ``os.environ``),
+    drops any whose name looks secret, and adds fixed safe values.
+    """
+    src = os.environ if base is None else base
+    env = {k: v for k, v in src.items()
+           if (k in _ENV_ALLOW or k.startswith("LC_")) and not _SECRET_NAME.search(k)}
+    env.update({"PATH": _SAFE_PATH, "HOME": workspace, "PWD": workspace, "TMPDIR": "/tmp", "PAGER": "cat",
+                "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": "/dev/null", "LESSSECURE": "1", "TERM": "dumb", "NO_COLOR": "1"})
+    env.setdefault("LANG", "C.UTF-8")
+    env["GIT_CONFIG_COUNT"] = str(len(_GIT_HARDENING))
+    for i, (k, v) in enumerate(_GIT_HARDENING):
+        env[f"GIT_CONFIG_KEY_{i}"] = k
+        env[f"GIT_CONFIG_VALUE_{i}"] = v
+    return env
+
+
+def _preexec(limits: ExecutionPolicy):  # noqa: ANN202 - returns the preexec callable
+    cpu = int(limits.cpu_s)
+    mem = int(limits.memory_mb) * 1024 * 1024
+    fsize = int(limits.file_size_mb) * 1024 * 1024
+    nproc = int(limits.max_processes)
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+@lru_cache(maxsize=1)
+def bwrap_available() -> str | None:
+    """Path of a working ``bwrap`` binary, or None (probed once: it must run ``true``)."""
+    path = shutil.which("bwrap")
+    if not path:
+        return None
+    try:
+        r = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+                           capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if r.returncode == 0 else None
+
+
+def _bwrap_prefix(bwrap: str, workspace: str) -> list[str]:
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    for d in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/passwd",
+              "/etc/group", "/etc/nsswitch.conf", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
+              "/etc/os-release", "/etc/hostname", "/etc/mime.types"):
+        if os.path.exists(f):
+            args += ["--ro-bind", f, f]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace, workspace,
+             "--chdir", workspace, "--"]
+    return args
+
+
+def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision) -> ToolResult:
+    """Run ``argv`` (no shell is added here) in ``workspace`` with the scrubbed
+    environment, rlimits, timeout and output cap; inside bwrap when available.
+
+    Returns a :class:`ToolResult` (``ran=True``). Does NOT consult the governor:
+    callers must only pass argv that was judged ``allow`` (use :func:`run_tool`).
+    """
+    bwrap = bwrap_available()
+    confinement = "bwrap" if bwrap else "rlimits"
+    full = (_bwrap_prefix(bwrap, workspace) + argv) if bwrap else argv
+    logger.info("governor exec confinement={} argv0={}", confinement, argv[0])
+    try:
+        proc = subprocess.Popen(full, cwd=workspace, env=scrubbed_env(workspace), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                close_fds=True, preexec_fn=_preexec(limits))
+    except OSError as e:
+        return ToolResult(decision, ran=True, exit_code=127, output="", confinement=confinement,
+                          error=f"cannot start {argv[0]!r}: {e.strerror or e}")
+    sink: list[bytes] = []
+    state = {"truncated": False}
+    total = [0]
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        while True:
+            chunk = proc.stdout.read1(65536)
+            if not chunk:
+                break
+            room = limits.max_output_bytes - total[0]
+            if room > 0:
+                sink.append(chunk[:room])
+            if len(chunk) > max(room, 0):
+                state["truncated"] = True
+            total[0] += min(len(chunk), max(room, 0))
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    timed_out = False
+    try:
+        code = proc.wait(timeout=limits.timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc.pid)
+        code = proc.wait()
+    _kill_group(proc.pid)  # leftover background children of this call
+    t.join(timeout=2)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    out = b"".join(sink).decode("utf-8", errors="replace")
+    return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
+                      timed_out=timed_out, confinement=confinement,
+                      error=f"timed out after {limits.timeout_s}s" if timed_out else None)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _shell_argv(j: Judgement, command: str) -> list[str]:
+    root = j.root or "/"
+    if j.parsed is not None and j.parsed.plain is not None:
+        argv: list[str] = []
+        for w in j.parsed.plain:
+            text = os.path.expanduser(w.text) if w.tilde else w.text
+            if w.glob and argv:
+                matches = sorted(globmod.glob(text, root_dir=root) if not text.startswith("/") else globmod.glob(text))
+                argv.extend(matches or [text])
+            else:
+                argv.append(text)
+        return argv
+    sh = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+    return [sh, "--noprofile", "--norc", "-c", command] if sh.endswith("bash") else [sh, "-c", command]
+
+
+def _open_checked(real: str, root: str, flags: int) -> int:
+    fd = os.open(real, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        actual = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else real
+    except OSError:
+        actual = real
+    if not inside(actual, root):
+        os.close(fd)
+        raise PermissionError(f"{real} moved outside the workspace")
+    return fd
+
+
+def _read_file(j: Judgement, limits: ExecutionPolicy) -> ToolResult:
+    assert j.real_path and j.root
+    fd = _open_checked(j.real_path, j.root, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limits.max_output_bytes + 1)
+    return ToolResult(j.decision, ran=True, exit_code=0, output=data[:limits.max_output_bytes].decode(
+        "utf-8", errors="replace"), truncated=len(data) > limits.max_output_bytes, confinement="python")
+
+
+def _write_file(j: Judgement, content: str) -> ToolResult:
+    assert j.real_path and j.root
+    parent = os.path.dirname(j.real_path)
+    if not inside(os.path.realpath(parent), j.root):
+        raise PermissionError("parent directory outside the workspace")
+    os.makedirs(parent, exist_ok=True)
+    fd = _open_checked(j.real_path, j.root, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content.encode("utf-8"))
+    return ToolResult(j.decision, ran=True, exit_code=0, output="", confinement="python")
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, ip: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._ip = ip
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, ip: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self._ip = ip
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+
+
+def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, objective_id: str | None) -> ToolResult:
+    first = j.decision
+    for _hop in range(gov.policy.urls.max_redirects + 1):
+        v = j.url
+        assert v is not None and v.ips
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        cls = _PinnedHTTPS if v.scheme == "https" else _PinnedHTTP
+        conn = cls(v.host, v.port, v.ips[0], limits.http_timeout_s)
+        try:
+            conn.request("GET", target, headers={"User-Agent": "swarmd-governor/1", "Accept-Encoding": "identity"})
+            resp = conn.getresponse()
+            body = resp.read(limits.max_output_bytes + 1)
+            status, location = resp.status, resp.getheader("Location")
+        finally:
+            conn.close()
+        if status in (301, 302, 303, 307, 308) and location:
+            hop = gov.check_redirect(url, location, objective_id=objective_id)
+            if hop.decision != "allow":
+                return ToolResult(hop, ran=True, exit_code=status, confinement="python",
+                                  error=f"redirect to {location[:200]!r} refused: {hop.rule}: {hop.reason}")
+            url = redirect_target(url, location)
+            j = gov.judge("http_get", {"url": url}, "/")
+            if j.decision.decision != "allow":
+                return ToolResult(j.decision, ran=True, exit_code=status, confinement="python",
+                                  error="redirect target refused on re-check")
+            continue
+        return ToolResult(first, ran=True, exit_code=status,
+                          output=body[:limits.max_output_bytes].decode("utf-8", errors="replace"),
+                          truncated=len(body) > limits.max_output_bytes, confinement="python")
+    return ToolResult(first, ran=True, confinement="python", error="too many redirects")
+
+
+def run_tool(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, *,
+             objective_id: str | None = None, limits: ExecutionPolicy | None = None) -> ToolResult:
+    """Judge an action with ``gov`` (audited under ``objective_id``) and run it only if allowed.
+
+    ``limits`` default to the policy's ``execution`` section. Returns a
+    :class:`ToolResult`; for ``deny``/``ask`` it has ``ran=False``. Errors while
+    running an allowed action (missing file, network error) are reported in
+    ``ToolResult.error``, not raised.
+    """
+    limits = limits or gov.policy.execution
+    j = gov.judge(tool, args, workspace)
+    gov.record(objective_id, tool, args, j.decision)
+    if j.decision.decision != "allow":
+        return ToolResult(j.decision, ran=False)
+    started = time.monotonic()
+    try:
+        if tool == "shell":
+            res = run_argv(_shell_argv(j, args["command"]), j.root or workspace, limits, j.decision)
+        elif tool == "read_file":
+            res = _read_file(j, limits)
+        elif tool == "write_file":
+            res = _write_file(j, args["content"])
+        else:
+            res = _http_get(gov, j, args["url"], limits, objective_id)
+    except (OSError, http.client.HTTPException, ssl.SSLError, ValueError) as e:
+        res = ToolResult(j.decision, ran=True, confinement="python", error=f"{type(e).__name__}: {e}")
+    logger.debug("governor ran {} in {:.1f} ms", tool, (time.monotonic() - started) * 1000)
+    return res

@@ -1,0 +1,444 @@
+"""Policy file loading and validation.
+
+A policy is a YAML file (the shipped default is ``policy.yaml`` at the repo root)
+validated by the pydantic v2 models below (every model forbids unknown keys).
+Any problem is reported as a :class:`PolicyError` naming the file, the key path
+(``rules[3].decision``), what was expected, what was found and, when the YAML
+node can be located, the line number.
+
+Glob patterns in the policy are compiled once, at load time, into regular
+expressions (see :func:`compile_globs`), so deciding never compiles a regex.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+DecisionName = Literal["allow", "deny", "ask"]
+ToolName = Literal["shell", "read_file", "write_file", "http_get"]
+TOOLS: tuple[str, ...] = ("shell", "read_file", "write_file", "http_get")
+SEVERITY = {"allow": 0, "ask": 1, "deny": 2}
+
+
+class PolicyError(Exception):
+    """A policy file that cannot be used.
+
+    Attributes: ``file`` (path as given, or ``"<string>"``), ``key_path``
+    (e.g. ``rules[3].decision``; empty for file-level problems), ``expected``,
+    ``found`` (short human strings), ``line`` (1-based, or None when unknown) and
+    ``problems`` (all problems found, as ``(key_path, expected, found, line)``
+    tuples; the first is the one in the other attributes).
+    """
+
+    def __init__(self, file: str, key_path: str, expected: str, found: str,
+                 line: int | None = None, problems: list[tuple[str, str, str, int | None]] | None = None):
+        self.file, self.key_path, self.expected, self.found, self.line = file, key_path, expected, found, line
+        self.problems = problems or [(key_path, expected, found, line)]
+        lines = [_format_problem(file, *p) for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def _format_problem(file: str, key_path: str, expected: str, found: str, line: int | None) -> str:
+    where = f"{file}:{line}" if line else file
+    key = f" {key_path}:" if key_path else ""
+    return f"{where}:{key} expected {expected}; found {found}"
+
+
+# --------------------------------------------------------------------------- globs
+
+def _glob_to_regex(pattern: str, *, path: bool) -> str:
+    """Translate one glob to a regex body.
+
+    ``path=True``: ``**`` matches across ``/``, ``*`` and ``?`` do not, and ``**/``
+    also matches nothing (so ``**/.env`` matches ``.env``). ``path=False``: ``*``
+    matches anything (used for program names, arguments and hosts).
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if path and pattern.startswith("**", i):
+                if pattern.startswith("**/", i):
+                    out.append("(?:.*/)?")
+                    i += 3
+                    continue
+                out.append(".*")
+                i += 2
+                continue
+            out.append("[^/]*" if path else ".*")
+        elif c == "?":
+            out.append("[^/]" if path else ".")
+        elif c == "[":
+            j = pattern.find("]", i + 2 if pattern.startswith("[!", i) or pattern.startswith("[]", i) else i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def compile_globs(patterns: list[str], *, path: bool = False, ignore_case: bool = False) -> re.Pattern[str] | None:
+    """Compile glob ``patterns`` into one anchored regex (None for an empty list).
+
+    Raises ``re.error`` for a pattern that cannot be compiled.
+    """
+    if not patterns:
+        return None
+    body = "|".join(f"(?:{_glob_to_regex(p, path=path)})" for p in patterns)
+    return re.compile(rf"\A(?:{body})\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def expand_home(pattern: str) -> str:
+    """Expand a leading ``~`` in a path glob to the real home directory."""
+    if pattern == "~" or pattern.startswith("~/"):
+        return os.path.expanduser("~") + pattern[1:]
+    return pattern
+
+
+# --------------------------------------------------------------------------- models
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_list(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+Globs = Annotated[list[Annotated[str, Field(min_length=1)]], Field(default_factory=list)]
+
+
+class FilesPolicy(_Model):
+    """``files:`` section: where reads/writes may go besides the workspace."""
+
+    read_outside_workspace: Globs
+    """Absolute path globs (``~`` allowed) readable outside the workspace."""
+    write_outside_workspace: Globs
+    """Absolute path globs writable outside the workspace (e.g. ``/dev/null``)."""
+    secrets: Globs
+    """Extra always-denied path globs, added to the built-in list in ``paths.py``."""
+
+    @field_validator("read_outside_workspace", "write_outside_workspace", "secrets")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not (p.startswith("/") or p.startswith("~") or p.startswith("**/")):
+                raise ValueError(f"an absolute path glob (starting with '/', '~' or '**/'), got {p!r}")
+        return v
+
+
+class UrlsPolicy(_Model):
+    """``urls:`` section for ``http_get``."""
+
+    schemes: list[Literal["https", "http"]] = Field(default_factory=lambda: ["https"])
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=lambda: [443])
+    allow_networks: list[str] = Field(default_factory=list)
+    """CIDRs exempt from the public-address requirement (tests use 127.0.0.0/8)."""
+    deny_hosts: Globs
+    max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for c in v:
+            try:
+                ipaddress.ip_network(c, strict=False)
+            except ValueError:
+                raise ValueError(f"a CIDR network such as '127.0.0.0/8', got {c!r}") from None
+        return v
+
+
+class ShellPolicy(_Model):
+    """``shell:`` section: how arguments of programs are judged."""
+
+    max_length: Annotated[int, Field(ge=1, le=1_000_000)] = 8192
+    text_args: Globs
+    """Programs whose arguments are never file paths (e.g. ``echo``)."""
+    write_args: Globs
+    """Programs whose operands are written (judged as writes, e.g. ``touch``)."""
+
+
+class ExecutionPolicy(_Model):
+    """``execution:`` section: limits applied by ``execute.py`` (units in names)."""
+
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30
+    cpu_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    memory_mb: Annotated[int, Field(ge=16, le=65536)] = 1024
+    file_size_mb: Annotated[int, Field(ge=1, le=65536)] = 64
+    max_processes: Annotated[int, Field(ge=1, le=4096)] = 64
+    max_output_bytes: Annotated[int, Field(ge=256, le=64 * 1024 * 1024)] = 64 * 1024
+    max_write_bytes: Annotated[int, Field(ge=1, le=1024 * 1024 * 1024)] = 10 * 1024 * 1024
+    http_timeout_s: Annotated[float, Field(gt=0, le=600)] = 20
+
+
+class Rule(_Model):
+    """One entry of ``rules:``. All matchers given must match (AND); lists are OR.
+
+    ``program``/``subcommand``/``args_any``/``args_all`` apply to ``shell``;
+    ``path`` to ``read_file``/``write_file`` (and to shell operands judged as
+    reads/writes); ``host`` to ``http_get``.
+    """
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    tool: list[ToolName]
+    decision: DecisionName
+    reason: Annotated[str, Field(min_length=1)]
+    program: Globs
+    subcommand: Globs
+    args_any: Globs
+    args_all: Globs
+    path: Globs
+    host: Globs
+
+    _program: re.Pattern[str] | None = PrivateAttr(None)
+    _subcommand: re.Pattern[str] | None = PrivateAttr(None)
+    _args_any: re.Pattern[str] | None = PrivateAttr(None)
+    _args_all: re.Pattern[str] | None = PrivateAttr(None)
+    _path_abs: re.Pattern[str] | None = PrivateAttr(None)
+    _path_rel: re.Pattern[str] | None = PrivateAttr(None)
+    _host: re.Pattern[str] | None = PrivateAttr(None)
+
+    @field_validator("tool", mode="before")
+    @classmethod
+    def _tool_list(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Rule":
+        shell_only = [k for k in ("program", "subcommand", "args_any", "args_all") if getattr(self, k)]
+        if shell_only and self.tool != ["shell"]:
+            raise ValueError(f"tool: shell only when using {', '.join(shell_only)}")
+        if self.path and not set(self.tool) <= {"read_file", "write_file"}:
+            raise ValueError("tool: read_file and/or write_file only when using path")
+        if self.host and self.tool != ["http_get"]:
+            raise ValueError("tool: http_get only when using host")
+        if not self.tool:
+            raise ValueError("at least one tool")
+        return self
+
+    def model_post_init(self, _ctx: Any) -> None:
+        self._program = compile_globs(self.program)
+        self._subcommand = compile_globs(self.subcommand)
+        self._args_any = compile_globs(self.args_any)
+        self._args_all = compile_globs(self.args_all)
+        self._host = compile_globs(self.host, ignore_case=True)
+        abs_p = [expand_home(p) for p in self.path if p.startswith(("/", "~"))]
+        rel_p = [p for p in self.path if not p.startswith(("/", "~"))]
+        self._path_abs = compile_globs(abs_p, path=True)
+        self._path_rel = compile_globs(rel_p, path=True)
+
+    # -- matching (hot path; no allocation beyond what is needed)
+    def matches_shell(self, program: str, args: list[str]) -> bool:
+        """True when this rule matches a simple command ``program args...``."""
+        if self._program is not None and not self._program.match(program):
+            return False
+        rest = args
+        if self._subcommand is not None:
+            sub = next((a for a in args if not a.startswith("-")), None)
+            if sub is None or not self._subcommand.match(sub):
+                return False
+            rest = args[args.index(sub) + 1:]
+        if self._args_any is not None and not any(self._args_any.match(a) for a in args):
+            return False
+        if self._args_all is not None and not all(self._args_all.match(a) for a in rest):
+            return False
+        return True
+
+    def matches_path(self, real: str, rel: str | None) -> bool:
+        """True when this rule matches a resolved path (``rel``: relative to the workspace or None)."""
+        if not self.path:
+            return True
+        if self._path_abs is not None and self._path_abs.match(real):
+            return True
+        return rel is not None and self._path_rel is not None and bool(self._path_rel.match(rel))
+
+    def matches_host(self, host: str) -> bool:
+        """True when this rule matches a (lower-case) host name or IP literal."""
+        return self._host is None or bool(self._host.match(host))
+
+
+class Policy(_Model):
+    """The whole policy file. Build with :func:`load_policy` or :func:`parse_policy`."""
+
+    version: Literal[1]
+    files: FilesPolicy = Field(default_factory=FilesPolicy)
+    urls: UrlsPolicy = Field(default_factory=UrlsPolicy)
+    shell: ShellPolicy = Field(default_factory=ShellPolicy)
+    execution: ExecutionPolicy = Field(default_factory=ExecutionPolicy)
+    rules: list[Rule] = Field(default_factory=list)
+
+    _by_tool: dict[str, tuple[Rule, ...]] = PrivateAttr(default_factory=dict)
+    _compiled: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Policy":
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise ValueError(f"unique rule ids; {r.id!r} is used twice")
+            seen.add(r.id)
+        return self
+
+    def model_post_init(self, _ctx: Any) -> None:
+        self._by_tool = {t: tuple(r for r in self.rules if t in r.tool) for t in TOOLS}
+        self._compiled = {
+            "read_outside": compile_globs([expand_home(p) for p in self.files.read_outside_workspace], path=True),
+            "write_outside": compile_globs([expand_home(p) for p in self.files.write_outside_workspace], path=True),
+            "secrets": compile_globs([expand_home(p) for p in self.files.secrets], path=True),
+            "text_args": compile_globs(self.shell.text_args),
+            "write_args": compile_globs(self.shell.write_args),
+            "deny_hosts": compile_globs(self.urls.deny_hosts, ignore_case=True),
+            "allow_networks": tuple(ipaddress.ip_network(c, strict=False) for c in self.urls.allow_networks),
+        }
+
+    def rules_for(self, tool: str) -> tuple[Rule, ...]:
+        """Rules mentioning ``tool``, in file order."""
+        return self._by_tool.get(tool, ())
+
+    def compiled(self, name: str) -> Any:
+        """A compiled matcher built at load time (see ``model_post_init`` for names)."""
+        return self._compiled[name]
+
+
+# --------------------------------------------------------------------------- loading
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and not any(ch in part for ch in "[]()"):
+            out += ("." if out else "") + part
+    return out
+
+
+def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            nxt = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+            if nxt is None:
+                key = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            continue
+        line = node.start_mark.line + 1
+    return line
+
+
+def _expected(err: dict[str, Any]) -> str:
+    t, msg = err["type"], err["msg"]
+    if t == "extra_forbidden":
+        return "no such key (unknown key; check spelling)"
+    if t == "missing":
+        return "this key to be present"
+    if t == "literal_error":
+        return "one of " + err.get("ctx", {}).get("expected", msg)
+    if t == "value_error":
+        return msg.removeprefix("Value error, ")
+    return msg.removeprefix("Input should be ").removeprefix("Value error, ")
+
+
+def _found(err: dict[str, Any]) -> str:
+    if err["type"] == "missing":
+        return "nothing"
+    val = err.get("input")
+    text = repr(val)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_policy(text: str, file: str = "<string>") -> Policy:
+    """Parse and validate policy YAML ``text``.
+
+    Returns a :class:`Policy`. Raises :class:`PolicyError` for YAML syntax errors,
+    a non-mapping document, schema violations and bad globs.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise PolicyError(file, "", "valid YAML", str(getattr(e, "problem", e)),
+                          mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise PolicyError(file, "", "a mapping with keys version, files, urls, shell, execution, rules",
+                          type(data).__name__, 1)
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            problems.append((_key_path(loc), _expected(err), _found(err), _node_line(root, loc)))
+        raise PolicyError(file, *problems[0], problems=problems) from None
+    except re.error as e:  # a glob that does not compile
+        raise PolicyError(file, "", "valid glob patterns", str(e)) from None
+
+
+def load_policy(path: str | os.PathLike[str] = "policy.yaml") -> Policy:
+    """Load and validate the policy file at ``path``.
+
+    Returns a :class:`Policy` (immutable; safe to share between governors).
+    Raises :class:`PolicyError` when the file is missing or unreadable, is not
+    valid YAML, or does not match the schema (key path, expectation, line).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(str(path), "", "a readable UTF-8 policy file", type(e).__name__ + ": " + str(e)) from None
+    return parse_policy(text, str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The governor's answer for one action.
+
+    ``decision`` is ``"allow"``, ``"deny"`` or ``"ask"``; ``rule`` is the id of the
+    rule that produced it: a policy rule id (from ``rules:`` in the YAML), or a
+    built-in id from the code (``shell.*``, ``files.*``, ``url.*``, ``default.*``,
+    ``governor.*``; listed in docs/governor.md); ``reason`` is for humans.
+    """
+
+    decision: DecisionName
+    rule: str
+    reason: str
+
+    @property
+    def severity(self) -> int:
+        """0 allow, 1 ask, 2 deny."""
+        return SEVERITY[self.decision]
+
+
+def strictest(decisions: "list[Decision]", default: Decision) -> Decision:
+    """The most severe decision (deny > ask > allow; first wins ties), or ``default`` if empty."""
+    best: Decision | None = None
+    for d in decisions:
+        if best is None or SEVERITY[d.decision] > SEVERITY[best.decision]:
+            best = d
+    return best or default
+
+
+def rule_decision(rules: "list[Rule] | tuple[Rule, ...]", default: Decision) -> Decision:
+    """Decision from matched policy rules (deny wins over ask over allow), or ``default``."""
+    return strictest([Decision(r.decision, r.id, r.reason) for r in rules], default)

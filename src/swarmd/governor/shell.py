@@ -1,0 +1,907 @@
+"""Shell command lines: parsing (bashlex) and judging every simple command.
+
+Parsing (:func:`parse_command`, cached) turns a command line into a flat tuple of
+:class:`Simple` commands — every command of every pipeline, ``;``/``&&``/``||``
+chain, subshell, ``{ }`` group, loop body and command/process substitution —
+plus structural findings. A line made only of ``[A-Za-z0-9_./:,+@%^=-]`` words
+separated by blanks (no quotes, no shell metacharacters, first word not a
+reserved word or assignment) is split on blanks without bashlex: for that
+alphabet bash's own word splitting is exactly blank splitting, and the tests
+check the two agree on the whole corpus.
+
+Judging (:func:`judge_command`) gives the strictest decision over all parts.
+Built-in rule ids (code, not policy; they cannot be switched off by a policy):
+
+deny: ``shell.parse-error``, ``shell.unsupported-syntax`` (arithmetic, ``case``,
+``coproc``...), ``shell.control-characters``, ``shell.too-long``, ``shell.empty``,
+``shell.function-definition`` (fork bombs), ``shell.dynamic-command``
+(variable, substitution, glob or empty word in command position),
+``shell.ifs`` (``$IFS``), ``shell.ansi-quoting`` (``$'\\x..'``),
+``shell.brace-expansion``, ``shell.heredoc-expansion``,
+``shell.dangerous-assignment`` (``PATH=``, ``LD_PRELOAD=``, ...),
+``shell.shell-builtin`` (``eval``, ``source``, ``exec``, ``alias``, ``trap``...),
+``shell.privilege-escalation`` (``sudo``, ``su``, ``doas``, ``chroot``...),
+``shell.interpreter-inline-code`` (``sh -c``, ``python -c``, ``perl -e``...),
+``shell.interpreter-stdin`` (an interpreter with no script file: reads code
+from stdin, e.g. ``base64 -d | sh``), ``shell.gtfobins`` (options/scripts of
+otherwise harmless programs that run commands or write files: ``find -exec``,
+``awk 'BEGIN{system(...)}'``, ``sed e``, ``tar --checkpoint-action``,
+``git -c core.pager=``, ``rg --pre``, ``chmod u+s``...), ``shell.dev-tcp``,
+``shell.file-url``, ``url.*`` (URL arguments with non-public IP literals),
+``shell.path-executable`` (a program given by a path outside the workspace).
+
+ask (floor): ``shell.background`` (``&``), ``shell.control-flow`` (loops,
+``if``), ``shell.assignment``, ``shell.wrapper`` (``env``, ``xargs``,
+``timeout``... the wrapped command is judged too), ``shell.dynamic-argument``
+(a computed argument where a path is expected), ``shell.redirect-only``,
+``shell.path-executable`` (a program inside the workspace), ``shell.too-many-matches``.
+
+Then per simple command: path operands (``files.*``, see ``paths.py``),
+redirect targets (judged as writes, reads for ``<``) and policy ``rules``
+(deny > ask > allow; none matching -> ``default.shell`` ask).
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import bashlex
+import bashlex.errors
+
+from .paths import judge_path, resolve, PathProblem
+from .policy import Decision, Policy, compile_globs, rule_decision, strictest
+from .urls import judge_url
+
+# --------------------------------------------------------------------------- IR
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One shell word after quote removal.
+
+    ``dynamic``: contains a parameter, command or process substitution (value
+    unknown until run time); ``glob``: unquoted ``*``/``?``/``[``; ``tilde``:
+    starts with an unquoted ``~``; ``brace``: unquoted brace expansion;
+    ``ansi``: ``$'...'``/``$"..."`` quoting; ``params``: parameter names used.
+    """
+
+    text: str
+    dynamic: bool = False
+    glob: bool = False
+    tilde: bool = False
+    brace: bool = False
+    ansi: bool = False
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """A redirection: ``op`` as written (``>``, ``>>``, ``<``, ``<<<``...), ``target`` word or None (fd dup/heredoc)."""
+
+    op: str
+    target: Word | None
+
+
+@dataclass(frozen=True, slots=True)
+class Simple:
+    """One simple command: leading assignments, words (argv), redirections."""
+
+    assigns: tuple[Word, ...]
+    words: tuple[Word, ...]
+    redirects: tuple[Redirect, ...]
+    holder: bool = False  # only carries the redirections of a subshell/group
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A parsed command line: every simple command, structural findings, and
+    ``plain`` — the words when the whole line is one simple command that can be
+    run as an argv list without a shell (else None)."""
+
+    commands: tuple[Simple, ...]
+    issues: tuple[Decision, ...]
+    plain: tuple[Word, ...] | None
+
+
+# --------------------------------------------------------------------------- tables
+
+RESERVED = frozenset("if then else elif fi case esac for select while until do done function time coproc in "
+                     "{ } [[ ]] !".split())
+SHELL_BUILTINS_DENIED = frozenset(
+    "eval source . exec alias unalias trap enable builtin fc history let coproc bind mapfile readarray "
+    "declare typeset export readonly local set unset shopt hash ulimit umask pushd popd disown read "
+    "complete compgen compopt caller".split())
+PRIVESC = frozenset("sudo su doas pkexec runuser setpriv capsh chroot nsenter unshare newgrp sg setcap "
+                    "sudoedit machinectl".split())
+WRAPPERS = frozenset("env xargs nice nohup timeout stdbuf time command setsid watch strace ltrace flock ionice "
+                     "taskset chrt parallel unbuffer script busybox firejail systemd-run cgexec numactl prlimit "
+                     "setarch linux32 linux64 fakeroot proot xvfb-run catchsegv valgrind perf torsocks proxychains "
+                     "proxychains4 sshpass expect-lite rlwrap".split())
+_INTERPRETER_RE = compile_globs(
+    "sh bash dash zsh ksh mksh pdksh yash posh ash csh tcsh fish rbash elvish nu xonsh python python[0-9]* "
+    "pypy pypy[0-9]* perl perl[0-9]* ruby ruby[0-9]* irb node nodejs deno bun php php[0-9]* lua lua[0-9]* "
+    "luajit tclsh tclsh* wish wish* expect R Rscript julia pwsh powershell osascript jshell groovy groovysh "
+    "scala kotlin kotlinc guile racket sbcl clisp jrunscript rhino ghci runghc runhaskell erl escript elixir "
+    "iex swipl ocaml gdb sqlite3 vim vi nvim ex ed emacs".split())
+_INLINE_FLAGS = frozenset("ceEprsix")  # short options that make an interpreter run inline/stdin code
+_SAFE_LONG = frozenset({"--version", "--help", "--norc", "--noprofile", "--login", "--posix", "--restricted"})
+_DANGEROUS_VAR = re.compile(
+    r"\A(?:PATH|LD_\w*|DYLD_\w*|BASH_ENV|ENV|IFS|PS[0-4]|PROMPT_COMMAND|SHELLOPTS|BASHOPTS|GLOBIGNORE|CDPATH|"
+    r"HOME|TMPDIR|SHELL|GIT_\w*|PYTHON\w*|PERL\w*|RUBY\w*|NODE_\w*|LESS\w*|PAGER|MANPAGER|EDITOR|VISUAL|BROWSER|"
+    r"SSH_\w*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|HISTFILE|TERMINFO|LOCPATH|GCONV_PATH|MALLOC_\w*|\w*_PROXY|"
+    r"\w*_proxy|BASH_FUNC_\w*|XDG_\w*)\Z")
+_ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\+?=")
+_WRAPPER_SKIP = re.compile(r"\A(?:[0-9.]+[smhd]?|0x[0-9a-fA-F]+|[A-Za-z_][A-Za-z0-9_]*=.*)\Z", re.DOTALL)
+_URLISH = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
+_FAST = re.compile(r"\A[A-Za-z0-9_./:,+@%^=-]+(?:[ \t]+[A-Za-z0-9_./:,+@%^=-]+)*[ \t]*\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_SYSTEM_BIN = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin"})
+_SETUID_MODE = re.compile(r"\A(?:[ugoa]*[+=][rwxXt]*s.*|0*[2-7][0-7]{3})\Z")
+MAX_GLOB_MATCHES = 500
+
+
+def _d(decision: str, rule: str, reason: str) -> Decision:
+    return Decision(decision, rule, reason)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _scan_raw(raw: str) -> tuple[bool, bool, bool]:
+    """Scan a word as written: (unquoted glob char, brace expansion, $'..'/$".." quoting)."""
+    glob = brace = ansi = bracket = False
+    quote = ""
+    opened = commas = False
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+        elif quote == '"':
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quote = ""
+        elif c == "\\":
+            i += 1
+        elif c in "'\"":
+            if i > 0 and raw[i - 1] == "$":
+                ansi = True
+            quote = c
+        elif c in "*?":
+            glob = True
+        elif c == "[":
+            bracket = True
+        elif c == "]" and bracket:
+            glob = True
+        elif c == "{":
+            opened = True
+        elif c == "," and opened:
+            commas = True
+        elif c == "." and opened and raw.startswith("..", i):
+            commas = True
+        elif c == "}" and opened and commas:
+            brace = True
+        i += 1
+    return glob, brace, ansi
+
+
+class _Walker:
+    """Flattens a bashlex AST into :class:`Simple` commands and findings."""
+
+    def __init__(self, src: str):
+        self.src = src
+        self.commands: list[Simple] = []
+        self.issues: list[Decision] = []
+
+    def word(self, node: bashlex.ast.node) -> Word:
+        dynamic = tilde = False
+        params: list[str] = []
+        for p in getattr(node, "parts", []):
+            k = p.kind
+            if k == "parameter":
+                dynamic = True
+                params.append(getattr(p, "value", "") or "")
+            elif k in ("commandsubstitution", "processsubstitution"):
+                dynamic = True
+                self.node(p.command)
+            elif k == "tilde":
+                tilde = True
+            else:
+                self.issues.append(_d("deny", "shell.unsupported-syntax", f"word part {k!r} is not supported"))
+        raw = self.src[node.pos[0]:node.pos[1]]
+        glob, brace, ansi = _scan_raw(raw)
+        if ansi and not dynamic:
+            dynamic = True
+        return Word(node.word, dynamic, glob, tilde, brace, ansi, tuple(params))
+
+    def redirect(self, node: bashlex.ast.node) -> Redirect:
+        op = node.type
+        if op in ("<<", "<<-"):
+            body = getattr(node, "heredoc", None)
+            text = getattr(body, "value", "") if body is not None else ""
+            if "$" in text or "`" in text:
+                self.issues.append(_d("deny", "shell.heredoc-expansion",
+                                      "here-document contains $ or ` (expansions are not judged)"))
+            return Redirect(op, None)
+        out = node.output
+        if isinstance(out, int) or out is None:
+            return Redirect(op, None)
+        return Redirect(op, self.word(out))
+
+    def command(self, node: bashlex.ast.node) -> None:
+        assigns: list[Word] = []
+        words: list[Word] = []
+        redirects: list[Redirect] = []
+        for p in node.parts:
+            if p.kind == "assignment" and not words:
+                assigns.append(self.word(p))
+            elif p.kind in ("word", "assignment"):
+                words.append(self.word(p))
+            elif p.kind == "redirect":
+                redirects.append(self.redirect(p))
+            else:
+                self.node(p)
+        self.commands.append(Simple(tuple(assigns), tuple(words), tuple(redirects)))
+
+    def node(self, node: bashlex.ast.node) -> None:
+        k = node.kind
+        if k == "command":
+            self.command(node)
+        elif k in ("list", "pipeline"):
+            for p in node.parts:
+                if p.kind == "operator":
+                    if p.op == "&":
+                        self.issues.append(_d("ask", "shell.background", "background job (&) outlives the judged command"))
+                    elif p.op not in (";", "&&", "||", "\n"):
+                        self.issues.append(_d("deny", "shell.unsupported-syntax", f"operator {p.op!r}"))
+                elif p.kind in ("pipe", "reservedword"):
+                    continue
+                else:
+                    self.node(p)
+        elif k == "compound":
+            items = node.list
+            if len(items) > 1 and items[0].kind == "reservedword" and items[0].word == "(" \
+                    and items[1].kind == "compound":
+                self.issues.append(_d("deny", "shell.unsupported-syntax", "arithmetic command (( ))"))
+            for p in items:
+                if p.kind != "reservedword":
+                    self.node(p)
+            reds = [self.redirect(r) for r in getattr(node, "redirects", [])]
+            if reds:
+                self.commands.append(Simple((), (), tuple(reds), holder=True))
+        elif k in ("for", "while", "until", "if"):
+            self.issues.append(_d("ask", "shell.control-flow", f"{k} loop/conditional: not auto-approved"))
+            for p in node.parts:
+                if p.kind == "word":
+                    self.word(p)
+                elif p.kind != "reservedword":
+                    self.node(p)
+        elif k == "function":
+            self.issues.append(_d("deny", "shell.function-definition", "shell function definitions (e.g. fork bombs)"))
+        elif k in ("reservedword", "operator", "pipe"):
+            return
+        elif k == "word":
+            self.word(node)
+        else:
+            self.issues.append(_d("deny", "shell.unsupported-syntax", f"{k} is not supported"))
+
+
+def _fast_parse(command: str) -> Parsed | None:
+    if not _FAST.match(command):
+        return None
+    parts = command.split()
+    if not parts or parts[0] in RESERVED or "=" in parts[0]:
+        return None
+    words = tuple(Word(p) for p in parts)
+    return Parsed((Simple((), words, ()),), (), words if parts[0] != "cd" else None)
+
+
+@lru_cache(maxsize=4096)
+def parse_command(command: str) -> Parsed:
+    """Parse a command line into a :class:`Parsed` (cached, never raises).
+
+    Parse failures and unsupported syntax become deny issues.
+    """
+    fast = _fast_parse(command)
+    if fast is not None:
+        return fast
+    try:
+        trees = bashlex.parse(command)
+    except (bashlex.errors.ParsingError, NotImplementedError, IndexError, AttributeError,
+            TypeError, ValueError, KeyError, AssertionError, RecursionError) as e:
+        msg = str(e).split("\n")[0][:120]
+        return Parsed((), (_d("deny", "shell.parse-error", f"cannot fully parse the command ({msg})"),), None)
+    w = _Walker(command)
+    try:
+        for t in trees:
+            w.node(t)
+    except (AttributeError, TypeError, IndexError, RecursionError) as e:  # unknown AST shape
+        return Parsed((), (_d("deny", "shell.parse-error", f"unexpected syntax tree ({type(e).__name__})"),), None)
+    plain = None
+    if len(trees) == 1 and len(w.commands) == 1 and not w.issues:
+        c = w.commands[0]
+        if not c.assigns and not c.redirects and c.words and not c.holder and c.words[0].text != "cd" \
+                and not any(x.dynamic or x.brace for x in c.words):
+            plain = c.words
+    return Parsed(tuple(w.commands), tuple(w.issues), plain)
+
+
+# --------------------------------------------------------------------------- judging
+
+
+class _Ctx:
+    __slots__ = ("policy", "root", "cwds")
+
+    def __init__(self, policy: Policy, root: str):
+        self.policy = policy
+        self.root = root
+        self.cwds = [root]
+
+
+def _path_candidates(text: str) -> list[str]:
+    if text.startswith("-"):
+        if "=" in text:
+            return [text.split("=", 1)[1]]
+        if not text.startswith("--") and len(text) > 2:
+            return [text[2:]]
+        return []
+    out = [text]
+    if "=" in text:
+        out.append(text.split("=", 1)[1])
+    if text.startswith("@"):
+        out.append(text[1:])
+    return out
+
+
+def _judge_url_arg(ctx: _Ctx, text: str) -> Decision | None:
+    if text.lower().startswith("file:"):
+        return _d("deny", "shell.file-url", f"file: URL {text[:80]!r}")
+    if not _URLISH.match(text):
+        return None
+    host = text.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    bare = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if not bare or not (bare[0].isdigit() or host.startswith("[") or bare.lower().startswith("localhost")):
+        return None  # a name: the program resolves it; no DNS at decide time
+    bracketed = host[:host.find("]") + 1] if host.startswith("[") else bare
+    v = judge_url(ctx.policy, "https://" + bracketed + "/", lambda _h: [])
+    return v.decision if v.decision.decision == "deny" else None
+
+
+def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = True) -> list[Decision]:
+    """Judge one word used as a path, against every possible working directory."""
+    if word.dynamic:
+        return [_d("ask", "shell.dynamic-argument", f"argument {word.text[:60]!r} is computed at run time")]
+    out: list[Decision] = []
+    text = word.text
+    if "/dev/tcp/" in text or "/dev/udp/" in text:
+        return [_d("deny", "shell.dev-tcp", "bash /dev/tcp or /dev/udp network redirection")]
+    u = _judge_url_arg(ctx, text)
+    if u is not None:
+        return [u]
+    if _URLISH.match(text):
+        return []
+    for cand in _path_candidates(text):
+        if not cand:
+            continue
+        for cwd in ctx.cwds:
+            if word.glob:
+                try:
+                    lexical, _ = resolve(cand, cwd)
+                except PathProblem as e:
+                    out.append(_d("deny", "files.bad-path", str(e)))
+                    continue
+                matches = globmod.glob(lexical)
+                if len(matches) > MAX_GLOB_MATCHES:
+                    out.append(_d("ask", "shell.too-many-matches", f"glob {text!r} matches too many files"))
+                    continue
+                for m in matches:
+                    out.append(judge_path(ctx.policy, m, mode, ctx.root, cwd, listed_outside))
+            out.append(judge_path(ctx.policy, cand, mode, ctx.root, cwd, listed_outside))
+    return out
+
+
+_GREP = frozenset({"grep", "egrep", "fgrep", "rg"})
+_AWK = frozenset({"awk", "gawk", "mawk", "nawk"})
+#: option -> how many following words are values that are not paths
+_NOT_PATH_VALUES: dict[str, dict[str, int]] = {
+    "grep": {o: 1 for o in ("-e", "--regexp", "-m", "--max-count", "-A", "-B", "-C", "--include", "--exclude",
+                            "--exclude-dir", "--color", "--label", "--context", "--after-context",
+                            "--before-context")},
+    "rg": {o: 1 for o in ("-e", "--regexp", "-g", "--glob", "--iglob", "-t", "--type", "-T", "--type-not", "-m",
+                          "--max-count", "-A", "-B", "-C", "-M", "-j", "-d", "--max-depth", "--type-add",
+                          "--color", "--colors", "-r", "--replace")},
+    "sed": {"-e": 1, "--expression": 1, "-l": 1},
+    "awk": {"-F": 1, "-v": 1, "--field-separator": 1, "--assign": 1},
+    "jq": {"--arg": 2, "--argjson": 2, "--indent": 1},
+    "sort": {"-t": 1, "-k": 1, "-S": 1, "--field-separator": 1, "--key": 1, "--buffer-size": 1},
+    "cut": {"-d": 1, "-f": 1, "-c": 1, "-b": 1},
+    "head": {"-n": 1, "-c": 1}, "tail": {"-n": 1, "-c": 1},
+    "column": {"-s": 1, "-t": 0, "-o": 1}, "paste": {"-d": 1}, "tr": {},
+    "git": {"--format": 1, "--pretty": 1, "--author": 1, "--grep": 1, "-e": 1, "--since": 1, "--until": 1},
+}
+for _n in ("egrep", "fgrep"):
+    _NOT_PATH_VALUES[_n] = _NOT_PATH_VALUES["grep"]
+for _n in ("gawk", "mawk", "nawk"):
+    _NOT_PATH_VALUES[_n] = _NOT_PATH_VALUES["awk"]
+_PATTERN_GIVEN_BY = {"grep": ("-e", "--regexp", "-f", "--file"), "rg": ("-e", "--regexp", "-f", "--file"),
+                     "sed": ("-e", "--expression", "-f", "--file"), "awk": ("-f", "--file"), "jq": ("-f", "--from-file")}
+_FIND_PATH_VALUES = ("-newer", "-anewer", "-cnewer", "-samefile", "-files0-from")
+
+
+def _not_path_indices(base: str, args: list[str]) -> set[int]:
+    """Indices of arguments that are patterns/option values, never file names
+    (grep/sed/awk/jq patterns, find expressions, ``-n 5``...)."""
+    skip: set[int] = set()
+    if base == "find":
+        in_expr = False
+        for i, a in enumerate(args):
+            if a.startswith(("-", "(", ")", "!")) and a != "-":
+                in_expr = True
+            if in_expr and not (i > 0 and args[i - 1].startswith(_FIND_PATH_VALUES)):
+                skip.add(i)
+        return skip
+    values = _NOT_PATH_VALUES.get(base)
+    if values is None:
+        return skip
+    family = "grep" if base in _GREP and base != "rg" else ("awk" if base in _AWK else base)
+    pattern_given = any(a.split("=", 1)[0] in _PATTERN_GIVEN_BY.get(family, ()) for a in args)
+    pattern_first = family in _PATTERN_GIVEN_BY and not pattern_given
+    i = 0
+    while i < len(args):
+        a = args[i]
+        opt = a.split("=", 1)[0]
+        if opt in values and "=" not in a:
+            skip.update(range(i + 1, i + 1 + values[opt]))
+            i += 1 + values[opt]
+            continue
+        if opt in values:
+            skip.add(i)
+        elif a.startswith("-") and a != "-":
+            pass  # other options: judged like any argument (e.g. git --output=FILE)
+        elif pattern_first:
+            skip.add(i)
+            pattern_first = False
+        i += 1
+    return skip
+
+
+def _first_operand(args: list[str], valued: frozenset[str] = frozenset()) -> int | None:
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return i + 1 if i + 1 < len(args) else None
+        if a in valued:
+            i += 2
+            continue
+        if a.startswith("-") and a != "-":
+            i += 1
+            continue
+        return i
+    return None
+
+
+# ---- GTFOBins-style checks for otherwise harmless programs (program -> check)
+
+_FIND_DENY = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"})
+_AWK_DENY = re.compile(r"system|getline|\||ENVIRON|PROCINFO|@load|@include|/inet|close\s*\(|fflush")
+_GIT_EXEC_SUBCOMMANDS = frozenset({"difftool", "mergetool", "instaweb", "web--browse", "filter-branch", "daemon",
+                                   "credential", "credential-store", "credential-cache", "send-email",
+                                   "upload-pack", "receive-pack", "shell", "upload-archive", "fsmonitor--daemon"})
+_GIT_DENY_PREFIX = ("--upload-pack", "--receive-pack", "--exec", "--ext-diff", "--open-files-in-pager",
+                    "--config-env", "--exec-path", "--template", "--run", "--extcmd", "--tool")
+_TAR_DENY_PREFIX = ("--checkpoint-action", "--to-command", "--use-compress-program", "--rsh-command",
+                    "--info-script", "--new-volume-script", "--rmt-command", "--index-file")
+
+
+def _gtfo(rule_reason: str) -> Decision:
+    return _d("deny", "shell.gtfobins", rule_reason)
+
+
+def _check_find(args: list[str]) -> Decision | None:
+    bad = next((a for a in args if a in _FIND_DENY), None)
+    return _gtfo(f"find {bad} runs commands or deletes/writes files") if bad else None
+
+
+def _check_awk(args: list[str]) -> Decision | None:
+    for i, a in enumerate(args):
+        if a in ("-l", "--load") or a.startswith("--load="):
+            return _gtfo("awk -l loads a shared library")
+        if a in ("-f", "--file", "-i", "--include", "-E", "--exec") or a.startswith(("--file=", "--include=")):
+            return _d("ask", "shell.awk-program-file", "awk program from a file cannot be judged")
+        if _AWK_DENY.search(a):
+            return _gtfo("awk program runs commands, reads commands' output or the environment")
+        if ">" in a and not (i > 0 and args[i - 1] in ("-F", "-v")):
+            return _d("ask", "shell.awk-redirect", "awk program may redirect output to a file")
+    return None
+
+
+_SED_SIMPLE = frozenset("pPdDnNgGhHxlz=qQF{}")
+
+
+def _sed_script(script: str) -> Decision | None:
+    """Judge a sed script: None if every command is known-harmless."""
+    i, n = 0, len(script)
+
+    def skip_regex(j: int, delim: str) -> int:
+        while j < n and script[j] != delim:
+            if script[j] == "\\":
+                j += 1
+            elif script[j] == "\n":
+                return -1
+            j += 1
+        return j if j < n else -1
+
+    while i < n:
+        c = script[i]
+        if c in " \t\n;":
+            i += 1
+            continue
+        # addresses
+        for _ in range(2):
+            if i < n and (script[i].isdigit() or script[i] == "$"):
+                while i < n and (script[i].isdigit() or script[i] in "$~+"):
+                    i += 1
+            elif i < n and script[i] in "/\\":
+                delim = "/"
+                if script[i] == "\\":
+                    if i + 1 >= n:
+                        return _d("ask", "shell.sed-script", "sed script not understood")
+                    delim = script[i + 1]
+                    i += 1
+                j = skip_regex(i + 1, delim)
+                if j < 0:
+                    return _d("ask", "shell.sed-script", "sed script not understood")
+                i = j + 1
+                while i < n and script[i] in "IM":
+                    i += 1
+            if i < n and script[i] == ",":
+                i += 1
+                continue
+            break
+        while i < n and script[i] in " \t!":
+            i += 1
+        if i >= n:
+            break
+        c = script[i]
+        if c in "ewWrR":
+            return _gtfo(f"sed command {c!r} executes commands or reads/writes files")
+        if c in "sy":
+            if i + 1 >= n or script[i + 1] in "\\\n":
+                return _d("ask", "shell.sed-script", "sed script not understood")
+            delim = script[i + 1]
+            j = skip_regex(i + 2, delim)
+            j = skip_regex(j + 1, delim) if j >= 0 else -1
+            if j < 0:
+                return _d("ask", "shell.sed-script", "sed script not understood")
+            i = j + 1
+            if c == "s":
+                while i < n and script[i] in "gpiImM0123456789ew":
+                    if script[i] in "ew":
+                        return _gtfo("sed s///e or s///w executes commands or writes files")
+                    i += 1
+            continue
+        if c in _SED_SIMPLE:
+            i += 1
+            while i < n and script[i].isdigit():
+                i += 1
+            continue
+        if c in "aic":
+            j = script.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if c in ":btT#":
+            while i < n and script[i] not in ";\n":
+                i += 1
+            continue
+        return _d("ask", "shell.sed-script", f"sed command {c!r} not understood")
+    return None
+
+
+def _check_sed(args: list[str]) -> Decision | None:
+    scripts: list[str] = []
+    i = 0
+    explicit = False
+    operand_seen = False
+    while i < len(args):
+        a = args[i]
+        if a in ("-e", "--expression") and i + 1 < len(args):
+            scripts.append(args[i + 1])
+            explicit = True
+            i += 2
+            continue
+        if a.startswith("--expression="):
+            scripts.append(a.split("=", 1)[1])
+            explicit = True
+        elif a in ("-f", "--file") or a.startswith("--file="):
+            return _d("ask", "shell.sed-script", "sed script from a file cannot be judged")
+        elif a.startswith("-i") or a.startswith("--in-place") or (a.startswith("-") and not a.startswith("--")
+                                                                    and "i" in a[1:]):
+            return _d("ask", "shell.sed-in-place", "sed -i edits files in place")
+        elif a.startswith("-") and a != "-":
+            if a not in ("-n", "-E", "-r", "-s", "-u", "-z", "--posix", "--debug", "--sandbox", "--quiet",
+                         "--silent", "--regexp-extended", "--null-data", "--separate", "--unbuffered", "-nE",
+                         "-En", "-rn", "-nr", "--"):
+                return _d("ask", "shell.sed-option", f"sed option {a!r} not understood")
+        elif not explicit and not operand_seen:
+            scripts.append(a)
+            operand_seen = True
+        i += 1
+    for s in scripts:
+        d = _sed_script(s)
+        if d is not None:
+            return d
+    return None
+
+
+def _check_git(args: list[str]) -> Decision | None:
+    for a in args:
+        if a.startswith(_GIT_DENY_PREFIX) or "ext::" in a or a.startswith("fd::"):
+            return _gtfo(f"git option {a[:40]!r} runs commands")
+    sub_i = None
+    for i, a in enumerate(args):
+        if not a.startswith("-"):
+            sub_i = i
+            break
+        if a.startswith("-c") or a.startswith("--c"):
+            return _gtfo("git -c/--config sets configuration (core.pager, core.sshCommand...) that runs commands")
+    if sub_i is None:
+        return None
+    sub, rest = args[sub_i], args[sub_i + 1:]
+    if sub in _GIT_EXEC_SUBCOMMANDS:
+        return _gtfo(f"git {sub} runs external commands")
+    if sub == "grep" and any(a.startswith("-O") or a.startswith("--open-files") for a in rest):
+        return _gtfo("git grep -O opens a pager command")
+    if sub == "rebase" and any(a == "-x" or a.startswith("--exec") for a in rest):
+        return _gtfo("git rebase --exec runs commands")
+    if sub in ("submodule", "bisect") and any(a in ("foreach", "run") for a in rest):
+        return _gtfo(f"git {sub} foreach/run runs commands")
+    if sub == "config" and any(a.startswith(("alias.", "core.", "diff.", "filter.", "credential")) for a in rest):
+        return _gtfo("git config of aliases/core/diff/filter settings can run commands")
+    return None
+
+
+def _check_tar(args: list[str]) -> Decision | None:
+    for k, a in enumerate(args):
+        if a.startswith(_TAR_DENY_PREFIX):
+            return _gtfo(f"tar {a.split('=')[0]} runs commands")
+        cluster = a[1:] if a.startswith("-") and not a.startswith("--") else (a if k == 0 else "")
+        if "I" in cluster or "F" in cluster:
+            return _gtfo("tar -I/-F run a compression/volume program")
+    return None
+
+
+def _deny_prefix(prefixes: tuple[str, ...], what: str):  # noqa: ANN202 - small factory
+    def check(args: list[str]) -> Decision | None:
+        bad = next((a for a in args if a.startswith(prefixes)), None)
+        return _gtfo(f"{what} {bad[:40]!r}") if bad else None
+    return check
+
+
+def _check_chmod(args: list[str]) -> Decision | None:
+    if any(_SETUID_MODE.match(a) for a in args):
+        return _gtfo("chmod setting setuid/setgid bits")
+    return None
+
+
+_GTFO_CHECKS = {
+    "find": _check_find, "awk": _check_awk, "gawk": _check_awk, "mawk": _check_awk, "nawk": _check_awk,
+    "busybox-awk": _check_awk, "sed": _check_sed, "gsed": _check_sed, "git": _check_git, "tar": _check_tar,
+    "gtar": _check_tar, "bsdtar": _check_tar,
+    "rg": _deny_prefix(("--pre",), "rg option runs a preprocessor command"),
+    "sort": _deny_prefix(("--compress-program",), "sort option runs a program"),
+    "zip": _deny_prefix(("-TT", "--unzip-command", "-T"), "zip test option runs a command"),
+    "rsync": _deny_prefix(("-e", "--rsh", "--rsync-path"), "rsync option runs a remote shell"),
+    "ssh": _deny_prefix(("-o", "-F"), "ssh option can run local commands"),
+    "scp": _deny_prefix(("-o", "-S", "-F"), "scp option can run commands"),
+    "chmod": _check_chmod,
+    "split": _deny_prefix(("--filter",), "split --filter runs a shell command"),
+    "man": _deny_prefix(("-P", "--pager", "-H", "--html"), "man option runs a pager/browser command"),
+    "dpkg": _deny_prefix(("-i", "--install"), "dpkg install runs maintainer scripts"),
+}
+
+
+def _judge_interpreter(ctx: _Ctx, program: str, words: tuple[Word, ...]) -> Decision | None:
+    args = words[1:]
+    i = 0
+    while i < len(args):
+        w = args[i]
+        a = w.text
+        if a == "--":
+            i += 1
+            break
+        if a.startswith("--"):
+            if a not in _SAFE_LONG:
+                return _d("deny", "shell.interpreter-inline-code", f"{program} {a[:30]}: option not understood")
+            i += 1
+            continue
+        if a.startswith("-") and a != "-":
+            if _INLINE_FLAGS & set(a[1:]):
+                return _d("deny", "shell.interpreter-inline-code", f"{program} {a}: runs inline code or reads stdin")
+            if a in ("-m", "-W", "-X", "-o", "-O") and program.startswith(("python", "pypy", "sh", "bash", "dash",
+                                                                                "zsh", "ksh")):
+                i += 2 if a != "-m" else 1
+                if a == "-m":
+                    return None  # python -m module: a named module, judged by policy rules
+                continue
+            i += 1
+            continue
+        if a.startswith("+"):
+            i += 1
+            continue
+        break
+    if i >= len(args) or args[i].text in ("-", "/dev/stdin"):
+        return _d("deny", "shell.interpreter-stdin", f"{program} without a script file reads code from stdin")
+    if args[i].dynamic:
+        return _d("deny", "shell.interpreter-stdin", f"{program} script is computed at run time")
+    return None
+
+
+def _program_name(ctx: _Ctx, w: Word) -> tuple[str, Decision | None]:
+    text = w.text
+    if w.dynamic or w.glob or w.brace or not text:
+        return text, _d("deny", "shell.dynamic-command", f"command name {text[:40]!r} is not a literal program name")
+    if "/" not in text:
+        return text, None
+    try:
+        lexical, real = resolve(text, ctx.cwds[0])
+    except PathProblem as e:
+        return text, _d("deny", "files.bad-path", str(e))
+    if os.path.dirname(lexical) in _SYSTEM_BIN:
+        return os.path.basename(lexical), None
+    if real.startswith(ctx.root + "/"):
+        return text, _d("ask", "shell.path-executable", f"runs a file from the workspace: {text!r}")
+    return text, _d("deny", "shell.path-executable", f"runs a program outside the system bin dirs: {text!r}")
+
+
+def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Decision]:
+    """Judge argv words (program + arguments) of one simple command."""
+    out: list[Decision] = []
+    program, d = _program_name(ctx, words[0])
+    if d is not None:
+        out.append(d)
+        if d.decision == "deny":
+            return out
+    for w in words:
+        if w.ansi:
+            return [_d("deny", "shell.ansi-quoting", "$'...' / $\"...\" quoting hides the real text")]
+        if w.brace:
+            return [_d("deny", "shell.brace-expansion", f"brace expansion in {w.text[:40]!r}")]
+        if any("IFS" in p for p in w.params):
+            return [_d("deny", "shell.ifs", "uses $IFS to split words")]
+    base = program.rsplit("/", 1)[-1]
+    args = [w.text for w in words[1:]]
+    if base in SHELL_BUILTINS_DENIED:
+        return [_d("deny", "shell.shell-builtin", f"{base}: evaluates strings or changes the shell itself")]
+    if base in PRIVESC:
+        return [_d("deny", "shell.privilege-escalation", f"{base}: runs commands with other privileges/root")]
+    if _INTERPRETER_RE.match(base):
+        d = _judge_interpreter(ctx, base, words)
+        if d is not None and d.decision == "deny":
+            return [d]
+    if base in WRAPPERS:
+        out.append(_d("ask", "shell.wrapper", f"{base} runs another command"))
+        if depth < 4:
+            if any(a == "-S" or a.startswith(("--split-string", "-S")) for a in args) and base == "env":
+                return [_d("deny", "shell.interpreter-inline-code", "env -S splits a string into a command")]
+            for k in range(1, len(words)):
+                t = words[k].text
+                if t.startswith("-") or (_WRAPPER_SKIP.match(t) and not words[k].dynamic):
+                    m = _ASSIGN.match(t)
+                    if m and _DANGEROUS_VAR.match(t[:m.end()].rstrip("+=")):
+                        return [_d("deny", "shell.dangerous-assignment", f"{base} sets {t.split('=')[0]}")]
+                    continue
+                out.extend(_judge_words(ctx, words[k:], depth + 1))
+                if any(x.decision == "deny" for x in out):
+                    return out
+        return out
+    if base == "cd":
+        return _judge_cd(ctx, words)
+    check = _GTFO_CHECKS.get(base)
+    if check is not None:
+        d = check(args)
+        if d is not None:
+            out.append(d)
+            if d.decision == "deny":
+                return out
+    policy = ctx.policy
+    text_args = policy.compiled("text_args")
+    if text_args is None or not text_args.match(base):
+        writes = policy.compiled("write_args")
+        mode = "write" if writes is not None and writes.match(base) else "read"
+        skip = _not_path_indices(base, args)
+        for i, w in enumerate(words[1:]):
+            if i in skip:
+                if w.dynamic:
+                    out.append(_d("ask", "shell.dynamic-argument", f"argument {w.text[:60]!r} is computed at run time"))
+                continue
+            if mode == "write" and not w.text.startswith("-"):
+                out.extend(_judge_path_word(ctx, w, "write", listed_outside=False))
+            else:
+                out.extend(_judge_path_word(ctx, w, "read"))
+    else:
+        for w in words[1:]:
+            if "/dev/tcp/" in w.text or "/dev/udp/" in w.text:
+                out.append(_d("deny", "shell.dev-tcp", "bash /dev/tcp network redirection"))
+            if w.dynamic:
+                out.append(_d("ask", "shell.dynamic-argument", f"argument {w.text[:60]!r} is computed at run time"))
+    matched = [r for r in policy.rules_for("shell") if r.matches_shell(base, args)]
+    # the program's own rule goes first so that it is the one reported when all parts allow
+    out.insert(0, rule_decision(matched, _d("ask", "default.shell", f"no rule covers {base!r}")))
+    return out
+
+
+def _judge_cd(ctx: _Ctx, words: tuple[Word, ...]) -> list[Decision]:
+    if len(words) != 2 or words[1].text == "-" or words[1].dynamic:
+        return [_d("deny", "shell.cd", "cd needs exactly one literal directory (no '-', no home)")]
+    out = _judge_path_word(ctx, words[1], "read")
+    if any(d.decision != "allow" for d in out):
+        return out
+    new = []
+    for cwd in ctx.cwds:
+        try:
+            new.append(resolve(words[1].text, cwd)[1])
+        except PathProblem:
+            pass
+    ctx.cwds.extend(c for c in new if c not in ctx.cwds)
+    return [_d("allow", "shell.cd", "cd inside allowed directories (later paths are judged from every possible cwd)")]
+
+
+def _judge_simple(ctx: _Ctx, s: Simple) -> list[Decision]:
+    out: list[Decision] = []
+    for a in s.assigns:
+        name = a.text.split("=", 1)[0].rstrip("+")
+        if _DANGEROUS_VAR.match(name):
+            return [_d("deny", "shell.dangerous-assignment", f"assignment to {name} changes how commands run")]
+        if any("IFS" in p for p in a.params):
+            return [_d("deny", "shell.ifs", "uses $IFS")]
+        out.append(_d("ask", "shell.assignment", f"variable assignment {name}=..."))
+    for r in s.redirects:
+        if r.target is None or r.op == "<<<":
+            continue
+        out.extend(_judge_path_word(ctx, r.target, "read" if r.op in ("<", "<&") else "write"))
+    if not s.words:
+        if s.redirects and not s.holder:
+            out.append(_d("ask", "shell.redirect-only", "redirection without a command (truncates/creates files)"))
+        return out
+    return _judge_words(ctx, s.words) + out
+
+
+def _label(s: Simple) -> str:
+    text = " ".join(w.text for w in s.words) or " ".join(w.text for w in s.assigns) or "(redirection)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def judge_command(policy: Policy, command: object, root: str) -> tuple[Decision, Parsed | None]:
+    """Judge a shell command line for workspace real path ``root``.
+
+    Returns ``(decision, parsed)``; ``parsed`` is None when the line was rejected
+    before parsing. Never raises for hostile strings (see module docstring for
+    the rule ids).
+    """
+    if not isinstance(command, str) or not command.strip():
+        return _d("deny", "shell.empty", "command must be a non-empty string"), None
+    if len(command) > policy.shell.max_length:
+        return _d("deny", "shell.too-long", f"command longer than {policy.shell.max_length} characters"), None
+    if _CONTROL.search(command):
+        return _d("deny", "shell.control-characters", "control, zero-width or bidi characters in the command"), None
+    parsed = parse_command(command)
+    verdicts = list(parsed.issues)
+    if any(v.decision == "deny" for v in verdicts):
+        return strictest(verdicts, verdicts[0]), parsed
+    ctx = _Ctx(policy, root)
+    for s in parsed.commands:
+        ds = _judge_simple(ctx, s)
+        worst = strictest(ds, _d("ask", "default.shell", "nothing to judge"))
+        verdicts.append(Decision(worst.decision, worst.rule, f"{_label(s)}: {worst.reason}"))
+        if worst.decision == "deny":
+            break
+    if not verdicts:
+        return _d("deny", "shell.empty", "no command found"), parsed
+    return strictest(verdicts, verdicts[0]), parsed
