@@ -17,8 +17,8 @@ from swarmd.config import ConfigError, load_config
 
 EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 class BadInput(Exception):

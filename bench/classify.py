@@ -1,0 +1,153 @@
+"""Benchmark: commit-type classification through the router vs a naive baseline.
+
+    python bench/classify.py [--n 600] [--baseline-n 100] [--config llm_config.yaml]
+
+Router: the 600 commitizen commit messages (examples/commits-commitizen.jsonl)
+through :class:`swarmd.router.Router` with the ten Conventional Commits types
+in the data as labels.  With no Ollama and no API key here, only LOCAL_FAST
+answers; the other tiers are skipped after their first connection refusal.
+
+Baseline (same run, same model file): plain llama-cpp-python chat-style
+generation of the label, one ``create_chat_completion`` call per message, the
+label parsed from the reply.  It runs on the first ``--baseline-n`` messages
+(default 100: at ~1 s per message the full 600 would take ~10 minutes; its
+speed is per item, so a subset measures it fairly).
+
+Printed: items/s (median of per-chunk rates and overall), accuracy against
+the authors' labels, AUROC of the router's confidence vs correctness,
+accuracy and coverage of answers accepted at the threshold, and the ratio of
+router to baseline items/s.  Targets on 2 cores: ≥ 6 items/s, ≥ 8× baseline,
+AUROC ≥ 0.70, accepted-answer accuracy ≥ 0.70.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from loguru import logger  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from swarmd.config import load_config  # noqa: E402
+from swarmd.router import Ledger, Router  # noqa: E402
+from swarmd.router.quality import parse_label  # noqa: E402
+
+DATA = ROOT / "examples" / "commits-commitizen.jsonl"
+
+
+def auroc(scores: list[float], positives: list[bool]) -> float:
+    """Area under the ROC curve (Mann-Whitney U with ties as 1/2); 0.5 = chance."""
+    pos = [s for s, p in zip(scores, positives) if p]
+    neg = [s for s, p in zip(scores, positives) if not p]
+    if not pos or not neg:
+        return float("nan")
+    ranked = sorted((s, i) for i, s in enumerate(scores))
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(ranked):
+        j = i
+        while j + 1 < len(ranked) and ranked[j + 1][0] == ranked[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[ranked[k][1]] = (i + j) / 2 + 1
+        i = j + 1
+    r_pos = sum(r for r, p in zip(ranks, positives) if p)
+    return (r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def run_router(items, labels, config) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        router = Router(config, Ledger(Path(tmp) / "bench.db"))
+        router.route("classify", "warm-up: load the model", labels)      # model load not timed
+        results, chunk_rates = [], []
+        start = chunk_start = time.perf_counter()
+        for i, item in enumerate(items, 1):
+            results.append(router.route("classify", item["text"], labels))
+            if i % 50 == 0:
+                now = time.perf_counter()
+                chunk_rates.append(50 / (now - chunk_start))
+                chunk_start = now
+        elapsed = time.perf_counter() - start
+        router.close()
+    threshold = config.quality.threshold_for("classify")
+    correct = [r.answer == it["label"] for r, it in zip(results, items)]
+    conf = [r.confidence for r in results]
+    accepted = [c >= threshold for c in conf]
+    n_acc = sum(accepted)
+    return {
+        "n": len(items), "seconds": elapsed, "items_per_s": len(items) / elapsed,
+        "median_chunk_items_per_s": statistics.median(chunk_rates) if chunk_rates else len(items) / elapsed,
+        "accuracy": sum(correct) / len(items),
+        "auroc": auroc(conf, correct),
+        "threshold": threshold,
+        "coverage": n_acc / len(items),
+        "accepted_accuracy": (sum(c for c, a in zip(correct, accepted) if a) / n_acc) if n_acc else float("nan"),
+    }
+
+
+def run_baseline(items, labels, model_path: str, n_threads: int | None) -> dict:
+    from llama_cpp import Llama
+    llm = Llama(model_path=model_path, n_ctx=2048, n_threads=n_threads, verbose=False)
+    system = (f"You classify git commit messages by their Conventional Commits type. "
+              f"Answer with exactly one word from: {', '.join(labels)}.")
+    correct, times = [], []
+    for item in items:
+        start = time.perf_counter()
+        reply = llm.create_chat_completion(
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": item["text"]}],
+            max_tokens=8, temperature=0.0)
+        times.append(time.perf_counter() - start)
+        answer = parse_label(reply["choices"][0]["message"]["content"] or "", tuple(labels))
+        correct.append(answer == item["label"])
+    return {"n": len(items), "seconds": sum(times), "items_per_s": len(items) / sum(times),
+            "median_s_per_item": statistics.median(times), "accuracy": sum(correct) / len(items)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=600, help="messages through the router (default 600)")
+    parser.add_argument("--baseline-n", type=int, default=100, help="messages through the baseline (default 100; 0 skips)")
+    parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
+    parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    args = parser.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+    items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    labels = tuple(sorted({it["label"] for it in items}))
+    config = load_config(args.config)
+    router = run_router(items[:args.n], labels, config)
+    baseline = None
+    if args.baseline_n:
+        from swarmd.router.providers.llama_cpp import embedded_model_path
+        model = config.tiers["LOCAL_FAST"][0]
+        baseline = run_baseline(items[:args.baseline_n], labels, model.path or embedded_model_path(), model.n_threads)
+
+    console = Console()
+    table = Table(title=f"commit-type classification ({len(labels)} labels)")
+    for col in ("system", "items", "items/s", "accuracy", "AUROC", f"accepted acc. (conf ≥ {router['threshold']})", "coverage"):
+        table.add_column(col)
+    table.add_row("swarmd router", str(router["n"]), f"{router['items_per_s']:.2f} (median chunk {router['median_chunk_items_per_s']:.2f})",
+                  f"{router['accuracy']:.3f}", f"{router['auroc']:.3f}", f"{router['accepted_accuracy']:.3f}",
+                  f"{router['coverage']:.3f}")
+    if baseline:
+        table.add_row("naive chat generation", str(baseline["n"]), f"{baseline['items_per_s']:.2f}",
+                      f"{baseline['accuracy']:.3f}", "-", "-", "-")
+    console.print(table)
+    if baseline:
+        console.print(f"router / baseline items/s: {router['items_per_s'] / baseline['items_per_s']:.1f}×")
+    if args.json:
+        print(json.dumps({"router": router, "baseline": baseline}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""End to end on a real redis-server and real swarmd processes.
+
+* a batch through daemon + worker + the embedded model reaches final states,
+  with results and ledger rows in SQLite and `status --json` counts matching;
+* SIGKILL of the daemon after it read objectives but before dispatch, then a
+  restart: every objective completes exactly once;
+* SIGTERM stops the daemon cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+
+import pytest
+
+from swarmd import cli
+from swarmd import constants as K
+from tests.daemon.helpers import ROOT, start_daemon, daemon_env, wait_final, write_config, write_jsonl
+
+LABELS = "build,chore,ci,docs,feat,fix,perf,refactor,style,test"
+
+
+def _commits(n: int) -> list[dict]:
+    lines = (ROOT / "examples" / "commits-commitizen.jsonl").read_text().splitlines()[:n]
+    return [json.loads(line) for line in lines]
+
+
+def _swarmctl(monkeypatch, capsys, redis_url, *argv) -> tuple[int, str]:
+    for key, value in daemon_env(redis_url).items():
+        monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_batch_through_daemon_worker_and_embedded_model(tmp_path, redis_url, redis_conn, monkeypatch, capsys):
+    config = write_config(tmp_path)
+    daemon = start_daemon(tmp_path, redis_url, config, workers=1)
+    try:
+        rows = [{"id": f"e2e-{c['id']}", "action": "classify", "input": c["text"], "labels": LABELS}
+                for c in _commits(8)]
+        rows.append({"id": "e2e-yesno", "action": "yes_no", "input": "Is seven an even number?", "priority": "high"})
+        batch = write_jsonl(tmp_path / "batch.jsonl", rows)
+        code, out = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "--data-dir",
+                              str(tmp_path / "data"), "submit", "--file", str(batch))
+        assert code == 0
+        ids = out.split()
+        assert ids == [r["id"] for r in rows]
+        records = wait_final(tmp_path / "data" / "memory.db", ids)
+        for oid, rec in records.items():
+            assert rec["state"] in ("done", "unresolved")
+            assert rec["attempts"] and rec["attempts"][0]["tier"] == "LOCAL_FAST"
+            assert rec["answer"] in LABELS.split(",") + ["yes", "no"]
+        db = sqlite3.connect(tmp_path / "data" / "memory.db")
+        per_objective = dict(db.execute("SELECT objective_id, COUNT(*) FROM ledger GROUP BY objective_id"))
+        assert set(per_objective) == set(ids)
+        assert all(n == len(records[i]["attempts"]) for i, n in per_objective.items())
+
+        import time
+        time.sleep(1.5)   # one more heartbeat after the last persist
+        code, out = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "status", "--json")
+        status = json.loads(out)
+        assert code == 0 and status["daemon"]["alive"] and status["daemon"]["uptime_s"] > 0
+        counts = dict(db.execute("SELECT state, COUNT(*) FROM objectives GROUP BY state"))
+        assert {k: v for k, v in status["objectives"].items() if v} == counts
+        assert len(status["workers"]) == 1 and set(status["queues"]) == {"high", "default", "low"}
+
+        code, out = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "--data-dir",
+                              str(tmp_path / "data"), "show", "e2e-yesno", "--json")
+        shown = json.loads(out)
+        assert shown["state"] in ("done", "unresolved") and shown["attempts"][0]["model"]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=90) == 0
+    assert not redis_conn.exists(K.HEARTBEAT)
+    log = (tmp_path / "data" / "daemon_hybrid.log").read_text()
+    assert "objective e2e-yesno queued" in log and "swarmd stopped" in log
+
+
+def test_sigkill_before_dispatch_then_restart_completes_each_once(tmp_path, redis_url, redis_conn, monkeypatch, capsys):
+    config = write_config(tmp_path, fast_provider="echo")
+    crashing = start_daemon(tmp_path, redis_url, config, workers=0, SWARMD_FAILPOINT="after_read")
+    rows = [{"id": f"crash-{i}", "action": "classify", "input": f"message {i}", "labels": "feat,fix"} for i in range(6)]
+    code, _ = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "submit", "--file",
+                        str(write_jsonl(tmp_path / "b.jsonl", rows)))
+    assert code == 0
+    assert crashing.wait(timeout=30) == -signal.SIGKILL
+    pending = redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
+    assert pending["pending"] == 6          # read, never acknowledged, nothing enqueued
+    assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in K.QUEUES)
+
+    daemon = start_daemon(tmp_path, redis_url, config, workers=1)
+    try:
+        records = wait_final(tmp_path / "data" / "memory.db", [r["id"] for r in rows], timeout_s=90)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    assert all(r["state"] == "done" and r["answer"] == "feat" for r in records.values())
+    finished = [json.loads(f[b"payload"]) for _id, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    ids = [f for _id, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    assert sorted(f[b"id"].decode() for f in ids) == sorted(r["id"] for r in rows)   # each exactly once
+    assert len(finished) == 6
+    assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

@@ -1,0 +1,93 @@
+"""`swarmctl submit`: bad objectives are rejected with a reason and exit 2, and
+nothing reaches the stream; good ones land in one stream with their ids."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from swarmd import cli
+from swarmd import constants as K
+from swarmd.memory.store import Store
+from swarmd.objectives import Objective
+from tests.daemon.helpers import ROOT, daemon_env
+
+
+@pytest.fixture
+def submit(redis_url, monkeypatch, capsys, tmp_path):
+    for key, value in daemon_env(redis_url).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SWARMD_DATA_DIR", str(tmp_path / "data"))
+
+    def run(*argv):
+        capsys.readouterr()
+        code = cli.main(["--config", str(ROOT / "llm_config.yaml"), "submit", *argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["--action", "translate", "--input", "hi"], "unknown action 'translate'"),
+    (["--action", "classify", "--labels", "feat,fix", "--input", "   "], "input is empty"),
+    (["--action", "classify", "--input", "fix bug"], "needs at least two labels"),
+    (["--action", "classify", "--labels", "feat,feat", "--input", "x"], "labels must be distinct"),
+    (["--action", "summarize", "--input", "x" * 40000], "the limit is 32768"),
+    (["please tidy the repo"], "free-text objectives need the planner"),
+    (["--action", "summarize", "--input", "x", "--id", "bad id!"], "id must be"),
+    (["--action", "summarize", "--input", "x", "--max-cost-usd", "-1"], "max_cost_usd must be"),
+])
+def test_bad_objective_rejected_with_reason_and_nothing_enqueued(submit, redis_conn, argv, reason):
+    code, out, err = submit(*argv)
+    assert code == 2
+    assert reason in " ".join(err.split())
+    assert redis_conn.exists(K.OBJECTIVE_STREAM) == 0 or redis_conn.xlen(K.OBJECTIVE_STREAM) == 0
+
+
+def test_bad_line_in_batch_rejects_the_whole_batch(submit, redis_conn, tmp_path):
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b'{"action": "summarize", "input": "fine"}\n{"action": "summarize", "input": "\xff\xfe"}\n'
+                     b'not json\n')
+    code, _out, err = submit("--file", str(path))
+    assert code == 2
+    assert "batch.jsonl:2: not UTF-8" in err and "batch.jsonl:3: not JSON" in err
+    assert redis_conn.exists(K.OBJECTIVE_STREAM) == 0
+
+
+def test_good_batch_lands_in_one_stream_with_ids(submit, redis_conn, tmp_path):
+    path = tmp_path / "batch.jsonl"
+    path.write_text(json.dumps({"id": "a1", "action": "classify", "input": "x", "labels": ["feat", "fix"]}) + "\n"
+                    + json.dumps({"action": "summarize", "input": "y", "priority": "low", "tags": ["t"]}) + "\n")
+    code, out, _err = submit("--file", str(path))
+    ids = out.split()
+    assert code == 0 and ids[0] == "a1" and ids[1].startswith("obj-")
+    entries = redis_conn.xrange(K.OBJECTIVE_STREAM)
+    assert [json.loads(f[b"objective"])["id"] for _i, f in entries] == ids
+    assert redis_conn.hget(K.objective_key("a1"), "state") == b"submitted"
+
+
+def test_unreachable_redis_exits_3(monkeypatch, capsys):
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:9/0")
+    code = cli.main(["--config", str(ROOT / "llm_config.yaml"), "submit", "--action", "summarize", "--input", "x"])
+    err = capsys.readouterr().err
+    assert code == 3 and "hunter2" not in err and "127.0.0.1:9" in err
+
+
+def test_store_applies_each_event_once(tmp_path):
+    store = Store(tmp_path / "m.db")
+    store.add_queued(Objective(id="o1", action="classify", input="x", labels=["a", "b"], submitted_at=1.0))
+    attempt = {"tier": "LOCAL_FAST", "provider": "llama_cpp", "model": "m", "answer": "a", "confidence": 0.9,
+               "tokens_in": 10, "tokens_out": 1, "cost_usd": 0.0, "latency_ms": 5.0, "outcome": "accepted",
+               "error": None, "ts": 2.0}
+    payload = {"state": "done", "action": "classify", "attempts": [attempt],
+               "result": {"answer": "a", "confidence": 0.9, "tier": "LOCAL_FAST", "model": "m", "cost_usd": 0.0,
+                          "escalations": 0}}
+    assert store.apply_event("1-0", "finished", "o1", payload) is True
+    assert store.apply_event("1-0", "finished", "o1", payload) is False   # re-delivered
+    assert store.apply_event("0-9", "started", "o1", {"worker": "w"}) is True   # late: stays done
+    record = store.get("o1")
+    assert record["state"] == "done" and len(record["attempts"]) == 1
+    assert store.counts()["done"] == 1
+    total, by_tier = store.spend_since(0)
+    assert by_tier == {"LOCAL_FAST": {"calls": 1, "cost_usd": 0.0}}
