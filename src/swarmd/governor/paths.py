@@ -99,7 +99,7 @@ def inside(real: str, root: str) -> bool:
 
 def is_secret(policy: Policy, *paths: str) -> bool:
     """True if any of ``paths`` (absolute) matches a built-in or policy secret glob."""
-    extra = policy.compiled("secrets")
+    extra = policy.fast.secrets
     return any(_SECRETS.match(p) or (extra is not None and extra.match(p)) for p in paths)
 
 
@@ -120,7 +120,7 @@ def judge_path(policy: Policy, raw: str, mode: str, root: str, cwd: str | None =
     if is_secret(policy, lexical, real):
         return Decision("deny", "files.secret", f"{raw!r} is a secrets path (always denied)")
     if not inside(real, root):
-        listed = policy.compiled("read_outside" if mode == "read" else "write_outside")
+        listed = policy.fast.read_outside if mode == "read" else policy.fast.write_outside
         if listed_outside and listed is not None and listed.match(real) and listed.match(lexical):
             return Decision("allow", f"files.{mode}_outside_workspace",
                             f"{real} is listed in files.{mode}_outside_workspace")

@@ -16,11 +16,12 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DecisionName = Literal["allow", "deny", "ask"]
 ToolName = Literal["shell", "read_file", "write_file", "http_get"]
@@ -121,7 +122,15 @@ def _as_list(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
 
-Globs = Annotated[list[Annotated[str, Field(min_length=1)]], Field(default_factory=list)]
+def _check_glob(p: str) -> str:
+    try:
+        compile_globs([p])
+    except re.error as e:
+        raise ValueError(f"a valid glob pattern; {p!r} does not compile ({e})") from None
+    return p
+
+
+Globs = Annotated[list[Annotated[str, Field(min_length=1), AfterValidator(_check_glob)]], Field(default_factory=list)]
 
 
 class FilesPolicy(_Model):
@@ -206,14 +215,6 @@ class Rule(_Model):
     path: Globs
     host: Globs
 
-    _program: re.Pattern[str] | None = PrivateAttr(None)
-    _subcommand: re.Pattern[str] | None = PrivateAttr(None)
-    _args_any: re.Pattern[str] | None = PrivateAttr(None)
-    _args_all: re.Pattern[str] | None = PrivateAttr(None)
-    _path_abs: re.Pattern[str] | None = PrivateAttr(None)
-    _path_rel: re.Pattern[str] | None = PrivateAttr(None)
-    _host: re.Pattern[str] | None = PrivateAttr(None)
-
     @field_validator("tool", mode="before")
     @classmethod
     def _tool_list(cls, v: Any) -> Any:
@@ -232,37 +233,42 @@ class Rule(_Model):
             raise ValueError("at least one tool")
         return self
 
-    def model_post_init(self, _ctx: Any) -> None:
-        self._program = compile_globs(self.program)
-        self._subcommand = compile_globs(self.subcommand)
-        self._args_any = compile_globs(self.args_any)
-        self._args_all = compile_globs(self.args_all)
-        self._host = compile_globs(self.host, ignore_case=True)
-        abs_p = [expand_home(p) for p in self.path if p.startswith(("/", "~"))]
-        rel_p = [p for p in self.path if not p.startswith(("/", "~"))]
-        self._path_abs = compile_globs(abs_p, path=True)
-        self._path_rel = compile_globs(rel_p, path=True)
 
-    # -- matching (hot path; no allocation beyond what is needed)
+
+class CompiledRule:
+    """A :class:`Rule` with its globs compiled (built once per policy; hot path)."""
+
+    __slots__ = ("id", "decision", "reason", "_program", "_subcommand", "_args_any", "_args_all",
+                 "_path_abs", "_path_rel", "_host", "_has_path")
+
+    def __init__(self, rule: Rule):
+        self.id, self.decision, self.reason = rule.id, rule.decision, rule.reason
+        self._program = compile_globs(rule.program)
+        self._subcommand = compile_globs(rule.subcommand)
+        self._args_any = compile_globs(rule.args_any)
+        self._args_all = compile_globs(rule.args_all)
+        self._host = compile_globs(rule.host, ignore_case=True)
+        self._path_abs = compile_globs([expand_home(p) for p in rule.path if p.startswith(("/", "~"))], path=True)
+        self._path_rel = compile_globs([p for p in rule.path if not p.startswith(("/", "~"))], path=True)
+        self._has_path = bool(rule.path)
+
     def matches_shell(self, program: str, args: list[str]) -> bool:
         """True when this rule matches a simple command ``program args...``."""
         if self._program is not None and not self._program.match(program):
             return False
         rest = args
         if self._subcommand is not None:
-            sub = next((a for a in args if not a.startswith("-")), None)
-            if sub is None or not self._subcommand.match(sub):
+            k = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+            if k is None or not self._subcommand.match(args[k]):
                 return False
-            rest = args[args.index(sub) + 1:]
+            rest = args[k + 1:]
         if self._args_any is not None and not any(self._args_any.match(a) for a in args):
             return False
-        if self._args_all is not None and not all(self._args_all.match(a) for a in rest):
-            return False
-        return True
+        return self._args_all is None or all(self._args_all.match(a) for a in rest)
 
     def matches_path(self, real: str, rel: str | None) -> bool:
         """True when this rule matches a resolved path (``rel``: relative to the workspace or None)."""
-        if not self.path:
+        if not self._has_path:
             return True
         if self._path_abs is not None and self._path_abs.match(real):
             return True
@@ -271,6 +277,23 @@ class Rule(_Model):
     def matches_host(self, host: str) -> bool:
         """True when this rule matches a (lower-case) host name or IP literal."""
         return self._host is None or bool(self._host.match(host))
+
+
+class CompiledPolicy:
+    """Everything :class:`Policy` needs at decide time, as plain attributes:
+    ``by_tool`` (tool -> compiled rules in file order) and compiled matchers
+    ``read_outside``, ``write_outside``, ``secrets``, ``text_args``,
+    ``write_args``, ``deny_hosts``, ``allow_networks``."""
+
+    def __init__(self, p: "Policy"):
+        self.by_tool = {t: tuple(CompiledRule(r) for r in p.rules if t in r.tool) for t in TOOLS}
+        self.read_outside = compile_globs([expand_home(x) for x in p.files.read_outside_workspace], path=True)
+        self.write_outside = compile_globs([expand_home(x) for x in p.files.write_outside_workspace], path=True)
+        self.secrets = compile_globs([expand_home(x) for x in p.files.secrets], path=True)
+        self.text_args = compile_globs(p.shell.text_args)
+        self.write_args = compile_globs(p.shell.write_args)
+        self.deny_hosts = compile_globs(p.urls.deny_hosts, ignore_case=True)
+        self.allow_networks = tuple(ipaddress.ip_network(c, strict=False) for c in p.urls.allow_networks)
 
 
 class Policy(_Model):
@@ -283,9 +306,6 @@ class Policy(_Model):
     execution: ExecutionPolicy = Field(default_factory=ExecutionPolicy)
     rules: list[Rule] = Field(default_factory=list)
 
-    _by_tool: dict[str, tuple[Rule, ...]] = PrivateAttr(default_factory=dict)
-    _compiled: dict[str, Any] = PrivateAttr(default_factory=dict)
-
     @model_validator(mode="after")
     def _unique_ids(self) -> "Policy":
         seen: set[str] = set()
@@ -295,25 +315,17 @@ class Policy(_Model):
             seen.add(r.id)
         return self
 
+    @cached_property
+    def fast(self) -> CompiledPolicy:
+        """The compiled form (built on first use, then a plain attribute)."""
+        return CompiledPolicy(self)
+
     def model_post_init(self, _ctx: Any) -> None:
-        self._by_tool = {t: tuple(r for r in self.rules if t in r.tool) for t in TOOLS}
-        self._compiled = {
-            "read_outside": compile_globs([expand_home(p) for p in self.files.read_outside_workspace], path=True),
-            "write_outside": compile_globs([expand_home(p) for p in self.files.write_outside_workspace], path=True),
-            "secrets": compile_globs([expand_home(p) for p in self.files.secrets], path=True),
-            "text_args": compile_globs(self.shell.text_args),
-            "write_args": compile_globs(self.shell.write_args),
-            "deny_hosts": compile_globs(self.urls.deny_hosts, ignore_case=True),
-            "allow_networks": tuple(ipaddress.ip_network(c, strict=False) for c in self.urls.allow_networks),
-        }
+        self.fast  # noqa: B018 - compile now, so that deciding never compiles a regex
 
-    def rules_for(self, tool: str) -> tuple[Rule, ...]:
-        """Rules mentioning ``tool``, in file order."""
-        return self._by_tool.get(tool, ())
-
-    def compiled(self, name: str) -> Any:
-        """A compiled matcher built at load time (see ``model_post_init`` for names)."""
-        return self._compiled[name]
+    def rules_for(self, tool: str) -> "tuple[CompiledRule, ...]":
+        """Compiled rules mentioning ``tool``, in file order."""
+        return self.fast.by_tool.get(tool, ())
 
 
 # --------------------------------------------------------------------------- loading
@@ -439,6 +451,6 @@ def strictest(decisions: "list[Decision]", default: Decision) -> Decision:
     return best or default
 
 
-def rule_decision(rules: "list[Rule] | tuple[Rule, ...]", default: Decision) -> Decision:
+def rule_decision(rules: "list[CompiledRule] | tuple[CompiledRule, ...]", default: Decision) -> Decision:
     """Decision from matched policy rules (deny wins over ask over allow), or ``default``."""
     return strictest([Decision(r.decision, r.id, r.reason) for r in rules], default)

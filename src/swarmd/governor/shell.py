@@ -768,6 +768,7 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
         out.append(d)
         if d.decision == "deny":
             return out
+    first = len(out)
     for w in words:
         if w.ansi:
             return [_d("deny", "shell.ansi-quoting", "$'...' / $\"...\" quoting hides the real text")]
@@ -811,9 +812,9 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
             if d.decision == "deny":
                 return out
     policy = ctx.policy
-    text_args = policy.compiled("text_args")
+    text_args = policy.fast.text_args
     if text_args is None or not text_args.match(base):
-        writes = policy.compiled("write_args")
+        writes = policy.fast.write_args
         mode = "write" if writes is not None and writes.match(base) else "read"
         skip = _not_path_indices(base, args)
         for i, w in enumerate(words[1:]):
@@ -833,7 +834,7 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
                 out.append(_d("ask", "shell.dynamic-argument", f"argument {w.text[:60]!r} is computed at run time"))
     matched = [r for r in policy.rules_for("shell") if r.matches_shell(base, args)]
     # the program's own rule goes first so that it is the one reported when all parts allow
-    out.insert(0, rule_decision(matched, _d("ask", "default.shell", f"no rule covers {base!r}")))
+    out.insert(first, rule_decision(matched, _d("ask", "default.shell", f"no rule covers {base!r}")))
     return out
 
 

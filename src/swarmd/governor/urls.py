@@ -77,7 +77,7 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> bool:
 
 def is_public(ip: IP, policy: Policy) -> bool:
     """True if ``ip`` is globally routable (or inside ``urls.allow_networks``)."""
-    if any(ip.version == n.version and ip in n for n in policy.compiled("allow_networks")):
+    if any(ip.version == n.version and ip in n for n in policy.fast.allow_networks):
         return True
     if ip.version == 6 and _embedded_v4(ip):  # type: ignore[arg-type]
         return False
@@ -161,7 +161,7 @@ def judge_url(policy: Policy, url: object, resolver: Resolver) -> UrlVerdict:
         host, ip = parse_host(host_part)
     except ValueError as e:
         return _deny(e.args[0], e.args[1])
-    deny_hosts = policy.compiled("deny_hosts")
+    deny_hosts = policy.fast.deny_hosts
     if host == "localhost" or host.endswith(".localhost") or (deny_hosts is not None and deny_hosts.match(host)):
         return _deny("url.denied-host", f"host {host!r} is denied")
     if ip is not None:

@@ -1,0 +1,84 @@
+"""Benchmark the governor's decide() on the test corpus.
+
+Run: ``python bench/governor.py [--repeats N]`` from the repo root (PYTHONPATH=src
+if swarmd is not installed). Every corpus action (tests/governor/corpus/*.jsonl)
+is decided N times in a temporary workspace with the tests' fixed DNS table.
+
+"cold": the parse cache is cleared before each pass, so every shell line goes
+through bashlex (or the fast path); "warm": the same lines again with the parse
+cache filled (the daemon sees repeated commands often). Latencies are per
+decision; each figure is the median over the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
+
+from swarmd.governor import Governor, load_policy  # noqa: E402
+from swarmd.governor.shell import parse_command  # noqa: E402
+from tests.governor.conftest import load_corpus, make_workspace, table_resolver  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def one_pass(gov: Governor, actions: list[dict], ws: str) -> tuple[list[float], int]:
+    lat, correct = [], 0
+    for a in actions:
+        t = time.perf_counter_ns()
+        d = gov.decide(a["tool"], a["args"], ws)
+        lat.append((time.perf_counter_ns() - t) / 1e6)
+        ok = d.decision == "allow" if a["expect"] == "allow" else d.decision in ("deny", "ask")
+        correct += ok
+    return lat, correct
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ns = ap.parse_args()
+    actions = load_corpus("dangerous.jsonl") + load_corpus("benign.jsonl")
+    gov = Governor(load_policy(REPO / "policy.yaml"), resolver=table_resolver)
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = str(make_workspace(Path(tmp)))
+        results: dict[str, list[tuple[float, float, float, int]]] = {"cold": [], "warm": []}
+        for _ in range(ns.repeats):
+            parse_command.cache_clear()
+            for mode in ("cold", "warm"):
+                t = time.perf_counter()
+                lat, correct = one_pass(gov, actions, ws)
+                wall = time.perf_counter() - t
+                results[mode].append((len(actions) / wall, percentile(lat, 0.5), percentile(lat, 0.99), correct))
+    rows = []
+    for mode, rs in results.items():
+        rows.append((mode, len(actions), statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                     statistics.median(r[2] for r in rs), min(r[3] for r in rs) / len(actions)))
+    header = ("pass", "actions", "decisions/s", "p50 ms", "p99 ms", "judged as labelled")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=f"governor decide() on the corpus ({ns.repeats} repeats, medians)")
+        for h in header:
+            table.add_column(h, justify="right")
+        for r in rows:
+            table.add_row(r[0], str(r[1]), f"{r[2]:,.0f}", f"{r[3]:.3f}", f"{r[4]:.3f}", f"{r[5]:.1%}")
+        Console().print(table)
+    except ImportError:
+        print(" | ".join(header))
+        for r in rows:
+            print(f"{r[0]} | {r[1]} | {r[2]:,.0f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

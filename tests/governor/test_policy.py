@@ -1,0 +1,140 @@
+"""Policy loading: the shipped file is valid; each kind of mistake is reported precisely."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from swarmd.governor import PolicyError, load_policy, parse_policy
+
+from .conftest import REPO
+
+GOOD_RULE = """\
+  - id: ok
+    tool: shell
+    program: [ls]
+    decision: allow
+    reason: fine
+"""
+
+
+def policy_text(rules: str = GOOD_RULE, extra: str = "") -> str:
+    return f"version: 1\n{extra}rules:\n{rules}"
+
+
+def err(text: str) -> PolicyError:
+    with pytest.raises(PolicyError) as ei:
+        parse_policy(text, "p.yaml")
+    return ei.value
+
+
+def test_shipped_policy_loads():
+    p = load_policy(REPO / "policy.yaml")
+    ids = [r.id for r in p.rules]
+    assert "git-read" in ids and "http-public" in ids
+    assert p.urls.schemes == ["https"]
+
+
+def test_minimal_policy_has_defaults():
+    p = parse_policy(policy_text())
+    assert p.execution.timeout_s == 30 and p.urls.ports == [443]
+
+
+def test_yaml_syntax_error_has_line():
+    e = err("version: 1\nrules:\n  - id: x\n    tool: [shell\n")
+    assert e.expected == "valid YAML" and e.line is not None and e.line >= 4
+    assert str(e).startswith("p.yaml:")
+
+
+def test_document_not_a_mapping():
+    e = err("- just\n- a list\n")
+    assert "mapping" in e.expected and e.found == "list"
+
+
+def test_missing_version():
+    e = err("rules: []\n")
+    assert e.key_path == "version" and e.found == "nothing"
+
+
+def test_wrong_version_value():
+    e = err("version: 2\nrules: []\n")
+    assert e.key_path == "version" and "1" in e.expected and e.found == "2" and e.line == 1
+
+
+def test_unknown_top_level_key_typo():
+    e = err("version: 1\nrulez: []\n")
+    assert e.key_path == "rulez" and "unknown key" in e.expected and e.line == 2
+
+
+def test_bad_decision_value_names_index_and_line():
+    rules = GOOD_RULE * 3 + "  - id: four\n    tool: shell\n    decision: permit\n    reason: r\n"
+    rules = rules.replace("id: ok", "id: ok1", 1).replace("id: ok\n", "id: ok2\n", 1).replace("id: ok\n", "id: ok3\n", 1)
+    e = err(policy_text(rules))
+    assert e.key_path == "rules[3].decision"
+    assert "'allow', 'deny' or 'ask'" in e.expected and e.found == "'permit'"
+    assert e.line == 20
+    assert "p.yaml:20: rules[3].decision: expected one of" in str(e)
+
+
+def test_unknown_rule_key():
+    e = err(policy_text(GOOD_RULE.replace("decision: allow", "decison: allow")))
+    keys = {p[0] for p in e.problems}
+    assert "rules[0].decison" in keys and "rules[0].decision" in keys
+
+
+def test_wrong_type():
+    e = err(policy_text(extra="urls:\n  ports: [https]\n"))
+    assert e.key_path == "urls.ports[0]" and "integer" in e.expected and e.found == "'https'"
+
+
+def test_unknown_tool():
+    e = err(policy_text(GOOD_RULE.replace("tool: shell", "tool: run_shell").replace("    program: [ls]\n", "")))
+    assert e.key_path == "rules[0].tool[0]" and "'shell'" in e.expected
+
+
+def test_matcher_on_wrong_tool():
+    e = err(policy_text(GOOD_RULE.replace("tool: shell", "tool: read_file")))
+    assert e.key_path == "rules[0]" and "shell only" in e.expected
+
+
+def test_duplicate_rule_ids():
+    e = err(policy_text(GOOD_RULE + GOOD_RULE))
+    assert "unique rule ids" in e.expected and "'ok'" in e.expected
+
+
+def test_relative_outside_glob_rejected():
+    e = err(policy_text(extra="files:\n  read_outside_workspace: [usr/share/**]\n"))
+    assert e.key_path == "files.read_outside_workspace" and "absolute" in e.expected
+
+
+def test_bad_cidr():
+    e = err(policy_text(extra="urls:\n  allow_networks: [127.0.0.0/33]\n"))
+    assert e.key_path == "urls.allow_networks" and "CIDR" in e.expected
+
+
+def test_empty_reason_and_bad_id():
+    e = err(policy_text(GOOD_RULE.replace("reason: fine", "reason: ''").replace("id: ok", "id: 'has space'")))
+    keys = {p[0] for p in e.problems}
+    assert {"rules[0].id", "rules[0].reason"} <= keys
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(PolicyError) as ei:
+        load_policy(tmp_path / "nope.yaml")
+    assert "readable" in ei.value.expected and "nope.yaml" in ei.value.file
+
+
+def test_limits_out_of_range():
+    e = err(policy_text(extra="execution:\n  timeout_s: -1\n"))
+    assert e.key_path == "execution.timeout_s" and "greater than 0" in e.expected
+
+
+def test_multiline_message_lists_every_problem():
+    e = err(textwrap.dedent("""\
+        version: 1
+        shell: {max_length: 0}
+        rules:
+          - {id: a, tool: shell, decision: nope, reason: r}
+        """))
+    assert len(e.problems) == 2 and len(str(e).splitlines()) == 2
