@@ -31,9 +31,9 @@ def test_shipped_config_is_valid_and_has_the_three_tiers():
 
 
 def test_negative_price():
-    e = _error(TEXT.replace("price_per_mtok_in: 3.0", "price_per_mtok_in: -3"))
+    e = _error(TEXT.replace("price_per_mtok_in: 2.0", "price_per_mtok_in: -3"))
     assert e.key == "tiers.API_FALLBACK[0].price_per_mtok_in"
-    assert e.line == _line_of("price_per_mtok_in: 3.0")
+    assert e.line == _line_of("price_per_mtok_in: 2.0")
     assert ">= 0" in e.expected and "-3" in e.found
     assert str(e).startswith(f"llm_config.yaml:{e.line}: ")
 
@@ -99,5 +99,6 @@ def test_env_overrides_and_secret_never_shown():
 
 def test_price_units_are_per_million_tokens():
     model = load_config(ROOT / "llm_config.yaml", env={}).tiers["API_FALLBACK"][0]
-    # 1,000 input tokens at $3/MTok + 500 output tokens at $15/MTok
-    assert model.cost_usd(1000, 500) == pytest.approx(0.003 + 0.0075)
+    # 1,000 input tokens at $2/MTok + 500 output tokens at $10/MTok
+    assert (model.price_per_mtok_in, model.price_per_mtok_out) == (2.0, 10.0)
+    assert model.cost_usd(1000, 500) == pytest.approx(0.002 + 0.005)

@@ -113,8 +113,8 @@ class Daemon:
     def reclaim(self) -> int:
         """Handle entries of both streams that a previous daemon read but never
         acknowledged (XAUTOCLAIM); returns how many objectives were reclaimed."""
-        events = self._claim(K.EVENT_STREAM, K.EVENT_GROUP, self._event)
-        claimed = self._claim(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, self.admit)
+        events = self._claim(K.EVENT_STREAM, K.EVENT_GROUP, self._events)
+        claimed = self._claim(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, self.admit_batch)
         if claimed or events:
             logger.info("reclaimed {} objective(s) and {} event(s) left pending by an earlier daemon",
                         claimed, events)
@@ -125,63 +125,89 @@ class Daemon:
         while True:
             start, entries, *_ = self.redis.xautoclaim(stream, group, self.consumer, min_idle_time=0,
                                                        start_id=start, count=100)
-            for entry_id, fields in entries:
-                if fields:
-                    handle(entry_id, fields)
-                    claimed += 1
-                else:   # entry deleted from the stream while pending
-                    self.redis.xack(stream, group, entry_id)
+            live = [(entry_id, fields) for entry_id, fields in entries if fields]
+            gone = [entry_id for entry_id, fields in entries if not fields]
+            if gone:    # entries deleted from the stream while pending
+                self.redis.xack(stream, group, *gone)
+            if live:
+                handle(live)
+                claimed += len(live)
             if start in (b"0-0", "0-0"):
                 return claimed
 
-    def admit(self, entry_id, fields: dict) -> None:
-        """Validate one stream entry, enqueue its job, then acknowledge it."""
-        try:
-            raw = json.loads(fields[b"objective"])
-            obj = validate(raw, self.config)
-        except (KeyError, ValueError, ObjectiveError) as exc:
-            logger.error("stream entry {} rejected at admission: {}", entry_id, exc)
-            self.redis.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, entry_id)
-            return
-        known = not self.store.add_queued(obj)
-        existing = self.store.get(obj.id) if known else None
-        if known and (existing["state"] in FINAL_STATES or Job.exists(obj.id, connection=self.redis)):
-            logger.info("objective {} already dispatched; not enqueued again", obj.id)
-        else:
-            cfg = self.config.daemon
-            queue = self.queues[K.PRIORITY_QUEUE[obj.priority]]
-            retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
-            queue.enqueue("swarmd.workers.jobs.run_objective", obj.to_dict(), job_id=obj.id,
-                          job_timeout=cfg.job_timeout_s, result_ttl=cfg.result_ttl_s,
-                          failure_ttl=cfg.result_ttl_s, retry=retry, description=f"{obj.action} {obj.id}")
-            self.redis.hset(K.objective_key(obj.id), mapping={"state": "queued", "action": obj.action})
-            logger.info("objective {} queued action={} queue={}", obj.id, obj.action, queue.name)
-        self.redis.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, entry_id)
+    def admit_batch(self, entries: list) -> None:
+        """Validate stream entries, enqueue their jobs, then acknowledge them.
+
+        One SQLite transaction and one Redis pipeline per batch: the queued
+        rows, every job, the state mirrors and the XACK go out together, and
+        the XACK only after the enqueue in the same pipeline.
+        """
+        acks, objs = [], []
+        for entry_id, fields in entries:
+            try:
+                objs.append((entry_id, validate(json.loads(fields[b"objective"]), self.config)))
+            except (KeyError, ValueError, ObjectiveError) as exc:
+                logger.error("stream entry {} rejected at admission: {}", entry_id, exc)
+                acks.append(entry_id)
+        new_flags = self.store.add_queued_many([o for _e, o in objs]) if objs else []
+        cfg = self.config.daemon
+        retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
+        by_queue: dict[str, list] = {}
+        for (entry_id, obj), new in zip(objs, new_flags):
+            acks.append(entry_id)
+            if not new:
+                existing = self.store.get(obj.id)
+                if existing["state"] in FINAL_STATES or Job.exists(obj.id, connection=self.redis):
+                    logger.info("objective {} already dispatched; not enqueued again", obj.id)
+                    continue
+            by_queue.setdefault(K.PRIORITY_QUEUE[obj.priority], []).append(obj)
+        pipe = self.redis.pipeline()
+        for name, group in by_queue.items():
+            queue = self.queues[name]
+            queue.enqueue_many([Queue.prepare_data(
+                "swarmd.workers.jobs.run_objective", (obj.to_dict(),), job_id=obj.id, timeout=cfg.job_timeout_s,
+                result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
+                description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
+            for obj in group:
+                pipe.hset(K.objective_key(obj.id), mapping={"state": "queued", "action": obj.action})
+        if acks:
+            pipe.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, *acks)
+        pipe.execute()
+        for name, group in by_queue.items():
+            for obj in group:
+                logger.info("objective {} queued action={} queue={}", obj.id, obj.action, name)
 
     # ------------------------------------------------------------------ events
-    def apply_event(self, event_id: str, kind: str, oid: str, payload: dict) -> None:
-        """Persist one worker event (once), mirror the state into Redis, log it."""
-        if not self.store.apply_event(event_id, kind, oid, payload):
-            return
-        state = {"started": "running", "failed": "failed"}.get(kind) or payload.get("state")
-        mirror = {"state": state}
-        if kind == "finished":
-            mirror["result"] = json.dumps(payload.get("result", {}))
-        elif kind == "failed":
-            mirror["result"] = json.dumps({"status": "failed", "reason": payload.get("reason")})
-        key = K.objective_key(oid)
+    def apply_events(self, events: list[tuple[str, str, str, dict]]) -> None:
+        """Persist worker events in one transaction (each once), mirror the new
+        states into Redis in one pipeline, and log one line per state change."""
+        applied = self.store.apply_events(events)
         pipe = self.redis.pipeline()
-        pipe.hset(key, mapping=mirror)
-        if state in FINAL_STATES:
-            pipe.expire(key, self.config.daemon.result_ttl_s)
+        lines = []
+        for (event_id, kind, oid, payload), new in zip(events, applied):
+            if not new:
+                continue
+            state = {"started": "running", "failed": "failed"}.get(kind) or payload.get("state")
+            mirror = {"state": state}
+            if kind == "finished":
+                mirror["result"] = json.dumps(payload.get("result", {}))
+            elif kind == "failed":
+                mirror["result"] = json.dumps({"status": "failed", "reason": payload.get("reason")})
+            key = K.objective_key(oid)
+            pipe.hset(key, mapping=mirror)
+            if state in FINAL_STATES:
+                pipe.expire(key, self.config.daemon.result_ttl_s)
+            result = payload.get("result", {})
+            if kind == "started":
+                lines.append(("objective {} running worker={}", (oid, payload.get("worker"))))
+            else:
+                reason = payload.get("reason") or result.get("reason")
+                lines.append(("objective {} {} action={} tier={} cost=${:.6f}{}",
+                              (oid, state, payload.get("action", "?"), result.get("tier"),
+                               result.get("cost_usd") or 0.0, f" reason={reason}" if state != "done" else "")))
         pipe.execute()
-        result = payload.get("result", {})
-        if kind == "started":
-            logger.info("objective {} running worker={}", oid, payload.get("worker"))
-        else:
-            logger.info("objective {} {} action={} tier={} cost=${:.6f}{}", oid, state, payload.get("action", "?"),
-                        result.get("tier"), result.get("cost_usd") or 0.0,
-                        f" reason={payload.get('reason') or result.get('reason')}" if state != "done" else "")
+        for fmt, args in lines:
+            logger.info(fmt, *args)
 
     def sweep_failed(self) -> None:
         """Persist jobs RQ gave up on (its failed-job registry) as ``failed``."""
@@ -193,7 +219,7 @@ class Daemon:
                 if job is not None:
                     info = (job.latest_result().exc_string if job.latest_result() else None) or ""
                     reason = (info.strip().splitlines() or ["job failed"])[-1][:500]
-                self.apply_event(f"failed:{job_id}", "failed", job_id, {"reason": reason, "ts": time.time()})
+                self.apply_events([(f"failed:{job_id}", "failed", job_id, {"reason": reason, "ts": time.time()})])
                 registry.remove(job_id, delete_job=False)
 
     def heartbeat(self) -> None:
@@ -252,28 +278,36 @@ class Daemon:
                     if failpoint == "after_read" and entries:
                         logger.warning("failpoint after_read: killing the daemon with SIGKILL")
                         os.kill(os.getpid(), signal.SIGKILL)
-                    for entry_id, fields in entries:
-                        self.admit(entry_id, fields)
+                    self.admit_batch(entries)
                 else:
-                    for entry_id, fields in entries:
-                        self._event(entry_id, fields)
+                    self._events(entries)
         return 0
 
-    def _event(self, entry_id, fields) -> None:
+    def _events(self, entries: list) -> None:
+        """Persist a batch of event-stream entries, then acknowledge them.  A
+        malformed entry is logged and acknowledged (it can never be applied);
+        if the store fails, nothing is acknowledged and the batch stays pending."""
+        parsed, bad = [], []
+        for entry_id, fields in entries:
+            try:
+                eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                parsed.append((eid, fields[b"kind"].decode(), fields[b"id"].decode(), json.loads(fields[b"payload"])))
+            except (KeyError, ValueError, AttributeError) as exc:
+                logger.error("event {} is malformed and is dropped: {}", entry_id, exc)
+                bad.append(entry_id)
         try:
-            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            self.apply_event(eid, fields[b"kind"].decode(), fields[b"id"].decode(), json.loads(fields[b"payload"]))
+            if parsed:
+                self.apply_events(parsed)
         except Exception:
-            logger.exception("event {} could not be persisted; it stays pending", entry_id)
+            logger.exception("events could not be persisted; they stay pending")
             return
-        self.redis.xack(K.EVENT_STREAM, K.EVENT_GROUP, entry_id)
+        self.redis.xack(K.EVENT_STREAM, K.EVENT_GROUP, *[e for e, _f in entries])
 
     def drain_events(self) -> None:
         """Persist new events without blocking (used at shutdown)."""
         batches = self.redis.xreadgroup(K.EVENT_GROUP, self.consumer, {K.EVENT_STREAM: ">"}, count=10000)
         for _stream, entries in batches or []:
-            for entry_id, fields in entries:
-                self._event(entry_id, fields)
+            self._events(entries)
 
     def close(self) -> None:
         """Stop periodic jobs, persist what is left, close the store."""

@@ -18,6 +18,7 @@ Only the daemon writes objectives; ``swarmctl`` and reports read.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import threading
 import time
 from pathlib import Path
@@ -74,13 +75,18 @@ class Store:
     # ------------------------------------------------------------------ writes
     def add_queued(self, obj: Objective) -> bool:
         """Record an objective as queued; False if it was already known."""
-        with self._lock:
-            cur = self._conn.execute(
+        return self.add_queued_many([obj])[0]
+
+    def add_queued_many(self, objs: list[Objective]) -> list[bool]:
+        """Record objectives as queued in one transaction; per objective, False
+        if it was already known."""
+        now = time.time()
+        with self._lock, self._transaction():
+            return [self._conn.execute(
                 "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, tags, "
                 "state, submitted_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (obj.id, obj.action, obj.input, json.dumps(obj.labels), obj.priority, obj.max_cost_usd,
-                 json.dumps(obj.tags), "queued", obj.submitted_at, time.time()))
-            return cur.rowcount == 1
+                (o.id, o.action, o.input, json.dumps(o.labels), o.priority, o.max_cost_usd,
+                 json.dumps(o.tags), "queued", o.submitted_at, now)).rowcount == 1 for o in objs]
 
     def apply_event(self, event_id: str, kind: str, objective_id: str, payload: dict) -> bool:
         """Persist one worker event exactly once (False if ``event_id`` was seen).
@@ -89,19 +95,29 @@ class Store:
         worker's result: state, result fields, attempts, action) or ``failed``
         (payload: reason).  A final state is never moved back to running.
         """
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+        return self.apply_events([(event_id, kind, objective_id, payload)])[0]
+
+    def apply_events(self, events: list[tuple[str, str, str, dict]]) -> list[bool]:
+        """:meth:`apply_event` for many ``(event_id, kind, objective_id, payload)``
+        in one transaction; raises (and writes nothing) if any is malformed."""
+        applied = []
+        with self._lock, self._transaction():
+            for event_id, kind, objective_id, payload in events:
                 cur = self._conn.execute("INSERT OR IGNORE INTO events_seen VALUES (?)", (event_id,))
-                if cur.rowcount == 0:
-                    self._conn.execute("ROLLBACK")
-                    return False
-                self._apply(kind, objective_id, payload)
-                self._conn.execute("COMMIT")
-                return True
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                if cur.rowcount:
+                    self._apply(kind, objective_id, payload)
+                applied.append(bool(cur.rowcount))
+        return applied
+
+    @contextmanager
+    def _transaction(self):
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def _apply(self, kind: str, oid: str, payload: dict) -> None:
         final = tuple(FINAL_STATES)

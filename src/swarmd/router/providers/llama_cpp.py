@@ -93,6 +93,8 @@ class LlamaCppProvider(Provider):
         self._n_vocab = self.llm.n_vocab()
         self._eos = self.llm.token_eos()
         self._label_tokens: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        #: tokens of the last prompt taken from the KV cache rather than evaluated
+        self.last_reused_tokens = 0
         self._prefix_tokens: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------------ tokens
@@ -127,6 +129,7 @@ class LlamaCppProvider(Provider):
             diff = np.nonzero(cached[:n] != np.asarray(tokens[:n]))[0]
             common = int(diff[0]) if len(diff) else n
         common = min(common, len(tokens) - 1)      # always evaluate at least one token
+        self.last_reused_tokens = common
         llm.n_tokens = common
         llm.eval(tokens[common:])
         return self._last_logits()

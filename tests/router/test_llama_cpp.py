@@ -1,0 +1,80 @@
+"""The embedded tier for real: Gemma 3 270M in-process through llama-cpp-python."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from swarmd.config import load_config
+from swarmd.router import Ledger, Router
+from swarmd.router.prompts import build_prompt
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test")
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(ROOT / "llm_config.yaml", env={"ANTHROPIC_API_KEY": "", "OLLAMA_HOST": "http://127.0.0.1:9"})
+
+
+@pytest.fixture(scope="module")
+def provider(config):
+    from swarmd.router.providers.llama_cpp import LlamaCppProvider
+    return LlamaCppProvider(config.tiers["LOCAL_FAST"][0])
+
+
+def test_label_distribution_from_one_pass(provider, config):
+    prompt = build_prompt(config.actions["classify"], "update the installation guide in the README", LABELS)
+    c = provider.classify(prompt)
+    assert set(c.label_probs) == set(LABELS)
+    assert math.isclose(sum(c.label_probs.values()), 1.0, rel_tol=1e-6)
+    assert c.text == max(c.label_probs, key=c.label_probs.get)
+    assert c.tokens_out == 1 and c.tokens_in > 100
+
+
+def test_few_shot_prefix_kv_is_reused(provider, config):
+    action = config.actions["classify"]
+    provider.classify(build_prompt(action, "first message", LABELS))
+    prefix_tokens = len(provider.llm.tokenize(build_prompt(action, "x", LABELS).prefix.encode(), add_bos=True))
+    provider.classify(build_prompt(action, "a completely different second message", LABELS))
+    assert provider.last_reused_tokens >= prefix_tokens
+    # a different prefix (other label set) cannot reuse the examples
+    provider.classify(build_prompt(action, "x", ("feat", "fix")))
+    assert provider.last_reused_tokens < prefix_tokens
+
+
+def test_same_answer_with_and_without_cache(provider, config):
+    from swarmd.router.providers.llama_cpp import LlamaCppProvider
+    prompt = build_prompt(config.actions["classify"], "bump pytest from 7.1 to 7.2", LABELS)
+    warm = provider.classify(prompt).label_probs
+    provider.llm.reset()                                          # cold: nothing cached
+    cold = provider.classify(prompt).label_probs
+    assert provider.last_reused_tokens == 0
+    for label in LABELS:
+        assert warm[label] == pytest.approx(cold[label], abs=1e-3)
+    assert isinstance(provider, LlamaCppProvider)
+
+
+def test_free_generation_returns_token_logprobs(provider, config):
+    prompt = build_prompt(config.actions["summarize"], "The cat sat on the mat. It was warm and sunny.")
+    c = provider.complete(prompt, max_tokens=12)
+    assert 0 < c.tokens_out <= 12
+    assert c.token_logprobs and len(c.token_logprobs) == c.tokens_out
+    assert all(lp <= 0 for lp in c.token_logprobs)
+
+
+def test_router_on_the_real_model_records_the_call(config, tmp_path):
+    ledger = Ledger(tmp_path / "l.db")
+    router = Router(config, ledger)
+    result = router.route("classify", "add a --dry-run flag to the bump command", LABELS, objective_id="o")
+    assert result.answer in LABELS and 0 <= result.confidence <= 1
+    rows = ledger.rows()
+    assert rows[0]["tier"] == "LOCAL_FAST" and rows[0]["provider"] == "llama_cpp" and rows[0]["cost_usd"] == 0
+    if result.status == "accepted":
+        assert result.tier == "LOCAL_FAST" and len(rows) == 1
+    else:   # no Ollama and no API key here: skipped, answer kept
+        assert result.reason and len(result.skipped) == 2

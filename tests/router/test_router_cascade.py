@@ -1,0 +1,128 @@
+"""The cascade end to end through the official ollama/anthropic clients
+against loopback fakes of both services: escalation while confidence is low,
+unavailable tiers skipped and cooled down, malformed replies escalated, a
+defined `unresolved` result when nothing passes, and one ledger row per call."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from swarmd.config import parse_config
+from swarmd.router import Ledger, Router
+from tests.fakes import Answer, Error, Malformed, closed_port_url
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.ollama_server import FakeOllama
+
+ROOT = Path(__file__).resolve().parents[2]
+SURE, UNSURE = math.log(0.95), math.log(0.3)
+
+
+def make_config(fast_url: str, quality_url: str, api_url: str, cooldown_s: float = 60):
+    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    common = {"context_window": 8192, "timeout_s": 2, "max_output_tokens": 64}
+    data["tiers"] = {
+        "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [fast_url],
+                        "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
+        "LOCAL_QUALITY": [{"provider": "ollama", "model": "llama3.1:8b", "hosts": [quality_url],
+                           "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
+        "API_FALLBACK": [{"provider": "anthropic", "model": "claude-sonnet-5-5", "base_url": api_url,
+                          "price_per_mtok_in": 3.0, "price_per_mtok_out": 15.0, "prior_confidence": 0.9,
+                          **common}],
+    }
+    data["escalation"]["cooldown_s"] = cooldown_s
+    return parse_config(yaml.safe_dump(data), "test", env={"ANTHROPIC_API_KEY": "sk-ant-test-key"})
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return Ledger(tmp_path / "ledger.db")
+
+
+LABELS = ("feat", "fix", "docs")
+
+
+def test_low_confidence_escalates_until_accepted(ledger):
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("feat", logprobs=[SURE])]) as quality, FakeAnthropic() as api:
+        router = Router(make_config(fast.url, quality.url, api.url), ledger)
+        result = router.route("classify", "add a --dry-run flag", LABELS, objective_id="o1")
+    assert (result.status, result.answer, result.tier, result.escalations) == ("accepted", "feat", "LOCAL_QUALITY", 1)
+    assert result.confidence == pytest.approx(0.95)
+    assert api.requests == []                              # never reached the paid tier
+    assert [r["outcome"] for r in ledger.rows()] == ["escalated", "accepted"]
+    assert {r["objective_id"] for r in ledger.rows()} == {"o1"}
+
+
+def test_nothing_passes_gives_unresolved_with_best_answer(ledger):
+    with FakeOllama([Answer("fix", logprobs=[math.log(0.4)])]) as fast, \
+         FakeOllama([Answer("docs", logprobs=[math.log(0.6)])]) as quality, \
+         FakeAnthropic([Answer("banana", tokens_in=100, tokens_out=2)]) as api:
+        result = Router(make_config(fast.url, quality.url, api.url), ledger).route("classify", "x", LABELS)
+    assert result.status == "unresolved" and result.answer == "docs" and result.tier == "LOCAL_QUALITY"
+    assert result.escalations == 2 and "0.70" in result.reason
+    rows = ledger.rows()
+    assert [r["outcome"] for r in rows] == ["escalated", "escalated", "rejected"]
+    assert rows[2]["cost_usd"] == pytest.approx((100 * 3.0 + 2 * 15.0) / 1e6)   # per-million prices
+    assert result.cost_usd == pytest.approx(rows[2]["cost_usd"])
+
+
+def test_unreachable_tier_is_skipped_and_cooled_down(ledger):
+    now = [1000.0]
+    dead = closed_port_url()
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["feat"]) as api:
+        router = Router(make_config(fast.url, dead, api.url, cooldown_s=30), ledger, clock=lambda: now[0])
+        first = router.route("classify", "x", LABELS)
+        assert first.status == "accepted" and first.tier == "API_FALLBACK" and first.answer == "feat"
+        assert any("LOCAL_QUALITY" in s for s in first.skipped)
+        second = router.route("classify", "y", LABELS)
+        assert any("LOCAL_QUALITY" in s and "no host answered" in s for s in second.skipped)
+        assert len(api.model_requests()) == 2
+        now[0] += 31                                  # cool-down over: tried again (and refused again)
+        third = router.route("classify", "z", LABELS)
+        assert third.status == "accepted"
+    assert [r["tier"] for r in ledger.rows()] == ["LOCAL_FAST", "API_FALLBACK"] * 3
+
+
+@pytest.mark.parametrize("bad", [Malformed(b'{"response": "trunc'), Error(500, "boom")])
+def test_malformed_or_failed_reply_escalates(ledger, bad):
+    with FakeOllama([bad]) as fast, FakeOllama([Answer("fix", logprobs=[SURE])]) as quality, FakeAnthropic() as api:
+        result = Router(make_config(fast.url, quality.url, api.url), ledger).route("classify", "x", LABELS)
+    assert result.status == "accepted" and result.tier == "LOCAL_QUALITY" and result.escalations == 1
+    assert ledger.rows()[0]["outcome"] == "error" and ledger.rows()[0]["error"]
+
+
+def test_refusal_and_unparsable_json_escalate(ledger):
+    with FakeOllama([Answer("I'm sorry, I can't help with that", logprobs=[SURE] * 8)]) as quality, \
+         FakeAnthropic(['{"name": "Ada"}']) as api:
+        router = Router(make_config(closed_port_url(), quality.url, api.url), ledger)
+        result = router.route("extract", "Ada Lovelace wrote the first program")
+        assert result.status == "accepted" and result.tier == "API_FALLBACK" and result.answer == '{"name": "Ada"}'
+        assert ledger.rows()[0]["error"] == "refusal"
+        quality.push(Answer('{"name": ', logprobs=[SURE] * 3))
+        api.push("{}")
+        router.availability._down.clear()
+        again = router.route("extract", "x")
+        assert "JSON does not parse" in ledger.rows()[2]["error"]
+        assert again.tier == "API_FALLBACK"
+
+
+def test_every_tier_unavailable_returns_defined_result(ledger):
+    dead = closed_port_url()
+    config = make_config(dead, dead, dead)
+    result = Router(config, ledger).route("classify", "x", LABELS)
+    assert result.status == "unresolved" and result.answer is None and result.reason == "every tier unavailable"
+    assert len(result.skipped) == 3 and result.to_json()["status"] == "unresolved"
+    assert ledger.rows() == []
+
+
+def test_unknown_action_is_a_request_error_not_a_model_failure(ledger):
+    from swarmd.router import RequestError
+    router = Router(make_config(closed_port_url(), closed_port_url(), closed_port_url()), ledger)
+    with pytest.raises(RequestError, match="unknown action"):
+        router.route("translate", "x")
+    with pytest.raises(RequestError, match="two labels"):
+        router.route("classify", "x", ("feat",))
