@@ -17,6 +17,8 @@ from swarmd.governor.execute import bwrap_available, run_argv, run_tool, scrubbe
 from .conftest import REPO, make_workspace, table_resolver
 
 ALLOW = Decision("allow", "test", "test")
+# an interpreter visible inside bwrap too (the venv's lives outside /usr)
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SECRET_VARS = {"ANTHROPIC_API_KEY": "sk-ant-api03-abcdefghijklmnop", "OPENAI_API_KEY": "sk-abcdefghijklmnopqrstu",
                "REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0", "GITHUB_TOKEN": "ghp_abcdefghijklmnopqrstuvwxyz",
                "DB_PASSWORD": "hunter2", "MY_SECRET": "s3cr3t", "AWS_SECRET_ACCESS_KEY": "abc/def"}
@@ -133,14 +135,14 @@ def test_rlimits_applied(ws, limits):
 
 def test_cpu_limit_kills_busy_loop(ws, limits):
     t = time.monotonic()
-    r = run_argv([sys.executable, "-c", "while True: pass"], ws,
+    r = run_argv(["sha256sum", "/dev/zero"], ws,
                  limits.model_copy(update={"cpu_s": 1, "timeout_s": 20}), ALLOW)
     assert not r.timed_out and r.exit_code in (-24, -9)  # SIGXCPU (soft) or SIGKILL (hard)
     assert time.monotonic() - t < 15
 
 
 def test_memory_limit(ws, limits):
-    r = run_argv([sys.executable, "-c", "b = bytearray(700 * 1024 * 1024)"], ws,
+    r = run_argv([PY, "-c", "b = bytearray(700 * 1024 * 1024)"], ws,
                  limits.model_copy(update={"memory_mb": 256}), ALLOW)
     assert r.exit_code == 1 and "MemoryError" in r.output
 

@@ -201,6 +201,8 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
     t.join(timeout=2)
     if proc.stdout is not None:
         proc.stdout.close()
+    if bwrap and 128 < code < 128 + 65:
+        code = -(code - 128)  # bwrap reports a child killed by signal N as 128+N; match subprocess's -N
     out = b"".join(sink).decode("utf-8", errors="replace")
     return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
                       timed_out=timed_out, confinement=confinement,
