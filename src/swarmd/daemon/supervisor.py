@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -47,7 +48,10 @@ class Supervisor:
         self._thread: threading.Thread | None = None
 
     def _spawn(self, slot: _Slot) -> None:
-        cmd = [sys.executable, "-m", "swarmd.workers.main", "--name", f"{os.uname().nodename}:w{slot.index}:{os.getpid()}"]
+        # a fresh name per spawn: RQ keeps a crashed worker registered until its TTL
+        # ends and refuses a second worker with the same name
+        name = f"{os.uname().nodename}:w{slot.index}:{uuid.uuid4().hex[:8]}"
+        cmd = [sys.executable, "-m", "swarmd.workers.main", "--name", name]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
         env = dict(os.environ, REDIS_URL=self.redis_url)  # URL via env, not argv: argv is world-readable
