@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_NAME = "llm_config.yaml"
 TIER_NAMES = ("LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK")
@@ -125,11 +125,56 @@ class EscalationConfig(_Strict):
     cooldown_s: float = Field(default=60, ge=0)
 
 
+class PacingConfig(_Strict):
+    """Budget pacing (see :mod:`swarmd.router.budgets`).
+
+    A capped period (UTC day, UTC month) is *ahead of plan* when
+    ``spent / cap > elapsed / period + tolerance``.  While any capped period
+    is ahead, an answer from a free tier whose next tier is paid escalates
+    only when its confidence is below ``threshold × threshold_factor``
+    (instead of ``threshold``); back on plan, the configured threshold
+    returns.  ``tolerance`` and ``threshold_factor`` are fractions (0..1).
+    """
+
+    enabled: bool = True
+    tolerance: float = Field(default=0.05, ge=0, le=1)
+    threshold_factor: float = Field(default=0.5, gt=0, le=1)
+
+
 class BudgetConfig(_Strict):
-    """Daily and monthly spending caps in USD (``None`` = no cap)."""
+    """Daily and monthly spending caps in USD (``None`` = no cap), enforced in
+    Redis across every worker (UTC day and month), and their pacing."""
 
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
+    pacing: PacingConfig = PacingConfig()
+
+
+class ReportsConfig(_Strict):
+    """The daemon's daily cost report: ``daily_at`` local time ``"HH:MM"``
+    (``None`` = no daily report) covering the 24 hours before it; written
+    under ``dir`` (relative to the data directory unless absolute)."""
+
+    daily_at: str | None = "23:55"
+    dir: str = Field(default="reports", min_length=1)
+
+    @field_validator("daily_at")
+    @classmethod
+    def _hh_mm(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        hh, sep, mm = value.partition(":")
+        if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+            raise ValueError("a local time \"HH:MM\" (24-hour clock) or null")
+        return value
+
+
+class MetricsConfig(_Strict):
+    """Prometheus metrics served by the daemon on ``127.0.0.1:port``
+    (``None`` = off).  ``refresh_s``: seconds between reads of new ledger rows."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    refresh_s: float = Field(default=5.0, gt=0)
 
 
 class StorageConfig(_Strict):
@@ -179,6 +224,8 @@ class Config(_Strict):
     quality: QualityConfig = QualityConfig()
     escalation: EscalationConfig
     budgets: BudgetConfig = BudgetConfig()
+    reports: ReportsConfig = ReportsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     storage: StorageConfig = StorageConfig()
     daemon: DaemonConfig = DaemonConfig()
     source: str | None = Field(default=None, exclude=True)
