@@ -25,6 +25,34 @@ QUEUES = ("high", "default", "low")
 #: Objective priority → RQ queue.
 PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 
+#: Budgets (:mod:`swarmd.router.budgets`).  Spend hashes have the fields
+#: ``spent`` (settled) and ``reserved`` (held for calls in flight), integers in
+#: nano-USD (1e-9 USD).  Periods are UTC.
+#: Sorted set of reservations in flight: member a JSON record (id, amount,
+#: budget keys), score the unix time after which a reservation whose worker
+#: never settled it is released.
+BUDGET_LEASES = PREFIX + "budget:leases"
+#: Seconds a day's spend hash outlives its day (a month's: :data:`BUDGET_MONTH_GRACE_S`).
+BUDGET_DAY_GRACE_S = 2 * 86400
+BUDGET_MONTH_GRACE_S = 7 * 86400
+#: Seconds an objective's spend hash lives after its last reservation.
+BUDGET_OBJECTIVE_TTL_S = 30 * 86400
+
+
+def budget_day_key(day: str) -> str:
+    """Spend hash of one UTC day, ``day`` as ``YYYY-MM-DD``."""
+    return f"{PREFIX}budget:day:{day}"
+
+
+def budget_month_key(month: str) -> str:
+    """Spend hash of one UTC month, ``month`` as ``YYYY-MM``."""
+    return f"{PREFIX}budget:month:{month}"
+
+
+def budget_objective_key(objective_id: str) -> str:
+    """Spend hash of one objective (its ``max_cost_usd`` cap)."""
+    return f"{PREFIX}budget:objective:{objective_id}"
+
 
 def objective_key(objective_id: str) -> str:
     """Hash with one objective's state (``state``, ``action``, ``result`` JSON, ...)."""

@@ -10,7 +10,9 @@ Typical use::
     result.answer, result.confidence, result.tier, result.status
 """
 
+from swarmd.router.budgets import Budget, Reservation
 from swarmd.router.ledger import Ledger, LedgerRow
-from swarmd.router.router import ACCEPTED, UNRESOLVED, Attempt, RequestError, RouteResult, Router
+from swarmd.router.router import ACCEPTED, BUDGET, UNRESOLVED, Attempt, RequestError, RouteResult, Router
 
-__all__ = ["ACCEPTED", "UNRESOLVED", "Attempt", "Ledger", "LedgerRow", "RequestError", "RouteResult", "Router"]
+__all__ = ["ACCEPTED", "BUDGET", "UNRESOLVED", "Attempt", "Budget", "Ledger", "LedgerRow", "RequestError", "Reservation",
+           "RouteResult", "Router"]

@@ -11,6 +11,16 @@ For one request the router:
 
 When no tier gives an acceptable answer it returns ``status="unresolved"``
 with the most confident answer it saw; it never raises for a model failure.
+
+Budgets (optional, :mod:`swarmd.router.budgets`): before a call to a model
+with a non-zero price the router reserves the call's worst case against the
+daily, monthly and per-objective caps, and settles the reservation to the
+actual cost after the call.  A call the caps refuse is not made (the model is
+listed in ``skipped`` with the reason); free models are never blocked.  When a
+result stays below the threshold after a paid tier was refused, it is
+``unresolved`` with ``reason="budget"`` and the best local answer.  While
+spend runs ahead of plan, answers from a free tier whose next tier is paid are
+accepted at the paced threshold (:meth:`Budget.pacing_threshold`).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from typing import Callable
 from loguru import logger
 
 from swarmd.config import Config, ModelConfig
+from swarmd.router.budgets import Budget, Reservation, worst_case_usd
 from swarmd.router.ledger import Ledger, LedgerRow
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
@@ -29,6 +40,9 @@ from swarmd.router.quality import Verdict, assess
 from swarmd.router.tiers import Availability
 
 ACCEPTED, UNRESOLVED = "accepted", "unresolved"
+#: ``RouteResult.reason`` when a paid tier was refused by a budget and no free
+#: tier reached the threshold.
+BUDGET = "budget"
 
 
 class RequestError(ValueError):
@@ -68,7 +82,9 @@ class RouteResult:
     the attempt whose answer is returned; ``escalations`` counts moves to a
     further tier after an attempt that was not accepted; ``cost_usd`` (USD) and
     ``latency_ms`` (ms) add up every attempt; ``skipped`` lists models passed
-    over because they were cooling down, with the reason.
+    over because they were cooling down or refused by a budget, with the
+    reason.  ``reason`` (unresolved only) is ``"budget"`` when a paid tier was
+    refused by a budget, else a sentence.
     """
 
     answer: str | None
@@ -107,18 +123,26 @@ class Router:
     ``provider_factory``: builds a provider from a tier entry (tests and
     benchmarks may pass their own).  Providers are built on first use and kept
     for the life of the router, so an in-process model loads once.
+    ``budget``: the shared caps (``None`` = unlimited, except an objective's
+    ``max_cost_usd``, then checked within the one request).
     """
 
     def __init__(self, config: Config, ledger: Ledger | None = None,
                  provider_factory: Callable[[ModelConfig, float], Provider] = make_provider,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, budget: Budget | None = None):
         self.config = config
         self.ledger = ledger
+        self.budget = budget
         self.provider_factory = provider_factory
         self.availability = Availability(config.escalation.cooldown_s, clock)
         self._providers: dict[str, Provider] = {}
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def model_key(tier: str, model: ModelConfig, index: int) -> str:
+        """The key a model is known by in cool-downs and ``skipped``: ``tier/provider/model#index``."""
+        return f"{tier}/{model.provider}/{model.model}#{index}"
+
     def _provider(self, key: str, model: ModelConfig) -> Provider:
         if key not in self._providers:
             self._providers[key] = self.provider_factory(model, self.config.escalation.cooldown_s)
@@ -137,11 +161,15 @@ class Router:
 
     # ------------------------------------------------------------------ routing
     def route(self, action: str, text: str, labels: tuple[str, ...] | list[str] = (),
-              objective_id: str | None = None, request_id: str | None = None) -> RouteResult:
+              objective_id: str | None = None, request_id: str | None = None,
+              max_cost_usd: float | None = None) -> RouteResult:
         """Answer one request, escalating while confidence < threshold.
 
+        ``max_cost_usd``: the objective's cap in USD (with a budget, across all
+        of ``objective_id``'s calls; without one, within this request).
         Returns a :class:`RouteResult`.  Raises :class:`RequestError` only for a
-        bad request (unknown action, missing labels), never for a model failure.
+        bad request (unknown action, missing labels), never for a model failure
+        nor a budget (a refused call is skipped; see the module docstring).
         """
         labels = tuple(labels)
         self.check_request(action, labels)
@@ -154,36 +182,103 @@ class Router:
         skipped: list[str] = []
         best: tuple[Verdict, Attempt] | None = None
         escalations = 0
+        pending: Attempt | None = None      # not accepted: "escalated" once a further call is made
+        refused_by_budget = False
 
         for tier_index, tier in enumerate(chain):
             for model_index, model in enumerate(self.config.tiers[tier]):
-                key = f"{tier}/{model.provider}/{model.model}#{model_index}"
+                key = self.model_key(tier, model, model_index)
                 reason = self.availability.down_reason(key)
                 if reason is not None:
                     skipped.append(f"{key}: {reason}")
                     continue
-                attempt, verdict = self._call(action, tier, model, key, prompt, refusals, threshold)
+                reservation = None
+                if not model.is_free:
+                    reservation = self._reserve(model, prompt.text, objective_id, max_cost_usd,
+                                                sum(a.cost_usd for a in attempts))
+                    if not isinstance(reservation, Reservation) and reservation is not None:
+                        skipped.append(f"{key}: budget: {reservation}")
+                        refused_by_budget = True
+                        continue
+                accept_at = threshold
+                if model.is_free and self.budget is not None and self._next_is_paid(chain, tier_index):
+                    accept_at = self.budget.pacing_threshold(threshold, action)
+                attempt = verdict = None
+                try:
+                    attempt, verdict = self._call(action, tier, model, key, prompt, refusals, accept_at)
+                finally:                        # settled to the cost, or released when no call was made
+                    self._settle(reservation, attempt)
                 if attempt is None:          # unavailable: try the tier's next model
                     skipped.append(f"{key}: {self.availability.down_reason(key)}")
                     continue
+                if pending is not None:
+                    pending.outcome = "escalated"
+                    self._record(action, pending, objective_id)
+                    pending = None
                 attempts.append(attempt)
                 if verdict is not None and (best is None or verdict.confidence > best[0].confidence):
                     best = (verdict, attempt)
-                last_tier = tier_index == len(chain) - 1
                 if attempt.outcome == "accepted":
                     self._record(action, attempt, objective_id)
                     return self._result(best, attempts, skipped, escalations, ACCEPTED, None, request_id)
-                if attempt.outcome != "error":
-                    attempt.outcome = "rejected" if last_tier else "escalated"
-                self._record(action, attempt, objective_id)
+                if attempt.outcome == "error":
+                    self._record(action, attempt, objective_id)
+                else:
+                    attempt.outcome = "rejected"    # until a further call is made
+                    pending = attempt
                 break                           # a model answered in this tier: escalate
             else:
                 continue
             if tier_index < len(chain) - 1:
                 escalations += 1
-        reason = (f"no tier reached confidence {threshold:.2f}" if attempts
-                  else "every tier unavailable")
+        if pending is not None:
+            self._record(action, pending, objective_id)
+        if refused_by_budget:
+            reason = BUDGET
+            logger.info("{} unresolved: budget (best confidence {:.2f} < {:.2f}; {})", request_id or action,
+                        best[0].confidence if best else 0.0, threshold,
+                        "; ".join(s for s in skipped if ": budget: " in s))
+        else:
+            reason = (f"no tier reached confidence {threshold:.2f}" if attempts
+                      else "every tier unavailable")
         return self._result(best, attempts, skipped, escalations, UNRESOLVED, reason, request_id)
+
+    # ------------------------------------------------------------------ budgets
+    def _next_is_paid(self, chain: list[str], tier_index: int) -> bool:
+        """True when the model that would answer after ``chain[tier_index]``
+        (the first one not cooling down in the next tier that has one) has a price."""
+        for tier in chain[tier_index + 1:]:
+            for index, model in enumerate(self.config.tiers[tier]):
+                if self.availability.down_reason(self.model_key(tier, model, index)) is None:
+                    return not model.is_free
+        return False
+
+    def _reserve(self, model: ModelConfig, prompt_text: str, objective_id: str | None,
+                 max_cost_usd: float | None, spent_usd: float):
+        """Hold the worst case of one call to a priced ``model``: a
+        :class:`Reservation`, ``None`` (no budget to hold it on, allowed) or a
+        refusal (anything else; its ``str`` says why)."""
+        amount = worst_case_usd(model, prompt_text)
+        if self.budget is not None:
+            return self.budget.try_reserve(amount, objective_id, max_cost_usd,
+                                           lease_s=3 * model.timeout_s + 60)
+        if max_cost_usd is not None and spent_usd + amount > max_cost_usd:
+            return (f"objective cap ${max_cost_usd:.4f}: ${spent_usd:.6f} spent in this request, "
+                    f"this call may cost up to ${amount:.6f}")
+        return None
+
+    def _settle(self, reservation, attempt: Attempt | None) -> None:
+        """Settle a reservation to the attempt's cost, or release it (no call made)."""
+        if not isinstance(reservation, Reservation):
+            return
+        try:
+            if attempt is None:
+                self.budget.release(reservation)
+            else:
+                self.budget.settle(reservation, attempt.cost_usd)
+        except Exception:
+            logger.exception("budget: could not settle reservation {} (released at its lease deadline)",
+                             reservation.id)
 
     def _call(self, action, tier, model, key, prompt, refusals, threshold):
         """One model call → (Attempt, Verdict) or (None, None) when unavailable."""

@@ -23,25 +23,32 @@ from rq import get_current_job
 
 from swarmd import constants as K
 from swarmd.config import Config, load_config
-from swarmd.router import RequestError, Router
+from swarmd.router import Budget, RequestError, Router
 
 _ROUTER: Router | None = None
 _ROUTER_LOCK = threading.Lock()
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def init_router(config: Config | None = None) -> Router:
+def init_router(config: Config | None = None, redis=None) -> Router:
     """Build (once per process) the router this worker's jobs use.
 
     ``config`` defaults to :func:`swarmd.config.load_config` (``$SWARMD_CONFIG``).
     Ledger rows travel to the daemon inside the ``finished`` event, so the
     worker's router writes no ledger of its own (workers may run on hosts
-    that have no access to the daemon's SQLite file).
+    that have no access to the daemon's SQLite file).  ``redis`` (default: the
+    current RQ job's connection, once there is one) gives the router its
+    :class:`~swarmd.router.budgets.Budget`: the caps every worker shares.
     """
     global _ROUTER
     with _ROUTER_LOCK:
         if _ROUTER is None:
             _ROUTER = Router(config or load_config())
+        if _ROUTER.budget is None:
+            job = get_current_job() if redis is None else None
+            redis = redis if redis is not None else (job.connection if job else None)
+            if redis is not None:
+                _ROUTER.budget = Budget(redis, _ROUTER.config)
         return _ROUTER
 
 
@@ -76,7 +83,7 @@ def run_objective(objective: dict) -> dict:
     router = init_router()
     try:
         result = router.route(objective["action"], objective["input"], tuple(objective.get("labels") or ()),
-                              objective_id=oid, request_id=oid)
+                              objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"))
         state = "done" if result.status == "accepted" else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
     except RequestError as exc:
