@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from swarmd.config import ConfigError, load_config
+from swarmd.costs.cli import register as register_costs
 
 EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -434,12 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show first (default 50)")
     logs.set_defaults(func=cmd_logs)
 
+    register_costs(sub)   # report, cost-analysis
     try:
         from swarmd.governor.cli import register as register_governor
     except ImportError:
         pass
     else:
         register_governor(sub)
+        from swarmd.governor.cli_approvals import register as register_approvals
+        register_approvals(sub)
     return parser
 
 

@@ -215,6 +215,35 @@ class DaemonConfig(_Strict):
     log: LogConfig = LogConfig()
 
 
+class GovernorConfig(_Strict):
+    """The governor as the workers and the daemon use it (see docs/governor.md).
+
+    ``policy``: the policy file, relative to the directory of this config
+    file unless absolute (:meth:`policy_path`).  ``approval_timeout_s``:
+    seconds a parked (``awaiting_approval``) objective waits for ``swarmctl
+    approve``/``reject`` before the daemon turns the ask into a deny.
+    ``max_steps``: tool calls (model replies) one ``agent`` objective may
+    make in total.  ``max_denials``: denied actions after which the objective
+    ends ``failed`` (1 = the first deny ends it).  ``output_chars``:
+    characters of each tool's output fed back to the model.
+    """
+
+    policy: str = Field(default="policy.yaml", min_length=1)
+    approval_timeout_s: float = Field(default=3600, gt=0)
+    max_steps: int = Field(default=8, gt=0)
+    max_denials: int = Field(default=1, gt=0)
+    output_chars: int = Field(default=1000, ge=0)
+
+    def policy_path(self, config_source: str | None) -> Path:
+        """The policy file: ``policy`` if absolute, else beside ``config_source``
+        (the config file's path; the current directory when ``None``)."""
+        p = Path(self.policy).expanduser()
+        if p.is_absolute():
+            return p
+        base = Path(config_source).resolve().parent if config_source else Path.cwd()
+        return base / p
+
+
 class Config(_Strict):
     """The whole validated configuration (see ``llm_config.yaml`` for every key)."""
 
@@ -228,6 +257,7 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     storage: StorageConfig = StorageConfig()
     daemon: DaemonConfig = DaemonConfig()
+    governor: GovernorConfig = GovernorConfig()
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

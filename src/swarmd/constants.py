@@ -57,3 +57,16 @@ def budget_objective_key(objective_id: str) -> str:
 def objective_key(objective_id: str) -> str:
     """Hash with one objective's state (``state``, ``action``, ``result`` JSON, ...)."""
     return f"{PREFIX}objective:{objective_id}"
+
+
+#: Sorted set of parked objectives (state ``awaiting_approval``): member the
+#: objective id, score the unix time it was parked.  ``swarmctl approvals``
+#: lists it; the daemon's approval-timeout job scans it by score.
+PARKED = PREFIX + "parked"
+
+
+def park_key(objective_id: str) -> str:
+    """String (JSON) with one parked objective: the objective, the proposed
+    action and the governor's decision, the agent loop state, and once decided
+    the ``resolution`` (see :mod:`swarmd.workers.parking`)."""
+    return f"{PREFIX}park:{objective_id}"

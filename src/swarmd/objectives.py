@@ -6,9 +6,13 @@ An objective is a JSON object::
      "priority": "high" | "normal" | "low", "max_cost_usd": float | null,
      "tags": [str], "submitted_at": float (unix seconds)}
 
-Its life: ``queued → running → done | failed | unresolved``.  Free text with
-no action is rejected until the planner exists (the message lists the
-supported actions).
+Its life: ``queued → running → done | failed | unresolved``.  An ``agent``
+objective whose next tool action the governor answers with ``ask`` is parked:
+``running → awaiting_approval`` (not final); ``swarmctl approve`` / ``reject``
+or the approval timeout queue it again (``→ queued → running → ...``).  An
+objective the governor's admission rules refuse goes straight to ``failed``.
+Free text with no action is rejected until the planner exists (the message
+lists the supported actions).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 from swarmd.config import Config
 
-STATES = ("queued", "running", "done", "failed", "unresolved")
+STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved")
 FINAL_STATES = ("done", "failed", "unresolved")
 PRIORITIES = ("high", "normal", "low")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")

@@ -14,8 +14,16 @@ Guarantees:
   transaction keyed by the event id, then acknowledges it.  Jobs that RQ gave
   up on (its failed-job registry) are persisted as ``failed``.
 
-Periodic work (heartbeat, failed-job sweep) runs on an APScheduler
-``BackgroundScheduler``; the main loop blocks on the two streams.
+Governor: at admission, objectives whose action or tags the policy's
+``admission:`` section refuses end ``failed`` (reason ``refused:
+<rule> <reason>``, audited) and never run; ``agent`` objectives are refused
+while the policy file cannot be loaded.  Parked objectives
+(``awaiting_approval``) older than ``governor.approval_timeout_s`` are
+resolved as ``timeout`` (a deny) by a periodic job.  Audit rows arriving in
+events are written to ``audit_log`` in the store.
+
+Periodic work (heartbeat, failed-job sweep, approval timeouts) runs on an
+APScheduler ``BackgroundScheduler``; the main loop blocks on the two streams.
 """
 
 from __future__ import annotations
@@ -38,9 +46,14 @@ from rq.registry import FailedJobRegistry
 
 from swarmd import constants as K
 from swarmd.config import Config, load_config
+from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_policy
+from swarmd.governor.audit import log_row
 from swarmd.memory.store import Store
-from swarmd.objectives import FINAL_STATES, ObjectiveError, validate
+from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
+from swarmd.reports import register_report_jobs
+from swarmd.workers import parking
+from swarmd.workers.agent import AGENT_ACTION
 
 #: Set ``SWARMD_FAILPOINT=after_read`` to make the daemon SIGKILL itself right
 #: after reading objectives and before dispatching them (crash-recovery tests).
@@ -68,7 +81,8 @@ class Daemon:
     ``config_path``: the config file (re-read on SIGHUP).  ``data_dir``:
     where the store, the log and the Redis URL file live.  ``redis``: a client
     for the Redis in use.  ``notifier``: a :class:`swarmd.daemon.notify.Notifier`
-    (or ``None``).
+    (or ``None``).  Sets ``$SWARMD_DATA_DIR`` to ``data_dir`` in this
+    process, so the workers it starts put objective workspaces there.
     """
 
     def __init__(self, config: Config, config_path: str | None, data_dir: Path, redis: Redis,
@@ -78,6 +92,8 @@ class Daemon:
         self.notifier = notifier
         self.consumer = consumer or f"{socket.gethostname()}"
         self.store = Store(db_path(data_dir, config.storage.db))
+        os.environ["SWARMD_DATA_DIR"] = str(data_dir)   # inherited by the supervised workers
+        self.governor, self.policy_error = self._load_governor(config)
         self.queues = {name: Queue(name, connection=redis) for name in K.QUEUES}
         self.started_at = time.time()
         self._stop = threading.Event()
@@ -106,8 +122,38 @@ class Daemon:
             logger.info("config reloaded from {}", self.config.source)
         except Exception as exc:
             logger.error("config reload failed, keeping the old config: {}", exc)
+        self.governor, self.policy_error = self._load_governor(self.config)
         if self.notifier:
             self.notifier.ready()
+
+    # ------------------------------------------------------------------ governor
+    @staticmethod
+    def _load_governor(config: Config) -> tuple[Governor | None, str | None]:
+        """The governor for admission, or ``(None, why)`` when the policy file
+        cannot be loaded (then ``agent`` objectives are refused)."""
+        path = config.governor.policy_path(config.source)
+        try:
+            return Governor(load_policy(path)), None
+        except PolicyError as exc:
+            logger.warning("governor policy {} unusable; agent objectives will be refused: {}", path, exc)
+            return None, str(exc).splitlines()[0]
+
+    def admission(self, obj: Objective) -> Decision:
+        """The governor's admission decision for one objective (see the module docstring)."""
+        if self.governor is None:
+            if obj.action == AGENT_ACTION:
+                return Decision("deny", "governor.policy-unusable", self.policy_error or "no policy")
+            return Decision("allow", "admission.default", "no policy; not an agent objective")
+        return self.governor.admit(obj.action, obj.tags)
+
+    def expire_approvals(self) -> None:
+        """Resolve objectives parked longer than ``governor.approval_timeout_s`` as ``timeout`` (a deny)."""
+        for oid in parking.expired(self.redis, self.config.governor.approval_timeout_s):
+            try:
+                parking.resolve(self.redis, oid, "timeout", "swarmd", self.config)
+                logger.info("objective {} approval timed out; resumed with a deny", oid)
+            except parking.NotParked:
+                pass   # resolved by a human meanwhile
 
     # ------------------------------------------------------------------ intake
     def reclaim(self) -> int:
@@ -153,14 +199,26 @@ class Daemon:
         cfg = self.config.daemon
         retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
         by_queue: dict[str, list] = {}
+        refused = []
         for (entry_id, obj), new in zip(objs, new_flags):
             acks.append(entry_id)
+            verdict = self.admission(obj)
+            if verdict.decision != "allow":
+                if new:
+                    row = audit_row(obj.id, "admission", {"action": obj.action, "tags": obj.tags}, verdict)
+                    log_row(row)
+                    refused.append((f"refused:{obj.id}", "failed", obj.id, {
+                        "reason": f"refused: {verdict.rule} {verdict.reason}", "action": obj.action,
+                        "ts": time.time(), "audit": [row]}))
+                continue
             if not new:
                 existing = self.store.get(obj.id)
                 if existing["state"] in FINAL_STATES or Job.exists(obj.id, connection=self.redis):
                     logger.info("objective {} already dispatched; not enqueued again", obj.id)
                     continue
             by_queue.setdefault(K.PRIORITY_QUEUE[obj.priority], []).append(obj)
+        if refused:   # persisted before the XACK below: a crash in between re-reads and skips them
+            self.apply_events(refused)
         pipe = self.redis.pipeline()
         for name, group in by_queue.items():
             queue = self.queues[name]
@@ -186,6 +244,10 @@ class Daemon:
         lines = []
         for (event_id, kind, oid, payload), new in zip(events, applied):
             if not new:
+                continue
+            if kind == "resolved":   # the resolver already mirrored state "queued" into Redis
+                lines.append(("objective {} {} by {}; queued again", (oid, payload.get("resolution"),
+                                                                      payload.get("by"))))
                 continue
             state = {"started": "running", "failed": "failed"}.get(kind) or payload.get("state")
             mirror = {"state": state}
@@ -215,11 +277,11 @@ class Daemon:
             registry = FailedJobRegistry(queue=queue)
             for job_id in registry.get_job_ids():
                 job = Job.fetch(job_id, connection=self.redis) if Job.exists(job_id, connection=self.redis) else None
-                reason = "job failed"
+                reason, oid = "job failed", job_id.split("__r")[0]   # resumed runs: <id>__r<n>
                 if job is not None:
                     info = (job.latest_result().exc_string if job.latest_result() else None) or ""
                     reason = (info.strip().splitlines() or ["job failed"])[-1][:500]
-                self.apply_events([(f"failed:{job_id}", "failed", job_id, {"reason": reason, "ts": time.time()})])
+                self.apply_events([(f"failed:{job_id}", "failed", oid, {"reason": reason, "ts": time.time()})])
                 registry.remove(job_id, delete_job=False)
 
     def heartbeat(self) -> None:
@@ -252,6 +314,10 @@ class Daemon:
                                id="heartbeat", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._safe(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
                                max_instances=1, coalesce=True)
+        expiry_s = max(0.5, min(5.0, self.config.governor.approval_timeout_s / 2))
+        self.scheduler.add_job(self._safe(self.expire_approvals), "interval", seconds=expiry_s,
+                               id="expire_approvals", max_instances=1, coalesce=True)
+        register_report_jobs(self.scheduler, self)   # daily cost report, metrics
         self.scheduler.start()
         self.heartbeat()
         self.reclaim()

@@ -8,12 +8,14 @@ Public API::
     d = gov.decide(tool="shell", args={"command": "ls -la"}, workspace="/path/ws")
 
 Execution of allowed actions: :func:`swarmd.governor.execute.run_tool`.
-Audit log: :class:`swarmd.governor.audit.AuditLog`. See docs/governor.md.
+Audit log: :class:`swarmd.governor.audit.AuditLog` (SQLite) or
+:class:`swarmd.governor.audit.AuditBuffer` (workers: rows travel to the daemon).
+See docs/governor.md.
 """
 
-from .audit import AuditLog, AuditRow, query_audit, redact
+from .audit import AuditBuffer, AuditLog, AuditRow, audit_row, query_audit, redact
 from .governor import Governor, Judgement
 from .policy import Decision, Policy, PolicyError, load_policy, parse_policy
 
-__all__ = ["AuditLog", "AuditRow", "Decision", "Governor", "Judgement", "Policy", "PolicyError",
-           "load_policy", "parse_policy", "query_audit", "redact"]
+__all__ = ["AuditBuffer", "AuditLog", "AuditRow", "Decision", "Governor", "Judgement", "Policy", "PolicyError",
+           "audit_row", "load_policy", "parse_policy", "query_audit", "redact"]

@@ -86,6 +86,67 @@ class AuditRow:
     reason: str
 
 
+def audit_row(objective_id: str | None, tool: str, args: Any, decision: Any,
+              ts: str | None = None) -> dict[str, Any]:
+    """One ``audit_log`` row as a JSON-ready dict, secrets already redacted.
+
+    Keys: ``ts`` (UTC ISO-8601, now unless given), ``objective_id``, ``tool``
+    (at most 100 characters), ``args`` (JSON text, redacted, at most 20000
+    characters), ``decision``, ``rule``, ``reason`` (redacted). ``decision``
+    is a :class:`~swarmd.governor.Decision` (anything with ``decision``,
+    ``rule`` and ``reason`` attributes).
+    """
+    ts = ts or datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    safe_args = redact(args if isinstance(args, (dict, list, str)) else repr(args))
+    return {"ts": ts, "objective_id": objective_id, "tool": str(tool)[:100],
+            "args": json.dumps(safe_args, ensure_ascii=False, sort_keys=True)[:20000],
+            "decision": decision.decision, "rule": decision.rule, "reason": redact(decision.reason)}
+
+
+def log_row(row: dict[str, Any]) -> None:
+    """The loguru INFO line for one audit row: ``governor <decision> objective=... tool=... rule=...``."""
+    logger.info("governor {} objective={} tool={} rule={} reason={} args={}", row["decision"],
+                row["objective_id"], row["tool"], row["rule"], row["reason"], row["args"][:500])
+
+
+def insert_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert :func:`audit_row` dicts into ``audit_log`` on ``conn`` (no commit:
+    the caller owns the transaction). Raises ``sqlite3.Error`` (e.g. for a
+    decision other than allow/deny/ask) or ``KeyError`` for a row missing a key."""
+    conn.executemany(
+        "INSERT INTO audit_log (ts, objective_id, tool, args, decision, rule, reason) VALUES (?,?,?,?,?,?,?)",
+        [(r["ts"], r["objective_id"], r["tool"], r["args"], r["decision"], r["rule"], r["reason"]) for r in rows])
+
+
+class AuditBuffer:
+    """An audit sink for processes without the database (RQ workers): collects
+    :func:`audit_row` dicts in memory and writes the loguru line at once.
+
+    Pass it as ``Governor(policy, audit=AuditBuffer())``; :meth:`drain`
+    returns and clears the rows, which travel to the daemon in the worker's
+    ``finished`` event and are inserted there with :func:`insert_rows`.
+    Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def record(self, objective_id: str | None, tool: str, args: Any, decision: Any) -> int:
+        """Keep one decision (redacted) and log it; returns how many rows are held."""
+        row = audit_row(objective_id, tool, args, decision)
+        log_row(row)
+        with self._lock:
+            self._rows.append(row)
+            return len(self._rows)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The rows collected so far, oldest first; the buffer is emptied."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return rows
+
+
 class AuditLog:
     """Appends decisions to ``audit_log`` in the SQLite file ``db_path``.
 
@@ -107,18 +168,15 @@ class AuditLog:
         ``args`` is redacted before storing and logging. Also emits one loguru
         INFO line ``governor <decision> ...``.
         """
-        ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-        safe_args = redact(args if isinstance(args, (dict, list, str)) else repr(args))
-        args_json = json.dumps(safe_args, ensure_ascii=False, sort_keys=True)[:20000]
-        reason = redact(decision.reason)
+        row = audit_row(objective_id, tool, args, decision)
         with self._lock:
             cur = self._conn.execute(
                 "INSERT INTO audit_log (ts, objective_id, tool, args, decision, rule, reason) VALUES (?,?,?,?,?,?,?)",
-                (ts, objective_id, str(tool)[:100], args_json, decision.decision, decision.rule, reason))
+                (row["ts"], row["objective_id"], row["tool"], row["args"], row["decision"], row["rule"],
+                 row["reason"]))
             self._conn.commit()
             row_id = int(cur.lastrowid or 0)
-        logger.info("governor {} objective={} tool={} rule={} reason={} args={}",
-                    decision.decision, objective_id, tool, decision.rule, reason, args_json[:500])
+        log_row(row)
         return row_id
 
     def query(self, objective_id: str | None = None, decision: str | None = None, limit: int = 1000) -> list[AuditRow]:

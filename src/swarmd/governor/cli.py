@@ -44,6 +44,8 @@ exit codes: 0 judged (whatever the decision), 2 bad input (policy or JSONL line)
 
 AUDIT_EPILOG = """\
 examples:
+  %(prog)s                                         # the daemon's memory.db (swarmctl --data-dir DIR)
+  %(prog)s --objective obj-42 --decision deny
   %(prog)s --db memory.db                          # newest decisions first
   %(prog)s --db memory.db --objective obj-42 --decision deny
   %(prog)s --db memory.db --json --limit 20        # one JSON object per line
@@ -75,7 +77,8 @@ def register(subparsers: Any) -> None:
         "audit", help="show governor decisions from the audit log",
         description="List decisions recorded in the audit_log table, newest first.",
         epilog=AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    aud.add_argument("--db", default="memory.db", help="SQLite database (default: ./memory.db)")
+    aud.add_argument("--db", help="SQLite database (default: the daemon's store, <data dir>/memory.db; "
+                                  "data dir from swarmctl --data-dir, $SWARMD_DATA_DIR, ...)")
     aud.add_argument("--objective", help="only this objective id")
     aud.add_argument("--decision", choices=["allow", "deny", "ask"], help="only this decision")
     aud.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
@@ -156,14 +159,28 @@ def _validate_action(obj: Any) -> str | None:
     return None
 
 
+def default_db(config_path: str | None, data_dir: str | None) -> str:
+    """The daemon's store: ``storage.db`` of the config, under the data directory
+    (:func:`swarmd.paths.data_dir`: ``data_dir``, ``$SWARMD_DATA_DIR``, ...)."""
+    from swarmd.config import ConfigError, load_config
+    from swarmd.paths import data_dir as resolve_data_dir
+    from swarmd.paths import db_path
+    try:
+        configured = load_config(config_path).storage.db
+    except ConfigError:
+        configured = "memory.db"
+    return str(db_path(resolve_data_dir(data_dir), configured))
+
+
 def cmd_audit(ns: argparse.Namespace) -> int:
     """``audit``: print rows of ``audit_log``; returns the exit code."""
-    if not os.path.exists(ns.db):
-        return _err(f"database {ns.db!r} does not exist")
+    db = ns.db or default_db(getattr(ns, "config", None), getattr(ns, "data_dir", None))
+    if not os.path.exists(db):
+        return _err(f"database {db!r} does not exist")
     try:
-        rows = query_audit(ns.db, ns.objective, ns.decision, ns.limit)
+        rows = query_audit(db, ns.objective, ns.decision, ns.limit)
     except Exception as e:  # noqa: BLE001 - sqlite errors on a foreign file
-        return _err(f"cannot read audit log from {ns.db}: {e}")
+        return _err(f"cannot read audit log from {db}: {e}")
     for r in rows:
         if ns.json:
             print(json.dumps({"id": r.id, "ts": r.ts, "objective_id": r.objective_id, "tool": r.tool,

@@ -326,11 +326,33 @@ def run_tool(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, 
     running an allowed action (missing file, network error) are reported in
     ``ToolResult.error``, not raised.
     """
-    limits = limits or gov.policy.execution
     j = gov.judge(tool, args, workspace)
     gov.record(objective_id, tool, args, j.decision)
     if j.decision.decision != "allow":
         return ToolResult(j.decision, ran=False)
+    return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
+
+
+def run_approved(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, approval: Decision, *,
+                 objective_id: str | None = None, limits: ExecutionPolicy | None = None) -> ToolResult:
+    """Run an action a human approved after the governor said ``ask``.
+
+    The action is judged again (the policy or the filesystem may have changed
+    since it was parked): ``deny`` now is still a deny (audited, not run);
+    ``ask`` or ``allow`` runs it, reporting ``approval`` (the human's
+    decision, e.g. rule ``approval.approved``; audited by whoever approved)
+    as the decision. Returns a :class:`ToolResult` like :func:`run_tool`.
+    """
+    j = gov.judge(tool, args, workspace)
+    if j.decision.decision == "deny":
+        gov.record(objective_id, tool, args, j.decision)
+        return ToolResult(j.decision, ran=False)
+    j = Judgement(approval, parsed=j.parsed, url=j.url, real_path=j.real_path, root=j.root)
+    return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
+
+
+def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], workspace: str,
+             limits: ExecutionPolicy, objective_id: str | None) -> ToolResult:
     started = time.monotonic()
     try:
         if tool == "shell":

@@ -89,6 +89,21 @@ class Governor:
             return Decision("deny", "url.malformed", "unparseable redirect location")
         return self.decide("http_get", {"url": target}, "/", objective_id=objective_id)
 
+    def admit(self, action: str, tags: "list[str] | tuple[str, ...]" = ()) -> Decision:
+        """Admission of one objective (its ``action`` name and ``tags``) under
+        the policy's ``admission:`` section: ``deny`` (rule
+        ``admission.deny-action`` or ``admission.deny-tag``) when the action or
+        any tag matches, else ``allow`` (``admission.default``). Not audited
+        here (the daemon audits refusals). Never raises."""
+        fast = self.policy.fast
+        if fast.deny_actions is not None and fast.deny_actions.match(str(action)):
+            return Decision("deny", "admission.deny-action",
+                            f"action {str(action)[:60]!r} is listed in admission.deny_actions")
+        for tag in tags or ():
+            if fast.deny_tags is not None and fast.deny_tags.match(str(tag)):
+                return Decision("deny", "admission.deny-tag", f"tag {str(tag)[:60]!r} is listed in admission.deny_tags")
+        return Decision("allow", "admission.default", "no admission rule refuses this objective")
+
     def judge(self, tool: str, args: Mapping[str, Any], workspace: str) -> Judgement:
         """Like :meth:`decide` but returns the :class:`Judgement` execution
         needs, and does not audit. Never raises."""
@@ -123,6 +138,6 @@ class Governor:
             return _deny("files.too-large", f"content larger than {self.policy.execution.max_write_bytes} bytes")
         d = judge_path(self.policy, args["path"], mode, root)
         real = None
-        if d.decision == "allow":
+        if d.decision != "deny":  # also for ask: an approved action runs on the path judged here
             real = resolve(args["path"], root)[1]
         return Judgement(d, real_path=real, root=root)

@@ -196,6 +196,16 @@ class ExecutionPolicy(_Model):
     http_timeout_s: Annotated[float, Field(gt=0, le=600)] = 20
 
 
+class AdmissionPolicy(_Model):
+    """``admission:`` section (optional): objectives the daemon refuses at
+    admission (they end ``failed`` and never run). ``deny_actions``: action
+    names (globs, e.g. ``agent``); ``deny_tags``: objective tags (globs, e.g.
+    ``untrusted-*``). Empty lists (the default) refuse nothing."""
+
+    deny_actions: Globs
+    deny_tags: Globs
+
+
 class Rule(_Model):
     """One entry of ``rules:``. All matchers given must match (AND); lists are OR.
 
@@ -283,7 +293,8 @@ class CompiledPolicy:
     """Everything :class:`Policy` needs at decide time, as plain attributes:
     ``by_tool`` (tool -> compiled rules in file order) and compiled matchers
     ``read_outside``, ``write_outside``, ``secrets``, ``text_args``,
-    ``write_args``, ``deny_hosts``, ``allow_networks``."""
+    ``write_args``, ``deny_hosts``, ``allow_networks``, ``deny_actions``,
+    ``deny_tags``."""
 
     def __init__(self, p: "Policy"):
         self.by_tool = {t: tuple(CompiledRule(r) for r in p.rules if t in r.tool) for t in TOOLS}
@@ -294,6 +305,8 @@ class CompiledPolicy:
         self.write_args = compile_globs(p.shell.write_args)
         self.deny_hosts = compile_globs(p.urls.deny_hosts, ignore_case=True)
         self.allow_networks = tuple(ipaddress.ip_network(c, strict=False) for c in p.urls.allow_networks)
+        self.deny_actions = compile_globs(p.admission.deny_actions)
+        self.deny_tags = compile_globs(p.admission.deny_tags)
 
 
 class Policy(_Model):
@@ -304,6 +317,7 @@ class Policy(_Model):
     urls: UrlsPolicy = Field(default_factory=UrlsPolicy)
     shell: ShellPolicy = Field(default_factory=ShellPolicy)
     execution: ExecutionPolicy = Field(default_factory=ExecutionPolicy)
+    admission: AdmissionPolicy = Field(default_factory=AdmissionPolicy)
     rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")

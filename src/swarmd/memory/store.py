@@ -3,7 +3,8 @@
 Tables:
 
 * ``objectives`` — one row per objective: fields of the objective, ``state``
-  (queued | running | done | failed | unresolved), timestamps (unix seconds),
+  (queued | running | awaiting_approval | done | failed | unresolved),
+  timestamps (unix seconds; ``finished_at`` only for final states),
   and the final answer, confidence, tier, model, cost (USD), escalations and
   reason.
 * ``attempts`` — every model call made for an objective (JSON of
@@ -11,6 +12,9 @@ Tables:
 * ``ledger`` — the cost ledger (see :mod:`swarmd.router.ledger`).
 * ``events_seen`` — ids of worker events already persisted, so a re-delivered
   event is not counted twice.
+* ``audit_log`` — every governor decision (see :mod:`swarmd.governor.audit`):
+  the workers' decisions arrive inside their events (``audit`` lists), the
+  approvals' (approve / reject / timeout) inside ``resolved`` events.
 
 Only the daemon writes objectives; ``swarmctl`` and reports read.
 """
@@ -23,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from swarmd.governor.audit import SCHEMA as AUDIT_SCHEMA
+from swarmd.governor.audit import insert_rows as insert_audit_rows
 from swarmd.objectives import FINAL_STATES, STATES, Objective
 from swarmd.router.ledger import SCHEMA as LEDGER_SCHEMA
 from swarmd.router.ledger import LedgerRow, connect, insert_row
@@ -58,7 +64,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (objective_id, n)
 );
 CREATE TABLE IF NOT EXISTS events_seen (event_id TEXT PRIMARY KEY);
-"""
+""" + AUDIT_SCHEMA
 
 _RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")
 
@@ -92,8 +98,12 @@ class Store:
         """Persist one worker event exactly once (False if ``event_id`` was seen).
 
         ``kind``: ``started`` (payload: worker), ``finished`` (payload: the
-        worker's result: state, result fields, attempts, action) or ``failed``
-        (payload: reason).  A final state is never moved back to running.
+        worker's result: state, result fields, attempts, action), ``failed``
+        (payload: reason) or ``resolved`` (a parked objective was approved,
+        rejected or timed out and is queued again; payload: resolution, by).  Any payload
+        may carry ``audit``: a list of :func:`swarmd.governor.audit.audit_row`
+        dicts, inserted into ``audit_log``.  A final state is never moved back
+        to running.
         """
         return self.apply_events([(event_id, kind, objective_id, payload)])[0]
 
@@ -121,6 +131,12 @@ class Store:
 
     def _apply(self, kind: str, oid: str, payload: dict) -> None:
         final = tuple(FINAL_STATES)
+        if payload.get("audit"):
+            insert_audit_rows(self._conn, payload["audit"])
+        if kind == "resolved":   # approve/reject/timeout of a parked objective: queued again
+            self._conn.execute("UPDATE objectives SET state='queued', queued_at=? WHERE id=? "
+                               "AND state='awaiting_approval'", (payload.get("ts", time.time()), oid))
+            return
         if kind == "started":
             self._conn.execute(
                 f"UPDATE objectives SET state='running', started_at=?, worker=? WHERE id=? "
@@ -130,10 +146,11 @@ class Store:
             state = payload["state"]
             assert state in STATES, state
             result = payload.get("result", {})
+            finished = payload.get("ts", time.time()) if state in final else None
             self._conn.execute(
                 "UPDATE objectives SET state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, "
                 "cost_usd=?, escalations=?, reason=? WHERE id=?",
-                (state, payload.get("ts", time.time()), *[result.get(f) for f in _RESULT_FIELDS], oid))
+                (state, finished, *[result.get(f) for f in _RESULT_FIELDS], oid))
             base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
             action = payload.get("action", "")
             for i, attempt in enumerate(payload.get("attempts", [])):
@@ -183,7 +200,7 @@ class Store:
         """Ids of objectives not yet in a final state."""
         with self._lock:
             return [r[0] for r in self._conn.execute(
-                "SELECT id FROM objectives WHERE state IN ('queued', 'running')")]
+                "SELECT id FROM objectives WHERE state IN ('queued', 'running', 'awaiting_approval')")]
 
     def close(self) -> None:
         """Close the connection."""

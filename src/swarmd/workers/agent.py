@@ -1,0 +1,231 @@
+"""The agent loop of ``agent`` objectives: model proposes, governor decides, tool runs.
+
+One step:
+
+1. ask the router (action :data:`AGENT_ACTION`, output ``json``) for the next
+   step, given the objective and the transcript so far.  A reply that is not
+   JSON fails the quality gate and the router escalates to the next tier; a
+   reply that is JSON of the wrong shape is told to the model as an invalid
+   step; if no tier gives usable JSON the objective ends ``unresolved``;
+2. ``{"done": answer}`` ends the objective ``done`` with that answer;
+3. ``{"tool": name, "args": {...}}`` goes to the governor:
+
+   * ``allow`` — runs in the objective's workspace
+     (:func:`swarmd.governor.execute.run_tool`); the output (cut at
+     ``governor.output_chars``) goes into the next prompt;
+   * ``deny`` — does not run; the model is told; after
+     ``governor.max_denials`` denials the objective ends ``failed`` with
+     reason ``denied: <rule> <reason>``;
+   * ``ask`` — the loop stops and the objective is parked
+     (``awaiting_approval``); the caller stores :attr:`AgentOutcome.loop`
+     and resumes later with the human's decision (:func:`run_agent` with
+     ``resume``): approve runs the action, reject/timeout counts as a deny.
+
+At most ``governor.max_steps`` model replies per objective (over all runs);
+then the objective ends ``unresolved``.  This module does no Redis or SQLite
+I/O: :mod:`swarmd.workers.jobs` stores parks and reports events.
+
+Loop state (``AgentOutcome.loop``, JSON): ``transcript`` (list of steps:
+``{"n", "tool", "args", "decision", "rule", "reason", "ran", "exit_code",
+"output", "error"}`` or ``{"n", "invalid", "reply"}``), ``steps``,
+``denials``, ``cost_usd`` (USD over all runs), ``escalations``, and
+``confidence``/``tier``/``model`` of the last model call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from swarmd.config import GovernorConfig
+from swarmd.governor import Decision, Governor
+from swarmd.governor.execute import ToolResult, run_approved, run_tool
+from swarmd.governor.governor import TOOL_ARGS
+from swarmd.router import Router
+from swarmd.router.prompts import MAX_INPUT_CHARS
+from swarmd.workers.parking import resolution_decision
+
+#: The action whose objectives run this loop.
+AGENT_ACTION = "agent"
+#: Characters of a reply that was not a valid step, kept in the transcript.
+_REPLY_CHARS = 200
+
+
+@dataclass
+class AgentOutcome:
+    """How one run of the loop ended.
+
+    ``state``: ``done`` | ``failed`` | ``unresolved`` | ``awaiting_approval``;
+    ``result``: ``answer`` (the final answer or ``None``), ``confidence``,
+    ``tier``, ``model`` (of the last model call), ``cost_usd`` and
+    ``escalations`` (totals over every run), ``reason``, ``steps``, and for a
+    park ``pending`` (``{"tool", "args", "rule", "reason"}``); ``attempts``:
+    this run's model calls (dicts, for the ledger); ``loop``: the state to
+    store for a resume; ``pending``: ``(tool, args, decision)`` when parked.
+    """
+
+    state: str
+    result: dict
+    attempts: list[dict] = field(default_factory=list)
+    loop: dict = field(default_factory=dict)
+    pending: tuple[str, dict, Decision] | None = None
+
+
+def workspace_dir(data_dir: Path, objective_id: str) -> Path:
+    """``<data_dir>/workspaces/<objective_id>``, created (mode 0700) if missing."""
+    path = Path(data_dir) / "workspaces" / objective_id
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def parse_step(answer: str | None) -> tuple[dict | None, str | None]:
+    """Read a model reply as a step: ``({"done": str}, None)``,
+    ``({"tool": str, "args": dict}, None)``, or ``(None, why)`` for anything else.
+
+    Argument *contents* are not checked here (the governor judges them);
+    only the shape is.
+    """
+    try:
+        step = json.loads(answer or "")
+    except ValueError as exc:
+        return None, f"not JSON ({exc})"
+    if not isinstance(step, dict):
+        return None, f"expected a JSON object, got {type(step).__name__}"
+    if "done" in step:
+        done = step["done"]
+        return {"done": done if isinstance(done, str) else json.dumps(done)}, None
+    tool, args = step.get("tool"), step.get("args")
+    if not isinstance(tool, str) or not isinstance(args, dict):
+        return None, 'expected {"tool": NAME, "args": {...}} or {"done": ANSWER}'
+    if tool not in TOOL_ARGS:
+        return None, f"unknown tool {tool[:40]!r}; tools: {', '.join(TOOL_ARGS)}"
+    return {"tool": tool, "args": args}, None
+
+
+def render_input(objective_text: str, transcript: list[dict], output_chars: int,
+                 limit: int = MAX_INPUT_CHARS) -> str:
+    """The router input for the next step: the objective, then as many of the
+    most recent steps as fit in ``limit`` characters (older ones are dropped
+    and counted)."""
+    head = f"Objective: {' '.join(objective_text.split())}"[: limit // 2]
+    lines = [_render_step(s, output_chars) for s in transcript]
+    kept: list[str] = []
+    room = limit - len(head) - 40
+    for line in reversed(lines):
+        if len(line) + 1 > room:
+            break
+        kept.append(line)
+        room -= len(line) + 1
+    kept.reverse()
+    dropped = len(lines) - len(kept)
+    steps = " ".join(kept) if kept else "none"
+    more = f"({dropped} earlier step(s) not shown) " if dropped else ""
+    return f"{head}\nSteps so far: {more}{steps}"
+
+
+def _render_step(s: dict, output_chars: int) -> str:
+    if "invalid" in s:
+        return f"{s['n']}. invalid reply {s.get('reply', '')!r} -> {s['invalid']}"
+    call = f"{s['n']}. {s['tool']} {json.dumps(s['args'], ensure_ascii=False)[:300]}"
+    if not s.get("ran"):
+        who = "a human" if str(s.get("rule", "")).startswith("approval.") else "the governor"
+        return f"{call} -> DENIED by {who} ({s['rule']}: {s['reason'][:200]}); it did not run"
+    status = f"exit {s['exit_code']}" if s.get("exit_code") is not None else "ran"
+    error = f", error: {s['error']}" if s.get("error") else ""
+    output = (s.get("output") or "")[:output_chars]
+    return f"{call} -> {s['decision']}, {status}{error}, output: {output or '(none)'}"
+
+
+def _record_run(transcript: list[dict], n: int, tool: str, args: dict, res: ToolResult, output_chars: int) -> dict:
+    out = res.output[:output_chars] + (" [truncated]" if res.truncated or len(res.output) > output_chars else "")
+    step = {"n": n, "tool": tool, "args": args, "decision": res.decision.decision, "rule": res.decision.rule,
+            "reason": res.decision.reason, "ran": res.ran, "exit_code": res.exit_code, "output": out,
+            "error": res.error}
+    transcript.append(step)
+    return step
+
+
+def run_agent(objective: dict, router: Router, governor: Governor, cfg: GovernorConfig, workspace: Path,
+              resume: dict | None = None) -> AgentOutcome:
+    """Run the loop for ``objective`` (an objective dict) until done, failed,
+    unresolved or parked (see the module docstring).
+
+    ``governor`` should carry an audit sink (decisions are recorded under
+    the objective id); ``workspace``: the objective's directory (tools run
+    there).  ``resume``: a park record with a ``resolution`` (see
+    :mod:`swarmd.workers.parking`) to continue a parked run.  Never raises
+    for model or tool failures.
+    """
+    oid = objective["id"]
+    loop = dict(resume["loop"]) if resume else {}
+    transcript: list[dict] = list(loop.get("transcript", []))
+    state = {"steps": int(loop.get("steps", 0)), "denials": int(loop.get("denials", 0)),
+             "cost_usd": float(loop.get("cost_usd", 0.0)), "escalations": int(loop.get("escalations", 0))}
+    attempts: list[dict] = []
+    last: dict[str, Any] = {k: loop.get(k) for k in ("confidence", "tier", "model")}
+    ws = str(workspace)
+
+    def outcome(status: str, reason: str | None, answer: str | None = None,
+                pending: tuple[str, dict, Decision] | None = None) -> AgentOutcome:
+        result = {"answer": answer, "confidence": last["confidence"], "tier": last["tier"],
+                  "model": last["model"], "cost_usd": state["cost_usd"], "escalations": state["escalations"],
+                  "reason": reason, "status": status, "steps": state["steps"]}
+        if pending:
+            result["pending"] = {"tool": pending[0], "args": pending[1], "rule": pending[2].rule,
+                                 "reason": pending[2].reason}
+        return AgentOutcome(status, result, attempts, {"transcript": transcript, **state, **last}, pending)
+
+    def denied(step: dict) -> AgentOutcome | None:
+        state["denials"] += 1
+        logger.info("objective {} step {}: {} denied ({}), denial {}/{}", oid, step["n"], step["tool"],
+                    step["rule"], state["denials"], cfg.max_denials)
+        if state["denials"] >= cfg.max_denials:
+            return outcome("failed", f"denied: {step['rule']} {step['reason']}")
+        return None
+
+    if resume:
+        decision = resolution_decision(resume)
+        tool, args, n = resume["tool"], resume["args"], state["steps"]
+        if decision.decision == "allow":
+            res = run_approved(governor, tool, args, ws, decision, objective_id=oid)
+        else:
+            res = ToolResult(decision, ran=False)
+        step = _record_run(transcript, n, tool, args, res, cfg.output_chars)
+        if not res.ran:
+            end = denied(step)
+            if end:
+                return end
+
+    while state["steps"] < cfg.max_steps:
+        state["steps"] += 1
+        n = state["steps"]
+        routed = router.route(AGENT_ACTION, render_input(objective["input"], transcript, cfg.output_chars),
+                              objective_id=oid, request_id=oid)
+        attempts.extend(routed.attempts_json())
+        state["cost_usd"] += routed.cost_usd
+        state["escalations"] += routed.escalations
+        last.update(confidence=routed.confidence, tier=routed.tier, model=routed.model)
+        if routed.status != "accepted":
+            return outcome("unresolved", f"no usable next step from any tier: {routed.reason}")
+        step, why = parse_step(routed.answer)
+        if step is None:
+            logger.info("objective {} step {}: invalid step: {}", oid, n, why)
+            transcript.append({"n": n, "invalid": why, "reply": (routed.answer or "")[:_REPLY_CHARS]})
+            continue
+        if "done" in step:
+            return outcome("done", None, answer=step["done"])
+        tool, args = step["tool"], step["args"]
+        res = run_tool(governor, tool, args, ws, objective_id=oid)
+        if res.decision.decision == "ask":
+            return outcome("awaiting_approval", f"ask: {res.decision.rule} {res.decision.reason}",
+                           pending=(tool, args, res.decision))
+        recorded = _record_run(transcript, n, tool, args, res, cfg.output_chars)
+        if not res.ran:
+            end = denied(recorded)
+            if end:
+                return end
+    return outcome("unresolved", f"no final answer after governor.max_steps={cfg.max_steps} steps")

@@ -1,0 +1,110 @@
+"""Parking, resolving and auditing on a real redis-server and a real SQLite store:
+the park record, the one-winner resolve transaction (job re-enqueued as
+``<id>__r<n>``, ``resolved`` event with its audit row), timeouts, and the
+store writing audit rows that arrive in events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from rq.job import Job
+
+from swarmd import constants as K
+from swarmd.config import load_config
+from swarmd.governor import AuditBuffer, Decision, query_audit
+from swarmd.memory.store import Store
+from swarmd.objectives import Objective
+from swarmd.workers import parking
+
+REPO = Path(__file__).resolve().parents[2]
+OBJ = {"id": "p1", "action": "agent", "input": "x", "labels": None, "priority": "high", "max_cost_usd": None,
+       "tags": [], "submitted_at": 1.0}
+ASK = Decision("ask", "git-write", "git push: talks to remotes")
+
+
+@pytest.fixture
+def config():
+    return load_config(REPO / "llm_config.yaml")
+
+
+def _park(conn, now=100.0, obj=OBJ):
+    pipe = conn.pipeline()
+    parking.park(pipe, obj, 0, "shell", {"command": "git push"}, ASK, {"steps": 1}, now=now)
+    pipe.execute()
+
+
+def _events(conn):
+    return [(f[b"kind"].decode(), f[b"id"].decode(), json.loads(f[b"payload"]))
+            for _id, f in conn.xrange(K.EVENT_STREAM)]
+
+
+def test_park_list_and_approve_requeues_once(redis_conn, config):
+    _park(redis_conn)
+    listed = parking.list_parked(redis_conn)
+    assert [(r["id"], r["tool"], r["rule"], r["run"]) for r in listed] == [("p1", "shell", "git-write", 0)]
+    assert parking.age_s(listed[0], now=160.0) == 60.0
+
+    rec = parking.resolve(redis_conn, "p1", "approve", "alice", config, now=200.0)
+    assert rec["job_id"] == "p1__r1" and rec["resolution"]["rule"] == "approval.approved"
+    job = Job.fetch("p1__r1", connection=redis_conn)
+    assert job.args[0]["id"] == "p1" and job.timeout == config.daemon.job_timeout_s
+    assert Queue("high", connection=redis_conn).job_ids == ["p1__r1"]
+    assert redis_conn.hget(K.objective_key("p1"), "state") == b"queued"
+    assert parking.list_parked(redis_conn) == []
+    assert parking.load(redis_conn, "p1")["resolution"]["by"] == "alice"
+    [(kind, oid, payload)] = _events(redis_conn)
+    assert (kind, oid, payload["resolution"]) == ("resolved", "p1", "approve")
+    assert payload["audit"][0]["decision"] == "allow" and "approved by alice" in payload["audit"][0]["reason"]
+
+    with pytest.raises(parking.NotParked):
+        parking.resolve(redis_conn, "p1", "reject", "bob", config)       # one resolver wins
+    with pytest.raises(parking.NotParked):
+        parking.resolve(redis_conn, "nope", "approve", "bob", config)
+    with pytest.raises(ValueError):
+        parking.resolve(redis_conn, "p1", "maybe", "bob", config)
+
+
+def test_expired_lists_only_old_parks(redis_conn, config):
+    _park(redis_conn, now=100.0)
+    _park(redis_conn, now=150.0, obj={**OBJ, "id": "p2"})
+    assert parking.expired(redis_conn, 30, now=140.0) == ["p1"]
+    rec = parking.resolve(redis_conn, "p1", "timeout", "swarmd", config, now=140.0)
+    assert rec["resolution"]["rule"] == "approval.timeout"
+    assert parking.resolution_decision(rec).decision == "deny"
+    assert parking.expired(redis_conn, 30, now=140.0) == []
+
+
+def test_clear_forgets_the_park(redis_conn):
+    _park(redis_conn)
+    pipe = redis_conn.pipeline()
+    parking.clear(pipe, "p1")
+    pipe.execute()
+    assert parking.load(redis_conn, "p1") is None and parking.list_parked(redis_conn) == []
+
+
+def test_store_persists_audit_rows_and_parked_state(tmp_path):
+    store = Store(tmp_path / "memory.db")
+    store.add_queued(Objective(**OBJ))
+    buf = AuditBuffer()
+    buf.record("p1", "shell", {"command": "curl -H 'Authorization: Bearer sk-ant-abcdefghijklmnop' x"}, ASK)
+    rows = buf.drain()
+    assert buf.drain() == []
+    store.apply_events([
+        ("e1", "started", "p1", {"worker": "w", "ts": 1.0}),
+        ("e2", "finished", "p1", {"state": "awaiting_approval", "result": {"reason": "ask: git-write"},
+                                  "attempts": [], "audit": rows}),
+    ])
+    rec = store.get("p1")
+    assert rec["state"] == "awaiting_approval" and rec["finished_at"] is None
+    assert "p1" in store.unfinished_ids()
+    row = {**rows[0], "decision": "allow", "rule": "approval.approved", "reason": "approved by alice"}
+    store.apply_events([("e3", "resolved", "p1", {"resolution": "approve", "by": "alice", "audit": [row]}),
+                        ("e3", "resolved", "p1", {"resolution": "approve", "by": "alice", "audit": [row]})])
+    assert store.get("p1")["state"] == "queued"
+    store.close()
+    audit = query_audit(tmp_path / "memory.db", objective_id="p1")
+    assert [r.rule for r in audit] == ["approval.approved", "git-write"]      # e3 applied once
+    assert "sk-ant-abcdefghijklmnop" not in json.dumps(audit[1].args)      # redacted in the worker
