@@ -22,7 +22,9 @@ One step:
      ``resume``): approve runs the action, reject/timeout counts as a deny.
 
 At most ``governor.max_steps`` model replies per objective (over all runs);
-then the objective ends ``unresolved``.  This module does no Redis or SQLite
+then the objective ends ``unresolved``.  The objective's ``max_cost_usd``
+goes to every router call (with the workers' shared budget it caps the
+objective's calls in total; a refused call ends the loop ``unresolved``).  This module does no Redis or SQLite
 I/O: :mod:`swarmd.workers.jobs` stores parks and reports events.
 
 Loop state (``AgentOutcome.loop``, JSON): ``transcript`` (list of steps:
@@ -204,7 +206,7 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
         state["steps"] += 1
         n = state["steps"]
         routed = router.route(AGENT_ACTION, render_input(objective["input"], transcript, cfg.output_chars),
-                              objective_id=oid, request_id=oid)
+                              objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"))
         attempts.extend(routed.attempts_json())
         state["cost_usd"] += routed.cost_usd
         state["escalations"] += routed.escalations
