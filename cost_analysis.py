@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Predict what a workload costs with swarmd versus the API tier alone.
+
+    python cost_analysis.py --simulate --days 30 [--profile light|medium|heavy|FILE.yaml] [--json] [--plot out.png]
+    python cost_analysis.py --from-ledger memory.db [--days N] [--iterations-per-day N]
+
+``python cost_analysis.py --help`` documents every flag; the same command is
+``swarmctl cost-analysis``.  The code lives in :mod:`swarmd.costs`.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    from swarmd.costs.cli import main
+except ImportError:  # run from a checkout without installing: use ./src
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+    from swarmd.costs.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

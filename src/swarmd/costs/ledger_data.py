@@ -1,0 +1,225 @@
+"""Ledger rows for reports and cost analysis, and their summary.
+
+Sources (:func:`read_rows`): the SQLite store (``memory.db``, table
+``ledger``, see :mod:`swarmd.router.ledger`), a bare ledger file written by
+:class:`swarmd.router.Ledger`, or a JSONL export (one ledger row per line, the
+same column names; a JSON array of rows is accepted too).  Required fields:
+``action, tier, tokens_in, tokens_out, cost_usd, outcome``; ``ts`` (unix
+seconds) is needed for time windows.
+
+Definitions used by :func:`summarize` (and so by ``swarmctl report``, the
+daily report and ``cost_analysis.py --from-ledger``):
+
+* a **call** is one ledger row; its cost is the row's ``cost_usd`` (USD, as
+  priced when the call was made);
+* a **request** is one routed input.  Each request's cascade ends in exactly
+  one *final* row: outcome ``accepted`` or ``rejected`` (not accepted, no
+  further call), or ``error`` at the last tier of the action's chain;
+* **pure-API cost**: every request as one call to the API tier — the tokens of
+  its final row priced at the API model's prices (:func:`swarmd.costs.api_model`).
+  Token counts from local models are their own tokenizer's, so this is an
+  estimate (tokenizers differ by roughly ±20%);
+* **all calls at API prices**: every row's tokens at the API model's prices
+  (counts the local attempts that escalated too; shown for reference);
+* **escalation rate** (per action): escalated rows ÷ answered rows
+  (accepted + escalated + rejected);
+* **unresolved**: ``rejected`` final rows plus final ``error`` rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from swarmd.config import Config
+from swarmd.costs.pricing import api_model, price_usd
+
+REQUIRED = ("action", "tier", "tokens_in", "tokens_out", "cost_usd", "outcome")
+COLUMNS = ("ts", "objective_id", "action", "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd",
+           "latency_ms", "confidence", "outcome", "error")
+
+
+class LedgerReadError(ValueError):
+    """A ledger source that cannot be read; the message names the file (and line)."""
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def read_rows(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> list[dict]:
+    """Ledger rows (dicts with :data:`COLUMNS`) with ``since_ts <= ts < until_ts``
+    (unix seconds; ``None`` = open), oldest first.
+
+    Raises :class:`LedgerReadError` for a missing file, a SQLite file without
+    a ``ledger`` table, or a JSONL line that is not a ledger row (``file:line: why``).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LedgerReadError(f"{p}: no such file")
+    if _is_sqlite(p):
+        sql, args = "SELECT * FROM ledger WHERE 1=1", []
+        if since_ts is not None:
+            sql, args = sql + " AND ts >= ?", args + [since_ts]
+        if until_ts is not None:
+            sql, args = sql + " AND ts < ?", args + [until_ts]
+        conn = _connect_ro(p)
+        try:
+            return [dict(r) for r in conn.execute(sql + " ORDER BY ts, id", args)]
+        except sqlite3.DatabaseError as exc:
+            raise LedgerReadError(f"{p}: not a swarmd ledger ({exc})") from None
+        finally:
+            conn.close()
+    return [r for r in _read_json_rows(p)
+            if (since_ts is None or r["ts"] >= since_ts) and (until_ts is None or r["ts"] < until_ts)]
+
+
+def _read_json_rows(p: Path) -> list[dict]:
+    text = p.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            items = list(enumerate(json.loads(text), 1))
+        except ValueError as exc:
+            raise LedgerReadError(f"{p}: not JSON ({exc})") from None
+        where = "row"
+    else:
+        items, where = [], "line"
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append((n, json.loads(line)))
+                except ValueError as exc:
+                    raise LedgerReadError(f"{p}:{n}: not JSON ({exc})") from None
+    rows = []
+    for n, item in items:
+        if not isinstance(item, dict):
+            raise LedgerReadError(f"{p}: {where} {n}: expected a JSON object, found {type(item).__name__}")
+        missing = [k for k in REQUIRED if k not in item]
+        if missing:
+            raise LedgerReadError(f"{p}: {where} {n}: missing ledger field(s) {', '.join(missing)}")
+        row = {c: item.get(c) for c in COLUMNS}
+        row["ts"] = float(row["ts"] or 0.0)
+        rows.append(row)
+    rows.sort(key=lambda r: r["ts"])
+    return rows
+
+
+def write_jsonl(rows: list[dict], path: str | Path) -> int:
+    """Write ledger rows as JSONL (the :data:`COLUMNS`); returns the count."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({c: row.get(c) for c in COLUMNS}) + "\n")
+    return len(rows)
+
+
+def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> dict | None:
+    """Objectives that finished in the window (store only): ``{"by_state":
+    {state: n}, "unresolved_by_reason": {reason: n}}``, or ``None`` when the
+    source has no ``objectives`` table (a bare ledger or a JSONL export)."""
+    p = Path(path)
+    if not p.is_file() or not _is_sqlite(p):
+        return None
+    conn = _connect_ro(p)
+    try:
+        sql, args = "SELECT state, reason FROM objectives WHERE finished_at IS NOT NULL", []
+        if since_ts is not None:
+            sql, args = sql + " AND finished_at >= ?", args + [since_ts]
+        if until_ts is not None:
+            sql, args = sql + " AND finished_at < ?", args + [until_ts]
+        found = conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+    by_state: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    for state, reason in found:
+        by_state[state] = by_state.get(state, 0) + 1
+        if state == "unresolved":
+            key = reason or "?"
+            key = key if key == "budget" or len(key) <= 60 else key[:57] + "..."
+            reasons[key] = reasons.get(key, 0) + 1
+    return {"by_state": by_state, "unresolved_by_reason": reasons}
+
+
+def _bucket() -> dict:
+    return {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+
+
+def _add(bucket: dict, row: dict) -> None:
+    bucket["calls"] += 1
+    bucket["tokens_in"] += int(row["tokens_in"] or 0)
+    bucket["tokens_out"] += int(row["tokens_out"] or 0)
+    bucket["cost_usd"] += float(row["cost_usd"] or 0.0)
+
+
+def is_final(row: dict, last_tier: dict[str, str]) -> bool:
+    """True for the row that ends its request (see the module docstring).
+    ``last_tier``: action → last tier of its chain."""
+    outcome = row["outcome"]
+    return outcome in ("accepted", "rejected") or (outcome == "error" and row["tier"] == last_tier.get(row["action"]))
+
+
+def summarize(rows: list[dict], config: Config) -> dict:
+    """Spend and behaviour of ``rows`` (see the module docstring for definitions).
+
+    Returns ``{"calls", "requests", "tokens_in", "tokens_out", "cost_usd",
+    "pure_api_cost_usd", "all_calls_at_api_usd", "savings_usd", "savings_pct",
+    "escalations", "escalation_rate", "unresolved", "errors", "first_ts",
+    "last_ts", "api_model": {"model", "price_per_mtok_in", "price_per_mtok_out"},
+    "by_tier": {tier: bucket}, "by_model": {"tier/model": bucket},
+    "by_action": {action: bucket + {"requests", "accepted", "escalated",
+    "rejected", "errors", "unresolved", "escalation_rate", "pure_api_cost_usd",
+    "savings_usd"}}}`` where a bucket is ``{"calls", "tokens_in",
+    "tokens_out", "cost_usd"}``.  Money in USD; ``savings_pct`` in percent of
+    the pure-API cost (0 when that is 0).
+    """
+    api = api_model(config)
+    last_tier = {a: config.chain_from(a)[-1] for a in config.actions}
+    total, by_tier, by_model, by_action = _bucket(), {}, {}, {}
+    pure_api = all_at_api = 0.0
+    for row in rows:
+        _add(total, row)
+        _add(by_tier.setdefault(row["tier"], _bucket()), row)
+        _add(by_model.setdefault(f"{row['tier']}/{row.get('model') or '?'}", _bucket()), row)
+        a = by_action.setdefault(row["action"], {**_bucket(), "requests": 0, "accepted": 0, "escalated": 0,
+                                                 "rejected": 0, "errors": 0, "unresolved": 0,
+                                                 "pure_api_cost_usd": 0.0})
+        _add(a, row)
+        outcome = row["outcome"]
+        a[{"accepted": "accepted", "escalated": "escalated", "rejected": "rejected"}.get(outcome, "errors")] += 1
+        at_api = price_usd(api, int(row["tokens_in"] or 0), int(row["tokens_out"] or 0))
+        all_at_api += at_api
+        if is_final(row, last_tier):
+            a["requests"] += 1
+            a["pure_api_cost_usd"] += at_api
+            pure_api += at_api
+            a["unresolved"] += outcome != "accepted"
+    for a in by_action.values():
+        answered = a["accepted"] + a["escalated"] + a["rejected"]
+        a["escalation_rate"] = a["escalated"] / answered if answered else 0.0
+        a["savings_usd"] = a["pure_api_cost_usd"] - a["cost_usd"]
+    answered = sum(a["accepted"] + a["escalated"] + a["rejected"] for a in by_action.values())
+    escalations = sum(a["escalated"] for a in by_action.values())
+    savings = pure_api - total["cost_usd"]
+    return {
+        **total,
+        "requests": sum(a["requests"] for a in by_action.values()),
+        "pure_api_cost_usd": pure_api, "all_calls_at_api_usd": all_at_api,
+        "savings_usd": savings, "savings_pct": 100 * savings / pure_api if pure_api else 0.0,
+        "escalations": escalations, "escalation_rate": escalations / answered if answered else 0.0,
+        "unresolved": sum(a["unresolved"] for a in by_action.values()),
+        "errors": sum(a["errors"] for a in by_action.values()),
+        "first_ts": rows[0]["ts"] if rows else None, "last_ts": rows[-1]["ts"] if rows else None,
+        "api_model": {"model": api.model, "price_per_mtok_in": api.price_per_mtok_in,
+                      "price_per_mtok_out": api.price_per_mtok_out},
+        "by_tier": by_tier, "by_model": by_model, "by_action": by_action,
+    }

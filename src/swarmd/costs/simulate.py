@@ -1,0 +1,106 @@
+"""Expected cost of a workload profile over N days — deterministic.
+
+The simulation is an expected-value calculation, not a random draw: for
+each action, ``objectives × share`` objectives make ``visits[k]`` calls per
+objective at each tier (:meth:`ActionProfile.visits`), each call priced at
+the tier's first model with the profile's mean tokens.  Same inputs, same
+output, to the last digit.
+
+* **hybrid cost**: Σ calls × (tokens_in × price_in + tokens_out × price_out) / 1e6
+  at each tier's model (local tiers cost 0 in the shipped config);
+* **pure-API cost**: each objective as one call to the API model
+  (:func:`swarmd.costs.api_model`), with the tokens of the tier its cascade
+  ends at (:meth:`ActionProfile.ends`) — the same definition
+  :func:`swarmd.costs.ledger_data.summarize` applies to a real ledger;
+* **savings** = pure-API − hybrid (and as a percentage of pure-API).
+
+Budgets are not simulated: when the hybrid cost per day exceeds
+``budgets.daily_usd`` the result says so (``exceeds_daily_cap``); running it
+for real, the caps would stop those API calls and the objectives would end
+``unresolved: budget``.
+"""
+
+from __future__ import annotations
+
+from swarmd.config import Config
+from swarmd.costs.pricing import api_model, price_usd, tier_model
+from swarmd.costs.profile import Profile, check_against
+
+METHOD = "expected values (deterministic; no random sampling)"
+
+
+def simulate(profile: Profile, config: Config, days: float) -> dict:
+    """Expected spend of ``profile`` over ``days`` days at ``config``'s prices.
+
+    Returns ``{"profile", "method", "days", "objectives_per_day",
+    "objectives", "calls", "pure_api_cost_usd", "hybrid_cost_usd",
+    "savings_usd", "savings_pct", "unresolved", "per_day": {"hybrid_cost_usd",
+    "pure_api_cost_usd"}, "daily_cap_usd", "exceeds_daily_cap", "api_model",
+    "by_tier": {tier: {"calls", "share_of_calls", "answered", "share_answered",
+    "tokens_in", "tokens_out", "cost_usd"}}, "by_action": {action:
+    {"objectives", "calls", "paid_calls", "hybrid_cost_usd", "pure_api_cost_usd",
+    "savings_usd", "savings_pct", "unresolved", "tiers": {tier: {"calls",
+    "cost_usd"}}}}, "top_actions": [[action, hybrid_cost_usd], ...]}`` (money
+    in USD, counts as expected values, ``savings_pct`` in percent).  Raises
+    :class:`swarmd.costs.profile.ProfileError` for a tier the config lacks,
+    ``ValueError`` for ``days <= 0``.
+    """
+    if days <= 0:
+        raise ValueError(f"days must be > 0, found {days!r}")
+    check_against(profile, config)
+    api = api_model(config)
+    objectives = profile.objectives_per_day * days
+    by_tier: dict[str, dict] = {}
+    by_action: dict[str, dict] = {}
+    for name, action in profile.actions.items():
+        n = objectives * action.share
+        row = {"objectives": n, "calls": 0.0, "paid_calls": 0.0, "hybrid_cost_usd": 0.0, "pure_api_cost_usd": 0.0,
+               "unresolved": 0.0, "tiers": {}}
+        for i, (step, visits, ends) in enumerate(zip(action.steps, action.visits(), action.ends())):
+            model = tier_model(config, step.tier)
+            calls = n * visits
+            cost = price_usd(model, calls * step.tokens_in, calls * step.tokens_out)
+            row["calls"] += calls
+            row["paid_calls"] += 0.0 if model.is_free else calls
+            row["hybrid_cost_usd"] += cost
+            row["pure_api_cost_usd"] += price_usd(api, n * ends * step.tokens_in, n * ends * step.tokens_out)
+            if i == len(action.steps) - 1:
+                row["unresolved"] = calls * step.escalation
+            row["tiers"][step.tier] = {"calls": calls, "cost_usd": cost}
+            t = by_tier.setdefault(step.tier, {"calls": 0.0, "answered": 0.0, "tokens_in": 0.0, "tokens_out": 0.0,
+                                               "cost_usd": 0.0})
+            t["calls"] += calls
+            t["answered"] += n * ends
+            t["tokens_in"] += calls * step.tokens_in
+            t["tokens_out"] += calls * step.tokens_out
+            t["cost_usd"] += cost
+        row["savings_usd"] = row["pure_api_cost_usd"] - row["hybrid_cost_usd"]
+        row["savings_pct"] = _pct(row["savings_usd"], row["pure_api_cost_usd"])
+        by_action[name] = row
+    order = {t: i for i, t in enumerate(config.escalation.chain)}
+    by_tier = dict(sorted(by_tier.items(), key=lambda kv: order.get(kv[0], len(order))))
+    calls = sum(t["calls"] for t in by_tier.values())
+    answered = sum(t["answered"] for t in by_tier.values())
+    for t in by_tier.values():
+        t["share_of_calls"] = t["calls"] / calls if calls else 0.0
+        t["share_answered"] = t["answered"] / answered if answered else 0.0
+    hybrid = sum(a["hybrid_cost_usd"] for a in by_action.values())
+    pure = sum(a["pure_api_cost_usd"] for a in by_action.values())
+    cap = config.budgets.daily_usd
+    return {
+        "profile": profile.name, "method": METHOD, "days": days,
+        "objectives_per_day": profile.objectives_per_day, "objectives": objectives, "calls": calls,
+        "pure_api_cost_usd": pure, "hybrid_cost_usd": hybrid, "savings_usd": pure - hybrid,
+        "savings_pct": _pct(pure - hybrid, pure),
+        "unresolved": sum(a["unresolved"] for a in by_action.values()),
+        "per_day": {"hybrid_cost_usd": hybrid / days, "pure_api_cost_usd": pure / days},
+        "daily_cap_usd": cap, "exceeds_daily_cap": cap is not None and hybrid / days > cap,
+        "api_model": {"model": api.model, "price_per_mtok_in": api.price_per_mtok_in,
+                      "price_per_mtok_out": api.price_per_mtok_out},
+        "by_tier": by_tier, "by_action": by_action,
+        "top_actions": sorted(([a, r["hybrid_cost_usd"]] for a, r in by_action.items()), key=lambda x: -x[1])[:5],
+    }
+
+
+def _pct(part: float, whole: float) -> float:
+    return 100 * part / whole if whole else 0.0

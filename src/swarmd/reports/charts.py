@@ -1,0 +1,59 @@
+"""PNG charts for cost reports and cost analyses (matplotlib, Agg backend: no display needed).
+
+Both charts have two panels: cost by action, actual (or hybrid) next to the
+same work on the API tier only, in USD; and calls by tier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TIER_COLOURS = {"LOCAL_FAST": "#4c9f70", "LOCAL_QUALITY": "#3b7dd8", "API_FALLBACK": "#d8653b"}
+
+
+def _two_panels(title: str, by_action: dict[str, tuple[float, float]], by_tier: dict[str, float],
+                path: str | Path, hybrid_label: str) -> Path:
+    """``by_action``: action → (hybrid USD, API-only USD); ``by_tier``: tier → calls."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    names = sorted(by_action, key=lambda a: -by_action[a][1])[:12]
+    xs = range(len(names))
+    left.bar([x - 0.2 for x in xs], [by_action[a][0] for a in names], width=0.4, label=hybrid_label,
+             color="#4c9f70")
+    left.bar([x + 0.2 for x in xs], [by_action[a][1] for a in names], width=0.4, label="API tier only",
+             color="#d8653b")
+    left.set_xticks(list(xs), names, rotation=30, ha="right")
+    left.set_ylabel("USD")
+    left.set_title("cost by action")
+    left.legend()
+    tiers = list(by_tier)
+    right.bar(tiers, [by_tier[t] for t in tiers], color=[TIER_COLOURS.get(t, "#888888") for t in tiers])
+    right.set_ylabel("calls")
+    right.set_title("calls by tier")
+    right.tick_params(axis="x", rotation=15)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_report(report: dict, path: str | Path) -> Path:
+    """Chart of a :func:`swarmd.reports.costs.build_report` dict; returns ``path``."""
+    saved = f"saved ${report['savings_usd']:.4f} ({report['savings_pct']:.1f}%)"
+    return _two_panels(f"swarmd spend: ${report['cost_usd']:.4f} vs ${report['pure_api_cost_usd']:.4f} API-only; {saved}",
+                       {a: (v["cost_usd"], v["pure_api_cost_usd"]) for a, v in report["by_action"].items()},
+                       {t: v["calls"] for t, v in report["by_tier"].items()}, path, "swarmd (actual)")
+
+
+def plot_analysis(result: dict, path: str | Path) -> Path:
+    """Chart of a :func:`swarmd.costs.simulate.simulate` result; returns ``path``."""
+    return _two_panels(f"{result['profile']}: {result['days']:g} days, {result['objectives']:,.0f} objectives; "
+                       f"hybrid ${result['hybrid_cost_usd']:,.2f} vs API-only ${result['pure_api_cost_usd']:,.2f} "
+                       f"({result['savings_pct']:.1f}% saved)",
+                       {a: (v["hybrid_cost_usd"], v["pure_api_cost_usd"]) for a, v in result["by_action"].items()},
+                       {t: v["calls"] for t, v in result["by_tier"].items()}, path, "swarmd (hybrid)")

@@ -1,0 +1,138 @@
+"""Cost reports: what swarmd spent in a time window, and what it saved.
+
+A report covers ledger rows with ``since_ts <= ts < until_ts`` (unix
+seconds) from the store (``memory.db``) and contains, by tier, model and
+action: calls, tokens, spend (USD), escalation rate, unresolved counts; the
+pure-API cost of the same requests (their final call's tokens at the API
+tier's prices) and the savings; objectives finished in the window by state
+and unresolved by reason (``budget`` among them).  Definitions:
+:mod:`swarmd.costs.ledger_data`.
+
+Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart
+next to it (:mod:`swarmd.reports.charts`), and summarised in one log line
+(:func:`summary_line`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from swarmd.config import Config
+from swarmd.costs.ledger_data import read_objectives, read_rows, summarize
+
+
+def build_report(db_path: str | Path, config: Config, since_ts: float, until_ts: float | None = None) -> dict:
+    """The report dict: :func:`swarmd.costs.ledger_data.summarize` of the
+    window's rows plus ``since_ts``, ``until_ts`` (unix s), ``objectives``
+    (:func:`~swarmd.costs.ledger_data.read_objectives`, ``None`` without a
+    store) and ``db`` (the path).  Raises
+    :class:`~swarmd.costs.ledger_data.LedgerReadError`."""
+    until_ts = time.time() if until_ts is None else until_ts
+    rows = read_rows(db_path, since_ts, until_ts)
+    report = summarize(rows, config)
+    report.update(since_ts=since_ts, until_ts=until_ts, db=str(db_path),
+                  objectives=read_objectives(db_path, since_ts, until_ts))
+    return report
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.4f}" if abs(x) < 100 else f"${x:,.2f}"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def render_markdown(report: dict, chart_name: str | None = None) -> str:
+    """The report as Markdown (``chart_name``: a PNG file name to embed)."""
+    api = report["api_model"]
+    lines = [f"# swarmd cost report: {_when(report['since_ts'])} to {_when(report['until_ts'])} (local time)", ""]
+    budget_unresolved = (report.get("objectives") or {}).get("unresolved_by_reason", {}).get("budget", 0)
+    lines += _table(["", "value"], [
+        ["calls (model calls, every tier)", report["calls"]],
+        ["requests (routed inputs)", report["requests"]],
+        ["spent", _usd(report["cost_usd"])],
+        [f"same requests, API tier only ({api['model']} at ${api['price_per_mtok_in']:g} in / "
+         f"${api['price_per_mtok_out']:g} out per million tokens)", _usd(report["pure_api_cost_usd"])],
+        ["saved", f"{_usd(report['savings_usd'])} ({report['savings_pct']:.1f}%)"],
+        ["every call priced at the API tier (reference)", _usd(report["all_calls_at_api_usd"])],
+        ["escalation rate (escalated ÷ answered calls)", f"{100 * report['escalation_rate']:.1f}%"],
+        ["unresolved requests", report["unresolved"]],
+        ["objectives unresolved: budget", budget_unresolved],
+        ["failed calls (errors)", report["errors"]],
+    ])
+    lines += ["", "## By tier", ""]
+    lines += _table(["tier", "calls", "tokens in", "tokens out", "cost (USD)"], [
+        [t, v["calls"], v["tokens_in"], v["tokens_out"], f"{v['cost_usd']:.6f}"] for t, v in report["by_tier"].items()])
+    lines += ["", "## By model", ""]
+    lines += _table(["tier/model", "calls", "tokens in", "tokens out", "cost (USD)"], [
+        [m, v["calls"], v["tokens_in"], v["tokens_out"], f"{v['cost_usd']:.6f}"] for m, v in report["by_model"].items()])
+    lines += ["", "## By action", ""]
+    lines += _table(["action", "requests", "calls", "escalation rate", "unresolved", "cost (USD)",
+                     "API-only (USD)", "saved (USD)"], [
+        [a, v["requests"], v["calls"], f"{100 * v['escalation_rate']:.1f}%", v["unresolved"],
+         f"{v['cost_usd']:.6f}", f"{v['pure_api_cost_usd']:.6f}", f"{v['savings_usd']:.6f}"]
+        for a, v in sorted(report["by_action"].items(), key=lambda kv: -kv[1]["cost_usd"])])
+    objectives = report.get("objectives")
+    if objectives is not None:
+        lines += ["", "## Objectives finished in the window", ""]
+        lines += _table(["state", "objectives"], sorted(objectives["by_state"].items()))
+        if objectives["unresolved_by_reason"]:
+            lines += ["", "Unresolved by reason:", ""]
+            lines += _table(["reason", "objectives"], sorted(objectives["unresolved_by_reason"].items(),
+                                                             key=lambda kv: -kv[1]))
+    if chart_name:
+        lines += ["", f"![spend by action and calls by tier]({chart_name})"]
+    lines += ["", "Definitions: a request's final call is its accepted or rejected row (or an error at its last "
+              "tier); API-only prices that call's tokens at the API tier; local token counts come from the "
+              "local tokenizer, so API-only is an estimate. Source: `" + report.get("db", "?") + "`.", ""]
+    return "\n".join(lines)
+
+
+def summary_line(report: dict, path: str | Path | None = None) -> str:
+    """One log line: window, calls, spend, API-only cost, savings, escalation, unresolved."""
+    hours = (report["until_ts"] - report["since_ts"]) / 3600
+    return (f"cost report {_when(report['since_ts'])} +{hours:.0f}h: {report['calls']} calls, "
+            f"{report['requests']} requests, spent ${report['cost_usd']:.4f}, API-only ${report['pure_api_cost_usd']:.4f}, "
+            f"saved ${report['savings_usd']:.4f} ({report['savings_pct']:.1f}%), escalation "
+            f"{100 * report['escalation_rate']:.1f}%, unresolved {report['unresolved']}"
+            + (f" -> {path}" if path else ""))
+
+
+def write_report(report: dict, out_dir: str | Path, label: str) -> tuple[Path, Path]:
+    """Write the Markdown and the PNG chart to ``out_dir`` (created); returns
+    their paths.  File stem: ``costs-<until, local YYYY-MM-DD_HHMM>-<label>``."""
+    from swarmd.reports.charts import plot_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"costs-{time.strftime('%Y-%m-%d_%H%M', time.localtime(report['until_ts']))}-{label}"
+    png = out / f"{stem}.png"
+    plot_report(report, png)
+    md = out / f"{stem}.md"
+    md.write_text(render_markdown(report, png.name), encoding="utf-8")
+    return md, png
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """Unix time from ``--since``: ``30m``, ``12h``, ``7d``, ``2w`` (ago), or a
+    local date/time ``YYYY-MM-DD[ HH:MM]``.  Raises ``ValueError``."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now - float(text[:-1]) * units[text[-1]]
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return time.mktime(time.strptime(text, fmt))
+        except ValueError:
+            continue
+    raise ValueError(f"--since: expected a duration such as 30m, 12h, 7d, 2w or a date YYYY-MM-DD[ HH:MM], "
+                     f"found {text!r}")

@@ -1,0 +1,145 @@
+"""Prometheus metrics of the daemon (``prometheus-client``), served on
+``127.0.0.1:<metrics.port>`` at ``/metrics``.
+
+Call metrics come from the ledger rows the daemon persists from worker events
+(it sees every attempt of every worker): :meth:`DaemonMetrics.refresh` reads
+the rows added since its last read (every ``metrics.refresh_s`` seconds) and
+counts them.  Counters start at 0 when the daemon starts (rows already in the
+store then are not counted).  Labels ``tier``, ``model``, ``action``:
+
+* ``swarmd_llm_calls_total`` (+ ``outcome``: accepted | escalated | rejected | error)
+* ``swarmd_llm_tokens_total`` (+ ``direction``: in | out)
+* ``swarmd_llm_cost_usd_total`` — USD
+* ``swarmd_llm_escalations_total`` — calls whose answer was escalated
+* ``swarmd_llm_latency_seconds`` — histogram of call latency
+
+Read at scrape time: ``swarmd_queue_depth{queue}`` (RQ jobs waiting),
+``swarmd_objectives{state}`` (store), and per budget period (``daily``,
+``monthly``, UTC) ``swarmd_budget_spent_usd``, ``swarmd_budget_reserved_usd``,
+``swarmd_budget_cap_usd`` (only for capped periods).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from loguru import logger
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from swarmd import constants as K
+
+LABELS = ("tier", "model", "action")
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class _Gauges(Collector):
+    """Scrape-time gauges: queue depths, objectives by state, budget spend."""
+
+    def __init__(self, owner: "DaemonMetrics"):
+        self.owner = owner
+
+    def collect(self):
+        o = self.owner
+        queues = GaugeMetricFamily("swarmd_queue_depth", "RQ jobs waiting per queue", labels=["queue"])
+        objectives = GaugeMetricFamily("swarmd_objectives", "objectives by state (store)", labels=["state"])
+        spent = GaugeMetricFamily("swarmd_budget_spent_usd", "settled spend this UTC period, USD", labels=["period"])
+        reserved = GaugeMetricFamily("swarmd_budget_reserved_usd", "reserved for calls in flight, USD",
+                                     labels=["period"])
+        cap = GaugeMetricFamily("swarmd_budget_cap_usd", "cap of the UTC period, USD", labels=["period"])
+        try:
+            if o.redis is not None:
+                pipe = o.redis.pipeline(transaction=False)
+                for name in K.QUEUES:
+                    pipe.llen(f"rq:queue:{name}")
+                for name, depth in zip(K.QUEUES, pipe.execute()):
+                    queues.add_metric([name], int(depth))
+            if o.store is not None:
+                for state, n in o.store.counts().items():
+                    objectives.add_metric([state], n)
+            if o.budget is not None:
+                for p in o.budget.status(fresh=True):
+                    spent.add_metric([p.period], p.spent_usd)
+                    reserved.add_metric([p.period], p.reserved_usd)
+                    if p.cap_usd is not None:
+                        cap.add_metric([p.period], p.cap_usd)
+        except Exception as exc:
+            logger.warning("metrics: reading queues/objectives/budget failed: {}", exc)
+        yield from (queues, objectives, spent, reserved, cap)
+
+
+class DaemonMetrics:
+    """The daemon's metrics over its store (``db_path``), Redis and budget.
+
+    ``store``: an object with ``counts() -> {state: n}`` (the daemon's
+    :class:`~swarmd.memory.store.Store`) or ``None``; ``redis``: the daemon's
+    client or ``None``; ``budget``: a :class:`~swarmd.router.budgets.Budget`
+    or ``None``; ``from_start``: count ledger rows already present too
+    (default: only rows added from now on).  ``registry`` holds everything.
+    """
+
+    def __init__(self, db_path: str | Path, redis=None, store=None, budget=None, from_start: bool = False):
+        self.db_path = str(db_path)
+        self.redis, self.store, self.budget = redis, store, budget
+        self.registry = CollectorRegistry()
+        self.calls = Counter("swarmd_llm_calls", "model calls", [*LABELS, "outcome"], registry=self.registry)
+        self.tokens = Counter("swarmd_llm_tokens", "tokens", [*LABELS, "direction"], registry=self.registry)
+        self.cost = Counter("swarmd_llm_cost_usd", "spend in USD", list(LABELS), registry=self.registry)
+        self.escalations = Counter("swarmd_llm_escalations", "calls whose answer was escalated", list(LABELS),
+                                   registry=self.registry)
+        self.latency = Histogram("swarmd_llm_latency_seconds", "call latency in seconds", list(LABELS),
+                                 buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.registry.register(_Gauges(self))
+        self._lock = threading.Lock()
+        self._last_id = 0 if from_start else self._max_id()
+        self.server = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _max_id(self) -> int:
+        try:
+            conn = self._connect()
+            try:
+                return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM ledger").fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return 0
+
+    def refresh(self) -> int:
+        """Count the ledger rows added since the last call; returns how many."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                rows = conn.execute("SELECT * FROM ledger WHERE id > ? ORDER BY id", (self._last_id,)).fetchall()
+            finally:
+                conn.close()
+            for r in rows:
+                labels = (r["tier"], r["model"], r["action"])
+                self.calls.labels(*labels, r["outcome"]).inc()
+                self.tokens.labels(*labels, "in").inc(r["tokens_in"] or 0)
+                self.tokens.labels(*labels, "out").inc(r["tokens_out"] or 0)
+                self.cost.labels(*labels).inc(r["cost_usd"] or 0.0)
+                if r["outcome"] == "escalated":
+                    self.escalations.labels(*labels).inc()
+                self.latency.labels(*labels).observe((r["latency_ms"] or 0.0) / 1000)
+                self._last_id = r["id"]
+            return len(rows)
+
+    def serve(self, port: int) -> None:
+        """Serve ``/metrics`` on 127.0.0.1:``port`` (a daemon thread)."""
+        self.server, _thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        logger.info("metrics on http://127.0.0.1:{}/metrics", port)
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
