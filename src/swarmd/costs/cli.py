@@ -217,7 +217,7 @@ def run_cost_analysis(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print_analysis(result, Console(highlight=False, soft_wrap=True))
+        print_analysis(result, Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150))
     return 0
 
 
