@@ -130,9 +130,11 @@ def analyse(args: argparse.Namespace, config: Config) -> dict:
         }
         result["validity"] = {
             "actual_hybrid_cost_usd": repriced, "simulated_hybrid_cost_usd": at_volume["hybrid_cost_usd"],
+            "recorded_hybrid_cost_usd": actual["cost_usd"],
             "rel_error": error, "tolerance": VALIDITY_TOLERANCE, "ok": error <= VALIDITY_TOLERANCE,
             "what": "the measured profile simulated at the ledger's volume vs the ledger's calls priced at the "
-                    "config's prices",
+                    "config's prices (recorded_hybrid_cost_usd: as priced when the calls were made; the two "
+                    "differ only if prices changed since)",
         }
         result["measured_profile"] = measured.to_dict()
         result["sources"] = measured.sources

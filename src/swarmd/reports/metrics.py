@@ -29,6 +29,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from rq import Queue
 
 from swarmd import constants as K
 
@@ -52,11 +53,8 @@ class _Gauges(Collector):
         cap = GaugeMetricFamily("swarmd_budget_cap_usd", "cap of the UTC period, USD", labels=["period"])
         try:
             if o.redis is not None:
-                pipe = o.redis.pipeline(transaction=False)
                 for name in K.QUEUES:
-                    pipe.llen(f"rq:queue:{name}")
-                for name, depth in zip(K.QUEUES, pipe.execute()):
-                    queues.add_metric([name], int(depth))
+                    queues.add_metric([name], Queue(name, connection=o.redis).count)
             if o.store is not None:
                 for state, n in o.store.counts().items():
                     objectives.add_metric([state], n)
