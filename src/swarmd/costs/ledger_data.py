@@ -203,6 +203,9 @@ def summarize(rows: list[dict], config: Config) -> dict:
             a["pure_api_cost_usd"] += at_api
             pure_api += at_api
             a["unresolved"] += outcome != "accepted"
+    order = {t: i for i, t in enumerate(config.escalation.chain)}
+    by_tier = dict(sorted(by_tier.items(), key=lambda kv: order.get(kv[0], len(order))))
+    by_model = dict(sorted(by_model.items(), key=lambda kv: order.get(kv[0].split("/", 1)[0], len(order))))
     for a in by_action.values():
         answered = a["accepted"] + a["escalated"] + a["rejected"]
         a["escalation_rate"] = a["escalated"] / answered if answered else 0.0
