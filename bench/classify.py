@@ -16,7 +16,13 @@ speed is per item, so a subset measures it fairly).
 Printed: items/s (median of per-chunk rates and overall), accuracy against
 the authors' labels, AUROC of the router's confidence vs correctness,
 accuracy and coverage of answers accepted at the threshold, and the ratio of
-router to baseline items/s.  Targets on 2 cores: ≥ 6 items/s, ≥ 8× baseline,
+router to baseline items/s — for all messages and, separately, for messages
+300–599, which the shipped ``label_calibration`` was not fitted on.
+
+``--fit-calibration`` refits that calibration: it scores messages 0–299 with
+the embedded model (calibration off), fits a logistic regression of
+correctness on ln p(chosen label) (Platt scaling) and prints the
+``label_calibration`` lines for ``llm_config.yaml``.  Targets on 2 cores: ≥ 6 items/s, ≥ 8× baseline,
 AUROC ≥ 0.70, accepted-answer accuracy ≥ 0.70.
 """
 
@@ -64,6 +70,47 @@ def auroc(scores: list[float], positives: list[bool]) -> float:
     return (r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
 
 
+FIT_SLICE = slice(0, 300)       # messages the shipped calibration was fitted on
+HELD_OUT = slice(300, 600)      # messages it was not
+
+
+def fit_calibration(items, labels, config) -> tuple[float, float]:
+    """Platt scaling: (slope, intercept) of P(correct) = sigmoid(slope·ln p + intercept),
+    fitted by Newton's method on the embedded model's answers for ``items``."""
+    import numpy as np
+
+    from swarmd.router.prompts import build_prompt
+    from swarmd.router.providers.llama_cpp import LlamaCppProvider
+    model = config.tiers["LOCAL_FAST"][0].model_copy(update={"label_calibration": None})
+    provider = LlamaCppProvider(model)
+    x, y = [], []
+    for item in items:
+        c = provider.classify(build_prompt(config.actions["classify"], item["text"], labels))
+        x.append(c.extra["label_logprob"])
+        y.append(float(c.text == item["label"]))
+    X = np.column_stack([np.array(x), np.ones(len(x))])
+    y = np.array(y)
+    w = np.zeros(2)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-X @ w))
+        hessian = X.T @ (X * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
+        w -= np.linalg.solve(hessian, X.T @ (p - y))
+    return float(w[0]), float(w[1])
+
+
+def summarize(results, items, threshold) -> dict:
+    """Accuracy, AUROC, coverage and accepted-answer accuracy of router results."""
+    correct = [r.answer == it["label"] for r, it in zip(results, items)]
+    conf = [r.confidence for r in results]
+    accepted = [c >= threshold for c in conf]
+    n_acc = sum(accepted)
+    return {
+        "n": len(items), "accuracy": sum(correct) / len(items), "auroc": auroc(conf, correct),
+        "threshold": threshold, "coverage": n_acc / len(items),
+        "accepted_accuracy": (sum(c for c, a in zip(correct, accepted) if a) / n_acc) if n_acc else float("nan"),
+    }
+
+
 def run_router(items, labels, config) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(config, Ledger(Path(tmp) / "bench.db"))
@@ -79,28 +126,26 @@ def run_router(items, labels, config) -> dict:
         elapsed = time.perf_counter() - start
         router.close()
     threshold = config.quality.threshold_for("classify")
-    correct = [r.answer == it["label"] for r, it in zip(results, items)]
-    conf = [r.confidence for r in results]
-    accepted = [c >= threshold for c in conf]
-    n_acc = sum(accepted)
-    return {
-        "n": len(items), "seconds": elapsed, "items_per_s": len(items) / elapsed,
-        "median_chunk_items_per_s": statistics.median(chunk_rates) if chunk_rates else len(items) / elapsed,
-        "accuracy": sum(correct) / len(items),
-        "auroc": auroc(conf, correct),
-        "threshold": threshold,
-        "coverage": n_acc / len(items),
-        "accepted_accuracy": (sum(c for c, a in zip(correct, accepted) if a) / n_acc) if n_acc else float("nan"),
-    }
+    out = summarize(results, items, threshold)
+    out.update(seconds=elapsed, items_per_s=len(items) / elapsed,
+               median_chunk_items_per_s=statistics.median(chunk_rates) if chunk_rates else len(items) / elapsed)
+    if len(items) > HELD_OUT.start:
+        out["held_out"] = summarize(results[HELD_OUT], items[HELD_OUT], threshold)
+    return out
 
 
-def run_baseline(items, labels, model_path: str, n_threads: int | None) -> dict:
+def run_baseline(items, labels, model_path: str, n_threads: int | None, reset: bool = False) -> dict:
+    """Chat-style generation of the label, one call per message.  llama-cpp-python
+    itself reuses the longest prompt prefix shared with the previous call;
+    ``reset=True`` clears the context first, so every prompt is computed anew."""
     from llama_cpp import Llama
     llm = Llama(model_path=model_path, n_ctx=2048, n_threads=n_threads, verbose=False)
     system = (f"You classify git commit messages by their Conventional Commits type. "
               f"Answer with exactly one word from: {', '.join(labels)}.")
     correct, times = [], []
     for item in items:
+        if reset:
+            llm.reset()
         start = time.perf_counter()
         reply = llm.create_chat_completion(
             messages=[{"role": "system", "content": system}, {"role": "user", "content": item["text"]}],
@@ -118,18 +163,26 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline-n", type=int, default=100, help="messages through the baseline (default 100; 0 skips)")
     parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    parser.add_argument("--fit-calibration", action="store_true",
+                        help="fit label_calibration on messages 0-299 and print it (no benchmark)")
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
     items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     labels = tuple(sorted({it["label"] for it in items}))
     config = load_config(args.config)
+    if args.fit_calibration:
+        slope, intercept = fit_calibration(items[FIT_SLICE], labels, config)
+        print(f"      label_calibration: {{slope: {slope:.4f}, intercept: {intercept:.4f}}}")
+        return 0
     router = run_router(items[:args.n], labels, config)
-    baseline = None
+    baseline = uncached = None
     if args.baseline_n:
         from swarmd.router.providers.llama_cpp import embedded_model_path
         model = config.tiers["LOCAL_FAST"][0]
-        baseline = run_baseline(items[:args.baseline_n], labels, model.path or embedded_model_path(), model.n_threads)
+        path = model.path or embedded_model_path()
+        baseline = run_baseline(items[:args.baseline_n], labels, path, model.n_threads)
+        uncached = run_baseline(items[:args.baseline_n // 2], labels, path, model.n_threads, reset=True)
 
     console = Console()
     table = Table(title=f"commit-type classification ({len(labels)} labels)")
@@ -138,14 +191,21 @@ def main(argv=None) -> int:
     table.add_row("swarmd router", str(router["n"]), f"{router['items_per_s']:.2f} (median chunk {router['median_chunk_items_per_s']:.2f})",
                   f"{router['accuracy']:.3f}", f"{router['auroc']:.3f}", f"{router['accepted_accuracy']:.3f}",
                   f"{router['coverage']:.3f}")
+    if "held_out" in router:
+        h = router["held_out"]
+        table.add_row("  messages 300-599 (not fitted on)", str(h["n"]), "", f"{h['accuracy']:.3f}", f"{h['auroc']:.3f}",
+                      f"{h['accepted_accuracy']:.3f}", f"{h['coverage']:.3f}")
     if baseline:
         table.add_row("naive chat generation", str(baseline["n"]), f"{baseline['items_per_s']:.2f}",
                       f"{baseline['accuracy']:.3f}", "-", "-", "-")
+        table.add_row("  same, prompt recomputed per call", str(uncached["n"]), f"{uncached['items_per_s']:.2f}",
+                      f"{uncached['accuracy']:.3f}", "-", "-", "-")
     console.print(table)
     if baseline:
-        console.print(f"router / baseline items/s: {router['items_per_s'] / baseline['items_per_s']:.1f}×")
+        console.print(f"router / naive chat generation items/s: {router['items_per_s'] / baseline['items_per_s']:.1f}×; "
+                      f"router / same with the prompt recomputed: {router['items_per_s'] / uncached['items_per_s']:.1f}×")
     if args.json:
-        print(json.dumps({"router": router, "baseline": baseline}))
+        print(json.dumps({"router": router, "baseline": baseline, "baseline_uncached": uncached}))
     return 0
 
 

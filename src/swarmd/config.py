@@ -41,6 +41,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
 
 
+class LabelCalibration(_Strict):
+    """Platt scaling of a label's probability into a confidence:
+    ``confidence = 1 / (1 + exp(-(slope · ln p + intercept)))`` where ``p`` is
+    the model's probability of the chosen label over its whole vocabulary (not
+    renormalised over the label set).  Fitted by ``bench/classify.py
+    --fit-calibration`` (logistic regression of correctness on ``ln p``)."""
+
+    slope: float
+    intercept: float
+
+
 class ModelConfig(_Strict):
     """One model of a tier: which backend serves it and what it costs.
 
@@ -58,6 +69,7 @@ class ModelConfig(_Strict):
     path: str | None = None
     n_threads: int | None = Field(default=None, gt=0)
     label_temperature: float = Field(default=1.0, gt=0)
+    label_calibration: LabelCalibration | None = None
     hosts: list[str] = Field(default_factory=list)
     api_key: SecretStr | None = None
     base_url: str | None = None
@@ -90,7 +102,9 @@ class ActionConfig(_Strict):
     """An action: starting tier, prompt template and output kind.
 
     The prompt is ``instruction`` + examples rendered with ``item`` + the input
-    rendered with ``item``; ``item`` must contain ``{input}``.
+    rendered with ``item``; ``item`` must contain ``{input}``.  The input's
+    whitespace is folded and it is cut at ``input_max_chars`` characters in the
+    prompt (every new prompt token costs the embedded model ~5 ms on 2 cores).
     """
 
     tier: str
@@ -98,6 +112,7 @@ class ActionConfig(_Strict):
     instruction: str
     item: str
     examples: list[Example] = Field(default_factory=list)
+    input_max_chars: int = Field(default=4000, gt=0)
 
     @model_validator(mode="after")
     def _item_has_input(self) -> "ActionConfig":

@@ -27,7 +27,8 @@ from swarmd.config import Config
 STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved")
 FINAL_STATES = ("done", "failed", "unresolved")
 PRIORITIES = ("high", "normal", "low")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+#: RQ 3 accepts job ids of letters, digits, "_" and "-" only; the objective id is the job id.
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _KNOWN = {"id", "action", "input", "labels", "priority", "max_cost_usd", "tags", "submitted_at", "text"}
 
 
@@ -112,7 +113,7 @@ def validate(raw: dict, config: Config) -> Objective:
         raise ObjectiveError("tags must be a list of strings")
     oid = raw.get("id") or new_id()
     if not isinstance(oid, str) or not _ID_RE.match(oid):
-        raise ObjectiveError(f"id must be 1-128 characters of letters, digits, '._:-', found {oid!r}")
+        raise ObjectiveError(f"id must be 1-128 characters of letters, digits, '_' and '-', found {oid!r}")
     submitted = raw.get("submitted_at") or time.time()
     return Objective(id=oid, action=action, input=text, labels=labels, priority=priority,
                      max_cost_usd=cap, tags=tags, submitted_at=float(submitted))

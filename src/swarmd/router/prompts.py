@@ -13,32 +13,34 @@ from functools import lru_cache
 from swarmd.config import ActionConfig
 from swarmd.router.providers.base import Prompt
 
-#: Longest input accepted (characters); longer inputs are cut at this length
-#: in the prompt so that one item fits every tier's context window.
+#: Default cut of an input in a prompt (characters), the default of
+#: ``ActionConfig.input_max_chars``: one item fits every tier's context window.
 MAX_INPUT_CHARS = 4000
 
 
-def _clean(text: str) -> str:
-    """One-line form of an input: collapses blank lines so items stay separated."""
-    return " ".join(text.split())[:MAX_INPUT_CHARS]
+def _clean(text: str, limit: int = MAX_INPUT_CHARS) -> str:
+    """One-line form of an input, cut at ``limit`` characters: folding
+    whitespace keeps items separated by their blank lines."""
+    return " ".join(text.split())[:limit]
 
 
 def _prefix(action: ActionConfig, labels: tuple[str, ...]) -> str:
     examples = tuple((ex.input, ex.answer) for ex in action.examples)
-    return _render_prefix(action.instruction, action.item, action.output, examples, labels)
+    return _render_prefix(action.instruction, action.item, action.output, examples, labels,
+                          action.input_max_chars)
 
 
 @lru_cache(maxsize=256)
 def _render_prefix(instruction: str, item: str, output: str,
-                   examples: tuple[tuple[str, str], ...], labels: tuple[str, ...]) -> str:
+                   examples: tuple[tuple[str, str], ...], labels: tuple[str, ...], limit: int) -> str:
     shown = ", ".join(labels)
     parts = [instruction.format(labels=shown), ""]
     for text, answer in examples:
         if output == "label" and labels and answer not in labels:
             continue
-        parts.append(item.format(input=_clean(text), labels=shown) + " " + answer)
+        parts.append(item.format(input=_clean(text, limit), labels=shown) + " " + answer)
         parts.append("")
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"     # a blank line before the input, as between examples
 
 
 def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = ()) -> Prompt:
@@ -50,6 +52,6 @@ def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = ()) 
     """
     if action.output == "yes_no":
         labels = ("yes", "no")
-    body = action.item.format(input=_clean(text), labels=", ".join(labels))
+    body = action.item.format(input=_clean(text, action.input_max_chars), labels=", ".join(labels))
     return Prompt(prefix=_prefix(action, tuple(labels)), body=body, labels=tuple(labels),
                   output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",))

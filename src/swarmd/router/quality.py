@@ -3,7 +3,8 @@
 ``confidence = model probability × format factor``, clamped to [0, 1]:
 
 * model probability — for label outputs, the probability of the chosen label
-  in the distribution the model gave over the label set; for free text,
+  in the distribution the model gave over the label set, or the provider's
+  calibrated confidence when it has one (``label_calibration`` in the config); for free text,
   exp(mean token logprob); for backends with neither (Anthropic), the model's
   configured ``prior_confidence``.
 * format factor — 0 when the answer is empty, is a refusal (a configured
@@ -68,7 +69,8 @@ def assess(prompt: Prompt, completion: Completion, refusal_phrases: tuple[str, .
     text = (completion.text or "").strip()
     if prompt.output in ("label", "yes_no") and completion.label_probs:
         best = max(completion.label_probs, key=completion.label_probs.get)
-        return Verdict(best, _clamp(completion.label_probs[best]))
+        p = completion.confidence if completion.confidence is not None else completion.label_probs[best]
+        return Verdict(best, _clamp(p))
     if not text:
         return Verdict("", 0.0, "empty answer")
     pattern = _refusal_re(tuple(refusal_phrases))

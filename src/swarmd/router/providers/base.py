@@ -61,6 +61,7 @@ class Completion:
     latency_ms: float
     token_logprobs: list[float] | None = None
     label_probs: dict[str, float] | None = None
+    confidence: float | None = None
     host: str | None = None
     extra: dict = field(default_factory=dict)
 

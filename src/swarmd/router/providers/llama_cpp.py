@@ -9,7 +9,9 @@
 * Labels (``classify``/``yes_no``): one forward pass over the prompt gives the
   next-token distribution; each label's probability is that of its first
   token (`` feat``), renormalised over the label set and sharpened/flattened
-  by ``label_temperature``.  Labels that share a first token are told apart by
+  by ``label_temperature``.  With ``label_calibration`` the confidence is a
+  Platt-scaled ln p(label) over the whole vocabulary instead, which also
+  counts the mass the model put outside the label set.  Labels that share a first token are told apart by
   scoring their remaining tokens (one extra pass per such label).
 * Free text: greedy decoding in our own loop, which also yields each
   generated token's logprob without ``logits_all`` (whose score buffer would
@@ -184,9 +186,15 @@ class LlamaCppProvider(Provider):
         probs /= probs.sum()
         label_probs = dict(zip(scores, probs.tolist()))
         best = max(label_probs, key=label_probs.get)
+        confidence = None
+        cal = self.model.label_calibration
+        if cal is not None:     # Platt scaling of ln p(best label) over the whole vocabulary
+            confidence = float(1.0 / (1.0 + np.exp(-(cal.slope * scores[best] + cal.intercept))))
         return Completion(text=best, tokens_in=len(tokens), tokens_out=1,
                           latency_ms=(time.perf_counter() - start) * 1000, label_probs=label_probs,
-                          extra={"label_mass": float(np.exp(np.logaddexp.reduce(list(scores.values()))))})
+                          confidence=confidence,
+                          extra={"label_logprob": scores[best],
+                                 "label_mass": float(np.exp(np.logaddexp.reduce(list(scores.values()))))})
 
     def complete(self, prompt: Prompt, max_tokens: int) -> Completion:
         """Greedy generation of up to ``max_tokens`` tokens, stopping at EOS or
