@@ -24,6 +24,7 @@ a base model: prompts are few-shot completions, not chat.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -74,7 +75,21 @@ def load_llama(path: str | None, n_ctx: int, n_threads: int | None):
                 raise ProviderUnavailable(f"cannot load {path}: {exc}") from None
             logger.info("loaded {} in {:.1f}s (n_ctx={})", os.path.basename(path),
                         time.perf_counter() - start, n_ctx)
+            if len(_MODELS) == 1:
+                atexit.register(_close_all)
         return _MODELS[key]
+
+
+def _close_all() -> None:
+    """Free models before interpreter shutdown (llama-cpp-python's own __del__
+    then runs with its module half torn down and prints a TypeError)."""
+    with _MODELS_LOCK:
+        for llm in _MODELS.values():
+            try:
+                llm.close()
+            except Exception:
+                pass
+        _MODELS.clear()
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -94,6 +109,9 @@ class LlamaCppProvider(Provider):
         self._lock = _lock_for(self.llm)
         self._n_vocab = self.llm.n_vocab()
         self._eos = self.llm.token_eos()
+        import llama_cpp
+        vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
+        self._is_eog = lambda tok: bool(llama_cpp.llama_vocab_is_eog(vocab, tok))   # EOS, EOT, <end_of_turn>
         self._label_tokens: dict[tuple[str, ...], dict[str, list[int]]] = {}
         #: tokens of the last prompt taken from the KV cache rather than evaluated
         self.last_reused_tokens = 0
@@ -213,7 +231,7 @@ class LlamaCppProvider(Provider):
         while len(out) < max_tokens:
             lp = _log_softmax(logits)
             tok = int(np.argmax(lp))
-            if tok == self._eos or self.llm._model.token_is_eog(tok):
+            if tok == self._eos or self._is_eog(tok):
                 break
             out.append(tok)
             logprobs.append(float(lp[tok]))
