@@ -35,7 +35,7 @@ def _two_panels(title: str, by_action: dict[str, tuple[float, float]], by_tier: 
     right.set_ylabel("calls")
     right.set_title("calls by tier")
     right.tick_params(axis="x", rotation=15)
-    fig.suptitle(title)
+    fig.suptitle(title.replace("$", r"\$"))   # a literal dollar, not matplotlib mathtext
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
