@@ -81,11 +81,12 @@ def fit_calibration(items, labels, config) -> tuple[float, float]:
 
     from swarmd.router.prompts import build_prompt
     from swarmd.router.providers.llama_cpp import LlamaCppProvider
-    model = config.tiers["LOCAL_FAST"][0].model_copy(update={"label_calibration": None})
-    provider = LlamaCppProvider(model)
+    import dataclasses
+    provider = LlamaCppProvider(config.tiers["LOCAL_FAST"][0])
     x, y = [], []
     for item in items:
-        c = provider.classify(build_prompt(config.actions["classify"], item["text"], labels))
+        prompt = build_prompt(config.actions["classify"], item["text"], labels)
+        c = provider.classify(dataclasses.replace(prompt, calibration=()))    # calibration off
         x.append(c.extra["label_logprob"])
         y.append(float(c.text == item["label"]))
     X = np.column_stack([np.array(x), np.ones(len(x))])
@@ -173,7 +174,8 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     if args.fit_calibration:
         slope, intercept = fit_calibration(items[FIT_SLICE], labels, config)
-        print(f"      label_calibration: {{slope: {slope:.4f}, intercept: {intercept:.4f}}}")
+        model = config.tiers["LOCAL_FAST"][0].model
+        print(f"    label_calibration:   # actions.classify\n      - {{model: {model}, slope: {slope:.4f}, intercept: {intercept:.4f}}}")
         return 0
     router = run_router(items[:args.n], labels, config)
     baseline = uncached = None

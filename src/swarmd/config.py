@@ -42,12 +42,14 @@ class _Strict(BaseModel):
 
 
 class LabelCalibration(_Strict):
-    """Platt scaling of a label's probability into a confidence:
+    """Platt scaling of a label's probability into a confidence, for one
+    action and the one ``model`` it was fitted for:
     ``confidence = 1 / (1 + exp(-(slope · ln p + intercept)))`` where ``p`` is
     the model's probability of the chosen label over its whole vocabulary (not
     renormalised over the label set).  Fitted by ``bench/classify.py
     --fit-calibration`` (logistic regression of correctness on ``ln p``)."""
 
+    model: str
     slope: float
     intercept: float
 
@@ -69,7 +71,6 @@ class ModelConfig(_Strict):
     path: str | None = None
     n_threads: int | None = Field(default=None, gt=0)
     label_temperature: float = Field(default=1.0, gt=0)
-    label_calibration: LabelCalibration | None = None
     hosts: list[str] = Field(default_factory=list)
     api_key: SecretStr | None = None
     base_url: str | None = None
@@ -113,6 +114,7 @@ class ActionConfig(_Strict):
     item: str
     examples: list[Example] = Field(default_factory=list)
     input_max_chars: int = Field(default=4000, gt=0)
+    label_calibration: list[LabelCalibration] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _item_has_input(self) -> "ActionConfig":

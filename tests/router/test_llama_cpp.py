@@ -78,3 +78,18 @@ def test_router_on_the_real_model_records_the_call(config, tmp_path):
         assert result.tier == "LOCAL_FAST" and len(rows) == 1
     else:   # no Ollama and no API key here: skipped, answer kept
         assert result.reason and len(result.skipped) == 2
+
+
+def test_calibration_applies_only_to_the_model_it_was_fitted_for(provider, config):
+    import dataclasses
+    prompt = build_prompt(config.actions["classify"], "add a --dry-run flag", LABELS)
+    fitted = [c for c in prompt.calibration if c[0] == provider.model.model]
+    assert fitted, "the shipped classify action has a calibration for the embedded model"
+    calibrated = provider.classify(prompt)
+    slope, intercept = fitted[0][1:]
+    expected = 1 / (1 + math.exp(-(slope * calibrated.extra["label_logprob"] + intercept)))
+    assert calibrated.confidence == pytest.approx(expected)
+    other = provider.classify(dataclasses.replace(prompt, calibration=(("some-other-model", 5.0, 5.0),)))
+    assert other.confidence is None               # falls back to the label-set probability
+    yes_no = provider.classify(build_prompt(config.actions["yes_no"], "Is 7 even?"))
+    assert yes_no.confidence is None              # no calibration was fitted for yes_no

@@ -77,6 +77,7 @@ def test_unreachable_tier_is_skipped_and_cooled_down(ledger):
         router = Router(make_config(fast.url, dead, api.url, cooldown_s=30), ledger, clock=lambda: now[0])
         first = router.route("classify", "x", LABELS)
         assert first.status == "accepted" and first.tier == "API_FALLBACK" and first.answer == "feat"
+        assert first.escalations == 1            # one further call; the skipped tier is not one
         assert any("LOCAL_QUALITY" in s for s in first.skipped)
         second = router.route("classify", "y", LABELS)
         assert any("LOCAL_QUALITY" in s and "no host answered" in s for s in second.skipped)
@@ -126,3 +127,11 @@ def test_unknown_action_is_a_request_error_not_a_model_failure(ledger):
         router.route("translate", "x")
     with pytest.raises(RequestError, match="two labels"):
         router.route("classify", "x", ("feat",))
+
+
+def test_no_escalation_counted_when_no_further_tier_answers(ledger):
+    dead = closed_port_url()
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast:
+        result = Router(make_config(fast.url, dead, dead), ledger).route("classify", "x", LABELS)
+    assert result.status == "unresolved" and result.answer == "fix" and result.escalations == 0
+    assert [r["outcome"] for r in ledger.rows()] == ["rejected"]

@@ -54,4 +54,5 @@ def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = ()) 
         labels = ("yes", "no")
     body = action.item.format(input=_clean(text, action.input_max_chars), labels=", ".join(labels))
     return Prompt(prefix=_prefix(action, tuple(labels)), body=body, labels=tuple(labels),
-                  output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",))
+                  output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",),
+                  calibration=tuple((c.model, c.slope, c.intercept) for c in action.label_calibration))

@@ -4,7 +4,7 @@
 
 * model probability — for label outputs, the probability of the chosen label
   in the distribution the model gave over the label set, or the provider's
-  calibrated confidence when it has one (``label_calibration`` in the config); for free text,
+  calibrated confidence when it has one (an action's ``label_calibration`` in the config); for free text,
   exp(mean token logprob); for backends with neither (Anthropic), the model's
   configured ``prior_confidence``.
 * format factor — 0 when the answer is empty, is a refusal (a configured

@@ -79,7 +79,7 @@ class RouteResult:
     """What the router answered.
 
     ``status`` is ``"accepted"`` or ``"unresolved"``; ``tier``/``model`` name
-    the attempt whose answer is returned; ``escalations`` counts moves to a
+    the attempt whose answer is returned; ``escalations`` counts calls made to a
     further tier after an attempt that was not accepted; ``cost_usd`` (USD) and
     ``latency_ms`` (ms) add up every attempt; ``skipped`` lists models passed
     over because they were cooling down or refused by a budget, with the
@@ -181,7 +181,6 @@ class Router:
         attempts: list[Attempt] = []
         skipped: list[str] = []
         best: tuple[Verdict, Attempt] | None = None
-        escalations = 0
         pending: Attempt | None = None      # not accepted: "escalated" once a further call is made
         refused_by_budget = False
 
@@ -220,17 +219,13 @@ class Router:
                     best = (verdict, attempt)
                 if attempt.outcome == "accepted":
                     self._record(action, attempt, objective_id)
-                    return self._result(best, attempts, skipped, escalations, ACCEPTED, None, request_id)
+                    return self._result(best, attempts, skipped, ACCEPTED, None, request_id)
                 if attempt.outcome == "error":
                     self._record(action, attempt, objective_id)
                 else:
                     attempt.outcome = "rejected"    # until a further call is made
                     pending = attempt
                 break                           # a model answered in this tier: escalate
-            else:
-                continue
-            if tier_index < len(chain) - 1:
-                escalations += 1
         if pending is not None:
             self._record(action, pending, objective_id)
         if refused_by_budget:
@@ -241,7 +236,7 @@ class Router:
         else:
             reason = (f"no tier reached confidence {threshold:.2f}" if attempts
                       else "every tier unavailable")
-        return self._result(best, attempts, skipped, escalations, UNRESOLVED, reason, request_id)
+        return self._result(best, attempts, skipped, UNRESOLVED, reason, request_id)
 
     # ------------------------------------------------------------------ budgets
     def _next_is_paid(self, chain: list[str], tier_index: int) -> bool:
@@ -315,14 +310,14 @@ class Router:
             logger.exception("could not write the cost ledger row")
 
     @staticmethod
-    def _result(best, attempts, skipped, escalations, status, reason, request_id) -> RouteResult:
+    def _result(best, attempts, skipped, status, reason, request_id) -> RouteResult:
         verdict, attempt = best if best else (None, None)
         return RouteResult(
             answer=verdict.answer if verdict else None,
             confidence=verdict.confidence if verdict else 0.0,
             tier=attempt.tier if attempt else None,
             model=attempt.model if attempt else None,
-            status=status, escalations=escalations,
+            status=status, escalations=max(0, len(attempts) - 1),   # each further call follows a rejected one
             cost_usd=sum(a.cost_usd for a in attempts),
             latency_ms=sum(a.latency_ms for a in attempts),
             attempts=attempts, skipped=skipped, reason=reason, id=request_id)

@@ -37,6 +37,9 @@ class Prompt:
     labels: tuple[str, ...] = ()
     output: str = "text"
     stop: tuple[str, ...] = ("\n\n",)
+    #: ``(model name, slope, intercept)`` Platt calibrations of this action's
+    #: label confidence, each valid only for the model it was fitted on
+    calibration: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def text(self) -> str:

@@ -9,7 +9,8 @@
 * Labels (``classify``/``yes_no``): one forward pass over the prompt gives the
   next-token distribution; each label's probability is that of its first
   token (`` feat``), renormalised over the label set and sharpened/flattened
-  by ``label_temperature``.  With ``label_calibration`` the confidence is a
+  by ``label_temperature``.  With an action's ``label_calibration`` for this
+  model the confidence is a
   Platt-scaled ln p(label) over the whole vocabulary instead, which also
   counts the mass the model put outside the label set.  Labels that share a first token are told apart by
   scoring their remaining tokens (one extra pass per such label).
@@ -205,9 +206,9 @@ class LlamaCppProvider(Provider):
         label_probs = dict(zip(scores, probs.tolist()))
         best = max(label_probs, key=label_probs.get)
         confidence = None
-        cal = self.model.label_calibration
+        cal = next((c for c in prompt.calibration if c[0] == self.model.model), None)
         if cal is not None:     # Platt scaling of ln p(best label) over the whole vocabulary
-            confidence = float(1.0 / (1.0 + np.exp(-(cal.slope * scores[best] + cal.intercept))))
+            confidence = float(1.0 / (1.0 + np.exp(-(cal[1] * scores[best] + cal[2]))))
         return Completion(text=best, tokens_in=len(tokens), tokens_out=1,
                           latency_ms=(time.perf_counter() - start) * 1000, label_probs=label_probs,
                           confidence=confidence,
