@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarmd.governor.shell import _fast_parse, parse_command
+from swarmd.governor.shell import _bashlex_parse, _fast_parse
 
 from .conftest import load_corpus
 
@@ -35,7 +35,9 @@ def test_benign_is_allowed(gov, workspace, row):
 
 
 def test_fast_path_agrees_with_bashlex():
-    """The no-bashlex fast path must produce exactly bashlex's words."""
+    """The no-bashlex fast path must produce exactly bashlex's parse (every field of
+    :class:`Parsed`: words, flags, redirections, substitutions, ``plain``); lines it
+    is not sure about go to bashlex. More lines: tests/governor/test_fast_parse.py."""
     checked = 0
     for row in DANGEROUS + BENIGN:
         if row["tool"] != "shell":
@@ -44,12 +46,6 @@ def test_fast_path_agrees_with_bashlex():
         fast = _fast_parse(cmd)
         if fast is None:
             continue
-        parse_command.cache_clear()
-        import bashlex
-        trees = bashlex.parse(cmd)
-        assert len(trees) == 1 and trees[0].kind == "command", cmd
-        words = [p.word for p in trees[0].parts]
-        assert words == [w.text for w in fast.commands[0].words], cmd
-        assert all(p.kind == "word" and not getattr(p, "parts", []) for p in trees[0].parts), cmd
+        assert fast == _bashlex_parse(cmd), cmd
         checked += 1
-    assert checked >= 30
+    assert checked >= 300

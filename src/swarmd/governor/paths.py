@@ -133,7 +133,7 @@ def judge_path(policy: Policy, raw: str, mode: str, root: str, cwd: str | None =
                 return Decision("ask", "files.hardlink", f"{raw!r} has other hard links; a write may land elsewhere")
         except OSError:
             pass
-    rel = os.path.relpath(real, root) if real != root else "."
+    rel = real[len(root) + 1:] if real != root else "."  # = os.path.relpath(real, root): real is below root
     tool = "read_file" if mode == "read" else "write_file"
     matched = [r for r in policy.rules_for(tool) if r.matches_path(real, rel)]
     return rule_decision(matched, Decision("ask", f"default.{mode}", f"no rule covers {mode} of {rel!r}"))

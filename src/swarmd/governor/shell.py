@@ -137,8 +137,8 @@ _DANGEROUS_VAR = re.compile(
 _ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\+?=")
 _WRAPPER_SKIP = re.compile(r"\A(?:[0-9.]+[smhd]?|0x[0-9a-fA-F]+|[A-Za-z_][A-Za-z0-9_]*=.*)\Z", re.DOTALL)
 _URLISH = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
-_FAST = re.compile(r"\A[A-Za-z0-9_./:,+@%^=-]+(?:[ \t]+[A-Za-z0-9_./:,+@%^=-]+)*[ \t]*\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_SCAN_NEEDED = re.compile(r"['\"\\*?\[{]")
 _SYSTEM_BIN = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin"})
 _SETUID_MODE = re.compile(r"\A(?:[ugoa]*[+=][rwxXt]*s.*|0*[2-7][0-7]{3})\Z")
 MAX_GLOB_MATCHES = 500
@@ -153,6 +153,8 @@ def _d(decision: str, rule: str, reason: str) -> Decision:
 
 def _scan_raw(raw: str) -> tuple[bool, bool, bool]:
     """Scan a word as written: (unquoted glob char, brace expansion, $'..'/$".." quoting)."""
+    if not _SCAN_NEEDED.search(raw):
+        return False, False, False  # none of the characters the loop below reacts to
     glob = brace = ansi = bracket = False
     quote = ""
     opened = commas = False
@@ -292,14 +294,232 @@ class _Walker:
             self.issues.append(_d("deny", "shell.unsupported-syntax", f"{k} is not supported"))
 
 
+class _NotSimple(Exception):
+    """The fast lexer met something it does not handle: bashlex decides."""
+
+
+_LIT_RUN = re.compile(r"[A-Za-z0-9_./:,+@%^=*?\[\]{}~-]+")
+_SQ = re.compile(r"'([^'\n]*)'")
+_DQ_RUN = re.compile(r'[^"$`\\!\n\']+')
+_SQ_ACTIVE = re.compile(r"[\"$`\\]|[<>]\(")
+_DQ_RUN_FIRST = re.compile(r'[^"$`\\!\n]+')
+_PARAM = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+_REDIR = re.compile(r"[0-9]*(<<<|>>|>&|<&|>|<)")
+_DUP_FD = re.compile(r"[0-9]+")
+_TILDE_WORD = re.compile(r"~[A-Za-z0-9_.-]*(?:/[A-Za-z0-9_./:,+@%^=-]*)?")
+_FAST_REFUSE = re.compile(r"[\x00-\x08\n-\x1f\x7f]")
+_FAST_MAX_DEPTH = 4
+
+
+class _FastLexer:
+    """A lexer for the common, provably simple subset of shell lines (see
+    :func:`_fast_parse`). It raises :class:`_NotSimple` on anything else."""
+
+    __slots__ = ("s", "n", "i", "commands")
+
+    def __init__(self, s: str):
+        self.s = s
+        self.n = len(s)
+        self.i = 0
+        self.commands: list[Simple] = []
+
+    def blanks(self) -> None:
+        s, n, i = self.s, self.n, self.i
+        while i < n and s[i] in " \t":
+            i += 1
+        self.i = i
+
+    def ends_word(self, i: int, depth: int) -> bool:
+        if i >= self.n:
+            return True
+        c = self.s[i]
+        if c in "<>":
+            return not self.s.startswith("(", i + 1)  # x<(..) is one word for bashlex
+        return c in " \t|;&" or (depth > 0 and c == ")")
+
+    def commands_list(self, depth: int) -> None:
+        """Commands joined by ``|``, ``||``, ``&&``, ``;`` up to the end of the
+        line (depth 0) or the ``)`` closing a substitution (left unconsumed)."""
+        s, n = self.s, self.n
+        while True:
+            self.command(depth)
+            self.blanks()
+            i = self.i
+            if i >= n:
+                if depth:
+                    raise _NotSimple
+                return
+            c = s[i]
+            if c == ")" and depth:
+                return
+            if s.startswith(("&&", "||"), i) and not depth:  # bashlex fails on them inside $(..)
+                self.i = i + 2
+            elif c in "|;":
+                self.i = i + 1
+            else:
+                raise _NotSimple
+
+    def command(self, depth: int) -> None:
+        s, n = self.s, self.n
+        words: list[Word] = []
+        redirects: list[Redirect] = []
+        while True:
+            self.blanks()
+            i = self.i
+            if i >= n or s[i] in "|;&)":
+                break
+            m = _REDIR.match(s, i)
+            if m is not None and not (m.start(1) == i and s.startswith(("<(", ">("), i)):
+                if not words:
+                    raise _NotSimple  # redirection first: bashlex (assignments may follow)
+                redirects.append(self.redirect(m, depth))
+                continue
+            w = self.word(depth)
+            raw = s[i:self.i]
+            if not words and (w.text in RESERVED or _ASSIGN.match(raw) or raw[0] in "<>"):
+                raise _NotSimple  # reserved word, assignment or process substitution as the command
+            words.append(w)
+        if not words:
+            raise _NotSimple
+        self.commands.append(Simple((), tuple(words), tuple(redirects)))
+
+    def redirect(self, m: re.Match[str], depth: int) -> Redirect:
+        s, op, j = self.s, m.group(1), m.end()
+        if j < self.n and s[j] in "<>&|(":
+            raise _NotSimple  # here-documents, <>, >|, &>, process substitution as target...
+        if op in (">&", "<&"):
+            d = _DUP_FD.match(s, j)
+            if d is None or not self.ends_word(d.end(), depth) or s.startswith(("<", ">"), d.end()):
+                raise _NotSimple  # >&- or >&FILE
+            self.i = d.end()
+            return Redirect(op, None)
+        self.i = j
+        self.blanks()
+        i = self.i
+        if self.ends_word(i, depth):
+            raise _NotSimple
+        return Redirect(op, self.word(depth))
+
+    def word(self, depth: int) -> Word:
+        s, n = self.s, self.n
+        start = i = self.i
+        text: list[str] = []
+        params: list[str] = []
+        dynamic = tilde = False
+        if s.startswith(("<(", ">("), i):  # process substitution: a word of its own
+            i = self.substitution(i + 2, depth)
+            text.append(s[start:i])
+            dynamic = True
+        elif s[i] == "~":
+            m = _TILDE_WORD.match(s, i)
+            i = m.end()  # type: ignore[union-attr]
+            text.append(s[start:i])
+            tilde = True
+        else:
+            # bashlex's quote removal keeps the quotes of '..' in a word that
+            # starts with ", and reads ' inside a later ".." as a quote: both refused
+            dq_first = s[i] == '"'
+            dq_run = _DQ_RUN_FIRST if dq_first else _DQ_RUN
+            while i < n:
+                c = s[i]
+                if c == "'":
+                    m = _SQ.match(s, i)
+                    if m is None or dq_first or (depth and ("(" in m.group(1) or ")" in m.group(1))):
+                        raise _NotSimple
+                    if not (i == start and self.ends_word(m.end(), depth)) and _SQ_ACTIVE.search(m.group(1)):
+                        raise _NotSimple  # bashlex reads a partly quoted word's '..' as if unquoted
+                    text.append(m.group(1))
+                    i = m.end()
+                elif c == '"':
+                    i += 1
+                    while True:
+                        if i >= n:
+                            raise _NotSimple
+                        c = s[i]
+                        if c == '"':
+                            i += 1
+                            break
+                        if c == "$":
+                            i = self.dollar(i, depth, text, params)
+                            dynamic = True
+                            continue
+                        m = dq_run.match(s, i)
+                        if m is None or "<(" in m.group() or ">(" in m.group() \
+                                or (depth and ("(" in m.group() or ")" in m.group())):
+                            raise _NotSimple
+                        text.append(m.group())
+                        i = m.end()
+                elif c == "$":
+                    i = self.dollar(i, depth, text, params)
+                    dynamic = True
+                else:
+                    m = _LIT_RUN.match(s, i)
+                    if m is None:
+                        break
+                    text.append(m.group())
+                    i = m.end()
+            if s[start] == "'" and s[i - 1] == "'" and _SQ.match(s, start).end() != i:  # type: ignore[union-attr]
+                raise _NotSimple  # bashlex strips only the outer quotes of '..'..'..'
+        raw = s[start:i]
+        if i == start or not self.ends_word(i, depth) or raw in ("{", "}") \
+                or (i < n and s[i] in "<>" and (raw.isdigit() or (raw[0] == "{" and raw[-1] == "}"))):
+            # bashlex takes a word after { or } for a reserved word; N> and {fd}> are redirections
+            raise _NotSimple
+        self.i = i
+        glob, brace, ansi = _scan_raw(raw)
+        return Word("".join(text), dynamic or ansi, glob, tilde, brace, ansi, tuple(params))
+
+    def dollar(self, i: int, depth: int, text: list[str], params: list[str]) -> int:
+        s = self.s
+        if s.startswith("$(", i):
+            if s.startswith("$((", i):
+                raise _NotSimple  # arithmetic
+            j = self.substitution(i + 2, depth)
+            text.append(s[i:j])
+            return j
+        m = _PARAM.match(s, i)
+        if m is None:
+            raise _NotSimple  # $1, $?, ${x:-y}, $'..', a lone $...
+        params.append(m.group(1) or m.group(2))
+        text.append(m.group())
+        return m.end()
+
+    def substitution(self, i: int, depth: int) -> int:
+        """Parse the commands of ``$(..)``/``<(..)``/``>(..)`` from ``i``; returns the index after ``)``."""
+        if depth >= _FAST_MAX_DEPTH:
+            raise _NotSimple
+        self.i = i
+        self.commands_list(depth + 1)
+        return self.i + 1  # commands_list stopped on the closing ")"
+
+
 def _fast_parse(command: str) -> Parsed | None:
-    if not _FAST.match(command):
+    """Parse ``command`` without bashlex when it is in the simple subset, else None.
+
+    The subset: words of ``[A-Za-z0-9_./:,+@%^=*?[]{}~-]`` characters,
+    ``'single'`` and ``"double"`` quotes (no backslash, backtick or ``!``),
+    ``$NAME``/``${NAME}``, ``$(..)``, ``<(..)``/``>(..)`` whose insides are in the
+    subset again; a leading ``~`` (tilde word); commands joined by ``|``, ``||``,
+    ``&&``, ``;``; redirections ``[n]>``, ``>>``, ``<``, ``<<<`` to a word and
+    ``[n]>&m``/``<&m``. The first word of every command is a literal-looking
+    word that is neither a reserved word nor an assignment. No newlines, no
+    control characters, nothing else: such lines go to bashlex. The tests check
+    the result equals the bashlex path's on the corpus and on generated lines.
+    """
+    if not command or _FAST_REFUSE.search(command):
         return None
-    parts = command.split()
-    if not parts or parts[0] in RESERVED or "=" in parts[0]:
+    lex = _FastLexer(command)
+    try:
+        lex.commands_list(0)
+    except (_NotSimple, RecursionError):
         return None
-    words = tuple(Word(p) for p in parts)
-    return Parsed((Simple((), words, ()),), (), words if parts[0] != "cd" else None)
+    commands = tuple(lex.commands)
+    plain = None
+    if len(commands) == 1:
+        c = commands[0]
+        if not c.redirects and c.words[0].text != "cd" and not any(x.dynamic or x.brace for x in c.words):
+            plain = c.words
+    return Parsed(commands, (), plain)
 
 
 @lru_cache(maxsize=4096)
@@ -311,6 +531,11 @@ def parse_command(command: str) -> Parsed:
     fast = _fast_parse(command)
     if fast is not None:
         return fast
+    return _bashlex_parse(command)
+
+
+def _bashlex_parse(command: str) -> Parsed:
+    """The general path: bashlex's parse tree, flattened by :class:`_Walker`."""
     try:
         trees = bashlex.parse(command)
     except (bashlex.errors.ParsingError, NotImplementedError, IndexError, AttributeError,
@@ -376,7 +601,11 @@ def _judge_url_arg(ctx: _Ctx, text: str) -> Decision | None:
 
 
 def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = True) -> list[Decision]:
-    """Judge one word used as a path, against every possible working directory."""
+    """Judge one word used as a path, against every possible working directory.
+
+    Stops at the first deny (it is then the last item): the strictest-first
+    combination reports the first deny, so later findings could not change it.
+    """
     if word.dynamic:
         return [_d("ask", "shell.dynamic-argument", f"argument {word.text[:60]!r} is computed at run time")]
     out: list[Decision] = []
@@ -388,6 +617,7 @@ def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = Tr
         return [u]
     if _URLISH.match(text):
         return []
+    policy, root = ctx.policy, ctx.root
     for cand in _path_candidates(text):
         if not cand:
             continue
@@ -397,14 +627,20 @@ def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = Tr
                     lexical, _ = resolve(cand, cwd)
                 except PathProblem as e:
                     out.append(_d("deny", "files.bad-path", str(e)))
-                    continue
+                    return out
                 matches = globmod.glob(lexical)
                 if len(matches) > MAX_GLOB_MATCHES:
                     out.append(_d("ask", "shell.too-many-matches", f"glob {text!r} matches too many files"))
                     continue
                 for m in matches:
-                    out.append(judge_path(ctx.policy, m, mode, ctx.root, cwd, listed_outside))
-            out.append(judge_path(ctx.policy, cand, mode, ctx.root, cwd, listed_outside))
+                    d = judge_path(policy, m, mode, root, cwd, listed_outside)
+                    out.append(d)
+                    if d.decision == "deny":
+                        return out
+            d = judge_path(policy, cand, mode, root, cwd, listed_outside)
+            out.append(d)
+            if d.decision == "deny":
+                return out
     return out
 
 
@@ -863,9 +1099,12 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
                     out.append(_d("ask", "shell.dynamic-argument", f"argument {w.text[:60]!r} is computed at run time"))
                 continue
             if mode == "write" and not w.text.startswith("-"):
-                out.extend(_judge_path_word(ctx, w, "write", listed_outside=False))
+                found = _judge_path_word(ctx, w, "write", listed_outside=False)
             else:
-                out.extend(_judge_path_word(ctx, w, "read"))
+                found = _judge_path_word(ctx, w, "read")
+            out.extend(found)
+            if found and found[-1].decision == "deny":
+                break  # the first deny is what this command reports (see _judge_path_word)
     else:
         for w in words[1:]:
             if "/dev/tcp/" in w.text or "/dev/udp/" in w.text:
