@@ -7,9 +7,11 @@ through :class:`swarmd.router.Router` with the ten Conventional Commits types
 in the data as labels.  With no Ollama and no API key here, only LOCAL_FAST
 answers; the other tiers are skipped after their first connection refusal.
 
-Baseline (same run, same model file): plain llama-cpp-python chat-style
-generation of the label, one ``create_chat_completion`` call per message, the
-label parsed from the reply.  It runs on the first ``--baseline-n`` messages
+Baseline (same run, same model file, same instruction and few-shot examples
+as the system message): plain llama-cpp-python chat-style generation of the
+label, one ``create_chat_completion`` call per message, the label parsed from
+the reply; once as llama-cpp-python does it (it reuses the prefix shared with
+the previous call) and once with the context cleared before each call.  It runs on the first ``--baseline-n`` messages
 (default 100: at ~1 s per message the full 600 would take ~10 minutes; its
 speed is per item, so a subset measures it fairly).
 
@@ -135,14 +137,18 @@ def run_router(items, labels, config) -> dict:
     return out
 
 
-def run_baseline(items, labels, model_path: str, n_threads: int | None, reset: bool = False) -> dict:
-    """Chat-style generation of the label, one call per message.  llama-cpp-python
-    itself reuses the longest prompt prefix shared with the previous call;
-    ``reset=True`` clears the context first, so every prompt is computed anew."""
+def run_baseline(items, labels, config, model_path: str, n_threads: int | None, reset: bool = False) -> dict:
+    """Chat-style generation of the label, one call per message, with the same
+    instruction and few-shot examples as the router (as the system message).
+    llama-cpp-python itself reuses the longest prompt prefix shared with the
+    previous call; ``reset=True`` clears the context first, so every prompt is
+    computed anew."""
     from llama_cpp import Llama
+
+    from swarmd.router.prompts import build_prompt
     llm = Llama(model_path=model_path, n_ctx=2048, n_threads=n_threads, verbose=False)
-    system = (f"You classify git commit messages by their Conventional Commits type. "
-              f"Answer with exactly one word from: {', '.join(labels)}.")
+    system = build_prompt(config.actions["classify"], "x", labels).prefix.strip() + \
+        f"\n\nAnswer with exactly one word from: {', '.join(labels)}."
     correct, times = [], []
     for item in items:
         if reset:
@@ -183,8 +189,8 @@ def main(argv=None) -> int:
         from swarmd.router.providers.llama_cpp import embedded_model_path
         model = config.tiers["LOCAL_FAST"][0]
         path = model.path or embedded_model_path()
-        baseline = run_baseline(items[:args.baseline_n], labels, path, model.n_threads)
-        uncached = run_baseline(items[:args.baseline_n // 2], labels, path, model.n_threads, reset=True)
+        baseline = run_baseline(items[:args.baseline_n], labels, config, path, model.n_threads)
+        uncached = run_baseline(items[:args.baseline_n // 2], labels, config, path, model.n_threads, reset=True)
 
     console = Console()
     table = Table(title=f"commit-type classification ({len(labels)} labels)")
