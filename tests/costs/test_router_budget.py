@@ -9,7 +9,7 @@ import time
 import pytest
 
 from swarmd.router import BUDGET, Budget, Ledger, Router
-from tests.costs.conftest import API_PRICES, make_config
+from tests.fakes.config import API_PRICES, make_config
 from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.ollama_server import FakeOllama

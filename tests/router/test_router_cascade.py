@@ -6,35 +6,16 @@ defined `unresolved` result when nothing passes, and one ledger row per call."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
-import yaml
 
-from swarmd.config import parse_config
 from swarmd.router import Ledger, Router
 from tests.fakes import Answer, Error, Malformed, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.config import make_config
 from tests.fakes.ollama_server import FakeOllama
 
-ROOT = Path(__file__).resolve().parents[2]
 SURE, UNSURE = math.log(0.95), math.log(0.3)
-
-
-def make_config(fast_url: str, quality_url: str, api_url: str, cooldown_s: float = 60):
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
-    common = {"context_window": 8192, "timeout_s": 2, "max_output_tokens": 64}
-    data["tiers"] = {
-        "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [fast_url],
-                        "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
-        "LOCAL_QUALITY": [{"provider": "ollama", "model": "llama3.1:8b", "hosts": [quality_url],
-                           "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
-        "API_FALLBACK": [{"provider": "anthropic", "model": "claude-sonnet-5-5", "base_url": api_url,
-                          "price_per_mtok_in": 3.0, "price_per_mtok_out": 15.0, "prior_confidence": 0.9,
-                          **common}],
-    }
-    data["escalation"]["cooldown_s"] = cooldown_s
-    return parse_config(yaml.safe_dump(data), "test", env={"ANTHROPIC_API_KEY": "sk-ant-test-key"})
 
 
 @pytest.fixture
@@ -74,7 +55,9 @@ def test_unreachable_tier_is_skipped_and_cooled_down(ledger):
     now = [1000.0]
     dead = closed_port_url()
     with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["feat"]) as api:
-        router = Router(make_config(fast.url, dead, api.url, cooldown_s=30), ledger, clock=lambda: now[0])
+        config = make_config(fast.url, dead, api.url)
+        config = config.model_copy(update={"escalation": config.escalation.model_copy(update={"cooldown_s": 30})})
+        router = Router(config, ledger, clock=lambda: now[0])
         first = router.route("classify", "x", LABELS)
         assert first.status == "accepted" and first.tier == "API_FALLBACK" and first.answer == "feat"
         assert first.escalations == 1            # one further call; the skipped tier is not one
