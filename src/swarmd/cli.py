@@ -206,7 +206,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _wait(client, ids: list[str], timeout: float | None) -> int:
-    """Progress bar until every objective is final; then a summary table."""
+    """Progress bar until every objective is final or parked awaiting approval
+    (which needs a person: `swarmctl approvals`); then a summary."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -214,13 +215,14 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
     from swarmd import constants as K
     from swarmd.objectives import FINAL_STATES
 
+    settled = (*FINAL_STATES, "awaiting_approval")
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout if timeout else None
     with Progress(TextColumn("objectives"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err) as progress:
         task = progress.add_task("wait", total=len(ids))
         while True:
-            pending = [i for i in ids if states.get(i) not in FINAL_STATES]
+            pending = [i for i in ids if states.get(i) not in settled]
             if not pending:
                 break
             if deadline and time.monotonic() > deadline:
@@ -230,15 +232,17 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
                 pipe.hget(K.objective_key(oid), "state")
             for oid, state in zip(pending, pipe.execute()):
                 states[oid] = state.decode() if state else "unknown"
-            progress.update(task, completed=sum(states.get(i) in FINAL_STATES for i in ids))
+            progress.update(task, completed=sum(states.get(i) in settled for i in ids))
             time.sleep(0.5)
     summary: dict[str, int] = {}
     for oid in ids:
         summary[states.get(oid, "unknown")] = summary.get(states.get(oid, "unknown"), 0) + 1
     out.print("  ".join(f"{k}: {v}" for k, v in sorted(summary.items())))
-    done = all(states.get(i) in FINAL_STATES for i in ids)
+    done = all(states.get(i) in settled for i in ids)
     if not done:
         err.print("[yellow]timed out before every objective finished[/]")
+    elif any(states.get(i) == "awaiting_approval" for i in ids):
+        err.print("some objectives await approval: see `swarmctl approvals`")
     return EXIT_OK if done else EXIT_UNRESOLVED
 
 

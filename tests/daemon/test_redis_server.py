@@ -232,3 +232,17 @@ def test_stop_kills_a_server_that_ignores_sigterm():
     assert proc.returncode == -9
     assert time.monotonic() - t0 < 5
     proc.stdout.close()
+
+
+def test_own_data_wins_over_a_redis_that_appeared_later(tmp_path, redis_url):
+    import redis as redis_lib
+    first = ensure_redis(None, tmp_path, fallback_url=closed_url())
+    redis_lib.Redis.from_url(first.url).set("queued", "kept")
+    first.stop()
+    # a Redis now answers on the fallback URL (the test session's), but our AOF holds the data
+    second = ensure_redis(None, tmp_path, fallback_url=redis_url)
+    try:
+        assert second.started and second.url != redis_url
+        assert redis_lib.Redis.from_url(second.url).get("queued") == b"kept"
+    finally:
+        second.stop()

@@ -271,12 +271,24 @@ def ensure_redis(url: str | None, data_dir: Path, *, fallback_url: str = DEFAULT
                                    f"{connect_timeout_s:g} s ({reason}); check that it runs and the URL is right")
         logger.info("using Redis at {}", mask_url(url))
         return RedisHandle(url=url)
+    if has_own_data(Path(data_dir)):
+        logger.info("{} holds the data of swarmd's own Redis; starting it rather than using {}",
+                    Path(data_dir) / "redis", mask_url(fallback_url))
+        return _start_own(Path(data_dir), fallback_url, start_timeout_s, require_password)
     ok, reason = _answers(fallback_url, min(connect_timeout_s, 1.0))
     if ok:
         logger.info("using the Redis answering at {}", mask_url(fallback_url))
         return RedisHandle(url=fallback_url)
     logger.info("no Redis at {} ({}); starting swarmd's own redis-server", mask_url(fallback_url), reason)
     return _start_own(Path(data_dir), fallback_url, start_timeout_s, require_password)
+
+
+def has_own_data(data_dir: Path) -> bool:
+    """True when ``<data_dir>/redis`` holds an append-only file of swarmd's own
+    Redis: queued objectives live there, so a Redis that later appears on the
+    fallback URL must not take its place."""
+    redis_dir = Path(data_dir) / "redis"
+    return any(redis_dir.glob("appendonlydir/*.aof")) or any(redis_dir.glob("*.aof"))
 
 
 def _start_own(data_dir: Path, fallback_url: str, timeout_s: float, require_password: bool) -> RedisHandle:
