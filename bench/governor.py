@@ -5,7 +5,7 @@ if swarmd is not installed). Every corpus action (tests/governor/corpus/*.jsonl)
 is decided N times in a temporary workspace with the tests' fixed DNS table.
 
 "cold": the parse cache is cleared before each pass, so every shell line goes
-through bashlex (or the fast path); "warm": the same lines again with the parse
+through the fast path or bashlex; "warm": the same lines again with the parse
 cache filled (the daemon sees repeated commands often). Latencies are per
 decision; each figure is the median over the repeats.
 """
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
 from swarmd.governor import Governor, load_policy  # noqa: E402
-from swarmd.governor.shell import parse_command  # noqa: E402
+from swarmd.governor.shell import _fast_parse, parse_command  # noqa: E402
 from tests.governor.conftest import load_corpus, make_workspace, table_resolver  # noqa: E402
 
 
@@ -77,6 +77,9 @@ def main() -> int:
         print(" | ".join(header))
         for r in rows:
             print(f"{r[0]} | {r[1]} | {r[2]:,.0f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.1%}")
+    lines = [a["args"]["command"] for a in actions if a["tool"] == "shell"]
+    print(f"shell lines parsed without bashlex (fast path): {sum(_fast_parse(x) is not None for x in lines)} "
+          f"of {len(lines)}")
     return 0
 
 

