@@ -117,3 +117,16 @@ def test_hostile_input_never_raises(gov, workspace):
     assert gov.decide("shell", {"command": "ls", "extra": "x"}, workspace).rule == "governor.bad-arguments"
     assert gov.decide("rm_rf", {}, workspace).rule == "governor.unknown-tool"
     assert gov.decide("shell", "ls", workspace).rule == "governor.bad-arguments"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("cmd", [
+    "echo ``'${'", "echo `echo '${'`", "echo ``'${' }", "cat $(echo '${x')", 'ls "`printf %s ${`"',
+])
+def test_unclosed_parameter_expansion_is_denied_not_a_hang(gov, workspace, cmd):
+    # bashlex 0.18 loops for ever on a ${ with no } in a word it re-expands; the
+    # governor's guard turns that into a parse error (deny) instead of a stalled worker
+    d = sh(gov, workspace, cmd)
+    assert d.decision in ("deny", "ask"), (cmd, d)
+    if cmd.startswith("echo ``"):  # these loop in unguarded bashlex
+        assert d.rule == "shell.parse-error", d

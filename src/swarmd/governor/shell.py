@@ -51,10 +51,40 @@ from functools import lru_cache
 
 import bashlex
 import bashlex.errors
+import bashlex.subst
+
 
 from .paths import judge_path, resolve, PathProblem
 from .policy import Decision, Policy, compile_globs, rule_decision, strictest
 from .urls import judge_url
+
+def _guard_bashlex() -> None:
+    """Make bashlex raise, instead of looping forever, on a ``${`` with no ``}``.
+
+    bashlex 0.18's ``subst._paramexpand`` looks for the closing brace with
+    ``str.find``; when there is none it gets -1 and hands back index 0, so
+    ``_expandwordinternal`` restarts the word from its beginning for ever (a
+    hostile line such as ``echo ``'${'`` makes ``decide`` never return). Bash
+    itself calls such a word a bad substitution; this wrapper raises bashlex's
+    own ``ParsingError`` for it, which the governor turns into a deny. Applied
+    once at import; idempotent.
+    """
+    original = bashlex.subst._paramexpand
+    if getattr(original, "_swarmd_guarded", False):
+        return
+
+    def _paramexpand(parserobj, string, sindex):
+        z = sindex + 1
+        if z < len(string) and string[z] == "{" and string.find("}", z + 1) < 0:
+            raise bashlex.errors.ParsingError("bad substitution: no closing '}'", string, sindex)
+        return original(parserobj, string, sindex)
+
+    _paramexpand._swarmd_guarded = True  # type: ignore[attr-defined]
+    bashlex.subst._paramexpand = _paramexpand
+
+
+_guard_bashlex()
+
 
 # --------------------------------------------------------------------------- IR
 
