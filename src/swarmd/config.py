@@ -42,16 +42,30 @@ class _Strict(BaseModel):
 
 
 class LabelCalibration(_Strict):
-    """Platt scaling of a label's probability into a confidence, for one
-    action and the one ``model`` it was fitted for:
-    ``confidence = 1 / (1 + exp(-(slope · ln p + intercept)))`` where ``p`` is
-    the model's probability of the chosen label over its whole vocabulary (not
-    renormalised over the label set).  Fitted by ``bench/classify.py
-    --fit-calibration`` (logistic regression of correctness on ``ln p``)."""
+    """How one ``model``'s label scores become an answer and a confidence, for
+    one action and one label set (fitted by ``bench/classify.py
+    --fit-calibration`` on commit messages 0-299; see ``llm_config.yaml``).
+
+    * Answer: the label with the highest ``q``, where ``q`` is the softmax over
+      the label set of ``scale · ln p(label) + bias[label]`` and ``p`` is the
+      model's next-token probability of the label over its whole vocabulary.
+      ``bias`` corrects the model's prior towards some labels (contextual
+      calibration, fitted by maximum likelihood on labelled examples).
+    * Confidence: ``1 / (1 + exp(-(slope · ln q(answer) + intercept +
+      label_intercept[answer])))`` (Platt scaling, with an intercept per answer
+      label because a small model is reliable on some labels and not others).
+
+    With a ``bias`` the calibration applies only when the label set is
+    exactly its labels; without one it applies to any label set. Labels absent
+    from ``label_intercept`` get 0.
+    """
 
     model: str
     slope: float
     intercept: float
+    scale: float = Field(1.0, gt=0)
+    bias: dict[str, float] = Field(default_factory=dict)
+    label_intercept: dict[str, float] = Field(default_factory=dict)
 
 
 class ModelConfig(_Strict):

@@ -102,3 +102,19 @@ def test_price_units_are_per_million_tokens():
     # 1,000 input tokens at $2/MTok + 500 output tokens at $10/MTok
     assert (model.price_per_mtok_in, model.price_per_mtok_out) == (2.0, 10.0)
     assert model.cost_usd(1000, 500) == pytest.approx(0.002 + 0.005)
+
+
+def test_calibration_scale_must_be_positive_and_bias_a_mapping():
+    e = _error(TEXT.replace("        scale: 1.1433", "        scale: 0"))
+    assert e.key == "actions.classify.label_calibration[0].scale" and "> 0" in e.expected
+    e = _error(TEXT.replace("        bias: {build: -0.4523,", "        bias: [build, -0.4523,").replace(
+        "test: -2.4744}", "test, -2.4744]"))
+    assert e.key == "actions.classify.label_calibration[0].bias"
+
+
+def test_shipped_calibration_covers_the_ten_commit_types():
+    config = load_config(ROOT / "llm_config.yaml", env={})
+    (cal,) = config.actions["classify"].label_calibration
+    # the shipped calibration covers exactly the ten types of the commit data
+    assert set(cal.bias) == set(cal.label_intercept) == {
+        "build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test"}

@@ -80,16 +80,25 @@ def test_router_on_the_real_model_records_the_call(config, tmp_path):
         assert result.reason and len(result.skipped) == 2
 
 
-def test_calibration_applies_only_to_the_model_it_was_fitted_for(provider, config):
+def test_calibration_applies_only_to_the_model_and_labels_it_was_fitted_for(provider, config):
     import dataclasses
     prompt = build_prompt(config.actions["classify"], "add a --dry-run flag", LABELS)
-    fitted = [c for c in prompt.calibration if c[0] == provider.model.model]
+    fitted = [c for c in prompt.calibration if c.model == provider.model.model]
     assert fitted, "the shipped classify action has a calibration for the embedded model"
+    cal = fitted[0]
     calibrated = provider.classify(prompt)
-    slope, intercept = fitted[0][1:]
-    expected = 1 / (1 + math.exp(-(slope * calibrated.extra["label_logprob"] + intercept)))
+    raw = calibrated.extra["label_logprobs"]            # ln p(label) over the whole vocabulary
+    bias, label_intercept = dict(cal.bias), dict(cal.label_intercept)
+    z = {lab: cal.scale * raw[lab] + bias[lab] for lab in LABELS}
+    log_norm = math.log(sum(math.exp(v) for v in z.values()))
+    answer = max(z, key=z.get)
+    expected = 1 / (1 + math.exp(-(cal.slope * (z[answer] - log_norm) + cal.intercept + label_intercept[answer])))
+    assert calibrated.text == answer
     assert calibrated.confidence == pytest.approx(expected)
-    other = provider.classify(dataclasses.replace(prompt, calibration=(("some-other-model", 5.0, 5.0),)))
+    assert sum(calibrated.label_probs.values()) == pytest.approx(1.0)
+    other = provider.classify(dataclasses.replace(prompt, calibration=(dataclasses.replace(cal, model="other"),)))
     assert other.confidence is None               # falls back to the label-set probability
+    subset = build_prompt(config.actions["classify"], "add a --dry-run flag", ("feat", "fix", "docs"))
+    assert provider.classify(subset).confidence is None     # fitted on the ten labels, not these three
     yes_no = provider.classify(build_prompt(config.actions["yes_no"], "Is 7 even?"))
     assert yes_no.confidence is None              # no calibration was fitted for yes_no

@@ -10,9 +10,11 @@
   next-token distribution; each label's probability is that of its first
   token (`` feat``), renormalised over the label set and sharpened/flattened
   by ``label_temperature``.  With an action's ``label_calibration`` for this
-  model the confidence is a
-  Platt-scaled ln p(label) over the whole vocabulary instead, which also
-  counts the mass the model put outside the label set.  Labels that share a first token are told apart by
+  model (and label set), the answer is instead the best label after the
+  calibration's fitted scale and per-label bias (which correct the model's
+  prior towards some labels), and its confidence a Platt-scaled ln q(answer)
+  with an intercept per answer label (see ``swarmd.config.LabelCalibration``).
+  Labels that share a first token are told apart by
   scoring their remaining tokens (one extra pass per such label).
 * Free text: greedy decoding in our own loop, which also yields each
   generated token's logprob without ``logits_all`` (whose score buffer would
@@ -200,19 +202,23 @@ class LlamaCppProvider(Provider):
                     total += float(_log_softmax(self._eval_reusing(context))[nxt])
                     context = context + [nxt]
                 scores[label] = total
-        values = np.array(list(scores.values())) / self.model.label_temperature
+        cal = next((c for c in prompt.calibration if c.applies(self.model.model, prompt.labels)), None)
+        if cal is not None:     # fitted bias + scale, then Platt scaling of ln q(answer)
+            adjusted = cal.adjust(scores)
+            values = np.array(list(adjusted.values()))
+        else:
+            values = np.array(list(scores.values())) / self.model.label_temperature
         probs = np.exp(values - values.max())
         probs /= probs.sum()
         label_probs = dict(zip(scores, probs.tolist()))
         best = max(label_probs, key=label_probs.get)
         confidence = None
-        cal = next((c for c in prompt.calibration if c[0] == self.model.model), None)
-        if cal is not None:     # Platt scaling of ln p(best label) over the whole vocabulary
-            confidence = float(1.0 / (1.0 + np.exp(-(cal[1] * scores[best] + cal[2]))))
+        if cal is not None:
+            confidence = cal.confidence(best, float(np.log(max(label_probs[best], 1e-300))))
         return Completion(text=best, tokens_in=len(tokens), tokens_out=1,
                           latency_ms=(time.perf_counter() - start) * 1000, label_probs=label_probs,
                           confidence=confidence,
-                          extra={"label_logprob": scores[best],
+                          extra={"label_logprob": scores[best], "label_logprobs": scores,
                                  "label_mass": float(np.exp(np.logaddexp.reduce(list(scores.values()))))})
 
     def complete(self, prompt: Prompt, max_tokens: int) -> Completion:
