@@ -123,3 +123,22 @@ def test_pacing_threshold_rule_and_one_log_line_per_change(redis_conn, log_lines
     assert budget.pacing_threshold(0.7, "classify") == 0.7
     disabled = make_config(budgets={"daily_usd": 10.0, "pacing": {"enabled": False}})
     assert Budget(redis_conn, disabled, clock=lambda: DAY0 + 3600).pacing_threshold(0.7, "x") == 0.7
+
+
+def test_label_answers_reserve_only_the_tokens_a_label_may_take(ledger):
+    from swarmd.router.budgets import worst_case_usd
+    from swarmd.router.prompts import build_prompt
+    from swarmd.router.providers.base import LABEL_MAX_TOKENS
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("docs", logprobs=[UNSURE])]) as quality, FakeAnthropic(["feat"]) as api:
+        config = make_config(fast.url, quality.url, api.url)
+        api_model = config.tiers["API_FALLBACK"][0]
+        prompt = build_prompt(config.actions["classify"], "x", LABELS)
+        label_case = worst_case_usd(api_model, prompt.text, LABEL_MAX_TOKENS)
+        full_case = worst_case_usd(api_model, prompt.text)                 # max_output_tokens (64 here)
+        assert full_case > label_case
+        cap = (label_case + full_case) / 2            # fits a label answer, not a 64-token one
+        result = Router(config, ledger).route("classify", "x", LABELS, max_cost_usd=cap)
+    assert result.tier == "API_FALLBACK" and result.answer == "feat"
+    (request,) = api.model_requests()
+    assert request.json["max_tokens"] == LABEL_MAX_TOKENS                 # the reservation's ceiling is sent

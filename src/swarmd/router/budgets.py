@@ -16,7 +16,8 @@ the API's ``max_tokens``).
 Worst case of one call (:func:`worst_case_usd`)::
 
     input tokens  = UTF-8 bytes of the prompt + 32       (estimate_input_tokens)
-    output tokens = the model's max_output_tokens         (llm_config.yaml)
+    output tokens = the model's max_output_tokens         (llm_config.yaml), or 8 for a
+                    label answer (classify, yes_no: base.LABEL_MAX_TOKENS)
     cost          = (in × price_per_mtok_in + out × price_per_mtok_out) / 1e6
 
 Byte-level BPE tokenizers (Claude's, Llama's, Gemma's) emit at most one token
@@ -111,11 +112,13 @@ def estimate_input_tokens(text: str) -> int:
     return len(text.encode("utf-8")) + PROMPT_OVERHEAD_TOKENS
 
 
-def worst_case_usd(model: ModelConfig, prompt_text: str) -> float:
+def worst_case_usd(model: ModelConfig, prompt_text: str, max_output_tokens: int | None = None) -> float:
     """Worst-case USD of one call to ``model`` with ``prompt_text``: estimated
-    input tokens × input price + ``max_output_tokens`` × output price (prices per
-    million tokens, from the config)."""
-    return model.cost_usd(estimate_input_tokens(prompt_text), model.max_output_tokens)
+    input tokens × input price + output tokens × output price (prices per
+    million tokens, from the config). Output tokens: ``max_output_tokens`` when
+    given (the call's own cap, e.g. 8 for a label answer), else the model's."""
+    out = model.max_output_tokens if max_output_tokens is None else max_output_tokens
+    return model.cost_usd(estimate_input_tokens(prompt_text), out)
 
 
 def to_nano(usd: float, round_up: bool = False) -> int:

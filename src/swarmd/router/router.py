@@ -36,6 +36,7 @@ from swarmd.router.budgets import Budget, Reservation, worst_case_usd
 from swarmd.router.ledger import Ledger, LedgerRow
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
+from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt
 from swarmd.router.quality import Verdict, assess
 from swarmd.router.tiers import Availability
 
@@ -193,7 +194,7 @@ class Router:
                     continue
                 reservation = None
                 if not model.is_free:
-                    reservation = self._reserve(model, prompt.text, objective_id, max_cost_usd,
+                    reservation = self._reserve(model, prompt, objective_id, max_cost_usd,
                                                 sum(a.cost_usd for a in attempts))
                     if not isinstance(reservation, Reservation) and reservation is not None:
                         skipped.append(f"{key}: budget: {reservation}")
@@ -248,12 +249,13 @@ class Router:
                     return not model.is_free
         return False
 
-    def _reserve(self, model: ModelConfig, prompt_text: str, objective_id: str | None,
+    def _reserve(self, model: ModelConfig, prompt: Prompt, objective_id: str | None,
                  max_cost_usd: float | None, spent_usd: float):
         """Hold the worst case of one call to a priced ``model``: a
         :class:`Reservation`, ``None`` (no budget to hold it on, allowed) or a
         refusal (anything else; its ``str`` says why)."""
-        amount = worst_case_usd(model, prompt_text)
+        label = prompt.output in ("label", "yes_no")      # answered by provider.classify
+        amount = worst_case_usd(model, prompt.text, LABEL_MAX_TOKENS if label else None)
         if self.budget is not None:
             return self.budget.try_reserve(amount, objective_id, max_cost_usd,
                                            lease_s=3 * model.timeout_s + 60)

@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from swarmd.config import ModelConfig
 
 
+#: Output tokens a label answer (``classify``/``yes_no``) may take: providers
+#: without a label distribution generate at most this many, and the budget
+#: reserves this many for such a call instead of the model's max_output_tokens.
+LABEL_MAX_TOKENS = 8
+
+
 @dataclass(frozen=True)
 class LabelCalibration:
     """A fitted map from a model's label log-probabilities to an answer and a
@@ -140,8 +146,9 @@ class Provider(ABC):
         """
 
     def classify(self, prompt: Prompt) -> Completion:
-        """Answer with one of ``prompt.labels``; default: a short generation."""
-        return self.complete(prompt, max_tokens=8)
+        """Answer with one of ``prompt.labels``; default: a short generation
+        of at most :data:`LABEL_MAX_TOKENS` tokens."""
+        return self.complete(prompt, max_tokens=LABEL_MAX_TOKENS)
 
     def close(self) -> None:
         """Release connections or model memory; the default does nothing."""
