@@ -291,7 +291,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for w in data["workers"]:
         table.add_row(w["name"], w["state"], w["current_job"] or "-")
     out.print(table)
-    tiers = Table("tier", "calls", "cost (USD)", title=f"today: ${data['spend_today_usd']:.4f}")
+    tiers = Table("tier", "calls", "cost (USD)", title=f"today (UTC day, as the daily budget): ${data['spend_today_usd']:.4f}")
     for tier, v in data["by_tier_today"].items():
         tiers.add_row(tier, str(v["calls"]), f"{v['cost_usd']:.6f}")
     out.print(tiers)
@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="daemon, queues, workers, objectives by state, today's spend",
                             description="Show whether the daemon is alive, queue depths, workers and what each "
-                                        "is doing, objectives by state, and today's spend and calls by tier. "
+                                        "is doing, objectives by state, and today's (UTC) spend and calls by tier. "
                                         "--json keys: daemon{alive,uptime_s,pid,host}, queues, workers, "
                                         "objectives{queued,running,done,failed,unresolved}, spend_today_usd, "
                                         "by_tier_today. Exit 3 when the daemon is not alive.")

@@ -70,9 +70,11 @@ def ensure_group(redis: Redis, stream: str, group: str) -> None:
 
 
 def day_start(now: float | None = None) -> float:
-    """Unix time of the start of the current local day."""
-    t = time.localtime(now)
-    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+    """Unix time of the start of the current UTC day: the budget's daily
+    period (``swarmd.router.budgets``), so status's "today" is the day the
+    daily cap counts."""
+    t = time.time() if now is None else now
+    return float(t - t % 86400)
 
 
 class Daemon:
