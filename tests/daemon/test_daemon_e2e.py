@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 
 import pytest
 
@@ -104,3 +105,36 @@ def test_sigkill_before_dispatch_then_restart_completes_each_once(tmp_path, redi
     assert sorted(f[b"id"].decode() for f in ids) == sorted(r["id"] for r in rows)   # each exactly once
     assert len(finished) == 6
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
+
+
+@pytest.mark.slow
+def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_url, redis_conn, monkeypatch, capsys):
+    config = write_config(tmp_path, fast_provider="echo")
+    daemon = start_daemon(tmp_path, redis_url, config, workers=1)
+    log = tmp_path / "data" / "daemon_hybrid.log"
+    try:
+        first = [{"id": "before-hup", "action": "classify", "input": "x", "labels": "feat,fix"}]
+        assert _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "submit", "--file",
+                         str(write_jsonl(tmp_path / "a.jsonl", first)))[0] == 0
+        wait_final(tmp_path / "data" / "memory.db", ["before-hup"], timeout_s=60)
+        text = config.read_text()
+        config.write_text(text.replace("model: gemma-3-270m-q4_k_m\n", "model: echo-reloaded\n", 1)
+                          .replace('daily_at: "23:55"', 'daily_at: "06:30"'))
+        daemon.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and log.read_text().count("worker 0 started") < 2:
+            time.sleep(0.2)
+        out = log.read_text()
+        assert "config reloaded" in out and "daily cost report at 06:30" in out
+        assert "stopped for the new config" in out and out.count("worker 0 started") == 2
+        second = [{"id": "after-hup", "action": "classify", "input": "y", "labels": "feat,fix"}]
+        assert _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "submit", "--file",
+                         str(write_jsonl(tmp_path / "b.jsonl", second)))[0] == 0
+        records = wait_final(tmp_path / "data" / "memory.db", ["after-hup"], timeout_s=60)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    db = sqlite3.connect(tmp_path / "data" / "memory.db")
+    models = dict(db.execute("SELECT objective_id, model FROM ledger WHERE objective_id IN ('before-hup','after-hup')"))
+    assert models == {"before-hup": "gemma-3-270m-q4_k_m", "after-hup": "echo-reloaded"}   # the worker has the new config
+    assert records["after-hup"]["state"] == "done"

@@ -66,6 +66,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         supervisor = Supervisor(args.workers, handle.url, config_path, data,
                                 grace_s=config.daemon.job_timeout_s)
         supervisor.start()
+        daemon.on_reload.append(supervisor.restart_all)
     try:
         return daemon.run()
     finally:
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and costs in <data-dir>/memory.db. Logs to <data-dir>/daemon_hybrid.log.",
         epilog="examples:\n  swarmd --workers 1                 # daemon + one worker (+ its own Redis if none)\n"
                "  swarmd worker --redis-url redis://host:6379/0   # an extra worker on another host\n"
-               "signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the config")
+               "signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the\n"
+               "  config and restarts the supervised workers, each after its current job")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="also start and supervise N local worker processes (default 0)")
     sub = parser.add_subparsers(dest="command")

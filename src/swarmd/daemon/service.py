@@ -51,7 +51,7 @@ from swarmd.governor.audit import log_row
 from swarmd.memory.store import Store
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
-from swarmd.reports import register_report_jobs
+from swarmd.reports import register_report_jobs, schedule_daily_report
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION
 
@@ -100,6 +100,9 @@ class Daemon:
         self.started_at = time.time()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        #: called after each successful config reload (``swarmd --workers N``
+        #: adds the supervisor's warm restart of its workers)
+        self.on_reload: list = []
         self.scheduler = BackgroundScheduler(daemon=True)
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
         ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP)
@@ -120,10 +123,22 @@ class Daemon:
         if self.notifier:
             self.notifier.reloading()
         try:
-            self.config = load_config(self.config_path)
-            logger.info("config reloaded from {}", self.config.source)
+            new = load_config(self.config_path)
         except Exception as exc:
             logger.error("config reload failed, keeping the old config: {}", exc)
+        else:
+            old, self.config = self.config, new
+            logger.info("config reloaded from {}", self.config.source)
+            if self.scheduler.running:
+                schedule_daily_report(self.scheduler, self)
+            if new.metrics.port != old.metrics.port:
+                logger.warning("metrics.port changed ({} -> {}): takes effect when swarmd restarts",
+                               old.metrics.port, new.metrics.port)
+            for hook in self.on_reload:
+                try:
+                    hook()
+                except Exception:
+                    logger.exception("config reload hook failed")
         self.governor, self.policy_error = self._load_governor(self.config)
         if self.notifier:
             self.notifier.ready()

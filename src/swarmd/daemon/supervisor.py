@@ -4,7 +4,8 @@ Each worker is ``python -m swarmd.workers.main`` in its own process.  A worker
 that exits unexpectedly is restarted after a backoff that doubles from 1 s up
 to 60 s, and resets after a worker has stayed up for 60 s.  Stopping sends
 SIGTERM (RQ's warm shutdown: the current job finishes) and SIGKILL after
-``grace_s`` seconds.
+``grace_s`` seconds. :meth:`Supervisor.restart_all` (the daemon's SIGHUP)
+restarts every worker the same warm way so it loads the new config.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class _Slot:
     restart_at: float = 0.0
     restarts: int = 0
     log: object = field(default=None)
+    #: asked to stop by :meth:`Supervisor.restart_all`: respawn at once, no backoff
+    reloading: bool = False
 
 
 class Supervisor:
@@ -74,7 +77,11 @@ class Supervisor:
             now = time.monotonic()
             for slot in self.slots:
                 proc = slot.process
-                if proc is not None and proc.poll() is not None:
+                if proc is not None and proc.poll() is not None and slot.reloading:
+                    logger.info("worker {} (pid {}) stopped for the new config; starting it again",
+                                slot.index, proc.pid)
+                    slot.process, slot.restart_at, slot.reloading = None, now, False
+                elif proc is not None and proc.poll() is not None:
                     if now - slot.started_at >= STABLE_AFTER_S:
                         slot.backoff_s = BACKOFF_START_S
                     logger.warning("worker {} (pid {}) exited with {}; restarting in {:.0f}s",
@@ -84,6 +91,24 @@ class Supervisor:
                     slot.restarts += 1
                 elif proc is None and now >= slot.restart_at and not self._stop.is_set():
                     self._spawn(slot)
+
+    def restart_all(self) -> int:
+        """Restart every running worker so it loads the config again (SIGHUP).
+
+        Sends SIGTERM (RQ's warm shutdown: each worker finishes its current
+        job first, which may take up to the job timeout); the watcher starts
+        each one again as soon as it has exited, without backoff. Returns how
+        many workers were asked to restart."""
+        asked = 0
+        for slot in self.slots:
+            proc = slot.process
+            if proc is not None and proc.poll() is None and not self._stop.is_set():
+                slot.reloading = True
+                proc.send_signal(signal.SIGTERM)
+                asked += 1
+        if asked:
+            logger.info("restarting {} worker(s) for the new config (each after its current job)", asked)
+        return asked
 
     def pids(self) -> list[int]:
         """PIDs of the workers running now."""

@@ -50,6 +50,22 @@ def _guarded(fn, what: str):
     return run
 
 
+def schedule_daily_report(scheduler, daemon) -> None:
+    """(Re)schedule the daily cost report at ``reports.daily_at`` (local time)
+    of ``daemon.config``, or remove it when that is unset. Called at start-up
+    and on each config reload (SIGHUP)."""
+    config = daemon.config
+    if config.reports.daily_at:
+        hour, minute = (int(x) for x in config.reports.daily_at.split(":"))
+        scheduler.add_job(_guarded(lambda: daily_report(daemon), "daily cost report"), "cron", hour=hour,
+                          minute=minute, id="daily_cost_report", max_instances=1, coalesce=True,
+                          misfire_grace_time=3600, replace_existing=True)
+        logger.info("daily cost report at {} local time -> {}", config.reports.daily_at, report_dir(daemon))
+    elif scheduler.get_job("daily_cost_report") is not None:
+        scheduler.remove_job("daily_cost_report")
+        logger.info("daily cost report off (reports.daily_at unset)")
+
+
 def register_report_jobs(scheduler, daemon) -> dict:
     """Add the daily cost report and the metrics refresh to ``scheduler`` and
     start the metrics server (see the module docstring).  ``daemon``: a
@@ -59,12 +75,7 @@ def register_report_jobs(scheduler, daemon) -> dict:
     logged and metrics stay off; the daemon runs on."""
     config = daemon.config
     out: dict = {}
-    if config.reports.daily_at:
-        hour, minute = (int(x) for x in config.reports.daily_at.split(":"))
-        scheduler.add_job(_guarded(lambda: daily_report(daemon), "daily cost report"), "cron", hour=hour,
-                          minute=minute, id="daily_cost_report", max_instances=1, coalesce=True,
-                          misfire_grace_time=3600, replace_existing=True)
-        logger.info("daily cost report at {} local time -> {}", config.reports.daily_at, report_dir(daemon))
+    schedule_daily_report(scheduler, daemon)
     if config.metrics.port is not None:
         from swarmd.reports.metrics import DaemonMetrics
         from swarmd.router.budgets import Budget
