@@ -177,6 +177,7 @@ class Daemon:
         """Handle entries of both streams that a previous daemon read but never
         acknowledged (XAUTOCLAIM); returns how many objectives were reclaimed."""
         events = self._claim(K.EVENT_STREAM, K.EVENT_GROUP, self._events)
+        events += self.drain_events()     # finished while no daemon ran: persisted before any re-dispatch
         claimed = self._claim(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, self.admit_batch)
         if claimed or events:
             logger.info("reclaimed {} objective(s) and {} event(s) left pending by an earlier daemon",
@@ -341,8 +342,6 @@ class Daemon:
         if self.notifier:
             self.notifier.ready()
         logger.info("swarmd intake running (pid {})", os.getpid())
-        failpoint = os.environ.get(FAILPOINT_ENV)
-        streams = {K.OBJECTIVE_STREAM: ">", K.EVENT_STREAM: ">"}
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
@@ -350,21 +349,32 @@ class Daemon:
             if self.notifier:
                 self.notifier.watchdog()
             try:
-                batches = self.redis.xreadgroup(K.OBJECTIVE_GROUP, self.consumer, streams, count=200, block=500)
+                batches = self.read_streams()
             except Exception as exc:
                 logger.error("reading the streams failed: {}; retrying in 1s", exc)
                 time.sleep(1)
                 continue
-            for stream, entries in batches or []:
-                name = stream.decode() if isinstance(stream, bytes) else stream
-                if name == K.OBJECTIVE_STREAM:
-                    if failpoint == "after_read" and entries:
-                        logger.warning("failpoint after_read: killing the daemon with SIGKILL")
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    self.admit_batch(entries)
-                else:
-                    self._events(entries)
+            self.handle(batches)
         return 0
+
+    def read_streams(self, block_ms: int = 500) -> list:
+        """New entries of both streams (XREADGROUP, waiting up to ``block_ms``)."""
+        streams = {K.OBJECTIVE_STREAM: ">", K.EVENT_STREAM: ">"}
+        return self.redis.xreadgroup(K.OBJECTIVE_GROUP, self.consumer, streams, count=200, block=block_ms) or []
+
+    def handle(self, batches: list) -> None:
+        """Handle one :meth:`read_streams` result: worker events first, then
+        new objectives, so an objective whose id already finished (its event
+        read in the same batch) is seen as final and not dispatched again."""
+        got = {(s.decode() if isinstance(s, bytes) else s): entries for s, entries in batches}
+        if got.get(K.EVENT_STREAM):
+            self._events(got[K.EVENT_STREAM])
+        entries = got.get(K.OBJECTIVE_STREAM)
+        if entries:
+            if os.environ.get(FAILPOINT_ENV) == "after_read":
+                logger.warning("failpoint after_read: killing the daemon with SIGKILL")
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.admit_batch(entries)
 
     def _events(self, entries: list) -> None:
         """Persist a batch of event-stream entries, then acknowledge them.  A
@@ -386,11 +396,17 @@ class Daemon:
             return
         self.redis.xack(K.EVENT_STREAM, K.EVENT_GROUP, *[e for e, _f in entries])
 
-    def drain_events(self) -> None:
-        """Persist new events without blocking (used at shutdown)."""
-        batches = self.redis.xreadgroup(K.EVENT_GROUP, self.consumer, {K.EVENT_STREAM: ">"}, count=10000)
-        for _stream, entries in batches or []:
+    def drain_events(self) -> int:
+        """Persist every new event without blocking (at start-up and shutdown);
+        returns how many entries were read."""
+        total = 0
+        while True:
+            batches = self.redis.xreadgroup(K.EVENT_GROUP, self.consumer, {K.EVENT_STREAM: ">"}, count=1000)
+            entries = [e for _stream, es in batches or [] for e in es]
+            if not entries:
+                return total
             self._events(entries)
+            total += len(entries)
 
     def close(self) -> None:
         """Stop periodic jobs, persist what is left, close the store."""
