@@ -65,6 +65,13 @@ def objective_key(objective_id: str) -> str:
 PARKED = PREFIX + "parked"
 
 
+def resume_queue(site: str) -> str:
+    """RQ queue of the resumed runs of objectives parked on ``site`` (see
+    :func:`swarmd.workers.parking.site`): only that machine's workers listen
+    on it, because only that machine holds the objective's workspace."""
+    return f"resume:{site}"
+
+
 def park_key(objective_id: str) -> str:
     """String (JSON) with one parked objective: the objective, the proposed
     action and the governor's decision, the agent loop state, and once decided

@@ -51,7 +51,9 @@ def test_park_list_and_approve_requeues_once(redis_conn, config):
     assert rec["job_id"] == "p1__r1" and rec["resolution"]["rule"] == "approval.approved"
     job = Job.fetch("p1__r1", connection=redis_conn)
     assert job.args[0]["id"] == "p1" and job.timeout == config.daemon.job_timeout_s
-    assert Queue("high", connection=redis_conn).job_ids == ["p1__r1"]
+    # back to a worker of the machine that parked it (where the workspace is), not to "high"
+    assert Queue(K.resume_queue(parking.site()), connection=redis_conn).job_ids == ["p1__r1"]
+    assert Queue("high", connection=redis_conn).job_ids == []
     assert redis_conn.hget(K.objective_key("p1"), "state") == b"queued"
     assert parking.list_parked(redis_conn) == []
     assert parking.load(redis_conn, "p1")["resolution"]["by"] == "alice"
@@ -108,3 +110,22 @@ def test_store_persists_audit_rows_and_parked_state(tmp_path):
     audit = query_audit(tmp_path / "memory.db", objective_id="p1")
     assert [r.rule for r in audit] == ["approval.approved", "git-write"]      # e3 applied once
     assert "sk-ant-abcdefghijklmnop" not in json.dumps(audit[1].args)      # redacted in the worker
+
+
+def test_resumed_run_goes_to_the_parking_site_and_workers_listen_on_their_own(redis_conn, config, monkeypatch):
+    monkeypatch.setenv("SWARMD_SITE", "host-a")
+    _park(redis_conn, obj={**OBJ, "id": "p9"})
+    assert parking.load(redis_conn, "p9")["site"] == "host-a"
+    monkeypatch.setenv("SWARMD_SITE", "host-b")                         # resolved from another machine
+    parking.resolve(redis_conn, "p9", "approve", "alice", config)
+    assert Queue("resume:host-a", connection=redis_conn).job_ids == ["p9__r1"]
+    assert parking.worker_queues() == ["resume:host-b", "high", "default", "low"]   # host-b's workers skip it
+
+
+def test_records_parked_before_sites_existed_resume_on_the_priority_queue(redis_conn, config):
+    _park(redis_conn, obj={**OBJ, "id": "p8"})
+    record = parking.load(redis_conn, "p8")
+    del record["site"]
+    redis_conn.set(K.park_key("p8"), json.dumps(record))
+    parking.resolve(redis_conn, "p8", "reject", "bob", config)
+    assert Queue("high", connection=redis_conn).job_ids == ["p8__r1"]

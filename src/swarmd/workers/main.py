@@ -20,16 +20,17 @@ from loguru import logger
 from redis import Redis
 from rq import SimpleWorker
 
-from swarmd import constants as K
 from swarmd.config import load_config
 from swarmd.workers.jobs import WORKER_NAME, init_router, warm_up
+from swarmd.workers.parking import worker_queues
 
 
 def run_worker(redis_url: str, config_path: str | None = None, burst: bool = False,
                name: str | None = None) -> int:
     """Run one worker until SIGTERM (or, with ``burst``, until the queues are empty).
 
-    Listens on :data:`swarmd.constants.QUEUES` in priority order.  Returns an
+    Listens on this site's resume queue, then :data:`swarmd.constants.QUEUES`
+    in priority order (:func:`swarmd.workers.parking.worker_queues`).  Returns an
     exit code (0 ok).  Raises :class:`swarmd.config.ConfigError` for a bad config.
     """
     if config_path:
@@ -38,9 +39,10 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     router = init_router(config)
     warm_up(router)
     connection = Redis.from_url(redis_url)
-    worker = SimpleWorker(list(K.QUEUES), connection=connection, name=name or WORKER_NAME)
+    queues = worker_queues()
+    worker = SimpleWorker(queues, connection=connection, name=name or WORKER_NAME)
     logger.info("worker {} listening on {} (SimpleWorker: model loaded once per process)",
-                worker.name, ", ".join(K.QUEUES))
+                worker.name, ", ".join(queues))
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     return 0
 

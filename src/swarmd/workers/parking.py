@@ -12,12 +12,14 @@ When the governor answers an ``agent`` objective's proposed tool action with
      "rule": str, "reason": str,    # the governor's ask
      "loop": {...},                 # the agent loop state (see swarmd.workers.agent)
      "resolution": null | {"decision": "approve" | "reject" | "timeout",
-                           "by": str, "ts": float, "rule": str, "reason": str}}
+                           "by": str, "ts": float, "rule": str, "reason": str},
+     "site": str}                   # the machine holding the workspace (site())
 
 and the id sits in the sorted set :data:`swarmd.constants.PARKED` (score:
 ``parked_at``).  :func:`resolve` (``swarmctl approve``/``reject``, or the
 daemon's approval-timeout job) writes the resolution, removes the id from the
-set, re-enqueues the objective as RQ job ``<id>__r<run+1>`` (job ids must be
+set, re-enqueues the objective as RQ job ``<id>__r<run+1>`` on the parking
+site's queue :func:`swarmd.constants.resume_queue` (job ids must be
 unique per run; objective ids cannot contain ``_``, so this never collides)
 and appends a ``resolved`` event with the audit row to the event stream, all
 in one Redis transaction: exactly one resolver wins.  The resumed job reads
@@ -28,6 +30,8 @@ when it ends without parking again (:func:`clear`).
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from typing import Any
 
@@ -58,13 +62,29 @@ def job_id(objective_id: str, run: int) -> str:
     return objective_id if run == 0 else f"{objective_id}__r{run}"
 
 
+def site() -> str:
+    """The machine whose disk holds this worker's objective workspaces:
+    ``$SWARMD_SITE`` when set (e.g. workers on several hosts that share one
+    data directory over NFS can share a site), else the host name."""
+    return os.environ.get("SWARMD_SITE") or socket.gethostname()
+
+
+def worker_queues() -> list[str]:
+    """Queues a worker listens on, in order: resumed runs of objectives parked
+    on this site first, then :data:`swarmd.constants.QUEUES` by priority."""
+    return [K.resume_queue(site()), *K.QUEUES]
+
+
 def park(pipe, objective: dict, run: int, tool: str, args: dict, decision: Decision, loop: dict,
          now: float | None = None) -> dict:
     """Queue the commands that park an objective on ``pipe`` (a Redis pipeline;
-    the caller executes it, together with its ``finished`` event).  Returns the record."""
+    the caller executes it, together with its ``finished`` event).  Returns the
+    record; its ``site`` (:func:`site`) sends the resumed run back to a worker
+    on this machine, where the workspace is."""
     now = time.time() if now is None else now
     record = {"objective": objective, "run": run, "parked_at": now, "tool": tool, "args": args,
-              "rule": decision.rule, "reason": decision.reason, "loop": loop, "resolution": None}
+              "rule": decision.rule, "reason": decision.reason, "loop": loop, "resolution": None,
+              "site": site()}
     pipe.set(K.park_key(objective["id"]), json.dumps(record))
     pipe.zadd(K.PARKED, {objective["id"]: now})
     return record
@@ -136,8 +156,9 @@ def resolve(redis: Redis, objective_id: str, resolution: str, by: str, config: C
                 row = audit_row(objective_id, record["tool"], record["args"], Decision(verdict, rule, reason))
                 run = int(record["run"]) + 1
                 objective = record["objective"]
-                queue = Queue(K.PRIORITY_QUEUE.get(objective.get("priority", "normal"), "default"),
-                              connection=redis)
+                name = K.resume_queue(record["site"]) if record.get("site") else \
+                    K.PRIORITY_QUEUE.get(objective.get("priority", "normal"), "default")
+                queue = Queue(name, connection=redis)   # back to the machine that holds the workspace
                 pipe.multi()
                 pipe.set(key, json.dumps(record))
                 pipe.zrem(K.PARKED, objective_id)
