@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything swarmd needs on a fresh Debian/Ubuntu machine with Python 3.11:
 #   - Debian packages that are missing: python3-venv, a C/C++ toolchain (llama-cpp-python
-#     compiles from source, ~6 min the first time; pip caches the wheel after), redis-server
+#     compiles from source, 6-15 min the first time; pip caches the wheel after), redis-server,
+#     bubblewrap (filesystem confinement of governed shell commands)
 #   - a virtualenv in .venv with swarmd installed editable, with the [local,dev] extras
 # Idempotent: a second run only checks. Source it or run it; it never starts services.
 set -euo pipefail
@@ -17,6 +18,9 @@ need_apt=()
 "$PY" -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v g++ >/dev/null || need_apt+=(build-essential)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# bubblewrap confines the governor's shell commands to the objective's workspace
+# (without it they run with rlimits only; the tests exercise both)
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

@@ -44,11 +44,22 @@ def limits(policy):
     return policy.execution.model_copy(update={"timeout_s": 10, "max_output_bytes": 4096})
 
 
-def test_plain_command_runs_without_shell(gov, ws):
+@pytest.fixture(params=["rlimits", "bwrap"])
+def confinement(request, monkeypatch):
+    """Run a subprocess test under each confinement: rlimits only (bwrap hidden,
+    as on a machine without it) and bwrap (skipped where it is not usable)."""
+    if request.param == "rlimits":
+        monkeypatch.setattr("swarmd.governor.execute.bwrap_available", lambda: None)
+    elif not bwrap_available():
+        pytest.skip("bwrap not installed or not usable here")
+    return request.param
+
+
+def test_plain_command_runs_without_shell(gov, ws, confinement):
     r = run_tool(gov, "shell", {"command": "ls -a src"}, ws)
     assert r.ran and r.exit_code == 0 and r.decision.decision == "allow"
     assert r.output.split() == [".", "..", "app.py", "env.py", "util.py"]
-    assert r.confinement in ("bwrap", "rlimits")
+    assert r.confinement == confinement
 
 
 def test_glob_expanded_in_python(gov, ws):
@@ -56,11 +67,13 @@ def test_glob_expanded_in_python(gov, ws):
     assert r.exit_code == 0 and sorted(r.output.split()) == ["src/app.py", "src/env.py", "src/util.py"]
 
 
+@pytest.mark.usefixtures("confinement")
 def test_pipeline_of_allowed_parts_runs(gov, ws):
     r = run_tool(gov, "shell", {"command": "cat notes.txt | sort | uniq -c | sort -rn | head -1"}, ws)
     assert r.exit_code == 0 and r.output.split() == ["2", "b"]
 
 
+@pytest.mark.usefixtures("confinement")
 def test_redirect_inside_workspace(gov, ws):
     r = run_tool(gov, "shell", {"command": "echo hello > build/out.txt && cat build/out.txt"}, ws)
     assert r.output == "hello\n"
@@ -74,6 +87,7 @@ def test_not_allowed_is_not_run(gov, ws):
     assert os.path.isdir(os.path.join(ws, "src")) and not os.path.exists(os.path.join(ws, "made"))
 
 
+@pytest.mark.usefixtures("confinement")
 def test_env_is_scrubbed(ws, limits, monkeypatch):
     for k, v in SECRET_VARS.items():
         monkeypatch.setenv(k, v)
@@ -87,6 +101,7 @@ def test_env_is_scrubbed(ws, limits, monkeypatch):
     assert "PATH=/usr/local/bin:/usr/bin:/bin" in r.output.splitlines()
 
 
+@pytest.mark.usefixtures("confinement")
 def test_env_scrubbed_through_run_tool(ws, monkeypatch):
     for k, v in SECRET_VARS.items():
         monkeypatch.setenv(k, v)
@@ -102,6 +117,7 @@ def test_scrubbed_env_drops_secret_looking_allowlisted_names():
     assert "LC_API_KEY" not in env and "TOKEN" not in env and env["LC_ALL"] == "C"
 
 
+@pytest.mark.usefixtures("confinement")
 def test_timeout_kills_process_group(gov, ws, limits):
     t = time.monotonic()
     r = run_tool(gov, "shell", {"command": "sleep 30"}, ws, limits=limits.model_copy(update={"timeout_s": 1}))
@@ -109,12 +125,14 @@ def test_timeout_kills_process_group(gov, ws, limits):
     assert time.monotonic() - t < 8
 
 
+@pytest.mark.usefixtures("confinement")
 def test_timeout_kills_children_of_a_pipeline(gov, ws, limits):
     t = time.monotonic()
     r = run_tool(gov, "shell", {"command": "sleep 30 | cat"}, ws, limits=limits.model_copy(update={"timeout_s": 1}))
     assert r.timed_out and time.monotonic() - t < 8
 
 
+@pytest.mark.usefixtures("confinement")
 def test_output_truncated(gov, ws, limits):
     r = run_tool(gov, "shell", {"command": "seq 1 100000"}, ws, limits=limits.model_copy(update={"max_output_bytes": 1000}))
     assert r.truncated and len(r.output.encode()) == 1000 and r.output.startswith("1\n2\n3\n")
@@ -122,6 +140,7 @@ def test_output_truncated(gov, ws, limits):
     assert not r.truncated and r.output == "1\n2\n3\n"
 
 
+@pytest.mark.usefixtures("confinement")
 def test_rlimits_applied(ws, limits):
     lim = limits.model_copy(update={"cpu_s": 7, "memory_mb": 512, "file_size_mb": 3, "max_processes": 50})
     r = run_argv(["cat", "/proc/self/limits"], ws, lim, ALLOW)
@@ -133,6 +152,7 @@ def test_rlimits_applied(ws, limits):
     assert rows["Max core file size"][:2] == ["0", "0"]
 
 
+@pytest.mark.usefixtures("confinement")
 def test_cpu_limit_kills_busy_loop(ws, limits):
     t = time.monotonic()
     r = run_argv(["sha256sum", "/dev/zero"], ws,
@@ -141,12 +161,14 @@ def test_cpu_limit_kills_busy_loop(ws, limits):
     assert time.monotonic() - t < 15
 
 
+@pytest.mark.usefixtures("confinement")
 def test_memory_limit(ws, limits):
     r = run_argv([PY, "-c", "b = bytearray(700 * 1024 * 1024)"], ws,
                  limits.model_copy(update={"memory_mb": 256}), ALLOW)
     assert r.exit_code == 1 and "MemoryError" in r.output
 
 
+@pytest.mark.usefixtures("confinement")
 def test_file_size_limit(ws, limits):
     r = run_argv(["head", "-c", "3000000", "/dev/zero"], ws, limits.model_copy(update={"file_size_mb": 1}), ALLOW)
     assert r.exit_code == 0  # stdout is a pipe: not limited
@@ -158,7 +180,7 @@ def test_file_size_limit(ws, limits):
 
 def test_bwrap_confinement_when_available(ws, limits):
     if not bwrap_available():
-        pytest.skip("bwrap not installed or not usable here; rlimits-only confinement is tested above")
+        pytest.skip("bwrap not installed or not usable here (scripts/bootstrap.sh installs bubblewrap)")
     r = run_argv(["cat", "/etc/shadow"], ws, limits, ALLOW)
     assert r.confinement == "bwrap" and r.exit_code != 0
 
