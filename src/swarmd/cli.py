@@ -250,10 +250,11 @@ def status_data(client) -> dict:
     """The ``status --json`` document (see ``swarmctl status --help``)."""
     import time
 
-    from rq import Queue, Worker
+    from rq import Worker
 
     from swarmd import constants as K
     from swarmd.objectives import STATES
+    from swarmd.workers.parking import queue_depths
 
     hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
     now = time.time()
@@ -266,9 +267,7 @@ def status_data(client) -> dict:
     return {
         "daemon": {"alive": alive, "pid": int(hb["pid"]) if hb.get("pid") else None, "host": hb.get("host"),
                    "uptime_s": round(now - float(hb["started_at"]), 1) if alive else 0.0},
-        "queues": {**{name: Queue(name, connection=client).count for name in K.QUEUES},
-                   **{q.name: q.count for q in Queue.all(connection=client)   # resumed runs, per site
-                      if q.name.startswith(K.resume_queue("")) and q.count}},
+        "queues": queue_depths(client),
         "workers": workers,
         "objectives": json.loads(hb["counts"]) if hb.get("counts") else {s: 0 for s in STATES},
         "spend_today_usd": float(hb.get("spend_today_usd", 0.0)),

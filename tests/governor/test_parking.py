@@ -120,6 +120,8 @@ def test_resumed_run_goes_to_the_parking_site_and_workers_listen_on_their_own(re
     parking.resolve(redis_conn, "p9", "approve", "alice", config)
     assert Queue("resume:host-a", connection=redis_conn).job_ids == ["p9__r1"]
     assert parking.worker_queues() == ["resume:host-b", "high", "default", "low"]   # host-b's workers skip it
+    # status and metrics show the waiting resumed run; empty resume queues are left out
+    assert parking.queue_depths(redis_conn) == {"high": 0, "default": 0, "low": 0, "resume:host-a": 1}
 
 
 def test_records_parked_before_sites_existed_resume_on_the_priority_queue(redis_conn, config):

@@ -29,9 +29,8 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from rq import Queue
 
-from swarmd import constants as K
+from swarmd.workers.parking import queue_depths
 
 LABELS = ("tier", "model", "action")
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -53,8 +52,8 @@ class _Gauges(Collector):
         cap = GaugeMetricFamily("swarmd_budget_cap_usd", "cap of the UTC period, USD", labels=["period"])
         try:
             if o.redis is not None:
-                for name in K.QUEUES:
-                    queues.add_metric([name], Queue(name, connection=o.redis).count)
+                for name, depth in queue_depths(o.redis).items():
+                    queues.add_metric([name], depth)
             if o.store is not None:
                 for state, n in o.store.counts().items():
                     objectives.add_metric([state], n)

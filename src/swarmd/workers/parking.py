@@ -75,6 +75,16 @@ def worker_queues() -> list[str]:
     return [K.resume_queue(site()), *K.QUEUES]
 
 
+def queue_depths(redis: Redis) -> dict[str, int]:
+    """Jobs waiting per RQ queue: every queue of :data:`swarmd.constants.QUEUES`
+    (0 included), then each ``resume:<site>`` queue that has jobs waiting."""
+    depths = {name: Queue(name, connection=redis).count for name in K.QUEUES}
+    prefix = K.resume_queue("")
+    depths.update({q.name: n for q in Queue.all(connection=redis)
+                   if q.name.startswith(prefix) and (n := q.count)})
+    return depths
+
+
 def park(pipe, objective: dict, run: int, tool: str, args: dict, decision: Decision, loop: dict,
          now: float | None = None) -> dict:
     """Queue the commands that park an objective on ``pipe`` (a Redis pipeline;
