@@ -138,3 +138,31 @@ def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_u
     models = dict(db.execute("SELECT objective_id, model FROM ledger WHERE objective_id IN ('before-hup','after-hup')"))
     assert models == {"before-hup": "gemma-3-270m-q4_k_m", "after-hup": "echo-reloaded"}   # the worker has the new config
     assert records["after-hup"]["state"] == "done"
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_job_the_objective_is_retried_and_completes_once(tmp_path, redis_url, redis_conn,
+                                                                         monkeypatch, capsys):
+    # job_timeout_s 3: RQ treats a started job as abandoned 3 + 60 s after it began; the
+    # daemon's reaper (every 15 s) then hands it back to RQ, which retries it (retry_max 2)
+    config = write_config(tmp_path, fast_provider="echo")
+    config.write_text(config.read_text().replace("job_timeout_s: 600", "job_timeout_s: 3")
+                      .replace("retry_intervals_s: [5, 30]", "retry_intervals_s: [1, 1]"))
+    mark = tmp_path / "killed"
+    daemon = start_daemon(tmp_path, redis_url, config, workers=1, SWARMD_FAILPOINT="worker_mid_job",
+                          SWARMD_FAILPOINT_MARK=str(mark))
+    rows = [{"id": f"kill-{i}", "action": "classify", "input": f"message {i}", "labels": "feat,fix"} for i in range(3)]
+    try:
+        code, _ = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "submit", "--file",
+                            str(write_jsonl(tmp_path / "k.jsonl", rows)))
+        assert code == 0
+        records = wait_final(tmp_path / "data" / "memory.db", [r["id"] for r in rows], timeout_s=150)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    killed = mark.read_text()                                   # the objective whose worker died under it
+    assert killed in records and all(r["state"] == "done" for r in records.values())
+    log = (tmp_path / "data" / "daemon_hybrid.log").read_text()
+    assert "exited with -9" in log                              # the supervisor saw the crash and restarted it
+    finished = [f[b"id"].decode() for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    assert sorted(finished) == sorted(r["id"] for r in rows)    # each exactly once, the killed one included

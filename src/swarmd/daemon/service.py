@@ -42,7 +42,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 from rq import Queue, Retry
 from rq.job import Job
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from swarmd import constants as K
 from swarmd.config import Config, load_config
@@ -53,6 +53,7 @@ from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
 from swarmd.reports import register_report_jobs, schedule_daily_report
 from swarmd.workers import parking
+from swarmd.workers.parking import swarmd_queues
 from swarmd.workers.agent import AGENT_ACTION
 
 #: Set ``SWARMD_FAILPOINT=after_read`` to make the daemon SIGKILL itself right
@@ -289,9 +290,27 @@ class Daemon:
         for fmt, args in lines:
             logger.info(fmt, *args)
 
+    def reap_abandoned(self) -> None:
+        """Hand jobs whose worker died mid-job back to RQ's own handling now,
+        rather than at some worker's next maintenance (every 10 minutes).
+
+        A SimpleWorker's started-job entry lives ``job timeout + 60 s``
+        (``rq.SimpleWorker.get_heartbeat_ttl``); once it has expired with the
+        job still ``started``, RQ's ``StartedJobRegistry.cleanup`` retries the
+        job if its ``Retry`` has runs left (``daemon.retry_max``) or moves it to
+        the failed registry, which :meth:`sweep_failed` persists. Runs under
+        the queue's maintenance lock, the one RQ workers take for the same
+        cleanup, so a job is never handed back twice."""
+        for queue in swarmd_queues(self.redis):
+            if queue.acquire_maintenance_lock():
+                try:
+                    StartedJobRegistry(queue=queue).cleanup()
+                finally:
+                    queue.release_maintenance_lock()
+
     def sweep_failed(self) -> None:
         """Persist jobs RQ gave up on (its failed-job registry) as ``failed``."""
-        for queue in self.queues.values():
+        for queue in swarmd_queues(self.redis):
             registry = FailedJobRegistry(queue=queue)
             for job_id in registry.get_job_ids():
                 job = Job.fetch(job_id, connection=self.redis) if Job.exists(job_id, connection=self.redis) else None
@@ -331,6 +350,8 @@ class Daemon:
         self.scheduler.add_job(self._safe(self.heartbeat), "interval", seconds=self.config.daemon.heartbeat_s,
                                id="heartbeat", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._safe(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._safe(self.reap_abandoned), "interval", seconds=15, id="reap_abandoned",
                                max_instances=1, coalesce=True)
         expiry_s = max(0.5, min(5.0, self.config.governor.approval_timeout_s / 2))
         self.scheduler.add_job(self._safe(self.expire_approvals), "interval", seconds=expiry_s,

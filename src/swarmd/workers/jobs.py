@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -99,6 +100,20 @@ def policy_for(config: Config) -> Policy:
         return _POLICY[1]
 
 
+def _failpoint_die_once(objective_id: str) -> None:
+    """Tests only: with ``SWARMD_FAILPOINT=worker_mid_job`` the first job to
+    get here (``$SWARMD_FAILPOINT_MARK`` does not exist yet) creates that file
+    and SIGKILLs its own worker, as a crash or OOM kill would mid-job."""
+    if os.environ.get("SWARMD_FAILPOINT") != "worker_mid_job":
+        return
+    mark = os.environ.get("SWARMD_FAILPOINT_MARK")
+    if mark and not os.path.exists(mark):
+        with open(mark, "w") as fh:
+            fh.write(objective_id)
+        logger.warning("failpoint worker_mid_job: killing this worker with SIGKILL during {}", objective_id)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def run_objective(objective: dict) -> dict:
     """RQ job: route ``objective`` (a validated objective dict) and report it.
 
@@ -110,6 +125,7 @@ def run_objective(objective: dict) -> dict:
     job = get_current_job()
     conn = job.connection if job else None
     oid = objective["id"]
+    _failpoint_die_once(oid)
     if objective.get("action") == AGENT_ACTION:
         return run_agent_objective(objective, conn)
     if conn is not None:

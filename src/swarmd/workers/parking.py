@@ -75,6 +75,14 @@ def worker_queues() -> list[str]:
     return [K.resume_queue(site()), *K.QUEUES]
 
 
+def swarmd_queues(redis: Redis) -> list[Queue]:
+    """Every RQ queue swarmd enqueues on: :data:`swarmd.constants.QUEUES` and
+    each ``resume:<site>`` queue RQ knows of (registered at its first job)."""
+    prefix = K.resume_queue("")
+    return [Queue(name, connection=redis) for name in K.QUEUES] + \
+        [q for q in Queue.all(connection=redis) if q.name.startswith(prefix)]
+
+
 def queue_depths(redis: Redis) -> dict[str, int]:
     """Jobs waiting per RQ queue: every queue of :data:`swarmd.constants.QUEUES`
     (0 included), then each ``resume:<site>`` queue that has jobs waiting."""
