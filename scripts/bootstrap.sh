@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.swarmd-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "==> installing swarmd and its dependencies into .venv (first time: llama-cpp-python compiles, ~6 min)"
+  echo "==> installing swarmd and its dependencies into .venv (first time: llama-cpp-python compiles, 6-15 min)"
   .venv/bin/python -m pip install -q --upgrade pip
   # llama.cpp's native build enables AMX on CPUs that advertise it; in VMs that do not
   # grant AMX tile state it segfaults in its first decode (seen on these machines).
