@@ -190,7 +190,7 @@ def print_analysis(result: dict, console: Console) -> None:
     if result["exceeds_daily_cap"]:
         console.print(f"  [yellow]hybrid spend per day exceeds budgets.daily_usd (${result['daily_cap_usd']:g}): "
                       f"the cap would stop API calls and those objectives would end unresolved: budget[/]")
-    tiers = Table("tier", "calls", "share of calls", "answered here", "tokens in", "tokens out", "cost (USD)",
+    tiers = Table("tier", "calls", "share of calls", "ended here (incl. unresolved)", "tokens in", "tokens out", "cost (USD)",
                   title="tier distribution")
     for tier, t in result["by_tier"].items():
         tiers.add_row(tier, f"{t['calls']:,.1f}", f"{100 * t['share_of_calls']:.1f}%",
