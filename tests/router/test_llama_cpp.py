@@ -102,3 +102,11 @@ def test_calibration_applies_only_to_the_model_and_labels_it_was_fitted_for(prov
     assert provider.classify(subset).confidence is None     # fitted on the ten labels, not these three
     yes_no = provider.classify(build_prompt(config.actions["yes_no"], "Is 7 even?"))
     assert yes_no.confidence is None              # no calibration was fitted for yes_no
+
+
+def test_thread_count_covers_prompt_evaluation_too():
+    # llama-cpp-python's own default evaluates prompts on every CPU whatever n_threads says;
+    # with several workers on one machine that oversubscribed the cores (~13x slower calls)
+    from swarmd.router.providers.llama_cpp import load_llama
+    llm = load_llama(None, 512, 1)
+    assert (llm.n_threads, llm.n_threads_batch) == (1, 1)
