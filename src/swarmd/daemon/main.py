@@ -94,6 +94,8 @@ def run_worker_cmd(args: argparse.Namespace) -> int:
         print("swarmd worker: no Redis; give --redis-url, set REDIS_URL, or --data-dir of a running daemon",
               file=sys.stderr)
         return 2
+    if args.data_dir:   # where this worker keeps objective workspaces (swarmd.paths.data_dir)
+        os.environ["SWARMD_DATA_DIR"] = os.path.abspath(args.data_dir)
     return run_worker(url, args.config, burst=args.burst)
 
 
