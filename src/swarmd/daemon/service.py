@@ -53,7 +53,6 @@ from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
 from swarmd.reports import register_report_jobs, schedule_daily_report
 from swarmd.workers import parking
-from swarmd.workers.parking import swarmd_queues
 from swarmd.workers.agent import AGENT_ACTION
 
 #: Set ``SWARMD_FAILPOINT=after_read`` to make the daemon SIGKILL itself right
@@ -181,7 +180,8 @@ class Daemon:
         events += self.drain_events()     # finished while no daemon ran: persisted before any re-dispatch
         claimed = self._claim(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, self.admit_batch)
         if claimed or events:
-            logger.info("reclaimed {} objective(s) and {} event(s) left pending by an earlier daemon",
+            logger.info("start-up: reclaimed {} objective(s) left pending and persisted {} worker event(s) "
+                        "from before this daemon",
                         claimed, events)
         return claimed
 
@@ -301,7 +301,7 @@ class Daemon:
         the failed registry, which :meth:`sweep_failed` persists. Runs under
         the queue's maintenance lock, the one RQ workers take for the same
         cleanup, so a job is never handed back twice."""
-        for queue in swarmd_queues(self.redis):
+        for queue in parking.swarmd_queues(self.redis):
             if queue.acquire_maintenance_lock():
                 try:
                     StartedJobRegistry(queue=queue).cleanup()
@@ -310,7 +310,7 @@ class Daemon:
 
     def sweep_failed(self) -> None:
         """Persist jobs RQ gave up on (its failed-job registry) as ``failed``."""
-        for queue in swarmd_queues(self.redis):
+        for queue in parking.swarmd_queues(self.redis):
             registry = FailedJobRegistry(queue=queue)
             for job_id in registry.get_job_ids():
                 job = Job.fetch(job_id, connection=self.redis) if Job.exists(job_id, connection=self.redis) else None

@@ -77,11 +77,12 @@ class Supervisor:
             now = time.monotonic()
             for slot in self.slots:
                 proc = slot.process
-                if proc is not None and proc.poll() is not None and slot.reloading:
-                    logger.info("worker {} (pid {}) stopped for the new config; starting it again",
-                                slot.index, proc.pid)
-                    slot.process, slot.restart_at, slot.reloading = None, now, False
-                elif proc is not None and proc.poll() is not None:
+                if proc is not None and proc.poll() is not None:
+                    if slot.reloading:      # asked to stop by restart_all: no backoff
+                        logger.info("worker {} (pid {}) stopped for the new config; starting it again",
+                                    slot.index, proc.pid)
+                        slot.process, slot.restart_at, slot.reloading = None, now, False
+                        continue
                     if now - slot.started_at >= STABLE_AFTER_S:
                         slot.backoff_s = BACKOFF_START_S
                     logger.warning("worker {} (pid {}) exited with {}; restarting in {:.0f}s",

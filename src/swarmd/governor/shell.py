@@ -53,10 +53,10 @@ import bashlex
 import bashlex.errors
 import bashlex.subst
 
-
 from .paths import judge_path, resolve, PathProblem
 from .policy import Decision, Policy, compile_globs, rule_decision, strictest
 from .urls import judge_url
+
 
 def _guard_bashlex() -> None:
     """Make bashlex raise, instead of looping forever, on a ``${`` with no ``}``.

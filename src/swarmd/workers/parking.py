@@ -86,11 +86,8 @@ def swarmd_queues(redis: Redis) -> list[Queue]:
 def queue_depths(redis: Redis) -> dict[str, int]:
     """Jobs waiting per RQ queue: every queue of :data:`swarmd.constants.QUEUES`
     (0 included), then each ``resume:<site>`` queue that has jobs waiting."""
-    depths = {name: Queue(name, connection=redis).count for name in K.QUEUES}
-    prefix = K.resume_queue("")
-    depths.update({q.name: n for q in Queue.all(connection=redis)
-                   if q.name.startswith(prefix) and (n := q.count)})
-    return depths
+    depths = {q.name: q.count for q in swarmd_queues(redis)}
+    return {name: n for name, n in depths.items() if n or name in K.QUEUES}
 
 
 def park(pipe, objective: dict, run: int, tool: str, args: dict, decision: Decision, loop: dict,
