@@ -15,15 +15,10 @@ from rich.console import Console
 
 from swarmd.config import ConfigError, load_config
 from swarmd.costs.cli import register as register_costs
-
-EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
+from swarmd.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
-
-
-class BadInput(Exception):
-    """Input the user must fix; the message says what and where (exit 2)."""
 
 
 def _labels(text: str | None) -> tuple[str, ...]:
@@ -130,10 +125,6 @@ def _print_result(result) -> None:
 
 
 # --------------------------------------------------------------------------- daemon commands
-
-
-class Unreachable(Exception):
-    """The daemon or its Redis cannot be reached (exit 3)."""
 
 
 def _redis(args: argparse.Namespace):

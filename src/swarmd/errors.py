@@ -1,0 +1,66 @@
+"""The one error base of swarmd and the exit code each kind of error maps to.
+
+Every exception swarmd defines derives from :class:`SwarmdError`, through one
+of the three categories below.  ``exit_code`` is what ``swarmctl`` and
+``swarmd`` exit with when such an error reaches them (:func:`exit_code_for`;
+the command line prints the message and returns this code, no traceback):
+
+====  ===============================================================
+code  meaning
+====  ===============================================================
+0     ok
+1     unresolved: the work ran but no answer passed the quality gate,
+      or a wait timed out (:class:`Unresolved`, also the base default)
+2     bad input: config, policy, objective, profile, JSONL line, id or
+      argument the user must fix; the message says where and why
+      (:class:`BadInput`)
+3     the daemon or its Redis cannot be reached (:class:`Unreachable`)
+====  ===============================================================
+
+Where a project error belongs: derive input problems from :class:`BadInput`
+(``class ConfigError(BadInput, ValueError)`` keeps ``except ValueError``
+callers working), connection problems from :class:`Unreachable`, anything
+else from :class:`SwarmdError` directly (exit 1).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNRESOLVED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNREACHABLE = 3
+
+
+class SwarmdError(Exception):
+    """Base of every swarmd exception.  ``exit_code``: see the module docstring."""
+
+    exit_code: int = EXIT_UNRESOLVED
+
+
+class Unresolved(SwarmdError):
+    """The work ran but did not finish with an accepted answer (exit 1)."""
+
+    exit_code = EXIT_UNRESOLVED
+
+
+class BadInput(SwarmdError):
+    """Input the user must fix; the message says what and where (exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class Unreachable(SwarmdError):
+    """The daemon or its Redis cannot be reached (exit 3)."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The process exit code for ``exc``: its ``exit_code`` when it is a
+    :class:`SwarmdError`, 130 for ``KeyboardInterrupt``; raises ``TypeError``
+    for anything else (a bug, which should surface with its traceback)."""
+    if isinstance(exc, SwarmdError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    raise TypeError(f"no exit code for {type(exc).__name__}: not a SwarmdError") from exc
