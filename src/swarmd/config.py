@@ -143,6 +143,9 @@ class QualityConfig(_Strict):
     threshold: float = Field(default=0.7, ge=0, le=1)
     per_action: dict[str, float] = Field(default_factory=dict)
     refusal_phrases: list[str] = Field(default_factory=list)
+    #: target of the learned gate (:mod:`swarmd.memory.consolidate`): the 95% upper
+    #: bound of the false-accept rate of locally accepted answers stays at or below it
+    max_false_accept: float = Field(default=0.15, gt=0, lt=1)
 
     def threshold_for(self, action: str) -> float:
         """The acceptance threshold for ``action`` (per-action override or the default)."""
@@ -206,6 +209,32 @@ class MetricsConfig(_Strict):
 
     port: int | None = Field(default=None, ge=1, le=65535)
     refresh_s: float = Field(default=5.0, gt=0)
+
+
+class MemoryConfig(_Strict):
+    """The learning memory (:mod:`swarmd.memory`): verified outcomes in the store.
+
+    ``cache``: answer verified inputs again from memory (tier ``MEMORY``).
+    ``audit_rate``: probability (0..1) that an answer accepted at a free tier is
+    also asked of the next paid tier after the result is reported.
+    ``consolidate_at``: local time ``"HH:MM"`` of the daily consolidation
+    (``None`` = only ``swarmctl memory consolidate``).  ``max_records``: records
+    kept after pruning by value.  ``min_verified``: verified records of one
+    (action, label set, model) below which the shipped calibration stays.
+    ``qdrant_url``: Qdrant for retrieval across hosts (``None`` = embedded index).
+    """
+
+    cache: bool = True
+    audit_rate: float = Field(default=0.05, ge=0, le=1)
+    consolidate_at: str | None = "03:30"
+    max_records: int = Field(default=100_000, gt=0)
+    min_verified: int = Field(default=100, gt=0)
+    qdrant_url: str | None = None
+
+    @field_validator("consolidate_at")
+    @classmethod
+    def _hh_mm(cls, value: str | None) -> str | None:
+        return ReportsConfig._hh_mm(value)
 
 
 class StorageConfig(_Strict):
@@ -287,6 +316,7 @@ class Config(_Strict):
     reports: ReportsConfig = ReportsConfig()
     metrics: MetricsConfig = MetricsConfig()
     storage: StorageConfig = StorageConfig()
+    memory: MemoryConfig = MemoryConfig()
     daemon: DaemonConfig = DaemonConfig()
     governor: GovernorConfig = GovernorConfig()
     source: str | None = Field(default=None, exclude=True)

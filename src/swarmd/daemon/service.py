@@ -48,6 +48,8 @@ from swarmd import constants as K
 from swarmd.config import Config, load_config
 from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_policy
 from swarmd.governor.audit import log_row
+from swarmd.memory.outcomes import observe_finished
+from swarmd.memory.records import Memory
 from swarmd.memory.store import Store
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
@@ -94,6 +96,7 @@ class Daemon:
         self.notifier = notifier
         self.consumer = consumer or f"{socket.gethostname()}"
         self.store = Store(db_path(data_dir, config.storage.db))
+        self.memory = Memory(db_path(data_dir, config.storage.db))
         os.environ["SWARMD_DATA_DIR"] = str(data_dir)   # inherited by the supervised workers
         self.governor, self.policy_error = self._load_governor(config)
         self.queues = {name: Queue(name, connection=redis) for name in K.QUEUES}
@@ -259,6 +262,9 @@ class Daemon:
         """Persist worker events in one transaction (each once), mirror the new
         states into Redis in one pipeline, and log one line per state change."""
         applied = self.store.apply_events(events)
+        for _event_id, kind, oid, payload in events:   # every time (idempotent): none lost on a retry
+            if kind == "finished":
+                observe_finished(self.memory, self.store.get(oid), payload)
         pipe = self.redis.pipeline()
         lines = []
         for (event_id, kind, oid, payload), new in zip(events, applied):
@@ -442,3 +448,4 @@ class Daemon:
         except Exception:
             logger.exception("final drain failed")
         self.store.close()
+        self.memory.close()

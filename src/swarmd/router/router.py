@@ -66,6 +66,9 @@ class Attempt:
     outcome: str
     error: str | None = None
     ts: float = field(default_factory=time.time)
+    #: ``{label: ln p(label)}`` when the model gave a label distribution (the
+    #: learning memory refits the calibration from these)
+    scores: dict[str, float] | None = None
 
     def ledger_row(self, action: str, objective_id: str | None) -> LedgerRow:
         """This attempt as a cost-ledger row."""
@@ -300,7 +303,7 @@ class Router:
         cost = model.cost_usd(completion.tokens_in, completion.tokens_out)
         attempt = Attempt(tier, model.provider, model.model, verdict.answer, verdict.confidence,
                           completion.tokens_in, completion.tokens_out, cost, completion.latency_ms,
-                          outcome, verdict.problem)
+                          outcome, verdict.problem, scores=completion.extra.get("label_logprobs"))
         return attempt, verdict
 
     def _record(self, action: str, a: Attempt, objective_id: str | None) -> None:

@@ -1,0 +1,270 @@
+"""Verified outcomes: the learning memory's records, kept in the store's SQLite file.
+
+One row of ``verified_outcomes`` per verified (action, label set, input,
+answer).  ``source`` says who verified it:
+
+* ``teacher`` — a higher tier's answer accepted after a lower tier's attempt
+  (the lower attempts are kept in ``rejected``);
+* ``human`` — ``swarmctl feedback`` (:mod:`swarmd.memory.feedback`);
+* ``audit`` — a calibration audit: an answer accepted at a free tier also
+  asked of the next paid tier (:mod:`swarmd.memory.audit`).
+
+An answer accepted by the quality gate alone is not verified and is never
+written here.  The ``local_*`` columns describe the first free-tier answer
+the verification judges (model, answer, confidence, whether the gate
+accepted it, and its raw label log-probabilities, which refitting the
+calibration needs).  Times are unix seconds.
+
+Rows are written by the daemon (teacher records from ``finished`` events,
+audit records from workers' reports), ``swarmctl feedback`` and
+consolidation; workers only read (the answer cache).  A row that cannot be
+decoded (a corrupted JSON column, an answer outside its labels) raises
+:class:`RecordError` naming the row, and readers that iterate skip it with a
+warning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from loguru import logger
+
+from swarmd.router.ledger import connect as _sqlite_connect
+
+SOURCES = ("teacher", "human", "audit")
+#: precedence when two verifications of one input disagree (higher wins)
+SOURCE_RANK = {"teacher": 1, "audit": 2, "human": 3}
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS verified_outcomes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    labels TEXT NOT NULL,            -- JSON list, as asked
+    label_key TEXT NOT NULL,         -- the label set, sorted and comma-joined
+    input TEXT NOT NULL,
+    input_norm TEXT NOT NULL,        -- normalise_input(input)
+    template TEXT NOT NULL,          -- template_of(input)
+    answer TEXT,                     -- NULL: a human judged the answer wrong without giving the right one
+    source TEXT NOT NULL,
+    verifier TEXT,                   -- teacher model, "human" or the auditing model
+    objective_id TEXT,
+    model TEXT,                      -- local model whose answer is judged (or NULL)
+    local_tier TEXT,
+    local_answer TEXT,
+    local_confidence REAL,
+    local_accepted INTEGER,          -- 1 when the gate accepted the local answer
+    local_scores TEXT,               -- JSON {label: ln p(label)} or NULL
+    rejected TEXT NOT NULL DEFAULT '[]',   -- JSON list of the attempts not accepted
+    note TEXT,
+    created_at REAL NOT NULL,
+    verified_at REAL NOT NULL,
+    value REAL NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS verified_objective_source ON verified_outcomes(objective_id, source);
+CREATE INDEX IF NOT EXISTS verified_lookup ON verified_outcomes(action, label_key, input_norm);
+CREATE INDEX IF NOT EXISTS verified_template ON verified_outcomes(action, label_key, template);
+"""
+
+
+class RecordError(ValueError):
+    """A verified-outcome row that cannot be used; the message names the row and why."""
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open the SQLite file at ``path`` with the memory tables (WAL, 30 s busy timeout).
+
+    The one place that opens the database, so moving to the project's shared
+    ``connect()`` is a one-line change.
+    """
+    conn = _sqlite_connect(path)
+    conn.executescript(SCHEMA)
+    return conn
+
+
+# --------------------------------------------------------------------------- keys
+
+_WS = re.compile(r"\s+")
+_MASKS = (   # order matters: hashes and versions before plain numbers
+    (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "<hash>"),
+    (re.compile(r"\bv?\d+(?:\.\d+)+(?:[-.+]?[a-z]+\d*)?\b"), "<ver>"),
+    (re.compile(r"\d+"), "<n>"),
+)
+
+
+def normalise_input(text: str) -> str:
+    """Case-folded ``text`` with whitespace folded to single spaces: the key of
+    deduplication and of exact cache hits."""
+    return _WS.sub(" ", text).strip().casefold()
+
+
+def template_of(text: str) -> str:
+    """:func:`normalise_input` with hashes (7-40 hex digits), versions
+    (``1.2``, ``v3.1.52``, ``2.0.0rc1``) and other numbers masked, e.g.
+    ``bump gitpython from 3.1.52 to 3.1.54 (#2038)`` →
+    ``bump gitpython from <ver> to <ver> (#<n>)``."""
+    out = normalise_input(text)
+    for pattern, mask in _MASKS:
+        out = pattern.sub(mask, out)
+    return out
+
+
+def label_key(labels) -> str:
+    """The order-insensitive key of a label set (sorted, comma-joined; ``""`` for none)."""
+    return ",".join(sorted(labels))
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Verified:
+    """One verified outcome (see the module docstring for the fields).
+
+    ``labels``: the label set as asked (empty for outputs without labels);
+    ``answer``: the right answer, or ``None`` when a human only said the
+    local answer is wrong (``--bad``); ``local_scores``: ``{label: ln p(label)}`` of the local model, when it
+    gave a label distribution; ``rejected``: attempt dicts (``tier``,
+    ``model``, ``answer``, ``confidence``).
+    """
+
+    action: str
+    labels: tuple[str, ...]
+    input: str
+    answer: str | None
+    source: str
+    verifier: str | None = None
+    objective_id: str | None = None
+    model: str | None = None
+    local_tier: str | None = None
+    local_answer: str | None = None
+    local_confidence: float | None = None
+    local_accepted: bool | None = None
+    local_scores: dict[str, float] | None = None
+    rejected: list[dict] = field(default_factory=list)
+    note: str | None = None
+    created_at: float = field(default_factory=time.time)
+    verified_at: float = field(default_factory=time.time)
+    value: float = 0.0
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = tuple(self.labels)
+        if self.source not in SOURCES:
+            raise RecordError(f"source {self.source!r}: expected one of {', '.join(SOURCES)}")
+        if self.answer is None and self.local_answer is None:
+            raise RecordError("a record without an answer must judge a local answer (verdict bad)")
+        if self.labels and self.answer is not None and self.answer not in self.labels:
+            raise RecordError(f"answer {self.answer!r} is not one of the labels {list(self.labels)}")
+
+    @property
+    def local_correct(self) -> bool | None:
+        """Whether the local answer equals the verified answer (``None`` without
+        a local answer; False when a human only judged it wrong)."""
+        return None if self.local_answer is None else self.local_answer == self.answer
+
+    def row(self) -> dict:
+        """The record as column values."""
+        d = asdict(self)
+        d.pop("id")
+        d.update(labels=json.dumps(list(self.labels)), label_key=label_key(self.labels),
+                 input_norm=normalise_input(self.input), template=template_of(self.input),
+                 local_accepted=None if self.local_accepted is None else int(self.local_accepted),
+                 local_scores=None if self.local_scores is None else json.dumps(self.local_scores),
+                 rejected=json.dumps(self.rejected))
+        return d
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Verified":
+        """Decode one row; raises :class:`RecordError` naming the row when it is corrupted."""
+        d = dict(row)
+        try:
+            for key in ("labels", "rejected", "local_scores"):
+                if d[key] is not None:
+                    d[key] = json.loads(d[key])
+            if not isinstance(d["labels"], list) or not isinstance(d["rejected"], list):
+                raise ValueError("labels and rejected must be JSON lists")
+            if d["local_scores"] is not None and not isinstance(d["local_scores"], dict):
+                raise ValueError("local_scores must be a JSON object")
+            if d["local_accepted"] is not None:
+                d["local_accepted"] = bool(d["local_accepted"])
+            for key in ("label_key", "input_norm", "template"):
+                d.pop(key)
+            return cls(**d)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RecordError(f"verified_outcomes row {d.get('id')}: {exc}") from None
+
+
+_COLUMNS = tuple(Verified("a", (), "", "", "human").row())
+
+
+class Memory:
+    """The verified-outcome records in one SQLite file.  Thread-safe.
+
+    ``path``: the store's database (``<data dir>/memory.db`` by default).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self.conn = connect(path)
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ writes
+    def add(self, record: Verified, replace: bool = False) -> bool:
+        """Insert ``record``; returns False when one with the same
+        (objective id, source) exists and ``replace`` is false (a re-delivered
+        event).  ``replace`` (feedback given again) overwrites it."""
+        return self.add_many([record], replace)[0]
+
+    def add_many(self, records: list[Verified], replace: bool = False) -> list[bool]:
+        """:meth:`add` for many records in one transaction (all or nothing)."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        sql = f"{verb} INTO verified_outcomes ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
+        with self.lock, self.transaction():
+            return [self.conn.execute(sql, [r.row()[c] for c in _COLUMNS]).rowcount == 1 for r in records]
+
+    def transaction(self):
+        """A ``BEGIN IMMEDIATE`` … ``COMMIT`` block (rolled back on any exception)."""
+        return _Transaction(self.conn)
+
+    # ------------------------------------------------------------------ reads
+    def records(self, where: str = "1", params: tuple = (), order: str = "id") -> Iterator[Verified]:
+        """Records matching an SQL ``where`` clause; corrupted rows are logged and skipped."""
+        with self.lock:
+            rows = self.conn.execute(f"SELECT * FROM verified_outcomes WHERE {where} ORDER BY {order}",
+                                     params).fetchall()
+        for row in rows:
+            try:
+                yield Verified.from_row(row)
+            except RecordError as exc:
+                logger.warning("memory: skipping a corrupted record: {}", exc)
+
+    def count(self, where: str = "1", params: tuple = ()) -> int:
+        """Number of rows matching ``where``."""
+        with self.lock:
+            return self.conn.execute(f"SELECT COUNT(*) FROM verified_outcomes WHERE {where}", params).fetchone()[0]
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self.conn.close()
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind, exc, tb):
+        self.conn.execute("ROLLBACK" if kind else "COMMIT")
+        return False

@@ -1,0 +1,62 @@
+"""Fixtures of the learning-memory tests: an in-process daemon over the real
+Redis of the session, with the workers' router on loopback fakes (a fake
+Ollama as the local tier, the Anthropic fake through the official client as
+the teacher)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from rq import Queue, SimpleWorker
+
+from swarmd import constants as K
+from swarmd.objectives import validate
+from swarmd.router import Router
+from swarmd.workers import jobs
+from tests.fakes import closed_port_url
+from tests.fakes.config import make_config
+
+SURE, UNSURE = math.log(0.95), math.log(0.3)
+LABELS = ("feat", "fix", "docs")
+
+
+class Swarm:
+    """An in-process daemon and an RQ SimpleWorker on one real Redis."""
+
+    def __init__(self, tmp_path, redis_conn, config, monkeypatch):
+        from swarmd.daemon.service import Daemon
+
+        self.redis, self.config = redis_conn, config
+        monkeypatch.setattr(jobs, "_ROUTER", Router(config))
+        self.daemon = Daemon(config, None, tmp_path / "data", redis_conn)
+
+    def run(self, *objectives: dict) -> None:
+        """Submit ``objectives``, run their jobs and persist their events."""
+        for raw in objectives:
+            obj = validate(raw, self.config)
+            self.redis.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
+        self.daemon.handle(self.daemon.read_streams(block_ms=100))
+        SimpleWorker([Queue(q, connection=self.redis) for q in K.QUEUES], connection=self.redis).work(burst=True)
+        while self.daemon.drain_events():
+            pass
+
+    def close(self) -> None:
+        self.daemon.close()
+
+
+@pytest.fixture
+def swarm_factory(tmp_path, redis_conn, monkeypatch):
+    """``make(fast_url, api_url)`` → a :class:`Swarm` whose LOCAL_QUALITY is unreachable."""
+    made = []
+
+    def make(fast_url: str, api_url: str, **sections) -> Swarm:
+        swarm = Swarm(tmp_path, redis_conn, make_config(fast_url, closed_port_url(), api_url, **sections),
+                      monkeypatch)
+        made.append(swarm)
+        return swarm
+
+    yield make
+    for swarm in made:
+        swarm.close()

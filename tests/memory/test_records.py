@@ -1,0 +1,74 @@
+"""Verified-outcome records: the teacher hook on the cascade, idempotence,
+corrupted rows, and the keys (normalised input, template)."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmd.memory.records import Memory, RecordError, Verified, template_of
+from tests.fakes import Answer
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.ollama_server import FakeOllama
+from tests.memory.conftest import LABELS, SURE, UNSURE
+
+
+def _obj(oid: str, text: str = "add a --dry-run flag") -> dict:
+    return {"id": oid, "action": "classify", "input": text, "labels": ",".join(LABELS)}
+
+
+def test_teacher_record_written_when_the_api_answers_after_a_local_rejection(swarm_factory):
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["feat"]) as api:
+        swarm = swarm_factory(fast.url, api.url)
+        swarm.run(_obj("t-1"))
+    assert swarm.daemon.store.get("t-1")["tier"] == "API_FALLBACK"
+    (rec,) = swarm.daemon.memory.records()
+    assert (rec.source, rec.answer, rec.objective_id, rec.verifier) == ("teacher", "feat", "t-1", "claude-sonnet-5-5")
+    assert (rec.model, rec.local_tier, rec.local_answer, rec.local_accepted) == ("small", "LOCAL_FAST", "fix", False)
+    assert rec.local_confidence == pytest.approx(0.3)
+    assert [r["answer"] for r in rec.rejected] == ["fix"] and rec.labels == LABELS
+    assert rec.local_correct is False
+
+
+def test_a_redelivered_finished_event_writes_no_second_record(swarm_factory, redis_conn):
+    import json
+
+    from swarmd import constants as K
+
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["feat"]) as api:
+        swarm = swarm_factory(fast.url, api.url)
+        swarm.run(_obj("t-2"))
+    (event_id, fields), = [e for e in redis_conn.xrange(K.EVENT_STREAM) if e[1][b"kind"] == b"finished"]
+    swarm.daemon.apply_events([(event_id.decode(), "finished", "t-2", json.loads(fields[b"payload"]))])
+    assert swarm.daemon.memory.count() == 1
+
+
+def test_an_answer_accepted_by_the_gate_alone_is_not_verified(swarm_factory):
+    with FakeOllama([Answer("fix", logprobs=[SURE])]) as fast, FakeAnthropic(["feat"]) as api:
+        swarm = swarm_factory(fast.url, api.url)
+        swarm.run(_obj("t-3"))
+        assert api.model_requests() == []
+    assert swarm.daemon.store.get("t-3")["state"] == "done"
+    assert swarm.daemon.memory.count() == 0
+
+
+def test_a_corrupted_record_is_skipped_with_an_error_naming_it(tmp_path, log_lines):
+    memory = Memory(tmp_path / "m.db")
+    memory.add_many([Verified("classify", LABELS, f"msg {i}", "fix", "human", objective_id=f"o{i}")
+                     for i in range(3)])
+    memory.conn.execute("UPDATE verified_outcomes SET rejected='{not json' WHERE objective_id='o1'")
+    assert [r.objective_id for r in memory.records()] == ["o0", "o2"]
+    assert any("WARNING" in line and "verified_outcomes row 2" in line for line in log_lines)
+
+
+def test_an_answer_outside_the_labels_is_refused():
+    with pytest.raises(RecordError, match="'chore' is not one of the labels"):
+        Verified("classify", LABELS, "x", "chore", "human")
+
+
+@pytest.mark.parametrize("text, template", [
+    ("bump gitpython from 3.1.52 to 3.1.54 (#2038)", "bump gitpython from <ver> to <ver> (#<n>)"),
+    ("Revert  2f9a1c3d  in  v2.0.0rc1", "revert <hash> in <ver>"),
+    ("update screenshots for 4 commands", "update screenshots for <n> commands"),
+])
+def test_template_masks_versions_hashes_and_numbers(text, template):
+    assert template_of(text) == template
