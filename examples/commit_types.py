@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from swarmd.store.db import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "commits-commitizen.jsonl"
@@ -57,8 +58,7 @@ def wait_for_daemon(data_dir: Path, proc: subprocess.Popen, timeout_s: float = 1
 
 
 def report(db: Path, ids: list[str], labels: dict[str, str], console: Console) -> dict:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
+    conn = connect(db, readonly=True)
     marks = ",".join("?" * len(ids))
     rows = [dict(r) for r in conn.execute(f"SELECT * FROM objectives WHERE id IN ({marks})", ids)]
     ledger = [dict(r) for r in conn.execute(f"SELECT * FROM ledger WHERE objective_id IN ({marks})", ids)]

@@ -2,7 +2,9 @@
 
 Subpackages: :mod:`swarmd.router` (tiers, providers, quality gate, ledger),
 :mod:`swarmd.daemon`, :mod:`swarmd.workers`, :mod:`swarmd.governor`,
-:mod:`swarmd.memory`; the command line is :mod:`swarmd.cli` (``swarmctl``).
+:mod:`swarmd.store` (SQLite: objectives, ledger, audit log; schema
+migrations), :mod:`swarmd.memory` (the learning memory); the command line
+is :mod:`swarmd.cli` (``swarmctl``).
 """
 
 __version__ = "0.1.0"

@@ -292,8 +292,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """One objective: its result and every attempt (from the store, else Redis)."""
-    from swarmd.memory.store import Store
     from swarmd.paths import data_dir, db_path
+    from swarmd.store.objectives import Store
 
     config = load_config(args.config)
     path = db_path(data_dir(args.data_dir), config.storage.db)

@@ -12,7 +12,7 @@ import urllib.request
 import yaml
 
 from swarmd.cli import main as swarmctl
-from swarmd.memory.store import Store
+from swarmd.store.objectives import Store
 from tests.daemon.helpers import ROOT, start_daemon, wait_final, write_jsonl
 
 CAP = 0.02

@@ -14,11 +14,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from swarmd.cli import main as swarmctl
 from swarmd.costs.ledger_data import read_rows, summarize
-from swarmd.memory.store import Store
 from swarmd.objectives import Objective
 from swarmd.reports import daily_report, register_report_jobs
 from swarmd.reports.costs import build_report, parse_since, render_markdown, summary_line, write_report
 from swarmd.router import Ledger, LedgerRow
+from swarmd.store.objectives import Store
 from tests.costs.conftest import API_PRICES, ROOT, build_ledger, make_config
 
 NOW = time.time()
@@ -71,7 +71,7 @@ def test_report_numbers_on_a_known_ledger(tmp_path, config):
     assert classify["escalation_rate"] == pytest.approx(2 / 3) and classify["unresolved"] == 0
     assert report["by_action"]["summarize"]["unresolved"] == 1 and report["unresolved"] == 1
     assert report["escalation_rate"] == pytest.approx(3 / 6)
-    assert report["objectives"] is None                         # a bare ledger has no objectives table
+    assert report["objectives"] is None                         # a ledger written by the router alone
 
 
 def test_report_counts_unresolved_budget_objectives_from_the_store(tmp_path, config):

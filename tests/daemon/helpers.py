@@ -12,8 +12,8 @@ from pathlib import Path
 import redis
 
 from swarmd import constants as K
-from swarmd.memory.store import Store
 from swarmd.objectives import FINAL_STATES
+from swarmd.store.objectives import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 

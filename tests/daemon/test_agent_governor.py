@@ -21,7 +21,7 @@ import redis
 import yaml
 
 from swarmd import cli
-from swarmd.memory.store import Store
+from swarmd.store.objectives import Store
 from tests.daemon.helpers import ROOT, start_daemon, wait_final
 from tests.fakes import Answer, as_reply, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic

@@ -9,8 +9,8 @@ import pytest
 
 from swarmd import cli
 from swarmd import constants as K
-from swarmd.memory.store import Store
 from swarmd.objectives import Objective
+from swarmd.store.objectives import Store
 from tests.daemon.helpers import ROOT, daemon_env
 
 

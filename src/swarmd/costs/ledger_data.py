@@ -34,6 +34,7 @@ from pathlib import Path
 
 from swarmd.config import Config
 from swarmd.costs.pricing import api_model, price_usd
+from swarmd.store.db import connect
 
 REQUIRED = ("action", "tier", "tokens_in", "tokens_out", "cost_usd", "outcome")
 COLUMNS = ("ts", "objective_id", "action", "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd",
@@ -47,12 +48,6 @@ class LedgerReadError(ValueError):
 def _is_sqlite(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(16) == b"SQLite format 3\x00"
-
-
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    conn.row_factory = sqlite3.Row
-    return conn
 
 
 def read_rows(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> list[dict]:
@@ -71,7 +66,7 @@ def read_rows(path: str | Path, since_ts: float | None = None, until_ts: float |
             sql, args = sql + " AND ts >= ?", args + [since_ts]
         if until_ts is not None:
             sql, args = sql + " AND ts < ?", args + [until_ts]
-        conn = _connect_ro(p)
+        conn = connect(p, readonly=True)
         try:
             return [dict(r) for r in conn.execute(sql + " ORDER BY ts, id", args)]
         except sqlite3.DatabaseError as exc:
@@ -123,12 +118,16 @@ def write_jsonl(rows: list[dict], path: str | Path) -> int:
 def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> dict | None:
     """Objectives that finished in the window (store only): ``{"by_state":
     {state: n}, "unresolved_by_reason": {reason: n}}``, or ``None`` when the
-    source has no ``objectives`` table (a bare ledger or a JSONL export)."""
+    source holds no objectives at all: a JSONL export, a ledger file from
+    before schema versioning (no ``objectives`` table), or a ledger written by
+    the router alone (``swarmctl ask``, benches: the table exists, empty)."""
     p = Path(path)
     if not p.is_file() or not _is_sqlite(p):
         return None
-    conn = _connect_ro(p)
+    conn = connect(p, readonly=True)
     try:
+        if conn.execute("SELECT 1 FROM objectives LIMIT 1").fetchone() is None:
+            return None
         sql, args = "SELECT state, reason FROM objectives WHERE finished_at IS NOT NULL", []
         if since_ts is not None:
             sql, args = sql + " AND finished_at >= ?", args + [since_ts]

@@ -50,10 +50,10 @@ from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_pol
 from swarmd.governor.audit import log_row
 from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
-from swarmd.memory.store import Store
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
 from swarmd.reports import register_report_jobs, schedule_daily_report
+from swarmd.store.objectives import Store
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION
 

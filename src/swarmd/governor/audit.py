@@ -2,9 +2,10 @@
 
 Columns: ``id`` (autoincrement), ``ts`` (UTC ISO-8601 with microseconds),
 ``objective_id`` (text or NULL), ``tool``, ``args`` (JSON, secrets redacted by
-:func:`redact`), ``decision``, ``rule``, ``reason``. The caller chooses the
-database file (the project's store is ``memory.db``); the table is created if
-missing, so it can live beside other tables.
+:func:`redact`), ``decision``, ``rule``, ``reason``. The table is created by
+migration 3 of :mod:`swarmd.store.schema`; the caller chooses the database
+file (the project's store is ``memory.db``), opened with
+:func:`swarmd.store.schema.open_db` beside the other tables.
 """
 
 from __future__ import annotations
@@ -20,19 +21,7 @@ from typing import Any
 
 from loguru import logger
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts TEXT NOT NULL,
-    objective_id TEXT,
-    tool TEXT NOT NULL,
-    args TEXT NOT NULL,
-    decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'ask')),
-    rule TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_log_objective ON audit_log (objective_id, decision);
-"""
+from swarmd.store.schema import open_db
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), "sk-ant-[REDACTED]"),
@@ -151,16 +140,14 @@ class AuditLog:
     """Appends decisions to ``audit_log`` in the SQLite file ``db_path``.
 
     Thread-safe (one connection guarded by a lock). Raises ``sqlite3.Error`` if
-    the file cannot be opened or the table cannot be created.
+    the file cannot be opened or migrated (:func:`swarmd.store.schema.open_db`),
+    :class:`~swarmd.store.schema.SchemaTooNew` if a newer swarmd wrote it.
     """
 
     def __init__(self, db_path: str | Path):
         self.db_path = str(db_path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=10)
-        with self._lock:
-            self._conn.executescript(SCHEMA)
-            self._conn.commit()
+        self._conn = open_db(self.db_path)
 
     def record(self, objective_id: str | None, tool: str, args: Any, decision: Any) -> int:
         """Append one decision (a :class:`~swarmd.governor.Decision`); returns the row id.
@@ -174,7 +161,6 @@ class AuditLog:
                 "INSERT INTO audit_log (ts, objective_id, tool, args, decision, rule, reason) VALUES (?,?,?,?,?,?,?)",
                 (row["ts"], row["objective_id"], row["tool"], row["args"], row["decision"], row["rule"],
                  row["reason"]))
-            self._conn.commit()
             row_id = int(cur.lastrowid or 0)
         log_row(row)
         return row_id

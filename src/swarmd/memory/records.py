@@ -36,57 +36,20 @@ from typing import Iterator
 
 from loguru import logger
 
-from swarmd.router.ledger import connect as _sqlite_connect
+from swarmd.store.schema import open_db
 
 SOURCES = ("teacher", "human", "audit")
 #: precedence when two verifications of one input disagree (higher wins)
 SOURCE_RANK = {"teacher": 1, "audit": 2, "human": 3}
-
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS verified_outcomes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    action TEXT NOT NULL,
-    labels TEXT NOT NULL,            -- JSON list, as asked
-    label_key TEXT NOT NULL,         -- the label set, sorted and comma-joined
-    input TEXT NOT NULL,
-    input_norm TEXT NOT NULL,        -- normalise_input(input)
-    template TEXT NOT NULL,          -- template_of(input)
-    answer TEXT,                     -- NULL: a human judged the answer wrong without giving the right one
-    source TEXT NOT NULL,
-    verifier TEXT,                   -- teacher model, "human" or the auditing model
-    objective_id TEXT,
-    model TEXT,                      -- local model whose answer is judged (or NULL)
-    local_tier TEXT,
-    local_answer TEXT,
-    local_confidence REAL,
-    local_accepted INTEGER,          -- 1 when the gate accepted the local answer
-    local_scores TEXT,               -- JSON {label: ln p(label)} or NULL
-    rejected TEXT NOT NULL DEFAULT '[]',   -- JSON list of the attempts not accepted
-    note TEXT,
-    created_at REAL NOT NULL,
-    verified_at REAL NOT NULL,
-    value REAL NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS verified_objective_source ON verified_outcomes(objective_id, source);
-CREATE INDEX IF NOT EXISTS verified_lookup ON verified_outcomes(action, label_key, input_norm);
-CREATE INDEX IF NOT EXISTS verified_template ON verified_outcomes(action, label_key, template);
-"""
-
 
 class RecordError(ValueError):
     """A verified-outcome row that cannot be used; the message names the row and why."""
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open the SQLite file at ``path`` with the memory tables (WAL, 30 s busy timeout).
-
-    The one place that opens the database, so moving to the project's shared
-    ``connect()`` is a one-line change.
-    """
-    conn = _sqlite_connect(path)
-    conn.executescript(SCHEMA)
-    return conn
+    """Open the SQLite file at ``path`` with :func:`swarmd.store.schema.open_db`
+    (WAL, 30 s busy timeout; ``verified_outcomes`` is created by its migration 5)."""
+    return open_db(path)
 
 
 # --------------------------------------------------------------------------- keys

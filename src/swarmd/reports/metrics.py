@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from swarmd.store.db import connect
 from swarmd.workers.parking import queue_depths
 
 LABELS = ("tier", "model", "action")
@@ -72,7 +73,7 @@ class DaemonMetrics:
     """The daemon's metrics over its store (``db_path``), Redis and budget.
 
     ``store``: an object with ``counts() -> {state: n}`` (the daemon's
-    :class:`~swarmd.memory.store.Store`) or ``None``; ``redis``: the daemon's
+    :class:`~swarmd.store.objectives.Store`) or ``None``; ``redis``: the daemon's
     client or ``None``; ``budget``: a :class:`~swarmd.router.budgets.Budget`
     or ``None``; ``from_start``: count ledger rows already present too
     (default: only rows added from now on).  ``registry`` holds everything.
@@ -95,9 +96,7 @@ class DaemonMetrics:
         self.server = None
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        return conn
+        return connect(self.db_path, readonly=True)
 
     def _max_id(self) -> int:
         try:

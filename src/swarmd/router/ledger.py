@@ -13,8 +13,9 @@ Table ``ledger`` (in the store, ``memory.db`` by default)::
 not and a further tier was tried; *rejected* it did not and no tier was left;
 *error* the call failed (the reason is in ``error``).
 
-The database runs in WAL mode with a busy timeout, so worker processes on one
-host can append concurrently.
+The table is created by migration 1 of :mod:`swarmd.store.schema`; the file
+is opened with :func:`swarmd.store.schema.open_db` (WAL, busy timeout), so
+processes on one host can append concurrently.
 """
 
 from __future__ import annotations
@@ -25,26 +26,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    objective_id TEXT,
-    action TEXT NOT NULL,
-    tier TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    tokens_in INTEGER NOT NULL,
-    tokens_out INTEGER NOT NULL,
-    cost_usd REAL NOT NULL,
-    latency_ms REAL NOT NULL,
-    confidence REAL,
-    outcome TEXT NOT NULL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
-CREATE INDEX IF NOT EXISTS ledger_objective ON ledger(objective_id);
-"""
+from swarmd.store.schema import open_db
 
 
 @dataclass
@@ -81,23 +63,15 @@ def insert_row(conn: sqlite3.Connection, row: LedgerRow) -> None:
                  [values[c] for c in _COLUMNS])
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating) a SQLite store with WAL and a 30 s busy timeout."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
 class Ledger:
-    """Append-only cost ledger over one SQLite file.  Thread-safe."""
+    """Append-only cost ledger over one SQLite file (created and migrated to
+    the current schema if needed; the daemon's ``memory.db`` or a file of its
+    own).  Thread-safe.  Raises :class:`~swarmd.store.schema.SchemaTooNew` or
+    ``sqlite3.Error`` when the file cannot be opened."""
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
+        self._conn = open_db(path)
         self._lock = threading.Lock()
 
     def record(self, row: LedgerRow) -> None:

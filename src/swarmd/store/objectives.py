@@ -1,6 +1,8 @@
-"""The SQLite store (``memory.db``): objectives, their attempts and the cost ledger.
+"""The daemon's objective store (``memory.db``): objectives, their attempts,
+and the rows that arrive with worker events (cost ledger, audit log).
 
-Tables:
+Tables (created by :mod:`swarmd.store.schema`, opened with
+:func:`~swarmd.store.schema.open_db`):
 
 * ``objectives`` — one row per objective: fields of the objective, ``state``
   (queued | running | awaiting_approval | done | failed | unresolved),
@@ -9,10 +11,11 @@ Tables:
   reason.
 * ``attempts`` — every model call made for an objective (JSON of
   :class:`swarmd.router.Attempt`), in order.
-* ``ledger`` — the cost ledger (see :mod:`swarmd.router.ledger`).
 * ``events_seen`` — ids of worker events already persisted, so a re-delivered
   event is not counted twice.
-* ``audit_log`` — every governor decision (see :mod:`swarmd.governor.audit`):
+* ``ledger`` — the cost ledger (columns: :mod:`swarmd.router.ledger`): one row
+  per attempt, written here in the same transaction as the attempt.
+* ``audit_log`` — every governor decision (columns: :mod:`swarmd.governor.audit`):
   the workers' decisions arrive inside their events (``audit`` lists), the
   approvals' (approve / reject / timeout) inside ``resolved`` events.
 
@@ -27,55 +30,23 @@ import threading
 import time
 from pathlib import Path
 
-from swarmd.governor.audit import SCHEMA as AUDIT_SCHEMA
 from swarmd.governor.audit import insert_rows as insert_audit_rows
 from swarmd.objectives import FINAL_STATES, STATES, Objective
-from swarmd.router.ledger import SCHEMA as LEDGER_SCHEMA
-from swarmd.router.ledger import LedgerRow, connect, insert_row
-
-SCHEMA = LEDGER_SCHEMA + """
-CREATE TABLE IF NOT EXISTS objectives (
-    id TEXT PRIMARY KEY,
-    action TEXT NOT NULL,
-    input TEXT NOT NULL,
-    labels TEXT,
-    priority TEXT NOT NULL,
-    max_cost_usd REAL,
-    tags TEXT NOT NULL,
-    state TEXT NOT NULL,
-    submitted_at REAL NOT NULL,
-    queued_at REAL,
-    started_at REAL,
-    finished_at REAL,
-    worker TEXT,
-    answer TEXT,
-    confidence REAL,
-    tier TEXT,
-    model TEXT,
-    cost_usd REAL,
-    escalations INTEGER,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS objectives_state ON objectives(state);
-CREATE TABLE IF NOT EXISTS attempts (
-    objective_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (objective_id, n)
-);
-CREATE TABLE IF NOT EXISTS events_seen (event_id TEXT PRIMARY KEY);
-""" + AUDIT_SCHEMA
+from swarmd.router.ledger import LedgerRow, insert_row
+from swarmd.store.schema import open_db
 
 _RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")
 
 
 class Store:
-    """The daemon's SQLite store.  Thread-safe; WAL mode."""
+    """The daemon's SQLite store at ``path`` (created and migrated if needed).
+    Thread-safe (one connection guarded by a lock).  Raises
+    :class:`~swarmd.store.schema.SchemaTooNew` or ``sqlite3.Error`` when the
+    file cannot be opened."""
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
+        self._conn = open_db(path)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes

@@ -1,0 +1,25 @@
+"""Storage: every SQLite file swarmd keeps, and how it is opened.
+
+* :mod:`swarmd.store.db` — :func:`connect`, the one place a SQLite connection
+  is made (WAL, 30 s busy timeout, foreign keys on; read-only mode for
+  readers).
+* :mod:`swarmd.store.schema` — the schema registry: every table as a numbered
+  migration tagged with its owning component, applied on open
+  (:func:`open_db`) and tracked in ``PRAGMA user_version``.
+* :mod:`swarmd.store.objectives` — :class:`~swarmd.store.objectives.Store`,
+  the daemon's objective store (``memory.db``: objectives, attempts, and the
+  ledger and audit rows that arrive in worker events).
+
+Rows of other components are written by their own code over these
+connections: the cost ledger by :mod:`swarmd.router.ledger`, the audit log by
+:mod:`swarmd.governor.audit`.  Where the file is: :func:`swarmd.paths.db_path`.
+The learning memory is :mod:`swarmd.memory`.
+
+This package imports nothing else from swarmd at import time, so any component
+can use it; import ``Store`` from :mod:`swarmd.store.objectives`.
+"""
+
+from swarmd.store.db import BUSY_TIMEOUT_S, connect
+from swarmd.store.schema import SCHEMA_VERSION, SchemaTooNew, open_db
+
+__all__ = ["BUSY_TIMEOUT_S", "SCHEMA_VERSION", "SchemaTooNew", "connect", "open_db"]

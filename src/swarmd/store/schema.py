@@ -1,0 +1,237 @@
+"""The schema registry: every table swarmd keeps in SQLite, as numbered migrations.
+
+A swarmd database (the daemon's ``memory.db``, or any file given to
+:class:`~swarmd.costs.ledger.Ledger` or :class:`~swarmd.governor.audit.AuditLog`)
+records in ``PRAGMA user_version`` the number of the last migration applied
+to it (0: a database from before versioning, or a new file).
+:func:`open_db` connects (:func:`swarmd.store.db.connect`) and applies, in
+order and each in its own ``BEGIN IMMEDIATE`` transaction together with the
+new ``user_version``, every migration above that number — so two processes
+opening one old file at once migrate it once, and a migration that fails
+leaves the file as it was.
+
+Each :class:`Migration` names the component that owns the tables it touches
+(the code that reads and writes them); the columns are documented there:
+
+====  ===================  ==================================================
+ v    component            tables
+====  ===================  ==================================================
+ 1    ``costs.ledger``     ``ledger``: the cost ledger, one row per model call
+ 2    ``store.objectives`` ``objectives``, ``attempts``, ``events_seen``
+ 3    ``governor.audit``   ``audit_log``: every governor decision
+ 4    ``store.objectives`` index ``objectives_finished`` (reports' time windows)
+ 5    ``memory.records``   ``verified_outcomes``: the learning memory's records
+====  ===================  ==================================================
+
+Migrations 1-3 (and 5, whose table was created the same way for a few
+commits) are the schema as it was before versioning, written with ``IF NOT
+EXISTS``: on a version-0 file they create what is missing and leave existing
+tables and rows alone (``tests/store/test_migrations.py`` opens such
+a file).  A component adds tables or columns by appending a migration with the
+next number; a migration, once released, never changes.  A file whose
+``user_version`` is above :data:`SCHEMA_VERSION` (written by a newer swarmd)
+is refused with :class:`SchemaTooNew` rather than used half-understood.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmd.errors import BadInput
+from swarmd.store.db import connect
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: ``version`` (1, 2, ...: its position), the owning
+    ``component`` (module under ``swarmd``), what it does, and its SQL (one or
+    more statements; no ``BEGIN``/``COMMIT``: :func:`migrate` owns the
+    transaction)."""
+
+    version: int
+    component: str
+    description: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "costs.ledger", "cost ledger: one row per model call", """
+        CREATE TABLE IF NOT EXISTS ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            objective_id TEXT,
+            action TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            latency_ms REAL NOT NULL,
+            confidence REAL,
+            outcome TEXT NOT NULL,
+            error TEXT
+        );
+        CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
+        CREATE INDEX IF NOT EXISTS ledger_objective ON ledger(objective_id);
+    """),
+    Migration(2, "store.objectives", "objectives, their attempts, worker events already persisted", """
+        CREATE TABLE IF NOT EXISTS objectives (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            input TEXT NOT NULL,
+            labels TEXT,
+            priority TEXT NOT NULL,
+            max_cost_usd REAL,
+            tags TEXT NOT NULL,
+            state TEXT NOT NULL,
+            submitted_at REAL NOT NULL,
+            queued_at REAL,
+            started_at REAL,
+            finished_at REAL,
+            worker TEXT,
+            answer TEXT,
+            confidence REAL,
+            tier TEXT,
+            model TEXT,
+            cost_usd REAL,
+            escalations INTEGER,
+            reason TEXT
+        );
+        CREATE INDEX IF NOT EXISTS objectives_state ON objectives(state);
+        CREATE TABLE IF NOT EXISTS attempts (
+            objective_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (objective_id, n)
+        );
+        CREATE TABLE IF NOT EXISTS events_seen (event_id TEXT PRIMARY KEY);
+    """),
+    Migration(3, "governor.audit", "audit log: every governor decision", """
+        CREATE TABLE IF NOT EXISTS audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            objective_id TEXT,
+            tool TEXT NOT NULL,
+            args TEXT NOT NULL,
+            decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'ask')),
+            rule TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS audit_log_objective ON audit_log (objective_id, decision);
+    """),
+    Migration(4, "store.objectives", "index objectives by finish time (reports' time windows)", """
+        CREATE INDEX IF NOT EXISTS objectives_finished ON objectives(finished_at);
+    """),
+    Migration(5, "memory.records", "learning memory: verified outcomes", """
+        CREATE TABLE IF NOT EXISTS verified_outcomes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            action TEXT NOT NULL,
+            labels TEXT NOT NULL,            -- JSON list, as asked
+            label_key TEXT NOT NULL,         -- the label set, sorted and comma-joined
+            input TEXT NOT NULL,
+            input_norm TEXT NOT NULL,        -- normalise_input(input)
+            template TEXT NOT NULL,          -- template_of(input)
+            answer TEXT,                     -- NULL: a human judged the answer wrong without giving the right one
+            source TEXT NOT NULL,
+            verifier TEXT,                   -- teacher model, "human" or the auditing model
+            objective_id TEXT,
+            model TEXT,                      -- local model whose answer is judged (or NULL)
+            local_tier TEXT,
+            local_answer TEXT,
+            local_confidence REAL,
+            local_accepted INTEGER,          -- 1 when the gate accepted the local answer
+            local_scores TEXT,               -- JSON {label: ln p(label)} or NULL
+            rejected TEXT NOT NULL DEFAULT '[]',   -- JSON list of the attempts not accepted
+            note TEXT,
+            created_at REAL NOT NULL,
+            verified_at REAL NOT NULL,
+            value REAL NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS verified_objective_source ON verified_outcomes(objective_id, source);
+        CREATE INDEX IF NOT EXISTS verified_lookup ON verified_outcomes(action, label_key, input_norm);
+        CREATE INDEX IF NOT EXISTS verified_template ON verified_outcomes(action, label_key, template);
+    """),
+)
+
+#: The ``user_version`` of a database migrated by this code.
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(BadInput):
+    """The database was migrated by a newer swarmd (its ``user_version`` is
+    above :data:`SCHEMA_VERSION`); the message names the file and both versions."""
+
+
+def _check_registry(migrations: tuple[Migration, ...]) -> None:
+    numbers = [m.version for m in migrations]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise AssertionError(f"swarmd.store.schema: migrations must be numbered 1..n in order, found {numbers}")
+
+
+_check_registry(MIGRATIONS)
+
+
+def _statements(sql: str) -> list[str]:
+    """``sql`` split into complete statements (``executescript`` would commit
+    the open transaction, so statements run one by one)."""
+    out, buf = [], ""
+    for part in sql.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n\t;"):
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement in migration: {buf.strip()[:80]!r}")
+    return out
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """``PRAGMA user_version`` of the database on ``conn``."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS, where: str = "") -> int:
+    """Apply to ``conn`` (autocommit, as from :func:`~swarmd.store.db.connect`)
+    every migration above its ``user_version``, each with its new version in
+    one transaction; returns how many were applied.  ``where`` names the file
+    in errors.  Raises :class:`SchemaTooNew`, or ``sqlite3.Error`` from a
+    failing migration (that migration is rolled back; earlier ones stay)."""
+    latest = migrations[-1].version if migrations else 0
+    applied = 0
+    for m in migrations:
+        if m.version <= user_version(conn):       # cheap check without the write lock
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = user_version(conn)           # another process may have migrated meanwhile
+            if m.version == found + 1:
+                for statement in _statements(m.sql):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {int(m.version)}")
+                applied += 1
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    found = user_version(conn)
+    if found > latest:
+        raise SchemaTooNew(f"{where or 'database'}: schema version {found} is newer than this swarmd's "
+                           f"({latest}); upgrade swarmd or use another data directory")
+    return applied
+
+
+def open_db(path: str | Path) -> sqlite3.Connection:
+    """:func:`~swarmd.store.db.connect` to ``path`` (created if missing) and
+    :func:`migrate` it to :data:`SCHEMA_VERSION`.  Raises :class:`SchemaTooNew`
+    or ``sqlite3.Error``."""
+    conn = connect(path)
+    try:
+        migrate(conn, where=str(path))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
