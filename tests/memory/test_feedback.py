@@ -9,8 +9,8 @@ import pytest
 
 from swarmd.memory.feedback import Feedback, FeedbackError, apply_feedback, apply_file, parse_lines
 from swarmd.memory.records import Memory
-from swarmd.memory.store import Store
 from swarmd.objectives import Objective
+from swarmd.store.objectives import Store
 
 LABELS = ["feat", "fix", "docs"]
 

@@ -12,11 +12,12 @@
 
 Rows of other components are written by their own code over these
 connections: the cost ledger by :mod:`swarmd.router.ledger`, the audit log by
-:mod:`swarmd.governor.audit`.  Where the file is: :func:`swarmd.paths.db_path`.
-The learning memory is :mod:`swarmd.memory`.
+:mod:`swarmd.governor.audit`, the learning memory's verified outcomes by
+:mod:`swarmd.memory.records`.  Where the file is: :func:`swarmd.paths.db_path`.
 
-This package imports nothing else from swarmd at import time, so any component
-can use it; import ``Store`` from :mod:`swarmd.store.objectives`.
+This package's ``__init__`` imports only :mod:`swarmd.errors` besides its own
+modules, so any component can use it without an import cycle; import
+``Store`` from :mod:`swarmd.store.objectives`.
 """
 
 from swarmd.store.db import BUSY_TIMEOUT_S, connect
