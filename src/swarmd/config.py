@@ -12,29 +12,24 @@ Secrets are :class:`pydantic.SecretStr`: they never appear in ``repr`` or logs.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from swarmd.validation import InputError, Invalid, YamlDoc, parse_yaml, read_yaml, short, validate_yaml
 
 DEFAULT_CONFIG_NAME = "llm_config.yaml"
 TIER_NAMES = ("LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK")
 OUTPUT_KINDS = ("label", "labels", "yes_no", "json", "text", "code")
 
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be used.
-
-    Attributes: ``file`` (path or ``None``), ``line`` (1-based or ``None``),
-    ``key`` (dotted key path), ``expected`` and ``found`` (human-readable).
-    """
-
-    def __init__(self, file: str | None, line: int | None, key: str, expected: str, found: str):
-        self.file, self.line, self.key, self.expected, self.found = file, line, key, expected, found
-        where = f"{file or '<config>'}" + (f":{line}" if line else "")
-        super().__init__(f"{where}: {key or '<root>'}: expected {expected}, found {found}")
+class ConfigError(InputError):
+    """A configuration file that cannot be used: every problem found, each
+    with file, line, dotted key path, expected and found (see
+    :class:`swarmd.validation.InputError` for the attributes)."""
 
 
 class _Strict(BaseModel):
@@ -57,7 +52,9 @@ class LabelCalibration(_Strict):
 
     With a ``bias`` the calibration applies only when the label set is
     exactly its labels; without one it applies to any label set. Labels absent
-    from ``label_intercept`` get 0.
+    from ``label_intercept`` get 0.  The prompt carries an action's
+    calibrations to the provider (:class:`swarmd.router.providers.base.Prompt`),
+    which calls :meth:`applies`, :meth:`adjust` and :meth:`confidence`.
     """
 
     model: str
@@ -66,6 +63,21 @@ class LabelCalibration(_Strict):
     scale: float = Field(1.0, gt=0)
     bias: dict[str, float] = Field(default_factory=dict)
     label_intercept: dict[str, float] = Field(default_factory=dict)
+
+    def applies(self, model: str, labels: tuple[str, ...]) -> bool:
+        """True for the model it was fitted for and, when it has a ``bias``,
+        exactly the label set it was fitted on (any order)."""
+        return model == self.model and (not self.bias or set(labels) == set(self.bias))
+
+    def adjust(self, logprobs: dict[str, float]) -> dict[str, float]:
+        """``scale · ln p + bias`` per label (unnormalised log-scores)."""
+        return {label: self.scale * lp + self.bias.get(label, 0.0) for label, lp in logprobs.items()}
+
+    def confidence(self, label: str, ln_q: float) -> float:
+        """Platt-scaled confidence in [0, 1] of answer ``label`` whose
+        within-set log-probability after adjustment is ``ln_q`` (<= 0)."""
+        z = self.slope * ln_q + self.intercept + self.label_intercept.get(label, 0.0)
+        return float(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))))
 
 
 class ModelConfig(_Strict):
@@ -93,7 +105,7 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _provider_fields(self) -> "ModelConfig":
         if self.provider == "ollama" and not self.hosts:
-            raise ValueError("hosts: expected at least one Ollama host URL for provider ollama")
+            raise Invalid((("hosts",), "at least one Ollama host URL for provider ollama", short(self.hosts)))
         return self
 
     def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
@@ -130,18 +142,19 @@ class ActionConfig(_Strict):
     input_max_chars: int = Field(default=4000, gt=0)
     label_calibration: list[LabelCalibration] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _item_has_input(self) -> "ActionConfig":
-        if "{input}" not in self.item:
-            raise ValueError("item: expected a template containing {input}")
-        return self
+    @field_validator("item")
+    @classmethod
+    def _item_has_input(cls, item: str) -> str:
+        if "{input}" not in item:
+            raise Invalid(((), "a template containing {input}", short(item)))
+        return item
 
 
 class QualityConfig(_Strict):
     """Quality gate: accept when confidence >= threshold (0..1)."""
 
     threshold: float = Field(default=0.7, ge=0, le=1)
-    per_action: dict[str, float] = Field(default_factory=dict)
+    per_action: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     refusal_phrases: list[str] = Field(default_factory=list)
     #: target of the learned gate (:mod:`swarmd.memory.consolidate`): the 95% upper
     #: bound of the false-accept rate of locally accepted answers stays at or below it
@@ -199,7 +212,7 @@ class ReportsConfig(_Strict):
             return value
         hh, sep, mm = value.partition(":")
         if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
-            raise ValueError("a local time \"HH:MM\" (24-hour clock) or null")
+            raise Invalid(((), "a local time \"HH:MM\" (24-hour clock) or null", short(value)))
         return value
 
 
@@ -305,13 +318,20 @@ class GovernorConfig(_Strict):
 
 
 class Config(_Strict):
-    """The whole validated configuration (see ``llm_config.yaml`` for every key)."""
+    """The whole validated configuration (see ``llm_config.yaml`` for every key).
+
+    Cross-references are checked by the validators of the referring key,
+    each reporting every offender: ``escalation.chain`` names tiers under
+    ``tiers``, each action's ``tier`` is in the chain and ``quality.per_action``
+    names actions (fields are declared in that order, so each validator sees
+    the keys it refers to; a key that failed its own validation is not used).
+    """
 
     version: Literal[1] = 1
     tiers: dict[str, list[ModelConfig]]
+    escalation: EscalationConfig
     actions: dict[str, ActionConfig]
     quality: QualityConfig = QualityConfig()
-    escalation: EscalationConfig
     budgets: BudgetConfig = BudgetConfig()
     reports: ReportsConfig = ReportsConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -321,23 +341,36 @@ class Config(_Strict):
     governor: GovernorConfig = GovernorConfig()
     source: str | None = Field(default=None, exclude=True)
 
-    @model_validator(mode="after")
-    def _cross_refs(self) -> "Config":
-        for name, models in self.tiers.items():
-            if not models:
-                raise _RefError(("tiers", name), "at least one model", "an empty list")
-        for i, tier in enumerate(self.escalation.chain):
-            if tier not in self.tiers:
-                raise _RefError(("escalation", "chain", i), f"a tier defined under tiers ({', '.join(self.tiers)})", repr(tier))
-        for name, action in self.actions.items():
-            if action.tier not in self.escalation.chain:
-                raise _RefError(("actions", name, "tier"), f"a tier in escalation.chain ({', '.join(self.escalation.chain)})", repr(action.tier))
-        for name, value in self.quality.per_action.items():
-            if name not in self.actions:
-                raise _RefError(("quality", "per_action", name), f"an action defined under actions ({', '.join(self.actions)})", repr(name))
-            if not 0 <= value <= 1:
-                raise _RefError(("quality", "per_action", name), "a number between 0 and 1", repr(value))
-        return self
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_not_empty(cls, tiers: dict[str, list[ModelConfig]]) -> dict[str, list[ModelConfig]]:
+        Invalid.raise_any(((name,), "at least one model", "an empty list") for name, models in tiers.items()
+                          if not models)
+        return tiers
+
+    @field_validator("escalation")
+    @classmethod
+    def _chain_names_tiers(cls, escalation: EscalationConfig, info: ValidationInfo) -> EscalationConfig:
+        if "tiers" in info.data:
+            Invalid.check_refs(((("chain", i), t) for i, t in enumerate(escalation.chain)), info.data["tiers"],
+                               "a tier defined under tiers")
+        return escalation
+
+    @field_validator("actions")
+    @classmethod
+    def _action_tiers_in_chain(cls, actions: dict[str, ActionConfig], info: ValidationInfo) -> dict[str, ActionConfig]:
+        if "escalation" in info.data:
+            Invalid.check_refs((((name, "tier"), a.tier) for name, a in actions.items()),
+                               info.data["escalation"].chain, "a tier in escalation.chain")
+        return actions
+
+    @field_validator("quality")
+    @classmethod
+    def _per_action_names_actions(cls, quality: QualityConfig, info: ValidationInfo) -> QualityConfig:
+        if "actions" in info.data:
+            Invalid.check_refs(((("per_action", name), name) for name in quality.per_action), info.data["actions"],
+                               "an action defined under actions")
+        return quality
 
     def chain_from(self, action: str) -> list[str]:
         """Tiers to try for ``action``: the escalation chain from its starting tier on.
@@ -349,109 +382,28 @@ class Config(_Strict):
         return chain[chain.index(start):]
 
 
-class _RefError(ValueError):
-    def __init__(self, loc: tuple, expected: str, found: str):
-        self.loc, self.expected, self.found = loc, expected, found
-        super().__init__(f"expected {expected}, found {found}")
-
-
 # --------------------------------------------------------------------------- loading
 
 
-def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Map every key path in a composed YAML tree to its 1-based line number."""
-    out = {} if out is None else out
-    if node is None:
-        return out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = path + (key.value,)
-            out[sub] = key.start_mark.line + 1
-            _line_map(value, sub, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _line_map(value, path + (i,), out)
-    return out
-
-
-def _dotted(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            return lines[loc[:cut]]
-    return None
-
-
-_EXPECTED = {
-    "float_parsing": "a number", "float_type": "a number", "int_parsing": "an integer",
-    "int_type": "an integer", "int_from_float": "an integer", "string_type": "a string",
-    "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-}
-
-
-def _explain(err: dict) -> tuple[tuple, str, str]:
-    """(loc, expected, found) for one pydantic error dict."""
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    kind, ctx, found = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "extra_forbidden":
-        return loc, "a known key (see the commented llm_config.yaml)", f"unknown key {loc[-1]!r}"
-    if kind == "missing":
-        return loc, "this key to be set", "nothing"
-    if kind == "literal_error":
-        return loc, f"one of {ctx.get('expected')}", repr(found)
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
-        bound = next(iter(ctx.values()), "?")
-        return loc, f"a number {op} {bound}", repr(found)
-    if kind in ("too_short", "string_too_short"):
-        return loc, "a non-empty value", repr(found)
-    if kind == "value_error":
-        err_obj = ctx.get("error")
-        if isinstance(err_obj, _RefError):
-            return err_obj.loc, err_obj.expected, err_obj.found
-        msg = str(err_obj or err["msg"])
-        if ":" in msg and msg.split(":", 1)[0].isidentifier():
-            key, rest = msg.split(":", 1)
-            return loc + (key,), rest.strip().removeprefix("expected ").strip(), "something else"
-        return loc, msg, repr(found)
-    return loc, _EXPECTED.get(kind, err["msg"]), f"{found!r} ({type(found).__name__})"
-
-
 def parse_config(text: str, source: str | None = None, env: dict[str, str] | None = None) -> Config:
-    """Parse and validate configuration text.
+    """Parse and validate configuration text (``source``: the file name shown
+    in problems).
 
     ``env`` (default ``os.environ``) supplies overrides: ``ANTHROPIC_API_KEY``
     sets the key of every ``anthropic`` model; ``OLLAMA_HOST`` (comma-separated
     URLs) replaces every ``ollama`` model's ``hosts``.
 
-    Raises :class:`ConfigError` naming file, line, key path, expected and found.
+    Raises :class:`ConfigError` listing every problem, each with file, line,
+    key path, expected and found.
     """
+    return _validate(parse_yaml(text, source, ConfigError), env)
+
+
+def _validate(doc: YamlDoc, env: dict[str, str] | None) -> Config:
     env = os.environ if env is None else env
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(source, mark.line + 1 if mark else None, "", "valid YAML",
-                          str(getattr(exc, "problem", exc))) from None
-    if not isinstance(data, dict):
-        raise ConfigError(source, 1, "", "a mapping of top-level keys (tiers, actions, ...)", type(data).__name__)
-    lines = _line_map(node)
-    data = _apply_env(data, env)
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        loc, expected, found = _explain(exc.errors()[0])
-        raise ConfigError(source, _line_for(lines, loc), _dotted(loc), expected, found) from None
-    return config.model_copy(update={"source": source})
+    data = _apply_env(doc.data, env) if isinstance(doc.data, dict) else doc.data
+    config = validate_yaml(Config, YamlDoc(data, doc.lines, doc.file), ConfigError)
+    return config.model_copy(update={"source": doc.file})
 
 
 def _apply_env(data: dict, env) -> dict:
@@ -488,10 +440,4 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     Raises :class:`ConfigError` (also for a missing or unreadable file).
     """
     p = Path(path) if path is not None else default_config_path(env)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), None, "", "a readable YAML file", exc.strerror or str(exc)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(p), None, "", "UTF-8 text", "bytes that are not UTF-8") from None
-    return parse_config(text, str(p), env)
+    return _validate(read_yaml(p, ConfigError), env)

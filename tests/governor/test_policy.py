@@ -49,7 +49,8 @@ def test_yaml_syntax_error_has_line():
 
 def test_document_not_a_mapping():
     e = err("- just\n- a list\n")
-    assert "mapping" in e.expected and e.found == "list"
+    assert e.expected == "a mapping with keys version, files, urls, shell, execution, admission, rules"
+    assert e.found == "['just', 'a list'] (list)" and e.line == 1
 
 
 def test_missing_version():
@@ -64,7 +65,9 @@ def test_wrong_version_value():
 
 def test_unknown_top_level_key_typo():
     e = err("version: 1\nrulez: []\n")
-    assert e.key_path == "rulez" and "unknown key" in e.expected and e.line == 2
+    assert e.key_path == "rulez" and e.line == 2
+    assert e.expected == "a known key (version, files, urls, shell, execution, admission, rules)"
+    assert e.found == "unknown key 'rulez' (did you mean 'rules'?)"
 
 
 def test_bad_decision_value_names_index_and_line():
@@ -79,13 +82,14 @@ def test_bad_decision_value_names_index_and_line():
 
 def test_unknown_rule_key():
     e = err(policy_text(GOOD_RULE.replace("decision: allow", "decison: allow")))
-    keys = {p[0] for p in e.problems}
-    assert "rules[0].decison" in keys and "rules[0].decision" in keys
+    assert [(p.key, p.line, p.found) for p in e.problems] == [
+        ("rules[0].decision", 3, "nothing"),
+        ("rules[0].decison", 6, "unknown key 'decison' (did you mean 'decision'?)")]
 
 
 def test_wrong_type():
     e = err(policy_text(extra="urls:\n  ports: [https]\n"))
-    assert e.key_path == "urls.ports[0]" and "integer" in e.expected and e.found == "'https'"
+    assert e.key_path == "urls.ports[0]" and e.expected == "an integer" and e.found == "'https' (str)"
 
 
 def test_unknown_tool():
@@ -95,28 +99,29 @@ def test_unknown_tool():
 
 def test_matcher_on_wrong_tool():
     e = err(policy_text(GOOD_RULE.replace("tool: shell", "tool: read_file")))
-    assert e.key_path == "rules[0]" and "shell only" in e.expected
+    assert e.key_path == "rules[0].tool" and e.expected == "shell only when using program"
+    assert e.found == "['read_file']" and e.line == 4
 
 
 def test_duplicate_rule_ids():
     e = err(policy_text(GOOD_RULE + GOOD_RULE))
-    assert "unique rule ids" in e.expected and "'ok'" in e.expected
+    assert (e.key_path, e.line) == ("rules[1].id", 8)
+    assert e.expected == "unique rule ids" and e.found == "'ok', already the id of rules[0]"
 
 
 def test_relative_outside_glob_rejected():
     e = err(policy_text(extra="files:\n  read_outside_workspace: [usr/share/**]\n"))
-    assert e.key_path == "files.read_outside_workspace" and "absolute" in e.expected
+    assert e.key_path == "files.read_outside_workspace[0]" and "absolute" in e.expected
 
 
 def test_bad_cidr():
     e = err(policy_text(extra="urls:\n  allow_networks: [127.0.0.0/33]\n"))
-    assert e.key_path == "urls.allow_networks" and "CIDR" in e.expected
+    assert e.key_path == "urls.allow_networks[0]" and "CIDR" in e.expected and e.found == "'127.0.0.0/33'"
 
 
 def test_empty_reason_and_bad_id():
     e = err(policy_text(GOOD_RULE.replace("reason: fine", "reason: ''").replace("id: ok", "id: 'has space'")))
-    keys = {p[0] for p in e.problems}
-    assert {"rules[0].id", "rules[0].reason"} <= keys
+    assert {p.key for p in e.problems} == {"rules[0].id", "rules[0].reason"}
 
 
 def test_missing_file(tmp_path):
@@ -127,7 +132,7 @@ def test_missing_file(tmp_path):
 
 def test_limits_out_of_range():
     e = err(policy_text(extra="execution:\n  timeout_s: -1\n"))
-    assert e.key_path == "execution.timeout_s" and "greater than 0" in e.expected
+    assert e.key_path == "execution.timeout_s" and e.expected == "a number > 0" and e.found == "-1"
 
 
 def test_multiline_message_lists_every_problem():
@@ -143,3 +148,43 @@ def test_multiline_message_lists_every_problem():
 def test_bad_glob_reported_with_key_path():
     e = err(policy_text(GOOD_RULE.replace("program: [ls]", "program: ['[z-a]']")))
     assert e.key_path == "rules[0].program[0]" and "valid glob" in e.expected
+
+
+THREE_MISTAKES = """\
+version: 1
+urls:
+  ports: [443, 70000]
+rules:
+  - id: a
+    tool: shell
+    decision: allow
+    reason: r
+  - id: a
+    tool: http_get
+    host: ['*.example.com']
+    decision: deny
+    reason: r
+files:
+  secrets: [relative/path]
+"""
+
+
+def test_three_mistakes_give_three_problems_with_their_lines():
+    e = err(THREE_MISTAKES)
+    assert [(p.line, p.key, p.expected) for p in e.problems] == [
+        (3, "urls.ports[1]", "a number <= 65535"),
+        (9, "rules[1].id", "unique rule ids"),
+        (15, "files.secrets[0]", "an absolute path glob (starting with '/', '~' or '**/')"),
+    ]
+    assert str(e).splitlines()[0] == "p.yaml:3: urls.ports[1]: expected a number <= 65535, found 70000"
+
+
+def test_duplicate_ids_are_checked_once_every_rule_is_valid():
+    e = err(THREE_MISTAKES.replace("decision: deny", "decision: maybe"))
+    assert [(p.line, p.key, p.found) for p in e.problems] == [
+        (3, "urls.ports[1]", "70000"), (12, "rules[1].decision", "'maybe'"), (15, "files.secrets[0]", "'relative/path'")]
+
+
+def test_policy_error_is_bad_input():
+    from swarmd.errors import BadInput
+    assert isinstance(err("version: 2\n"), BadInput)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from swarmd.router.calibration import fit_label_calibration
-from swarmd.router.providers.base import LabelCalibration
+from swarmd.config import LabelCalibration
 
 LABELS = ("a", "b", "c")
 
@@ -44,7 +44,7 @@ def test_fit_undoes_prior_bias_and_distrusts_unreliable_label():
     assert set(fit) == {"scale", "bias", "slope", "intercept", "label_intercept"}
     assert fit["bias"]["a"] < fit["bias"]["b"]                 # the +2 prior towards 'a' is taken back
     cal = LabelCalibration(model="m", slope=fit["slope"], intercept=fit["intercept"], scale=fit["scale"],
-                           bias=tuple(fit["bias"].items()), label_intercept=tuple(fit["label_intercept"].items()))
+                           bias=fit["bias"], label_intercept=fit["label_intercept"])
     test_scores, test_truth = synthetic(1500, seed=2)           # fresh data, not fitted on
     raw_accuracy = float((test_scores.argmax(1) == test_truth).mean())
     got = answers(cal, test_scores)

@@ -118,3 +118,63 @@ def test_shipped_calibration_covers_the_ten_commit_types():
     # the shipped calibration covers exactly the ten types of the commit data
     assert set(cal.bias) == set(cal.label_intercept) == {
         "build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test"}
+
+
+SMALL = """\
+version: 1
+tiers:
+  LOCAL_FAST:
+    - provider: echo
+      model: m
+      price_per_mtok_in: -1
+      price_per_mtok_out: 0
+      context_window: 2048
+      timeout_s: 5
+      n_thread: 2
+escalation:
+  chain: [LOCAL_FAST]
+actions:
+  summarize:
+    tier: LOCAL_FAST
+    output: prose
+    instruction: Summarize.
+    item: "Text: {input}"
+"""
+
+
+def test_every_mistake_is_reported_with_its_line():
+    e = _error(SMALL)
+    assert [(p.line, p.key) for p in e.problems] == [
+        (6, "tiers.LOCAL_FAST[0].price_per_mtok_in"),
+        (10, "tiers.LOCAL_FAST[0].n_thread"),
+        (16, "actions.summarize.output"),
+    ]
+    assert e.problems[0].found == "-1" and e.problems[2].found == "'prose'"
+    assert e.problems[1].found == "unknown key 'n_thread' (did you mean 'n_threads'?)"
+    assert str(e).splitlines() == [
+        "llm_config.yaml:6: tiers.LOCAL_FAST[0].price_per_mtok_in: expected a number >= 0, found -1",
+        "llm_config.yaml:10: tiers.LOCAL_FAST[0].n_thread: expected a known key (provider, model, price_per_mtok_in, "
+        "price_per_mtok_out, context_window, timeout_s, max_output_tokens, path, n_threads, label_temperature, hosts, "
+        "api_key, base_url, prior_confidence), found unknown key 'n_thread' (did you mean 'n_threads'?)",
+        "llm_config.yaml:16: actions.summarize.output: expected one of 'label', 'labels', 'yes_no', 'json', 'text' "
+        "or 'code', found 'prose'",
+    ]
+
+
+def test_every_dangling_reference_is_reported():
+    good = SMALL.replace("price_per_mtok_in: -1", "price_per_mtok_in: 0").replace("n_thread: 2", "n_threads: 2")
+    good = good.replace("output: prose", "output: text")
+    e = _error(good.replace("chain: [LOCAL_FAST]", "chain: [LOCAL_FAST, LOCAL_SLOW, API]"))
+    assert [(p.line, p.key, p.found) for p in e.problems] == [
+        (12, "escalation.chain[1]", "'LOCAL_SLOW'"), (12, "escalation.chain[2]", "'API'")]
+    two_actions = good + "  reason:\n    tier: API\n    output: text\n    instruction: Think.\n    item: '{input}'\n"
+    e = _error(two_actions.replace("tier: LOCAL_FAST", "tier: LOCAL_SLOW"))
+    assert [(p.line, p.key, p.found) for p in e.problems] == [
+        (15, "actions.summarize.tier", "'LOCAL_SLOW'"), (20, "actions.reason.tier", "'API'")]
+    assert e.problems[0].expected == "a tier in escalation.chain (LOCAL_FAST)"
+
+
+def test_config_error_is_bad_input_and_a_value_error():
+    from swarmd.errors import EXIT_BAD_INPUT, BadInput
+    e = _error(SMALL)
+    assert isinstance(e, BadInput) and isinstance(e, ValueError) and e.exit_code == EXIT_BAD_INPUT

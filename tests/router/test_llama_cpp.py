@@ -96,7 +96,7 @@ def test_calibration_applies_only_to_the_model_and_labels_it_was_fitted_for(prov
     assert calibrated.text == answer
     assert calibrated.confidence == pytest.approx(expected)
     assert sum(calibrated.label_probs.values()) == pytest.approx(1.0)
-    other = provider.classify(dataclasses.replace(prompt, calibration=(dataclasses.replace(cal, model="other"),)))
+    other = provider.classify(dataclasses.replace(prompt, calibration=(cal.model_copy(update={"model": "other"}),)))
     assert other.confidence is None               # falls back to the label-set probability
     subset = build_prompt(config.actions["classify"], "add a --dry-run flag", ("feat", "fix", "docs"))
     assert provider.classify(subset).confidence is None     # fitted on the ten labels, not these three

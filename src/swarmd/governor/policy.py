@@ -1,10 +1,14 @@
 """Policy file loading and validation.
 
 A policy is a YAML file (the shipped default is ``policy.yaml`` at the repo root)
-validated by the pydantic v2 models below (every model forbids unknown keys).
-Any problem is reported as a :class:`PolicyError` naming the file, the key path
-(``rules[3].decision``), what was expected, what was found and, when the YAML
-node can be located, the line number.
+validated by the pydantic v2 models below (every model forbids unknown keys)
+through :mod:`swarmd.validation`.  Every problem is reported in one
+:class:`PolicyError`, each naming the file, the line, the key path
+(``rules[3].decision``), what was expected and what was found.
+
+To add a policy key: add a field (with a default, so older files stay valid)
+to the section's model below; validators raise
+:class:`swarmd.validation.Invalid` naming the key, expected and found.
 
 Glob patterns in the policy are compiled once, at load time, into regular
 expressions (see :func:`compile_globs`), so deciding never compiles a regex.
@@ -17,11 +21,11 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from swarmd.validation import InputError, Invalid, YamlDoc, parse_yaml, read_yaml, short, validate_yaml
 
 DecisionName = Literal["allow", "deny", "ask"]
 ToolName = Literal["shell", "read_file", "write_file", "http_get"]
@@ -29,28 +33,12 @@ TOOLS: tuple[str, ...] = ("shell", "read_file", "write_file", "http_get")
 SEVERITY = {"allow": 0, "ask": 1, "deny": 2}
 
 
-class PolicyError(Exception):
-    """A policy file that cannot be used.
-
-    Attributes: ``file`` (path as given, or ``"<string>"``), ``key_path``
-    (e.g. ``rules[3].decision``; empty for file-level problems), ``expected``,
-    ``found`` (short human strings), ``line`` (1-based, or None when unknown) and
-    ``problems`` (all problems found, as ``(key_path, expected, found, line)``
-    tuples; the first is the one in the other attributes).
-    """
-
-    def __init__(self, file: str, key_path: str, expected: str, found: str,
-                 line: int | None = None, problems: list[tuple[str, str, str, int | None]] | None = None):
-        self.file, self.key_path, self.expected, self.found, self.line = file, key_path, expected, found, line
-        self.problems = problems or [(key_path, expected, found, line)]
-        lines = [_format_problem(file, *p) for p in self.problems]
-        super().__init__("\n".join(lines))
-
-
-def _format_problem(file: str, key_path: str, expected: str, found: str, line: int | None) -> str:
-    where = f"{file}:{line}" if line else file
-    key = f" {key_path}:" if key_path else ""
-    return f"{where}:{key} expected {expected}; found {found}"
+class PolicyError(InputError):
+    """A policy file that cannot be used: every problem found, each with file,
+    line, key path (e.g. ``rules[3].decision``; empty for file-level
+    problems), expected and found (attributes: see
+    :class:`swarmd.validation.InputError`; ``key_path`` is the first
+    problem's key)."""
 
 
 # --------------------------------------------------------------------------- globs
@@ -126,7 +114,7 @@ def _check_glob(p: str) -> str:
     try:
         compile_globs([p])
     except re.error as e:
-        raise ValueError(f"a valid glob pattern; {p!r} does not compile ({e})") from None
+        raise Invalid(((), "a valid glob pattern", f"{p!r}, which does not compile ({e})")) from None
     return p
 
 
@@ -146,9 +134,8 @@ class FilesPolicy(_Model):
     @field_validator("read_outside_workspace", "write_outside_workspace", "secrets")
     @classmethod
     def _absolute(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if not (p.startswith("/") or p.startswith("~") or p.startswith("**/")):
-                raise ValueError(f"an absolute path glob (starting with '/', '~' or '**/'), got {p!r}")
+        Invalid.raise_any(((i,), "an absolute path glob (starting with '/', '~' or '**/')", repr(p))
+                          for i, p in enumerate(v) if not p.startswith(("/", "~", "**/")))
         return v
 
 
@@ -165,11 +152,13 @@ class UrlsPolicy(_Model):
     @field_validator("allow_networks")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        for c in v:
+        bad = []
+        for i, c in enumerate(v):
             try:
                 ipaddress.ip_network(c, strict=False)
             except ValueError:
-                raise ValueError(f"a CIDR network such as '127.0.0.0/8', got {c!r}") from None
+                bad.append(((i,), "a CIDR network such as '127.0.0.0/8'", repr(c)))
+        Invalid.raise_any(bad)
         return v
 
 
@@ -233,14 +222,16 @@ class Rule(_Model):
     @model_validator(mode="after")
     def _check(self) -> "Rule":
         shell_only = [k for k in ("program", "subcommand", "args_any", "args_all") if getattr(self, k)]
-        if shell_only and self.tool != ["shell"]:
-            raise ValueError(f"tool: shell only when using {', '.join(shell_only)}")
-        if self.path and not set(self.tool) <= {"read_file", "write_file"}:
-            raise ValueError("tool: read_file and/or write_file only when using path")
-        if self.host and self.tool != ["http_get"]:
-            raise ValueError("tool: http_get only when using host")
+        bad = []
         if not self.tool:
-            raise ValueError("at least one tool")
+            bad.append((("tool",), "at least one tool", "an empty list"))
+        if shell_only and self.tool != ["shell"]:
+            bad.append((("tool",), f"shell only when using {', '.join(shell_only)}", short(self.tool)))
+        if self.path and not set(self.tool) <= {"read_file", "write_file"}:
+            bad.append((("tool",), "read_file and/or write_file only when using path", short(self.tool)))
+        if self.host and self.tool != ["http_get"]:
+            bad.append((("tool",), "http_get only when using host", short(self.tool)))
+        Invalid.raise_any(bad)
         return self
 
 
@@ -320,14 +311,17 @@ class Policy(_Model):
     admission: AdmissionPolicy = Field(default_factory=AdmissionPolicy)
     rules: list[Rule] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> "Policy":
-        seen: set[str] = set()
-        for r in self.rules:
-            if r.id in seen:
-                raise ValueError(f"unique rule ids; {r.id!r} is used twice")
-            seen.add(r.id)
-        return self
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, rules: list[Rule]) -> list[Rule]:
+        first: dict[str, int] = {}
+        bad = []
+        for i, r in enumerate(rules):
+            if r.id in first:
+                bad.append(((i, "id"), "unique rule ids", f"{r.id!r}, already the id of rules[{first[r.id]}]"))
+            first.setdefault(r.id, i)
+        Invalid.raise_any(bad)
+        return rules
 
     @cached_property
     def fast(self) -> CompiledPolicy:
@@ -344,81 +338,14 @@ class Policy(_Model):
 
 # --------------------------------------------------------------------------- loading
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and not any(ch in part for ch in "[]()"):
-            out += ("." if out else "") + part
-    return out
-
-
-def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            nxt = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-            if nxt is None:
-                key = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            continue
-        line = node.start_mark.line + 1
-    return line
-
-
-def _expected(err: dict[str, Any]) -> str:
-    t, msg = err["type"], err["msg"]
-    if t == "extra_forbidden":
-        return "no such key (unknown key; check spelling)"
-    if t == "missing":
-        return "this key to be present"
-    if t == "literal_error":
-        return "one of " + err.get("ctx", {}).get("expected", msg)
-    if t == "value_error":
-        return msg.removeprefix("Value error, ")
-    return msg.removeprefix("Input should be ").removeprefix("Value error, ")
-
-
-def _found(err: dict[str, Any]) -> str:
-    if err["type"] == "missing":
-        return "nothing"
-    val = err.get("input")
-    text = repr(val)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def parse_policy(text: str, file: str = "<string>") -> Policy:
-    """Parse and validate policy YAML ``text``.
+    """Parse and validate policy YAML ``text`` (``file``: the name shown in problems).
 
-    Returns a :class:`Policy`. Raises :class:`PolicyError` for YAML syntax errors,
-    a non-mapping document, schema violations and bad globs.
+    Returns a :class:`Policy`. Raises :class:`PolicyError` listing every
+    problem: YAML syntax errors, a non-mapping document, schema violations
+    and bad globs.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise PolicyError(file, "", "valid YAML", str(getattr(e, "problem", e)),
-                          mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise PolicyError(file, "", "a mapping with keys version, files, urls, shell, execution, rules",
-                          type(data).__name__, 1)
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            problems.append((_key_path(loc), _expected(err), _found(err), _node_line(root, loc)))
-        raise PolicyError(file, *problems[0], problems=problems) from None
-    except re.error as e:  # a glob that does not compile
-        raise PolicyError(file, "", "valid glob patterns", str(e)) from None
+    return _validated(parse_yaml(text, file, PolicyError))
 
 
 def load_policy(path: str | os.PathLike[str] = "policy.yaml") -> Policy:
@@ -426,14 +353,17 @@ def load_policy(path: str | os.PathLike[str] = "policy.yaml") -> Policy:
 
     Returns a :class:`Policy` (immutable; safe to share between governors).
     Raises :class:`PolicyError` when the file is missing or unreadable, is not
-    valid YAML, or does not match the schema (key path, expectation, line).
+    valid YAML, or does not match the schema (every problem, each with key
+    path, line, expected and found).
     """
-    p = Path(path)
+    return _validated(read_yaml(path, PolicyError))
+
+
+def _validated(doc: YamlDoc) -> Policy:
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise PolicyError(str(path), "", "a readable UTF-8 policy file", type(e).__name__ + ": " + str(e)) from None
-    return parse_policy(text, str(path))
+        return validate_yaml(Policy, doc, PolicyError)
+    except re.error as e:  # each glob compiled alone; a combination that does not (never seen)
+        raise PolicyError(doc.file, "", "valid glob patterns", str(e)) from None
 
 
 @dataclass(frozen=True, slots=True)

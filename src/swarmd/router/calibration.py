@@ -3,7 +3,7 @@
 Used by ``python bench/classify.py --fit-calibration`` (which scores commit
 messages 0-299 with the embedded model and prints the YAML for
 ``llm_config.yaml``); the fitted numbers are applied by
-:class:`swarmd.router.providers.base.LabelCalibration`. Pure numpy, no model.
+:class:`swarmd.config.LabelCalibration`. Pure numpy, no model.
 """
 
 from __future__ import annotations

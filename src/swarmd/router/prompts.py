@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from swarmd.config import ActionConfig
-from swarmd.router.providers.base import LabelCalibration, Prompt
+from swarmd.router.providers.base import Prompt
 
 #: Default cut of an input in a prompt (characters), the default of
 #: ``ActionConfig.input_max_chars``: one item fits every tier's context window.
@@ -55,11 +55,4 @@ def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = ()) 
     body = action.item.format(input=_clean(text, action.input_max_chars), labels=", ".join(labels))
     return Prompt(prefix=_prefix(action, tuple(labels)), body=body, labels=tuple(labels),
                   output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",),
-                  calibration=_calibrations(action))
-
-
-def _calibrations(action: ActionConfig) -> tuple[LabelCalibration, ...]:
-    return tuple(LabelCalibration(model=c.model, slope=c.slope, intercept=c.intercept, scale=c.scale,
-                                  bias=tuple(sorted(c.bias.items())),
-                                  label_intercept=tuple(sorted(c.label_intercept.items())))
-                 for c in action.label_calibration)
+                  calibration=tuple(action.label_calibration))

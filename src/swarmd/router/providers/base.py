@@ -19,48 +19,13 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from swarmd.config import ModelConfig
+from swarmd.config import LabelCalibration, ModelConfig
 
 
 #: Output tokens a label answer (``classify``/``yes_no``) may take: providers
 #: without a label distribution generate at most this many, and the budget
 #: reserves this many for such a call instead of the model's max_output_tokens.
 LABEL_MAX_TOKENS = 8
-
-
-@dataclass(frozen=True)
-class LabelCalibration:
-    """A fitted map from a model's label log-probabilities to an answer and a
-    confidence (the provider-side form of ``swarmd.config.LabelCalibration``,
-    whose docstring gives the formulas; mappings are stored as sorted pairs so
-    the object stays hashable).
-
-    ``scale`` > 0; ``bias`` and ``label_intercept`` are ``(label, value)``
-    pairs; ``slope``/``intercept`` are the Platt coefficients.
-    """
-
-    model: str
-    slope: float
-    intercept: float
-    scale: float = 1.0
-    bias: tuple[tuple[str, float], ...] = ()
-    label_intercept: tuple[tuple[str, float], ...] = ()
-
-    def applies(self, model: str, labels: tuple[str, ...]) -> bool:
-        """True for the model it was fitted for and, when it has a ``bias``,
-        exactly the label set it was fitted on (any order)."""
-        return model == self.model and (not self.bias or set(labels) == {b[0] for b in self.bias})
-
-    def adjust(self, logprobs: dict[str, float]) -> dict[str, float]:
-        """``scale · ln p + bias`` per label (unnormalised log-scores)."""
-        bias = dict(self.bias)
-        return {label: self.scale * lp + bias.get(label, 0.0) for label, lp in logprobs.items()}
-
-    def confidence(self, label: str, ln_q: float) -> float:
-        """Platt-scaled confidence in [0, 1] of answer ``label`` whose
-        within-set log-probability after adjustment is ``ln_q`` (<= 0)."""
-        z = self.slope * ln_q + self.intercept + dict(self.label_intercept).get(label, 0.0)
-        return float(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))))
 
 
 @dataclass(frozen=True)
@@ -78,9 +43,9 @@ class Prompt:
     labels: tuple[str, ...] = ()
     output: str = "text"
     stop: tuple[str, ...] = ("\n\n",)
-    #: calibrations of this action's label answers, each valid only for the
-    #: model (and label set) it was fitted on
-    calibration: tuple["LabelCalibration", ...] = ()
+    #: calibrations of this action's label answers (from the config), each
+    #: valid only for the model (and label set) it was fitted on
+    calibration: tuple[LabelCalibration, ...] = ()
 
     @property
     def text(self) -> str:
