@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from swarmd.errors import BadInput
 from swarmd.memory.outcomes import local_fields
 from swarmd.memory.records import Memory, Verified
 
@@ -32,7 +33,7 @@ FINAL = ("done", "unresolved", "failed")
 _KEYS = {"id", "answer", "verdict", "note"}
 
 
-class FeedbackError(ValueError):
+class FeedbackError(BadInput, ValueError):
     """Feedback that cannot be applied; ``problems`` lists ``where: why`` lines (all of them)."""
 
     def __init__(self, problems: list[str]):

@@ -36,19 +36,23 @@ from typing import Iterator
 
 from loguru import logger
 
+from swarmd.errors import BadInput
+from swarmd.router.router import MEMORY_TIER
 from swarmd.store.schema import open_db
 
 SOURCES = ("teacher", "human", "audit")
 #: precedence when two verifications of one input disagree (higher wins)
 SOURCE_RANK = {"teacher": 1, "audit": 2, "human": 3}
 
-class RecordError(ValueError):
+
+class RecordError(BadInput, ValueError):
     """A verified-outcome row that cannot be used; the message names the row and why."""
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open the SQLite file at ``path`` with :func:`swarmd.store.schema.open_db`
-    (WAL, 30 s busy timeout; ``verified_outcomes`` is created by its migration 5)."""
+    (WAL, 30 s busy timeout; ``verified_outcomes`` is created by its migration 5,
+    ``cache_disabled`` by migration 6)."""
     return open_db(path)
 
 
@@ -187,11 +191,26 @@ class Memory:
         return self.add_many([record], replace)[0]
 
     def add_many(self, records: list[Verified], replace: bool = False) -> list[bool]:
-        """:meth:`add` for many records in one transaction (all or nothing)."""
+        """:meth:`add` for many records in one transaction (all or nothing).
+
+        A record that proves a cache answer wrong (``local_tier`` ``MEMORY``,
+        local answer not the verified one) disables that input's template in
+        the same transaction (table ``cache_disabled``)."""
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         sql = f"{verb} INTO verified_outcomes ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
+        added = []
         with self.lock, self.transaction():
-            return [self.conn.execute(sql, [r.row()[c] for c in _COLUMNS]).rowcount == 1 for r in records]
+            for r in records:
+                row = r.row()
+                cur = self.conn.execute(sql, [row[c] for c in _COLUMNS])
+                added.append(cur.rowcount == 1)
+                if cur.rowcount == 1 and r.local_tier == MEMORY_TIER and r.local_correct is False:
+                    self.conn.execute("INSERT OR IGNORE INTO cache_disabled VALUES (?,?,?,?,?,?)",
+                                      (r.action, row["label_key"], row["template"], r.local_answer,
+                                       cur.lastrowid, time.time()))
+                    logger.warning("memory: cache template {!r} of {} disabled: its answer {!r} was verified wrong",
+                                   row["template"], r.action, r.local_answer)
+        return added
 
     def transaction(self):
         """A ``BEGIN IMMEDIATE`` … ``COMMIT`` block (rolled back on any exception)."""

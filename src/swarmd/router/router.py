@@ -41,6 +41,11 @@ from swarmd.router.quality import Verdict, assess
 from swarmd.router.tiers import Availability
 
 ACCEPTED, UNRESOLVED = "accepted", "unresolved"
+#: the tier name of answers served by the learning memory's answer cache
+#: (:mod:`swarmd.memory.cache`), asked before the escalation chain
+MEMORY_TIER = "MEMORY"
+#: outputs the answer cache may serve
+CACHED_OUTPUTS = ("label", "labels", "yes_no")
 #: ``RouteResult.reason`` when a paid tier was refused by a budget and no free
 #: tier reached the threshold.
 BUDGET = "budget"
@@ -128,15 +133,19 @@ class Router:
     benchmarks may pass their own).  Providers are built on first use and kept
     for the life of the router, so an in-process model loads once.
     ``budget``: the shared caps (``None`` = unlimited, except an objective's
-    ``max_cost_usd``, then checked within the one request).
+    ``max_cost_usd``, then checked within the one request).  ``memory``: the
+    answer cache (:class:`swarmd.memory.cache.AnswerCache`: ``lookup(action,
+    text, labels)`` → a hit with ``answer`` and ``kind``, or ``None``), asked
+    first for label outputs; ``None`` = no cache.
     """
 
     def __init__(self, config: Config, ledger: Ledger | None = None,
                  provider_factory: Callable[[ModelConfig, float], Provider] = make_provider,
-                 clock: Callable[[], float] = time.monotonic, budget: Budget | None = None):
+                 clock: Callable[[], float] = time.monotonic, budget: Budget | None = None, memory=None):
         self.config = config
         self.ledger = ledger
         self.budget = budget
+        self.memory = memory
         self.provider_factory = provider_factory
         self.availability = Availability(config.escalation.cooldown_s, clock)
         self._providers: dict[str, Provider] = {}
@@ -178,6 +187,10 @@ class Router:
         labels = tuple(labels)
         self.check_request(action, labels)
         action_cfg = self.config.actions[action]
+        if self.memory is not None and action_cfg.output in CACHED_OUTPUTS:
+            cached = self._from_memory(action, text, labels, objective_id, request_id)
+            if cached is not None:
+                return cached
         prompt = build_prompt(action_cfg, text, labels)
         threshold = self.config.quality.threshold_for(action)
         refusals = tuple(self.config.quality.refusal_phrases)
@@ -241,6 +254,22 @@ class Router:
             reason = (f"no tier reached confidence {threshold:.2f}" if attempts
                       else "every tier unavailable")
         return self._result(best, attempts, skipped, UNRESOLVED, reason, request_id)
+
+    def _from_memory(self, action, text, labels, objective_id, request_id) -> RouteResult | None:
+        """The answer cache's result (tier ``MEMORY``, cost 0, confidence 1), or
+        ``None`` on a miss or when the cache fails (logged; routing goes on)."""
+        start = time.perf_counter()
+        try:
+            hit = self.memory.lookup(action, text, labels)
+        except Exception:
+            logger.exception("answer cache lookup failed; routing without it")
+            return None
+        if hit is None:
+            return None
+        attempt = Attempt(MEMORY_TIER, "memory", hit.kind, hit.answer, 1.0, 0, 0, 0.0,
+                          (time.perf_counter() - start) * 1000, "accepted")
+        self._record(action, attempt, objective_id)
+        return self._result((Verdict(hit.answer, 1.0), attempt), [attempt], [], ACCEPTED, None, request_id)
 
     # ------------------------------------------------------------------ budgets
     def _next_is_paid(self, chain: list[str], tier_index: int) -> bool:

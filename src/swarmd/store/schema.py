@@ -21,6 +21,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  3    ``governor.audit``   ``audit_log``: every governor decision
  4    ``store.objectives`` index ``objectives_finished`` (reports' time windows)
  5    ``memory.records``   ``verified_outcomes``: the learning memory's records
+ 6    ``memory.records``   ``cache_disabled``: answer-cache templates verified wrong
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -153,6 +154,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE UNIQUE INDEX IF NOT EXISTS verified_objective_source ON verified_outcomes(objective_id, source);
         CREATE INDEX IF NOT EXISTS verified_lookup ON verified_outcomes(action, label_key, input_norm);
         CREATE INDEX IF NOT EXISTS verified_template ON verified_outcomes(action, label_key, template);
+    """),
+    Migration(6, "memory.records", "learning memory: answer-cache templates verified wrong", """
+        CREATE TABLE cache_disabled (
+            action TEXT NOT NULL,
+            label_key TEXT NOT NULL,
+            template TEXT NOT NULL,
+            answer TEXT,                     -- the answer it served
+            record_id INTEGER,               -- the verified_outcomes row that proved it wrong
+            disabled_at REAL NOT NULL,
+            PRIMARY KEY (action, label_key, template)
+        );
     """),
 )
 
