@@ -20,38 +20,112 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from swarmd.config import Config
+from swarmd.validation import InputError, Invalid, short, validate as validate_model
 
 STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved")
 FINAL_STATES = ("done", "failed", "unresolved")
 PRIORITIES = ("high", "normal", "low")
 #: RQ 3 accepts job ids of letters, digits, "_" and "-" only; the objective id is the job id.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_KNOWN = {"id", "action", "input", "labels", "priority", "max_cost_usd", "tags", "submitted_at", "text"}
 
 
-class ObjectiveError(ValueError):
-    """An objective that cannot be accepted; the message says why."""
+class ObjectiveError(InputError):
+    """An objective that cannot be accepted: every problem, each naming the
+    field, expected and found (and the file and line it came from, when
+    given); see :class:`swarmd.validation.InputError`."""
 
 
-@dataclass
-class Objective:
-    """A validated objective (see the module docstring for the fields)."""
+def _config(info: ValidationInfo) -> Config | None:
+    return (info.context or {}).get("config")
+
+
+class Objective(BaseModel):
+    """A validated objective (see the module docstring for the fields).
+
+    Built directly (trusted callers, tests) only the field types and
+    formats are checked; :func:`validate` also checks it against the config.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str
-    action: str
-    input: str
-    labels: list[str] | None = None
-    priority: str = "normal"
-    max_cost_usd: float | None = None
-    tags: list[str] = field(default_factory=list)
+    action: str = Field(default=None, validate_default=True)
+    input: str = Field(validation_alias=AliasChoices("input", "text"))
+    labels: list[str] | None = Field(default=None, validate_default=True)
+    priority: Literal["high", "normal", "low"] = "normal"
+    max_cost_usd: Annotated[float, Field(ge=0, strict=True)] | None = None
+    tags: list[str] = Field(default_factory=list)
     submitted_at: float = 0.0
 
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, oid: str) -> str:
+        if not _ID_RE.match(oid):
+            raise Invalid(((), "1-128 characters of letters, digits, '_' and '-' (starting with a letter or digit)",
+                           short(oid)))
+        return oid
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_given(cls, action: Any, info: ValidationInfo) -> Any:
+        if action is None:
+            config = _config(info)
+            names = f" (one of {', '.join(config.actions)})" if config else ""
+            raise Invalid(((), f"an action{names}; free-text objectives need the planner, which is not built yet",
+                           "nothing"))
+        return action
+
+    @field_validator("action")
+    @classmethod
+    def _action_known(cls, action: str, info: ValidationInfo) -> str:
+        config = _config(info)
+        if config is not None and action not in config.actions:
+            raise Invalid(((), f"one of the configured actions ({', '.join(config.actions)})",
+                           f"unknown action {action!r}"))
+        return action
+
+    @field_validator("input")
+    @classmethod
+    def _input_text(cls, text: str, info: ValidationInfo) -> str:
+        if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates: undecodable bytes
+            raise Invalid(((), "valid UTF-8 text", "bytes that are not UTF-8"))
+        if not text.strip():
+            raise Invalid(((), "non-empty text", f"{short(text)} (input is empty)"))
+        config = _config(info)
+        if config is not None and len(text) > config.daemon.max_input_chars:
+            raise Invalid(((), f"at most {config.daemon.max_input_chars} characters (daemon.max_input_chars)",
+                           f"{len(text)} characters"))
+        return text
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _split_labels(cls, labels: Any) -> Any:
+        return [label.strip() for label in labels.split(",")] if isinstance(labels, str) else labels
+
+    @field_validator("labels")
+    @classmethod
+    def _label_set(cls, labels: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        config, action = _config(info), info.data.get("action")
+        if config is not None and action in config.actions and config.actions[action].output in ("label", "labels") \
+                and (labels is None or len(labels) < 2):
+            raise Invalid(((), f"at least two labels for action {action!r} "
+                               f"(output {config.actions[action].output})", short(labels)))
+        if labels is None:
+            return labels
+        Invalid.raise_any(((i,), "a non-empty label without commas", short(label))
+                          for i, label in enumerate(labels) if not label.strip() or "," in label)
+        Invalid.raise_any(((i,), "distinct labels", f"{label!r} again") for i, label in enumerate(labels)
+                          if label in labels[:i])
+        return labels
+
     def to_dict(self) -> dict:
-        """The JSON-ready dict."""
-        return asdict(self)
+        """The JSON-ready dict (the keys of the module docstring)."""
+        return self.model_dump()
 
 
 def new_id() -> str:
@@ -59,61 +133,26 @@ def new_id() -> str:
     return f"obj-{int(time.time()):08x}{uuid.uuid4().hex[:8]}"
 
 
-def validate(raw: dict, config: Config) -> Objective:
-    """Check one raw objective against the config and return it normalised.
+def validate(raw: Any, config: Config, file: str | None = None, line: int | None = None) -> Objective:
+    """Check one raw objective (a decoded JSON object) against the config and
+    return it normalised: ``text`` is an alias of ``input`` (``input`` wins
+    when both are given); a missing or empty ``id`` gets :func:`new_id`, a
+    missing ``submitted_at`` the current time (unix seconds); ``labels`` may be
+    one comma-separated string.
 
-    Accepts ``text`` as an alias of ``input``.  Raises :class:`ObjectiveError`
-    for: a non-object, unknown fields, a missing/unknown action (free text
-    with no action included), empty or oversized input (limit
-    ``daemon.max_input_chars``), input that is not valid UTF-8 text, bad
-    labels, a bad priority, a negative ``max_cost_usd``, or a malformed id.
+    Raises :class:`ObjectiveError` listing every problem, each naming the
+    field (and ``file``/``line``, e.g. a JSONL file and its line, when
+    given): a non-object, unknown fields, a missing action (free text needs
+    the planner) or one the config lacks, empty, oversized (limit
+    ``daemon.max_input_chars``) or non-UTF-8 input, fewer than two labels for
+    a label action, empty, comma-containing or repeated labels, a bad
+    priority, a negative ``max_cost_usd``, or a malformed id.
     """
-    if not isinstance(raw, dict):
-        raise ObjectiveError(f"expected a JSON object, found {type(raw).__name__}")
-    unknown = set(raw) - _KNOWN
-    if unknown:
-        raise ObjectiveError(f"unknown field(s) {sorted(unknown)}; known: {sorted(_KNOWN - {'text'})}")
-    actions = ", ".join(config.actions)
-    action = raw.get("action")
-    if action is None:
-        raise ObjectiveError(f"no action given; free-text objectives need the planner, which is not built yet. "
-                             f"Give one of: {actions}")
-    if action not in config.actions:
-        raise ObjectiveError(f"unknown action {action!r}; supported: {actions}")
-    text = raw.get("input", raw.get("text"))
-    if not isinstance(text, str):
-        raise ObjectiveError(f"input must be a string, found {type(text).__name__}")
-    if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates: undecodable bytes
-        raise ObjectiveError("input is not valid UTF-8 text")
-    if not text.strip():
-        raise ObjectiveError("input is empty")
-    limit = config.daemon.max_input_chars
-    if len(text) > limit:
-        raise ObjectiveError(f"input is {len(text)} characters; the limit is {limit} (daemon.max_input_chars)")
-    labels = raw.get("labels")
-    if isinstance(labels, str):
-        labels = [l.strip() for l in labels.split(",")]
-    output = config.actions[action].output
-    if output in ("label", "labels"):
-        if not isinstance(labels, list) or len(labels) < 2:
-            raise ObjectiveError(f"action {action!r} needs at least two labels")
-    if labels is not None:
-        if not isinstance(labels, list) or not all(isinstance(l, str) and l.strip() and "," not in l for l in labels):
-            raise ObjectiveError("labels must be a list of non-empty strings without commas")
-        if len(set(labels)) != len(labels):
-            raise ObjectiveError("labels must be distinct")
-    priority = raw.get("priority", "normal")
-    if priority not in PRIORITIES:
-        raise ObjectiveError(f"priority must be one of {PRIORITIES}, found {priority!r}")
-    cap = raw.get("max_cost_usd")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap < 0):
-        raise ObjectiveError(f"max_cost_usd must be a number >= 0, found {cap!r}")
-    tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ObjectiveError("tags must be a list of strings")
-    oid = raw.get("id") or new_id()
-    if not isinstance(oid, str) or not _ID_RE.match(oid):
-        raise ObjectiveError(f"id must be 1-128 characters of letters, digits, '_' and '-', found {oid!r}")
-    submitted = raw.get("submitted_at") or time.time()
-    return Objective(id=oid, action=action, input=text, labels=labels, priority=priority,
-                     max_cost_usd=cap, tags=tags, submitted_at=float(submitted))
+    if isinstance(raw, dict):
+        raw = dict(raw)
+        if "input" in raw:
+            raw.pop("text", None)
+        raw["id"] = raw.get("id") or new_id()
+        raw["submitted_at"] = raw.get("submitted_at") or time.time()
+    return validate_model(Objective, raw, ObjectiveError, file=file or "objective", line=line,
+                          context={"config": config})

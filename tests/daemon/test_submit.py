@@ -31,12 +31,12 @@ def submit(redis_url, monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize("argv, reason", [
     (["--action", "translate", "--input", "hi"], "unknown action 'translate'"),
     (["--action", "classify", "--labels", "feat,fix", "--input", "   "], "input is empty"),
-    (["--action", "classify", "--input", "fix bug"], "needs at least two labels"),
-    (["--action", "classify", "--labels", "feat,feat", "--input", "x"], "labels must be distinct"),
-    (["--action", "summarize", "--input", "x" * 40000], "the limit is 32768"),
+    (["--action", "classify", "--input", "fix bug"], "labels: expected at least two labels for action 'classify'"),
+    (["--action", "classify", "--labels", "feat,feat", "--input", "x"], "labels[1]: expected distinct labels, found 'feat' again"),
+    (["--action", "summarize", "--input", "x" * 40000], "input: expected at most 32768 characters (daemon.max_input_chars), found 40000 characters"),
     (["please tidy the repo"], "free-text objectives need the planner"),
-    (["--action", "summarize", "--input", "x", "--id", "bad id!"], "id must be"),
-    (["--action", "summarize", "--input", "x", "--max-cost-usd", "-1"], "max_cost_usd must be"),
+    (["--action", "summarize", "--input", "x", "--id", "bad id!"], "id: expected 1-128 characters of letters, digits, '_' and '-'"),
+    (["--action", "summarize", "--input", "x", "--max-cost-usd", "-1"], "max_cost_usd: expected a number >= 0, found -1.0"),
 ])
 def test_bad_objective_rejected_with_reason_and_nothing_enqueued(submit, redis_conn, argv, reason):
     code, out, err = submit(*argv)
