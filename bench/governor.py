@@ -38,7 +38,7 @@ def one_pass(gov: Governor, actions: list[dict], ws: str) -> tuple[list[float], 
         t = time.perf_counter_ns()
         d = gov.decide(a["tool"], a["args"], ws)
         lat.append((time.perf_counter_ns() - t) / 1e6)
-        ok = d.decision == "allow" if a["expect"] == "allow" else d.decision in ("deny", "ask")
+        ok = (d.decision, d.rule) == (a["expect"], a["rule"])
         correct += ok
     return lat, correct
 
