@@ -46,7 +46,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from swarmd.config import load_config  # noqa: E402
-from swarmd.router import Ledger, Router  # noqa: E402
+from swarmd.costs import Ledger  # noqa: E402
+from swarmd.router import Router  # noqa: E402
 from swarmd.router.quality import parse_label  # noqa: E402
 
 DATA = ROOT / "examples" / "commits-commitizen.jsonl"

@@ -68,7 +68,8 @@ def read_jsonl(path: str, required: tuple[str, ...]) -> list[dict]:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Route one input (``--input``) or a JSONL file (``--file``) through the router."""
     from swarmd.paths import data_dir, db_path
-    from swarmd.router import Ledger, RequestError, Router
+    from swarmd.costs import Ledger
+    from swarmd.router import RequestError, Router
 
     config = load_config(args.config)
     labels = _labels(args.labels)

@@ -173,7 +173,7 @@ class EscalationConfig(_Strict):
 
 
 class PacingConfig(_Strict):
-    """Budget pacing (see :mod:`swarmd.router.budgets`).
+    """Budget pacing (see :mod:`swarmd.costs.budgets`).
 
     A capped period (UTC day, UTC month) is *ahead of plan* when
     ``spent / cap > elapsed / period + tolerance``.  While any capped period

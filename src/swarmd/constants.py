@@ -25,7 +25,7 @@ QUEUES = ("high", "default", "low")
 #: Objective priority → RQ queue.
 PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 
-#: Budgets (:mod:`swarmd.router.budgets`).  Spend hashes have the fields
+#: Budgets (:mod:`swarmd.costs.budgets`).  Spend hashes have the fields
 #: ``spent`` (settled) and ``reserved`` (held for calls in flight), integers in
 #: nano-USD (1e-9 USD).  Periods are UTC.
 #: Sorted set of reservations in flight: member a JSON record (id, amount,

@@ -1,5 +1,5 @@
 """Shared helpers for the cost tests: a config pointing at loopback fakes, and
-a ledger of realistic cascades written with :class:`swarmd.router.Ledger`."""
+a ledger of realistic cascades written with :class:`swarmd.costs.Ledger`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from swarmd.config import Config
-from swarmd.router import Ledger, LedgerRow
+from swarmd.costs import Ledger, LedgerRow
 
 ROOT = Path(__file__).resolve().parents[2]
 from tests.fakes.config import API_PRICES, make_config  # noqa: F401  (the cost tests import both from here)

@@ -15,7 +15,7 @@ import redis
 from swarmd import constants as K
 from swarmd.config import BudgetConfig, ModelConfig
 from swarmd.costs.pricing import api_model, price_usd
-from swarmd.router.budgets import NANO_PER_USD, Budget, Denial, Reservation, estimate_input_tokens, worst_case_usd
+from swarmd.costs.budgets import NANO_PER_USD, Budget, Denial, Reservation, estimate_input_tokens, worst_case_usd
 from tests.fakes import closed_port_url
 
 #: 06:00 UTC today: 25% of the UTC day elapsed.  (Budget keys expire at an

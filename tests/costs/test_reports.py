@@ -13,11 +13,11 @@ import yaml
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from swarmd.cli import main as swarmctl
+from swarmd.costs import Ledger, LedgerRow
 from swarmd.costs.ledger_data import read_rows, summarize
+from swarmd.costs.report import build_report, parse_since, render_markdown, summary_line, write_report
+from swarmd.daemon.report_jobs import daily_report, register_report_jobs
 from swarmd.objectives import Objective
-from swarmd.reports import daily_report, register_report_jobs
-from swarmd.reports.costs import build_report, parse_since, render_markdown, summary_line, write_report
-from swarmd.router import Ledger, LedgerRow
 from swarmd.store.objectives import Store
 from tests.costs.conftest import API_PRICES, ROOT, build_ledger, make_config
 

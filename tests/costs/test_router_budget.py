@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from swarmd.router import BUDGET, Budget, Ledger, Router
+from swarmd.costs import Budget, Ledger
+from swarmd.router import BUDGET, Router
 from tests.fakes.config import API_PRICES, make_config
 from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -126,7 +127,7 @@ def test_pacing_threshold_rule_and_one_log_line_per_change(redis_conn, log_lines
 
 
 def test_label_answers_reserve_only_the_tokens_a_label_may_take(ledger):
-    from swarmd.router.budgets import worst_case_usd
+    from swarmd.costs.budgets import worst_case_usd
     from swarmd.router.prompts import build_prompt
     from swarmd.router.providers.base import LABEL_MAX_TOKENS
     with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \

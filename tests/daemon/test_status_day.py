@@ -9,7 +9,7 @@ import time
 import pytest
 
 from swarmd.daemon.service import day_start
-from swarmd.router.budgets import _utc_periods
+from swarmd.costs.budgets import _utc_periods
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from swarmd.config import load_config
-from swarmd.router import Ledger, Router
+from swarmd.costs import Ledger
+from swarmd.router import Router
 from swarmd.router.prompts import build_prompt
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from swarmd.router import Ledger, Router
+from swarmd.costs import Ledger
+from swarmd.router import Router
 from tests.fakes import Answer, Error, Malformed, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.config import make_config

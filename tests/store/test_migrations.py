@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from swarmd.costs import Ledger, LedgerRow
 from swarmd.governor import query_audit
-from swarmd.router import Ledger, LedgerRow
 from swarmd.store import SCHEMA_VERSION, SchemaTooNew, connect, open_db
 from swarmd.store.objectives import Store
 from swarmd.store.schema import MIGRATIONS, Migration, migrate, user_version

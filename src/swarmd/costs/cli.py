@@ -105,7 +105,7 @@ def analyse(args: argparse.Namespace, config: Config) -> dict:
     else:
         if args.profile is not None:
             raise ValueError("--profile applies to --simulate only (--from-ledger measures the profile)")
-        from swarmd.reports.costs import parse_since
+        from swarmd.costs.report import parse_since
         since = parse_since(args.since) if args.since else None
         rows = read_rows(args.from_ledger, since)
         if not rows:
@@ -146,7 +146,7 @@ def analyse(args: argparse.Namespace, config: Config) -> dict:
         Path(args.save_profile).write_text(yaml.safe_dump(profile.to_dict(), sort_keys=False), encoding="utf-8")
         result["saved_profile"] = args.save_profile
     if args.plot:
-        from swarmd.reports.charts import plot_analysis
+        from swarmd.costs.charts import plot_analysis
         plot_analysis(result, args.plot)
         result["plot"] = args.plot
     return result
@@ -255,7 +255,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     as Markdown + PNG (unless ``--no-write``)."""
     from swarmd.cli import BadInput
     from swarmd.paths import data_dir, db_path
-    from swarmd.reports.costs import build_report, parse_since, render_markdown, summary_line, write_report
+    from swarmd.costs.report import build_report, parse_since, render_markdown, summary_line, write_report
 
     config = load_config(args.config)
     data = data_dir(args.data_dir)

@@ -1,8 +1,8 @@
 """Ledger rows for reports and cost analysis, and their summary.
 
 Sources (:func:`read_rows`): the SQLite store (``memory.db``, table
-``ledger``, see :mod:`swarmd.router.ledger`), a bare ledger file written by
-:class:`swarmd.router.Ledger`, or a JSONL export (one ledger row per line, the
+``ledger``, see :mod:`swarmd.costs.ledger`), a bare ledger file written by
+:class:`swarmd.costs.Ledger`, or a JSONL export (one ledger row per line, the
 same column names; a JSON array of rows is accepted too).  Required fields:
 ``action, tier, tokens_in, tokens_out, cost_usd, outcome``; ``ts`` (unix
 seconds) is needed for time windows.

@@ -52,7 +52,7 @@ from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
-from swarmd.reports import register_report_jobs, schedule_daily_report
+from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
 from swarmd.store.objectives import Store
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION
@@ -73,7 +73,7 @@ def ensure_group(redis: Redis, stream: str, group: str) -> None:
 
 def day_start(now: float | None = None) -> float:
     """Unix time of the start of the current UTC day: the budget's daily
-    period (``swarmd.router.budgets``), so status's "today" is the day the
+    period (``swarmd.costs.budgets``), so status's "today" is the day the
     daily cap counts."""
     t = time.time() if now is None else now
     return float(t - t % 86400)

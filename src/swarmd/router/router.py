@@ -12,7 +12,7 @@ For one request the router:
 When no tier gives an acceptable answer it returns ``status="unresolved"``
 with the most confident answer it saw; it never raises for a model failure.
 
-Budgets (optional, :mod:`swarmd.router.budgets`): before a call to a model
+Budgets (optional, :mod:`swarmd.costs.budgets`): before a call to a model
 with a non-zero price the router reserves the call's worst case against the
 daily, monthly and per-objective caps, and settles the reservation to the
 actual cost after the call.  A call the caps refuse is not made (the model is
@@ -32,8 +32,8 @@ from typing import Callable
 from loguru import logger
 
 from swarmd.config import Config, ModelConfig
-from swarmd.router.budgets import Budget, Reservation, worst_case_usd
-from swarmd.router.ledger import Ledger, LedgerRow
+from swarmd.costs.budgets import Budget, Reservation, worst_case_usd
+from swarmd.costs.ledger import Ledger, LedgerRow
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
 from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt

@@ -11,7 +11,7 @@
   ledger and audit rows that arrive in worker events).
 
 Rows of other components are written by their own code over these
-connections: the cost ledger by :mod:`swarmd.router.ledger`, the audit log by
+connections: the cost ledger by :mod:`swarmd.costs.ledger`, the audit log by
 :mod:`swarmd.governor.audit`, the learning memory's verified outcomes by
 :mod:`swarmd.memory.records`.  Where the file is: :func:`swarmd.paths.db_path`.
 

@@ -13,7 +13,7 @@ Tables (created by :mod:`swarmd.store.schema`, opened with
   :class:`swarmd.router.Attempt`), in order.
 * ``events_seen`` — ids of worker events already persisted, so a re-delivered
   event is not counted twice.
-* ``ledger`` — the cost ledger (columns: :mod:`swarmd.router.ledger`): one row
+* ``ledger`` — the cost ledger (columns: :mod:`swarmd.costs.ledger`): one row
   per attempt, written here in the same transaction as the attempt.
 * ``audit_log`` — every governor decision (columns: :mod:`swarmd.governor.audit`):
   the workers' decisions arrive inside their events (``audit`` lists), the
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from swarmd.governor.audit import insert_rows as insert_audit_rows
 from swarmd.objectives import FINAL_STATES, STATES, Objective
-from swarmd.router.ledger import LedgerRow, insert_row
+from swarmd.costs.ledger import LedgerRow, insert_row
 from swarmd.store.schema import open_db
 
 _RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")

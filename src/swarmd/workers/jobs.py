@@ -35,9 +35,10 @@ from rq import get_current_job
 
 from swarmd import constants as K
 from swarmd.config import Config, load_config
+from swarmd.costs import Budget
 from swarmd.governor import AuditBuffer, Governor, Policy, PolicyError, load_policy
 from swarmd.paths import data_dir
-from swarmd.router import Budget, RequestError, Router
+from swarmd.router import RequestError, Router
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION, run_agent, workspace_dir
 
@@ -55,7 +56,7 @@ def init_router(config: Config | None = None, redis=None) -> Router:
     worker's router writes no ledger of its own (workers may run on hosts
     that have no access to the daemon's SQLite file).  ``redis`` (default: the
     current RQ job's connection, once there is one) gives the router its
-    :class:`~swarmd.router.budgets.Budget`: the caps every worker shares.
+    :class:`~swarmd.costs.budgets.Budget`: the caps every worker shares.
     """
     global _ROUTER
     with _ROUTER_LOCK:

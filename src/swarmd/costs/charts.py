@@ -43,7 +43,7 @@ def _two_panels(title: str, by_action: dict[str, tuple[float, float]], by_tier: 
 
 
 def plot_report(report: dict, path: str | Path) -> Path:
-    """Chart of a :func:`swarmd.reports.costs.build_report` dict; returns ``path``."""
+    """Chart of a :func:`swarmd.costs.report.build_report` dict; returns ``path``."""
     saved = f"saved ${report['savings_usd']:.4f} ({report['savings_pct']:.1f}%)"
     return _two_panels(f"swarmd spend: ${report['cost_usd']:.4f} vs ${report['pure_api_cost_usd']:.4f} API-only; {saved}",
                        {a: (v["cost_usd"], v["pure_api_cost_usd"]) for a, v in report["by_action"].items()},

@@ -74,7 +74,7 @@ class DaemonMetrics:
 
     ``store``: an object with ``counts() -> {state: n}`` (the daemon's
     :class:`~swarmd.store.objectives.Store`) or ``None``; ``redis``: the daemon's
-    client or ``None``; ``budget``: a :class:`~swarmd.router.budgets.Budget`
+    client or ``None``; ``budget``: a :class:`~swarmd.costs.budgets.Budget`
     or ``None``; ``from_start``: count ledger rows already present too
     (default: only rows added from now on).  ``registry`` holds everything.
     """

@@ -9,7 +9,7 @@ and unresolved by reason (``budget`` among them).  Definitions:
 :mod:`swarmd.costs.ledger_data`.
 
 Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart
-next to it (:mod:`swarmd.reports.charts`), and summarised in one log line
+next to it (:mod:`swarmd.costs.charts`), and summarised in one log line
 (:func:`summary_line`).
 """
 
@@ -109,7 +109,7 @@ def summary_line(report: dict, path: str | Path | None = None) -> str:
 def write_report(report: dict, out_dir: str | Path, label: str) -> tuple[Path, Path]:
     """Write the Markdown and the PNG chart to ``out_dir`` (created); returns
     their paths.  File stem: ``costs-<until, local YYYY-MM-DD_HHMM>-<label>``."""
-    from swarmd.reports.charts import plot_report
+    from swarmd.costs.charts import plot_report  # heavy: matplotlib, only when a report is written
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

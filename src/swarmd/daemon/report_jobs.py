@@ -1,18 +1,21 @@
-"""Reports inside the daemon: the daily cost report and Prometheus metrics.
+"""The daemon's scheduled reporting jobs: the daily cost report and the
+Prometheus metrics refresh.
 
 :func:`register_report_jobs` is called once by ``Daemon.run()`` with its
 APScheduler ``BackgroundScheduler``:
 
 * ``reports.daily_at`` (local ``"HH:MM"``, config) → job ``daily_cost_report``:
-  the report of the 24 hours before it (:mod:`swarmd.reports.costs`), written
+  the report of the 24 hours before it (:mod:`swarmd.costs.report`), written
   to ``<data dir>/<reports.dir>/`` as Markdown + PNG and summarised in one
   log line;
 * ``metrics.port`` (not null) → ``/metrics`` on 127.0.0.1:port and job
   ``metrics_refresh`` every ``metrics.refresh_s`` seconds
-  (:mod:`swarmd.reports.metrics`).
+  (:mod:`swarmd.daemon.metrics`).
 
 Both are read from the config at start-up; a changed ``daily_at`` or
-``metrics.port`` takes effect at the next daemon start.
+``metrics.port`` takes effect at the next daemon start.  What a report
+contains is :mod:`swarmd.costs`' business; when and where it is written, the
+daemon's.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import time
 from pathlib import Path
 
 from loguru import logger
+
+from swarmd.costs.budgets import Budget
+from swarmd.costs.report import build_report, summary_line, write_report
+from swarmd.daemon.metrics import DaemonMetrics
 
 
 def report_dir(daemon) -> Path:
@@ -32,8 +39,6 @@ def report_dir(daemon) -> Path:
 def daily_report(daemon, now: float | None = None) -> tuple[Path, Path]:
     """Write the report of the 24 hours before ``now`` and log its summary
     line; returns (Markdown path, PNG path)."""
-    from swarmd.reports.costs import build_report, summary_line, write_report
-
     now = time.time() if now is None else now
     report = build_report(daemon.store.path, daemon.config, now - 86400, now)
     md, png = write_report(report, report_dir(daemon), "24h")
@@ -77,9 +82,6 @@ def register_report_jobs(scheduler, daemon) -> dict:
     out: dict = {}
     schedule_daily_report(scheduler, daemon)
     if config.metrics.port is not None:
-        from swarmd.reports.metrics import DaemonMetrics
-        from swarmd.router.budgets import Budget
-
         try:
             metrics = DaemonMetrics(daemon.store.path, daemon.redis, daemon.store, Budget(daemon.redis, config))
             metrics.serve(config.metrics.port)
