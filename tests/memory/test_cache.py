@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from swarmd.costs import Ledger
 from swarmd.memory.cache import AnswerCache
 from swarmd.memory.feedback import Feedback, apply_feedback
 from swarmd.memory.outcomes import teacher_record
 from swarmd.memory.records import Memory, Verified
-from swarmd.router import Ledger, Router
+from swarmd.router import Router
 from tests.fakes import Answer, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.config import make_config
