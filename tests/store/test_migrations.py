@@ -1,12 +1,15 @@
 """The schema registry on real SQLite files: a ``memory.db`` written by the
 swarmd before schema versioning (``schema_v0.sql``, rows inserted with plain
 ``sqlite3`` as that code did) opened by today's code, refused newer files,
-rolled-back failures, and the settings of :func:`swarmd.store.connect`."""
+rolled-back failures, concurrent openers, and the settings of
+:func:`swarmd.store.connect` (the only place a connection is made)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -184,3 +187,41 @@ def test_connect_settings(tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         connect(tmp_path / "missing.db", readonly=True)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_two_processes_opening_an_old_file_at_once_migrate_it_once(tmp_path):
+    """Daemon and ``swarmctl`` starting together: each migration runs on one connection only."""
+    path = tmp_path / "memory.db"
+    make_v0(path)
+    conns = [connect(path) for _ in range(4)]
+    barrier = threading.Barrier(len(conns))
+    applied, errors = [], []
+
+    def run(conn):
+        barrier.wait()
+        try:
+            applied.append(migrate(conn, where=str(path)))
+        except Exception as exc:        # reported below with the test's assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sum(applied) == SCHEMA_VERSION
+    assert all(user_version(c) == SCHEMA_VERSION for c in conns)
+    for c in conns:
+        c.close()
+
+
+def test_no_sqlite_connection_outside_store_db():
+    """Every SQLite connection in ``src/swarmd`` is made by :func:`swarmd.store.connect`."""
+    src = Path(__file__).resolve().parents[2] / "src" / "swarmd"
+    found = []
+    for py in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(py.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr == "connect" and isinstance(node.value, ast.Name)
+                    and node.value.id == "sqlite3"):
+                found.append(f"{py.relative_to(src)}:{node.lineno}")
+    assert found and all(f.startswith("store/db.py:") for f in found), found
