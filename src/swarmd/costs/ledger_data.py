@@ -34,6 +34,7 @@ from pathlib import Path
 
 from swarmd.config import Config
 from swarmd.costs.pricing import api_model, price_usd
+from swarmd.errors import BadInput
 from swarmd.store.db import connect
 
 REQUIRED = ("action", "tier", "tokens_in", "tokens_out", "cost_usd", "outcome")
@@ -41,8 +42,8 @@ COLUMNS = ("ts", "objective_id", "action", "tier", "provider", "model", "tokens_
            "latency_ms", "confidence", "outcome", "error")
 
 
-class LedgerReadError(ValueError):
-    """A ledger source that cannot be read; the message names the file (and line)."""
+class LedgerReadError(BadInput, ValueError):
+    """A ledger source that cannot be read (exit 2); the message names the file (and line)."""
 
 
 def _is_sqlite(path: Path) -> bool:
