@@ -61,7 +61,7 @@ class Problem(NamedTuple):
 
     def __str__(self) -> str:
         where = (self.file or "<input>") + (f":{self.line}" if self.line else "")
-        return f"{where}: {self.key or '<root>'}: expected {self.expected}, found {self.found}"
+        return f"{where}: {self.key + ': ' if self.key else ''}expected {self.expected}, found {self.found}"
 
 
 class InputError(BadInput, ValueError):
@@ -244,6 +244,20 @@ def _keys(model: type[BaseModel] | None) -> list[str]:
                                      if not f.exclude]
 
 
+def _num(x: Any) -> Any:
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
+def _range(model: type[BaseModel], loc: Loc) -> str:
+    """Both bounds of the field at ``loc`` (``">= 0 and <= 1"``), from its
+    constraints; ``""`` when it is not a model field with bounds."""
+    parent = model_at(model, loc[:-1]) if loc else None
+    field = parent.model_fields.get(loc[-1]) if parent and isinstance(loc[-1], str) else None
+    ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return " and ".join(f"{op} {_num(getattr(m, attr))}" for m in (field.metadata if field else ())
+                        for attr, op in ops.items() if getattr(m, attr, None) is not None)
+
+
 _TYPES = {
     "float_parsing": "a number", "float_type": "a number", "int_parsing": "an integer",
     "int_type": "an integer", "int_from_float": "an integer", "string_type": "a string",
@@ -274,9 +288,8 @@ def explain(err: dict, model: type[BaseModel]) -> list[tuple[Loc, str, str]]:
     if kind == "literal_error":
         return [(loc, f"one of {ctx.get('expected')}", short(found))]
     if kind in _BOUNDS:
-        bound = next(iter(ctx.values()), "?")
-        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
-        return [(loc, f"a number {_BOUNDS[kind]} {bound}", short(found))]
+        return [(loc, "a number " + (_range(model, loc) or f"{_BOUNDS[kind]} {_num(next(iter(ctx.values()), '?'))}"),
+                 short(found))]
     if kind in ("too_short", "string_too_short"):
         return [(loc, "a non-empty value", short(found))]
     if kind == "string_pattern_mismatch":

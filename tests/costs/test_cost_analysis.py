@@ -138,7 +138,7 @@ def test_plot_save_profile_top_and_profile_file(tmp_path, config, config_file):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--simulate", "--profile", "nope"], "built-in profiles: light, medium, heavy"),
+    (["--simulate", "--profile", "nope"], "nope: expected a built-in profile (light, medium, heavy) or a readable"),
     (["--simulate", "--days", "0"], "--days must be > 0"),
     (["--simulate", "--since", "7d"], "--since applies to --from-ledger only"),
     (["--from-ledger", "missing.db"], "missing.db: no such file"),
@@ -153,15 +153,34 @@ def test_profile_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("objectives_per_day: 10\nactions:\n  classify:\n    share: 1.0\n    tiers:\n"
                    "      LOCAL_FAST: {tokens_in: 10, tokens_out: 1, escalation: 1.5}\n")
-    with pytest.raises(ProfileError, match=r"bad.yaml: actions.classify.tiers.LOCAL_FAST.escalation: "
-                                           r"expected a number >= 0.0 and <= 1.0, found 1.5"):
+    with pytest.raises(ProfileError, match=r"bad.yaml:6: actions.classify.tiers.LOCAL_FAST.escalation: "
+                                           r"expected a number >= 0 and <= 1, found 1.5"):
         load_profile(str(bad))
     with pytest.raises(ProfileError, match="shares summing to 1"):
         parse_profile({"objectives_per_day": 1, "actions": {"a": {"share": 0.5, "tiers": {"X": {
             "tokens_in": 1, "tokens_out": 1}}}}})
-    with pytest.raises(ProfileError, match="unknown key 'escalaton'"):
+    with pytest.raises(ProfileError, match="unknown key 'escalaton' \\(did you mean 'escalation'\\?\\)"):
         parse_profile({"objectives_per_day": 1, "actions": {"a": {"share": 1, "tiers": {"X": {
             "tokens_in": 1, "tokens_out": 1, "escalaton": 0.1}}}}})
+
+
+def test_every_profile_mistake_is_reported_with_its_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("objectives_per_day: 0\n"
+                   "actions:\n"
+                   "  classify:\n"
+                   "    share: 1.0\n"
+                   "    tiers:\n"
+                   "      LOCAL_FAST: {tokens_in: -5, tokens_out: 1}\n"
+                   "      LOCAL_QUALITY: {tokens_in: 10, tokens_out: many, escalation: 0.1}\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(bad))
+    assert [(p.line, p.key, p.found) for p in info.value.problems] == [
+        (1, "objectives_per_day", "0"),
+        (6, "actions.classify.tiers.LOCAL_FAST.tokens_in", "-5"),
+        (7, "actions.classify.tiers.LOCAL_QUALITY.tokens_out", "'many' (str)"),
+    ]
+    assert info.value.problems[0].expected == "a number > 0"
 
 
 def test_help_documents_every_flag():

@@ -183,7 +183,7 @@ def test_config_keys_validated_with_file_and_line():
     text = (ROOT / "llm_config.yaml").read_text()
     with pytest.raises(ConfigError, match=r"llm_config.yaml:\d+: reports.daily_at: expected a local time"):
         parse_config(text.replace('daily_at: "23:55"', 'daily_at: "7pm"'), "llm_config.yaml")
-    with pytest.raises(ConfigError, match=r":\d+: budgets.pacing.threshold_factor: expected a number <= 1"):
+    with pytest.raises(ConfigError, match=r":\d+: budgets.pacing.threshold_factor: expected a number > 0 and <= 1"):
         parse_config(text.replace("threshold_factor: 0.5", "threshold_factor: 1.5"), "llm_config.yaml")
-    with pytest.raises(ConfigError, match=r":\d+: metrics.port: expected a number <= 65535"):
+    with pytest.raises(ConfigError, match=r":\d+: metrics.port: expected a number >= 1 and <= 65535"):
         parse_config(text.replace("port: null", "port: 70000"), "llm_config.yaml")

@@ -132,7 +132,7 @@ def test_missing_file(tmp_path):
 
 def test_limits_out_of_range():
     e = err(policy_text(extra="execution:\n  timeout_s: -1\n"))
-    assert e.key_path == "execution.timeout_s" and e.expected == "a number > 0" and e.found == "-1"
+    assert e.key_path == "execution.timeout_s" and e.expected == "a number > 0 and <= 3600" and e.found == "-1"
 
 
 def test_multiline_message_lists_every_problem():

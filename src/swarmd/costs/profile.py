@@ -34,25 +34,24 @@ ledger's call counts exactly.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from swarmd.config import Config
 from swarmd.costs.ledger_data import is_final
+from swarmd.validation import InputError, Invalid, Loc, Problem, parse_yaml, validate
 
 BUILTIN = ("light", "medium", "heavy")
-_STEP_KEYS = {"tokens_in", "tokens_out", "escalation", "entry"}
-_ACTION_KEYS = {"share", "tiers", "note"}
-_TOP_KEYS = {"name", "description", "sources", "objectives_per_day", "actions"}
 
 
-class ProfileError(ValueError):
-    """A profile that cannot be used; the message names the file, the key,
-    what was expected and what was found."""
+class ProfileError(InputError):
+    """A profile that cannot be used: every problem, each naming the file,
+    line (for YAML files), key, what was expected and what was found (see
+    :class:`swarmd.validation.InputError`)."""
 
 
 @dataclass(frozen=True)
@@ -126,70 +125,65 @@ def _num(x: float) -> float | int:
 
 # --------------------------------------------------------------------------- parsing
 
-
-def _number(where: str, key: str, value, lo: float | None = 0.0, hi: float | None = None,
-            strict_lo: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ProfileError(f"{where}: {key}: expected a number, found {value!r}")
-    bad_lo = lo is not None and (value <= lo if strict_lo else value < lo)
-    if bad_lo or (hi is not None and value > hi):
-        rng = f"{'>' if strict_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
-        raise ProfileError(f"{where}: {key}: expected a number {rng}, found {value!r}")
-    return float(value)
+#: A finite number (ints accepted; booleans and strings refused).
+_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_Fraction = Annotated[_Number, Field(ge=0, le=1)]
+_Count = Annotated[_Number, Field(ge=0)]
 
 
-def _unknown(where: str, key: str, data: dict, known: set) -> None:
-    extra = sorted(set(data) - known)
-    if extra:
-        raise ProfileError(f"{where}: {key + '.' if key else ''}{extra[0]}: expected one of "
-                           f"{', '.join(sorted(known))}, found unknown key {extra[0]!r}")
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse_profile(data, where: str = "<profile>") -> Profile:
-    """Validate a profile mapping (see the module docstring).  Raises
-    :class:`ProfileError` naming ``where``, the key, expected and found."""
-    if not isinstance(data, dict):
-        raise ProfileError(f"{where}: expected a mapping with objectives_per_day and actions, "
-                           f"found {type(data).__name__}")
-    _unknown(where, "", data, _TOP_KEYS)
-    for key in ("objectives_per_day", "actions"):
-        if key not in data:
-            raise ProfileError(f"{where}: {key}: expected this key to be set, found nothing")
-    per_day = _number(where, "objectives_per_day", data["objectives_per_day"], 0.0, strict_lo=True)
-    raw_actions = data["actions"]
-    if not isinstance(raw_actions, dict) or not raw_actions:
-        raise ProfileError(f"{where}: actions: expected a non-empty mapping of action: {{share, tiers}}, "
-                           f"found {raw_actions!r}")
-    actions = {}
-    for name, raw in raw_actions.items():
-        key = f"actions.{name}"
-        if not isinstance(raw, dict):
-            raise ProfileError(f"{where}: {key}: expected a mapping with share and tiers, found {raw!r}")
-        _unknown(where, key, raw, _ACTION_KEYS)
-        share = _number(where, f"{key}.share", raw.get("share"), 0.0, 1.0)
-        tiers = raw.get("tiers")
-        if not isinstance(tiers, dict) or not tiers:
-            raise ProfileError(f"{where}: {key}.tiers: expected a non-empty mapping of tier: "
-                               f"{{tokens_in, tokens_out, escalation}}, found {tiers!r}")
-        steps = []
-        for i, (tier, s) in enumerate(tiers.items()):
-            sk = f"{key}.tiers.{tier}"
-            if not isinstance(s, dict):
-                raise ProfileError(f"{where}: {sk}: expected a mapping with tokens_in, tokens_out, escalation, "
-                                   f"found {s!r}")
-            _unknown(where, sk, s, _STEP_KEYS)
-            steps.append(Step(
-                tier=str(tier),
-                tokens_in=_number(where, f"{sk}.tokens_in", s.get("tokens_in")),
-                tokens_out=_number(where, f"{sk}.tokens_out", s.get("tokens_out")),
-                escalation=_number(where, f"{sk}.escalation", s.get("escalation", 0.0), 0.0, 1.0),
-                entry=_number(where, f"{sk}.entry", s.get("entry", 1.0 if i == 0 else 0.0))))
-        actions[str(name)] = ActionProfile(share, tuple(steps), str(raw.get("note") or ""))
-    total = sum(a.share for a in actions.values())
-    if abs(total - 1.0) > 0.001:
-        raise ProfileError(f"{where}: actions: expected shares summing to 1, found {total:.4f}")
-    return Profile(name=str(data.get("name") or Path(where).stem), objectives_per_day=per_day, actions=actions,
-                   description=str(data.get("description") or ""), sources=str(data.get("sources") or ""))
+class StepSpec(_Spec):
+    """One tier of an action in a profile file (see the module docstring);
+    ``entry`` ``None`` = 1 at the action's first tier, 0 at the others."""
+
+    tokens_in: _Count
+    tokens_out: _Count
+    escalation: _Fraction = 0.0
+    entry: _Count | None = None
+
+
+class ActionSpec(_Spec):
+    """One action of a profile file: its ``share`` and the ``tiers`` it
+    visits, in cascade order (a non-empty mapping tier → :class:`StepSpec`)."""
+
+    share: _Fraction
+    tiers: dict[str, StepSpec] = Field(min_length=1)
+    note: str | None = None
+
+
+class ProfileSpec(_Spec):
+    """A profile file (the module docstring shows one); shares sum to 1 (±0.001)."""
+
+    name: str | None = None
+    description: str | None = None
+    sources: str | None = None
+    objectives_per_day: Annotated[_Number, Field(gt=0)]
+    actions: dict[str, ActionSpec] = Field(min_length=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _shares_sum_to_one(cls, actions: dict[str, ActionSpec]) -> dict[str, ActionSpec]:
+        total = sum(a.share for a in actions.values())
+        if abs(total - 1.0) > 0.001:
+            raise Invalid(((), "shares summing to 1", f"shares summing to {total:.4f}"))
+        return actions
+
+
+def parse_profile(data: Any, where: str = "<profile>", lines: dict[Loc, int] | None = None) -> Profile:
+    """Validate a profile mapping (see the module docstring) read from
+    ``where`` (a file name; its stem is the default ``name``); ``lines``: key
+    path → line, as :func:`swarmd.validation.parse_yaml` gives.  Raises
+    :class:`ProfileError` listing every problem (file, line, key, expected,
+    found)."""
+    spec = validate(ProfileSpec, data, ProfileError, file=where, lines=lines)
+    actions = {name: ActionProfile(a.share, tuple(
+        Step(tier, s.tokens_in, s.tokens_out, s.escalation, (1.0 if i == 0 else 0.0) if s.entry is None else s.entry)
+        for i, (tier, s) in enumerate(a.tiers.items())), a.note or "") for name, a in spec.actions.items()}
+    return Profile(name=spec.name or Path(where).stem, objectives_per_day=spec.objectives_per_day, actions=actions,
+                   description=spec.description or "", sources=spec.sources or "")
 
 
 def load_profile(name_or_path: str) -> Profile:
@@ -201,27 +195,23 @@ def load_profile(name_or_path: str) -> Profile:
     else:
         try:
             text = Path(name_or_path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ProfileError(f"{name_or_path}: cannot read ({exc.strerror or exc}); built-in profiles: "
-                               f"{', '.join(BUILTIN)}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(name_or_path, "", f"a built-in profile ({', '.join(BUILTIN)}) or a readable "
+                               "UTF-8 YAML file", getattr(exc, "strerror", None) or str(exc)) from None
         where = name_or_path
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProfileError(f"{where}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                           f"({getattr(exc, 'problem', exc)})") from None
-    return parse_profile(data, where)
+    doc = parse_yaml(text, where, ProfileError)
+    return parse_profile(doc.data, where, doc.lines)
 
 
 def check_against(profile: Profile, config: Config) -> None:
     """Raise :class:`ProfileError` when the profile names a tier the config
     does not define (its prices would be unknown)."""
-    for name, action in profile.actions.items():
-        for step in action.steps:
-            if step.tier not in config.tiers:
-                raise ProfileError(f"profile {profile.name}: actions.{name}.tiers.{step.tier}: expected a tier "
-                                   f"of the config ({', '.join(config.tiers)}), found {step.tier!r}")
+    known = ", ".join(config.tiers)
+    bad = [Problem(f"profile {profile.name}", None, f"actions.{name}.tiers.{step.tier}", f"a tier of the config "
+                   f"({known})", repr(step.tier)) for name, action in profile.actions.items()
+           for step in action.steps if step.tier not in config.tiers]
+    if bad:
+        raise ProfileError(bad)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -248,7 +238,7 @@ def from_ledger(rows: list[dict], config: Config, name: str = "ledger") -> Profi
     :func:`ledger_span_days`.  Raises :class:`ProfileError` for no rows.
     """
     if not rows:
-        raise ProfileError(f"{name}: no ledger rows to measure")
+        raise ProfileError(name, "", "ledger rows to measure", "none")
     order = {t: i for i, t in enumerate(config.escalation.chain)}
     last_tier = {a: config.chain_from(a)[-1] for a in config.actions}
     stats: dict[str, dict] = {}
