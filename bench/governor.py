@@ -20,11 +20,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src"), str(REPO)]
+sys.path[:0] = [str(REPO / "src")]
 
 from swarmd.governor import Governor, load_policy  # noqa: E402
 from swarmd.governor.shell import _fast_parse, parse_command  # noqa: E402
-from tests.governor.conftest import load_corpus, make_workspace, table_resolver  # noqa: E402
+from swarmd.testing.governor import load_corpus, make_workspace, table_resolver  # noqa: E402
+
+CORPUS = REPO / "tests" / "governor" / "corpus"   # data files, read (not imported)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -47,7 +49,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ns = ap.parse_args()
-    actions = load_corpus("dangerous.jsonl") + load_corpus("benign.jsonl")
+    actions = load_corpus(CORPUS / "dangerous.jsonl") + load_corpus(CORPUS / "benign.jsonl")
     gov = Governor(load_policy(REPO / "policy.yaml"), resolver=table_resolver)
     with tempfile.TemporaryDirectory() as tmp:
         ws = str(make_workspace(Path(tmp)))

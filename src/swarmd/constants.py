@@ -9,12 +9,17 @@ PREFIX = "swarmd:"
 
 #: Stream of submitted objectives; field ``objective`` holds the JSON.
 OBJECTIVE_STREAM = PREFIX + "objectives"
-#: Consumer group the daemon reads :data:`OBJECTIVE_STREAM` with.
+#: Consumer group the daemon reads (and acknowledges) :data:`OBJECTIVE_STREAM` with.
 OBJECTIVE_GROUP = "daemon"
 
-#: Stream of worker events (``started``, ``finished``, ``failed``) the daemon persists.
+#: Stream of worker events (``started``, ``finished``, ``failed``, ``resolved``) the daemon persists.
 EVENT_STREAM = PREFIX + "events"
-EVENT_GROUP = "daemon"
+#: Consumer group the daemon reads (and acknowledges) :data:`EVENT_STREAM` with.
+#: Daemons before this name read the event stream as :data:`LEGACY_EVENT_GROUP`;
+#: the first daemon with this name reads the stream from its start (events are
+#: persisted once each, by id) and drops the old group.
+EVENT_GROUP = "daemon-events"
+LEGACY_EVENT_GROUP = "daemon"
 
 #: Hash of the daemon's heartbeat: pid, host, started_at, ts, counts, spend.
 HEARTBEAT = PREFIX + "heartbeat"

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job
 
 from swarmd import constants as K
 from swarmd.config import load_config
 from swarmd.objectives import validate
-from swarmd.router import Router
-from swarmd.workers import jobs
+from swarmd.workers.context import ContextWorker, build_context
 from tests.daemon.helpers import write_config
 
 
@@ -23,11 +22,10 @@ def _submit(redis_conn, config, oid: str) -> None:
     redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
 
 
-def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path, redis_conn, monkeypatch):
+def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path, redis_conn):
     from swarmd.daemon.service import Daemon
 
     config = load_config(write_config(tmp_path, fast_provider="echo"))
-    monkeypatch.setattr(jobs, "_ROUTER", Router(config))
     first = Daemon(config, None, tmp_path / "data", redis_conn)
     _submit(redis_conn, config, "dup-1")
     first.handle(first.read_streams(block_ms=100))                      # admitted and enqueued
@@ -35,7 +33,8 @@ def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path
     assert queue.count == 1
     first.store.close()                                                  # the daemon goes down
 
-    SimpleWorker([queue], connection=redis_conn).work(burst=True)         # the job runs; its events wait unread
+    ctx = build_context(config, redis_conn, tmp_path / "data", "w1")
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)   # the job runs; its events wait unread
     assert redis_conn.xlen(K.EVENT_STREAM) >= 1
     Job.fetch("dup-1", connection=redis_conn).delete()                   # its result expired (result_ttl)
     _submit(redis_conn, config, "dup-1")                                 # the same id again

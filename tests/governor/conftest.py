@@ -2,47 +2,28 @@
 
 The ONLY fake in these tests is DNS: ``RESOLVER_TABLE`` maps host names to IP
 strings (this sandbox has no real DNS). Everything else — parsing, path
-resolution, subprocesses, SQLite, the loopback HTTP server — is real.
+resolution, subprocesses, SQLite, the loopback HTTP server — is real.  The
+table, the workspace builder and the corpus reader live in
+:mod:`swarmd.testing.governor` (``bench/governor.py`` uses them too).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
 from swarmd.governor import Governor, load_policy
+from swarmd.testing import governor as shared
+from swarmd.testing.governor import RESOLVER_TABLE, make_workspace, table_resolver  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
-RESOLVER_TABLE: dict[str, list[str]] = {
-    "example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
-    "docs.python.org": ["151.101.0.223"],
-    "pypi.org": ["151.101.64.223"],
-    "github.com": ["140.82.112.3"],
-    "api.github.com": ["140.82.112.6"],
-    "evil.example": ["203.0.113.66"],
-    "rebind.example": ["127.0.0.1"],
-    "metadata.attacker.example": ["169.254.169.254"],
-    "internal.corp.example": ["10.0.0.5"],
-    "mixed.example": ["93.184.216.34", "10.1.1.1"],
-    "v6local.example": ["fd00::1"],
-    "127.0.0.1.nip.io": ["127.0.0.1"],
-    "site.test": ["127.0.0.1"],
-}
-
-
-def table_resolver(host: str) -> list[str]:
-    """Fixed DNS table; unknown hosts do not resolve."""
-    return list(RESOLVER_TABLE.get(host, []))
-
 
 def load_corpus(name: str) -> list[dict]:
-    with open(CORPUS / name, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The actions of ``tests/governor/corpus/<name>``."""
+    return shared.load_corpus(CORPUS / name)
 
 
 @pytest.fixture(scope="session")
@@ -53,30 +34,6 @@ def policy():
 @pytest.fixture(scope="session")
 def gov(policy):
     return Governor(policy, resolver=table_resolver)
-
-
-def make_workspace(root: Path) -> Path:
-    """A realistic objective workspace, with two symlinks that escape it."""
-    ws = root / "ws"
-    (ws / "src").mkdir(parents=True)
-    (ws / "docs").mkdir()
-    (ws / "tests").mkdir()
-    (ws / "build").mkdir()
-    (ws / "data").mkdir()
-    (ws / "src" / "app.py").write_text("import os\nprint('rm -rf is scary')\n")
-    (ws / "src" / "util.py").write_text("def f():\n    return 1\n")
-    (ws / "src" / "env.py").write_text("ENV = 'dev'\n")
-    (ws / "docs" / "shadow-mode.md").write_text("# Shadow mode\nNever read /etc/shadow.\n")
-    (ws / "docs" / "ssh-setup.md").write_text("ssh notes\n")
-    (ws / "tests" / "test_passwords.py").write_text("def test(): pass\n")
-    (ws / "README.md").write_text("readme\n")
-    (ws / "notes.txt").write_text("b\na\nb\n")
-    (ws / "data.csv").write_text("a,1\nb,2\n")
-    (ws / "data.json").write_text('{"items": [{"name": "x"}]}\n')
-    (ws / "link_out").symlink_to("/etc")
-    (ws / "secrets_link").symlink_to(os.path.expanduser("~/.ssh"))
-    (root / "outside.txt").write_text("outside\n")
-    return ws
 
 
 @pytest.fixture(scope="session")

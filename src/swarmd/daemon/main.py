@@ -63,7 +63,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     daemon.install_signal_handlers()
     supervisor = None
     if args.workers:
-        supervisor = Supervisor(args.workers, handle.url, config_path, data,
+        supervisor = Supervisor(args.workers, handle.url, config_path, data, data_dir=data,
                                 grace_s=config.daemon.job_timeout_s)
         supervisor.start()
         daemon.on_reload.append(supervisor.restart_all)
@@ -94,9 +94,7 @@ def run_worker_cmd(args: argparse.Namespace) -> int:
         print("swarmd worker: no Redis; give --redis-url, set REDIS_URL, or --data-dir of a running daemon",
               file=sys.stderr)
         return 2
-    if args.data_dir:   # where this worker keeps objective workspaces (swarmd.paths.data_dir)
-        os.environ["SWARMD_DATA_DIR"] = os.path.abspath(args.data_dir)
-    return run_worker(url, args.config, burst=args.burst)
+    return run_worker(url, args.config, burst=args.burst, data_dir=args.data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

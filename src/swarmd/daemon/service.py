@@ -23,7 +23,12 @@ resolved as ``timeout`` (a deny) by a periodic job.  Audit rows arriving in
 events are written to ``audit_log`` in the store.
 
 Periodic work (heartbeat, failed-job sweep, approval timeouts) runs on an
-APScheduler ``BackgroundScheduler``; the main loop blocks on the two streams.
+APScheduler ``BackgroundScheduler``; the main loop reads each stream under its
+own consumer group (:data:`swarmd.constants.OBJECTIVE_GROUP`,
+:data:`swarmd.constants.EVENT_GROUP`) and, when both are empty, blocks until
+either has a new entry.
+
+Test failpoint (:mod:`swarmd.testing.failpoints`): ``after_read``.
 """
 
 from __future__ import annotations
@@ -54,21 +59,20 @@ from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
 from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
 from swarmd.store.objectives import Store
+from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION
 
-#: Set ``SWARMD_FAILPOINT=after_read`` to make the daemon SIGKILL itself right
-#: after reading objectives and before dispatching them (crash-recovery tests).
-FAILPOINT_ENV = "SWARMD_FAILPOINT"
-
-
-def ensure_group(redis: Redis, stream: str, group: str) -> None:
-    """Create consumer group ``group`` on ``stream`` (and the stream) if missing."""
+def ensure_group(redis: Redis, stream: str, group: str) -> bool:
+    """Create consumer group ``group`` on ``stream`` (and the stream) if
+    missing, reading from the stream's first entry.  Returns whether it was created."""
     try:
         redis.xgroup_create(stream, group, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+        return False
+    return True
 
 
 def day_start(now: float | None = None) -> float:
@@ -85,8 +89,9 @@ class Daemon:
     ``config_path``: the config file (re-read on SIGHUP).  ``data_dir``:
     where the store, the log and the Redis URL file live.  ``redis``: a client
     for the Redis in use.  ``notifier``: a :class:`swarmd.daemon.notify.Notifier`
-    (or ``None``).  Sets ``$SWARMD_DATA_DIR`` to ``data_dir`` in this
-    process, so the workers it starts put objective workspaces there.
+    (or ``None``).  Leaves the process environment alone: the data
+    directory reaches the workers it starts as ``--data-dir``
+    (:class:`swarmd.daemon.supervisor.Supervisor`).
     """
 
     def __init__(self, config: Config, config_path: str | None, data_dir: Path, redis: Redis,
@@ -97,7 +102,6 @@ class Daemon:
         self.consumer = consumer or f"{socket.gethostname()}"
         self.store = Store(db_path(data_dir, config.storage.db))
         self.memory = Memory(db_path(data_dir, config.storage.db))
-        os.environ["SWARMD_DATA_DIR"] = str(data_dir)   # inherited by the supervised workers
         self.governor, self.policy_error = self._load_governor(config)
         self.queues = {name: Queue(name, connection=redis) for name in K.QUEUES}
         self.started_at = time.time()
@@ -108,7 +112,8 @@ class Daemon:
         self.on_reload: list = []
         self.scheduler = BackgroundScheduler(daemon=True)
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
-        ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP)
+        if ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP):   # read from the start: covers the old group's
+            redis.xgroup_destroy(K.EVENT_STREAM, K.LEGACY_EVENT_GROUP)   # pending entries (no-op if none)
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self) -> None:
@@ -245,7 +250,7 @@ class Daemon:
         for name, group in by_queue.items():
             queue = self.queues[name]
             queue.enqueue_many([Queue.prepare_data(
-                "swarmd.workers.jobs.run_objective", (obj.to_dict(),), job_id=obj.id, timeout=cfg.job_timeout_s,
+                parking.JOB_FUNC, (obj.to_dict(),), job_id=obj.id, timeout=cfg.job_timeout_s,
                 result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
                 description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
             for obj in group:
@@ -385,9 +390,35 @@ class Daemon:
         return 0
 
     def read_streams(self, block_ms: int = 500) -> list:
-        """New entries of both streams (XREADGROUP, waiting up to ``block_ms``)."""
-        streams = {K.OBJECTIVE_STREAM: ">", K.EVENT_STREAM: ">"}
-        return self.redis.xreadgroup(K.OBJECTIVE_GROUP, self.consumer, streams, count=200, block=block_ms) or []
+        """New entries of both streams, each read under its own consumer group
+        (XREADGROUP takes one group, so one call per stream); when both are
+        empty, waits up to ``block_ms`` for a new entry in either and reads
+        again.  Returns XREADGROUP's shape: ``[(stream, [(entry_id, fields)])]``."""
+        batches = self._read_new()
+        if batches:
+            return batches
+        self._wait_for_new(block_ms)
+        return self._read_new()
+
+    _READS = ((K.EVENT_STREAM, K.EVENT_GROUP), (K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP))
+
+    def _read_new(self) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, group in self._READS:
+            pipe.xreadgroup(group, self.consumer, {stream: ">"}, count=200)
+        return [batch for result in pipe.execute() for batch in result or []]
+
+    def _wait_for_new(self, block_ms: int) -> None:
+        """Block (XREAD, up to ``block_ms``) until an entry newer than what
+        each group was last handed arrives in either stream."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, _group in self._READS:
+            pipe.xinfo_groups(stream)
+        last = {}
+        for (stream, group), groups in zip(self._READS, pipe.execute()):
+            delivered = [g["last-delivered-id"] for g in groups if g["name"] in (group, group.encode())]
+            last[stream] = delivered[0] if delivered else "0-0"
+        self.redis.xread(last, count=1, block=block_ms)
 
     def handle(self, batches: list) -> None:
         """Handle one :meth:`read_streams` result: worker events first, then
@@ -398,9 +429,7 @@ class Daemon:
             self._events(got[K.EVENT_STREAM])
         entries = got.get(K.OBJECTIVE_STREAM)
         if entries:
-            if os.environ.get(FAILPOINT_ENV) == "after_read":
-                logger.warning("failpoint after_read: killing the daemon with SIGKILL")
-                os.kill(os.getpid(), signal.SIGKILL)
+            failpoint("after_read")
             self.admit_batch(entries)
 
     def _events(self, entries: list) -> None:

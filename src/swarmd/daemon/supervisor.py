@@ -40,12 +40,16 @@ class _Slot:
 class Supervisor:
     """Starts and restarts ``n`` local worker processes.
 
-    ``redis_url``/``config_path`` are passed to each worker; ``log_dir`` gets
-    one ``worker-<i>.log`` per worker (stdout and stderr).
+    ``redis_url``/``config_path``/``data_dir`` (where objective workspaces
+    go; ``None``: each worker resolves it, :func:`swarmd.paths.data_dir`) are
+    passed to each worker; ``log_dir`` gets one ``worker-<i>.log`` per worker
+    (stdout and stderr).
     """
 
-    def __init__(self, n: int, redis_url: str, config_path: str | None, log_dir, grace_s: float = 60.0):
+    def __init__(self, n: int, redis_url: str, config_path: str | None, log_dir, grace_s: float = 60.0,
+                 data_dir=None):
         self.redis_url, self.config_path, self.log_dir, self.grace_s = redis_url, config_path, log_dir, grace_s
+        self.data_dir = data_dir
         self.slots = [_Slot(i) for i in range(n)]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,6 +61,8 @@ class Supervisor:
         cmd = [sys.executable, "-m", "swarmd.workers.main", "--name", name]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
+        if self.data_dir:
+            cmd += ["--data-dir", str(self.data_dir)]
         env = dict(os.environ, REDIS_URL=self.redis_url)  # URL via env, not argv: argv is world-readable
         if slot.log is None:
             slot.log = open(os.path.join(self.log_dir, f"worker-{slot.index}.log"), "ab")

@@ -161,6 +161,23 @@ class Router:
             self._providers[key] = self.provider_factory(model, self.config.escalation.cooldown_s)
         return self._providers[key]
 
+    def warm_up(self) -> list[str]:
+        """Build the starting tier's first provider now (for the in-process
+        model: load it) rather than in the first request.  Returns the keys
+        (:meth:`model_key`) of the providers built; a provider that fails to
+        build is logged and skipped (the first request will try again)."""
+        built = []
+        for tier in self.config.escalation.chain[:1]:
+            for index, model in enumerate(self.config.tiers[tier][:1]):
+                key = self.model_key(tier, model, index)
+                try:
+                    self._provider(key, model)
+                except Exception as exc:
+                    logger.warning("warm-up of {} failed: {}", model.model, exc)
+                else:
+                    built.append(key)
+        return built
+
     def check_request(self, action: str, labels: tuple[str, ...]) -> None:
         """Raise :class:`RequestError` when ``action``/``labels`` cannot be served."""
         if action not in self.config.actions:

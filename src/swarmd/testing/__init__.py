@@ -1,0 +1,14 @@
+"""Support for swarmd's tests and benchmarks, shipped with the package so
+``tests/`` and ``bench/`` both import it from here (``bench/`` imports nothing
+from ``tests/``).  Nothing here runs in production unless a test asks for it.
+
+* :mod:`swarmd.testing.failpoints` — the one hook production code calls at
+  the places a crash-recovery test can make a process die
+  (``$SWARMD_FAILPOINT``).
+* :mod:`swarmd.testing.governor` — the fixed DNS table, the realistic
+  objective workspace and the corpus reader the governor tests and
+  ``bench/governor.py`` share.
+
+The loopback Ollama/Anthropic wire fakes stay in ``tests/fakes``: only tests
+use them.
+"""

@@ -1,0 +1,78 @@
+"""The daemon reads and acknowledges each stream under its own consumer group,
+wakes for either stream, and leaves the process environment alone.  Real
+Redis, in-process :class:`swarmd.daemon.service.Daemon`."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from swarmd import constants as K
+from swarmd.config import load_config
+from swarmd.daemon.service import Daemon
+from tests.daemon.helpers import write_config
+
+
+def _event(redis_conn, oid: str, kind: str = "started") -> bytes:
+    return redis_conn.xadd(K.EVENT_STREAM, {"kind": kind, "id": oid, "payload": json.dumps({"worker": "w", "ts": 1.0})})
+
+
+def _groups(redis_conn, stream: str) -> dict[str, dict]:
+    return {g["name"].decode(): g for g in redis_conn.xinfo_groups(stream)}
+
+
+@pytest.fixture
+def daemon(tmp_path, redis_conn):
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    d = Daemon(config, None, tmp_path / "data", redis_conn)
+    yield d
+    d.store.close()
+
+
+def test_daemon_leaves_the_environment_unchanged(tmp_path, redis_conn):
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    before = dict(os.environ)
+    d = Daemon(config, None, tmp_path / "elsewhere", redis_conn)
+    d.store.close()
+    assert dict(os.environ) == before
+    assert (tmp_path / "elsewhere" / "memory.db").exists()     # the data dir it was given is used
+
+
+def test_event_stream_is_read_and_acknowledged_under_its_own_group(daemon, redis_conn):
+    assert K.EVENT_GROUP != K.OBJECTIVE_GROUP
+    event_id = _event(redis_conn, "g-1")
+    daemon.handle(daemon.read_streams(block_ms=100))
+    groups = _groups(redis_conn, K.EVENT_STREAM)
+    assert set(groups) == {K.EVENT_GROUP}                      # no other group reads the event stream
+    assert groups[K.EVENT_GROUP]["last-delivered-id"] == event_id
+    assert groups[K.EVENT_GROUP]["pending"] == 0               # acknowledged under the group that read it
+    assert set(_groups(redis_conn, K.OBJECTIVE_STREAM)) == {K.OBJECTIVE_GROUP}
+
+
+def test_an_event_wakes_a_daemon_waiting_on_empty_streams(daemon, redis_conn):
+    threading.Timer(0.3, _event, (redis_conn, "wake-1")).start()
+    start = time.monotonic()
+    batches = daemon.read_streams(block_ms=20_000)
+    waited = time.monotonic() - start
+    ids = [fields[b"id"] for _stream, entries in batches for _eid, fields in entries]
+    assert ids == [b"wake-1"]
+    assert waited < 10                                         # woken by the entry, not by the 20 s timeout
+
+
+def test_events_pending_under_the_old_shared_group_are_persisted_after_upgrade(tmp_path, redis_conn):
+    redis_conn.xgroup_create(K.EVENT_STREAM, K.LEGACY_EVENT_GROUP, id="0", mkstream=True)
+    old = _event(redis_conn, "old-1")
+    redis_conn.xreadgroup(K.LEGACY_EVENT_GROUP, "old-daemon", {K.EVENT_STREAM: ">"})   # read, never acknowledged
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    d = Daemon(config, None, tmp_path / "data", redis_conn)
+    try:
+        d.reclaim()
+        assert set(_groups(redis_conn, K.EVENT_STREAM)) == {K.EVENT_GROUP}
+        assert redis_conn.xpending(K.EVENT_STREAM, K.EVENT_GROUP)["pending"] == 0
+        assert d.store.apply_events([(old.decode(), "started", "old-1", {})]) == [False]   # persisted already
+    finally:
+        d.store.close()

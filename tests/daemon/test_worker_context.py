@@ -1,0 +1,53 @@
+"""The worker context is built once per worker and handed to every job.
+
+Real Redis, real RQ worker (:class:`swarmd.workers.context.ContextWorker`,
+in this process, burst mode), the echo provider for the model."""
+
+from __future__ import annotations
+
+import json
+
+from rq import Queue
+
+from swarmd import constants as K
+from swarmd.config import load_config
+from swarmd.router import Router
+from swarmd.router.providers import make_provider
+from swarmd.workers.context import ContextWorker, WorkerContext, build_context
+from swarmd.workers.parking import JOB_FUNC
+from tests.daemon.helpers import write_config
+
+
+def router_identity(ctx: WorkerContext, tag: str) -> list:
+    """A job (run by the worker below): which context and router it was given."""
+    return [tag, id(ctx), id(ctx.router)]
+
+
+def test_two_jobs_receive_the_same_context_built_once(tmp_path, redis_conn):
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    ctx = build_context(config, redis_conn, tmp_path / "data", "w-ctx")
+    queue = Queue("default", connection=redis_conn)
+    jobs = [queue.enqueue(f"{__name__}.router_identity", tag) for tag in ("a", "b")]
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    assert [j.return_value() for j in jobs] == [["a", id(ctx), id(ctx.router)], ["b", id(ctx), id(ctx.router)]]
+
+
+def test_objectives_reuse_the_model_loaded_at_start_up(tmp_path, redis_conn):
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    built = []
+
+    def counting_factory(model, cooldown_s):
+        built.append(model.model)
+        return make_provider(model, cooldown_s)
+
+    ctx = WorkerContext(config, Router(config, provider_factory=counting_factory), redis_conn, tmp_path, "w-model")
+    ctx.router.warm_up()
+    assert len(built) == 1                                    # loaded at start-up, before any job
+    queue = Queue("default", connection=redis_conn)
+    for i in range(2):
+        queue.enqueue(JOB_FUNC, {"id": f"ctx-{i}", "action": "classify", "input": f"fix crash {i}",
+                                 "labels": ["feat", "fix"]})
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    finished = [json.loads(f[b"payload"]) for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    assert [(p["state"], p["worker"]) for p in finished] == [("done", "w-model")] * 2
+    assert len(built) == 1                                    # not once per job
