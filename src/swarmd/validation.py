@@ -90,10 +90,12 @@ class InputError(BadInput, ValueError):
         return self.key
 
 
-class Invalid(ValueError):
+class Invalid(BadInput, ValueError):
     """Raised by a model's validator: one or more ``(loc, expected, found)``
     items, ``loc`` relative to the value the validator checks (``()`` for the
-    value itself, ``("chain", 0)`` for a key below it)."""
+    value itself, ``("chain", 0)`` for a key below it).  pydantic wraps it (a
+    ``ValueError``) in its ``ValidationError``; :func:`validate` unpacks the
+    items into :class:`Problem` s, so it never reaches a caller."""
 
     def __init__(self, *items: tuple[Loc, str, str]):
         self.items = items
