@@ -3,7 +3,7 @@
 Public API::
 
     from swarmd.governor import Governor, Decision, load_policy, PolicyError
-    policy = load_policy("policy.yaml")     # raises PolicyError(file, key_path, expected, found)
+    policy = load_policy("policy.yaml")     # raises PolicyError listing every problem (file:line, key, expected, found)
     gov = Governor(policy, resolver=None)   # resolver: Callable[[str], list[str]] | None
     d = gov.decide(tool="shell", args={"command": "ls -la"}, workspace="/path/ws")
 
