@@ -3,6 +3,7 @@ and the error's message and exit code."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Literal
 
 import pytest
@@ -80,3 +81,10 @@ def test_one_problem_error_reads_like_the_others():
     assert str(e) == "p.yaml:4: rules: expected a list, found 'x' (str)" and e.key_path == "rules"
     assert str(InputError("p.yaml", "", "a readable YAML file", "No such file")) == (
         "p.yaml: expected a readable YAML file, found No such file")
+
+
+def test_error_survives_pickling_with_every_problem():
+    from swarmd.governor.policy import PolicyError
+    e = PolicyError([Problem("p.yaml", 2, "a", "x", "y"), Problem("p.yaml", 5, "b", "x", "z")])
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is PolicyError and back.problems == e.problems and str(back) == str(e)

@@ -84,6 +84,9 @@ class InputError(BadInput, ValueError):
         self.file, self.line, self.key, self.expected, self.found = self.problems[0]
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):     # pickles (e.g. across processes) with every problem
+        return type(self), (self.problems,)
+
     @property
     def key_path(self) -> str:
         """The first problem's dotted key path (same as ``key``)."""
