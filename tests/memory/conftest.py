@@ -12,6 +12,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from swarmd import constants as K
+from swarmd.memory.records import Memory
 from swarmd.objectives import validate
 from swarmd.router import Router
 from swarmd.workers import jobs
@@ -44,6 +45,14 @@ class Swarm:
 
     def close(self) -> None:
         self.daemon.close()
+
+
+@pytest.fixture
+def memory(tmp_path):
+    """A :class:`~swarmd.memory.records.Memory` on ``<tmp>/memory.db``."""
+    m = Memory(tmp_path / "memory.db")
+    yield m
+    m.close()
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 from swarmd.costs import Ledger
 from swarmd.memory.cache import AnswerCache
 from swarmd.memory.feedback import Feedback, apply_feedback
+from swarmd.memory.gate import RouterMemory
 from swarmd.memory.outcomes import teacher_record
-from swarmd.memory.records import Memory, Verified
+from swarmd.memory.records import Verified
 from swarmd.router import Router
 from tests.fakes import Answer, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -21,13 +22,6 @@ from tests.memory.conftest import UNSURE
 LABELS = ("build", "ci", "docs", "fix")
 
 
-@pytest.fixture
-def memory(tmp_path):
-    m = Memory(tmp_path / "memory.db")
-    yield m
-    m.close()
-
-
 def _verified(text, answer, source="teacher", oid=None, labels=LABELS):
     return Verified("classify", labels, text, answer, source, objective_id=oid)
 
@@ -35,7 +29,7 @@ def _verified(text, answer, source="teacher", oid=None, labels=LABELS):
 def test_a_teacher_answer_is_served_again_from_memory_at_no_cost(memory, tmp_path):
     ledger = Ledger(tmp_path / "memory.db")
     with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["docs"]) as api:
-        router = Router(make_config(fast.url, closed_port_url(), api.url), ledger, memory=AnswerCache(memory))
+        router = Router(make_config(fast.url, closed_port_url(), api.url), ledger, memory=RouterMemory(memory))
         first = router.route("classify", "Explain the --dry-run flag", LABELS)
         memory.add(teacher_record("classify", "Explain the --dry-run flag", LABELS, first.attempts))
         calls = len(fast.model_requests()) + len(api.model_requests())

@@ -74,7 +74,3 @@ class AnswerCache:
             return Hit(rows[0][0], "template", rows[0][1])
         return None
 
-
-def open_cache(config, path) -> AnswerCache | None:
-    """The answer cache over the store at ``path`` when ``config.memory.cache`` is on, else ``None``."""
-    return AnswerCache(Memory(path)) if config.memory.cache else None

@@ -1,4 +1,5 @@
-"""Fitting a classify action's ``label_calibration`` from labelled examples.
+"""Fitting a classify action's ``label_calibration`` from labelled examples,
+and applying one to a model's label scores (:func:`label_decision`).
 
 Used by ``python bench/classify.py --fit-calibration`` (which scores commit
 messages 0-299 with the embedded model and prints the YAML for
@@ -60,3 +61,31 @@ def fit_label_calibration(scores, answers_true, labels, ridge: float = 0.3) -> d
     return {"scale": float(scale), "bias": {lab: float(b) for lab, b in zip(labels, bias)},
             "slope": float(w[0]), "intercept": float(w[-1]),
             "label_intercept": {lab: float(v) for lab, v in zip(labels, w[1:-1])}}
+
+
+def label_decision(scores: dict[str, float], calibration=None,
+                   temperature: float = 1.0) -> tuple[str, dict[str, float], float]:
+    """The answer, label distribution and gate confidence for one model's label scores.
+
+    ``scores``: ``{label: ln p(label)}`` (the model's next-token log-probability
+    of each label).  With a ``calibration`` (:class:`swarmd.config.LabelCalibration`):
+    ``q = softmax(scale · ln p + bias)`` and the confidence is its Platt-scaled
+    ``ln q(answer)``; without one: ``q = softmax(ln p / temperature)`` and the
+    confidence is ``q(answer)``.  Returns ``(answer, q, confidence)``.  The
+    embedded provider answers with this; consolidation recomputes past answers
+    with it under a candidate calibration.
+    """
+    labels = list(scores)
+    values = np.array([scores[l] for l in labels], dtype=float)
+    if calibration is not None:
+        adjusted = calibration.adjust(scores)
+        values = np.array([adjusted[l] for l in labels])
+    else:
+        values = values / temperature
+    probs = np.exp(values - values.max())
+    probs /= probs.sum()
+    q = dict(zip(labels, probs.tolist()))
+    best = labels[int(np.argmax(probs))]
+    if calibration is None:
+        return best, q, q[best]
+    return best, q, calibration.confidence(best, float(np.log(max(q[best], 1e-300))))

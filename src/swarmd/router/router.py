@@ -26,7 +26,7 @@ accepted at the paced threshold (:meth:`Budget.pacing_threshold`).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from loguru import logger
@@ -134,9 +134,12 @@ class Router:
     for the life of the router, so an in-process model loads once.
     ``budget``: the shared caps (``None`` = unlimited, except an objective's
     ``max_cost_usd``, then checked within the one request).  ``memory``: the
-    answer cache (:class:`swarmd.memory.cache.AnswerCache`: ``lookup(action,
-    text, labels)`` → a hit with ``answer`` and ``kind``, or ``None``), asked
-    first for label outputs; ``None`` = no cache.
+    learning memory: ``lookup(action, text, labels)`` → an answer-cache hit
+    with ``answer`` and ``kind``, or ``None``, asked first for label outputs,
+    and ``learned(action, labels)`` → (learned
+    calibrations, ``{model name: threshold}``), which take precedence over the
+    configured ones (:class:`swarmd.memory.gate.RouterMemory`); ``None`` = no
+    learning memory.
     """
 
     def __init__(self, config: Config, ledger: Ledger | None = None,
@@ -210,6 +213,9 @@ class Router:
                 return cached
         prompt = build_prompt(action_cfg, text, labels)
         threshold = self.config.quality.threshold_for(action)
+        learned_cals, learned_thresholds = self._learned_gate(action, labels)
+        if learned_cals:        # first match wins in the provider: learned before shipped
+            prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
         refusals = tuple(self.config.quality.refusal_phrases)
         chain = self.config.chain_from(action)
         attempts: list[Attempt] = []
@@ -233,9 +239,9 @@ class Router:
                         skipped.append(f"{key}: budget: {reservation}")
                         refused_by_budget = True
                         continue
-                accept_at = threshold
+                accept_at = learned_thresholds.get(model.model, threshold)
                 if model.is_free and self.budget is not None and self._next_is_paid(chain, tier_index):
-                    accept_at = self.budget.pacing_threshold(threshold, action)
+                    accept_at = self.budget.pacing_threshold(accept_at, action)
                 attempt = verdict = None
                 try:
                     attempt, verdict = self._call(action, tier, model, key, prompt, refusals, accept_at)
@@ -271,6 +277,17 @@ class Router:
             reason = (f"no tier reached confidence {threshold:.2f}" if attempts
                       else "every tier unavailable")
         return self._result(best, attempts, skipped, UNRESOLVED, reason, request_id)
+
+    def _learned_gate(self, action: str, labels: tuple[str, ...]) -> tuple[tuple, dict[str, float]]:
+        """The learning memory's calibrations and per-model thresholds for this
+        request (none without a memory, or when reading it fails: logged)."""
+        if self.memory is None:
+            return (), {}
+        try:
+            return self.memory.learned(action, labels)
+        except Exception:
+            logger.exception("learned gate unavailable; using the configured one")
+            return (), {}
 
     def _from_memory(self, action, text, labels, objective_id, request_id) -> RouteResult | None:
         """The answer cache's result (tier ``MEMORY``, cost 0, confidence 1), or

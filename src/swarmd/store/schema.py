@@ -22,6 +22,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  4    ``store.objectives`` index ``objectives_finished`` (reports' time windows)
  5    ``memory.records``   ``verified_outcomes``: the learning memory's records
  6    ``memory.records``   ``cache_disabled``: answer-cache templates verified wrong
+ 7    ``memory.gate``      ``gate_calibrations``: learned calibrations, every version
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -165,6 +166,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             disabled_at REAL NOT NULL,
             PRIMARY KEY (action, label_key, template)
         );
+    """),
+    Migration(7, "memory.gate", "learning memory: learned quality-gate calibrations, every version", """
+        CREATE TABLE gate_calibrations (
+            version INTEGER PRIMARY KEY AUTOINCREMENT,
+            action TEXT NOT NULL,
+            label_key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            calibration TEXT,                -- JSON of swarmd.config.LabelCalibration, NULL: threshold only
+            threshold REAL NOT NULL,         -- > 1: accept nothing
+            trained_on INTEGER NOT NULL,
+            held_out INTEGER NOT NULL,
+            utility_new REAL NOT NULL,       -- held-out utility of this candidate ...
+            utility_old REAL NOT NULL,       -- ... and of the gate in use when it was fitted
+            held_out_false_accept REAL,
+            held_out_coverage REAL NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            note TEXT NOT NULL
+        );
+        CREATE INDEX gate_calibrations_active ON gate_calibrations(action, label_key, model, active);
     """),
 )
 

@@ -37,6 +37,7 @@ import numpy as np
 from loguru import logger
 
 from swarmd.config import ModelConfig
+from swarmd.router.calibration import label_decision
 from swarmd.router.providers.base import Completion, Prompt, Provider, ProviderError, ProviderUnavailable
 
 _MODELS: dict[tuple, Any] = {}
@@ -208,18 +209,9 @@ class LlamaCppProvider(Provider):
                     context = context + [nxt]
                 scores[label] = total
         cal = next((c for c in prompt.calibration if c.applies(self.model.model, prompt.labels)), None)
-        if cal is not None:     # fitted bias + scale, then Platt scaling of ln q(answer)
-            adjusted = cal.adjust(scores)
-            values = np.array(list(adjusted.values()))
-        else:
-            values = np.array(list(scores.values())) / self.model.label_temperature
-        probs = np.exp(values - values.max())
-        probs /= probs.sum()
-        label_probs = dict(zip(scores, probs.tolist()))
-        best = max(label_probs, key=label_probs.get)
-        confidence = None
-        if cal is not None:
-            confidence = cal.confidence(best, float(np.log(max(label_probs[best], 1e-300))))
+        # fitted bias + scale, then Platt scaling of ln q(answer); without one, the label's probability
+        best, label_probs, confidence = label_decision(scores, cal, self.model.label_temperature)
+        confidence = confidence if cal is not None else None
         return Completion(text=best, tokens_in=len(tokens), tokens_out=1,
                           latency_ms=(time.perf_counter() - start) * 1000, label_probs=label_probs,
                           confidence=confidence,

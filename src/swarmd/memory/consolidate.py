@@ -1,0 +1,278 @@
+"""Consolidation: deduplicate, score and prune the verified records, then refit the quality gate.
+
+Run daily by the daemon (``memory.consolidate_at``, an APScheduler job) and
+by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
+
+1. **Deduplicate** — per (action, label set, normalised input) keep one
+   record: the most trusted source (human > audit > teacher), then the newest.
+2. **Value** — every record's :func:`~swarmd.memory.outcomes.value_score`
+   (template counts taken over all records).
+3. **Prune** — beyond ``memory.max_records``, delete the lowest-valued (then oldest).
+4. **Refit the gate** per (action, label set, model) of the judged local
+   answers, from records with a known answer — with at least
+   ``memory.min_verified`` of them (else the gate in use stays):
+
+   * split by a stable hash of the normalised input: 30% held out, 70% train;
+   * a model that gave label scores gets a new calibration
+     (:func:`swarmd.router.calibration.fit_label_calibration` on the train
+     part); a model without them keeps its confidences (threshold only);
+   * the acceptance threshold is chosen on out-of-fold confidences of the
+     train part (5 folds) by :func:`risk_threshold`: the lowest threshold at
+     which the 95% Wilson upper bound of the false-accept rate stays ≤
+     ``quality.max_false_accept``, scanning the observed confidences down and
+     stopping at the first failure (fixed-sequence testing as in Learn-then-Test,
+     Angelopoulos et al., "Learn then Test: Calibrating Predictive Algorithms
+     to Achieve Risk Control", 2021);
+   * the candidate and the gate in use (active learned calibration, else the
+     configured one, with its threshold) are scored on the held-out part by
+     :func:`utility`; the candidate becomes active only when it scores
+     strictly better.  Both numbers are logged and stored with the candidate
+     (every candidate is kept as a version, active or not).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from loguru import logger
+
+from swarmd.config import Config, LabelCalibration
+from swarmd.memory.gate import NEVER, GateBook
+from swarmd.memory.outcomes import value_score
+from swarmd.memory.records import SOURCE_RANK, Memory, Verified
+from swarmd.memory.stats import wilson_upper
+from swarmd.router.calibration import fit_label_calibration, label_decision
+
+HELD_OUT_PERCENT = 30
+FOLDS = 5
+#: records of one group a calibration is fitted on at most (the newest); keeps a refit within seconds
+FIT_MAX = 2000
+
+
+@dataclass
+class GroupReport:
+    """The refit of one (action, label set, model): sizes, held-out utilities
+    (new candidate and gate in use), the candidate's threshold and held-out
+    false-accept rate and coverage, whether it was swapped in, and why."""
+
+    action: str
+    labels: str
+    model: str
+    trained_on: int
+    held_out: int
+    threshold: float | None = None
+    utility_new: float | None = None
+    utility_old: float | None = None
+    held_out_false_accept: float | None = None
+    held_out_coverage: float | None = None
+    swapped: bool = False
+    version: int | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """What one consolidation did; ``seconds`` is wall time."""
+
+    records_before: int
+    duplicates_removed: int
+    pruned: int
+    records_after: int
+    groups: list[GroupReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        """Plain dict (for ``--json``)."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- the gate's arithmetic
+
+
+def utility(confidences, correct, threshold: float, alpha: float) -> float:
+    """Held-out utility of a gate: ``+1`` per right answer accepted and
+    ``−(1−α)/α`` per wrong one (``α`` = ``quality.max_false_accept``), so a
+    gate whose accepted answers are wrong exactly at rate ``α`` scores 0 and
+    one that accepts nothing scores 0.  Positive only when accepting beats
+    escalating at the tolerated error rate."""
+    c, y = np.asarray(confidences, float), np.asarray(correct, bool)
+    accepted = c >= threshold
+    return float((accepted & y).sum() - (1 - alpha) / alpha * (accepted & ~y).sum())
+
+
+def risk_threshold(confidences, correct, alpha: float) -> float:
+    """The lowest confidence ``t`` among ``confidences`` such that, scanning
+    the distinct confidences from the highest down and stopping at the first
+    failure, the answers with confidence ≥ ``t`` have a false-accept rate
+    whose 95% Wilson upper bound is ≤ ``alpha``; :data:`~swarmd.memory.gate.NEVER`
+    when the first one tested already fails (see the module docstring).  The
+    scan starts once enough answers are accepted for a bound with no error to
+    pass (22 at α = 0.15): above that, no threshold can be judged.  Thresholds are
+    observed confidences, so the gate never admits a range it has not seen."""
+    c, y = np.asarray(confidences, float), np.asarray(correct, bool)
+    order = np.argsort(-c, kind="stable")
+    cs, wrong = c[order], np.cumsum(~y[order])
+    chosen = NEVER
+    for i in range(len(cs)):
+        if i + 1 < len(cs) and cs[i + 1] == cs[i]:
+            continue                 # the threshold cs[i] accepts every tie: judge it at the last one
+        if wilson_upper(0, i + 1) > alpha:
+            continue                 # too few accepted for any bound to pass: the sequence starts later
+        if wilson_upper(int(wrong[i]), i + 1) > alpha:
+            break
+        chosen = float(cs[i])
+    return chosen
+
+
+def _held_out(record: Verified) -> bool:
+    return zlib.crc32(record.input.casefold().encode()) % 100 < HELD_OUT_PERCENT
+
+
+def _decide(records: list[Verified], labels: list[str], cal: LabelCalibration | None,
+            temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(confidences, correct) of ``records`` under calibration ``cal`` (scored
+    records) or as recorded (threshold-only groups: ``labels`` empty)."""
+    if not labels:
+        return (np.array([r.local_confidence or 0.0 for r in records]),
+                np.array([r.local_answer == r.answer for r in records]))
+    out = [label_decision({l: r.local_scores[l] for l in labels}, cal, temperature) for r in records]
+    return np.array([o[2] for o in out]), np.array([o[0] == r.answer for o, r in zip(out, records)])
+
+
+def _fit(records: list[Verified], labels: list[str], model: str) -> LabelCalibration:
+    recent = records[-FIT_MAX:]
+    scores = np.array([[r.local_scores[l] for l in labels] for r in recent])
+    truth = [labels.index(r.answer) for r in recent]
+    return LabelCalibration(model=model, **fit_label_calibration(scores, truth, labels))
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def deduplicate(memory: Memory) -> int:
+    """Step 1: keep one record per (action, label set, normalised input); returns how many were removed."""
+    with memory.lock:
+        rows = memory.conn.execute("SELECT id, action, label_key, input_norm, source, verified_at "
+                                   "FROM verified_outcomes").fetchall()
+    best: dict[tuple, tuple] = {}
+    drop = []
+    for rid, action, key, norm, source, at in rows:
+        k, rank = (action, key, norm), (SOURCE_RANK.get(source, 0), at, rid)
+        if k in best:
+            drop.append(min(best[k], rank)[2])
+            best[k] = max(best[k], rank)
+        else:
+            best[k] = rank
+    with memory.lock, memory.transaction():
+        memory.conn.executemany("DELETE FROM verified_outcomes WHERE id=?", [(i,) for i in drop])
+    return len(drop)
+
+
+def score_and_prune(memory: Memory, max_records: int) -> int:
+    """Steps 2-3: write every record's value, then delete the lowest-valued
+    beyond ``max_records``; returns how many were deleted."""
+    with memory.lock:
+        counts = dict(((a, k, t), n) for a, k, t, n in memory.conn.execute(
+            "SELECT action, label_key, template, COUNT(*) FROM verified_outcomes GROUP BY action, label_key, template"))
+    values = []
+    for r in memory.records():
+        row = r.row()
+        values.append((value_score(r, counts.get((r.action, row["label_key"], row["template"]), 1)), r.id))
+    with memory.lock, memory.transaction():
+        memory.conn.executemany("UPDATE verified_outcomes SET value=? WHERE id=?", values)
+        cur = memory.conn.execute(
+            "DELETE FROM verified_outcomes WHERE id IN (SELECT id FROM verified_outcomes "
+            "ORDER BY value DESC, verified_at DESC, id DESC LIMIT -1 OFFSET ?)", (max_records,))
+    return cur.rowcount
+
+
+def current_gate(config: Config, book: GateBook, action: str, key: str,
+                 model: str) -> tuple[LabelCalibration | None, float]:
+    """The gate in use for one group: the active learned (calibration,
+    threshold), else the configured calibration for that model and label set
+    (if any) with the action's configured threshold."""
+    active = book.active().get((action, key, model))
+    if active is not None:
+        return active[0], active[1]
+    labels = tuple(key.split(",")) if key else ()
+    shipped = next((c for c in config.actions[action].label_calibration if c.applies(model, labels)), None) \
+        if action in config.actions else None
+    return shipped, config.quality.threshold_for(action) if action in config.actions else config.quality.threshold
+
+
+def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key: str, model: str,
+                records: list[Verified]) -> GroupReport:
+    """Step 4 for one group (see the module docstring); writes the candidate
+    version and, when it is better on held-out records, activates it."""
+    alpha = config.quality.max_false_accept
+    labels = key.split(",") if key else []
+    scored = bool(labels) and all(r.local_scores and set(r.local_scores) == set(labels) for r in records)
+    cols = labels if scored else []
+    train = [r for r in records if not _held_out(r)]
+    test = [r for r in records if _held_out(r)]
+    report = GroupReport(action, key, model, len(train), len(test))
+    if len(records) < config.memory.min_verified or len(train) < FOLDS or not test:
+        report.note = f"{len(records)} usable verified records < memory.min_verified {config.memory.min_verified}; " \
+                      "gate in use kept"
+        return report
+    oof_c, oof_y = np.zeros(len(train)), np.zeros(len(train), bool)
+    folds = np.arange(len(train)) % FOLDS
+    for f in range(FOLDS):
+        part = [r for r, g in zip(train, folds) if g != f]
+        cal = _fit(part, cols, model) if scored else None
+        oof_c[folds == f], oof_y[folds == f] = _decide([r for r, g in zip(train, folds) if g == f], cols, cal)
+    cal_new = _fit(train, cols, model) if scored else None
+    thr_new = risk_threshold(oof_c, oof_y, alpha)
+    cal_old, thr_old = current_gate(config, book, action, key, model)
+    temperature = next((m.label_temperature for ms in config.tiers.values() for m in ms if m.model == model), 1.0)
+    c_new, y_new = _decide(test, cols, cal_new)
+    c_old, y_old = _decide(test, cols, cal_old, temperature) if scored else (c_new, y_new)
+    report.threshold = thr_new
+    report.utility_new, report.utility_old = utility(c_new, y_new, thr_new, alpha), utility(c_old, y_old, thr_old, alpha)
+    accepted = c_new >= thr_new
+    report.held_out_coverage = float(accepted.mean())
+    report.held_out_false_accept = float((accepted & ~y_new).sum() / accepted.sum()) if accepted.any() else None
+    report.swapped = report.utility_new > report.utility_old
+    report.note = "better on held-out records: active" if report.swapped else "not better on held-out records: kept the gate in use"
+    with memory.lock, memory.transaction():
+        if report.swapped:
+            memory.conn.execute("UPDATE gate_calibrations SET active=0 WHERE action=? AND label_key=? AND model=?",
+                                (action, key, model))
+        cur = memory.conn.execute(
+            "INSERT INTO gate_calibrations (action, label_key, model, calibration, threshold, trained_on, held_out, "
+            "utility_new, utility_old, held_out_false_accept, held_out_coverage, active, created_at, note) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (action, key, model, json.dumps(cal_new.model_dump()) if cal_new else None, thr_new, len(train),
+             len(test), report.utility_new, report.utility_old, report.held_out_false_accept,
+             report.held_out_coverage, int(report.swapped), time.time(), report.note))
+        report.version = cur.lastrowid
+    logger.info("memory: gate {} [{}] {}: candidate v{} threshold {:.2f} held-out utility {:.1f} vs {:.1f} in use "
+                "(threshold {:.2f}) over {} held-out records: {}", action, key, model, report.version, thr_new,
+                report.utility_new, report.utility_old, thr_old, len(test),
+                "swapped in" if report.swapped else "not swapped")
+    return report
+
+
+def consolidate(memory: Memory, config: Config) -> Report:
+    """Run every step (module docstring) once; returns the :class:`Report`.
+    Safe to run while the daemon writes (each step is its own transaction)."""
+    start = time.perf_counter()
+    before = memory.count()
+    removed = deduplicate(memory)
+    pruned = score_and_prune(memory, config.memory.max_records)
+    report = Report(before, removed, pruned, memory.count())
+    groups: dict[tuple[str, str, str], list[Verified]] = {}
+    for r in memory.records("answer IS NOT NULL AND local_answer IS NOT NULL AND model IS NOT NULL "
+                            "AND local_tier != 'MEMORY'"):
+        groups.setdefault((r.action, ",".join(sorted(r.labels)), r.model), []).append(r)
+    book = GateBook(memory)
+    for (action, key, model), records in sorted(groups.items()):
+        report.groups.append(refit_group(memory, config, book, action, key, model, records))
+    report.seconds = time.perf_counter() - start
+    logger.info("memory: consolidated {} records in {:.1f}s: {} duplicates removed, {} pruned, {} gate groups refitted",
+                before, report.seconds, removed, pruned, sum(g.version is not None for g in report.groups))
+    return report

@@ -1,0 +1,91 @@
+"""Learned quality-gate calibrations: every version kept, the active ones read by the router.
+
+Table ``gate_calibrations`` (migration 7 in :mod:`swarmd.store.schema`):
+one row per candidate fitted by consolidation (:mod:`swarmd.memory.consolidate`)
+for one (action, label set, model), with its calibration (``NULL`` for a
+threshold-only candidate of a model without label scores), its acceptance
+threshold (above 1: accept nothing), the held-out utilities of it and of the
+gate in use then, and ``active`` (at most one active row per key; a swap
+activates the new row and deactivates the old in one transaction).
+
+:class:`GateBook` gives the router the active ones; it re-reads the table
+when the set of active versions changed, which it checks (one indexed query)
+on every request: a worker uses a new calibration from its next job, without
+a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from swarmd.config import LabelCalibration
+from swarmd.memory.cache import AnswerCache
+from swarmd.memory.records import Memory, label_key
+
+#: a threshold no confidence reaches: the gate accepts nothing of that model
+NEVER = 1.01
+
+
+class GateBook:
+    """The active learned gate of every (action, label set, model) in ``memory``."""
+
+    def __init__(self, memory: Memory):
+        self.memory = memory
+        self._stamp = None
+        self._active: dict[tuple[str, str, str], tuple[LabelCalibration | None, float, int]] = {}
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        with self.memory.lock:
+            stamp = tuple(self.memory.conn.execute(
+                "SELECT COUNT(*), MAX(version), SUM(version) FROM gate_calibrations WHERE active=1").fetchone())
+            if stamp == self._stamp:
+                return
+            rows = self.memory.conn.execute("SELECT action, label_key, model, calibration, threshold, version "
+                                            "FROM gate_calibrations WHERE active=1").fetchall()
+        active = {}
+        for action, key, model, cal, threshold, version in rows:
+            active[(action, key, model)] = (LabelCalibration(**json.loads(cal)) if cal else None, threshold, version)
+        with self._lock:
+            self._active, self._stamp = active, stamp
+
+    def active(self) -> dict[tuple[str, str, str], tuple[LabelCalibration | None, float, int]]:
+        """``(action, label_key, model) → (calibration or None, threshold, version)`` of the active rows."""
+        self._refresh()
+        return dict(self._active)
+
+    def learned(self, action: str, labels) -> tuple[tuple[LabelCalibration, ...], dict[str, float]]:
+        """For one request: the learned calibrations that apply (to put before
+        the shipped ones) and the learned threshold of each model name."""
+        key = label_key(labels)
+        cals, thresholds = [], {}
+        for (a, k, model), (cal, threshold, _v) in self.active().items():
+            if a == action and k == key:
+                thresholds[model] = threshold
+                if cal is not None:
+                    cals.append(cal)
+        return tuple(cals), thresholds
+
+
+class RouterMemory:
+    """What the router asks the learning memory: the answer cache
+    (:meth:`lookup`, when ``cache`` is on) and the learned gate (:meth:`learned`)."""
+
+    def __init__(self, memory: Memory, cache: bool = True):
+        self.memory = memory
+        self.cache = AnswerCache(memory) if cache else None
+        self.gate = GateBook(memory)
+
+    def lookup(self, action: str, text: str, labels):
+        """:meth:`swarmd.memory.cache.AnswerCache.lookup`, or ``None`` with the cache off."""
+        return self.cache.lookup(action, text, labels) if self.cache is not None else None
+
+    def learned(self, action: str, labels):
+        """:meth:`GateBook.learned`."""
+        return self.gate.learned(action, labels)
+
+
+def open_router_memory(config, path) -> RouterMemory:
+    """The :class:`RouterMemory` over the store at ``path`` (``config.memory.cache`` turns the cache on)."""
+    return RouterMemory(Memory(path), cache=config.memory.cache)

@@ -1,0 +1,136 @@
+"""Consolidation: dedup and pruning, the risk-bounded threshold, a refit that
+makes the gate honest is swapped in, one that would make it worse is not,
+and a router picks up the new gate on its next request."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from swarmd.memory.consolidate import consolidate, risk_threshold, utility
+from swarmd.memory.gate import NEVER, GateBook, RouterMemory
+from swarmd.memory.records import Verified
+from swarmd.memory.stats import gate_stats, wilson_upper
+from swarmd.router import Router
+from swarmd.router.calibration import label_decision
+from tests.fakes import Answer, closed_port_url
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.config import make_config
+from tests.fakes.ollama_server import FakeOllama
+
+LABELS = ("build", "docs", "fix", "test")
+
+
+def _config(**memory):
+    return make_config(memory={"min_verified": 100, **memory})
+
+
+def test_wilson_upper_matches_published_intervals():
+    # 95% Wilson intervals as tabulated by Newcombe (Stat Med 1998, table I): 0/10 -> 0.2775, 1/29 -> 0.1718
+    assert wilson_upper(0, 10) == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_upper(1, 29) == pytest.approx(0.1718, abs=1e-4)
+    assert wilson_upper(0, 0) == 1.0
+    with pytest.raises(ValueError):
+        wilson_upper(3, 2)
+
+
+def test_risk_threshold_stops_at_the_first_threshold_whose_bound_fails():
+    conf = [0.95] * 40 + [0.85] * 40 + [0.75] * 40
+    right = [True] * 40 + [True] * 36 + [False] * 4 + [False] * 40
+    t = risk_threshold(conf, right, alpha=0.15)
+    assert t == 0.85            # 4 wrong of 80 accepted: bound 0.122; at 0.75: 44/120 wrong
+    assert risk_threshold(conf[:5], right[:5], alpha=0.15) == NEVER      # 0/5: bound 0.43, too few to say
+    assert utility([0.9, 0.9], [True, False], 0.8, alpha=0.2) == pytest.approx(1 - 4)
+
+
+def _biased_records(n, seed=0, oid="o"):
+    """A small model that over-predicts 'test' (as Gemma 270M does on unseen
+    repositories): raw answers mostly wrong, but its scores carry the signal."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        truth = rng.choice(LABELS)
+        scores = {l: math.log(0.05) + rng.gauss(0, 0.3) for l in LABELS}
+        scores["test"] += 2.5                           # the prior towards 'test'
+        scores[truth] += rng.choice([0.0, 2.0, 6.0])    # no, weak or clear evidence
+        local, q, confidence = label_decision(scores)
+        out.append(Verified("classify", LABELS, f"message {seed}-{i} {rng.random()}", truth, "human",
+                            objective_id=f"{oid}{seed}-{i}", model="small", local_tier="LOCAL_FAST",
+                            local_answer=local, local_confidence=confidence, local_accepted=confidence >= 0.7,
+                            local_scores=scores))
+    return out
+
+
+def test_a_refit_that_is_better_on_held_out_records_becomes_the_active_gate(memory):
+    memory.add_many(_biased_records(400))
+    config = _config()
+    before = {s.model: s for s in gate_stats(memory)}["small"]
+    report = consolidate(memory, config)
+    (group,) = report.groups
+    assert before.false_accept > 0.3                    # the raw gate at 0.7 is dishonest ...
+    assert group.utility_old < 0 < group.utility_new and group.swapped
+    assert group.held_out_false_accept <= 0.15 and group.held_out_coverage > 0.2   # ... the refit one is not
+    cal, threshold, version = GateBook(memory).active()[("classify", ",".join(LABELS), "small")]
+    assert version == group.version and threshold == group.threshold < 1
+    assert cal.bias["test"] < min(v for k, v in cal.bias.items() if k != "test") - 1   # learned the prior
+
+
+def test_a_refit_that_would_make_the_gate_worse_is_not_swapped_in(memory):
+    from swarmd.memory.consolidate import _held_out
+
+    # a model without label scores (threshold only): on the train part its answers at
+    # 0.5-0.6 were right, on the held-out part they are wrong (the data shifted)
+    rng = random.Random(1)
+    records = []
+    for i in range(600):
+        text = f"commit {i}"
+        conf = rng.uniform(0.5, 0.6)
+        probe = Verified("classify", LABELS, text, "fix", "teacher", objective_id=f"x{i}", model="small",
+                         local_tier="LOCAL_FAST", local_answer="fix", local_confidence=conf, local_accepted=False)
+        if _held_out(probe):
+            probe.answer = "docs"
+        records.append(probe)
+    memory.add_many(records)
+    report = consolidate(memory, _config())
+    (group,) = report.groups
+    assert group.threshold < 0.6 and group.utility_new < 0 <= group.utility_old
+    assert not group.swapped and GateBook(memory).active() == {}
+    row = memory.conn.execute("SELECT active, note FROM gate_calibrations WHERE version=?", (group.version,)).fetchone()
+    assert row[0] == 0 and "not better" in row[1]            # the candidate is kept as a version
+
+
+def test_below_min_verified_the_gate_in_use_stays(memory):
+    memory.add_many(_biased_records(60))
+    (group,) = consolidate(memory, _config()).groups
+    assert group.version is None and "min_verified 100" in group.note
+    assert memory.conn.execute("SELECT COUNT(*) FROM gate_calibrations").fetchone()[0] == 0
+
+
+def test_duplicates_are_removed_and_records_pruned_to_max_by_value(memory):
+    base = Verified("classify", LABELS, "Fix  the build", "build", "teacher", objective_id="a", model="small",
+                    local_answer="build", local_tier="LOCAL_FAST")
+    memory.add(base)
+    memory.add(Verified("classify", LABELS, "fix the BUILD", "fix", "human", objective_id="b", model="small",
+                        local_answer="build", local_tier="LOCAL_FAST"))
+    for i in range(5):
+        memory.add(Verified("classify", LABELS, f"docs typo {i}", "docs", "teacher", objective_id=f"d{i}"))
+    report = consolidate(memory, _config(max_records=4))
+    assert (report.records_before, report.duplicates_removed, report.pruned, report.records_after) == (7, 1, 2, 4)
+    kept = {r.objective_id: r for r in memory.records()}
+    assert "b" in kept and "a" not in kept                    # the human record wins the duplicate
+    assert kept["b"].value == max(r.value for r in kept.values())   # a human correction is worth most
+
+
+def test_a_router_uses_a_new_gate_from_its_next_request_without_restart(memory, tmp_path):
+    with FakeOllama([Answer("fix", logprobs=[math.log(0.8)])]) as fast, FakeAnthropic(["docs"]) as api:
+        router = Router(make_config(fast.url, closed_port_url(), api.url), memory=RouterMemory(memory))
+        first = router.route("classify", "tidy the parser", LABELS)
+        memory.conn.execute(
+            "INSERT INTO gate_calibrations (action, label_key, model, calibration, threshold, trained_on, held_out, "
+            "utility_new, utility_old, held_out_coverage, active, created_at, note) "
+            "VALUES ('classify', ?, 'small', NULL, ?, 100, 40, 1, 0, 0, 1, 0, 'test')", (",".join(LABELS), NEVER))
+        second = router.route("classify", "tidy the lexer", LABELS)
+    assert (first.tier, first.confidence) == ("LOCAL_FAST", pytest.approx(0.8))      # 0.8 >= 0.7 configured
+    assert second.tier == "API_FALLBACK" and second.attempts[0].outcome == "escalated"
