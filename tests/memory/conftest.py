@@ -9,13 +9,12 @@ import json
 import math
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from swarmd import constants as K
 from swarmd.memory.records import Memory
 from swarmd.objectives import validate
-from swarmd.router import Router
-from swarmd.workers import jobs
+from swarmd.workers.context import ContextWorker, build_context
 from tests.fakes import closed_port_url
 from tests.fakes.config import make_config
 
@@ -26,12 +25,12 @@ LABELS = ("feat", "fix", "docs")
 class Swarm:
     """An in-process daemon and an RQ SimpleWorker on one real Redis."""
 
-    def __init__(self, tmp_path, redis_conn, config, monkeypatch):
+    def __init__(self, tmp_path, redis_conn, config):
         from swarmd.daemon.service import Daemon
 
         self.redis, self.config = redis_conn, config
-        monkeypatch.setattr(jobs, "_ROUTER", Router(config))
         self.daemon = Daemon(config, None, tmp_path / "data", redis_conn)
+        self.ctx = build_context(config, redis_conn, tmp_path / "data", "w-memory")
 
     def run(self, *objectives: dict) -> None:
         """Submit ``objectives``, run their jobs and persist their events."""
@@ -39,12 +38,14 @@ class Swarm:
             obj = validate(raw, self.config)
             self.redis.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
         self.daemon.handle(self.daemon.read_streams(block_ms=100))
-        SimpleWorker([Queue(q, connection=self.redis) for q in K.QUEUES], connection=self.redis).work(burst=True)
+        ContextWorker([Queue(q, connection=self.redis) for q in K.QUEUES], self.ctx,
+                      connection=self.redis).work(burst=True)
         while self.daemon.drain_events():
             pass
 
     def close(self) -> None:
         self.daemon.close()
+        self.ctx.close()
 
 
 @pytest.fixture
@@ -56,13 +57,12 @@ def memory(tmp_path):
 
 
 @pytest.fixture
-def swarm_factory(tmp_path, redis_conn, monkeypatch):
+def swarm_factory(tmp_path, redis_conn):
     """``make(fast_url, api_url)`` → a :class:`Swarm` whose LOCAL_QUALITY is unreachable."""
     made = []
 
     def make(fast_url: str, api_url: str, **sections) -> Swarm:
-        swarm = Swarm(tmp_path, redis_conn, make_config(fast_url, closed_port_url(), api_url, **sections),
-                      monkeypatch)
+        swarm = Swarm(tmp_path, redis_conn, make_config(fast_url, closed_port_url(), api_url, **sections))
         made.append(swarm)
         return swarm
 

@@ -93,3 +93,14 @@ def test_a_bad_verdict_vetoes_the_exact_answer(memory):
     memory.add(Verified("classify", LABELS, "tweak the release job", None, "human", objective_id="o1",
                         local_answer="ci", local_tier="API_FALLBACK"))
     assert cache.lookup("classify", "tweak the release job", LABELS) is None
+
+
+def test_a_worker_answers_a_repeated_objective_from_memory(swarm_factory):
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["docs"]) as api:
+        swarm = swarm_factory(fast.url, api.url)
+        swarm.run({"id": "r-1", "action": "classify", "input": "Explain the flag", "labels": ",".join(LABELS)})
+        calls = len(fast.model_requests()) + len(api.model_requests())
+        swarm.run({"id": "r-2", "action": "classify", "input": "explain the flag", "labels": ",".join(LABELS)})
+        assert len(fast.model_requests()) + len(api.model_requests()) == calls
+    second = swarm.daemon.store.get("r-2")
+    assert (second["tier"], second["model"], second["answer"], second["cost_usd"]) == ("MEMORY", "exact", "docs", 0.0)

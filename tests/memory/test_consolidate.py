@@ -10,12 +10,11 @@ import random
 import pytest
 
 from swarmd.memory.consolidate import consolidate, risk_threshold, utility
-from swarmd.memory.gate import NEVER, GateBook, RouterMemory
+from swarmd.memory.gate import NEVER, GateBook
 from swarmd.memory.records import Verified
 from swarmd.memory.stats import gate_stats, wilson_upper
-from swarmd.router import Router
 from swarmd.router.calibration import label_decision
-from tests.fakes import Answer, closed_port_url
+from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.config import make_config
 from tests.fakes.ollama_server import FakeOllama
@@ -123,14 +122,16 @@ def test_duplicates_are_removed_and_records_pruned_to_max_by_value(memory):
     assert kept["b"].value == max(r.value for r in kept.values())   # a human correction is worth most
 
 
-def test_a_router_uses_a_new_gate_from_its_next_request_without_restart(memory, tmp_path):
+def test_a_worker_uses_a_new_gate_from_its_next_job_without_restart(swarm_factory):
     with FakeOllama([Answer("fix", logprobs=[math.log(0.8)])]) as fast, FakeAnthropic(["docs"]) as api:
-        router = Router(make_config(fast.url, closed_port_url(), api.url), memory=RouterMemory(memory))
-        first = router.route("classify", "tidy the parser", LABELS)
-        memory.conn.execute(
+        swarm = swarm_factory(fast.url, api.url)
+        labels = ",".join(LABELS)
+        swarm.run({"id": "g-1", "action": "classify", "input": "tidy the parser", "labels": labels})
+        swarm.daemon.memory.conn.execute(            # what a consolidation's swap writes
             "INSERT INTO gate_calibrations (action, label_key, model, calibration, threshold, trained_on, held_out, "
             "utility_new, utility_old, held_out_coverage, active, created_at, note) "
-            "VALUES ('classify', ?, 'small', NULL, ?, 100, 40, 1, 0, 0, 1, 0, 'test')", (",".join(LABELS), NEVER))
-        second = router.route("classify", "tidy the lexer", LABELS)
-    assert (first.tier, first.confidence) == ("LOCAL_FAST", pytest.approx(0.8))      # 0.8 >= 0.7 configured
-    assert second.tier == "API_FALLBACK" and second.attempts[0].outcome == "escalated"
+            "VALUES ('classify', ?, 'small', NULL, ?, 100, 40, 1, 0, 0, 1, 0, 'test')", (labels, NEVER))
+        swarm.run({"id": "g-2", "action": "classify", "input": "tidy the lexer", "labels": labels})
+    first, second = swarm.daemon.store.get("g-1"), swarm.daemon.store.get("g-2")
+    assert (first["tier"], first["confidence"]) == ("LOCAL_FAST", pytest.approx(0.8))   # 0.8 >= 0.7 configured
+    assert second["tier"] == "API_FALLBACK" and second["attempts"][0]["outcome"] == "escalated"

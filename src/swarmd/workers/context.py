@@ -37,6 +37,8 @@ from rq.job import Job
 from swarmd.config import Config
 from swarmd.costs import Budget
 from swarmd.governor import Policy, PolicyError, load_policy
+from swarmd.memory.gate import open_router_memory
+from swarmd.paths import db_path
 from swarmd.router import Router
 
 
@@ -69,7 +71,8 @@ class WorkerContext:
     ``router``: built from ``config``, with the workers' shared budget on
     ``redis``; it writes no ledger (ledger rows travel to the daemon in the
     ``finished`` event: workers may run on hosts without the daemon's
-    SQLite).  ``redis``: the worker's connection (events, parks).
+    SQLite); it reads the learning memory (answer cache, learned gate) from
+    the store under ``data_dir`` (empty on a host without the daemon's file).  ``redis``: the worker's connection (events, parks).
     ``data_dir``: where objective workspaces go (``<data_dir>/workspaces/<id>``).
     ``name``: the worker's name, reported in events.
     """
@@ -93,7 +96,9 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
     """Build a worker's context at start-up: the router with its budget, the
     starting tier's model loaded, the policy read once (an unusable policy is
     logged: agent objectives then fail with the reason, others run)."""
-    ctx = WorkerContext(config, Router(config, budget=Budget(redis, config)), redis, Path(data_dir), name)
+    memory = open_router_memory(config, db_path(Path(data_dir), config.storage.db))   # cache + learned gate
+    ctx = WorkerContext(config, Router(config, budget=Budget(redis, config), memory=memory), redis,
+                        Path(data_dir), name)
     ctx.router.warm_up()
     try:
         ctx.policy.get()
