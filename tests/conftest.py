@@ -5,17 +5,25 @@
 ``redis_conn`` (function): a ``redis.Redis`` client on that flushed server;
 ``log_lines`` (function): every loguru message during the test, as ``"LEVEL message"``.
 
+Only tests marked ``slow`` may load the embedded model (see tests/embedded.py):
+an autouse fixture fails any other test that loads it.
+
+Every test must leave ``os.environ`` as it found it (``monkeypatch.setenv``
+does; code under test that writes the environment, like a ``Daemon`` started
+in-process, must be undone by the test): an autouse check fails the test
+otherwise, and restores the environment so later tests do not inherit it.
+
 The suite installs nothing: ``redis-server`` must be on PATH (the README's
 test command, ``bash scripts/test.sh``, installs it through scripts/bootstrap.sh).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +33,9 @@ from loguru import logger
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # so `from tests.fakes import ...` works
     sys.path.insert(0, str(ROOT))
+
+from tests import embedded  # noqa: E402  (needs ROOT on sys.path)
+from tests.wait import wait_until  # noqa: E402
 
 
 def _free_port() -> int:
@@ -51,19 +62,24 @@ def redis_server(tmp_path_factory):
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
+
+        def state() -> str | None:
+            if proc.poll() is not None:
+                return "exited"
             try:
-                client.ping()
-                break
+                return "up" if client.ping() else None
             except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            proc.kill()
-            proc.wait()
-            continue
+                return None
+
+        try:
+            started = wait_until(state, 10, "redis-server to answer PING")
+        except AssertionError:
+            started = "silent"
         client.close()
-        break
+        if started == "up":
+            break
+        proc.kill()
+        proc.wait()
     else:
         log.close()
         pytest.fail(f"redis-server did not start; see {workdir / 'redis-server.log'}", pytrace=False)
@@ -103,3 +119,47 @@ def log_lines():
     sink = logger.add(lambda m: lines.append(str(m).rstrip("\n")), level="DEBUG", format="{level} {message}")
     yield lines
     logger.remove(sink)
+
+
+def _environment() -> dict[str, str]:
+    """``os.environ`` without PYTEST_CURRENT_TEST (pytest itself sets it for each phase)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+@pytest.fixture(autouse=True)
+def _environment_unchanged():
+    """Fail a test that leaves ``os.environ`` different from how it found it (then restore it).
+
+    Autouse, so it is set up before and torn down after the test's own
+    fixtures: a ``monkeypatch`` undo counts as leaving it unchanged.
+    """
+    before = _environment()
+    yield
+    after = _environment()
+    if after != before:
+        for key in after.keys() - before.keys():
+            del os.environ[key]
+        os.environ.update(before)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        pytest.fail(f"the test changed os.environ and did not restore it: {', '.join(changed)} "
+                    "(use monkeypatch.setenv, or undo what the code under test wrote)", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _embedded_model_only_when_slow(request):
+    """Fail a test not marked ``slow`` that loads the embedded model in this process."""
+    from swarmd.router.providers import llama_cpp
+
+    embedded.allowed = request.node.get_closest_marker("slow") is not None
+    real = llama_cpp.load_llama
+
+    def guarded(*args, **kwargs):
+        embedded.require_slow("this test")
+        return real(*args, **kwargs)
+
+    llama_cpp.load_llama = guarded
+    try:
+        yield
+    finally:
+        llama_cpp.load_llama = real
+        embedded.allowed = False

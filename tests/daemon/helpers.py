@@ -6,14 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import redis
+import yaml
 
 from swarmd import constants as K
 from swarmd.objectives import FINAL_STATES
 from swarmd.store.objectives import Store
+from tests import embedded
+from tests.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,34 +40,55 @@ def write_config(tmp: Path, fast_provider: str = "llama_cpp") -> Path:
 
 
 def start_daemon(tmp: Path, redis_url: str, config: Path, workers: int = 1, **env: str) -> subprocess.Popen:
-    """``swarmd --workers N`` as a real process; returns once its heartbeat is in Redis."""
+    """``swarmd --workers N`` as a real process; returns once its heartbeat is in Redis.
+
+    A config with a ``llama_cpp`` tier (the embedded model) needs a test marked ``slow``."""
+    tiers = yaml.safe_load(config.read_text())["tiers"]
+    if workers and any(m.get("provider") == "llama_cpp" for models in tiers.values() for m in models):
+        embedded.require_slow(f"a daemon with workers and a llama_cpp tier in {config.name}")
     data = tmp / "data"
     data.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "swarmd.daemon.main", "--workers", str(workers),
                              "--data-dir", str(data), "--config", str(config)],
                             env=daemon_env(redis_url, **env), stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "swarmd.stderr", "ab"))
+    stderr = tmp / "swarmd.stderr"
+
+    def heartbeat() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {proc.returncode}: {stderr.read_text()[-2000:]}")
+        return bool(client.exists(K.HEARTBEAT))
+
     client = redis.Redis.from_url(redis_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if client.exists(K.HEARTBEAT):
-            return proc
-        time.sleep(0.1)
-    raise AssertionError(f"daemon did not start: {(tmp / 'swarmd.stderr').read_text()[-2000:]}")
+    try:
+        wait_until(heartbeat, 60, lambda: f"the daemon's heartbeat; its stderr: {stderr.read_text()[-2000:]}")
+    except BaseException:
+        proc.kill()          # never leave a half-started daemon behind a failed test
+        proc.wait()
+        raise
+    finally:
+        client.close()
+    return proc
 
 
 def wait_final(store_path: Path, ids: list[str], timeout_s: float = 240) -> dict[str, dict]:
     """Poll the store until every id is in a final state; return the records."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if store_path.exists():
-            store = Store(store_path)
-            records = {i: store.get(i) for i in ids}
+    records: dict[str, dict | None] = {}
+
+    def all_final() -> bool:
+        if not store_path.exists():
+            return False
+        store = Store(store_path)
+        try:
+            records.update({i: store.get(i) for i in ids})
+        finally:
             store.close()
-            if all(r and r["state"] in FINAL_STATES for r in records.values()):
-                return records
-        time.sleep(0.3)
-    raise AssertionError(f"not final in {timeout_s}s: {[i for i, r in records.items() if not r or r['state'] not in FINAL_STATES]}")
+        return all(r and r["state"] in FINAL_STATES for r in records.values())
+
+    wait_until(all_final, timeout_s, lambda: "final states of " + ", ".join(
+        f"{i} ({(records.get(i) or {}).get('state')})" for i in ids
+        if not records.get(i) or records[i]["state"] not in FINAL_STATES), interval=0.3)
+    return records
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

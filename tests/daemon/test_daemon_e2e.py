@@ -1,10 +1,15 @@
 """End to end on a real redis-server and real swarmd processes.
 
-* a batch through daemon + worker + the embedded model reaches final states,
-  with results and ledger rows in SQLite and `status --json` counts matching;
-* SIGKILL of the daemon after it read objectives but before dispatch, then a
-  restart: every objective completes exactly once;
-* SIGTERM stops the daemon cleanly.
+* a batch through daemon + worker + the embedded model (Gemma 3 270M via
+  llama.cpp; the only test here marked ``slow``) reaches final states, with
+  results and ledger rows in SQLite and `status --json` counts matching;
+  SIGTERM stops the daemon cleanly.
+* The other tests do not load the embedded model: their LOCAL_FAST tier is
+  ``provider: echo`` (instant, no inference; its model keeps the shipped
+  name ``gemma-3-270m-q4_k_m`` as a label).  SIGKILL of the daemon after it
+  read objectives but before dispatch, then a restart: every objective
+  completes exactly once; SIGHUP reloads the config; a worker killed mid-job
+  has its objective retried and completed once.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import time
 
 import pytest
 
 from swarmd import cli
 from swarmd import constants as K
 from tests.daemon.helpers import ROOT, start_daemon, daemon_env, wait_final, write_config, write_jsonl
+from tests.wait import wait_until
 
 LABELS = "build,chore,ci,docs,feat,fix,perf,refactor,style,test"
 
@@ -37,6 +42,7 @@ def _swarmctl(monkeypatch, capsys, redis_url, *argv) -> tuple[int, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)   # 20 s measured; waits up to 240 s for the batch (llama.cpp ~10x slower on busy cores)
 def test_batch_through_daemon_worker_and_embedded_model(tmp_path, redis_url, redis_conn, monkeypatch, capsys):
     config = write_config(tmp_path)
     daemon = start_daemon(tmp_path, redis_url, config, workers=1)
@@ -53,20 +59,27 @@ def test_batch_through_daemon_worker_and_embedded_model(tmp_path, redis_url, red
         records = wait_final(tmp_path / "data" / "memory.db", ids)
         for oid, rec in records.items():
             assert rec["state"] in ("done", "unresolved")
-            assert rec["attempts"] and rec["attempts"][0]["tier"] == "LOCAL_FAST"
+            first = rec["attempts"][0]
+            assert (first["tier"], first["provider"], first["model"]) == ("LOCAL_FAST", "llama_cpp",
+                                                                         "gemma-3-270m-q4_k_m")
             assert rec["answer"] in LABELS.split(",") + ["yes", "no"]
         db = sqlite3.connect(tmp_path / "data" / "memory.db")
         per_objective = dict(db.execute("SELECT objective_id, COUNT(*) FROM ledger GROUP BY objective_id"))
         assert set(per_objective) == set(ids)
         assert all(n == len(records[i]["attempts"]) for i, n in per_objective.items())
 
-        import time
-        time.sleep(1.5)   # one more heartbeat after the last persist
-        code, out = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "status", "--json")
-        status = json.loads(out)
-        assert code == 0 and status["daemon"]["alive"] and status["daemon"]["uptime_s"] > 0
         counts = dict(db.execute("SELECT state, COUNT(*) FROM objectives GROUP BY state"))
-        assert {k: v for k, v in status["objectives"].items() if v} == counts
+        seen: list[dict] = []
+
+        def status_counts_match() -> dict | None:       # a heartbeat after the last persist carries them
+            code, out = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "status", "--json")
+            assert code == 0
+            seen[:] = [json.loads(out)]
+            return seen[0] if {k: v for k, v in seen[0]["objectives"].items() if v} == counts else None
+
+        status = wait_until(status_counts_match, 30, lambda: f"status --json objectives {counts}, "
+                            f"last: {seen and seen[0]['objectives']}", interval=0.25)
+        assert status["daemon"]["alive"] and status["daemon"]["uptime_s"] > 0
         assert len(status["workers"]) == 1 and set(status["queues"]) == {"high", "default", "low"}
 
         code, out = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "--data-dir",
@@ -100,15 +113,13 @@ def test_sigkill_before_dispatch_then_restart_completes_each_once(tmp_path, redi
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     assert all(r["state"] == "done" and r["answer"] == "feat" for r in records.values())
-    finished = [json.loads(f[b"payload"]) for _id, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
-    ids = [f for _id, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
-    assert sorted(f[b"id"].decode() for f in ids) == sorted(r["id"] for r in rows)   # each exactly once
-    assert len(finished) == 6
+    finished = [f[b"id"].decode() for _id, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    assert sorted(finished) == sorted(r["id"] for r in rows)                          # each exactly once
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
 
-@pytest.mark.slow
 def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_url, redis_conn, monkeypatch, capsys):
+    """LOCAL_FAST is ``provider: echo`` (no model loaded); SIGHUP switches its model label."""
     config = write_config(tmp_path, fast_provider="echo")
     daemon = start_daemon(tmp_path, redis_url, config, workers=1)
     log = tmp_path / "data" / "daemon_hybrid.log"
@@ -121,9 +132,8 @@ def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_u
         config.write_text(text.replace("model: gemma-3-270m-q4_k_m\n", "model: echo-reloaded\n", 1)
                           .replace('daily_at: "23:55"', 'daily_at: "06:30"'))
         daemon.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and log.read_text().count("worker 0 started") < 2:
-            time.sleep(0.2)
+        wait_until(lambda: log.read_text().count("worker 0 started") >= 2, 60,
+                   lambda: f"worker 0 restarted after SIGHUP; log: {log.read_text()[-2000:]}", interval=0.2)
         out = log.read_text()
         assert "config reloaded" in out and "daily cost report at 06:30" in out
         assert "stopped for the new config" in out and out.count("worker 0 started") == 2
@@ -140,9 +150,10 @@ def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_u
     assert records["after-hup"]["state"] == "done"
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(300)   # ~80 s of wall-clock waiting by design (see the comment below); waits up to 150 s
 def test_worker_killed_mid_job_the_objective_is_retried_and_completes_once(tmp_path, redis_url, redis_conn,
                                                                          monkeypatch, capsys):
+    """LOCAL_FAST is ``provider: echo`` (no model loaded): the time goes to RQ's abandoned-job wait."""
     # job_timeout_s 3: RQ treats a started job as abandoned 3 + 60 s after it began; the
     # daemon's reaper (every 15 s) then hands it back to RQ, which retries it (retry_max 2)
     config = write_config(tmp_path, fast_provider="echo")
