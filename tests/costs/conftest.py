@@ -28,7 +28,9 @@ def build_ledger(path: Path, config: Config, requests: int = 300, seed: int = 7,
     """Write ``requests`` routed requests as ledger rows, the way the router
     writes them: one row per tier visited (accepted / escalated / rejected),
     an ``error`` row now and then (0 tokens, the request moves on), costs at
-    the config's prices.  Returns the rows written."""
+    the config's prices per million tokens, computed here rather than by
+    swarmd's pricing (which the cost tests check against these rows).
+    Returns the rows written."""
     rng = random.Random(seed)
     ledger = Ledger(path)
     rows = []
@@ -48,7 +50,8 @@ def build_ledger(path: Path, config: Config, requests: int = 300, seed: int = 7,
                 n_in, n_out = tin + rng.randint(-40, 40), max(1, tout + rng.randint(-tout // 4, tout // 4))
                 goes_on = rng.random() < escalation[tier]
                 outcome = ("rejected" if last else "escalated") if goes_on else "accepted"
-                row = LedgerRow(action, tier, model.provider, model.model, n_in, n_out, model.cost_usd(n_in, n_out),
+                cost = (n_in * model.price_per_mtok_in + n_out * model.price_per_mtok_out) / 1e6   # by hand
+                row = LedgerRow(action, tier, model.provider, model.model, n_in, n_out, cost,
                                 rng.uniform(20, 900), rng.uniform(0.1, 0.99), outcome, objective_id=f"o{i}", ts=ts)
             ledger.record(row)
             rows.append(row)

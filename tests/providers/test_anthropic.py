@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from swarmd.config import ModelConfig
 from swarmd.router.providers.anthropic import AnthropicProvider
-from swarmd.router.providers.base import Completion, Prompt, ProviderError, ProviderUnavailable
+from swarmd.router.providers.base import Prompt, ProviderError, ProviderUnavailable
 from tests.fakes import Answer, Delay, Drop, Error, Malformed, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic, api_key_of
 
@@ -48,7 +48,6 @@ def logs():
 def test_answer_carries_text_and_usage():
     with FakeAnthropic([Answer("Paris.", tokens_in=25, tokens_out=3)], api_key=KEY) as srv:
         out = AnthropicProvider(config(srv.url)).complete(PROMPT, max_tokens=64)
-    assert isinstance(out, Completion)
     assert (out.text, out.tokens_in, out.tokens_out) == ("Paris.", 25, 3)
     assert out.token_logprobs is None and out.mean_token_prob is None
     assert 0 < out.latency_ms < 5000
