@@ -14,6 +14,7 @@ import yaml
 from swarmd import constants as K
 from swarmd.objectives import FINAL_STATES
 from swarmd.store.objectives import Store
+from swarmd.testing import failpoints
 from tests import embedded
 from tests.wait import wait_until
 
@@ -24,7 +25,8 @@ def daemon_env(redis_url: str, **extra: str) -> dict:
     """Environment for a daemon under test: its Redis, no API key, Ollama on a closed loopback port."""
     env = dict(os.environ, REDIS_URL=redis_url, ANTHROPIC_API_KEY="", OLLAMA_HOST="http://127.0.0.1:9",
                PYTHONPATH=str(ROOT / "src"))
-    env.pop("SWARMD_FAILPOINT", None)
+    env.pop(failpoints.ENV, None)
+    env.pop(failpoints.MARK_ENV, None)
     env.update(extra)
     return env
 

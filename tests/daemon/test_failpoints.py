@@ -3,7 +3,6 @@ once per marker file, and loud about unknown names.  Real child processes."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,14 +10,13 @@ import sys
 import pytest
 
 from swarmd.testing import failpoints
-from tests.daemon.helpers import ROOT
+from tests.daemon.helpers import daemon_env
 
 _CALL = "from swarmd.testing.failpoints import failpoint; failpoint('after_read', 'obj-1'); print('survived')"
 
 
 def _run(**env: str) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if k not in (failpoints.ENV, failpoints.MARK_ENV)}
-    full.update(PYTHONPATH=str(ROOT / "src"), **env)
+    full = dict(daemon_env("redis://127.0.0.1:9/0"), **env)
     return subprocess.run([sys.executable, "-c", _CALL], env=full, capture_output=True, text=True, timeout=60)
 
 
