@@ -22,7 +22,8 @@ def new_york(monkeypatch):
 
 
 def test_status_day_is_the_daily_budget_period(new_york):
-    for now in (calendar.timegm((2026, 11, 30, 23, 59, 59)), calendar.timegm((2026, 12, 1, 0, 0, 0)),
-                calendar.timegm((2024, 2, 29, 2, 30, 0))):
-        assert day_start(now) == _utc_periods(now)["daily"][1]
-    assert day_start(calendar.timegm((2026, 11, 30, 23, 59, 59))) == calendar.timegm((2026, 11, 30, 0, 0, 0))
+    # (instant, the UTC midnight that starts its day), by hand: New York's midnight would differ
+    for now, midnight in [((2026, 11, 30, 23, 59, 59), (2026, 11, 30)), ((2026, 12, 1, 0, 0, 0), (2026, 12, 1)),
+                          ((2024, 2, 29, 2, 30, 0), (2024, 2, 29))]:
+        t = calendar.timegm(now)
+        assert day_start(t) == _utc_periods(t)["daily"][1] == calendar.timegm((*midnight, 0, 0, 0)), now

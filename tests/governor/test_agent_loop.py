@@ -120,8 +120,10 @@ def test_ask_parks_with_the_pending_action_and_resume_runs_it(tmp_path, governor
     (workspace_dir(tmp_path, "o1") / "old.txt").write_text("x")
     out, _ = run([step("shell", command="rm old.txt")], tmp_path, governor)
     assert out.state == "awaiting_approval" and out.pending[0] == "shell"
+    why = "rm old.txt: deleting files needs a human even inside the workspace"    # policy.yaml's shell-rm reason
     assert out.result["pending"] == {"tool": "shell", "args": {"command": "rm old.txt"}, "rule": "shell-rm",
-                                     "reason": out.pending[2].reason}
+                                     "reason": why}
+    assert (out.pending[2].rule, out.pending[2].reason) == ("shell-rm", why)
     record = {"tool": "shell", "args": {"command": "rm old.txt"}, "loop": out.loop,
               "resolution": {"decision": "approve", "by": "me", "ts": 0, "rule": "approval.approved",
                              "reason": "approved by me"}}
