@@ -72,8 +72,7 @@ def test_threshold_out_of_range():
 
 
 def test_item_template_without_input():
-    e = _error(TEXT.replace('item: "Summary', 'item: "Summary').replace(
-        'item: "Text: {input}\\nSummary:"', 'item: "Text:\\nSummary:"'))
+    e = _error(TEXT.replace('item: "Text: {input}\\nSummary:"', 'item: "Text:\\nSummary:"'))
     assert e.key == "actions.summarize.item" and "{input}" in e.expected
 
 
