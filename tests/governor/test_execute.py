@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from swarmd.governor import Decision, Governor, parse_policy
-from swarmd.governor.execute import bwrap_available, run_argv, run_tool, scrubbed_env
+from swarmd.governor.execute import run_argv, run_tool, scrubbed_env
+from swarmd.governor.sandbox import NONE, SANDBOX_HOME, probe
 
 from .conftest import REPO, make_workspace, table_resolver
 
@@ -45,21 +46,26 @@ def limits(policy):
 
 
 @pytest.fixture(params=["rlimits", "bwrap"])
-def confinement(request, monkeypatch):
-    """Run a subprocess test under each confinement: rlimits only (bwrap hidden,
-    as on a machine without it) and bwrap (skipped where it is not usable)."""
+def conf(request):
+    """Each confinement: none (as on a machine without bubblewrap: rlimits
+    only) and bwrap (skipped where it is not usable)."""
     if request.param == "rlimits":
-        monkeypatch.setattr("swarmd.governor.execute.bwrap_available", lambda: None)
-    elif not bwrap_available():
+        return NONE
+    if not probe().available:
         pytest.skip("bwrap not installed or not usable here")
-    return request.param
+    return probe()
 
 
-def test_plain_command_runs_without_shell(gov, ws, confinement):
-    r = run_tool(gov, "shell", {"command": "ls -a src"}, ws)
+@pytest.fixture()
+def cgov(policy, conf):
+    return Governor(policy, resolver=table_resolver, confinement=conf)
+
+
+def test_plain_command_runs_without_shell(cgov, ws, conf):
+    r = run_tool(cgov, "shell", {"command": "ls -a src"}, ws)
     assert r.ran and r.exit_code == 0 and r.decision.decision == "allow"
     assert r.output.split() == [".", "..", "app.py", "env.py", "util.py"]
-    assert r.confinement == confinement
+    assert r.confinement == ("bwrap" if conf.available else "rlimits")
 
 
 def test_glob_expanded_in_python(gov, ws):
@@ -67,13 +73,11 @@ def test_glob_expanded_in_python(gov, ws):
     assert r.exit_code == 0 and sorted(r.output.split()) == ["src/app.py", "src/env.py", "src/util.py"]
 
 
-@pytest.mark.usefixtures("confinement")
-def test_pipeline_of_allowed_parts_runs(gov, ws):
-    r = run_tool(gov, "shell", {"command": "cat notes.txt | sort | uniq -c | sort -rn | head -1"}, ws)
+def test_pipeline_of_allowed_parts_runs(cgov, ws):
+    r = run_tool(cgov, "shell", {"command": "cat notes.txt | sort | uniq -c | sort -rn | head -1"}, ws)
     assert r.exit_code == 0 and r.output.split() == ["2", "b"]
 
 
-@pytest.mark.usefixtures("confinement")
 def test_redirect_inside_workspace(gov, ws):
     r = run_tool(gov, "shell", {"command": "echo hello > build/out.txt && cat build/out.txt"}, ws)
     assert r.output == "hello\n"
@@ -87,21 +91,20 @@ def test_not_allowed_is_not_run(gov, ws):
     assert os.path.isdir(os.path.join(ws, "src")) and not os.path.exists(os.path.join(ws, "made"))
 
 
-@pytest.mark.usefixtures("confinement")
-def test_env_is_scrubbed(ws, limits, monkeypatch):
+def test_env_is_scrubbed(ws, limits, monkeypatch, conf):
     for k, v in SECRET_VARS.items():
         monkeypatch.setenv(k, v)
-    r = run_argv(["env"], ws, limits, ALLOW)
+    r = run_argv(["env"], ws, limits, ALLOW, confinement=conf)
     assert r.exit_code == 0
     names = {line.split("=", 1)[0] for line in r.output.splitlines() if "=" in line}
     assert names and not names & set(SECRET_VARS)
     for v in SECRET_VARS.values():
         assert v not in r.output
-    assert f"HOME={ws}" in r.output.splitlines()
+    home = next(line[5:] for line in r.output.splitlines() if line.startswith("HOME="))
+    assert home != ws and (home == SANDBOX_HOME) == conf.available
     assert "PATH=/usr/local/bin:/usr/bin:/bin" in r.output.splitlines()
 
 
-@pytest.mark.usefixtures("confinement")
 def test_env_scrubbed_through_run_tool(ws, monkeypatch):
     for k, v in SECRET_VARS.items():
         monkeypatch.setenv(k, v)
@@ -117,72 +120,61 @@ def test_scrubbed_env_drops_secret_looking_allowlisted_names():
     assert "LC_API_KEY" not in env and "TOKEN" not in env and env["LC_ALL"] == "C"
 
 
-@pytest.mark.usefixtures("confinement")
-def test_timeout_kills_process_group(gov, ws, limits):
+def test_timeout_kills_process_group(ws, limits, conf):
     t = time.monotonic()
-    r = run_tool(gov, "shell", {"command": "sleep 30"}, ws, limits=limits.model_copy(update={"timeout_s": 1}))
+    r = run_argv(["sleep", "30"], ws, limits.model_copy(update={"timeout_s": 1}), ALLOW, confinement=conf)
     assert r.ran and r.timed_out and r.exit_code == -9 and "timed out" in r.error
     assert time.monotonic() - t < 8
 
 
-@pytest.mark.usefixtures("confinement")
-def test_timeout_kills_children_of_a_pipeline(gov, ws, limits):
+def test_timeout_kills_children_of_a_pipeline(ws, limits, conf):
     t = time.monotonic()
-    r = run_tool(gov, "shell", {"command": "sleep 30 | cat"}, ws, limits=limits.model_copy(update={"timeout_s": 1}))
+    r = run_argv(["/bin/sh", "-c", "sleep 30 | cat"], ws, limits.model_copy(update={"timeout_s": 1}), ALLOW,
+                 confinement=conf)
     assert r.timed_out and time.monotonic() - t < 8
 
 
-@pytest.mark.usefixtures("confinement")
-def test_output_truncated(gov, ws, limits):
-    r = run_tool(gov, "shell", {"command": "seq 1 100000"}, ws, limits=limits.model_copy(update={"max_output_bytes": 1000}))
+def test_output_truncated(cgov, ws, limits):
+    r = run_tool(cgov, "shell", {"command": "seq 1 100000"}, ws, limits=limits.model_copy(update={"max_output_bytes": 1000}))
     assert r.truncated and len(r.output.encode()) == 1000 and r.output.startswith("1\n2\n3\n")
-    r = run_tool(gov, "shell", {"command": "seq 1 3"}, ws, limits=limits)
+    r = run_tool(cgov, "shell", {"command": "seq 1 3"}, ws, limits=limits)
     assert not r.truncated and r.output == "1\n2\n3\n"
 
 
-@pytest.mark.usefixtures("confinement")
-def test_rlimits_applied(ws, limits):
+def test_rlimits_applied(ws, limits, conf):
     lim = limits.model_copy(update={"cpu_s": 7, "memory_mb": 512, "file_size_mb": 3, "max_processes": 50})
-    r = run_argv(["cat", "/proc/self/limits"], ws, lim, ALLOW)
+    r = run_argv(["cat", "/proc/self/limits"], ws, lim, ALLOW, confinement=conf)
     rows = {line[:26].strip(): line[26:].split() for line in r.output.splitlines()[1:]}
     assert rows["Max cpu time"][:2] == ["7", "8"]
     assert rows["Max address space"][:2] == [str(512 * 1024 * 1024)] * 2
     assert rows["Max file size"][:2] == [str(3 * 1024 * 1024)] * 2
     assert rows["Max processes"][:2] == ["50", "50"]
     assert rows["Max core file size"][:2] == ["0", "0"]
+    assert rows["Max open files"][:2] == ["1024", "1024"]
 
 
-@pytest.mark.usefixtures("confinement")
-def test_cpu_limit_kills_busy_loop(ws, limits):
+def test_cpu_limit_kills_busy_loop(ws, limits, conf):
     t = time.monotonic()
     r = run_argv(["sha256sum", "/dev/zero"], ws,
-                 limits.model_copy(update={"cpu_s": 1, "timeout_s": 20}), ALLOW)
+                 limits.model_copy(update={"cpu_s": 1, "timeout_s": 20}), ALLOW, confinement=conf)
     assert not r.timed_out and r.exit_code in (-24, -9)  # SIGXCPU (soft) or SIGKILL (hard)
     assert time.monotonic() - t < 15
 
 
-@pytest.mark.usefixtures("confinement")
-def test_memory_limit(ws, limits):
+def test_memory_limit(ws, limits, conf):
     r = run_argv([PY, "-c", "b = bytearray(700 * 1024 * 1024)"], ws,
-                 limits.model_copy(update={"memory_mb": 256}), ALLOW)
+                 limits.model_copy(update={"memory_mb": 256}), ALLOW, confinement=conf)
     assert r.exit_code == 1 and "MemoryError" in r.output
 
 
-@pytest.mark.usefixtures("confinement")
-def test_file_size_limit(ws, limits):
-    r = run_argv(["head", "-c", "3000000", "/dev/zero"], ws, limits.model_copy(update={"file_size_mb": 1}), ALLOW)
+def test_file_size_limit(ws, limits, conf):
+    r = run_argv(["head", "-c", "3000000", "/dev/zero"], ws, limits.model_copy(update={"file_size_mb": 1}), ALLOW,
+                 confinement=conf)
     assert r.exit_code == 0  # stdout is a pipe: not limited
     big = os.path.join(ws, "big")
     r = run_argv(["dd", "if=/dev/zero", f"of={big}", "bs=1M", "count=3"], ws,
-                 limits.model_copy(update={"file_size_mb": 1}), ALLOW)
+                 limits.model_copy(update={"file_size_mb": 1}), ALLOW, confinement=conf)
     assert r.exit_code != 0 and os.path.getsize(big) <= 1024 * 1024
-
-
-def test_bwrap_confinement_when_available(ws, limits):
-    if not bwrap_available():
-        pytest.skip("bwrap not installed or not usable here (scripts/bootstrap.sh installs bubblewrap)")
-    r = run_argv(["cat", "/etc/shadow"], ws, limits, ALLOW)
-    assert r.confinement == "bwrap" and r.exit_code != 0
 
 
 def test_read_and_write_file(gov, ws, limits):
@@ -240,7 +232,8 @@ def server():
 def loopback_gov(port):
     # explicitly allows loopback for this test only: http scheme, the server's port, 127.0.0.0/8
     p = policy_with(urls__schemes=["https", "http"], urls__ports=[443, port], urls__allow_networks=["127.0.0.0/8"],
-                    urls__max_redirects=3)
+                    urls__max_redirects=3, extra_rules=[{"id": "site-test", "tool": "http_get", "host": ["site.test"],
+                                                         "decision": "allow", "reason": "test server"}])
     return Governor(p, resolver=table_resolver)
 
 
@@ -265,3 +258,16 @@ def test_http_get_and_redirects(server):
 def test_http_get_loopback_denied_by_default_policy(server, gov):
     r = run_tool(gov, "http_get", {"url": f"https://site.test:{server}/hello"}, "/")
     assert not r.ran and r.decision.decision == "deny"
+
+
+def test_http_get_checks_addresses_when_it_runs(server):
+    """Deciding does not resolve names; running does, and refuses a name that
+    resolves to a non-public address even when the host is allowed."""
+    p = policy_with(urls__schemes=["https", "http"], urls__ports=[443, server],
+                    extra_rules=[{"id": "site-test", "tool": "http_get", "host": ["site.test"], "decision": "allow",
+                                  "reason": "test server"}])
+    g = Governor(p, resolver=table_resolver)
+    url = f"http://site.test:{server}/hello"
+    assert g.decide("http_get", {"url": url}, "/").decision == "allow"
+    r = run_tool(g, "http_get", {"url": url}, "/")
+    assert not r.ran and r.decision.rule == "url.non-public-address" and "refused at connect" in r.error

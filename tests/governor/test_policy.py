@@ -32,7 +32,7 @@ def err(text: str) -> PolicyError:
 def test_shipped_policy_loads():
     p = load_policy(REPO / "policy.yaml")
     ids = [r.id for r in p.rules]
-    assert "git-read" in ids and "http-public" in ids
+    assert "git-read" in ids and "http-allowlisted" in ids
     assert p.urls.schemes == ["https"]
 
 
@@ -49,7 +49,7 @@ def test_yaml_syntax_error_has_line():
 
 def test_document_not_a_mapping():
     e = err("- just\n- a list\n")
-    assert e.expected == "a mapping with keys version, files, urls, shell, execution, admission, rules"
+    assert e.expected == "a mapping with keys version, files, urls, shell, execution, sandbox, admission, rules"
     assert e.found == "['just', 'a list'] (list)" and e.line == 1
 
 
@@ -66,7 +66,7 @@ def test_wrong_version_value():
 def test_unknown_top_level_key_typo():
     e = err("version: 1\nrulez: []\n")
     assert e.key_path == "rulez" and e.line == 2
-    assert e.expected == "a known key (version, files, urls, shell, execution, admission, rules)"
+    assert e.expected == "a known key (version, files, urls, shell, execution, sandbox, admission, rules)"
     assert e.found == "unknown key 'rulez' (did you mean 'rules'?)"
 
 

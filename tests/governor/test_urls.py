@@ -1,10 +1,12 @@
-"""URL checks: schemes, odd IP encodings, non-public addresses, DNS via the injected resolver."""
+"""URL checks: schemes, odd IP encodings, non-public addresses; no DNS while deciding,
+names resolved (through the injected resolver) and checked only when a request runs."""
 
 from __future__ import annotations
 
 import pytest
 
 from swarmd.governor import Governor, parse_policy
+from swarmd.governor.urls import resolve_checked
 
 from .conftest import table_resolver
 
@@ -37,16 +39,21 @@ def test_non_public_literals_denied(gov, url):
 
 @pytest.mark.parametrize("host", ["rebind.example", "metadata.attacker.example", "internal.corp.example",
                                   "mixed.example", "v6local.example"])
-def test_names_resolving_to_non_public_denied(gov, host):
-    assert get(gov, f"https://{host}/").rule == "url.non-public-address"
+def test_names_resolving_to_non_public_refused_when_run(policy, gov, host):
+    assert (get(gov, f"https://{host}/").decision, get(gov, f"https://{host}/").rule) == ("ask", "default.http_get")
+    bad, ips = resolve_checked(policy, host, table_resolver)
+    assert bad is not None and bad.rule == "url.non-public-address" and ips == ()
 
 
-def test_public_allowed_and_unresolvable_denied(gov):
-    assert get(gov, "https://example.com/").decision == "allow"
-    assert get(gov, "https://nxdomain.example/").rule == "url.unresolvable"
+def test_allowlisted_hosts_allowed_others_asked(policy, gov):
+    assert get(gov, "https://example.com/").rule == "http-allowlisted"
+    assert get(gov, "https://nxdomain.example/").rule == "default.http_get"
+    assert get(gov, "https://93.184.216.34/").rule == "default.http_get"
+    assert resolve_checked(policy, "nxdomain.example", table_resolver)[0].rule == "url.unresolvable"
+    assert resolve_checked(policy, "example.com", table_resolver) == (None, ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"))
 
 
-def test_ip_literals_never_resolved(policy):
+def test_deciding_never_resolves(policy):
     calls = []
 
     def recording(host):
@@ -54,18 +61,18 @@ def test_ip_literals_never_resolved(policy):
         return table_resolver(host)
 
     g = Governor(policy, resolver=recording)
-    assert get(g, "https://93.184.216.34/").decision == "allow"
-    assert get(g, "https://[2606:2800:220:1:248:1893:25c8:1946]/").decision == "allow"
+    for url in ("https://93.184.216.34/", "https://[2606:2800:220:1:248:1893:25c8:1946]/", "https://example.com/",
+                "https://rebind.example/", "https://evil.example/"):
+        get(g, url)
+    g.check_redirect("https://example.com/a", "https://rebind.example/")
     assert calls == []
-    get(g, "https://example.com/")
-    assert calls == ["example.com"]
 
 
-def test_resolver_errors_deny(policy):
+def test_resolver_errors_refuse(policy):
     def broken(host):
         raise OSError("dns down")
-    assert get(Governor(policy, resolver=broken), "https://example.com/").rule == "url.unresolvable"
-    assert get(Governor(policy, resolver=lambda h: ["not-an-ip"]), "https://example.com/").rule == "url.unresolvable"
+    assert resolve_checked(policy, "example.com", broken)[0].rule == "url.unresolvable"
+    assert resolve_checked(policy, "example.com", lambda h: ["not-an-ip"])[0].rule == "url.unresolvable"
 
 
 @pytest.mark.parametrize("url,rule", [
@@ -103,5 +110,5 @@ def test_redirect_hops_rechecked(gov):
     assert gov.check_redirect("https://example.com/a", "/b").decision == "allow"
     assert gov.check_redirect("https://example.com/a", "https://docs.python.org/3/").decision == "allow"
     assert gov.check_redirect("https://example.com/a", "http://169.254.169.254/").decision == "deny"
-    assert gov.check_redirect("https://example.com/a", "https://rebind.example/").rule == "url.non-public-address"
+    assert gov.check_redirect("https://example.com/a", "https://rebind.example/").rule == "default.http_get"
     assert gov.check_redirect("https://example.com/a", "//127.0.0.1/x").decision == "deny"

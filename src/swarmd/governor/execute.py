@@ -8,17 +8,22 @@ pipelines, chains, redirections, substitutions, subshells — runs with
 simple command in the line was judged ``allow`` (the line's decision is the
 strictest of its parts), so the shell only glues together judged parts.
 
-Every process gets: the workspace as working directory; a scrubbed environment
+Every command runs inside the bubblewrap sandbox of :mod:`.sandbox`
+(workspace read-write, minimal read-only system, private ``/tmp`` and HOME,
+secrets in the workspace masked, no network unless ``sandbox.network``) and
+gets: the workspace as working directory; a scrubbed environment
 (:func:`scrubbed_env`: an allowlist of harmless variables, never anything whose
-name matches KEY/TOKEN/SECRET/PASSWORD/..., ``HOME`` set to the workspace, git
-hardened through ``GIT_CONFIG_*`` variables); ``stdin`` from ``/dev/null``; a new
+name matches KEY/TOKEN/SECRET/PASSWORD/..., ``HOME`` private, git hardened
+through ``GIT_CONFIG_*`` variables); ``stdin`` from ``/dev/null``; a new
 session (the whole process group is killed on timeout); rlimits set in
-``preexec_fn`` (CPU seconds, address space, file size, process count, no core
-files); output (stdout+stderr) captured and truncated at
-``execution.max_output_bytes``. If ``bwrap`` (bubblewrap) is on PATH and works,
-the process is also confined to a filesystem view with the system read-only,
-the workspace read-write, a private ``/tmp``, and no network; the active
-confinement is logged and reported in :attr:`ToolResult.confinement`.
+``preexec_fn`` (CPU seconds, address space, file size, process count, open
+files, no core files); a write cap (``sandbox.write_cap_mb``: the filesystem's
+free space is watched while the command runs and the command is killed past
+the cap); output (stdout+stderr) captured and truncated at
+``execution.max_output_bytes``. Without a working bubblewrap
+(:func:`sandbox.probe`) the governor only allows commands that are harmless by
+construction, and they run with the same limits but unconfined
+(:attr:`ToolResult.confinement` ``rlimits``).
 
 ``read_file``/``write_file`` run in Python on the resolved path (opened with
 ``O_NOFOLLOW`` and re-checked through ``/proc/self/fd`` to be inside the
@@ -29,6 +34,7 @@ and re-checks every hop with :meth:`Governor.check_redirect`.
 
 from __future__ import annotations
 
+import dataclasses
 import glob as globmod
 import http.client
 import os
@@ -39,10 +45,10 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -50,8 +56,9 @@ from loguru import logger
 
 from .governor import Governor, Judgement
 from .paths import inside
-from .policy import Decision, ExecutionPolicy
-from .urls import redirect_target
+from .policy import Decision, ExecutionPolicy, Policy
+from .sandbox import SANDBOX_HOME, Confinement, bwrap_argv, probe, workspace_masks
+from .urls import redirect_target, resolve_checked
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|REDIS_URL|"
                           r"DATABASE_URL|_DSN|CONN", re.IGNORECASE)
@@ -59,8 +66,11 @@ _ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE", "TZ", "TERM")
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: git configuration forced on every command (repository config cannot run commands)
 _GIT_HARDENING = (("core.fsmonitor", "false"), ("core.pager", "cat"), ("core.hooksPath", "/dev/null"),
-                  ("core.sshCommand", "false"), ("diff.external", ""), ("protocol.ext.allow", "never"),
+                  ("core.sshCommand", "false"), ("protocol.ext.allow", "never"),
                   ("core.editor", "false"), ("credential.helper", ""), ("safe.directory", "*"))
+#: seconds between two checks of the write cap (``sandbox.write_cap_mb``)
+WRITE_CAP_POLL_S = 0.02
+_DEFAULT_POLICY = Policy.model_validate({"version": 1})
 
 
 @dataclass
@@ -87,18 +97,22 @@ class ToolResult:
     error: str | None = None
 
 
-def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None, *, home: str = SANDBOX_HOME) -> dict[str, str]:
     """Environment for tool processes (see module docstring).
 
     Starts from an allowlist of names in ``base`` (default ``os.environ``),
-    drops any whose name looks secret, and adds fixed safe values.
+    drops any whose name looks secret, and adds fixed safe values; ``HOME``
+    is ``home`` (never the workspace: files written there must not be read
+    back by later tools).
     """
     src = os.environ if base is None else base
     env = {k: v for k, v in src.items()
            if (k in _ENV_ALLOW or k.startswith("LC_")) and not _SECRET_NAME.search(k)}
-    env.update({"PATH": _SAFE_PATH, "HOME": workspace, "PWD": workspace, "TMPDIR": "/tmp", "PAGER": "cat",
+    env.update({"PATH": _SAFE_PATH, "HOME": home, "PWD": workspace, "TMPDIR": "/tmp", "PAGER": "cat",
                 "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": "/dev/null", "LESSSECURE": "1", "TERM": "dumb", "NO_COLOR": "1"})
+                "GIT_CONFIG_GLOBAL": "/dev/null", "LESSSECURE": "1", "TERM": "dumb", "NO_COLOR": "1",
+                "GIT_AUTHOR_NAME": "swarmd agent", "GIT_AUTHOR_EMAIL": "agent@swarmd.invalid",
+                "GIT_COMMITTER_NAME": "swarmd agent", "GIT_COMMITTER_EMAIL": "agent@swarmd.invalid"})
     env.setdefault("LANG", "C.UTF-8")
     env["GIT_CONFIG_COUNT"] = str(len(_GIT_HARDENING))
     for i, (k, v) in enumerate(_GIT_HARDENING):
@@ -107,7 +121,7 @@ def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None) -> dict[
     return env
 
 
-def _preexec(limits: ExecutionPolicy):  # noqa: ANN202 - returns the preexec callable
+def _preexec(limits: ExecutionPolicy, open_files: int = 1024):  # noqa: ANN202 - returns the preexec callable
     cpu = int(limits.cpu_s)
     mem = int(limits.memory_mb) * 1024 * 1024
     fsize = int(limits.file_size_mb) * 1024 * 1024
@@ -119,58 +133,55 @@ def _preexec(limits: ExecutionPolicy):  # noqa: ANN202 - returns the preexec cal
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
     return apply
 
 
-@lru_cache(maxsize=1)
-def bwrap_available() -> str | None:
-    """Path of a working ``bwrap`` binary, or None (probed once: it must run ``true``)."""
-    path = shutil.which("bwrap")
-    if not path:
-        return None
-    try:
-        r = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-                           capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return path if r.returncode == 0 else None
+def _private_home(conf: Confinement) -> tuple[str, str | None]:
+    """HOME for one command: the sandbox's own, or (unconfined) a fresh temporary
+    directory that is removed afterwards (returned second)."""
+    if conf.available:
+        return SANDBOX_HOME, None
+    tmp = tempfile.mkdtemp(prefix="swarmd-home-")
+    return tmp, tmp
 
 
-def _bwrap_prefix(bwrap: str, workspace: str) -> list[str]:
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
-    for d in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
-        if os.path.islink(d):
-            args += ["--symlink", os.readlink(d), d]
-        elif os.path.isdir(d):
-            args += ["--ro-bind", d, d]
-    for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/passwd",
-              "/etc/group", "/etc/nsswitch.conf", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
-              "/etc/os-release", "/etc/hostname", "/etc/mime.types"):
-        if os.path.exists(f):
-            args += ["--ro-bind", f, f]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace, workspace,
-             "--chdir", workspace, "--"]
-    return args
-
-
-def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision) -> ToolResult:
-    """Run ``argv`` (no shell is added here) in ``workspace`` with the scrubbed
-    environment, rlimits, timeout and output cap; inside bwrap when available.
+def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision, *,
+             policy: Policy | None = None, confinement: Confinement | None = None) -> ToolResult:
+    """Run ``argv`` (no shell is added here) in ``workspace`` (a real path) with
+    the scrubbed environment, rlimits, timeout, output cap and write cap;
+    inside bubblewrap when ``confinement`` (default :func:`sandbox.probe`) is
+    available, laid out by ``policy.sandbox`` (default: the built-in defaults).
 
     Returns a :class:`ToolResult` (``ran=True``). Does NOT consult the governor:
     callers must only pass argv that was judged ``allow`` (use :func:`run_tool`).
     """
-    bwrap = bwrap_available()
-    confinement = "bwrap" if bwrap else "rlimits"
-    full = (_bwrap_prefix(bwrap, workspace) + argv) if bwrap else argv
-    logger.info("governor exec confinement={} argv0={}", confinement, argv[0])
+    conf = confinement if confinement is not None else probe()
+    pol = policy if policy is not None else _DEFAULT_POLICY
+    home, tmp_home = _private_home(conf)
+    if conf.available:
+        full = bwrap_argv(conf, workspace, pol, workspace_masks(workspace, pol)) + argv
+    else:
+        full = argv
+    logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])
     try:
-        proc = subprocess.Popen(full, cwd=workspace, env=scrubbed_env(workspace), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                close_fds=True, preexec_fn=_preexec(limits))
+        return _run(full, argv[0], workspace, home, limits, pol, decision, conf)
+    finally:
+        if tmp_home:
+            shutil.rmtree(tmp_home, ignore_errors=True)
+
+
+def _run(full: list[str], name: str, workspace: str, home: str, limits: ExecutionPolicy, pol: Policy,
+         decision: Decision, conf: Confinement) -> ToolResult:
+    confinement = "bwrap" if conf.available else "rlimits"
+    try:
+        proc = subprocess.Popen(full, cwd=workspace, env=scrubbed_env(workspace, home=home),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True,
+                                preexec_fn=_preexec(limits, pol.sandbox.open_files))
     except OSError as e:
         return ToolResult(decision, ran=True, exit_code=127, output="", confinement=confinement,
-                          error=f"cannot start {argv[0]!r}: {e.strerror or e}")
+                          error=f"cannot start {name!r}: {e.strerror or e}")
     sink: list[bytes] = []
     state = {"truncated": False}
     total = [0]
@@ -190,6 +201,7 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid)
     timed_out = False
     try:
         code = proc.wait(timeout=limits.timeout_s)
@@ -197,16 +209,54 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
         timed_out = True
         _kill_group(proc.pid)
         code = proc.wait()
+    watch.stop()
     _kill_group(proc.pid)  # leftover background children of this call
     t.join(timeout=2)
     if proc.stdout is not None:
         proc.stdout.close()
-    if bwrap and 128 < code < 128 + 65:
+    if conf.available and 128 < code < 128 + 65:
         code = -(code - 128)  # bwrap reports a child killed by signal N as 128+N; match subprocess's -N
     out = b"".join(sink).decode("utf-8", errors="replace")
+    error = f"timed out after {limits.timeout_s}s" if timed_out else None
+    if watch.tripped:
+        error = f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB"
     return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
-                      timed_out=timed_out, confinement=confinement,
-                      error=f"timed out after {limits.timeout_s}s" if timed_out else None)
+                      timed_out=timed_out, confinement=confinement, error=error)
+
+
+class _WriteCap:
+    """Kills process group ``pgid`` once the filesystem holding ``path`` has
+    lost more than ``cap`` bytes of free space since the start (checked every
+    :data:`WRITE_CAP_POLL_S` seconds with ``statvfs``: cheap, and it counts
+    every file however many there are). Other writers on the same filesystem
+    count too, so the cap errs on the side of stopping."""
+
+    def __init__(self, path: str, cap: int, pgid: int):
+        self.path, self.cap, self.pgid = path, cap, pgid
+        self.tripped = False
+        self._stop = threading.Event()
+        self._start = self._free()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def _free(self) -> int:
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return 0
+        return st.f_bavail * st.f_frsize
+
+    def _loop(self) -> None:
+        while not self._stop.wait(WRITE_CAP_POLL_S):
+            if self._start - self._free() > self.cap:
+                self.tripped = True
+                _kill_group(self.pgid)
+                return
+
+    def stop(self) -> None:
+        """Stop watching (the command ended)."""
+        self._stop.set()
+        self._t.join(timeout=1)
 
 
 def _kill_group(pid: int) -> None:
@@ -216,12 +266,12 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _shell_argv(j: Judgement, command: str) -> list[str]:
+def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
     root = j.root or "/"
     if j.parsed is not None and j.parsed.plain is not None:
         argv: list[str] = []
         for w in j.parsed.plain:
-            text = os.path.expanduser(w.text) if w.tilde else w.text
+            text = home + w.text[1:] if w.tilde and (w.text == "~" or w.text.startswith("~/")) else w.text
             if w.glob and argv:
                 matches = sorted(globmod.glob(text, root_dir=root) if not text.startswith("/") else globmod.glob(text))
                 argv.extend(matches or [text])
@@ -288,7 +338,13 @@ def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, ob
     first = j.decision
     for _hop in range(gov.policy.urls.max_redirects + 1):
         v = j.url
-        assert v is not None and v.ips
+        assert v is not None
+        if not v.ips:  # a host name: resolved now, every address checked, the connection pinned
+            bad, ips = resolve_checked(gov.policy, v.host, gov.resolver)
+            if bad is not None:
+                gov.record(objective_id, "http_get", {"url": url}, bad)
+                return ToolResult(bad, ran=False, confinement="python", error=f"refused at connect: {bad.reason}")
+            v = dataclasses.replace(v, ips=ips)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         cls = _PinnedHTTPS if v.scheme == "https" else _PinnedHTTP
@@ -356,7 +412,9 @@ def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], wo
     started = time.monotonic()
     try:
         if tool == "shell":
-            res = run_argv(_shell_argv(j, args["command"]), j.root or workspace, limits, j.decision)
+            conf = gov.confinement
+            res = run_argv(_shell_argv(j, args["command"], SANDBOX_HOME), j.root or workspace, limits, j.decision,
+                           policy=gov.policy, confinement=conf)
         elif tool == "read_file":
             res = _read_file(j, limits)
         elif tool == "write_file":

@@ -10,6 +10,7 @@ from loguru import logger
 from .audit import AuditLog
 from .paths import PathProblem, judge_path, resolve, workspace_root
 from .policy import Decision, Policy
+from .sandbox import Confinement, probe
 from .shell import Parsed, judge_command
 from .urls import Resolver, UrlVerdict, default_resolver, judge_url, redirect_target
 
@@ -42,17 +43,23 @@ class Governor:
     """Decides ``allow``/``deny``/``ask`` for tool actions under a :class:`Policy`.
 
     ``resolver``: host -> list of IP strings (default ``socket.getaddrinfo``);
-    tests inject a fixed table. ``audit``: an :class:`AuditLog` that receives
-    every decision made with :meth:`decide` (optional). The policy is compiled
-    once at load time; the governor keeps no per-call state and is thread-safe.
+    tests inject a fixed table; it is used only when an allowed ``http_get``
+    runs, never to decide. ``audit``: an :class:`AuditLog` that receives
+    every decision made with :meth:`decide` (optional). ``confinement``: how
+    shell commands will be confined (default :func:`sandbox.probe`, probed once
+    per process); without a sandbox, shell lines that are not harmless by
+    construction are ``ask``. The policy is compiled once at load time; the
+    governor keeps no per-call state and is thread-safe.
     """
 
-    def __init__(self, policy: Policy, resolver: Resolver | None = None, audit: AuditLog | None = None):
+    def __init__(self, policy: Policy, resolver: Resolver | None = None, audit: AuditLog | None = None,
+                 confinement: Confinement | None = None):
         if not isinstance(policy, Policy):
             raise TypeError("policy must be a swarmd.governor.Policy (use load_policy)")
         self.policy = policy
         self.resolver: Resolver = resolver or default_resolver
         self.audit = audit
+        self.confinement = confinement if confinement is not None else probe()
 
     # ------------------------------------------------------------------ public
     def decide(self, tool: str, args: Mapping[str, Any], workspace: str, *,
@@ -124,14 +131,14 @@ class Governor:
         if not all(isinstance(v, str) for v in args.values()):
             return _deny("governor.bad-arguments", f"{tool} arguments must be strings")
         if tool == "http_get":
-            v = judge_url(self.policy, args["url"], self.resolver)
+            v = judge_url(self.policy, args["url"])  # no DNS while deciding (see urls.py)
             return Judgement(v.decision, url=v)
         try:
             root = workspace_root(workspace)
         except PathProblem as e:
             return _deny("governor.bad-workspace", str(e))
         if tool == "shell":
-            d, parsed = judge_command(self.policy, args["command"], root)
+            d, parsed = judge_command(self.policy, args["command"], root, confined=self.confinement.available)
             return Judgement(d, parsed=parsed, root=root)
         mode = "read" if tool == "read_file" else "write"
         if mode == "write" and len(args["content"]) > self.policy.execution.max_write_bytes:

@@ -37,7 +37,9 @@ BUILTIN_SECRETS: tuple[str, ...] = (
     "**/.env", "**/.env.*", "**/.envrc", "**/id_rsa*", "**/id_dsa*", "**/id_ecdsa*", "**/id_ed25519*",
     "**/.git-credentials", "**/.netrc", "**/*.pem", "**/*.key", "**/*.p12", "**/*.pfx",
     "**/credentials.json", "**/service-account*.json", "**/.aws/credentials", "**/.docker/config.json",
-    "**/memory.db", "**/memory.db-*",
+    "**/memory.db", "**/memory.db-*", "**/.npmrc", "**/.pypirc", "**/.pgpass", "**/.s3cfg", "**/.kube/config",
+    "**/terraform.tfstate", "**/terraform.tfstate.*", "**/*.ppk", "**/*.jks", "**/*.keystore", "**/.dockercfg",
+    "**/.htpasswd", "**/.vault-token", "**/*.kdbx", "**/.boto", "**/.git-credentials", "**/.terraformrc",
 )
 _SECRETS = compile_globs([expand_home(p) for p in BUILTIN_SECRETS], path=True)
 

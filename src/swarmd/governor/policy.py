@@ -185,6 +185,26 @@ class ExecutionPolicy(_Model):
     http_timeout_s: Annotated[float, Field(gt=0, le=600)] = 20
 
 
+class SandboxPolicy(_Model):
+    """``sandbox:`` section: how ``sandbox.py`` confines every shell command
+    (bubblewrap). ``network``: keep the host network (default False:
+    ``--unshare-net``, the command has no network at all). ``write_cap_mb``:
+    MiB a command may add to the workspace's filesystem (free space is watched
+    while it runs; the command is killed past it). ``tmp_size_mb``: size of
+    the private ``/tmp`` (which holds the private HOME). ``open_files``:
+    RLIMIT_NOFILE. ``mask``: extra workspace-relative globs bound over with an
+    empty file (besides the built-in and ``files.secrets`` lists).
+    ``protect``: workspace-relative globs mounted read-only inside the
+    sandbox (files that run code later: git hooks, editor tasks)."""
+
+    network: bool = False
+    write_cap_mb: Annotated[int, Field(ge=1, le=1024 * 1024)] = 256
+    tmp_size_mb: Annotated[int, Field(ge=1, le=64 * 1024)] = 128
+    open_files: Annotated[int, Field(ge=16, le=65536)] = 1024
+    mask: Globs
+    protect: Globs
+
+
 class AdmissionPolicy(_Model):
     """``admission:`` section (optional): objectives the daemon refuses at
     admission (they end ``failed`` and never run). ``deny_actions``: action
@@ -308,6 +328,7 @@ class Policy(_Model):
     urls: UrlsPolicy = Field(default_factory=UrlsPolicy)
     shell: ShellPolicy = Field(default_factory=ShellPolicy)
     execution: ExecutionPolicy = Field(default_factory=ExecutionPolicy)
+    sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
     admission: AdmissionPolicy = Field(default_factory=AdmissionPolicy)
     rules: list[Rule] = Field(default_factory=list)
 

@@ -696,7 +696,7 @@ def _judge_url_arg(ctx: _Ctx, text: str) -> Decision | None:
     if not bare or not (bare[0].isdigit() or host.startswith("[") or bare.lower().startswith("localhost")):
         return None  # a name: the program resolves it; no DNS at decide time
     bracketed = host[:host.find("]") + 1] if host.startswith("[") else bare
-    v = judge_url(ctx.policy, "https://" + bracketed + "/", lambda _h: [])
+    v = judge_url(ctx.policy, "https://" + bracketed + "/")
     return v.decision if v.decision.decision == "deny" else None
 
 
@@ -1258,13 +1258,44 @@ def _label(s: Simple) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def judge_command(policy: Policy, command: object, root: str) -> tuple[Decision, Parsed | None]:
+#: read-only listing programs: harmless by construction when every path argument stays in the workspace
+HARMLESS = frozenset("ls cat head tail wc grep egrep fgrep sort uniq cut tr diff cmp file stat du df basename dirname "
+                     "realpath readlink pwd echo printf true false test [ nl tac rev column comm join paste fold fmt "
+                     "expand unexpand md5sum sha1sum sha256sum sha512sum b2sum cksum seq tree date which whoami id "
+                     "uname nproc od hexdump strings".split())
+
+
+def harmless(parsed: Parsed) -> bool:
+    """True when every simple command of ``parsed`` is a :data:`HARMLESS`
+    listing program with no redirection other than a read or ``/dev/null``
+    (used when no sandbox is available: only such lines run unconfined)."""
+    for c in parsed.commands:
+        if c.assigns or not c.words or c.words[0].text not in HARMLESS:
+            return False
+        for r in c.redirects:
+            if r.target is not None and r.op not in ("<", "<&") and r.target.text != "/dev/null":
+                return False
+    return bool(parsed.commands)
+
+
+def judge_command(policy: Policy, command: object, root: str, *, confined: bool = True) -> tuple[Decision, Parsed | None]:
     """Judge a shell command line for workspace real path ``root``.
 
+    ``confined``: the command will run in the bubblewrap sandbox; when False
+    (no sandbox on this machine) an ``allow`` becomes ``ask``
+    (``sandbox.unavailable``) unless the line is :func:`harmless`.
     Returns ``(decision, parsed)``; ``parsed`` is None when the line was rejected
     before parsing. Never raises for hostile strings (see module docstring for
     the rule ids).
     """
+    d, parsed = _judge_line(policy, command, root)
+    if not confined and d.decision == "allow" and (parsed is None or not harmless(parsed)):
+        return _d("ask", "sandbox.unavailable", "no sandbox on this machine (bubblewrap or user namespaces missing): "
+                                                "only read-only listing commands run without approval"), parsed
+    return d, parsed
+
+
+def _judge_line(policy: Policy, command: object, root: str) -> tuple[Decision, Parsed | None]:
     if not isinstance(command, str) or not command.strip():
         return _d("deny", "shell.empty", "command must be a non-empty string"), None
     if len(command) > policy.shell.max_length:

@@ -8,15 +8,20 @@ numeric hosts in any form other than canonical dotted-quad (decimal
 ``2130706433``, hex ``0x7f.1``, octal ``0177.0.0.1``, short ``127.1``;
 ``url.odd-ip-encoding``); IPv6 zone ids and IPv6 forms embedding IPv4
 (``::ffff:127.0.0.1``, 6to4, Teredo, NAT64; ``url.ipv6-embedded-ipv4``);
-``localhost`` and ``urls.deny_hosts`` (``url.denied-host``); a host that does not
-resolve (``url.unresolvable``); any resolved or literal address that is not
-public — loopback, private, link-local including cloud metadata
+``localhost`` and ``urls.deny_hosts`` (``url.denied-host``); a literal address
+that is not public — loopback, private, link-local including cloud metadata
 ``169.254.169.254`` and ``fd00:ec2::254``, unspecified, multicast, reserved,
 shared — unless inside ``urls.allow_networks`` (``url.non-public-address``).
-Then policy rules with ``host`` globs decide; no rule -> ask (``default.http_get``).
+Then policy rules with ``host`` globs decide (the shipped policy allows a list
+of documentation and package hosts); no rule -> ask (``default.http_get``).
 
-DNS goes through the injectable ``resolver`` (host -> list of IP strings); the
-default uses ``socket.getaddrinfo``. IP literals are never resolved.
+Deciding never uses DNS (a lookup at decision time would leak the name even
+for a denied request and make decisions depend on the machine). Names are
+resolved only when an allowed request runs (:func:`resolve_checked`): every
+address must be public (``url.unresolvable``, ``url.non-public-address``) and
+the connection is pinned to a checked address. DNS goes through the
+injectable ``resolver`` (host -> list of IP strings); the default uses
+``socket.getaddrinfo``. IP literals are never resolved.
 """
 
 from __future__ import annotations
@@ -119,10 +124,13 @@ def parse_host(host: str) -> tuple[str, IP | None]:
     return name, None
 
 
-def judge_url(policy: Policy, url: object, resolver: Resolver) -> UrlVerdict:
+def judge_url(policy: Policy, url: object, resolver: Resolver | None = None) -> UrlVerdict:
     """Judge one URL against the built-in checks and the policy (see module docstring).
 
-    Never raises; a failing ``resolver`` counts as "does not resolve".
+    Without ``resolver`` (how the governor decides) a host name is not looked
+    up and ``ips`` stays empty; with one, the name is resolved and every
+    address checked as :func:`resolve_checked` does. Never raises; a failing
+    ``resolver`` counts as "does not resolve".
     """
     if not isinstance(url, str) or not url:
         return _deny("url.malformed", "url must be a non-empty string")
@@ -164,28 +172,46 @@ def judge_url(policy: Policy, url: object, resolver: Resolver) -> UrlVerdict:
     deny_hosts = policy.fast.deny_hosts
     if host == "localhost" or host.endswith(".localhost") or (deny_hosts is not None and deny_hosts.match(host)):
         return _deny("url.denied-host", f"host {host!r} is denied")
+    ips: tuple[str, ...] = ()
+    if ip is not None or resolver is not None:
+        bad, ips = resolve_checked(policy, host, resolver or default_resolver, ip)
+        if bad is not None:
+            return UrlVerdict(bad)
+    matched = [r for r in policy.rules_for("http_get") if r.matches_host(host)]
+    d = rule_decision(matched, Decision("ask", "default.http_get", f"no rule covers host {host!r}"))
+    return UrlVerdict(d, scheme, host, port, ips)
+
+
+def resolve_checked(policy: Policy, host: str, resolver: Resolver,
+                    ip: IP | None = None) -> tuple[Decision | None, tuple[str, ...]]:
+    """Addresses to connect to for ``host`` (normalised by :func:`parse_host`;
+    ``ip``: its literal address, then nothing is resolved).
+
+    Returns ``(None, ips)`` when every address is public (or inside
+    ``urls.allow_networks``), else ``(deny decision, ())``: ``url.unresolvable``
+    (no address, a failing resolver, a non-address answer) or
+    ``url.non-public-address``. Never raises.
+    """
     if ip is not None:
         addrs: list[IP] = [ip]
     else:
         try:
             raw_ips = list(resolver(host) or [])
         except Exception as e:  # noqa: BLE001 - a failing resolver means "does not resolve"
-            return _deny("url.unresolvable", f"host {host!r} did not resolve ({type(e).__name__})")
+            return Decision("deny", "url.unresolvable", f"host {host!r} did not resolve ({type(e).__name__})"), ()
         if not raw_ips:
-            return _deny("url.unresolvable", f"host {host!r} did not resolve")
+            return Decision("deny", "url.unresolvable", f"host {host!r} did not resolve"), ()
         addrs = []
         for r in raw_ips:
             try:
                 addrs.append(ipaddress.ip_address(str(r).split("%", 1)[0]))
             except ValueError:
-                return _deny("url.unresolvable", f"resolver returned a non-address {r!r}")
+                return Decision("deny", "url.unresolvable", f"resolver returned a non-address {r!r}"), ()
     for a in addrs:
         if not is_public(a, policy):
-            return _deny("url.non-public-address",
-                         f"{host!r} -> {a}: not a public address (loopback/private/link-local/metadata)")
-    matched = [r for r in policy.rules_for("http_get") if r.matches_host(host)]
-    d = rule_decision(matched, Decision("ask", "default.http_get", f"no rule covers host {host!r}"))
-    return UrlVerdict(d, scheme, host, port, tuple(str(a) for a in addrs))
+            return Decision("deny", "url.non-public-address",
+                            f"{host!r} -> {a}: not a public address (loopback/private/link-local/metadata)"), ()
+    return None, tuple(str(a) for a in addrs)
 
 
 def redirect_target(current_url: str, location: str) -> str:

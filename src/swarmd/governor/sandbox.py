@@ -1,0 +1,265 @@
+"""Confinement: every shell command runs inside bubblewrap (``bwrap``).
+
+The sandbox is the security boundary; the policy (``shell.py``) judges intent
+on top of it. What a command sees (argv built by :func:`bwrap_argv`, after the
+layout of Anthropic's sandbox-runtime):
+
+- the workspace, read-write, at its real path (so paths judged are paths used);
+- a minimal read-only system: ``/usr`` and the ``/bin``, ``/sbin``, ``/lib*``
+  links, and a curated ``/etc`` (dynamic loader, CA certificates, time zone,
+  ``nsswitch.conf``...; a synthetic ``passwd``/``group``; never ``shadow``,
+  ``sudoers``, ssh host keys). Nothing else of the host: no ``/root``,
+  ``/home``, ``/var``, ``/srv``, ``/run``, data directory or other workspaces,
+  so a symlink pointing out of the workspace dangles;
+- a private ``/tmp`` (tmpfs of ``sandbox.tmp_size_mb``) holding a private
+  HOME ``/tmp/home`` (files such as ``~/.curlrc`` vanish with the command);
+- secret files inside the workspace masked: an empty read-only file bound over
+  every file matching the built-in secret list (``paths.BUILTIN_SECRETS``:
+  ``.env*``, key files...), ``files.secrets`` and ``sandbox.mask``; an empty
+  read-only tmpfs over such directories (:func:`workspace_masks`);
+- files that run code later (``.git/hooks``, ``.git/config``, ``.vscode``,
+  ``.husky``...: :data:`PROTECTED`, plus ``sandbox.protect``) read-only;
+- new user, PID, IPC, UTS, cgroup and network namespaces (``--unshare-all``;
+  the network is kept only when ``sandbox.network`` is true), uid/gid 1000
+  inside, every capability dropped, ``no_new_privs`` (bwrap sets it), a new
+  session (no terminal injection), killed with its parent.
+
+Limits (rlimits, the write cap watched while the command runs, the output
+cap) are applied by ``execute.py``. :func:`probe` tells whether this machine
+can do all of that; when it cannot, the governor fails closed (shell commands
+are ``ask`` unless harmless by construction, see ``shell.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from loguru import logger
+
+from .paths import is_secret
+from .policy import Policy, compile_globs
+
+SANDBOX_UID = 1000
+#: HOME inside the sandbox (on the private /tmp)
+SANDBOX_HOME = "/tmp/home"
+#: /etc entries bound read-only when they exist (nothing secret; no shadow, sudoers, ssh keys)
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/nsswitch.conf",
+             "/etc/localtime", "/etc/timezone", "/etc/ssl/certs", "/etc/ca-certificates", "/etc/os-release",
+             "/etc/mime.types", "/etc/magic", "/etc/protocols", "/etc/services", "/etc/python3", "/etc/python3.11",
+             "/etc/python3.12", "/etc/perl", "/etc/gitattributes",
+             "/etc/lsb-release", "/etc/debian_version", "/etc/papersize", "/etc/locale.alias")
+#: with network only
+ETC_NETWORK = ("/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.conf")
+#: workspace-relative paths mounted read-only when they exist (they run code later, outside any sandbox)
+PROTECTED = (".git/hooks", ".git/config", ".git/info/attributes", ".gitmodules", ".vscode", ".idea", ".husky",
+             ".devcontainer", ".github/workflows", ".gitlab-ci.yml", ".pre-commit-config.yaml", ".envrc",
+             ".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".mcp.json")
+#: directories not searched for secret files (large, generated, or handled by PROTECTED)
+SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox", ".mypy_cache",
+                       ".ruff_cache", ".pytest_cache", "site-packages"})
+#: at most this many directory entries are looked at when searching for secrets
+MASK_SCAN_LIMIT = 50_000
+
+_PASSWD = (f"root:x:0:0:root:/root:/usr/sbin/nologin\nagent:x:{SANDBOX_UID}:{SANDBOX_UID}:swarmd agent:"
+           f"{SANDBOX_HOME}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+_GROUP = f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """What this machine can confine commands with.
+
+    ``kind``: ``"bwrap"`` (every shell command runs in the sandbox) or
+    ``"none"`` (no working bubblewrap or no user namespaces: the governor
+    fails closed); ``bwrap``: path of the binary; ``reason``: one line for
+    start-up logs and ``swarmctl status``.
+    """
+
+    kind: str
+    bwrap: str | None
+    reason: str
+
+    @property
+    def available(self) -> bool:
+        """True when commands run inside bubblewrap."""
+        return self.kind == "bwrap"
+
+
+NONE = Confinement("none", None, "sandbox disabled")
+
+
+@lru_cache(maxsize=1)
+def probe() -> Confinement:
+    """Find out once per process whether bubblewrap works here, with the same
+    namespaces as :func:`bwrap_argv` (user namespaces included).
+
+    Returns a :class:`Confinement`; never raises. Logs a warning when commands
+    cannot be confined (the governor then asks for every shell command that
+    is not harmless by construction).
+    """
+    path = shutil.which("bwrap")
+    if not path:
+        c = Confinement("none", None, "bwrap (bubblewrap) is not installed: shell commands need approval")
+    else:
+        argv = [path, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr",
+                *_system_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/usr/bin/true"]
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=20)
+            ok, err = r.returncode == 0, r.stderr.decode("utf-8", "replace").strip()[:200]
+        except (OSError, subprocess.SubprocessError) as e:
+            ok, err = False, str(e)[:200]
+        c = (Confinement("bwrap", path, f"bubblewrap sandbox ({path})") if ok else
+             Confinement("none", None, f"bwrap cannot create its namespaces here ({err or 'failed'}); "
+                                       "shell commands need approval"))
+    (logger.info if c.available else logger.warning)("governor confinement: {}", c.reason)
+    return c
+
+
+def _system_links() -> list[str]:
+    out: list[str] = []
+    for d in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(d):
+            out += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            out += ["--ro-bind", d, d]
+    return out
+
+
+_runtime_lock = threading.Lock()
+_runtime: list[str] = []
+
+
+def _runtime_dir() -> str:
+    """A private directory with the synthetic ``passwd``/``group`` and the empty
+    mask file (created once per process, again if something removed it)."""
+    with _runtime_lock:
+        if _runtime and os.path.isfile(os.path.join(_runtime[0], "empty")):
+            return _runtime[0]
+        d = tempfile.mkdtemp(prefix="swarmd-sandbox-")
+        for name, text in (("passwd", _PASSWD), ("group", _GROUP), ("empty", "")):
+            p = os.path.join(d, name)
+            with open(p, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(p, 0o444)
+        _runtime[:] = [d]
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Masks:
+    """Workspace paths hidden from a command: ``files`` (an empty file is
+    bound over each), ``dirs`` (an empty read-only tmpfs), ``protected``
+    (bound read-only), ``complete``: False when the secret search stopped at
+    :data:`MASK_SCAN_LIMIT` entries."""
+
+    files: tuple[str, ...]
+    dirs: tuple[str, ...]
+    protected: tuple[str, ...]
+    complete: bool = True
+
+
+def workspace_masks(root: str, policy: Policy) -> Masks:
+    """Search workspace ``root`` (a real path) for secret files and protected paths.
+
+    A file or directory is masked when its path matches the built-in secret
+    list or ``files.secrets`` (:func:`paths.is_secret`) or its
+    workspace-relative path matches ``sandbox.mask``. Symbolic links are not
+    masked (their targets outside the workspace are not mounted; inside, the
+    target itself is found). Directories in :data:`SKIP_DIRS` are not searched.
+    """
+    extra = compile_globs(list(policy.sandbox.mask), path=True)
+    files: list[str] = []
+    dirs: list[str] = []
+    seen = 0
+    complete = True
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            if seen > MASK_SCAN_LIMIT:
+                complete = False
+                break
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            path = e.path
+            rel = path[len(root) + 1:]
+            if is_secret(policy, path) or (extra is not None and extra.match(rel)):
+                (dirs if stat.S_ISDIR(st.st_mode) else files).append(path)
+            elif stat.S_ISDIR(st.st_mode) and e.name not in SKIP_DIRS:
+                stack.append(path)
+        if not complete:
+            logger.warning("sandbox: secret search in {} stopped after {} entries", root, MASK_SCAN_LIMIT)
+            break
+    protect = compile_globs(list(policy.sandbox.protect), path=True)
+    protected = [os.path.join(root, p) for p in PROTECTED if os.path.lexists(os.path.join(root, p))]
+    if protect is not None:
+        protected += [p for p in _walk_top(root) if protect.match(p[len(root) + 1:])]
+    protected = [p for p in dict.fromkeys(protected) if not os.path.islink(p)]
+    return Masks(tuple(files), tuple(dirs), tuple(protected), complete)
+
+
+def _walk_top(root: str, depth: int = 3) -> list[str]:
+    out: list[str] = []
+    level = [root]
+    for _ in range(depth):
+        nxt: list[str] = []
+        for d in level:
+            try:
+                for e in os.scandir(d):
+                    out.append(e.path)
+                    if e.is_dir(follow_symlinks=False) and e.name not in SKIP_DIRS:
+                        nxt.append(e.path)
+            except OSError:
+                continue
+        level = nxt
+    return out
+
+
+def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: str | None = None) -> list[str]:
+    """The bwrap prefix for one command in workspace ``root`` (real path);
+    append the command's argv. See the module docstring for the layout.
+
+    Raises ``RuntimeError`` when ``conf`` is not a working bubblewrap.
+    """
+    if not conf.available or conf.bwrap is None:
+        raise RuntimeError("bwrap_argv needs a working bubblewrap (see sandbox.probe())")
+    sb = policy.sandbox
+    rt = _runtime_dir()
+    a = [conf.bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+         "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if sb.network:
+        a.append("--share-net")
+    a += ["--ro-bind", "/usr", "/usr", *_system_links()]
+    for f in ETC_FILES + (ETC_NETWORK if sb.network else ()):
+        if os.path.exists(f):
+            a += ["--ro-bind", f, f]
+    a += ["--ro-bind", os.path.join(rt, "passwd"), "/etc/passwd", "--ro-bind", os.path.join(rt, "group"),
+          "/etc/group", "--proc", "/proc", "--dev", "/dev",
+          "--size", str(sb.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", SANDBOX_HOME,
+          "--bind", root, root]
+    empty = os.path.join(rt, "empty")
+    for f in masks.files:
+        a += ["--ro-bind", empty, f]
+    for d in masks.dirs:
+        a += ["--size", "4096", "--tmpfs", d, "--remount-ro", d]
+    for p in masks.protected:
+        a += ["--ro-bind", p, p]
+    a += ["--chdir", cwd or root, "--"]
+    return a
