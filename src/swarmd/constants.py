@@ -82,3 +82,9 @@ def park_key(objective_id: str) -> str:
     action and the governor's decision, the agent loop state, and once decided
     the ``resolution`` (see :mod:`swarmd.workers.parking`)."""
     return f"{PREFIX}park:{objective_id}"
+
+
+#: List of calibration audits waiting for the daemon (:mod:`swarmd.memory.audit`):
+#: each item JSON ``{"record": <verified outcome>, "attempt": <the paid call>}``,
+#: pushed by a worker after the objective's result, drained by the daemon.
+MEMORY_AUDITS = PREFIX + "memory:audits"

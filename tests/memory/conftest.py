@@ -12,6 +12,7 @@ import pytest
 from rq import Queue
 
 from swarmd import constants as K
+from swarmd.memory.audit import drain_audits
 from swarmd.memory.records import Memory
 from swarmd.objectives import validate
 from swarmd.workers.context import ContextWorker, build_context
@@ -32,16 +33,25 @@ class Swarm:
         self.daemon = Daemon(config, None, tmp_path / "data", redis_conn)
         self.ctx = build_context(config, redis_conn, tmp_path / "data", "w-memory")
 
-    def run(self, *objectives: dict) -> None:
-        """Submit ``objectives``, run their jobs and persist their events."""
+    def submit(self, *objectives: dict) -> None:
+        """Submit ``objectives`` and let the daemon enqueue them."""
         for raw in objectives:
             obj = validate(raw, self.config)
             self.redis.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
         self.daemon.handle(self.daemon.read_streams(block_ms=100))
-        ContextWorker([Queue(q, connection=self.redis) for q in K.QUEUES], self.ctx,
-                      connection=self.redis).work(burst=True)
+
+    def drain(self) -> None:
+        """Persist every worker event and audit waiting in Redis (as the daemon's loop and jobs do)."""
         while self.daemon.drain_events():
             pass
+        drain_audits(self.daemon.memory, self.redis)
+
+    def run(self, *objectives: dict) -> None:
+        """Submit ``objectives``, run their jobs and persist their events and audits."""
+        self.submit(*objectives)
+        ContextWorker([Queue(q, connection=self.redis) for q in K.QUEUES], self.ctx,
+                      connection=self.redis).work(burst=True)
+        self.drain()
 
     def close(self) -> None:
         self.daemon.close()

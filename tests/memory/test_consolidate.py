@@ -135,3 +135,15 @@ def test_a_worker_uses_a_new_gate_from_its_next_job_without_restart(swarm_factor
     first, second = swarm.daemon.store.get("g-1"), swarm.daemon.store.get("g-2")
     assert (first["tier"], first["confidence"]) == ("LOCAL_FAST", pytest.approx(0.8))   # 0.8 >= 0.7 configured
     assert second["tier"] == "API_FALLBACK" and second["attempts"][0]["outcome"] == "escalated"
+
+
+def test_the_daemon_schedules_consolidation_at_the_configured_time_and_runs_it(swarm_factory):
+    from swarmd.daemon.memory_jobs import register_memory_jobs, run_consolidation
+
+    swarm = swarm_factory("http://127.0.0.1:9", "http://127.0.0.1:9", memory={"consolidate_at": "04:15"})
+    swarm.daemon.memory.add_many(_biased_records(120))
+    register_memory_jobs(swarm.daemon.scheduler, swarm.daemon)
+    trigger = str(swarm.daemon.scheduler.get_job("memory_consolidate").trigger)
+    assert "hour='4'" in trigger and "minute='15'" in trigger
+    report = run_consolidation(swarm.daemon)
+    assert report.records_after == 120 and report.groups[0].version is not None

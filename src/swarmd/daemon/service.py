@@ -22,7 +22,8 @@ while the policy file cannot be loaded.  Parked objectives
 resolved as ``timeout`` (a deny) by a periodic job.  Audit rows arriving in
 events are written to ``audit_log`` in the store.
 
-Periodic work (heartbeat, failed-job sweep, approval timeouts) runs on an
+Periodic work (heartbeat, failed-job sweep, approval timeouts, learning-memory
+audits and consolidation: :mod:`swarmd.daemon.memory_jobs`) runs on an
 APScheduler ``BackgroundScheduler``; the main loop reads each stream under its
 own consumer group (:data:`swarmd.constants.OBJECTIVE_GROUP`,
 :data:`swarmd.constants.EVENT_GROUP`) and, when both are empty, blocks until
@@ -57,6 +58,7 @@ from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
+from swarmd.daemon.memory_jobs import register_memory_jobs, schedule_consolidation
 from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
 from swarmd.store.objectives import Store
 from swarmd.testing.failpoints import failpoint
@@ -139,6 +141,7 @@ class Daemon:
             logger.info("config reloaded from {}", self.config.source)
             if self.scheduler.running:
                 schedule_daily_report(self.scheduler, self)
+                schedule_consolidation(self.scheduler, self)
             if new.metrics.port != old.metrics.port:
                 logger.warning("metrics.port changed ({} -> {}): takes effect when swarmd restarts",
                                old.metrics.port, new.metrics.port)
@@ -368,6 +371,7 @@ class Daemon:
         self.scheduler.add_job(self._safe(self.expire_approvals), "interval", seconds=expiry_s,
                                id="expire_approvals", max_instances=1, coalesce=True)
         register_report_jobs(self.scheduler, self)   # daily cost report, metrics
+        register_memory_jobs(self.scheduler, self)   # calibration audits, daily consolidation
         self.scheduler.start()
         self.heartbeat()
         self.reclaim()

@@ -190,12 +190,14 @@ class Memory:
         event).  ``replace`` (feedback given again) overwrites it."""
         return self.add_many([record], replace)[0]
 
-    def add_many(self, records: list[Verified], replace: bool = False) -> list[bool]:
+    def add_many(self, records: list[Verified], replace: bool = False, on_added=None) -> list[bool]:
         """:meth:`add` for many records in one transaction (all or nothing).
 
         A record that proves a cache answer wrong (``local_tier`` ``MEMORY``,
         local answer not the verified one) disables that input's template in
-        the same transaction (table ``cache_disabled``)."""
+        the same transaction (table ``cache_disabled``).  ``on_added(i)`` is
+        called inside the transaction for each record ``i`` newly written
+        (to write related rows atomically)."""
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         sql = f"{verb} INTO verified_outcomes ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
         added = []
@@ -204,6 +206,8 @@ class Memory:
                 row = r.row()
                 cur = self.conn.execute(sql, [row[c] for c in _COLUMNS])
                 added.append(cur.rowcount == 1)
+                if cur.rowcount == 1 and on_added is not None:
+                    on_added(len(added) - 1)
                 if cur.rowcount == 1 and r.local_tier == MEMORY_TIER and r.local_correct is False:
                     self.conn.execute("INSERT OR IGNORE INTO cache_disabled VALUES (?,?,?,?,?,?)",
                                       (r.action, row["label_key"], row["template"], r.local_answer,

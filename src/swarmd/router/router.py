@@ -278,6 +278,43 @@ class Router:
                       else "every tier unavailable")
         return self._result(best, attempts, skipped, UNRESOLVED, reason, request_id)
 
+    def ask_paid_after(self, action: str, text: str, labels, tier: str, objective_id: str | None = None,
+                       max_cost_usd: float | None = None) -> Attempt | None:
+        """One call to the first available priced model in a tier after
+        ``tier`` in ``action``'s chain, for a calibration audit
+        (:mod:`swarmd.memory.audit`): budgets reserved and settled as in
+        :meth:`route`, the answer scored by the gate, the ledger written with
+        outcome ``audit``; never escalates.  Returns the :class:`Attempt`, or
+        ``None`` when no priced model follows, every one is cooling down, or a
+        budget refuses the call (logged).  Raises :class:`RequestError` for a
+        bad request."""
+        labels = tuple(labels)
+        self.check_request(action, labels)
+        prompt = build_prompt(self.config.actions[action], text, labels)
+        chain = self.config.chain_from(action)
+        later = chain[chain.index(tier) + 1:] if tier in chain else []
+        for t in later:
+            for index, model in enumerate(self.config.tiers[t]):
+                key = self.model_key(t, model, index)
+                if model.is_free or self.availability.down_reason(key) is not None:
+                    continue
+                reservation = self._reserve(model, prompt, objective_id, max_cost_usd, 0.0)
+                if reservation is not None and not isinstance(reservation, Reservation):
+                    logger.info("audit of {} not made: budget: {}", objective_id or action, reservation)
+                    return None
+                attempt = None
+                try:
+                    attempt, _verdict = self._call(action, t, model, key, prompt, tuple(self.config.quality.refusal_phrases),
+                                                   self.config.quality.threshold_for(action))
+                finally:
+                    self._settle(reservation, attempt)
+                if attempt is not None:
+                    if attempt.outcome != "error":
+                        attempt.outcome = "audit"
+                    self._record(action, attempt, objective_id)
+                    return attempt
+        return None
+
     def _learned_gate(self, action: str, labels: tuple[str, ...]) -> tuple[tuple, dict[str, float]]:
         """The learning memory's calibrations and per-model thresholds for this
         request (none without a memory, or when reading it fails: logged)."""

@@ -34,6 +34,7 @@ from loguru import logger
 
 from swarmd import constants as K
 from swarmd.governor import AuditBuffer, Governor, PolicyError
+from swarmd.memory.audit import maybe_audit
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
@@ -67,9 +68,11 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
         state = "done" if result.status == "accepted" else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
     except RequestError as exc:
-        payload = {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
+        result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
     emit(ctx.redis, "finished", oid, payload)
+    if result is not None:     # after the result is reported: an audit never delays it
+        maybe_audit(ctx.router, ctx.redis, objective, result, ctx.config.memory.audit_rate)
     return payload
 
 
