@@ -68,10 +68,12 @@ def memory(tmp_path):
 
 @pytest.fixture
 def swarm_factory(tmp_path, redis_conn):
-    """``make(fast_url, api_url)`` → a :class:`Swarm` whose LOCAL_QUALITY is unreachable."""
+    """``make(fast_url, api_url, **config_sections)`` → a :class:`Swarm` whose
+    LOCAL_QUALITY is unreachable (and ``memory.audit_rate`` 0 unless given)."""
     made = []
 
     def make(fast_url: str, api_url: str, **sections) -> Swarm:
+        sections["memory"] = {"audit_rate": 0.0, **sections.get("memory", {})}   # audits only when a test asks
         swarm = Swarm(tmp_path, redis_conn, make_config(fast_url, closed_port_url(), api_url, **sections))
         made.append(swarm)
         return swarm
