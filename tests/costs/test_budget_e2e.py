@@ -26,9 +26,10 @@ CAP = 0.02
 KEY = "sk-ant-e2e-test-key"
 PAID = "claude-sonnet-5-5"
 PRICE_IN, PRICE_OUT = 2.0, 10.0        # USD per million tokens, as written in the test's config below
-TOKENS_IN, TOKENS_OUT = 300, 40        # what the fake reports for every paid call
-# By hand: 300 x $2 / 1e6 + 40 x $10 / 1e6 = $0.0006 + $0.0004 = $0.001 per paid call.
-COST_PER_CALL = 0.001
+TOKENS_IN, TOKENS_OUT = 300, 140       # what the fake reports for every paid call
+# By hand: 300 x $2 / 1e6 + 140 x $10 / 1e6 = $0.0006 + $0.0014 = $0.002 per paid call, so the
+# 20 paid objectives would cost $0.04 without the cap: twice the cap.
+COST_PER_CALL = 0.002
 
 
 def _free_port() -> int:
@@ -109,5 +110,5 @@ def test_two_workers_share_the_daily_cap(tmp_path, redis_url, redis_conn, monkey
         assert cost == pytest.approx(COST_PER_CALL, abs=1e-12)
     spent = sum(row[4] for row in paid)
     assert spent == pytest.approx(len(done) * COST_PER_CALL, abs=1e-12)
-    assert spent <= CAP                                                    # two workers, one cap held
+    assert CAP / 2 < spent <= CAP                          # two workers, one cap, held (uncapped: $0.04)
     assert 'swarmd_budget_cap_usd{period="daily"} 0.02' in body
