@@ -81,7 +81,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         items = [{"id": None, "text": args.input}]
     else:
         raise BadInput("give --input TEXT or --file items.jsonl")
-    ledger = None if args.no_ledger else Ledger(db_path(data_dir(args.data_dir), config.storage.db))
+    ledger = None if args.no_ledger else Ledger(db_path(data_dir(args.data_dir), config.storage.db),
+                                                write_behind=True)
     router = Router(config, ledger)
     try:
         router.check_request(args.action, labels)
@@ -109,6 +110,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 _print_result(result)
     finally:
         router.close()
+        if ledger is not None:
+            ledger.close()                      # writes the rows still queued
     return EXIT_UNRESOLVED if unresolved and not args.file else EXIT_OK
 
 

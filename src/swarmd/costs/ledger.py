@@ -16,15 +16,30 @@ not and a further tier was tried; *rejected* it did not and no tier was left;
 The table is created by migration 1 of :mod:`swarmd.store.schema`; the file
 is opened with :func:`swarmd.store.schema.open_db` (WAL, busy timeout), so
 processes on one host can append concurrently.
+
+Write-behind (``Ledger(path, write_behind=True)``, used by ``swarmctl ask``):
+:meth:`Ledger.record` queues the row and returns; a background thread writes
+the queued rows in one transaction.  A SQLite commit usually takes ~25 µs,
+but now and then blocks for milliseconds (WAL checkpoint fsync, the
+filesystem under load): ``bench/router_overhead.py`` measured 1.9% of router
+calls over 0.5 ms with the synchronous ledger against 0.3% without one.
+Reads on the same :class:`Ledger` (:meth:`Ledger.rows`, ...) and
+:meth:`Ledger.close` first wait for the queue to be written; queued rows are
+also written at interpreter exit.  A process killed with SIGKILL loses the rows
+of its last milliseconds.
 """
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from loguru import logger
 
 from swarmd.store.schema import open_db
 
@@ -66,21 +81,90 @@ def insert_row(conn: sqlite3.Connection, row: LedgerRow) -> None:
 class Ledger:
     """Append-only cost ledger over one SQLite file (created and migrated to
     the current schema if needed; the daemon's ``memory.db`` or a file of its
-    own).  Thread-safe.  Raises :class:`~swarmd.store.schema.SchemaTooNew` or
-    ``sqlite3.Error`` when the file cannot be opened."""
+    own).  Thread-safe.  ``write_behind``: rows are written by a background
+    thread, batched (module docstring).  Raises
+    :class:`~swarmd.store.schema.SchemaTooNew` or ``sqlite3.Error`` when the
+    file cannot be opened."""
 
-    def __init__(self, path: str | Path):
+    #: seconds the writer waits after a failed write before it tries again
+    RETRY_S = 1.0
+
+    def __init__(self, path: str | Path, write_behind: bool = False):
         self.path = str(path)
         self._conn = open_db(path)
         self._lock = threading.Lock()
+        self._pending: list[LedgerRow] = []
+        self._wake = threading.Condition(threading.Lock())     # guards _pending and _writing
+        self._writing = False
+        self._closed = False
+        self._writer: threading.Thread | None = None
+        if write_behind:
+            self._writer = threading.Thread(target=self._write_loop, name="swarmd-ledger", daemon=True)
+            self._writer.start()
+            atexit.register(_close_at_exit, weakref.ref(self))
 
     def record(self, row: LedgerRow) -> None:
-        """Append one row."""
-        with self._lock:
-            insert_row(self._conn, row)
+        """Append one row (write-behind: queue it; it is written within milliseconds)."""
+        if self._writer is None:
+            with self._lock:
+                insert_row(self._conn, row)
+            return
+        with self._wake:
+            self._pending.append(row)
+            self._wake.notify()
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every row recorded so far is written, at most ``timeout_s``
+        seconds (twice SQLite's busy timeout).  Returns ``False`` when rows are
+        still queued (the writer is failing: its errors are logged), ``True``
+        otherwise (always without write-behind)."""
+        if self._writer is None:
+            return True
+        deadline = time.monotonic() + timeout_s
+        with self._wake:
+            while (self._pending or self._writing) and self._writer.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(min(left, 0.1))
+            return not self._pending
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if not self._pending:            # closed and drained
+                    return
+                batch, self._pending, self._writing = self._pending, [], True
+            try:
+                with self._lock:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        for row in batch:
+                            insert_row(self._conn, row)
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+                    self._conn.execute("COMMIT")
+            except Exception:
+                logger.exception("cost ledger: could not write {} rows to {} (retrying in {:.0f} s)",
+                                 len(batch), self.path, self.RETRY_S)
+                with self._wake:
+                    self._pending[:0] = batch
+                    self._writing = False
+                    self._wake.notify_all()
+                    if self._closed:
+                        return                  # closing: the rows cannot be written
+                    self._wake.wait(self.RETRY_S)
+                continue
+            with self._wake:
+                self._writing = False
+                self._wake.notify_all()
 
     def rows(self, objective_id: str | None = None, since_ts: float | None = None) -> list[dict]:
         """Rows as dicts, oldest first, optionally for one objective or since a unix time."""
+        self.flush()
         sql, args = "SELECT * FROM ledger WHERE 1=1", []
         if objective_id is not None:
             sql, args = sql + " AND objective_id = ?", args + [objective_id]
@@ -91,6 +175,7 @@ class Ledger:
 
     def spend_by_tier(self, since_ts: float) -> dict[str, dict]:
         """``{tier: {"calls": n, "cost_usd": x}}`` for rows since a unix time."""
+        self.flush()
         with self._lock:
             cur = self._conn.execute(
                 "SELECT tier, COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost "
@@ -98,6 +183,18 @@ class Ledger:
             return {r["tier"]: {"calls": r["calls"], "cost_usd": r["cost"]} for r in cur}
 
     def close(self) -> None:
-        """Close the connection."""
+        """Write queued rows (write-behind), then close the connection.  Idempotent."""
+        if self._writer is not None:
+            with self._wake:
+                self._closed = True
+                self._wake.notify_all()
+            self._writer.join()
         with self._lock:
             self._conn.close()
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    """atexit hook: write a still-open write-behind ledger's queued rows."""
+    ledger = ref()
+    if ledger is not None and not ledger._closed:
+        ledger.close()
