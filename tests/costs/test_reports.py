@@ -124,7 +124,9 @@ def test_swarmctl_report_since_7d(tmp_path, config, capsys):
     assert all((data / "reports").joinpath(p.split("/")[-1]).exists() for p in out["files"])
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 6
     jsonl = summarize(read_rows(tmp_path / "rows.jsonl"), config)
-    assert jsonl["cost_usd"] == pytest.approx(out["cost_usd"]) and jsonl["requests"] == 3
+    spent = api_usd(250, 2) + api_usd(850, 70)                   # the two paid rows of small_ledger
+    assert out["cost_usd"] == pytest.approx(spent) and jsonl["cost_usd"] == pytest.approx(spent)
+    assert jsonl["requests"] == 3
     assert swarmctl(["--config", str(cfg), "--data-dir", str(data), "report", "--since", "31d", "--no-write"]) == 0
     printed = capsys.readouterr()
     assert "## By action" in printed.out and "7 calls" in printed.err
