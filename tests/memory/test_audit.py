@@ -100,3 +100,13 @@ def test_draining_twice_writes_once_and_a_malformed_item_is_dropped(memory, redi
     assert memory.count() == 1 and redis_conn.llen(K.MEMORY_AUDITS) == 0
     assert memory.conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 1
     assert any("ERROR" in l and "malformed audit item" in l for l in log_lines)
+
+
+def test_the_audit_draw_is_reproducible_and_has_the_configured_rate():
+    from swarmd.memory.audit import drawn
+
+    ids = [f"obj-{i}" for i in range(20000)]
+    share = sum(drawn(i, 0.05) for i in ids) / len(ids)
+    assert 0.045 < share < 0.055
+    assert [drawn(i, 0.05) for i in ids[:50]] == [drawn(i, 0.05) for i in ids[:50]]
+    assert not any(drawn(i, 0.0) for i in ids) and all(drawn(i, 1.0) for i in ids)

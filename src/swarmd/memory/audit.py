@@ -1,6 +1,7 @@
 """Calibration audits: a free tier's accepted answer also asked of the next paid tier.
 
-With probability ``memory.audit_rate`` (default 0.05), an objective whose
+With probability ``memory.audit_rate`` (default 0.05; drawn from a hash of
+the objective id, :func:`drawn`), an objective whose
 answer a free tier gave and the gate accepted is asked again of the first
 priced model after that tier (:meth:`swarmd.router.Router.ask_paid_after`),
 within the budgets (daily, monthly and the objective's cap: a refused call is
@@ -19,7 +20,7 @@ ever judge answers the gate rejected.
 from __future__ import annotations
 
 import json
-import random
+import zlib
 from dataclasses import asdict
 
 from loguru import logger
@@ -31,13 +32,21 @@ from swarmd.memory.records import Memory, RecordError, Verified
 from swarmd.router.router import MEMORY_TIER
 
 
-def maybe_audit(router, redis, objective: dict, result, rate: float, rng=random.random) -> Verified | None:
-    """Audit one routed objective with probability ``rate``; returns the
+def drawn(objective_id: str, rate: float) -> bool:
+    """Whether objective ``objective_id`` is audited at ``rate``: its CRC-32
+    as a fraction of 2³² is below ``rate``.  A uniform draw that is the same
+    every time for one id, so a retried job audits the same way and tests are
+    reproducible."""
+    return zlib.crc32(objective_id.encode()) / 2 ** 32 < rate
+
+
+def maybe_audit(router, redis, objective: dict, result, rate: float) -> Verified | None:
+    """Audit one routed objective with probability ``rate`` (:func:`drawn`); returns the
     record pushed to Redis, or ``None`` (not drawn, not a free tier's accepted
     answer, no priced model, refused by a budget, or an unusable paid answer).
     ``result``: the objective's :class:`~swarmd.router.RouteResult`.  Never raises
     for a model or budget failure (logged)."""
-    if result.status != "accepted" or not result.attempts or rate <= 0 or rng() >= rate:
+    if result.status != "accepted" or not result.attempts or not drawn(objective["id"], rate):
         return None
     local = result.attempts[-1]
     free = any(m.model == local.model and m.is_free for m in router.config.tiers.get(local.tier, ()))
