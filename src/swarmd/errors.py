@@ -32,27 +32,32 @@ EXIT_UNREACHABLE = 3
 
 
 class SwarmdError(Exception):
-    """Base of every swarmd exception.  ``exit_code``: see the module docstring."""
+    """Base of every swarmd exception.  ``exit_code``: see the module docstring;
+    ``label``: how the command line introduces the message (``"bad input: ..."``)."""
 
     exit_code: int = EXIT_UNRESOLVED
+    label: str = "error"
 
 
 class Unresolved(SwarmdError):
     """The work ran but did not finish with an accepted answer (exit 1)."""
 
     exit_code = EXIT_UNRESOLVED
+    label = "unresolved"
 
 
 class BadInput(SwarmdError):
     """Input the user must fix; the message says what and where (exit 2)."""
 
     exit_code = EXIT_BAD_INPUT
+    label = "bad input"
 
 
 class Unreachable(SwarmdError):
     """The daemon or its Redis cannot be reached (exit 3)."""
 
     exit_code = EXIT_UNREACHABLE
+    label = "unreachable"
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from swarmd.cli import main as swarmctl
-from swarmd.costs.cli import main as cost_analysis
 from swarmd.costs.ledger_data import read_rows
 from swarmd.costs.profile import BUILTIN, ProfileError, from_ledger, load_profile, parse_profile
 from swarmd.costs.simulate import simulate
@@ -148,7 +147,7 @@ def test_plot_save_profile_top_and_profile_file(tmp_path, config, config_file):
     (["--from-ledger", "llm_config.yaml", "--profile", "light"], "--profile applies to --simulate only"),
 ])
 def test_bad_input_exits_2_with_a_reason(args, message, capsys):
-    assert cost_analysis(args) == 2
+    assert swarmctl(["cost-analysis", *args]) == 2
     assert message in capsys.readouterr().err
 
 

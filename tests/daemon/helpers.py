@@ -50,7 +50,7 @@ def start_daemon(tmp: Path, redis_url: str, config: Path, workers: int = 1, **en
         embedded.require_slow(f"a daemon with workers and a llama_cpp tier in {config.name}")
     data = tmp / "data"
     data.mkdir(exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "swarmd.daemon.main", "--workers", str(workers),
+    proc = subprocess.Popen([sys.executable, "-m", "swarmd", "--workers", str(workers),
                              "--data-dir", str(data), "--config", str(config)],
                             env=daemon_env(redis_url, **env), stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "swarmd.stderr", "ab"))

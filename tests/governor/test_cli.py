@@ -1,4 +1,4 @@
-"""CLI: policy check (single and --file), audit, exit codes, help text."""
+"""``swarmctl policy check`` (single and --file), ``audit``: exit codes, output, help text."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from swarmd.governor import AuditLog, Decision
-from swarmd.governor.cli import main, register
+from swarmd.cli import main
+from swarmd.cli.governor import register
 
 from .conftest import REPO
 
@@ -29,7 +30,8 @@ def test_register_into_foreign_parser(capsys, workspace):
     ns = parser.parse_args(["policy", "check", "--policy", POLICY, "--workspace", workspace, "--tool", "shell",
                             "--arg", "git push"])
     assert ns.func(ns) == 0
-    assert capsys.readouterr().out.splitlines()[:2] == ["ask", "rule:   git-write"]
+    fields = [line.split() for line in capsys.readouterr().out.splitlines()[:2]]
+    assert fields == [["decision", "ask"], ["rule", "git-write"]]
 
 
 def test_check_single_json(capsys, workspace):
@@ -55,7 +57,7 @@ def test_check_file(capsys, tmp_path, workspace):
 
 
 @pytest.mark.parametrize("line,msg", [
-    ("{not json", "not valid JSON"), ('{"id": 1, "tool": "shell"}', "missing key(s) args"),
+    ("{not json", "not JSON"), ('{"id": 1, "tool": "shell"}', "missing key(s) args"),
     ('{"id": 1, "tool": "exec", "args": {}}', "tool must be one of"),
     ('{"id": 1, "tool": "shell", "args": {"path": "x"}}', "exactly: command"),
 ])
@@ -65,6 +67,21 @@ def test_check_file_bad_line_names_line_number(capsys, tmp_path, line, msg):
     code, out, err = run(capsys, "policy", "check", "--policy", POLICY, "--file", str(f))
     assert code == 2 and out == ""
     assert f"actions.jsonl:3:" in err and msg in err
+
+
+def test_check_file_reports_every_bad_line_and_judges_none(capsys, tmp_path):
+    f = tmp_path / "actions.jsonl"
+    f.write_text('[1]\n{"id": "ok", "tool": "shell", "args": {"command": "ls"}}\n{"id": 2, "tool": "shell"}\n')
+    code, out, err = run(capsys, "policy", "check", "--policy", POLICY, "--file", str(f))
+    assert code == 2 and out == ""
+    assert "actions.jsonl:1: expected a JSON object, found list" in err
+    assert "actions.jsonl:3: missing key(s) args" in err
+
+
+def test_check_empty_file_judges_nothing(capsys, tmp_path):
+    f = tmp_path / "actions.jsonl"
+    f.write_text("\n")
+    assert run(capsys, "policy", "check", "--policy", POLICY, "--file", str(f)) == (0, "", "")
 
 
 def test_malformed_policy_exit_2(capsys, tmp_path):
@@ -88,12 +105,13 @@ def test_audit_command(capsys, tmp_path):
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [(r["objective_id"], r["rule"]) for r in rows] == [("o1", "shell.privilege-escalation")]
     code, out, _ = run(capsys, "audit", "--db", str(db), "--objective", "o2")
-    assert code == 0 and len(out.splitlines()) == 1 and "allow" in out
+    assert code == 0 and "allow" in out and "shell-readonly-tools" in out
+    assert "o1" not in out and "deny" not in out
     assert run(capsys, "audit", "--db", str(tmp_path / "none.db"))[0] == 2
 
 
 def test_help_teaches_with_examples():
-    r = subprocess.run([sys.executable, "-m", "swarmd.governor.cli", "policy", "check", "--help"],
+    r = subprocess.run([sys.executable, "-m", "swarmd.cli", "policy", "check", "--help"],
                        capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and "examples:" in r.stdout and "--file actions.jsonl" in r.stdout
     assert "exit codes" in r.stdout

@@ -16,10 +16,12 @@ will cost.
 * :mod:`swarmd.costs.report` — the cost report of a time window (Markdown),
   with its PNG chart from :mod:`swarmd.costs.charts`.
 * :mod:`swarmd.costs.profile` — workload profiles (built-in, YAML, or measured
-  from a ledger); :mod:`swarmd.costs.simulate` — expected cost of a profile
-  over N days.
-* :mod:`swarmd.costs.cli` — ``cost_analysis.py`` / ``swarmctl cost-analysis``
-  and ``swarmctl report``.
+  from a ledger).
+* :mod:`swarmd.costs.simulate` — expected cost of a profile over N days.
+* :mod:`swarmd.costs.analysis` — a workload's cost with swarmd versus the API
+  tier alone, and the validity check against a ledger.  Its command line
+  (``swarmctl cost-analysis``, ``cost_analysis.py``, ``swarmctl report``) is
+  :mod:`swarmd.cli.costs`.
 
 What stays outside, and why:
 

@@ -36,6 +36,7 @@ from swarmd.config import Config
 from swarmd.costs.pricing import api_model, price_usd
 from swarmd.errors import BadInput
 from swarmd.store.db import connect
+from swarmd.jsonl import read_jsonl
 
 REQUIRED = ("action", "tier", "tokens_in", "tokens_out", "cost_usd", "outcome")
 COLUMNS = ("ts", "objective_id", "action", "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd",
@@ -56,7 +57,9 @@ def read_rows(path: str | Path, since_ts: float | None = None, until_ts: float |
     (unix seconds; ``None`` = open), oldest first.
 
     Raises :class:`LedgerReadError` for a missing file, a SQLite file without
-    a ``ledger`` table, or a JSONL line that is not a ledger row (``file:line: why``).
+    a ``ledger`` table or a bad JSON array, :class:`swarmd.jsonl.JsonlError`
+    (also a ``ValueError``) listing every JSONL line that is not a ledger row
+    (``file:line: why``).
     """
     p = Path(path)
     if not p.is_file():
@@ -79,33 +82,36 @@ def read_rows(path: str | Path, since_ts: float | None = None, until_ts: float |
 
 
 def _read_json_rows(p: Path) -> list[dict]:
-    text = p.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
+    """Ledger rows of a JSON array or a JSONL export (:func:`swarmd.jsonl.read_jsonl`:
+    every bad line named), oldest first."""
+    if p.read_text(encoding="utf-8").lstrip().startswith("["):
         try:
-            items = list(enumerate(json.loads(text), 1))
+            items = json.loads(p.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise LedgerReadError(f"{p}: not JSON ({exc})") from None
-        where = "row"
+        rows = []
+        for n, item in enumerate(items, 1):
+            try:
+                rows.append(_ledger_row(item))
+            except ValueError as exc:
+                raise LedgerReadError(f"{p}: row {n}: {exc}") from None
     else:
-        items, where = [], "line"
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append((n, json.loads(line)))
-                except ValueError as exc:
-                    raise LedgerReadError(f"{p}:{n}: not JSON ({exc})") from None
-    rows = []
-    for n, item in items:
-        if not isinstance(item, dict):
-            raise LedgerReadError(f"{p}: {where} {n}: expected a JSON object, found {type(item).__name__}")
-        missing = [k for k in REQUIRED if k not in item]
-        if missing:
-            raise LedgerReadError(f"{p}: {where} {n}: missing ledger field(s) {', '.join(missing)}")
-        row = {c: item.get(c) for c in COLUMNS}
-        row["ts"] = float(row["ts"] or 0.0)
-        rows.append(row)
+        rows = read_jsonl(p, _ledger_row, allow_empty=True)
     rows.sort(key=lambda r: r["ts"])
     return rows
+
+
+def _ledger_row(item) -> dict:
+    """One exported ledger row with exactly the :data:`COLUMNS` (``ts`` a float);
+    raises ``ValueError`` naming what is missing."""
+    if not isinstance(item, dict):
+        raise ValueError(f"expected a JSON object, found {type(item).__name__}")
+    missing = [k for k in REQUIRED if k not in item]
+    if missing:
+        raise ValueError(f"missing ledger field(s) {', '.join(missing)}")
+    row = {c: item.get(c) for c in COLUMNS}
+    row["ts"] = float(row["ts"] or 0.0)
+    return row
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> int:

@@ -3,8 +3,9 @@ RQ workers and persists what the workers report.
 
 Where each responsibility lives:
 
-* :mod:`swarmd.daemon.main` — the ``swarmd`` command: logging, finding or
-  starting Redis, starting the daemon and (``--workers N``) the supervisor.
+* :mod:`swarmd.daemon.main` — start-up of the ``swarmd`` process (its
+  command line is :mod:`swarmd.cli.daemon`): logging, finding or starting
+  Redis, starting the daemon and (``--workers N``) the supervisor.
 * :mod:`swarmd.daemon.service` — :class:`~swarmd.daemon.service.Daemon`:
   reads the objective stream and the worker-event stream (each under its own
   consumer group, :mod:`swarmd.constants`), governor admission, enqueuing,

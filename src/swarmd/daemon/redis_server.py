@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import psutil
 import redis
 from loguru import logger
 
@@ -388,8 +389,6 @@ def _stop_leftover(redis_dir: Path) -> None:
     except (OSError, ValueError):
         return
     try:
-        import psutil
-
         proc = psutil.Process(pid)
         if "redis" not in proc.name() or Path(proc.cwd()).resolve() != redis_dir.resolve():
             return
@@ -415,7 +414,7 @@ def _pdeathsig_preexec():
     is unavailable.  Resolved here, in the parent: the child only makes one call.
     """
     try:
-        import ctypes
+        import ctypes  # lazy: prctl only where a libc is loadable (Linux/glibc)
 
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except Exception:  # noqa: BLE001 - not Linux/glibc: the leftover check still protects the data

@@ -1,6 +1,6 @@
 """Supervision of local worker processes (``swarmd --workers N``).
 
-Each worker is ``python -m swarmd.workers.main`` in its own process.  A worker
+Each worker is ``python -m swarmd worker`` in its own process.  A worker
 that exits unexpectedly is restarted after a backoff that doubles from 1 s up
 to 60 s, and resets after a worker has stayed up for 60 s.  Stopping sends
 SIGTERM (RQ's warm shutdown: the current job finishes) and SIGKILL after
@@ -58,7 +58,7 @@ class Supervisor:
         # a fresh name per spawn: RQ keeps a crashed worker registered until its TTL
         # ends and refuses a second worker with the same name
         name = f"{os.uname().nodename}:w{slot.index}:{uuid.uuid4().hex[:8]}"
-        cmd = [sys.executable, "-m", "swarmd.workers.main", "--name", name]
+        cmd = [sys.executable, "-m", "swarmd", "worker", "--name", name]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
         if self.data_dir:

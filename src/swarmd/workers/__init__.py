@@ -2,7 +2,8 @@
 
 Where each responsibility lives:
 
-* :mod:`swarmd.workers.main` — one worker process (``swarmd worker``): loads
+* :mod:`swarmd.workers.main` — one worker process (``swarmd worker``, whose
+  command line is :mod:`swarmd.cli.daemon`): loads
   the config, builds the worker context, listens on this site's resume queue
   and the priority queues.
 * :mod:`swarmd.workers.context` — the worker context, arq's ``ctx`` for RQ:

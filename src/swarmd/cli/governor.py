@@ -1,0 +1,266 @@
+"""``swarmctl policy check | audit | approvals | approve | reject``: the governor's commands.
+
+``policy check`` judges actions exactly as the daemon would, without running
+them; ``audit`` reads the audit log in the daemon's store; ``approvals``,
+``approve`` and ``reject`` decide agent actions the governor answered with
+``ask`` (parked as ``awaiting_approval``, see :mod:`swarmd.workers.parking`):
+``approve`` runs the action (the governor judges it again first: a ``deny``
+still wins) and resumes the objective; ``reject`` resumes it with the action
+refused, which counts as a deny.  Both are audited.  Unattended parks become
+a deny after ``governor.approval_timeout_s``.
+
+A new ``policy`` subcommand: one more ``policy_sub.add_parser(...)`` in
+:func:`register` with its ``cmd_*`` function here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from swarmd.cli.common import add_redis_url, connect, err, out, print_fields, table
+from swarmd.config import ConfigError, load_config
+from swarmd.errors import EXIT_OK, BadInput, Unreachable
+from swarmd.governor.audit import query_audit
+from swarmd.governor.governor import TOOL_ARGS, Governor
+from swarmd.governor.policy import PolicyError, load_policy
+from swarmd.jsonl import read_jsonl
+from swarmd.paths import data_dir, db_path
+from swarmd.workers import parking
+
+#: The ``args`` key that ``policy check --arg`` fills, per tool.
+_ARG_KEY = {"shell": "command", "read_file": "path", "write_file": "path", "http_get": "url"}
+
+CHECK_EPILOG = """\
+examples:
+  # one shell command, judged against ./policy.yaml with the current directory as workspace
+  %(prog)s --tool shell --arg "git log --oneline | head -5"
+  # a read outside the workspace, machine-readable answer
+  %(prog)s --tool read_file --arg /etc/passwd --json
+  # a write (content is irrelevant to the decision) in a chosen workspace
+  %(prog)s --tool write_file --arg notes.md --workspace /srv/objectives/42
+  # a URL (DNS is resolved for real unless the host is an IP literal)
+  %(prog)s --tool http_get --arg https://example.com/
+  # many actions: one JSON object per line, {"id", "tool", "args"}
+  #   {"id": "a1", "tool": "shell", "args": {"command": "ls -la"}}
+  #   {"id": "a2", "tool": "http_get", "args": {"url": "http://169.254.169.254/"}}
+  %(prog)s --file actions.jsonl
+
+output: decision (allow | deny | ask), the id of the rule that decided (policy rule ids
+come from policy.yaml; shell.*, files.*, url.*, default.* ids are built in, see
+docs/governor.md) and the reason. With --file: one JSON line per action.
+exit codes: 0 judged (whatever the decision), 2 bad input (policy or JSONL line).
+"""
+
+AUDIT_EPILOG = """\
+examples:
+  %(prog)s                                         # the daemon's memory.db (swarmctl --data-dir DIR)
+  %(prog)s --objective obj-42 --decision deny
+  %(prog)s --db memory.db                          # newest decisions first
+  %(prog)s --db memory.db --objective obj-42 --decision deny
+  %(prog)s --db memory.db --json --limit 20        # one JSON object per line
+"""
+
+APPROVALS_EPILOG = """\
+examples:
+  %(prog)s                 # id, tool, arguments, rule, reason, age
+  %(prog)s --json          # one JSON object per line
+then: swarmctl approve ID   or   swarmctl reject ID
+exit codes: 0 ok, 2 bad input (unknown id, not awaiting approval), 3 Redis unreachable.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``policy check``, ``audit``, ``approvals``, ``approve`` and ``reject`` to swarmctl's subcommands."""
+    pol = sub.add_parser("policy", help="check actions against the governor policy",
+                         description="Governor policy tools.")
+    policy_sub = pol.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
+    chk = policy_sub.add_parser(
+        "check", help="judge one action (--tool/--arg) or a JSONL file of actions (--file)",
+        description="Judge actions with the governor exactly as the daemon would, without running them.",
+        epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    chk.add_argument("--policy", default="policy.yaml", help="policy file (default: ./policy.yaml)")
+    chk.add_argument("--workspace", default=None, help="workspace directory (default: current directory)")
+    chk.add_argument("--tool", choices=sorted(TOOL_ARGS), help="tool of a single action")
+    chk.add_argument("--arg", help="the command, path or URL of a single action")
+    chk.add_argument("--file", help="JSONL file of actions: {\"id\", \"tool\", \"args\"} per line")
+    chk.add_argument("--json", action="store_true", help="print JSON instead of text")
+    chk.set_defaults(func=cmd_check)
+
+    aud = sub.add_parser(
+        "audit", help="show governor decisions from the audit log",
+        description="List decisions recorded in the audit_log table, newest first.",
+        epilog=AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    aud.add_argument("--db", help="SQLite database (default: the daemon's store, <data dir>/memory.db; "
+                                  "data dir from swarmctl --data-dir, $SWARMD_DATA_DIR, ...)")
+    aud.add_argument("--objective", help="only this objective id")
+    aud.add_argument("--decision", choices=["allow", "deny", "ask"], help="only this decision")
+    aud.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
+    aud.add_argument("--json", action="store_true", help="one JSON object per line")
+    aud.set_defaults(func=cmd_audit)
+
+    lst = sub.add_parser(
+        "approvals", help="list agent actions awaiting approval (the governor said ask)",
+        description="List objectives parked as awaiting_approval, oldest first: the proposed tool action, "
+                    "the governor rule that asked, its reason, and how long it has waited.",
+        epilog=APPROVALS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_redis_url(lst)
+    lst.set_defaults(func=cmd_approvals)
+    for name, verb in (("approve", "run the parked action and resume the objective"),
+                       ("reject", "refuse the parked action (counts as a deny) and resume the objective")):
+        p = sub.add_parser(name, help=verb, description=f"{name.capitalize()}: {verb}. Audited.")
+        p.add_argument("id", help="objective id (see swarmctl approvals)")
+        p.add_argument("--by", help="who decides, for the audit log (default: user@host)")
+        add_redis_url(p)
+        p.set_defaults(func=cmd_resolve, resolution=name)
+
+
+# --------------------------------------------------------------------------- policy check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``policy check``: judge one action or a JSONL file of them and print the decisions."""
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        raise BadInput(f"invalid policy\n{exc}") from None
+    workspace = os.path.abspath(args.workspace or os.getcwd())
+    if not os.path.isdir(workspace):
+        raise BadInput(f"workspace {workspace!r} is not a directory")
+    gov = Governor(policy)
+    if args.file:
+        if args.tool or args.arg:
+            raise BadInput("use either --file or --tool/--arg, not both")
+        for action in read_jsonl(args.file, _action, allow_empty=True):
+            d = gov.decide(action["tool"], action["args"], workspace)
+            print(json.dumps({"id": action["id"], "decision": d.decision, "rule": d.rule, "reason": d.reason}))
+        return EXIT_OK
+    if not args.tool or args.arg is None:
+        raise BadInput("give --tool and --arg (or --file); see --help for examples")
+    tool_args = {_ARG_KEY[args.tool]: args.arg}
+    if args.tool == "write_file":
+        tool_args["content"] = ""
+    d = gov.decide(args.tool, tool_args, workspace)
+    if args.json:
+        print(json.dumps({"tool": args.tool, "args": tool_args, "decision": d.decision, "rule": d.rule,
+                          "reason": d.reason}))
+    else:
+        print_fields([("decision", d.decision), ("rule", d.rule), ("reason", d.reason)])
+    return EXIT_OK
+
+
+def _action(obj: dict[str, Any]) -> dict[str, Any]:
+    """One ``{"id", "tool", "args"}`` line of ``policy check --file``; raises
+    ``ValueError`` saying what is wrong with it."""
+    missing = [k for k in ("id", "tool", "args") if k not in obj]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
+    if obj["tool"] not in TOOL_ARGS:
+        raise ValueError(f"tool must be one of {', '.join(sorted(TOOL_ARGS))}; found {obj['tool']!r}")
+    tool_args = obj["args"]
+    if not isinstance(tool_args, dict) or set(tool_args) != TOOL_ARGS[obj["tool"]]:
+        raise ValueError(f"args for {obj['tool']} must be an object with exactly: "
+                         f"{', '.join(sorted(TOOL_ARGS[obj['tool']]))}")
+    if not all(isinstance(v, str) for v in tool_args.values()):
+        raise ValueError("args values must be strings")
+    return obj
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def default_db(config_path: str | None, data: str | None) -> str:
+    """The daemon's store: ``storage.db`` of the config (``memory.db`` when the
+    config cannot be loaded), under the data directory (:func:`swarmd.paths.data_dir`)."""
+    try:
+        configured = load_config(config_path).storage.db
+    except ConfigError:
+        configured = "memory.db"
+    return str(db_path(data_dir(data), configured))
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``audit``: print rows of ``audit_log``, newest first (a table, or JSON lines)."""
+    db = args.db or default_db(args.config, args.data_dir)
+    if not os.path.exists(db):
+        raise BadInput(f"database {db!r} does not exist")
+    try:
+        rows = query_audit(db, args.objective, args.decision, args.limit)
+    except sqlite3.Error as exc:
+        raise BadInput(f"cannot read audit log from {db}: {exc}") from None
+    if args.json:
+        for r in rows:
+            print(json.dumps({"id": r.id, "ts": r.ts, "objective_id": r.objective_id, "tool": r.tool,
+                              "args": r.args, "decision": r.decision, "rule": r.rule, "reason": r.reason}))
+        return EXIT_OK
+    decisions = table("time", "objective", "decision", "tool", "rule", "args", "reason")
+    for r in rows:
+        decisions.add_row(r.ts, r.objective_id or "-", r.decision, r.tool, r.rule,
+                          json.dumps(r.args, ensure_ascii=False)[:100], r.reason)
+    out.print(decisions)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+def _age(seconds: float) -> str:
+    """``42s``, ``17m`` or ``3h05m``."""
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    """``approvals``: print parked objectives, oldest first."""
+    client = connect(args)
+    try:
+        parked = parking.list_parked(client)
+    except RedisError as exc:
+        raise Unreachable(f"reading approvals failed: {exc}") from None
+    now = time.time()
+    rows = [{"id": rec["id"], "tool": rec["tool"], "args": rec["args"], "rule": rec["rule"],
+             "reason": rec["reason"], "age_s": round(parking.age_s(rec, now), 1),
+             "action": rec["objective"].get("action"), "parked_at": rec["parked_at"]} for rec in parked]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        err.print("no objectives awaiting approval")
+        return EXIT_OK
+    waiting = table("id", "tool", "args", "rule", "reason", "age")
+    for row in rows:
+        waiting.add_row(row["id"], row["tool"], json.dumps(row["args"], ensure_ascii=False)[:100], row["rule"],
+                        row["reason"][:120], _age(row["age_s"]))
+    out.print(waiting)
+    return EXIT_OK
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    """``approve`` / ``reject``: decide one parked objective and queue it again."""
+    config = load_config(args.config)
+    client = connect(args)
+    by = args.by or f"{getpass.getuser()}@{socket.gethostname()}"
+    try:
+        rec = parking.resolve(client, args.id, args.resolution, by, config)
+    except parking.NotParked as exc:
+        raise BadInput(f"{exc} (see swarmctl approvals)") from None
+    except RedisError as exc:
+        raise Unreachable(f"{args.resolution} failed: {exc}") from None
+    verb = "approved" if args.resolution == "approve" else "rejected"
+    out.print(f"{verb} {args.id}: {rec['tool']} {json.dumps(rec['args'], ensure_ascii=False)[:200]}; "
+              f"queued again as job {rec['job_id']}", markup=False)
+    return EXIT_OK

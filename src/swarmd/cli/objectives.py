@@ -1,0 +1,353 @@
+"""``swarmctl ask | submit | status | show | logs``: route inputs, push objectives, watch the daemon.
+
+``ask`` runs the router in this process (no daemon needed); the others talk
+to the daemon through its Redis (:func:`swarmd.cli.common.connect`) or read
+its store and log in the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rq import Worker
+
+from swarmd import constants as K
+from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
+from swarmd.config import load_config
+from swarmd.costs import Ledger
+from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput
+from swarmd.jsonl import JsonlError, read_jsonl, require_strings
+from swarmd.objectives import FINAL_STATES, STATES, ObjectiveError, validate
+from swarmd.paths import data_dir, db_path
+from swarmd.router import RequestError, Router
+from swarmd.store.objectives import Store
+from swarmd.workers.parking import queue_depths
+
+#: Seconds between polls of ``submit --wait`` and ``logs -f``.
+POLL_S = 0.3
+
+ASK_EPILOG = """\
+examples:
+  swarmctl ask --action classify --labels feat,fix,docs --input 'fix crash on empty file'
+  swarmctl ask --action yes_no --input 'Is 9 a prime number?' --json
+  swarmctl ask --action classify --labels feat,fix --file items.jsonl > results.jsonl
+
+items.jsonl has one {"id": ..., "text": ...} object per line (optional "labels": "a,b").
+--json keys: id, answer, confidence, tier, model, status, escalations, cost_usd, latency_ms
+exit codes: 0 accepted (with --file: every item processed), 1 unresolved, 2 bad input."""
+
+SUBMIT_EPILOG = """\
+examples:
+  swarmctl submit --action classify --labels feat,fix,docs --input 'fix crash on empty file'
+  swarmctl submit --file objectives.jsonl --wait
+
+objectives.jsonl: one object per line with action, input, and optionally id, labels,
+priority (high|normal|low), max_cost_usd, tags.
+exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
+3 daemon unreachable."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``ask``, ``submit``, ``status``, ``show`` and ``logs`` to swarmctl's subcommands."""
+    ask = sub.add_parser(
+        "ask", help="route one input or a JSONL file through the tiered router",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ASK_EPILOG,
+        description="Send inputs to the cheapest tier that answers them well, escalating while the "
+                    "quality gate's confidence is below the threshold. Every call is written to the "
+                    "cost ledger in the data directory.")
+    ask.add_argument("--action", required=True, help="an action from llm_config.yaml (classify, yes_no, summarize, ...)")
+    ask.add_argument("--labels", help="comma-separated label set for classify/tag, e.g. feat,fix,docs")
+    src = ask.add_mutually_exclusive_group()
+    src.add_argument("--input", help="the text to process")
+    src.add_argument("--file", help="JSONL file of {id, text} items ('-' for stdin); one JSON result per line on stdout")
+    ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ask.add_argument("--no-ledger", action="store_true", help="do not write calls to the cost ledger")
+    ask.set_defaults(func=cmd_ask)
+
+    submit = sub.add_parser(
+        "submit", help="push objectives to the daemon",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SUBMIT_EPILOG,
+        description="Validate objectives and push them onto the daemon's objective stream. Nothing is "
+                    "submitted if any objective is invalid; each problem is reported with its reason.")
+    submit.add_argument("text", nargs="?", help="free-text objective (needs the planner; give --action for now)")
+    submit.add_argument("--action", help="action from llm_config.yaml")
+    submit.add_argument("--input", help="the objective's input text")
+    submit.add_argument("--labels", help="comma-separated labels for classify/tag")
+    submit.add_argument("--priority", choices=("high", "normal", "low"))
+    submit.add_argument("--max-cost-usd", type=float, dest="max_cost_usd", help="cost cap for this objective (USD)")
+    submit.add_argument("--id", help="objective id (default: generated)")
+    submit.add_argument("--tag", action="append", help="tag (repeatable)")
+    submit.add_argument("--file", help="JSONL file of objectives ('-' for stdin), submitted in one pipeline")
+    submit.add_argument("--wait", action="store_true", help="show a progress bar until all are final, then a summary")
+    submit.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    add_redis_url(submit)
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="daemon, queues, workers, objectives by state, today's spend",
+                            description="Show whether the daemon is alive, queue depths, workers and what each "
+                                        "is doing, objectives by state, and today's (UTC) spend and calls by tier. "
+                                        "--json keys: daemon{alive,uptime_s,pid,host}, queues, workers, "
+                                        "objectives{queued,running,done,failed,unresolved}, spend_today_usd, "
+                                        "by_tier_today. Exit 3 when the daemon is not alive.")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    add_redis_url(status)
+    status.set_defaults(func=cmd_status)
+
+    show = sub.add_parser("show", help="one objective's result and attempts",
+                          description="One objective: its result and every attempt (from the store in the data "
+                                      "directory, else from the daemon's Redis).")
+    show.add_argument("id", help="objective id (printed by swarmctl submit)")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    add_redis_url(show)
+    show.set_defaults(func=cmd_show)
+
+    logs = sub.add_parser("logs", help="print the daemon log (daemon_hybrid.log)",
+                          description="Print the last lines of the daemon log (daemon.log.path of the config, "
+                                      "under the data directory), and with -f every line written after them.")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show first (default 50)")
+    logs.set_defaults(func=cmd_logs)
+
+
+# --------------------------------------------------------------------------- ask
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Route one input (``--input``) or a JSONL file (``--file``) through the router."""
+    config = load_config(args.config)
+    default_labels = labels(args.labels)
+    if args.file:
+        items = read_jsonl(args.file, require_strings("id", "text"))
+    elif args.input is not None:
+        if not args.input.strip():
+            raise BadInput("--input is empty")
+        items = [{"id": None, "text": args.input}]
+    else:
+        raise BadInput("give --input TEXT or --file items.jsonl")
+    ledger = None if args.no_ledger else Ledger(db_path(data_dir(args.data_dir), config.storage.db),
+                                                write_behind=True)
+    router = Router(config, ledger)
+    try:
+        router.check_request(args.action, default_labels)
+    except RequestError as exc:
+        router.close()
+        raise BadInput(str(exc)) from None
+    unresolved = 0
+    try:
+        if args.file:
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task(f"{args.action}", total=len(items))
+                for item in items:
+                    item_labels = labels(item["labels"]) if isinstance(item.get("labels"), str) else default_labels
+                    result = router.route(args.action, item["text"], item_labels, request_id=item["id"])
+                    unresolved += result.status != "accepted"
+                    print(json.dumps(result.to_json()), flush=True)
+                    progress.advance(task)
+            err.print(f"{len(items)} items, {unresolved} unresolved")
+        else:
+            result = router.route(args.action, items[0]["text"], default_labels)
+            unresolved = result.status != "accepted"
+            if args.json:
+                print(json.dumps(result.to_json()))
+            else:
+                print_fields([("answer", str(result.answer)), ("confidence", f"{result.confidence:.3f}"),
+                              ("status", result.status + (f" ({result.reason})" if result.reason else "")),
+                              ("tier", result.tier), ("model", result.model), ("escalations", result.escalations),
+                              ("cost", f"${result.cost_usd:.6f}"), ("latency", f"{result.latency_ms:.0f} ms")])
+                for skipped in result.skipped:
+                    err.print(f"[yellow]skipped[/] {skipped}")
+    finally:
+        router.close()
+        if ledger is not None:
+            ledger.close()                      # writes the rows still queued
+    return EXIT_UNRESOLVED if unresolved and not args.file else EXIT_OK
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Validate objectives and push them onto the objective stream (one pipeline)."""
+    config = load_config(args.config)
+    if args.file:
+        try:
+            objectives = read_jsonl(args.file, lambda raw: validate(raw, config))
+        except JsonlError as exc:
+            raise BadInput(f"nothing submitted:\n{exc}") from None
+    elif args.text is not None or args.input is not None:
+        raw = {"input": args.input if args.input is not None else args.text}
+        if args.action:
+            raw["action"] = args.action
+        for key in ("labels", "priority", "max_cost_usd", "id"):
+            if getattr(args, key) is not None:
+                raw[key] = getattr(args, key)
+        if args.tag:
+            raw["tags"] = args.tag
+        try:
+            objectives = [validate(raw, config)]
+        except ObjectiveError as exc:
+            raise BadInput(f"nothing submitted:\nobjective: {exc}") from None
+    else:
+        raise BadInput("give the objective text, --input TEXT with --action, or --file objectives.jsonl")
+    ids = [o.id for o in objectives]
+    if len(set(ids)) != len(ids):
+        raise BadInput("nothing submitted: duplicate ids in this batch")
+    client = connect(args)
+    pipe = client.pipeline(transaction=True)
+    for obj in objectives:
+        pipe.hset(K.objective_key(obj.id), mapping={"state": "submitted", "action": obj.action})
+        pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
+    pipe.execute()
+    if not args.wait:
+        for oid in ids:
+            print(oid)
+        return EXIT_OK
+    err.print(f"submitted {len(ids)} objective(s)")
+    return _wait(client, ids, args.timeout)
+
+
+def _wait(client, ids: list[str], timeout: float | None) -> int:
+    """Progress bar until every objective is final or parked awaiting approval
+    (which needs a person: `swarmctl approvals`), or ``timeout`` seconds; then a
+    summary.  Returns 0 when all settled, else 1."""
+    settled = (*FINAL_STATES, "awaiting_approval")
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + timeout if timeout else None
+    with Progress(TextColumn("objectives"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        task = progress.add_task("wait", total=len(ids))
+        while True:
+            pending = [i for i in ids if states.get(i) not in settled]
+            if not pending or (deadline and time.monotonic() > deadline):
+                break
+            pipe = client.pipeline(transaction=False)
+            for oid in pending:
+                pipe.hget(K.objective_key(oid), "state")
+            for oid, state in zip(pending, pipe.execute()):
+                states[oid] = state.decode() if state else "unknown"
+            progress.update(task, completed=sum(states.get(i) in settled for i in ids))
+            time.sleep(POLL_S)
+    summary: dict[str, int] = {}
+    for oid in ids:
+        summary[states.get(oid, "unknown")] = summary.get(states.get(oid, "unknown"), 0) + 1
+    out.print("  ".join(f"{k}: {v}" for k, v in sorted(summary.items())))
+    done = all(states.get(i) in settled for i in ids)
+    if not done:
+        err.print("[yellow]timed out before every objective finished[/]")
+    elif any(states.get(i) == "awaiting_approval" for i in ids):
+        err.print("some objectives await approval: see `swarmctl approvals`")
+    return EXIT_OK if done else EXIT_UNRESOLVED
+
+
+# --------------------------------------------------------------------------- status, show
+
+
+def status_data(client) -> dict:
+    """The ``status --json`` document (see ``swarmctl status --help``), from the
+    daemon's heartbeat hash, RQ's worker registry and the queue lengths."""
+    hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
+    now = time.time()
+    alive = bool(hb) and now - float(hb.get("ts", 0)) < 3 * float(hb.get("interval_s", 2)) + 1
+    workers = []
+    for w in Worker.all(connection=client):
+        workers.append({"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id(),
+                        "queues": [q.name for q in w.queues]})
+    return {
+        "daemon": {"alive": alive, "pid": int(hb["pid"]) if hb.get("pid") else None, "host": hb.get("host"),
+                   "uptime_s": round(now - float(hb["started_at"]), 1) if alive else 0.0},
+        "queues": queue_depths(client),
+        "workers": workers,
+        "objectives": json.loads(hb["counts"]) if hb.get("counts") else {s: 0 for s in STATES},
+        "spend_today_usd": float(hb.get("spend_today_usd", 0.0)),
+        "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Daemon liveness, queues, workers, objectives by state, today's spend; 3 when not alive."""
+    data = status_data(connect(args))
+    d = data["daemon"]
+    if args.json:
+        print(json.dumps(data))
+        return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
+    out.print(f"daemon: {'[green]alive[/]' if d['alive'] else '[red]not running[/]'}"
+              + (f"  pid {d['pid']} on {d['host']}, up {d['uptime_s']:.0f}s" if d["alive"] else ""))
+    out.print("queues: " + ", ".join(f"{k} {v}" for k, v in data["queues"].items()))
+    out.print("objectives: " + ", ".join(f"{k} {v}" for k, v in data["objectives"].items()))
+    workers = table("worker", "state", "current job", title="workers")
+    for w in data["workers"]:
+        workers.add_row(w["name"], w["state"], w["current_job"] or "-")
+    out.print(workers)
+    tiers = table("tier", "calls", "cost (USD)",
+                  title=f"today (UTC day, as the daily budget): ${data['spend_today_usd']:.4f}")
+    for tier, v in data["by_tier_today"].items():
+        tiers.add_row(tier, str(v["calls"]), f"{v['cost_usd']:.6f}")
+    out.print(tiers)
+    return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """One objective: its result and every attempt (from the store, else Redis)."""
+    config = load_config(args.config)
+    path = db_path(data_dir(args.data_dir), config.storage.db)
+    record = None
+    if path.exists():
+        store = Store(path)
+        try:
+            record = store.get(args.id)
+        finally:
+            store.close()
+    if record is None:
+        raw = connect(args).hgetall(K.objective_key(args.id))
+        if not raw:
+            raise BadInput(f"no objective {args.id!r}")
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        record["id"] = args.id
+        if "result" in record:
+            record["result"] = json.loads(record["result"])
+    if args.json:
+        print(json.dumps(record))
+        return EXIT_OK
+    out.print(f"[bold]{record['id']}[/] {record.get('action', '')}: {record.get('state')}")
+    print_fields((key, record.get(key)) for key in
+                 ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason"))
+    if record.get("attempts"):
+        attempts = table("tier", "model", "answer", "confidence", "cost (USD)", "latency ms", "outcome",
+                         title="attempts")
+        for a in record["attempts"]:
+            conf = "-" if a.get("confidence") is None else f"{a['confidence']:.3f}"
+            attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, f"{a['cost_usd']:.6f}",
+                             f"{a['latency_ms']:.0f}", a["outcome"])
+        out.print(attempts)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print the last ``--lines`` lines of the daemon log; with ``-f`` keep
+    printing lines as they are written (polling every :data:`POLL_S` s) until
+    interrupted."""
+    if args.lines < 0:
+        raise BadInput(f"--lines must be >= 0, found {args.lines}")
+    config = load_config(args.config)
+    path = db_path(data_dir(args.data_dir), config.daemon.log.path)
+    if not path.exists():
+        raise BadInput(f"no log at {path} (has the daemon run with this --data-dir?)")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+        sys.stdout.write("".join(lines[-args.lines:] if args.lines else []))
+        sys.stdout.flush()
+        while args.follow:
+            line = fh.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(POLL_S)
+    return EXIT_OK
