@@ -250,6 +250,23 @@ class MemoryConfig(_Strict):
         return ReportsConfig._hh_mm(value)
 
 
+class TracesConfig(_Strict):
+    """Execution traces (:mod:`swarmd.memory.traces`): agent objectives a strong
+    tier solved are stored as traces and replayed without a model (follower mode).
+
+    ``enabled``: learn and follow traces.  ``follow_threshold``: the confidence
+    (0..1) a trace needs to be followed; ``min_success_rate``: its success rate
+    must be above this (both defaults are the learner-follower pattern's
+    published thresholds).  ``min_similarity``: cosine similarity (0..1) of the
+    goal representations, parameters masked, for a trace to match a goal.
+    """
+
+    enabled: bool = True
+    follow_threshold: float = Field(default=0.9, ge=0, le=1)
+    min_success_rate: float = Field(default=0.85, ge=0, le=1)
+    min_similarity: float = Field(default=0.8, gt=0, le=1)
+
+
 class StorageConfig(_Strict):
     """SQLite store path, relative to the data directory unless absolute."""
 
@@ -337,6 +354,7 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     storage: StorageConfig = StorageConfig()
     memory: MemoryConfig = MemoryConfig()
+    traces: TracesConfig = TracesConfig()
     daemon: DaemonConfig = DaemonConfig()
     governor: GovernorConfig = GovernorConfig()
     source: str | None = Field(default=None, exclude=True)

@@ -11,8 +11,10 @@ objective whose next tool action the governor answers with ``ask`` is parked:
 ``running → awaiting_approval`` (not final); ``swarmctl approve`` / ``reject``
 or the approval timeout queue it again (``→ queued → running → ...``).  An
 objective the governor's admission rules refuse goes straight to ``failed``.
-Free text with no action is rejected until the planner exists (the message
-lists the supported actions).
+Free text with no action (``swarmctl submit "TEXT"``, a JSONL line without
+``action``) is an :data:`AGENT_ACTION` objective: the planner turns its goal
+into steps for the agent loop, or it replays an execution trace
+(:mod:`swarmd.workers.follower`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ FINAL_STATES = ("done", "failed", "unresolved")
 PRIORITIES = ("high", "normal", "low")
 #: RQ 3 accepts job ids of letters, digits, "_" and "-" only; the objective id is the job id.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+#: the action of free-text objectives (run by the agent loop)
+AGENT_ACTION = "agent"
 
 
 class ObjectiveError(InputError):
@@ -75,9 +79,10 @@ class Objective(BaseModel):
     def _action_given(cls, action: Any, info: ValidationInfo) -> Any:
         if action is None:
             config = _config(info)
-            names = f" (one of {', '.join(config.actions)})" if config else ""
-            raise Invalid(((), f"an action{names}; free-text objectives need the planner, which is not built yet",
-                           "nothing"))
+            if config is not None and AGENT_ACTION not in config.actions:
+                raise Invalid(((), f"an action (one of {', '.join(config.actions)}); free text needs the "
+                                   f"{AGENT_ACTION!r} action, which this config lacks", "nothing"))
+            return AGENT_ACTION
         return action
 
     @field_validator("action")
@@ -142,8 +147,8 @@ def validate(raw: Any, config: Config, file: str | None = None, line: int | None
 
     Raises :class:`ObjectiveError` listing every problem, each naming the
     field (and ``file``/``line``, e.g. a JSONL file and its line, when
-    given): a non-object, unknown fields, a missing action (free text needs
-    the planner) or one the config lacks, empty, oversized (limit
+    given): a non-object, unknown fields, an action the config lacks (no
+    action means :data:`AGENT_ACTION`), empty, oversized (limit
     ``daemon.max_input_chars``) or non-UTF-8 input, fewer than two labels for
     a label action, empty, comma-containing or repeated labels, a bad
     priority, a negative ``max_cost_usd``, or a malformed id.

@@ -43,9 +43,9 @@ class PerObjectiveModel(FakeAnthropic):
             self.scripts[marker] = [as_reply(r) for r in replies]
 
     def prompts(self, marker: str) -> list[str]:
-        """The objective part of every prompt sent for ``marker``."""
+        """The objective part of every agent-loop prompt sent for ``marker`` (plan requests left out)."""
         tails = [_tail(r.json["messages"][0]["content"]) for r in self.model_requests() if r.json]
-        return [t for t in tails if marker in t]
+        return [t for t in tails if marker in t and not _is_plan(t)]
 
     def handle(self, req):
         self._local.req = req
@@ -53,6 +53,8 @@ class PerObjectiveModel(FakeAnthropic):
 
     def next_reply(self):
         tail = _tail(self._local.req.json["messages"][0]["content"])
+        if _is_plan(tail):       # the planner's request (actions.plan): one plan for every objective
+            return Answer('["follow the objective"]')
         with self._lock:
             for marker, queue in self.scripts.items():
                 if marker in tail:
@@ -62,6 +64,15 @@ class PerObjectiveModel(FakeAnthropic):
 
 def _tail(prompt: str) -> str:
     return prompt.rsplit("Objective:", 1)[-1]
+
+
+def _is_plan(tail: str) -> bool:
+    return tail.rstrip().endswith("Steps:")
+
+
+def loop_attempts(rec: dict) -> list[dict]:
+    """The agent loop's attempts of a stored objective (the planner's left out)."""
+    return [a for a in rec["attempts"] if a.get("action") != "plan"]
 
 
 def step(tool: str, **args) -> str:
@@ -166,7 +177,7 @@ def test_denied_action_does_not_run_and_fails_the_objective(swarm, capsys):
     rows = swarm.audit(capsys, "agent-deny", "--decision", "deny")
     assert [(r["tool"], r["rule"]) for r in rows] == [("shell", "url.non-public-address")]
     assert rows[0]["args"] == {"command": DENIED}
-    assert rec["attempts"] and rec["attempts"][0]["tier"] == "LOCAL_FAST"
+    assert loop_attempts(rec) and loop_attempts(rec)[0]["tier"] == "LOCAL_FAST"
 
 
 def test_allowed_write_then_done(swarm, capsys):
@@ -183,7 +194,7 @@ def test_allowed_write_then_done(swarm, capsys):
     rows = swarm.audit(capsys, "agent-write")
     assert sorted((r["tool"], r["decision"], r["rule"]) for r in rows) == [
         ("shell", "allow", "shell-readonly-tools"), ("write_file", "allow", "write-workspace")]
-    assert len(rec["attempts"]) == 3
+    assert len(loop_attempts(rec)) == 3 and rec["attempts"][0].get("action") == "plan"
 
 
 def test_unparseable_reply_escalates_instead_of_crashing(swarm, capsys):
@@ -193,7 +204,7 @@ def test_unparseable_reply_escalates_instead_of_crashing(swarm, capsys):
     assert (rec["state"], rec["answer"]) == ("done", "fine")
     # step 1: LOCAL_FAST's reply is not JSON -> escalated (LOCAL_QUALITY unreachable) -> API_FALLBACK's
     # "[1, 2]" parses but is no step -> told to the model; step 2: LOCAL_FAST answers done.
-    assert [(a["tier"], a["outcome"]) for a in rec["attempts"]] == [
+    assert [(a["tier"], a["outcome"]) for a in loop_attempts(rec)] == [
         ("LOCAL_FAST", "escalated"), ("API_FALLBACK", "accepted"), ("LOCAL_FAST", "accepted")]
     assert "invalid reply '[1, 2]'" in swarm.model.prompts("case-garbage")[-1]
 

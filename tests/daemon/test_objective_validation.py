@@ -48,7 +48,13 @@ def test_config_checks_name_the_config_key():
         ("objective", None, "input", "32769 characters")]
     assert problems({"action": "translate", "input": "hi", "labels": "a"}) == [
         ("objective", None, "action", "unknown action 'translate'")]
-    assert problems({"text": "tidy up"}) == [("objective", None, "action", "nothing")]
+    no_agent = CONFIG.model_copy(update={"actions": {k: v for k, v in CONFIG.actions.items() if k != "agent"}})
+    with pytest.raises(ObjectiveError, match="free text needs the 'agent' action, which this config lacks"):
+        validate({"text": "tidy up"}, no_agent)
+
+
+def test_free_text_is_an_agent_objective():
+    assert validate({"text": "tidy up"}, CONFIG).action == "agent"
 
 
 def test_label_actions_need_two_distinct_labels_without_commas():

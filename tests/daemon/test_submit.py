@@ -34,7 +34,6 @@ def submit(redis_url, monkeypatch, capsys, tmp_path):
     (["--action", "classify", "--input", "fix bug"], "labels: expected at least two labels for action 'classify'"),
     (["--action", "classify", "--labels", "feat,feat", "--input", "x"], "labels[1]: expected distinct labels, found 'feat' again"),
     (["--action", "summarize", "--input", "x" * 40000], "input: expected at most 32768 characters (daemon.max_input_chars), found 40000 characters"),
-    (["please tidy the repo"], "free-text objectives need the planner"),
     (["--action", "summarize", "--input", "x", "--id", "bad id!"], "id: expected 1-128 characters of letters, digits, '_' and '-'"),
     (["--action", "summarize", "--input", "x", "--max-cost-usd", "-1"], "max_cost_usd: expected a number >= 0, found -1.0"),
 ])
@@ -65,6 +64,17 @@ def test_good_batch_lands_in_one_stream_with_ids(submit, redis_conn, tmp_path):
     entries = redis_conn.xrange(K.OBJECTIVE_STREAM)
     assert [json.loads(f[b"objective"])["id"] for _i, f in entries] == ids
     assert redis_conn.hget(K.objective_key("a1"), "state") == b"submitted"
+
+
+def test_free_text_and_lines_without_action_become_agent_objectives(submit, redis_conn, tmp_path):
+    code, out, _err = submit("please tidy the repo", "--id", "ft1")
+    path = tmp_path / "batch.jsonl"
+    path.write_text(json.dumps({"id": "ft2", "input": "bump the version in setup.cfg to 1.2.3"}) + "\n")
+    code2, out2, _err = submit("--file", str(path))
+    assert (code, out.split(), code2, out2.split()) == (0, ["ft1"], 0, ["ft2"])
+    sent = [json.loads(f[b"objective"]) for _i, f in redis_conn.xrange(K.OBJECTIVE_STREAM)]
+    assert [(o["id"], o["action"], o["input"]) for o in sent] == [
+        ("ft1", "agent", "please tidy the repo"), ("ft2", "agent", "bump the version in setup.cfg to 1.2.3")]
 
 
 def test_unreachable_redis_exits_3(monkeypatch, capsys):

@@ -44,9 +44,11 @@ SUBMIT_EPILOG = """\
 examples:
   swarmctl submit --action classify --labels feat,fix,docs --input 'fix crash on empty file'
   swarmctl submit --file objectives.jsonl --wait
+  swarmctl submit "bump the version in pyproject.toml to 1.4.2 and verify it"
 
 objectives.jsonl: one object per line with action, input, and optionally id, labels,
-priority (high|normal|low), max_cost_usd, tags.
+priority (high|normal|low), max_cost_usd, tags.  Free text (or a line without action)
+is an agent objective: planned by actions.plan's tier, or replayed from an execution trace.
 exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
 3 daemon unreachable."""
 
@@ -73,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SUBMIT_EPILOG,
         description="Validate objectives and push them onto the daemon's objective stream. Nothing is "
                     "submitted if any objective is invalid; each problem is reported with its reason.")
-    submit.add_argument("text", nargs="?", help="free-text objective (needs the planner; give --action for now)")
+    submit.add_argument("text", nargs="?",
+                        help="free-text objective: an agent objective (planned, or replayed from an execution trace)")
     submit.add_argument("--action", help="action from llm_config.yaml")
     submit.add_argument("--input", help="the objective's input text")
     submit.add_argument("--labels", help="comma-separated labels for classify/tag")

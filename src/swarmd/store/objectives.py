@@ -15,6 +15,9 @@ Tables (created by :mod:`swarmd.store.schema`, opened with
   event is not counted twice.
 * ``ledger`` — the cost ledger (columns: :mod:`swarmd.costs.ledger`): one row
   per attempt, written here in the same transaction as the attempt.
+* ``traces`` — execution traces (:mod:`swarmd.memory.traces`): the
+  ``trace`` of a ``finished`` event (replay results, learned traces) is
+  applied in the same transaction.
 * ``audit_log`` — every governor decision (columns: :mod:`swarmd.governor.audit`):
   the workers' decisions arrive inside their events (``audit`` lists), the
   approvals' (approve / reject / timeout) inside ``resolved`` events.
@@ -33,6 +36,7 @@ from pathlib import Path
 from swarmd.governor.audit import insert_rows as insert_audit_rows
 from swarmd.objectives import FINAL_STATES, STATES, Objective
 from swarmd.costs.ledger import LedgerRow, insert_row
+from swarmd.memory.traces import apply_trace_event
 from swarmd.store.schema import open_db
 
 _RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")
@@ -126,10 +130,12 @@ class Store:
             action = payload.get("action", "")
             for i, attempt in enumerate(payload.get("attempts", [])):
                 self._conn.execute("INSERT INTO attempts VALUES (?,?,?)", (oid, base + i, json.dumps(attempt)))
-                row = LedgerRow(action=action, objective_id=oid, **{k: attempt[k] for k in (
+                row = LedgerRow(action=attempt.get("action") or action, objective_id=oid, **{k: attempt[k] for k in (
                     "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd", "latency_ms",
                     "confidence", "outcome", "error", "ts")})
                 insert_row(self._conn, row)
+            if payload.get("trace"):
+                apply_trace_event(self._conn, oid, payload["trace"])
         elif kind == "failed":
             self._conn.execute(
                 f"UPDATE objectives SET state='failed', finished_at=?, reason=? WHERE id=? "

@@ -23,6 +23,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  5    ``memory.records``   ``verified_outcomes``: the learning memory's records
  6    ``memory.records``   ``cache_disabled``: answer-cache templates verified wrong
  7    ``memory.gate``      ``gate_calibrations``: learned calibrations, every version
+ 8    ``memory.traces``    ``traces``: execution traces, every version
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -186,6 +187,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             note TEXT NOT NULL
         );
         CREATE INDEX gate_calibrations_active ON gate_calibrations(action, label_key, model, active);
+    """),
+    Migration(8, "memory.traces", "execution traces (learner-follower), every version", """
+        CREATE TABLE traces (
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1,   -- 1: the version matched and followed
+            disabled INTEGER NOT NULL DEFAULT 0, -- swarmctl traces disable
+            signature TEXT NOT NULL,             -- parameter names and path suffixes (compatibility)
+            goal TEXT NOT NULL,
+            body TEXT NOT NULL,                  -- JSON of swarmd.memory.traces.Trace
+            confidence REAL NOT NULL,
+            runs INTEGER NOT NULL DEFAULT 0,     -- replays and learner confirmations
+            successes INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            saved_usd REAL NOT NULL DEFAULT 0,   -- learner cost not spent by successful replays
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (id, version)
+        );
+        CREATE INDEX traces_signature ON traces(signature, active, disabled);
     """),
 )
 

@@ -47,12 +47,11 @@ from swarmd.config import GovernorConfig
 from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
+from swarmd.objectives import AGENT_ACTION  # noqa: F401  (the action whose objectives run this loop)
 from swarmd.router import Router
 from swarmd.router.prompts import MAX_INPUT_CHARS
 from swarmd.workers.parking import resolution_decision
 
-#: The action whose objectives run this loop.
-AGENT_ACTION = "agent"
 #: Characters of a reply that was not a valid step, kept in the transcript.
 _REPLY_CHARS = 200
 
@@ -75,6 +74,8 @@ class AgentOutcome:
     attempts: list[dict] = field(default_factory=list)
     loop: dict = field(default_factory=dict)
     pending: tuple[str, dict, Decision] | None = None
+    #: what happened to execution traces (:meth:`swarmd.memory.traces.TraceStore.apply`), or ``None``
+    trace: dict | None = None
 
 
 def workspace_dir(data_dir: Path, objective_id: str) -> Path:
@@ -132,6 +133,8 @@ def render_input(objective_text: str, transcript: list[dict], output_chars: int,
 def _render_step(s: dict, output_chars: int) -> str:
     if "invalid" in s:
         return f"{s['n']}. invalid reply {s.get('reply', '')!r} -> {s['invalid']}"
+    if "note" in s:
+        return f"{s['n']}. {s['note']}"
     call = f"{s['n']}. {s['tool']} {json.dumps(s['args'], ensure_ascii=False)[:300]}"
     if not s.get("ran"):
         who = "a human" if str(s.get("rule", "")).startswith("approval.") else "the governor"
@@ -139,10 +142,13 @@ def _render_step(s: dict, output_chars: int) -> str:
     status = f"exit {s['exit_code']}" if s.get("exit_code") is not None else "ran"
     error = f", error: {s['error']}" if s.get("error") else ""
     output = (s.get("output") or "")[:output_chars]
-    return f"{call} -> {s['decision']}, {status}{error}, output: {output or '(none)'}"
+    check = f", check failed: {s['check']}" if s.get("check") else ""
+    return f"{call} -> {s['decision']}, {status}{error}{check}, output: {output or '(none)'}"
 
 
-def _record_run(transcript: list[dict], n: int, tool: str, args: dict, res: ToolResult, output_chars: int) -> dict:
+def record_run(transcript: list[dict], n: int, tool: str, args: dict, res: ToolResult, output_chars: int) -> dict:
+    """Append step ``n`` (a tool call and its :class:`ToolResult`) to
+    ``transcript`` in the loop's shape (output cut at ``output_chars``); returns it."""
     out = res.output[:output_chars] + (" [truncated]" if res.truncated or len(res.output) > output_chars else "")
     step = {"n": n, "tool": tool, "args": args, "decision": res.decision.decision, "rule": res.decision.rule,
             "reason": res.decision.reason, "ran": res.ran, "exit_code": res.exit_code, "output": out,
@@ -152,21 +158,28 @@ def _record_run(transcript: list[dict], n: int, tool: str, args: dict, res: Tool
 
 
 def run_agent(objective: dict, router: Router, governor: Governor, cfg: GovernorConfig, workspace: Path,
-              resume: dict | None = None) -> AgentOutcome:
+              resume: dict | None = None, start: dict | None = None) -> AgentOutcome:
     """Run the loop for ``objective`` (an objective dict) until done, failed,
     unresolved or parked (see the module docstring).
 
     ``governor`` should carry an audit sink (decisions are recorded under
     the objective id); ``workspace``: the objective's directory (tools run
     there).  ``resume``: a park record with a ``resolution`` (see
-    :mod:`swarmd.workers.parking`) to continue a parked run.  Never raises
-    for model or tool failures.
+    :mod:`swarmd.workers.parking`) to continue a parked run.  ``start``
+    (without ``resume``): the loop state to begin from, e.g. ``{"plan":
+    [steps], "transcript": [steps a replay ran], "steps": n}``; ``plan``
+    (the planner's steps) is shown to the model after the objective, and
+    ``learn`` (anything JSON) is kept in the loop state for the caller.
+    Never raises for model or tool failures.
     """
     oid = objective["id"]
-    loop = dict(resume["loop"]) if resume else {}
+    loop = dict(resume["loop"]) if resume else dict(start or {})
     transcript: list[dict] = list(loop.get("transcript", []))
     state = {"steps": int(loop.get("steps", 0)), "denials": int(loop.get("denials", 0)),
-             "cost_usd": float(loop.get("cost_usd", 0.0)), "escalations": int(loop.get("escalations", 0))}
+             "cost_usd": float(loop.get("cost_usd", 0.0)), "escalations": int(loop.get("escalations", 0)),
+             "plan": loop.get("plan"), "learn": loop.get("learn")}
+    goal = objective["input"] + ("\nPlan: " + " ".join(f"{i}. {p}" for i, p in enumerate(state["plan"], 1))
+                                 if state["plan"] else "")
     attempts: list[dict] = []
     last: dict[str, Any] = {k: loop.get(k) for k in ("confidence", "tier", "model")}
     ws = str(workspace)
@@ -196,7 +209,7 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
             res = run_approved(governor, tool, args, ws, decision, objective_id=oid)
         else:
             res = ToolResult(decision, ran=False)
-        step = _record_run(transcript, n, tool, args, res, cfg.output_chars)
+        step = record_run(transcript, n, tool, args, res, cfg.output_chars)
         if not res.ran:
             end = denied(step)
             if end:
@@ -205,7 +218,7 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
     while state["steps"] < cfg.max_steps:
         state["steps"] += 1
         n = state["steps"]
-        routed = router.route(AGENT_ACTION, render_input(objective["input"], transcript, cfg.output_chars),
+        routed = router.route(AGENT_ACTION, render_input(goal, transcript, cfg.output_chars),
                               objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"))
         attempts.extend(routed.attempts_json())
         state["cost_usd"] += routed.cost_usd
@@ -225,7 +238,7 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
         if res.decision.decision == "ask":
             return outcome("awaiting_approval", f"ask: {res.decision.rule} {res.decision.reason}",
                            pending=(tool, args, res.decision))
-        recorded = _record_run(transcript, n, tool, args, res, cfg.output_chars)
+        recorded = record_run(transcript, n, tool, args, res, cfg.output_chars)
         if not res.ran:
             end = denied(recorded)
             if end:

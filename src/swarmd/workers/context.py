@@ -38,6 +38,7 @@ from swarmd.config import Config
 from swarmd.costs import Budget
 from swarmd.governor import Policy, PolicyError, load_policy
 from swarmd.memory.gate import open_router_memory
+from swarmd.memory.traces import TraceStore
 from swarmd.paths import db_path
 from swarmd.router import Router
 
@@ -74,7 +75,9 @@ class WorkerContext:
     SQLite); it reads the learning memory (answer cache, learned gate) from
     the store under ``data_dir`` (empty on a host without the daemon's file).  ``redis``: the worker's connection (events, parks).
     ``data_dir``: where objective workspaces go (``<data_dir>/workspaces/<id>``).
-    ``name``: the worker's name, reported in events.
+    ``name``: the worker's name, reported in events.  ``traces``: the
+    execution traces in the same store, read by agent objectives (``None``:
+    none; the daemon writes them).
     """
 
     config: Config
@@ -82,6 +85,7 @@ class WorkerContext:
     redis: Redis
     data_dir: Path
     name: str
+    traces: TraceStore | None = None
     policy: PolicySource = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +94,8 @@ class WorkerContext:
     def close(self) -> None:
         """Release what the context holds (the router's providers and model)."""
         self.router.close()
+        if self.traces is not None:
+            self.traces.close()
 
 
 def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> WorkerContext:
@@ -97,8 +103,9 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
     starting tier's model loaded, the policy read once (an unusable policy is
     logged: agent objectives then fail with the reason, others run)."""
     memory = open_router_memory(config, db_path(Path(data_dir), config.storage.db))   # cache + learned gate
+    store = db_path(Path(data_dir), config.storage.db)
     ctx = WorkerContext(config, Router(config, budget=Budget(redis, config), memory=memory), redis,
-                        Path(data_dir), name)
+                        Path(data_dir), name, traces=TraceStore(store))
     ctx.router.warm_up()
     try:
         ctx.policy.get()

@@ -12,7 +12,10 @@ model failure is an ``unresolved`` result, never a crashed job; a crashed job
 the daemon from RQ's failed-job registry.
 
 Objectives of the ``agent`` action run the agent loop
-(:mod:`swarmd.workers.agent`) instead of one router call: every tool action
+(:mod:`swarmd.workers.agent`) instead of one router call, as a follower of
+a stored execution trace or as the learner after the planner
+(:mod:`swarmd.workers.follower`; trace updates travel in the ``finished``
+event's ``trace``): every tool action
 is judged by the governor (policy: ``governor.policy`` in the config,
 re-read when the file changes), tools run in ``<data dir>/workspaces/<id>``
 (the context's data directory: the worker's ``--data-dir``, which the daemon
@@ -38,7 +41,8 @@ from swarmd.memory.audit import maybe_audit
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
-from swarmd.workers.agent import AGENT_ACTION, run_agent, workspace_dir
+from swarmd.workers.agent import AGENT_ACTION, workspace_dir
+from swarmd.workers.follower import run_with_traces
 from swarmd.workers.context import WorkerContext
 
 
@@ -98,8 +102,10 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
                    "attempts": []}
     else:
         workspace = workspace_dir(ctx.data_dir, oid)
-        outcome = run_agent(objective, ctx.router, governor, ctx.config.governor, workspace, resume=record)
+        outcome = run_with_traces(objective, ctx.router, governor, ctx.config, workspace, ctx.traces, resume=record)
         payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
+        if outcome.trace:
+            payload["trace"] = outcome.trace
     payload.update(audit=audit.drain(), action=AGENT_ACTION, ts=time.time(), worker=ctx.name)
     pipe = conn.pipeline()
     if outcome is not None and outcome.pending is not None:
