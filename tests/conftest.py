@@ -6,7 +6,7 @@
 ``log_lines`` (function): every loguru message during the test, as ``"LEVEL message"``.
 
 Only tests marked ``slow`` may load the embedded model (see tests/embedded.py):
-an autouse fixture fails any other test that loads it.
+any other test that loads it (itself or through a fixture) fails.
 
 Every test must leave ``os.environ`` as it found it (``monkeypatch.setenv``
 does; code under test that writes the environment, like a ``Daemon`` started
@@ -145,12 +145,18 @@ def _environment_unchanged():
                     "(use monkeypatch.setenv, or undo what the code under test wrote)", pytrace=False)
 
 
-@pytest.fixture(autouse=True)
-def _embedded_model_only_when_slow(request):
-    """Fail a test not marked ``slow`` that loads the embedded model in this process."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before a test's fixtures (module- and session-scoped ones included) are set
+    up: may they and the test load the embedded model?  Only when marked ``slow``."""
+    embedded.allowed = item.get_closest_marker("slow") is not None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _embedded_model_only_when_slow():
+    """Loading the embedded model in this process fails a test not marked ``slow``."""
     from swarmd.router.providers import llama_cpp
 
-    embedded.allowed = request.node.get_closest_marker("slow") is not None
     real = llama_cpp.load_llama
 
     def guarded(*args, **kwargs):
@@ -162,4 +168,3 @@ def _embedded_model_only_when_slow(request):
         yield
     finally:
         llama_cpp.load_llama = real
-        embedded.allowed = False

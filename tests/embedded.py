@@ -1,7 +1,8 @@
 """Only tests marked ``slow`` may load the embedded model (Gemma 3 270M via llama.cpp).
 
-``tests/conftest.py`` sets :data:`allowed` for each test from its marker and
-makes loading the model in-process call :func:`require_slow`;
+``tests/conftest.py`` sets :data:`allowed` from each test's marker before its
+fixtures are set up, and makes loading the model in-process (in a test or in
+a fixture of any scope) call :func:`require_slow`;
 ``tests/daemon/helpers.start_daemon`` calls it for a daemon whose config has
 a ``llama_cpp`` tier.  So the marker cannot drift from what a test does.
 """
