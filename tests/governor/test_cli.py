@@ -31,7 +31,7 @@ def test_register_into_foreign_parser(capsys, workspace):
                             "--arg", "git push"])
     assert ns.func(ns) == 0
     fields = [line.split() for line in capsys.readouterr().out.splitlines()[:2]]
-    assert fields == [["decision", "ask"], ["rule", "git-write"]]
+    assert fields == [["decision", "ask"], ["rule", "git-network"]]
 
 
 def test_check_single_json(capsys, workspace):

@@ -135,7 +135,7 @@ def test_timeout_kills_children_of_a_pipeline(ws, limits, conf):
 
 
 def test_output_truncated(cgov, ws, limits):
-    r = run_tool(cgov, "shell", {"command": "seq 1 100000"}, ws, limits=limits.model_copy(update={"max_output_bytes": 1000}))
+    r = run_tool(cgov, "shell", {"command": "seq 1 30000"}, ws, limits=limits.model_copy(update={"max_output_bytes": 1000}))
     assert r.truncated and len(r.output.encode()) == 1000 and r.output.startswith("1\n2\n3\n")
     r = run_tool(cgov, "shell", {"command": "seq 1 3"}, ws, limits=limits)
     assert not r.truncated and r.output == "1\n2\n3\n"

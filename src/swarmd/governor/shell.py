@@ -9,36 +9,60 @@ reserved word or assignment) is split on blanks without bashlex: for that
 alphabet bash's own word splitting is exactly blank splitting, and the tests
 check the two agree on the whole corpus.
 
-Judging (:func:`judge_command`) gives the strictest decision over all parts.
-Built-in rule ids (code, not policy; they cannot be switched off by a policy):
+Bashlex cannot parse some of what bash accepts (quoted here-document
+delimiters, ``$((..))``, ``&&`` inside ``$(..)``): :func:`_prepare` rewrites
+those without moving any position before bashlex sees the line.
 
-deny: ``shell.parse-error``, ``shell.unsupported-syntax`` (arithmetic, ``case``,
+Every command runs inside the bubblewrap sandbox (``sandbox.py``): the
+judge's job is intent. It allows ordinary development (builds, tests,
+workspace scripts, ``sed -i``, local git, ``find -exec`` and ``xargs`` with
+judged commands, loops, here-documents, arithmetic), denies clear attacks even
+where the sandbox would contain them (so that the audit log shows them), and
+asks for what leaves the workspace. Judging (:func:`judge_command`) gives the
+strictest decision over all parts. Built-in rule ids (code, not policy; they
+cannot be switched off by a policy):
+
+deny: ``shell.parse-error``, ``shell.unsupported-syntax`` (``(( ))``, ``case``,
 ``coproc``...), ``shell.control-characters``, ``shell.too-long``, ``shell.empty``,
 ``shell.function-definition`` (fork bombs), ``shell.dynamic-command``
 (variable, substitution, glob or empty word in command position),
 ``shell.ifs`` (``$IFS``), ``shell.ansi-quoting`` (``$'\\x..'``),
-``shell.brace-expansion``, ``shell.heredoc-expansion``,
-``shell.dangerous-assignment`` (``PATH=``, ``LD_PRELOAD=``, ...),
-``shell.shell-builtin`` (``eval``, ``source``, ``exec``, ``alias``, ``trap``...),
-``shell.privilege-escalation`` (``sudo``, ``su``, ``doas``, ``chroot``...),
-``shell.interpreter-inline-code`` (``sh -c``, ``python -c``, ``perl -e``...),
-``shell.interpreter-stdin`` (an interpreter with no script file: reads code
-from stdin, e.g. ``base64 -d | sh``), ``shell.gtfobins`` (options/scripts of
-otherwise harmless programs that run commands or write files: ``find -exec``,
-``awk 'BEGIN{system(...)}'``, ``sed e``, ``tar --checkpoint-action``,
-``git -c core.pager=``, ``rg --pre``, ``chmod u+s``...), ``shell.dev-tcp``,
-``shell.file-url``, ``url.*`` (URL arguments with non-public IP literals),
-``shell.path-executable`` (a program given by a path outside the workspace).
+``shell.brace-expansion``, ``shell.heredoc-expansion`` (``$(..)`` in an
+unquoted here-document), ``shell.nested-expansion`` (``${x:-$(..)}``,
+``${x@P}``), ``shell.indirect-expansion`` (``${!x}``), ``shell.arithmetic-eval``
+(subscripts and arithmetic bash evaluates: ``test -v 'a[$(..)]'``,
+``$((x))``, ``let``), ``shell.dangerous-assignment`` (``PATH=``,
+``printf -v PATH``, ``export LD_PRELOAD=``, ``read CDPATH``...),
+``shell.shell-builtin`` (``eval``, ``source``, ``exec``, ``alias``, ``trap``,
+``declare -n``...), ``shell.privilege-escalation`` (``sudo``, ``su``, ``doas``,
+``chroot``...), ``shell.wrapper-exec`` (``script``, ``parallel``, ``busybox``,
+``toybox``, ``watch``, ``strace``...: they run command lines the judge cannot
+see), ``shell.interpreter-inline-code`` (``sh -c``, ``python -c``,
+``ts-node -e``...), ``shell.interpreter-stdin`` (an interpreter with no script
+file: ``base64 -d | sh``), ``shell.gtfobins`` (options/scripts of otherwise
+harmless programs that run commands or write elsewhere: ``awk system()``,
+``sed e``, ``tar --checkpoint-action``, ``git -c``, ``git --git-dir``,
+``git config include.path``, ``rg --pre``, ``chmod u+s``...),
+``shell.download-exec``, ``shell.exfiltration``, ``shell.generated-script``
+(line-level intent, :func:`_line_intent`), ``shell.mass-deletion``
+(``rm -r`` of the workspace, ``*`` or ``.git``), ``shell.network-redirect``
+(``curl --resolve``, proxies, ``wget -e``), ``shell.dev-tcp``,
+``shell.file-url``, ``url.*`` (address arguments the URL rules refuse),
+``shell.path-executable`` (a program outside the system bin dirs).
 
-ask (floor): ``shell.background`` (``&``), ``shell.control-flow`` (loops,
-``if``), ``shell.assignment``, ``shell.wrapper`` (``env``, ``xargs``,
-``timeout``... the wrapped command is judged too), ``shell.dynamic-argument``
-(a computed argument where a path is expected), ``shell.redirect-only``,
-``shell.path-executable`` (a program inside the workspace), ``shell.too-many-matches``.
+ask (floor): ``shell.background`` (``&``), ``shell.endless-loop``
+(``while true``), ``shell.find-delete``, ``shell.redirect-only``,
+``shell.too-many-matches``, ``shell.writes-file``, ``shell.sed-script``,
+``shell.awk-program-file``. allow: ``shell.assignment``, ``shell.wrapper``
+(transparent wrappers such as ``env``, ``xargs``, ``timeout``: the wrapped
+command is judged as a command of its own), ``shell.workspace-program``.
 
-Then per simple command: path operands (``files.*``, see ``paths.py``),
-redirect targets (judged as writes, reads for ``<``) and policy ``rules``
-(deny > ask > allow; none matching -> ``default.shell`` ask).
+Then per simple command: path operands (``files.*``, see ``paths.py``; words
+computed at run time are left to the sandbox), redirect targets (judged as
+writes, reads for ``<``) and policy ``rules`` (deny > ask > allow; none
+matching -> ``default.shell`` ask). Options are read with per-program tables
+(:data:`OPTION_TABLES`: clustered, glued and abbreviated forms) so that a file
+is never taken for a pattern.
 """
 
 from __future__ import annotations
@@ -53,7 +77,7 @@ import bashlex
 import bashlex.errors
 import bashlex.subst
 
-from .paths import judge_path, resolve, PathProblem
+from .paths import PathProblem, is_secret, judge_path, resolve
 from .policy import Decision, Policy, compile_globs, rule_decision, strictest
 from .urls import judge_url
 
@@ -142,21 +166,33 @@ class Parsed:
 RESERVED = frozenset("if then else elif fi case esac for select while until do done function time coproc in "
                      "{ } [[ ]] !".split())
 SHELL_BUILTINS_DENIED = frozenset(
-    "eval source . exec alias unalias trap enable builtin fc history let coproc bind mapfile readarray "
-    "declare typeset export readonly local set unset shopt hash ulimit umask pushd popd disown read "
-    "complete compgen compopt caller".split())
+    "eval source . exec alias unalias trap enable builtin fc history coproc bind set unset shopt hash ulimit "
+    "umask pushd popd disown complete compgen compopt caller".split())
+#: builtins that set variables: allowed unless a target changes how commands run or a subscript is evaluated
+ASSIGNING_BUILTINS = frozenset("export declare typeset local readonly read mapfile readarray let".split())
 PRIVESC = frozenset("sudo su doas pkexec runuser setpriv capsh chroot nsenter unshare newgrp sg setcap "
                     "sudoedit machinectl".split())
-WRAPPERS = frozenset("env xargs nice nohup timeout stdbuf time command setsid watch strace ltrace flock ionice "
-                     "taskset chrt parallel unbuffer script busybox firejail systemd-run cgexec numactl prlimit "
-                     "setarch linux32 linux64 fakeroot proot xvfb-run catchsegv valgrind perf torsocks proxychains "
-                     "proxychains4 sshpass expect-lite rlwrap".split())
+#: transparent wrappers: the wrapped command is judged as a command of its own
+WRAPPERS = frozenset("env xargs nice nohup timeout stdbuf time command setsid flock ionice taskset chrt numactl "
+                     "prlimit unbuffer xvfb-run catchsegv valgrind nocache".split())
+#: option -> takes a value, per wrapper (so that the value is not taken for the wrapped program)
+_WRAPPER_VALUED: dict[str, frozenset[str]] = {
+    "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}), "nice": frozenset({"-n", "--adjustment"}),
+    "xargs": frozenset({"-I", "-n", "-P", "-L", "-d", "-E", "-s", "-a", "--arg-file", "--delimiter",
+                        "--max-args", "--max-procs", "--max-lines"}),
+    "stdbuf": frozenset({"-i", "-o", "-e"}), "ionice": frozenset({"-c", "-n", "-p"}), "env": frozenset({"-u", "-C"}),
+}
+#: wrappers that run command lines they build themselves, or hide the command: never judged, denied
+EXEC_WRAPPERS = frozenset("watch strace ltrace parallel script busybox toybox firejail systemd-run cgexec fakeroot "
+                          "proot perf torsocks proxychains proxychains4 sshpass expect expect-lite rlwrap setarch "
+                          "linux32 linux64 run-parts start-stop-daemon su-exec gosu chpst daemonize".split())
 _INTERPRETER_RE = compile_globs(
     "sh bash dash zsh ksh mksh pdksh yash posh ash csh tcsh fish rbash elvish nu xonsh python python[0-9]* "
     "pypy pypy[0-9]* perl perl[0-9]* ruby ruby[0-9]* irb node nodejs deno bun php php[0-9]* lua lua[0-9]* "
     "luajit tclsh tclsh* wish wish* expect R Rscript julia pwsh powershell osascript jshell groovy groovysh "
     "scala kotlin kotlinc guile racket sbcl clisp jrunscript rhino ghci runghc runhaskell erl escript elixir "
-    "iex swipl ocaml gdb sqlite3 vim vi nvim ex ed emacs".split())
+    "iex swipl ocaml gdb sqlite3 vim vi nvim ex ed emacs ipython ipython3 ts-node tsx dc m4 bpython "
+    "ptpython jupyter-console".split())
 _INLINE_FLAGS = frozenset("ceEprsix")  # short options that make an interpreter run inline/stdin code
 _SAFE_LONG = frozenset({"--version", "--help", "--norc", "--noprofile", "--login", "--posix", "--restricted"})
 _DANGEROUS_VAR = re.compile(
@@ -224,12 +260,33 @@ def _scan_raw(raw: str) -> tuple[bool, bool, bool]:
 
 
 class _Walker:
-    """Flattens a bashlex AST into :class:`Simple` commands and findings."""
+    """Flattens a bashlex AST into :class:`Simple` commands and findings.
 
-    def __init__(self, src: str):
+    ``src``: the text bashlex parsed (see :func:`_prepare`); ``quoted_heredocs``:
+    positions of ``<<`` whose delimiter was quoted (their bodies are not expanded).
+    """
+
+    def __init__(self, src: str, quoted_heredocs: frozenset[int] = frozenset()):
         self.src = src
+        self.quoted_heredocs = quoted_heredocs
         self.commands: list[Simple] = []
         self.issues: list[Decision] = []
+
+    def parameter(self, value: str) -> None:
+        """Findings for one ``${...}`` / ``$name`` expansion (bashlex does not
+        parse what is inside ``${...}``, and bash evaluates some of it)."""
+        if any(x in value for x in ("$(", "`", "<(", ">(")):
+            self.issues.append(_d("deny", "shell.nested-expansion",
+                                  f"command substitution inside ${{{value[:40]}}} is not judged"))
+        elif value.startswith("!"):
+            self.issues.append(_d("deny", "shell.indirect-expansion",
+                                  f"indirect expansion ${{{value[:40]}}} (the name is computed at run time)"))
+        elif re.search(r"@[PEAKa]", value) and re.search(r"@[PEAKa]\Z", value):
+            self.issues.append(_d("deny", "shell.nested-expansion",
+                                  f"${{{value[:40]}}}: @P/@E transformations expand prompts and escapes"))
+        elif _unsafe_subscript(value):
+            self.issues.append(_d("deny", "shell.arithmetic-eval",
+                                  f"${{{value[:40]}}}: an array subscript is evaluated (can run commands)"))
 
     def word(self, node: bashlex.ast.node) -> Word:
         dynamic = tilde = False
@@ -239,6 +296,7 @@ class _Walker:
             if k == "parameter":
                 dynamic = True
                 params.append(getattr(p, "value", "") or "")
+                self.parameter(params[-1])
             elif k in ("commandsubstitution", "processsubstitution"):
                 dynamic = True
                 self.node(p.command)
@@ -257,9 +315,10 @@ class _Walker:
         if op in ("<<", "<<-"):
             body = getattr(node, "heredoc", None)
             text = getattr(body, "value", "") if body is not None else ""
-            if "$" in text or "`" in text:
+            if node.pos[0] not in self.quoted_heredocs and any(x in text for x in ("$(", "`", "${", "$[")):
                 self.issues.append(_d("deny", "shell.heredoc-expansion",
-                                      "here-document contains $ or ` (expansions are not judged)"))
+                                      "unquoted here-document with $(..), `..` or ${..} (expansions are not judged;"
+                                      " quote the delimiter: <<'EOF')"))
             return Redirect(op, None)
         out = node.output
         if isinstance(out, int) or out is None:
@@ -308,7 +367,8 @@ class _Walker:
             if reds:
                 self.commands.append(Simple((), (), tuple(reds), holder=True))
         elif k in ("for", "while", "until", "if"):
-            self.issues.append(_d("ask", "shell.control-flow", f"{k} loop/conditional: not auto-approved"))
+            if k in ("while", "until") and _endless(node, k):
+                self.issues.append(_d("ask", "shell.endless-loop", f"{k} loop that never ends on its own"))
             for p in node.parts:
                 if p.kind == "word":
                     self.word(p)
@@ -322,6 +382,138 @@ class _Walker:
             self.word(node)
         else:
             self.issues.append(_d("deny", "shell.unsupported-syntax", f"{k} is not supported"))
+
+
+def _endless(node: bashlex.ast.node, kind: str) -> bool:
+    """True for ``while true``/``while :``/``until false`` loops (the condition
+    is the list between the first reserved word and ``do``)."""
+    parts = [p for p in node.parts if p.kind != "reservedword"]
+    if not parts:
+        return False
+    cond = parts[0]
+    if cond.kind == "list":
+        cond = next((p for p in cond.parts if p.kind == "command"), cond)
+    words = [w.word for w in getattr(cond, "parts", []) if getattr(w, "kind", "") == "word"] \
+        if cond.kind == "command" else []
+    return words in ((["true"], [":"]) if kind == "while" else (["false"],))
+
+
+_SUBSCRIPT = re.compile(r"\[([^\]]*)\]")
+
+
+def _unsafe_subscript(text: str) -> bool:
+    """True when ``text`` has an array subscript bash would evaluate
+    arithmetically with something other than digits, ``@`` or ``*`` in it
+    (``a[$(id)]``, ``a[x]`` where x holds such a string)."""
+    return any(not re.fullmatch(r"\s*(?:[0-9]+|@|\*)\s*", m.group(1)) for m in _SUBSCRIPT.finditer(text))
+
+
+_ARITH_SAFE = re.compile(r"[\s0-9A-Za-z_+\-*/%<>=!&|^~?:,()$]*")
+
+
+def _prepare(command: str) -> tuple[str, frozenset[int], Decision | None]:
+    """Rewrite ``command`` so that bashlex 0.18 can parse what bash accepts,
+    without changing any position (the walker slices words by position).
+
+    Returns ``(text, quoted_heredocs, problem)``:
+
+    - ``<<'EOF'``/``<<"EOF"``/``<<\\EOF``: bashlex keeps the quotes in the
+      delimiter and never finds its end; the quotes are blanked and the ``<<``
+      position recorded (a quoted delimiter means: the body is not expanded);
+    - ``$((expr))``: bashlex has no arithmetic expansion; an expression of
+      numbers, names and operators becomes a parameter ``$____`` of the same
+      length (a dynamic word); anything else (``$(..)``, backticks, subscripts
+      inside) is ``problem`` (``shell.arithmetic-eval``, deny);
+    - ``&&``/``||`` inside ``$(..)``: bashlex fails on them; they become ``;``
+      (the judge looks at each command, not at how they are joined);
+    - a line with a here-document gets a final newline.
+    """
+    out = list(command)
+    quoted: set[int] = set()
+    heredoc = False
+    i, n = 0, len(command)
+    stack: list[str] = []  # saved quote state for each open $( / (
+    quote = ""
+    in_subst = 0
+    while i < n:
+        c = command[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+            i += 1
+            continue
+        if c == "\\":
+            i += 2
+            continue
+        if quote == '"' and c == '"':
+            quote = ""
+            i += 1
+            continue
+        if command.startswith("$((", i):
+            j, depth = i + 3, 2
+            while j < n and depth:
+                depth += {"(": 1, ")": -1}.get(command[j], 0)
+                j += 1
+            expr = command[i + 3:j - 2]
+            if depth or not _ARITH_SAFE.fullmatch(expr) or "$(" in expr:
+                return command, frozenset(), _d("deny", "shell.arithmetic-eval",
+                                                f"arithmetic expansion $(({expr[:40]})) is not a plain expression")
+            out[i:j] = "$" + "_" * (j - i - 1)
+            i = j
+            continue
+        if command.startswith("$(", i):
+            stack.append(quote)
+            quote = ""
+            in_subst += 1
+            i += 2
+            continue
+        if quote == '"':
+            i += 1
+            continue
+        if c == "'":
+            quote = "'"
+        elif c == '"':
+            quote = '"'
+        elif c == "(":
+            stack.append("(")
+        elif c == ")" and stack:
+            prev = stack.pop()
+            if prev != "(":
+                in_subst -= 1
+                quote = prev
+        elif in_subst and command.startswith(("&&", "||"), i):
+            out[i:i + 2] = "; "
+            i += 2
+            continue
+        elif command.startswith("<<<", i):
+            i += 3
+            continue
+        elif command.startswith("<<", i):
+            heredoc = True
+            j = i + 2 + (command.startswith("-", i + 2))
+            while j < n and command[j] in " \t":
+                j += 1
+            if j < n and command[j] in "'\"":
+                end = command.find(command[j], j + 1)
+                if end > j:
+                    out[j:end + 1] = command[j + 1:end] + "  "
+                    quoted.add(i)
+                    i = end + 1
+                    continue
+            elif j < n and command[j] == "\\":
+                m = re.match(r"\\([A-Za-z0-9_]+)", command[j:])
+                if m:
+                    out[j:j + m.end()] = m.group(1) + " "
+                    quoted.add(i)
+                    i = j + m.end()
+                    continue
+            i += 2
+            continue
+        i += 1
+    text = "".join(out)
+    if heredoc and not text.endswith("\n"):
+        text += "\n"
+    return text, frozenset(quoted), None
 
 
 class _NotSimple(Exception):
@@ -635,14 +827,18 @@ def parse_command(command: str) -> Parsed:
 
 
 def _bashlex_parse(command: str) -> Parsed:
-    """The general path: bashlex's parse tree, flattened by :class:`_Walker`."""
+    """The general path: bashlex's parse tree (of :func:`_prepare`'s text),
+    flattened by :class:`_Walker`."""
+    text, quoted, problem = _prepare(command)
+    if problem is not None:
+        return Parsed((), (problem,), None)
     try:
-        trees = bashlex.parse(command)
+        trees = bashlex.parse(text)
     except (bashlex.errors.ParsingError, NotImplementedError, IndexError, AttributeError,
             TypeError, ValueError, KeyError, AssertionError, RecursionError) as e:
         msg = str(e).split("\n")[0][:120]
         return Parsed((), (_d("deny", "shell.parse-error", f"cannot fully parse the command ({msg})"),), None)
-    w = _Walker(command)
+    w = _Walker(text, quoted)
     try:
         for t in trees:
             w.node(t)
@@ -707,7 +903,7 @@ def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = Tr
     combination reports the first deny, so later findings could not change it.
     """
     if word.dynamic:
-        return [_d("ask", "shell.dynamic-argument", f"argument {word.text[:60]!r} is computed at run time")]
+        return []  # known only at run time: inside the sandbox it can only reach the workspace
     out: list[Decision] = []
     text = word.text
     if "/dev/tcp/" in text or "/dev/udp/" in text:
@@ -773,10 +969,119 @@ _PATTERN_GIVEN_BY = {"grep": ("-e", "--regexp", "-f", "--file"), "rg": ("-e", "-
 _FIND_PATH_VALUES = ("-newer", "-anewer", "-cnewer", "-samefile", "-files0-from")
 
 
+@dataclass(frozen=True, slots=True)
+class OptionTable:
+    """How a program reads its options: ``short``: short options that take a
+    value (glued ``-efoo``, separate ``-e foo``, or last of a cluster
+    ``-rie foo``); ``long``: long option -> ``"value"``, ``"pattern"``,
+    ``"path"`` or ``""`` (no value), matched by unique prefix like getopt
+    (``--reg`` is ``--regexp``); ``short_kind``: value kind of each short
+    option (default ``"value"``); ``pattern_operand``: the first operand is a
+    pattern unless a pattern option was given."""
+
+    short: str
+    long: dict[str, str]
+    short_kind: dict[str, str]
+    pattern_operand: bool = True
+
+
+_GREP_TABLE = OptionTable(
+    short="efmABCdDX", short_kind={"e": "pattern", "f": "path"},
+    long={"regexp": "pattern", "file": "path", "max-count": "value", "after-context": "value",
+          "before-context": "value", "context": "value", "directories": "value", "devices": "value",
+          "include": "value", "exclude": "value", "exclude-from": "path", "exclude-dir": "value", "label": "value",
+          "color": "", "colour": "", "binary-files": "value", "group-separator": "value", "recursive": "",
+          "dereference-recursive": "", "ignore-case": "", "line-number": "", "files-with-matches": "",
+          "count": "", "only-matching": "", "quiet": "", "silent": "", "invert-match": "", "word-regexp": "",
+          "line-regexp": "", "extended-regexp": "", "fixed-strings": "", "basic-regexp": "", "perl-regexp": "",
+          "no-filename": "", "with-filename": "", "null": "", "text": "", "no-messages": "",
+          "files-without-match": "", "byte-offset": "", "initial-tab": "", "null-data": "", "help": "",
+          "version": "", "no-ignore-case": "", "line-buffered": "", "max-depth": "value"})
+_RG_TABLE = OptionTable(
+    short="efgtTmABCMjdrEl", short_kind={"e": "pattern", "f": "path"},
+    long={"regexp": "pattern", "file": "path", "glob": "value", "iglob": "value", "type": "value",
+          "type-not": "value", "max-count": "value", "after-context": "value", "before-context": "value",
+          "context": "value", "max-columns": "value", "threads": "value", "max-depth": "value", "replace": "value",
+          "encoding": "value", "type-add": "value", "type-clear": "value", "colors": "value", "color": "value",
+          "sort": "value", "sortr": "value", "pre-glob": "value", "ignore-file": "path", "max-filesize": "value",
+          "path-separator": "value", "context-separator": "value", "field-match-separator": "value",
+          "engine": "value", "dfa-size-limit": "value", "regex-size-limit": "value", "pre": "value",
+          "follow": "", "hidden": "", "no-ignore": "", "ignore-case": "", "smart-case": "", "line-number": "",
+          "files-with-matches": "", "count": "", "only-matching": "", "quiet": "", "invert-match": "",
+          "word-regexp": "", "fixed-strings": "", "files": "", "json": "", "no-heading": "", "heading": "",
+          "vimgrep": "", "multiline": "", "pcre2": "", "unrestricted": "", "help": "", "version": ""})
+OPTION_TABLES: dict[str, OptionTable] = {"grep": _GREP_TABLE, "egrep": _GREP_TABLE, "fgrep": _GREP_TABLE,
+                                         "rg": _RG_TABLE}
+
+
+def _long_option(table: OptionTable, name: str) -> str | None:
+    """The full long option ``name`` abbreviates (unique prefix), or None."""
+    if name in table.long:
+        return name
+    hits = [k for k in table.long if k.startswith(name)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _take_value(skip: set[int], i: int, glued: bool, kind: str) -> int:
+    """An option at ``i`` takes a value of ``kind``: glued to it, or the next
+    word. Adds the value's index to ``skip`` unless it is a path (paths are
+    judged); returns the index of the last word used."""
+    if kind != "path":
+        skip.add(i if glued else i + 1)
+    return i if glued else i + 1
+
+
+def _table_skip(table: OptionTable, args: list[str]) -> set[int]:
+    """Indices of ``args`` that are patterns or option values other than paths
+    under ``table`` (getopt rules: clusters, glued values, abbreviations, ``--``).
+    An option the table does not know makes its glued text a path candidate
+    (judged), never a skipped value."""
+    skip: set[int] = set()
+    pattern_given = False
+    operands: list[int] = []
+    i = 0
+    end_of_options = False
+    while i < len(args):
+        a = args[i]
+        if end_of_options or a == "-" or not a.startswith("-"):
+            operands.append(i)
+            i += 1
+            continue
+        if a == "--":
+            end_of_options = True
+            i += 1
+            continue
+        if a.startswith("--"):
+            name, eq, _val = a[2:].partition("=")
+            full = _long_option(table, name)
+            kind = table.long.get(full, "") if full else ""
+            if kind:
+                pattern_given |= full in ("regexp", "file")
+                i = _take_value(skip, i, bool(eq), kind)
+            i += 1
+            continue
+        # a short cluster: the first option taking a value takes the rest of the word, or the next word
+        j = 1
+        while j < len(a):
+            c = a[j]
+            if c in table.short:
+                pattern_given |= c in "ef"
+                i = _take_value(skip, i, j + 1 < len(a), table.short_kind.get(c, "value"))
+                break
+            j += 1
+        i += 1
+    if table.pattern_operand and not pattern_given and operands:
+        skip.add(operands[0])
+    return skip
+
+
 def _not_path_indices(base: str, args: list[str]) -> set[int]:
     """Indices of arguments that are patterns/option values, never file names
     (grep/sed/awk/jq patterns, find expressions, ``-n 5``...)."""
     skip: set[int] = set()
+    table = OPTION_TABLES.get(base)
+    if table is not None:
+        return _table_skip(table, args)
     if base == "find":
         in_expr = False
         for i, a in enumerate(args):
@@ -828,8 +1133,7 @@ def _first_operand(args: list[str], valued: frozenset[str] = frozenset()) -> int
 
 # ---- GTFOBins-style checks for otherwise harmless programs (program -> check)
 
-_FIND_DENY = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"})
-_AWK_DENY = re.compile(r"system|getline|\||ENVIRON|PROCINFO|@load|@include|/inet|close\s*\(|fflush")
+_AWK_DENY = re.compile(r"system|getline|\||ENVIRON|PROCINFO|@|/inet|close\s*\(|fflush|ARGV|ARGC")
 _GIT_EXEC_SUBCOMMANDS = frozenset({"difftool", "mergetool", "instaweb", "web--browse", "filter-branch", "daemon",
                                    "credential", "credential-store", "credential-cache", "send-email",
                                    "upload-pack", "receive-pack", "shell", "upload-archive", "fsmonitor--daemon"})
@@ -841,11 +1145,6 @@ _TAR_DENY_PREFIX = ("--checkpoint-action", "--to-command", "--use-compress-progr
 
 def _gtfo(rule_reason: str) -> Decision:
     return _d("deny", "shell.gtfobins", rule_reason)
-
-
-def _check_find(args: list[str]) -> Decision | None:
-    bad = next((a for a in args if a in _FIND_DENY), None)
-    return _gtfo(f"find {bad} runs commands or deletes/writes files") if bad else None
 
 
 def _check_awk(args: list[str]) -> Decision | None:
@@ -962,7 +1261,7 @@ def _check_sed(args: list[str]) -> Decision | None:
             return _d("ask", "shell.sed-script", "sed script from a file cannot be judged")
         elif a.startswith("-i") or a.startswith("--in-place") or (a.startswith("-") and not a.startswith("--")
                                                                     and "i" in a[1:]):
-            return _d("ask", "shell.sed-in-place", "sed -i edits files in place")
+            pass  # sed -i: its operands are judged as writes (see _edits_in_place)
         elif a.startswith("-") and a != "-":
             if a not in ("-n", "-E", "-r", "-s", "-u", "-z", "--posix", "--debug", "--sandbox", "--quiet",
                          "--silent", "--regexp-extended", "--null-data", "--separate", "--unbuffered", "-nE",
@@ -989,7 +1288,9 @@ def _check_git(args: list[str]) -> Decision | None:
         a = args[i]
         if a.startswith("-c") or a.startswith("--c"):
             return _gtfo("git -c/--config sets configuration (core.pager, core.sshCommand...) that runs commands")
-        if a in ("-C", "--git-dir", "--work-tree", "--namespace"):
+        if a.startswith(("--git-dir", "--work-tree")):
+            return _gtfo("git --git-dir/--work-tree points git at another repository and its configuration")
+        if a in ("-C", "--namespace"):
             i += 2
             continue
         if not a.startswith("-"):
@@ -1009,9 +1310,34 @@ def _check_git(args: list[str]) -> Decision | None:
         return _d("ask", "shell.writes-file", f"git {sub} --output writes a file")
     if sub in ("submodule", "bisect") and any(a in ("foreach", "run") for a in rest):
         return _gtfo(f"git {sub} foreach/run runs commands")
-    if sub == "config" and any(a.startswith(("alias.", "core.", "diff.", "filter.", "credential")) for a in rest):
-        return _gtfo("git config of aliases/core/diff/filter settings can run commands")
+    if sub == "config":
+        return _check_git_config(rest)
     return None
+
+
+#: git configuration keys an agent may set (nothing that names a program, a path to include, or a remote)
+_GIT_SAFE_KEYS = re.compile(r"\A(?:user\.(?:name|email)|init\.defaultbranch|color\.[a-z.]+|column\.[a-z]+|"
+                            r"advice\.[a-z]+|log\.[a-z]+|status\.[a-z]+|pull\.(?:rebase|ff)|rebase\.autosquash|"
+                            r"commit\.verbose|merge\.conflictstyle|i18n\.[a-z]+|branch\.[^.]+\.description)\Z")
+_GIT_CONFIG_READ = ("--get", "--get-all", "--get-regexp", "--get-urlmatch", "--list", "-l", "--show-origin",
+                    "--show-scope", "--name-only", "get", "list")
+
+
+def _check_git_config(rest: list[str]) -> Decision | None:
+    """``git config``: reading forms pass; setting a key passes only for
+    :data:`_GIT_SAFE_KEYS` (include.path, gpg.program, pager.*, core.*, alias.*,
+    uploadpack.packObjectsHook... run commands)."""
+    if any(a in _GIT_CONFIG_READ or a.startswith(("--get", "--list")) for a in rest):
+        return None
+    if any(a.startswith(("--file", "-f", "--blob", "--global", "--system")) for a in rest):
+        return _gtfo("git config writing another configuration file")
+    keys = [a for a in rest if not a.startswith("-")]
+    if keys and keys[0] in ("set", "unset"):
+        keys = keys[1:]
+    if not keys or _GIT_SAFE_KEYS.match(keys[0].lower()):
+        return None
+    return _gtfo(f"git config {keys[0][:40]!r}: only user.*, color.* and similar keys may be set "
+                 "(others can run commands)")
 
 
 def _check_tar(args: list[str]) -> Decision | None:
@@ -1063,8 +1389,45 @@ def _chain(*checks):  # noqa: ANN202 - small combinator
     return check
 
 
+#: programs that talk to the network by URL
+NET_CLIENTS = frozenset({"curl", "wget", "aria2c", "http", "https", "httpie", "xh", "lynx", "links", "w3m", "fetch"})
+_NET_REDIRECT = {
+    "curl": ("--resolve", "--connect-to", "--dns-servers", "--doh-url", "--unix-socket", "--abstract-unix-socket",
+             "--proxy", "--preproxy", "-x", "--socks4", "--socks5", "-K", "--config"),
+    "wget": ("-e", "--execute", "-i", "--input-file", "--config", "--use-askpass"),
+}
+_BARE_HOST = re.compile(r"\A(?:\[[0-9A-Fa-f:.%]+\]|[0-9A-Za-z.]+)(?::[0-9]+)?(?:/.*)?\Z", re.DOTALL)
+
+
+def _net_check(program: str):  # noqa: ANN202 - small factory
+    redirect = _NET_REDIRECT.get(program, ())
+
+    def check(args: list[str]) -> Decision | None:
+        """curl/wget: options that reroute connections (``--resolve``, proxies,
+        config files, wget ``-e``) deny; addresses given without a scheme
+        (``169.254.169.254/x``, ``2130706433``) are judged like URLs."""
+        for a in args:
+            opt = a.split("=", 1)[0]
+            if opt in redirect or (not a.startswith("--") and a[:2] in redirect and len(a) > 2):
+                return _d("deny", "shell.network-redirect",
+                          f"{program} {opt[:20]}: reroutes the connection or reads options from a file")
+        for a in args:
+            if a.startswith("-") or _URLISH.match(a) or not _BARE_HOST.match(a):
+                continue
+            host = a.split("/", 1)[0]
+            if host[:1].isdigit() or host.startswith("["):  # names are not resolved while deciding
+                v = judge_url(_URL_POLICY, "https://" + host + "/")
+                if v.decision.decision == "deny":
+                    return v.decision
+        return None
+    return check
+
+
+_URL_POLICY = Policy.model_validate({"version": 1})  # built-in URL checks only
+
+
 _GTFO_CHECKS = {
-    "find": _check_find, "awk": _check_awk, "gawk": _check_awk, "mawk": _check_awk, "nawk": _check_awk,
+    "awk": _check_awk, "gawk": _check_awk, "mawk": _check_awk, "nawk": _check_awk,
     "busybox-awk": _check_awk, "sed": _check_sed, "gsed": _check_sed, "git": _check_git, "tar": _check_tar,
     "gtar": _check_tar, "bsdtar": _check_tar,
     "rg": _deny_prefix(("--pre",), "rg option runs a preprocessor command"),
@@ -1080,11 +1443,17 @@ _GTFO_CHECKS = {
     "split": _deny_prefix(("--filter",), "split --filter runs a shell command"),
     "man": _deny_prefix(("-P", "--pager", "-H", "--html"), "man option runs a pager/browser command"),
     "dpkg": _deny_prefix(("-i", "--install"), "dpkg install runs maintainer scripts"),
+    **{n: _net_check(n) for n in ("curl", "wget", "aria2c", "http", "httpie", "xh")},
 }
+
+
+_VERSION_ONLY = frozenset({"--version", "-V", "-VV", "--help", "-h", "-v"})
 
 
 def _judge_interpreter(ctx: _Ctx, program: str, words: tuple[Word, ...]) -> Decision | None:
     args = words[1:]
+    if args and all(w.text in _VERSION_ONLY for w in args):
+        return None  # python3 --version: prints and exits
     i = 0
     while i < len(args):
         w = args[i]
@@ -1131,9 +1500,153 @@ def _program_name(ctx: _Ctx, w: Word) -> tuple[str, Decision | None]:
         return text, _d("deny", "files.bad-path", str(e))
     if os.path.dirname(lexical) in _SYSTEM_BIN:
         return os.path.basename(lexical), None
-    if real.startswith(ctx.root + "/"):
-        return text, _d("ask", "shell.path-executable", f"runs a file from the workspace: {text!r}")
+    if real.startswith(ctx.root + "/") and not is_secret(ctx.policy, lexical, real):
+        return text, _d("allow", "shell.workspace-program", f"runs a file from the workspace inside the sandbox: {text!r}")
     return text, _d("deny", "shell.path-executable", f"runs a program outside the system bin dirs: {text!r}")
+
+
+def _builtin_assignment(base: str, words: tuple[Word, ...]) -> Decision | None:
+    """Variables set by builtins (``export``/``declare``/``local``/``readonly``/
+    ``typeset``/``read``/``mapfile``/``readarray``/``printf -v``/``let``/``unset``):
+    deny when a target is a variable that changes how commands run, a name
+    with an evaluated subscript, or a value that carries an evaluated
+    subscript; else None (the assignment is allowed)."""
+    args = [w.text for w in words[1:]]
+    names: list[str] = []
+    values: list[str] = []
+    if base == "printf":
+        for k, a in enumerate(args):
+            if a == "-v" and k + 1 < len(args):
+                names.append(args[k + 1])
+            elif a.startswith("-v") and len(a) > 2:
+                names.append(a[2:])
+            elif a == "--" or not a.startswith("-"):
+                break
+        values = args
+    elif base == "let":
+        for a in args:
+            if any(x in a for x in ("$(", "`", "[")) or _DANGEROUS_VAR.match(re.split(r"[^A-Za-z0-9_]", a)[0] or "-"):
+                return _d("deny", "shell.arithmetic-eval", f"let {a[:40]!r}: evaluates subscripts or sets a variable "
+                                                           "that changes how commands run")
+        return None
+    else:
+        opts = [a for a in args if a.startswith(("-", "+")) and len(a) > 1]
+        if base in ("declare", "typeset", "local", "export", "readonly") and any(
+                ("n" in o[1:] or "f" in o[1:]) for o in opts if not o.startswith("--")):
+            return _d("deny", "shell.shell-builtin", f"{base} -n/-f: name references and functions")
+        for k, a in enumerate(args):
+            if a.startswith(("-", "+")) and len(a) > 1:
+                continue
+            if base in ("read", "mapfile", "readarray") and k > 0 and args[k - 1] in ("-d", "-n", "-N", "-p", "-t",
+                                                                                        "-u", "-C", "-c", "-O", "-s"):
+                continue
+            name, eq, value = a.partition("=")
+            names.append(name.rstrip("+"))
+            if eq:
+                values.append(value)
+    for name in names:
+        if _DANGEROUS_VAR.match(name.split("[", 1)[0]):
+            return _d("deny", "shell.dangerous-assignment", f"{base} sets {name[:40]}, which changes how commands run")
+        if "[" in name and _unsafe_subscript(name):
+            return _d("deny", "shell.arithmetic-eval", f"{base} {name[:40]!r}: the subscript is evaluated")
+    for v in values:
+        if "[" in v and any(x in v for x in ("$(", "`")):
+            return _d("deny", "shell.arithmetic-eval", f"{base}: value {v[:40]!r} runs commands when evaluated")
+    return None
+
+
+def _check_test(args: list[str]) -> Decision | None:
+    """``test``/``[``/``[[``: ``-v NAME[SUB]`` and numeric comparisons evaluate
+    subscripts arithmetically."""
+    for k, a in enumerate(args):
+        if "[" in a and (k > 0 and args[k - 1] in ("-v", "-eq", "-ne", "-lt", "-le", "-gt", "-ge")
+                         or k + 1 < len(args) and args[k + 1] in ("-eq", "-ne", "-lt", "-le", "-gt", "-ge")):
+            if _unsafe_subscript(a) or "$(" in a or "`" in a:
+                return _d("deny", "shell.arithmetic-eval", f"test operand {a[:40]!r}: the subscript is evaluated")
+    return None
+
+
+def _mass_deletion(ctx: _Ctx, base: str, words: tuple[Word, ...]) -> Decision | None:
+    """``rm -r`` of the workspace itself, everything in it (``*``, ``.``) or ``.git``."""
+    args = [w.text for w in words[1:]]
+    recursive = any(a in ("-r", "-R", "--recursive") or (a.startswith("-") and not a.startswith("--")
+                                                          and ("r" in a or "R" in a)) for a in args)
+    if base != "rm" or not recursive:
+        return None
+    for w in words[1:]:
+        t = w.text.rstrip("/") or "/"
+        if t.startswith("-"):
+            continue
+        if t in ("*", ".", "..", "./*", ".*", "~", "/") or t.endswith("/.git") or t in (".git", "./.git"):
+            return _d("deny", "shell.mass-deletion", f"rm -r {w.text!r} deletes the whole workspace or its history")
+        for cwd in ctx.cwds:
+            try:
+                if resolve(t, cwd)[1] == ctx.root:
+                    return _d("deny", "shell.mass-deletion", f"rm -r {w.text!r} deletes the whole workspace")
+            except PathProblem:
+                pass
+    return None
+
+
+def _judge_wrapped(ctx: _Ctx, base: str, words: tuple[Word, ...], depth: int) -> list[Decision]:
+    """A transparent wrapper (``env``, ``xargs``, ``timeout``...): the wrapped
+    command is judged like a command of its own."""
+    args = [w.text for w in words[1:]]
+    if base == "env" and any(a == "-S" or a.startswith(("--split-string", "-S")) for a in args):
+        return [_d("deny", "shell.interpreter-inline-code", "env -S splits a string into a command")]
+    valued = _WRAPPER_VALUED.get(base, frozenset())
+    k = 1
+    while k < len(words):
+        t = words[k].text
+        if t in valued:
+            k += 2
+            continue
+        if t.startswith("-") or (_WRAPPER_SKIP.match(t) and not words[k].dynamic):
+            m = _ASSIGN.match(t)
+            if m and _DANGEROUS_VAR.match(t[:m.end()].rstrip("+=")):
+                return [_d("deny", "shell.dangerous-assignment", f"{base} sets {t.split('=')[0]}")]
+            k += 1
+            continue
+        if depth >= 4:
+            return [_d("ask", "shell.wrapper", f"{base}: wrappers nested too deep")]
+        inner = _judge_words(ctx, words[k:], depth + 1)
+        return [_d("allow", "shell.wrapper", f"{base} runs a command judged on its own")] + inner
+    return [_d("allow", "shell.wrapper", f"{base} with nothing to run")]
+
+
+def _judge_find(ctx: _Ctx, words: tuple[Word, ...], depth: int) -> list[Decision]:
+    """``find``: ``-exec``/``-execdir``/``-ok`` commands are judged like commands
+    of their own (``{}`` stands for a workspace path); ``-delete`` asks;
+    ``-fprint*``/``-fls`` files are judged as writes."""
+    out: list[Decision] = []
+    k = 1
+    while k < len(words):
+        t = words[k].text
+        if t in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = next((j for j in range(k + 1, len(words)) if words[j].text in (";", "+")), len(words))
+            inner = tuple(Word(".") if w.text == "{}" else w for w in words[k + 1:end])
+            if not inner:
+                return [_d("deny", "shell.parse-error", "find -exec without a command")]
+            if depth >= 4:
+                return [_d("ask", "shell.wrapper", "find -exec nested too deep")]
+            out.extend(_judge_words(ctx, inner, depth + 1))
+            k = end + 1
+            continue
+        if t == "-delete":
+            out.append(_d("ask", "shell.find-delete", "find -delete deletes every match"))
+        elif t in ("-fprint", "-fprint0", "-fprintf", "-fls") and k + 1 < len(words):
+            out.extend(_judge_path_word(ctx, words[k + 1], "write", listed_outside=False))
+        k += 1
+    return out
+
+
+def _git_rule_args(args: list[str]) -> list[str]:
+    """``git`` arguments without the global options before the subcommand
+    (``-C dir``, ``--no-pager``...), so that policy rules see the subcommand first."""
+    k = 0
+    while k < len(args) and args[k].startswith("-"):
+        k += 2 if args[k] in ("-C", "--namespace", "--super-prefix") else 1
+    return args[k:]
 
 
 def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Decision]:
@@ -1144,6 +1657,7 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
         out.append(d)
         if d.decision == "deny":
             return out
+    workspace_program = d is not None and d.rule == "shell.workspace-program"
     first = len(out)
     for w in words:
         if w.ansi:
@@ -1156,30 +1670,31 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
     args = [w.text for w in words[1:]]
     if base in SHELL_BUILTINS_DENIED:
         return [_d("deny", "shell.shell-builtin", f"{base}: evaluates strings or changes the shell itself")]
+    if base in ASSIGNING_BUILTINS or (base == "printf" and any(a.startswith("-v") for a in args)):
+        d = _builtin_assignment(base, words)
+        if d is not None:
+            return [d]
+        if base in ASSIGNING_BUILTINS:
+            return [_d("allow", "shell.assignment", f"{base} sets ordinary shell variables")]
     if base in PRIVESC:
         return [_d("deny", "shell.privilege-escalation", f"{base}: runs commands with other privileges/root")]
+    if base in EXEC_WRAPPERS:
+        return [_d("deny", "shell.wrapper-exec", f"{base} runs commands it builds or hides from the judge")]
     if _INTERPRETER_RE.match(base):
         d = _judge_interpreter(ctx, base, words)
         if d is not None and d.decision == "deny":
             return [d]
     if base in WRAPPERS:
-        out.append(_d("ask", "shell.wrapper", f"{base} runs another command"))
-        if depth < 4:
-            if any(a == "-S" or a.startswith(("--split-string", "-S")) for a in args) and base == "env":
-                return [_d("deny", "shell.interpreter-inline-code", "env -S splits a string into a command")]
-            for k in range(1, len(words)):
-                t = words[k].text
-                if t.startswith("-") or (_WRAPPER_SKIP.match(t) and not words[k].dynamic):
-                    m = _ASSIGN.match(t)
-                    if m and _DANGEROUS_VAR.match(t[:m.end()].rstrip("+=")):
-                        return [_d("deny", "shell.dangerous-assignment", f"{base} sets {t.split('=')[0]}")]
-                    continue
-                out.extend(_judge_words(ctx, words[k:], depth + 1))
-                if any(x.decision == "deny" for x in out):
-                    return out
-        return out
+        return _judge_wrapped(ctx, base, words, depth)
     if base == "cd":
         return _judge_cd(ctx, words)
+    for check in (_check_test(args) if base in ("test", "[", "[[") else None, _mass_deletion(ctx, base, words)):
+        if check is not None:
+            return [check]
+    if base == "find":
+        out.extend(_judge_find(ctx, words, depth))
+        if any(x.decision == "deny" for x in out):
+            return out
     check = _GTFO_CHECKS.get(base)
     if check is not None:
         d = check(args)
@@ -1191,12 +1706,10 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
     text_args = policy.fast.text_args
     if text_args is None or not text_args.match(base):
         writes = policy.fast.write_args
-        mode = "write" if writes is not None and writes.match(base) else "read"
+        mode = "write" if (writes is not None and writes.match(base)) or _edits_in_place(base, args) else "read"
         skip = _not_path_indices(base, args)
         for i, w in enumerate(words[1:]):
             if i in skip:
-                if w.dynamic:
-                    out.append(_d("ask", "shell.dynamic-argument", f"argument {w.text[:60]!r} is computed at run time"))
                 continue
             if mode == "write" and not w.text.startswith("-"):
                 found = _judge_path_word(ctx, w, "write", listed_outside=False)
@@ -1209,12 +1722,19 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
         for w in words[1:]:
             if "/dev/tcp/" in w.text or "/dev/udp/" in w.text:
                 out.append(_d("deny", "shell.dev-tcp", "bash /dev/tcp network redirection"))
-            if w.dynamic:
-                out.append(_d("ask", "shell.dynamic-argument", f"argument {w.text[:60]!r} is computed at run time"))
-    matched = [r for r in policy.rules_for("shell") if r.matches_shell(base, args)]
+    if workspace_program:
+        return out
+    rule_args = _git_rule_args(args) if base == "git" else args
+    matched = [r for r in policy.rules_for("shell") if r.matches_shell(base, rule_args)]
     # the program's own rule goes first so that it is the one reported when all parts allow
     out.insert(first, rule_decision(matched, _d("ask", "default.shell", f"no rule covers {base!r}")))
     return out
+
+
+def _edits_in_place(base: str, args: list[str]) -> bool:
+    """``sed -i``: its file operands are written."""
+    return base in ("sed", "gsed") and any(a.startswith(("-i", "--in-place")) or (
+        a.startswith("-") and not a.startswith("--") and "i" in a[1:]) for a in args)
 
 
 def _judge_cd(ctx: _Ctx, words: tuple[Word, ...]) -> list[Decision]:
@@ -1241,7 +1761,10 @@ def _judge_simple(ctx: _Ctx, s: Simple) -> list[Decision]:
             return [_d("deny", "shell.dangerous-assignment", f"assignment to {name} changes how commands run")]
         if any("IFS" in p for p in a.params):
             return [_d("deny", "shell.ifs", "uses $IFS")]
-        out.append(_d("ask", "shell.assignment", f"variable assignment {name}=..."))
+        value = a.text.split("=", 1)[1] if "=" in a.text else ""
+        if "[" in value and any(x in value for x in ("$(", "`")):
+            return [_d("deny", "shell.arithmetic-eval", f"value of {name} runs commands when evaluated")]
+        out.append(_d("allow", "shell.assignment", f"variable assignment {name}=..."))
     for r in s.redirects:
         if r.target is None or r.op == "<<<":
             continue
@@ -1268,10 +1791,17 @@ HARMLESS = frozenset("ls cat head tail wc grep egrep fgrep sort uniq cut tr diff
 def harmless(parsed: Parsed) -> bool:
     """True when every simple command of ``parsed`` is a :data:`HARMLESS`
     listing program with no redirection other than a read or ``/dev/null``
-    (used when no sandbox is available: only such lines run unconfined)."""
+    (used when no sandbox is available: only such lines run unconfined). Words
+    computed at run time and options that follow symbolic links out of the
+    workspace (``grep -R``, ``rg -L``, ``find -L``, ``tree -l``...) are not harmless."""
     for c in parsed.commands:
         if c.assigns or not c.words or c.words[0].text not in HARMLESS:
             return False
+        for w in c.words[1:]:
+            t = w.text
+            if w.dynamic or t in ("-L", "-H", "--follow", "--dereference", "--dereference-recursive", "-l") or (
+                    t.startswith("-") and not t.startswith("--") and ("R" in t or "L" in t)):
+                return False
         for r in c.redirects:
             if r.target is not None and r.op not in ("<", "<&") and r.target.text != "/dev/null":
                 return False
@@ -1295,6 +1825,56 @@ def judge_command(policy: Policy, command: object, root: str, *, confined: bool 
     return d, parsed
 
 
+_UPLOAD_STDIN = re.compile(r"\A(?:-d|--data(?:-binary|-raw|-urlencode|-ascii)?|-T|--upload-file|-F|--form|"
+                           r"--post-file|--body-file|--json)=?(?:@?-|.*=@-|/dev/stdin|@/dev/stdin)\Z")
+_UPLOAD_OPTS = ("-d", "--data", "-T", "--upload-file", "-F", "--form", "--post-data", "--post-file", "--body-data",
+                "--body-file", "--json")
+
+
+def _base(c: Simple) -> str:
+    return c.words[0].text.rsplit("/", 1)[-1] if c.words else ""
+
+
+def _line_intent(parsed: Parsed) -> Decision | None:
+    """Intent of the whole line, beyond its parts: download and execute
+    (a network client and, in the same line, an interpreter, a workspace
+    program or ``chmod +x``), and exfiltration (a network client that uploads
+    its standard input fed by another command of the line, or uploads data
+    computed at run time)."""
+    cmds = [c for c in parsed.commands if c.words]
+    generated = {r.target.text for c in cmds if any(w.dynamic for w in c.words[1:])
+                 for r in c.redirects if r.target is not None and r.op in (">", ">>") and not r.target.dynamic}
+    for c in cmds:
+        ran = [w.text for w in c.words[:2]]
+        if generated and (_INTERPRETER_RE.match(_base(c)) or c.words[0].text.startswith("./")) and (
+                set(ran) & generated or {"./" + g for g in generated} & set(ran)):
+            return _d("deny", "shell.generated-script", f"runs a script written from computed text in the same line "
+                                                        f"({_label(c)})")
+    nets = [c for c in cmds if _base(c) in NET_CLIENTS]
+    if not nets:
+        return None
+    for c in cmds:
+        b = _base(c)
+        runs = (_INTERPRETER_RE.match(b) and not all(w.text in _VERSION_ONLY for w in c.words[1:])) \
+            or c.words[0].text.startswith(("./", "/tmp/", "~/")) \
+            or (b == "chmod" and any(re.fullmatch(r"[ugoa]*\+[rwX]*x[rwX]*|0*[0-7]?[1357][0-7]{0,2}", w.text)
+                                     for w in c.words[1:]))
+        if runs:
+            return _d("deny", "shell.download-exec", f"downloads with {_base(nets[0])} and runs code in the same "
+                                                     f"line ({_label(c)})")
+    for n in nets:
+        words = n.words[1:]
+        for k, w in enumerate(words):
+            nxt = words[k + 1] if k + 1 < len(words) else None
+            stdin = _UPLOAD_STDIN.match(w.text) or (w.text in _UPLOAD_OPTS and nxt is not None and (
+                nxt.text in ("-", "@-", "/dev/stdin", "@/dev/stdin") or nxt.text.endswith("=@-")))
+            computed = (w.text.startswith(_UPLOAD_OPTS) and w.dynamic) or (
+                w.text in _UPLOAD_OPTS and nxt is not None and nxt.dynamic)
+            if (stdin and len(cmds) > 1) or computed:
+                return _d("deny", "shell.exfiltration", f"{_base(n)} uploads data produced by the command line")
+    return None
+
+
 def _judge_line(policy: Policy, command: object, root: str) -> tuple[Decision, Parsed | None]:
     if not isinstance(command, str) or not command.strip():
         return _d("deny", "shell.empty", "command must be a non-empty string"), None
@@ -1306,6 +1886,9 @@ def _judge_line(policy: Policy, command: object, root: str) -> tuple[Decision, P
     verdicts = list(parsed.issues)
     if any(v.decision == "deny" for v in verdicts):
         return strictest(verdicts, verdicts[0]), parsed
+    intent = _line_intent(parsed)
+    if intent is not None:
+        return intent, parsed
     ctx = _Ctx(policy, root)
     for s in parsed.commands:
         ds = _judge_simple(ctx, s)
