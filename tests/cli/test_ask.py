@@ -1,0 +1,123 @@
+"""``swarmctl ask``: one input or a JSONL file through the real router, with
+the local tiers on fake Ollama hosts and the API tier on the fake Anthropic
+service, reached through the official clients; every call lands in the
+ledger of the data directory."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from swarmd.cli import main as swarmctl
+from swarmd.costs import Ledger
+from tests.fakes import Answer
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.config import API_PRICES, make_config
+from tests.fakes.ollama_server import FakeOllama
+
+SURE, UNSURE = math.log(0.95), math.log(0.3)
+LABELS = "feat,fix,docs"
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch, capsys):
+    """``run(fast, quality, api, *argv)``: swarmctl ask against those fakes -> (code, stdout, stderr)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    monkeypatch.delenv("SWARMD_CONFIG", raising=False)
+
+    def run(fast, quality, api, *argv: str):
+        config = make_config(fast.url, quality.url, api.url)
+        path = tmp_path / "cfg.yaml"
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"source"})))
+        capsys.readouterr()
+        code = swarmctl(["--config", str(path), "--data-dir", str(tmp_path / "data"), "ask", *argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run
+
+
+def ledger_rows(tmp_path) -> list[dict]:
+    ledger = Ledger(tmp_path / "data" / "memory.db")
+    try:
+        return ledger.rows()
+    finally:
+        ledger.close()
+
+
+def test_one_input_escalates_and_prints_the_accepted_answer(run, tmp_path):
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("feat", logprobs=[SURE])]) as quality, FakeAnthropic() as api:
+        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS,
+                              "--input", "add a --dry-run flag")
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.splitlines())
+    assert fields["answer"].strip() == "feat" and fields["tier"].strip() == "LOCAL_QUALITY"
+    assert fields["status"].strip() == "accepted" and fields["escalations"].strip() == "1"
+    assert "add a --dry-run flag" in json.dumps(fast.model_requests()[0].json)
+    assert api.requests == []
+    assert [(r["tier"], r["outcome"]) for r in ledger_rows(tmp_path)] == [
+        ("LOCAL_FAST", "escalated"), ("LOCAL_QUALITY", "accepted")]
+
+
+def test_json_result_and_exit_1_when_unresolved(run, tmp_path):
+    with FakeOllama([Answer("fix", logprobs=[math.log(0.4)])]) as fast, \
+         FakeOllama([Answer("docs", logprobs=[math.log(0.6)])]) as quality, \
+         FakeAnthropic([Answer("banana", tokens_in=100, tokens_out=2)]) as api:
+        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x", "--json")
+    assert code == 1
+    result = json.loads(out)
+    assert {"id", "answer", "confidence", "tier", "model", "status", "escalations", "cost_usd", "latency_ms"} <= set(result)
+    assert (result["status"], result["answer"], result["escalations"]) == ("unresolved", "docs", 2)
+    assert result["cost_usd"] == pytest.approx((100 * API_PRICES[0] + 2 * API_PRICES[1]) / 1e6)
+    assert [r["outcome"] for r in ledger_rows(tmp_path)] == ["escalated", "escalated", "rejected"]
+
+
+def test_file_one_json_line_per_item_with_its_id_and_labels(run, tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "a", "text": "fix crash"}) + "\n\n"
+                     + json.dumps({"id": "b", "text": "is it raining", "labels": "yes,no"}) + "\n")
+    with FakeOllama([Answer("fix", logprobs=[SURE]), Answer("no", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("yes", logprobs=[math.log(0.5)])]) as quality, FakeAnthropic(["maybe"]) as api:
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--file", str(items))
+    assert code == 0                                     # a batch exits 0; each line says its status
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["answer"], r["status"]) for r in results] == [("a", "fix", "accepted"),
+                                                                       ("b", "yes", "unresolved")]
+    assert "2 items, 1 unresolved" in err
+    assert [r["outcome"] for r in ledger_rows(tmp_path)] == ["accepted", "escalated", "escalated", "rejected"]
+
+
+def test_bad_file_lines_exit_2_naming_each_line_and_nothing_is_routed(run, tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_bytes(b'{"id": "a", "text": "ok"}\n{"id": "b"}\n\xff\n[1]\n')
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic() as api:
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--file", str(items))
+        assert fast.requests == quality.requests == api.requests == []
+    assert code == 2 and out == ""
+    flat = " ".join(err.split())
+    for expected in ("items.jsonl:2: missing or empty string field(s): text", "items.jsonl:3: not UTF-8",
+                     "items.jsonl:4: expected a JSON object, found list"):
+        assert expected in flat
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["--action", "translate", "--input", "x"], "translate"),
+    (["--action", "classify", "--labels", LABELS, "--input", "  "], "--input is empty"),
+    (["--action", "classify", "--labels", LABELS], "give --input TEXT or --file"),
+])
+def test_bad_request_exits_2_before_any_call(run, argv, reason):
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic() as api:
+        code, out, err = run(fast, quality, api, *argv)
+        assert fast.requests == quality.requests == api.requests == []
+    assert code == 2 and out == "" and reason in " ".join(err.split())
+
+
+def test_no_ledger_writes_no_rows(run, tmp_path):
+    with FakeOllama([Answer("fix", logprobs=[SURE])]) as fast, FakeOllama() as quality, FakeAnthropic() as api:
+        code, _out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                               "--no-ledger")
+    assert code == 0
+    assert not (tmp_path / "data" / "memory.db").exists() or ledger_rows(tmp_path) == []

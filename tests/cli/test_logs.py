@@ -1,0 +1,73 @@
+"""``swarmctl logs``: the last lines of the daemon log, and ``-f`` following
+what is written after them (a real subprocess, polled with a deadline)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from swarmd.cli import main as swarmctl
+from tests.wait import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = str(ROOT / "llm_config.yaml")
+
+
+@pytest.fixture
+def log(tmp_path):
+    """The daemon log (``daemon.log.path`` of the shipped config) in a fresh data dir, 5 lines."""
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "daemon_hybrid.log"
+    path.write_text("".join(f"line {i}\n" for i in range(1, 6)))
+    return path
+
+
+def test_last_n_lines(log, capsys):
+    code = swarmctl(["--config", CONFIG, "--data-dir", str(log.parent), "logs", "-n", "2"])
+    assert (code, capsys.readouterr().out) == (0, "line 4\nline 5\n")
+
+
+def test_default_is_the_last_50_lines(log, capsys):
+    log.write_text("".join(f"line {i}\n" for i in range(1, 61)))
+    assert swarmctl(["--config", CONFIG, "--data-dir", str(log.parent), "logs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "line 11" and out[-1] == "line 60" and len(out) == 50
+
+
+def test_no_log_exits_2_naming_where_it_looked(tmp_path, capsys):
+    code = swarmctl(["--config", CONFIG, "--data-dir", str(tmp_path / "empty"), "logs"])
+    assert code == 2
+    assert f"no log at {tmp_path / 'empty' / 'daemon_hybrid.log'}" in capsys.readouterr().err
+
+
+def test_negative_lines_is_bad_input(log, capsys):
+    assert swarmctl(["--config", CONFIG, "--data-dir", str(log.parent), "logs", "-n", "-3"]) == 2
+    assert "--lines must be >= 0" in capsys.readouterr().err
+
+
+def test_follow_prints_lines_written_later_until_interrupted(log):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "swarmd.cli", "--config", CONFIG, "--data-dir", str(log.parent),
+                             "logs", "-f", "-n", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: seen == ["line 5\n"], 30, lambda: f"the last line first, got {seen!r}")
+        with log.open("a") as fh:
+            fh.write("written later 1\nwritten later 2\n")
+        wait_until(lambda: seen[1:] == ["written later 1\n", "written later 2\n"], 30,
+                   lambda: f"the appended lines, got {seen!r}")
+        assert proc.poll() is None                  # still following
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 130 and "interrupted" in proc.stderr.read()
