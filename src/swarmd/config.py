@@ -24,6 +24,16 @@ from swarmd.validation import InputError, Invalid, YamlDoc, parse_yaml, read_yam
 DEFAULT_CONFIG_NAME = "llm_config.yaml"
 TIER_NAMES = ("LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK")
 OUTPUT_KINDS = ("label", "labels", "yes_no", "json", "text", "code")
+#: Routing strategies (``actions.<a>.strategy``, an objective's ``strategy``):
+#: ``cascade`` the escalation chain from the action's tier on; ``local_only``
+#: its local models only; ``api_only`` its API models only; ``local_fallback``
+#: its API models first, its local models only when no API model answered
+#: (unavailable, cooling down, failed, or refused by a budget).
+STRATEGIES = ("cascade", "local_only", "api_only", "local_fallback")
+Strategy = Literal["cascade", "local_only", "api_only", "local_fallback"]
+#: Providers that are remote APIs (every other provider runs on hardware of
+#: one's own: in-process, Ollama, echo).
+API_PROVIDERS = ("anthropic",)
 
 
 class ConfigError(InputError):
@@ -113,6 +123,11 @@ class ModelConfig(_Strict):
         return (tokens_in * self.price_per_mtok_in + tokens_out * self.price_per_mtok_out) / 1_000_000
 
     @property
+    def is_api(self) -> bool:
+        """True for a remote API model (provider in :data:`API_PROVIDERS`), False for a local one."""
+        return self.provider in API_PROVIDERS
+
+    @property
     def is_free(self) -> bool:
         """True when a call to this model costs nothing (both prices are 0)."""
         return self.price_per_mtok_in == 0 and self.price_per_mtok_out == 0
@@ -141,6 +156,8 @@ class ActionConfig(_Strict):
     examples: list[Example] = Field(default_factory=list)
     input_max_chars: int = Field(default=4000, gt=0)
     label_calibration: list[LabelCalibration] = Field(default_factory=list)
+    #: the routing strategy of this action's objectives that do not name one
+    strategy: Strategy = "cascade"
 
     @field_validator("item")
     @classmethod
@@ -390,6 +407,16 @@ class Config(_Strict):
                                "an action defined under actions")
         return quality
 
+    @field_validator("actions")
+    @classmethod
+    def _strategies_servable(cls, actions: dict[str, ActionConfig], info: ValidationInfo) -> dict[str, ActionConfig]:
+        if "escalation" in info.data and "tiers" in info.data:
+            partial = _Plans(info.data["tiers"], info.data["escalation"].chain, actions)
+            Invalid.raise_any(((name, "strategy"), expected, short(a.strategy)) for name, a in actions.items()
+                              if a.tier in partial.chain
+                              and (expected := partial.problem(name, a.strategy)) is not None)
+        return actions
+
     def chain_from(self, action: str) -> list[str]:
         """Tiers to try for ``action``: the escalation chain from its starting tier on.
 
@@ -398,6 +425,62 @@ class Config(_Strict):
         start = self.actions[action].tier
         chain = self.escalation.chain
         return chain[chain.index(start):]
+
+    def strategy_of(self, action: str, strategy: str | None = None) -> str:
+        """``strategy``, or ``action``'s default (``actions.<a>.strategy``) when ``None``."""
+        return strategy or self.actions[action].strategy
+
+    def plan(self, action: str, strategy: str | None = None) -> list[tuple[str, list[tuple[int, ModelConfig]]]]:
+        """The models ``action`` may call under ``strategy`` (``None``: the
+        action's default), in the order the router tries them: ``[(tier,
+        [(index in the tier, model), ...]), ...]``; tiers with no model left
+        are dropped.  See :data:`STRATEGIES`.  Raises ``KeyError`` for an
+        unknown action, ``ValueError`` for an unknown strategy."""
+        return _Plans(self.tiers, self.escalation.chain, self.actions).plan(action, self.strategy_of(action, strategy))
+
+    def strategy_problem(self, action: str, strategy: str) -> str | None:
+        """What ``strategy`` would need and ``action``'s chain lacks (a
+        sentence), or ``None`` when it can be served."""
+        return _Plans(self.tiers, self.escalation.chain, self.actions).problem(action, strategy)
+
+
+class _Plans:
+    """Strategy plans over tiers, chain and actions (shared by :class:`Config`
+    and its validator, which runs before the Config exists)."""
+
+    def __init__(self, tiers: dict[str, list[ModelConfig]], chain: list[str], actions: dict[str, ActionConfig]):
+        self.tiers, self.chain, self.actions = tiers, chain, actions
+
+    def plan(self, action: str, strategy: str) -> list[tuple[str, list[tuple[int, ModelConfig]]]]:
+        chain = self.chain[self.chain.index(self.actions[action].tier):]
+
+        def stages(api: bool | None) -> list:
+            out = [(tier, [(i, m) for i, m in enumerate(self.tiers.get(tier, ())) if api is None or m.is_api == api])
+                   for tier in chain]
+            return [(tier, models) for tier, models in out if models]
+
+        if strategy == "cascade":
+            return stages(None)
+        if strategy == "local_only":
+            return stages(False)
+        if strategy == "api_only":
+            return stages(True)
+        if strategy == "local_fallback":
+            return stages(True) + stages(False)
+        raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+
+    def problem(self, action: str, strategy: str) -> str | None:
+        if strategy not in STRATEGIES:
+            return f"one of {', '.join(STRATEGIES)}"
+        plan = self.plan(action, strategy)
+        kinds = {m.is_api for _, models in plan for _, m in models}
+        start = self.actions[action].tier
+        if strategy == "local_only" and not plan:
+            return f"a strategy with a model to call: no local model in the chain from {start}"
+        if strategy in ("api_only", "local_fallback") and True not in kinds:
+            return (f"a strategy with a model to call: no API model ({', '.join(API_PROVIDERS)}) "
+                    f"in the chain from {start}")
+        return None
 
 
 # --------------------------------------------------------------------------- loading

@@ -4,7 +4,12 @@ An objective is a JSON object::
 
     {"id": str, "action": str, "input": str, "labels": [str] | null,
      "priority": "high" | "normal" | "low", "max_cost_usd": float | null,
+     "strategy": "cascade" | "local_only" | "api_only" | "local_fallback" | null,
      "tags": [str], "submitted_at": float (unix seconds)}
+
+``strategy`` (see :data:`swarmd.config.STRATEGIES`): which tiers may answer;
+validated against the config, it becomes the action's ``strategy`` when not
+given, so the objective carries the one it runs with.
 
 Its life: ``queued → running → done | failed | unresolved``.  An ``agent``
 objective whose next tool action the governor answers with ``ask`` is parked:
@@ -26,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from swarmd.config import Config
+from swarmd.config import Config, Strategy
 from swarmd.validation import InputError, Invalid, short, validate as validate_model
 
 STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved")
@@ -63,6 +68,7 @@ class Objective(BaseModel):
     labels: list[str] | None = Field(default=None, validate_default=True)
     priority: Literal["high", "normal", "low"] = "normal"
     max_cost_usd: Annotated[float, Field(ge=0, strict=True)] | None = None
+    strategy: Strategy | None = Field(default=None, validate_default=True)
     tags: list[str] = Field(default_factory=list)
     submitted_at: float = 0.0
 
@@ -128,6 +134,18 @@ class Objective(BaseModel):
                           if label in labels[:i])
         return labels
 
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_servable(cls, strategy: str | None, info: ValidationInfo) -> str | None:
+        config, action = _config(info), info.data.get("action")
+        if config is None or action not in config.actions:
+            return strategy
+        strategy = config.strategy_of(action, strategy)
+        problem = config.strategy_problem(action, strategy)
+        if problem is not None:
+            raise Invalid(((), problem, short(strategy)))
+        return strategy
+
     def to_dict(self) -> dict:
         """The JSON-ready dict (the keys of the module docstring)."""
         return self.model_dump()
@@ -151,7 +169,9 @@ def validate(raw: Any, config: Config, file: str | None = None, line: int | None
     action means :data:`AGENT_ACTION`), empty, oversized (limit
     ``daemon.max_input_chars``) or non-UTF-8 input, fewer than two labels for
     a label action, empty, comma-containing or repeated labels, a bad
-    priority, a negative ``max_cost_usd``, or a malformed id.
+    priority, a negative ``max_cost_usd``, an unknown ``strategy`` or one the
+    action's chain cannot serve (``api_only`` with no API model), or a
+    malformed id.  A missing ``strategy`` becomes the action's.
     """
     if isinstance(raw, dict):
         raw = dict(raw)

@@ -3,7 +3,11 @@
 For one request the router:
 
 1. takes the escalation chain from the action's starting tier on
-   (``actions.<a>.tier`` and ``escalation.chain`` in the config);
+   (``actions.<a>.tier`` and ``escalation.chain`` in the config), keeping the
+   models the request's routing strategy allows, in its order
+   (:meth:`swarmd.config.Config.plan`: ``cascade`` all of them,
+   ``local_only`` / ``api_only`` the local / API ones, ``local_fallback`` the
+   API ones first and the local ones only when no API model answered);
 2. in each tier, calls the first model that is not cooling down;
 3. scores the answer with the quality gate (:mod:`swarmd.router.quality`);
 4. accepts it when ``confidence >= threshold``, else escalates to the next tier;
@@ -152,6 +156,7 @@ class Router:
         self.provider_factory = provider_factory
         self.availability = Availability(config.escalation.cooldown_s, clock)
         self._providers: dict[str, Provider] = {}
+        self._plans: dict[tuple[str, str], tuple[Config, list]] = {}
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -181,8 +186,9 @@ class Router:
                     built.append(key)
         return built
 
-    def check_request(self, action: str, labels: tuple[str, ...]) -> None:
-        """Raise :class:`RequestError` when ``action``/``labels`` cannot be served."""
+    def check_request(self, action: str, labels: tuple[str, ...], strategy: str | None = None) -> None:
+        """Raise :class:`RequestError` when ``action``/``labels``/``strategy``
+        (``None``: the action's default) cannot be served."""
         if action not in self.config.actions:
             raise RequestError(f"unknown action {action!r}; supported: {', '.join(self.config.actions)}")
         output = self.config.actions[action].output
@@ -191,21 +197,42 @@ class Router:
                 raise RequestError(f"action {action!r} needs at least two labels")
             if len(set(labels)) != len(labels) or any(not l or not l.strip() or "," in l for l in labels):
                 raise RequestError("labels must be distinct, non-empty and contain no commas")
+        if strategy is not None:
+            self._plan(action, strategy)
+
+    def _plan(self, action: str, strategy: str) -> list[tuple[str, list[tuple[int, ModelConfig]]]]:
+        """:meth:`Config.plan` of ``action`` under ``strategy``, kept per config;
+        raises :class:`RequestError` for a strategy the config cannot serve."""
+        cached = self._plans.get((action, strategy))
+        if cached is None or cached[0] is not self.config:
+            problem = self.config.strategy_problem(action, strategy)
+            if problem is not None:
+                raise RequestError(f"strategy {strategy!r} for action {action!r}: expected {problem}")
+            cached = self._plans[(action, strategy)] = (self.config, self.config.plan(action, strategy))
+        return cached[1]
 
     # ------------------------------------------------------------------ routing
     def route(self, action: str, text: str, labels: tuple[str, ...] | list[str] = (),
               objective_id: str | None = None, request_id: str | None = None,
-              max_cost_usd: float | None = None) -> RouteResult:
+              max_cost_usd: float | None = None, strategy: str | None = None) -> RouteResult:
         """Answer one request, escalating while confidence < threshold.
 
         ``max_cost_usd``: the objective's cap in USD (with a budget, across all
         of ``objective_id``'s calls; without one, within this request).
+        ``strategy``: which models may answer and in what order
+        (:data:`swarmd.config.STRATEGIES`; ``None``: the action's
+        ``strategy``, ``cascade`` unless configured): the tiers of
+        :meth:`Config.plan`, escalating from one to the next as in a cascade,
+        except that under ``local_fallback`` the local tiers are tried only
+        when no API model answered (unavailable, failed or refused by a budget).
         Returns a :class:`RouteResult`.  Raises :class:`RequestError` only for a
         bad request (unknown action, missing labels), never for a model failure
         nor a budget (a refused call is skipped; see the module docstring).
         """
         labels = tuple(labels)
         self.check_request(action, labels)
+        strategy = strategy or self.config.actions[action].strategy
+        plan = self._plan(action, strategy)
         action_cfg = self.config.actions[action]
         if self.memory is not None and action_cfg.output in CACHED_OUTPUTS:
             cached = self._from_memory(action, text, labels, objective_id, request_id)
@@ -217,15 +244,17 @@ class Router:
         if learned_cals:        # first match wins in the provider: learned before shipped
             prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
         refusals = tuple(self.config.quality.refusal_phrases)
-        chain = self.config.chain_from(action)
         attempts: list[Attempt] = []
         skipped: list[str] = []
         best: tuple[Verdict, Attempt] | None = None
         pending: Attempt | None = None      # not accepted: "escalated" once a further call is made
         refused_by_budget = False
+        api_answered = False
 
-        for tier_index, tier in enumerate(chain):
-            for model_index, model in enumerate(self.config.tiers[tier]):
+        for stage, (tier, models) in enumerate(plan):
+            if api_answered and strategy == "local_fallback" and not models[0][1].is_api:
+                break                           # the API answered: local tiers are only its fallback
+            for model_index, model in models:
                 key = self.model_key(tier, model, model_index)
                 reason = self.availability.down_reason(key)
                 if reason is not None:
@@ -240,7 +269,7 @@ class Router:
                         refused_by_budget = True
                         continue
                 accept_at = learned_thresholds.get(model.model, threshold)
-                if model.is_free and self.budget is not None and self._next_is_paid(chain, tier_index):
+                if model.is_free and self.budget is not None and self._next_is_paid(plan, stage):
                     accept_at = self.budget.pacing_threshold(accept_at, action)
                 attempt = verdict = None
                 try:
@@ -255,6 +284,7 @@ class Router:
                     self._record(action, pending, objective_id)
                     pending = None
                 attempts.append(attempt)
+                api_answered = api_answered or (model.is_api and attempt.outcome != "error")
                 if verdict is not None and (best is None or verdict.confidence > best[0].confidence):
                     best = (verdict, attempt)
                 if attempt.outcome == "accepted":
@@ -343,11 +373,12 @@ class Router:
         return self._result((Verdict(hit.answer, 1.0), attempt), [attempt], [], ACCEPTED, None, request_id)
 
     # ------------------------------------------------------------------ budgets
-    def _next_is_paid(self, chain: list[str], tier_index: int) -> bool:
-        """True when the model that would answer after ``chain[tier_index]``
-        (the first one not cooling down in the next tier that has one) has a price."""
-        for tier in chain[tier_index + 1:]:
-            for index, model in enumerate(self.config.tiers[tier]):
+    def _next_is_paid(self, plan: list, stage: int) -> bool:
+        """True when the model that would answer after ``plan[stage]`` (the
+        first one not cooling down in the next tier of the plan that has one)
+        has a price."""
+        for tier, models in plan[stage + 1:]:
+            for index, model in models:
                 if self.availability.down_reason(self.model_key(tier, model, index)) is None:
                     return not model.is_free
         return False

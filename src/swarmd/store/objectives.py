@@ -4,7 +4,8 @@ and the rows that arrive with worker events (cost ledger, audit log).
 Tables (created by :mod:`swarmd.store.schema`, opened with
 :func:`~swarmd.store.schema.open_db`):
 
-* ``objectives`` — one row per objective: fields of the objective, ``state``
+* ``objectives`` — one row per objective: fields of the objective (``strategy``
+  NULL for objectives queued before routing strategies: they ran ``cascade``), ``state``
   (queued | running | awaiting_approval | done | failed | unresolved),
   timestamps (unix seconds; ``finished_at`` only for final states),
   and the final answer, confidence, tier, model, cost (USD), escalations and
@@ -64,9 +65,9 @@ class Store:
         now = time.time()
         with self._lock, self._transaction():
             return [self._conn.execute(
-                "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, tags, "
-                "state, submitted_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (o.id, o.action, o.input, json.dumps(o.labels), o.priority, o.max_cost_usd,
+                "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, strategy, "
+                "tags, state, submitted_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (o.id, o.action, o.input, json.dumps(o.labels), o.priority, o.max_cost_usd, o.strategy,
                  json.dumps(o.tags), "queued", o.submitted_at, now)).rowcount == 1 for o in objs]
 
     def apply_event(self, event_id: str, kind: str, objective_id: str, payload: dict) -> bool:

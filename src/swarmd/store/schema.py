@@ -24,6 +24,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  6    ``memory.records``   ``cache_disabled``: answer-cache templates verified wrong
  7    ``memory.gate``      ``gate_calibrations``: learned calibrations, every version
  8    ``memory.traces``    ``traces``: execution traces, every version
+ 9    ``store.objectives`` column ``objectives.strategy``: the routing strategy
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -207,6 +208,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (id, version)
         );
         CREATE INDEX traces_signature ON traces(signature, active, disabled);
+    """),
+    Migration(9, "store.objectives", "objectives: the routing strategy each ran with", """
+        -- NULL: queued before routing strategies existed (it ran cascade)
+        ALTER TABLE objectives ADD COLUMN strategy TEXT;
     """),
 )
 

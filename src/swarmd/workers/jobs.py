@@ -52,7 +52,8 @@ def emit(connection, kind: str, objective_id: str, payload: dict) -> None:
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
-    """RQ job: route ``objective`` (a validated objective dict) and report it.
+    """RQ job: route ``objective`` (a validated objective dict) with its
+    routing strategy and report it.
 
     ``ctx``: the worker's context (given by the worker, not enqueued).
     Returns ``{"state": "done"|"unresolved"|"failed", "result": {...},
@@ -68,14 +69,16 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
     emit(ctx.redis, "started", oid, {"worker": ctx.name, "ts": time.time()})
     try:
         result = ctx.router.route(objective["action"], objective["input"], tuple(objective.get("labels") or ()),
-                                  objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"))
+                                  objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
+                                  strategy=objective.get("strategy"))
         state = "done" if result.status == "accepted" else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
     except RequestError as exc:
         result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
     emit(ctx.redis, "finished", oid, payload)
-    if result is not None:     # after the result is reported: an audit never delays it
+    if result is not None and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
+            != "local_only":         # after the result is reported: an audit never delays it; it asks the API
         maybe_audit(ctx.router, ctx.redis, objective, result, ctx.config.memory.audit_rate)
     return payload
 
