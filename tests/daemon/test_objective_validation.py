@@ -37,7 +37,7 @@ def test_message_has_one_line_per_problem():
         validate({"action": "summarize", "input": " ", "tag": ["x"]}, CONFIG, file="b.jsonl", line=2)
     assert str(info.value).splitlines() == [
         "b.jsonl:2: input: expected non-empty text, found ' ' (input is empty)",
-        "b.jsonl:2: tag: expected a known key (id, action, input, labels, priority, max_cost_usd, tags, "
+        "b.jsonl:2: tag: expected a known key (id, action, input, labels, priority, max_cost_usd, strategy, tags, "
         "submitted_at), found unknown key 'tag' (did you mean 'tags'?)",
     ]
     assert isinstance(info.value, BadInput) and isinstance(info.value, ValueError)
@@ -76,7 +76,10 @@ def test_cost_cap_must_be_a_number_not_a_flag():
 
 
 def test_objective_round_trips_through_its_dict():
-    obj = Objective(id="o1", action="classify", input="x", labels=["a", "b"], submitted_at=1.0)
+    obj = Objective(id="o1", action="classify", input="x", labels=["a", "b"], submitted_at=1.0, strategy="cascade")
     assert obj.to_dict() == {"id": "o1", "action": "classify", "input": "x", "labels": ["a", "b"],
-                             "priority": "normal", "max_cost_usd": None, "tags": [], "submitted_at": 1.0}
+                             "priority": "normal", "max_cost_usd": None, "strategy": "cascade", "tags": [],
+                             "submitted_at": 1.0}
     assert validate(obj.to_dict(), CONFIG) == obj
+    # without a strategy, validation gives it the action's (cascade in the shipped config)
+    assert validate({**obj.to_dict(), "strategy": None}, CONFIG) == obj
