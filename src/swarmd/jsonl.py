@@ -37,22 +37,21 @@ def _identity(obj: dict) -> Any:
     return obj
 
 
-def read_jsonl(path: str | Path, parse: Callable[[dict], T] = _identity, *,
-               allow_empty: bool = False) -> list[T]:
-    """Every non-blank line of the JSONL file ``path`` (``"-"``: stdin) as
-    ``parse(obj)``, in file order, checked before any is returned.
+def scan_jsonl(path: str | Path, parse: Callable[[dict], T] = _identity) -> tuple[list[tuple[int, T]], list[str]]:
+    """``(items, problems)`` of the JSONL file ``path`` (``"-"``: stdin), without raising for bad input.
 
-    Each line must be UTF-8 and one JSON object; ``parse`` turns the object
-    into what the caller wants and raises ``ValueError`` or
-    :class:`~swarmd.errors.BadInput` (the message is the reason) when it is
-    not acceptable.  Raises :class:`JsonlError` listing every bad line as
-    ``path:line: reason``, also for an unreadable file and, unless
-    ``allow_empty``, for a file with no objects (``path: no items``).
+    ``items``: ``(line number, parse(obj))`` for every good non-blank line, in
+    file order.  ``problems``: ``"path:line: reason"`` for every line that is
+    not UTF-8, not JSON, not a JSON object, or that ``parse`` rejects by
+    raising ``ValueError`` or :class:`~swarmd.errors.BadInput` (its message is
+    the reason); ``"path: cannot read: ..."`` for an unreadable file.  For
+    callers that add problems of their own (in line order) before reporting;
+    the others use :func:`read_jsonl`.
     """
     try:
         raw = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except OSError as exc:
-        raise JsonlError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        return [], [f"{path}: cannot read: {exc.strerror or exc}"]
     items, problems = [], []
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -69,14 +68,30 @@ def read_jsonl(path: str | Path, parse: Callable[[dict], T] = _identity, *,
             problems.append(f"{path}:{n}: expected a JSON object, found {type(obj).__name__}")
             continue
         try:
-            items.append(parse(obj))
+            items.append((n, parse(obj)))
         except (ValueError, BadInput) as exc:
             problems.append(f"{path}:{n}: {exc}")
+    return items, problems
+
+
+def read_jsonl(path: str | Path, parse: Callable[[dict], T] = _identity, *,
+               allow_empty: bool = False) -> list[T]:
+    """Every non-blank line of the JSONL file ``path`` (``"-"``: stdin) as
+    ``parse(obj)``, in file order, checked before any is returned.
+
+    Each line must be UTF-8 and one JSON object; ``parse`` turns the object
+    into what the caller wants and raises ``ValueError`` or
+    :class:`~swarmd.errors.BadInput` (the message is the reason) when it is
+    not acceptable.  Raises :class:`JsonlError` listing every bad line as
+    ``path:line: reason`` (see :func:`scan_jsonl`), also for an unreadable
+    file and, unless ``allow_empty``, for a file with no objects (``path: no items``).
+    """
+    items, problems = scan_jsonl(path, parse)
     if problems:
         raise JsonlError(problems)
     if not items and not allow_empty:
         raise JsonlError([f"{path}: no items"])
-    return items
+    return [item for _n, item in items]
 
 
 def require_strings(*keys: str) -> Callable[[dict], dict]:

@@ -56,7 +56,7 @@ def test_a_file_with_any_bad_line_applies_nothing_and_names_every_bad_line(db, t
         apply_file(memory, store.get, path)
     assert err.value.problems == [
         f"{path}:2: unknown objective id 'nope'",
-        f"{path}:3: not a JSON line (Expecting property name enclosed in double quotes)",
+        f"{path}:3: not JSON (Expecting property name enclosed in double quotes)",
         f"{path}:4: answer 'chore' is not one of objective o-api's labels (feat, fix, docs)",
         f"{path}:5: objective o-running is running, not final; give feedback once it is done, unresolved or failed",
         f"{path}:6: \"verdict\" must be \"good\" or \"bad\", found 'meh'",

@@ -19,12 +19,12 @@ objective replaces its earlier ``human`` record.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from swarmd.errors import BadInput
+from swarmd.jsonl import scan_jsonl
 from swarmd.memory.outcomes import local_fields
 from swarmd.memory.records import Memory, Verified
 
@@ -70,25 +70,14 @@ def parse_lines(path: str | Path) -> list[Feedback]:
 
 
 def read_lines(path: str | Path) -> tuple[list[Feedback], list[str]]:
-    """(items, problems) of a JSONL feedback file (blank lines skipped):
-    every malformed line is a problem ``file:line: why``; so is a file that
-    cannot be read or holds no item."""
-    problems, items = [], []
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        return [], [f"{path}: cannot read: {exc.strerror}"]
-    for n, line in enumerate(raw.splitlines(), 1):
-        where = f"{path}:{n}"
-        if not line.strip():
-            continue
+    """(items, problems) of a JSONL feedback file (:func:`swarmd.jsonl.scan_jsonl`:
+    blank lines skipped): every malformed line is a problem ``file:line: why``;
+    so is a file that cannot be read or holds no item."""
+    lines, problems = scan_jsonl(path)
+    items = []
+    for n, data in lines:
         try:
-            data = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            problems.append(f"{where}: not a JSON line ({getattr(exc, 'msg', 'not UTF-8')})")
-            continue
-        try:
-            items.append(item_from(data, where))
+            items.append(item_from(data, f"{path}:{n}"))
         except FeedbackError as exc:
             problems.extend(exc.problems)
     if not items and not problems:
