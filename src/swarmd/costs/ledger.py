@@ -7,7 +7,11 @@ Table ``ledger`` (in the store, ``memory.db`` by default)::
     tokens_in INTEGER, tokens_out INTEGER, cost_usd REAL,
     latency_ms REAL, confidence REAL NULL,
     outcome TEXT  -- accepted | escalated | rejected | error
-    error TEXT NULL
+    error TEXT NULL,
+    mode TEXT NULL  -- learner | follower: a call of an agent objective run by
+                    -- the planner/agent loop, or a trace replay (tier TRACE,
+                    -- model <trace id>@v<version>, no model call, cost 0);
+                    -- see swarmd.workers.follower (migration 10)
 
 ``outcome``: *accepted* the quality gate passed the answer; *escalated* it did
 not and a further tier was tried; *rejected* it did not and no tier was left;
@@ -62,6 +66,7 @@ class LedgerRow:
     objective_id: str | None = None
     error: str | None = None
     ts: float = 0.0
+    mode: str | None = None
 
     def __post_init__(self):
         if not self.ts:

@@ -40,7 +40,7 @@ from swarmd.jsonl import read_jsonl
 
 REQUIRED = ("action", "tier", "tokens_in", "tokens_out", "cost_usd", "outcome")
 COLUMNS = ("ts", "objective_id", "action", "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd",
-           "latency_ms", "confidence", "outcome", "error")
+           "latency_ms", "confidence", "outcome", "error", "mode")
 
 
 class LedgerReadError(BadInput, ValueError):
@@ -182,6 +182,7 @@ def summarize(rows: list[dict], config: Config) -> dict:
     "escalations", "escalation_rate", "unresolved", "errors", "first_ts",
     "last_ts", "api_model": {"model", "price_per_mtok_in", "price_per_mtok_out"},
     "by_tier": {tier: bucket}, "by_model": {"tier/model": bucket},
+    "by_mode": {"learner"|"follower": bucket} (rows of agent runs only),
     "by_action": {action: bucket + {"requests", "accepted", "escalated",
     "rejected", "errors", "unresolved", "escalation_rate", "pure_api_cost_usd",
     "savings_usd"}}}`` where a bucket is ``{"calls", "tokens_in",
@@ -190,12 +191,14 @@ def summarize(rows: list[dict], config: Config) -> dict:
     """
     api = api_model(config)
     last_tier = {a: config.chain_from(a)[-1] for a in config.actions}
-    total, by_tier, by_model, by_action = _bucket(), {}, {}, {}
+    total, by_tier, by_model, by_action, by_mode = _bucket(), {}, {}, {}, {}
     pure_api = all_at_api = 0.0
     for row in rows:
         _add(total, row)
         _add(by_tier.setdefault(row["tier"], _bucket()), row)
         _add(by_model.setdefault(f"{row['tier']}/{row.get('model') or '?'}", _bucket()), row)
+        if row.get("mode"):
+            _add(by_mode.setdefault(row["mode"], _bucket()), row)
         a = by_action.setdefault(row["action"], {**_bucket(), "requests": 0, "accepted": 0, "escalated": 0,
                                                  "rejected": 0, "errors": 0, "unresolved": 0,
                                                  "pure_api_cost_usd": 0.0})
@@ -230,5 +233,5 @@ def summarize(rows: list[dict], config: Config) -> dict:
         "first_ts": rows[0]["ts"] if rows else None, "last_ts": rows[-1]["ts"] if rows else None,
         "api_model": {"model": api.model, "price_per_mtok_in": api.price_per_mtok_in,
                       "price_per_mtok_out": api.price_per_mtok_out},
-        "by_tier": by_tier, "by_model": by_model, "by_action": by_action,
+        "by_tier": by_tier, "by_model": by_model, "by_action": by_action, "by_mode": by_mode,
     }

@@ -5,8 +5,10 @@ seconds) from the store (``memory.db``) and contains, by tier, model and
 action: calls, tokens, spend (USD), escalation rate, unresolved counts; the
 pure-API cost of the same requests (their final call's tokens at the API
 tier's prices) and the savings; objectives finished in the window by state
-and unresolved by reason (``budget`` among them).  Definitions:
-:mod:`swarmd.costs.ledger_data`.
+and unresolved by reason (``budget`` among them); agent runs by mode
+(``learner``: the planner and the agent loop on model tiers; ``follower``: a
+replayed execution trace) and the savings per trace (:func:`trace_savings`).
+Definitions: :mod:`swarmd.costs.ledger_data`.
 
 Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart
 next to it (:mod:`swarmd.costs.charts`), and summarised in one log line
@@ -15,11 +17,14 @@ next to it (:mod:`swarmd.costs.charts`), and summarised in one log line
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from pathlib import Path
 
 from swarmd.config import Config
 from swarmd.costs.ledger_data import read_objectives, read_rows, summarize
+from swarmd.store.db import connect
 
 
 def build_report(db_path: str | Path, config: Config, since_ts: float, until_ts: float | None = None) -> dict:
@@ -32,8 +37,46 @@ def build_report(db_path: str | Path, config: Config, since_ts: float, until_ts:
     rows = read_rows(db_path, since_ts, until_ts)
     report = summarize(rows, config)
     report.update(since_ts=since_ts, until_ts=until_ts, db=str(db_path),
-                  objectives=read_objectives(db_path, since_ts, until_ts))
+                  objectives=read_objectives(db_path, since_ts, until_ts), traces=trace_savings(db_path, rows))
     return report
+
+
+def trace_savings(db_path: str | Path, rows: list[dict]) -> list[dict]:
+    """Savings per execution trace over ``rows`` (ledger rows of one window):
+    for each ``<id>@v<version>`` replayed (rows of tier ``TRACE``, mode
+    ``follower``), ``{"trace", "goal", "followed", "failed", "learner_cost_usd",
+    "saved_usd"}``, where ``saved_usd`` = successful replays × the cost of the
+    learner run that made the trace (what the same goal cost with a model;
+    from the ``traces`` table).  Most saved first; ``[]`` without replays or
+    without a ``traces`` table (a JSONL export); a trace whose row cannot be
+    read counts with cost 0."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        if row.get("mode") == "follower" and row.get("tier") == "TRACE":
+            ok_failed = counts.setdefault(row.get("model") or "?", [0, 0])
+            ok_failed[row["outcome"] != "accepted"] += 1
+    if not counts:
+        return []
+    known: dict[str, tuple[str, float]] = {}
+    try:
+        conn = connect(db_path, readonly=True)
+        try:
+            for r in conn.execute("SELECT id, version, goal, body FROM traces"):
+                try:
+                    cost = float(json.loads(r["body"]).get("cost_usd") or 0.0)
+                except (ValueError, AttributeError, TypeError):
+                    cost = 0.0
+                known[f"{r['id']}@v{r['version']}"] = (r["goal"], cost)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+    out = []
+    for key, (ok, failed) in counts.items():
+        goal, cost = known.get(key, ("?", 0.0))
+        out.append({"trace": key, "goal": goal, "followed": ok, "failed": failed, "learner_cost_usd": cost,
+                    "saved_usd": ok * cost})
+    return sorted(out, key=lambda t: -t["saved_usd"])
 
 
 def _when(ts: float) -> str:
@@ -88,6 +131,15 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
             lines += ["", "Unresolved by reason:", ""]
             lines += _table(["reason", "objectives"], sorted(objectives["unresolved_by_reason"].items(),
                                                              key=lambda kv: -kv[1]))
+    if report.get("by_mode"):
+        lines += ["", "## Agent objectives: learner and follower runs", ""]
+        lines += _table(["mode", "calls", "cost (USD)"], [
+            [m, v["calls"], f"{v['cost_usd']:.6f}"] for m, v in sorted(report["by_mode"].items())])
+    if report.get("traces"):
+        lines += ["", "## Savings per execution trace", ""]
+        lines += _table(["trace", "goal", "followed", "failed", "learner cost (USD)", "saved (USD)"], [
+            [t["trace"], t["goal"][:60], t["followed"], t["failed"], f"{t['learner_cost_usd']:.6f}",
+             f"{t['saved_usd']:.6f}"] for t in report["traces"]])
     if chart_name:
         lines += ["", f"![spend by action and calls by tier]({chart_name})"]
     lines += ["", "Definitions: a request's final call is its accepted or rejected row (or an error at its last "

@@ -131,7 +131,8 @@ class Store:
             action = payload.get("action", "")
             for i, attempt in enumerate(payload.get("attempts", [])):
                 self._conn.execute("INSERT INTO attempts VALUES (?,?,?)", (oid, base + i, json.dumps(attempt)))
-                row = LedgerRow(action=attempt.get("action") or action, objective_id=oid, **{k: attempt[k] for k in (
+                row = LedgerRow(action=attempt.get("action") or action, objective_id=oid, mode=attempt.get("mode"),
+                                **{k: attempt[k] for k in (
                     "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd", "latency_ms",
                     "confidence", "outcome", "error", "ts")})
                 insert_row(self._conn, row)

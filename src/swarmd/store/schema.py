@@ -25,6 +25,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  7    ``memory.gate``      ``gate_calibrations``: learned calibrations, every version
  8    ``memory.traces``    ``traces``: execution traces, every version
  9    ``store.objectives`` column ``objectives.strategy``: the routing strategy
+10    ``costs.ledger``     ``ledger.mode``: learner / follower runs of agent objectives
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -212,6 +213,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "store.objectives", "objectives: the routing strategy each ran with", """
         -- NULL: queued before routing strategies existed (it ran cascade)
         ALTER TABLE objectives ADD COLUMN strategy TEXT;
+    """),
+    Migration(10, "costs.ledger", "ledger rows of agent objectives marked learner or follower", """
+        ALTER TABLE ledger ADD COLUMN mode TEXT;     -- learner | follower | NULL (not an agent run)
     """),
 )
 
