@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        handle = ensure_redis(None, tmp, fallback_url=f"redis://127.0.0.1:{free_port()}/0")
+        handle = ensure_redis(None, tmp)
         config = tmp / "llm_config.yaml"
         config.write_text((ROOT / "llm_config.yaml").read_text().replace(
             "    - provider: llama_cpp\n", "    - provider: echo\n"))

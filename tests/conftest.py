@@ -1,6 +1,8 @@
 """Shared fixtures: a real ``redis-server`` on loopback for the whole session.
 
-``redis_server`` (session): URL of a throwaway server on a free 127.0.0.1 port;
+``redis_server`` (session): URL of a throwaway server on a free 127.0.0.1 port,
+with a password (``redis://:PASSWORD@127.0.0.1:PORT/0``: swarmd refuses a
+Redis that answers without one);
 ``redis_url`` (function): the same URL, after ``FLUSHALL``;
 ``redis_conn`` (function): a ``redis.Redis`` client on that flushed server;
 ``log_lines`` (function): every loguru message during the test, as ``"LEVEL message"``.
@@ -20,6 +22,7 @@ test command, ``bash scripts/test.sh``, installs it through scripts/bootstrap.sh
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -46,7 +49,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """URL (``redis://127.0.0.1:PORT/0``) of a redis-server started for this session."""
+    """URL (``redis://:PASSWORD@127.0.0.1:PORT/0``) of a redis-server started for this session."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not on PATH; the README's test command (`bash scripts/test.sh`) "
@@ -54,13 +57,16 @@ def redis_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("redis")
     log = open(workdir / "redis-server.log", "wb")
     proc = None
+    password = secrets.token_hex(16)
     for _attempt in range(3):  # the port can be taken between picking and binding it
         port = _free_port()
         proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir), "--save", "",
+            [binary, "-", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir), "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
+        proc.stdin.write(f"requirepass {password}\n".encode())   # "-": config on stdin, not in ps
+        proc.stdin.close()
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
 
         def state() -> str | None:

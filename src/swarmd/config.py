@@ -304,8 +304,11 @@ class LogConfig(_Strict):
 class DaemonConfig(_Strict):
     """How the daemon talks to Redis and RQ.
 
-    ``redis_url``: ``None`` = ``$REDIS_URL``, else a server on localhost:6379,
-    else one the daemon starts itself.  ``job_timeout_s``: seconds one RQ job
+    ``redis_url``: ``None`` = ``$REDIS_URL``, else one the daemon starts
+    itself (never a Redis merely found on localhost).
+    ``allow_unauthenticated_redis``: accept a configured Redis that answers
+    without a password (refused by default: whoever can write to it decides
+    what the workers run).  ``job_timeout_s``: seconds one RQ job
     may run.  ``result_ttl_s``: seconds RQ keeps a job's result.
     ``retry_max``/``retry_intervals_s``: RQ ``Retry`` policy for a job that
     raised.  ``heartbeat_s``: seconds between heartbeats.  ``max_input_chars``:
@@ -313,6 +316,7 @@ class DaemonConfig(_Strict):
     """
 
     redis_url: str | None = None
+    allow_unauthenticated_redis: bool = False
     job_timeout_s: int = Field(default=600, gt=0)
     result_ttl_s: int = Field(default=86400, gt=0)
     retry_max: int = Field(default=2, ge=0)

@@ -1,4 +1,5 @@
-"""ensure_redis: an explicit URL, swarmd's own redis-server (persisted by AOF), the URL file, masking."""
+"""ensure_redis: an explicit URL (refused without AUTH), swarmd's own redis-server (unix socket,
+persisted by AOF), never a Redis merely found on localhost, the URL file, masking."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 import redis
 
 from swarmd.daemon.redis_server import (
-    RedisHandle, RedisUnavailable, ensure_redis, free_port, mask_url, read_url_file, write_url_file,
+    RedisHandle, RedisUnavailable, UnauthenticatedRedis, ensure_redis, free_port, mask_url, read_url_file,
+    requires_auth, write_url_file,
 )
 
 
@@ -28,7 +30,7 @@ def own(tmp_path):
     handles: list[RedisHandle] = []
 
     def start(data_dir: Path = tmp_path, **kw) -> RedisHandle:
-        handle = ensure_redis(None, data_dir, fallback_url=closed_url(), **kw)
+        handle = ensure_redis(None, data_dir, **kw)
         handles.append(handle)
         return handle
 
@@ -70,7 +72,7 @@ def test_url_file_round_trip(tmp_path):
     path = write_url_file(tmp_path, url)
     assert path == tmp_path / "redis.url"
     assert read_url_file(tmp_path) == url
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     write_url_file(tmp_path, "redis://127.0.0.1:6379/0")
     assert read_url_file(tmp_path) == "redis://127.0.0.1:6379/0"
     assert [p.name for p in tmp_path.iterdir()] == ["redis.url"]  # no temp file left
@@ -110,9 +112,22 @@ def test_malformed_url_hides_details(tmp_path):
     assert "hunt" not in str(err.value) and "er2" not in str(err.value)
 
 
-def test_fallback_is_used_when_it_answers(redis_url, tmp_path):
-    handle = ensure_redis(None, tmp_path, fallback_url=redis_url)
-    assert (handle.url, handle.started) == (redis_url, False)
+def test_explicit_redis_without_password_is_refused(tmp_path, log_lines):
+    """A Redis that answers anyone (like Debian's on localhost:6379) is refused unless allowed."""
+    with ensure_redis(None, tmp_path, require_password=False) as open_redis:
+        assert not requires_auth(open_redis.url)
+        with pytest.raises(UnauthenticatedRedis) as err:
+            ensure_redis(open_redis.url, tmp_path / "other")
+        assert "answers without a password" in str(err.value)
+        assert "daemon.allow_unauthenticated_redis: true" in str(err.value)
+        allowed = ensure_redis(open_redis.url, tmp_path / "other", allow_unauthenticated=True)
+        assert (allowed.url, allowed.started) == (open_redis.url, False)
+        assert any("WARNING" in line and "needs no password" in line for line in log_lines)
+
+
+def test_without_url_starts_its_own_even_if_localhost_answers(own, redis_url):
+    handle = own()
+    assert handle.started and handle.url.startswith("unix://:") and ":6379" not in handle.url
 
 
 # --------------------------------------------------------------------------- own server
@@ -121,14 +136,18 @@ def test_fallback_is_used_when_it_answers(redis_url, tmp_path):
 def test_starts_own_server_and_persists_via_aof(own, tmp_path, log_lines):
     first = own()
     assert first.started and first.process.poll() is None
-    assert first.url.startswith("redis://:") and "@127.0.0.1:" in first.url
+    sock = tmp_path / "redis" / "redis.sock"
+    assert first.url.startswith("unix://:") and first.url.endswith(f"@{sock}?db=0")
+    assert stat.S_IMODE((tmp_path / "redis").stat().st_mode) == 0o700
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o700
+    assert requires_auth(first.url)
     client = redis.Redis.from_url(first.url)
     client.set("swarmd:test", "kept")
     client.xadd("swarmd:objectives", {"objective": '{"id": "o1"}'})
     client.close()
     assert aof_files(tmp_path), "no append-only file in the data dir"
     assert any("started its own redis-server" in line and str(tmp_path / "redis") in line for line in log_lines)
-    password = first.url.split(":")[2].split("@")[0]
+    password = first.url.split("@")[0].rsplit(":", 1)[1]
     assert not any(password in line for line in log_lines)
 
     first.stop()
@@ -145,11 +164,18 @@ def test_starts_own_server_and_persists_via_aof(own, tmp_path, log_lines):
 
 def test_own_server_needs_its_password(own):
     handle = own()
-    host_port = handle.url.rsplit("@", 1)[1]
+    bare = "unix://" + handle.url.rsplit("@", 1)[1]
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis.from_url(f"redis://{host_port}").set("k", "v")
+        redis.Redis.from_url(bare).set("k", "v")
     with pytest.raises(RedisUnavailable):
-        ensure_redis(f"redis://{host_port}", handle.redis_dir.parent, connect_timeout_s=1)
+        ensure_redis(bare, handle.redis_dir.parent, connect_timeout_s=1)
+
+
+def test_own_server_on_loopback_when_the_socket_path_is_too_long(tmp_path, own):
+    data = tmp_path / ("d" * 90)
+    handle = own(data)
+    assert handle.url.startswith("redis://:") and "@127.0.0.1:" in handle.url
+    assert requires_auth(handle.url) and redis.Redis.from_url(handle.url).ping()
 
 
 def test_own_server_without_password(own):
@@ -160,13 +186,13 @@ def test_own_server_without_password(own):
 
 def test_password_not_on_command_line(own):
     handle = own()
-    password = handle.url.split(":")[2].split("@")[0]
+    password = handle.url.split("@")[0].rsplit(":", 1)[1]
     cmdline = Path(f"/proc/{handle.process.pid}/cmdline").read_bytes()
     assert password.encode() not in cmdline
 
 
 def test_context_manager_stops_own_server(tmp_path):
-    with ensure_redis(None, tmp_path, fallback_url=closed_url()) as handle:
+    with ensure_redis(None, tmp_path) as handle:
         assert handle.process.poll() is None
     assert handle.process.poll() == 0
 
@@ -198,7 +224,7 @@ def fake_redis_server(bin_dir: Path, script: str) -> None:
 def test_missing_redis_server_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(RedisUnavailable) as err:
-        ensure_redis(None, tmp_path, fallback_url=closed_url())
+        ensure_redis(None, tmp_path)
     assert "apt-get install redis-server" in str(err.value)
 
 
@@ -206,7 +232,7 @@ def test_server_that_exits_reports_its_log(tmp_path, monkeypatch):
     fake_redis_server(tmp_path / "bin", "import sys; print('FATAL: bad config directive xyz'); sys.exit(1)")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(RedisUnavailable) as err:
-        ensure_redis(None, tmp_path / "data", fallback_url=closed_url())
+        ensure_redis(None, tmp_path / "data")
     assert "exited with code 1" in str(err.value)
     assert "FATAL: bad config directive xyz" in str(err.value)
 
@@ -216,7 +242,7 @@ def test_server_that_never_answers_times_out(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     t0 = time.monotonic()
     with pytest.raises(RedisUnavailable) as err:
-        ensure_redis(None, tmp_path / "data", fallback_url=closed_url(), start_timeout_s=1)
+        ensure_redis(None, tmp_path / "data", start_timeout_s=1)
     assert time.monotonic() - t0 < 10
     assert "did not answer PING within 1 s" in str(err.value) and "starting..." in str(err.value)
 
@@ -232,17 +258,3 @@ def test_stop_kills_a_server_that_ignores_sigterm():
     assert proc.returncode == -9
     assert time.monotonic() - t0 < 5
     proc.stdout.close()
-
-
-def test_own_data_wins_over_a_redis_that_appeared_later(tmp_path, redis_url):
-    import redis as redis_lib
-    first = ensure_redis(None, tmp_path, fallback_url=closed_url())
-    redis_lib.Redis.from_url(first.url).set("queued", "kept")
-    first.stop()
-    # a Redis now answers on the fallback URL (the test session's), but our AOF holds the data
-    second = ensure_redis(None, tmp_path, fallback_url=redis_url)
-    try:
-        assert second.started and second.url != redis_url
-        assert redis_lib.Redis.from_url(second.url).get("queued") == b"kept"
-    finally:
-        second.stop()

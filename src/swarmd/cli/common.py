@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from swarmd.config import load_config
-from swarmd.daemon.redis_server import DEFAULT_FALLBACK_URL, mask_url, read_url_file
+from swarmd.daemon.redis_server import mask_url, read_url_file
 from swarmd.errors import SwarmdError, Unreachable, exit_code_for
 from swarmd.paths import data_dir
 
@@ -41,7 +41,7 @@ out = _console(sys.stdout)
 
 #: Help of every ``--redis-url`` flag.
 REDIS_URL_HELP = ("Redis of the daemon (default: $REDIS_URL, <data dir>/redis.url written by the running "
-                  "daemon, daemon.redis_url of the config, else redis://127.0.0.1:6379/0)")
+                  "daemon, daemon.redis_url of the config; a Redis merely found on localhost is never used)")
 
 
 def add_redis_url(parser: argparse.ArgumentParser) -> None:
@@ -60,9 +60,10 @@ def redis_url(args: argparse.Namespace, *, daemon: bool = False) -> str | None:
        for the daemon itself (``daemon=True``): it writes that file, and one
        left by an earlier run may name a server that stopped with it;
     4. ``daemon.redis_url`` of the config (``args.config``);
-    5. ``redis://127.0.0.1:6379/0``; for the daemon ``None`` instead, which
-       :func:`swarmd.daemon.redis_server.ensure_redis` reads as "that address if a
-       Redis answers there, else start swarmd's own ``redis-server``".
+    5. for the daemon ``None``, which :func:`swarmd.daemon.redis_server.ensure_redis`
+       reads as "start swarmd's own ``redis-server``"; for any other command
+       :class:`~swarmd.errors.Unreachable` (exit 3): a Redis merely found on
+       localhost:6379 is never used (it may be anyone's, e.g. Debian's).
 
     The URL may hold a password: pass it on, log only
     :func:`~swarmd.daemon.redis_server.mask_url` of it.  Raises
@@ -73,7 +74,11 @@ def redis_url(args: argparse.Namespace, *, daemon: bool = False) -> str | None:
         url = read_url_file(data_dir(getattr(args, "data_dir", None)))
     if not url:
         url = load_config(getattr(args, "config", None)).daemon.redis_url
-    return url or (None if daemon else DEFAULT_FALLBACK_URL)
+    if url or daemon:
+        return url or None
+    raise Unreachable("no Redis known: no --redis-url, $REDIS_URL, redis.url in the data dir "
+                      f"({data_dir(getattr(args, 'data_dir', None))}) or daemon.redis_url in the config. Is swarmd "
+                      "running? Pass --data-dir of the running daemon (e.g. --data-dir /var/lib/swarmd)")
 
 
 def ping(url: str) -> Redis:

@@ -21,8 +21,8 @@ from swarmd.workers.main import run_worker
 
 EPILOG = """\
 examples:
-  swarmd --workers 1                 # daemon + one worker (+ its own Redis if none)
-  swarmd worker --redis-url redis://host:6379/0   # an extra worker on another host
+  swarmd --workers 1                 # daemon + one worker + its own Redis (no Redis URL given)
+  swarmd worker --redis-url redis://:PASSWORD@host:6379/0   # an extra worker on another host
 signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the
   config and restarts the supervised workers, each after its current job
 exit codes: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable."""
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="The swarmd daemon: reads objectives pushed with `swarmctl submit`, dispatches them to "
                     "RQ workers that route every LLM call through cheap tiers first, and persists results "
                     "and costs in <data-dir>/memory.db. Logs to <data-dir>/daemon_hybrid.log. Without a Redis "
-                    "URL it uses one on localhost:6379, else starts its own redis-server.")
+                    "URL it starts its own redis-server (unix socket in the data dir); a configured Redis that "
+                    "answers without a password is refused unless daemon.allow_unauthenticated_redis: true.")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="also start and supervise N local worker processes (default 0)")
     parser.set_defaults(func=cmd_daemon)

@@ -2,9 +2,10 @@
 
 The command line (``swarmd``, ``python -m swarmd``) is :mod:`swarmd.cli.daemon`;
 it resolves the Redis URL (:func:`swarmd.cli.common.redis_url`) and calls
-:func:`run_daemon`.  Without a URL the daemon uses a server answering on
-localhost:6379, else starts its own ``redis-server`` (append-only file in the
-data dir, loopback only) and stops it on exit.  The URL in use is written to
+:func:`run_daemon`.  A configured Redis that answers without a password is
+refused unless ``daemon.allow_unauthenticated_redis``; without a URL the
+daemon starts its own ``redis-server`` (unix socket and append-only file in
+the data dir; never a Redis merely found on localhost) and stops it on exit.  The URL in use is written to
 ``<data-dir>/redis.url`` so ``swarmctl --data-dir DIR`` finds it.
 """
 
@@ -43,8 +44,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     """Start Redis (if needed), the daemon and ``workers`` supervised workers;
     block until stopped (SIGTERM); returns the exit code (3: no Redis).
 
-    ``redis_url``: the Redis to use, ``None`` for "localhost:6379 if it answers,
-    else start our own" (:func:`swarmd.daemon.redis_server.ensure_redis`); the
+    ``redis_url``: the Redis to use, ``None`` for "start our own" (:func:`swarmd.daemon.redis_server.ensure_redis`); the
     command line resolves it (:func:`swarmd.cli.common.redis_url`).  Raises
     :class:`~swarmd.config.ConfigError` for a bad config.
     """
@@ -54,7 +54,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     log_path = setup_logging(data, config.daemon.log)
     notifier = Notifier()
     try:
-        handle = ensure_redis(redis_url, data)
+        handle = ensure_redis(redis_url, data, allow_unauthenticated=config.daemon.allow_unauthenticated_redis)
     except RedisUnavailable as exc:
         logger.error("{}", exc)
         return EXIT_UNREACHABLE

@@ -1,15 +1,23 @@
 """Find the Redis swarmd uses, or start swarmd's own ``redis-server``.
 
-:func:`ensure_redis` connects to an explicit URL, else to a Redis answering at
-``redis://127.0.0.1:6379/0``, else starts ``redis-server`` as a child process
-on a free loopback port with its append-only file in ``<data_dir>/redis``
-(``fsync`` every second), so queued objectives and jobs survive restarts.
+:func:`ensure_redis` connects to an explicit URL (``--redis-url``,
+``$REDIS_URL`` or ``daemon.redis_url``), else starts ``redis-server`` as a
+child process with its append-only file in ``<data_dir>/redis`` (``fsync``
+every second), so queued objectives and jobs survive restarts.  It never
+falls back to a Redis it happens to find on localhost: anyone on the machine
+may have started that one, and whoever can write to swarmd's Redis decides
+what the workers run.  For the same reason an explicit Redis that answers
+without a password is refused unless ``allow_unauthenticated`` is given
+(``daemon.allow_unauthenticated_redis: true``).
 
-Our own server is protected by a random password (given on its stdin, so it
-never appears in ``ps``): RQ jobs are pickles, and anyone who can write to
-that Redis can run code as the workers' user.  The URL with the password is
-therefore only passed through the environment and the ``redis.url`` file
-(mode 0640); log and error messages use :func:`mask_url`.
+Our own server listens only on a unix socket, ``<data_dir>/redis/redis.sock``,
+in a directory of mode 0700 (only swarmd's user can connect), and has a
+random password besides (given on its stdin, so it never appears in ``ps``).
+Where that path is too long for a unix socket (over
+:data:`MAX_SOCKET_PATH` bytes) it listens on a free loopback port instead,
+protected by the password alone.  The URL with the password is only passed
+through the environment and the ``redis.url`` file (mode 0600); log and
+error messages use :func:`mask_url`.
 
 The URL in use goes to ``<data_dir>/redis.url`` (:func:`write_url_file`) so
 ``swarmctl --data-dir DIR`` and ``swarmd worker --data-dir DIR`` find it.
@@ -35,23 +43,28 @@ import redis
 from loguru import logger
 
 __all__ = [
-    "DEFAULT_FALLBACK_URL", "URL_FILE", "RedisUnavailable", "RedisHandle", "ensure_redis",
-    "mask_url", "write_url_file", "read_url_file", "free_port",
+    "URL_FILE", "RedisUnavailable", "UnauthenticatedRedis", "RedisHandle", "ensure_redis",
+    "mask_url", "write_url_file", "read_url_file", "free_port", "requires_auth",
 ]
 
-#: Where a Redis usually runs (e.g. Debian's ``redis-server`` service).
-DEFAULT_FALLBACK_URL = "redis://127.0.0.1:6379/0"
 #: Name of the file in the data dir holding the URL of the Redis in use.
 URL_FILE = "redis.url"
 #: Sub-directory of the data dir where our own server keeps its files.
 REDIS_SUBDIR = "redis"
 LOG_NAME = "redis-server.log"
 PID_NAME = "redis-server.pid"
+SOCKET_NAME = "redis.sock"
+#: Longest unix socket path used (``sun_path`` holds 108 bytes with its NUL on Linux).
+MAX_SOCKET_PATH = 100
 _MASK = "****"
 
 
 class RedisUnavailable(RuntimeError):
     """No usable Redis; the message says which URL (password masked) and what to do."""
+
+
+class UnauthenticatedRedis(RedisUnavailable):
+    """The explicit Redis answers without a password and that was not allowed."""
 
 
 # --------------------------------------------------------------------------- URLs
@@ -121,17 +134,17 @@ def _describe(exc: BaseException, url: str) -> str:
 
 
 def write_url_file(data_dir: Path, url: str) -> Path:
-    """Write ``url`` to ``<data_dir>/redis.url`` (mode 0640, atomically); return the path.
+    """Write ``url`` to ``<data_dir>/redis.url`` (mode 0600, atomically); return the path.
 
-    The file may hold a password: it is readable by the owner and its group only.
+    The file may hold a password: it is readable by its owner only.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / URL_FILE
     tmp = path.with_name(f".{URL_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o640)
+        os.fchmod(fd, 0o600)
         os.write(fd, (url.strip() + "\n").encode())
     finally:
         os.close(fd)
@@ -166,6 +179,31 @@ def _ping(url: str, timeout_s: float) -> None:
         client.ping()
     finally:
         client.close()
+
+
+def requires_auth(url: str, timeout_s: float = 3.0) -> bool:
+    """``True`` if the Redis at ``url`` refuses a client that brings no credentials.
+
+    Connects to the same host/port/socket without the URL's user and
+    password and sends PING: a ``NOAUTH`` error means the server requires
+    AUTH.  Raises the redis-py exception if the server cannot be reached.
+    """
+    kwargs = redis.connection.parse_url(url)
+    for key in ("username", "password"):
+        kwargs.pop(key, None)
+    kwargs.update(socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    client = redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
+    try:
+        client.ping()
+    except redis.exceptions.AuthenticationError:   # NOAUTH Authentication required
+        return True
+    except redis.exceptions.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "NOPERM" in str(exc):
+            return True
+        raise
+    finally:
+        client.close()
+    return False
 
 
 def _answers(url: str, timeout_s: float) -> tuple[bool, str]:
@@ -238,20 +276,24 @@ class RedisHandle:
 # --------------------------------------------------------------------------- ensure_redis
 
 
-def ensure_redis(url: str | None, data_dir: Path, *, fallback_url: str = DEFAULT_FALLBACK_URL,
+def ensure_redis(url: str | None, data_dir: Path, *, allow_unauthenticated: bool = False,
                  connect_timeout_s: float = 3.0, start_timeout_s: float = 10.0,
                  require_password: bool = True) -> RedisHandle:
     """Return a :class:`RedisHandle` for a Redis that answers PING.
 
-    ``url`` given: use it; raise :class:`RedisUnavailable` (URL masked) if it
-    does not answer PING within ``connect_timeout_s`` seconds.  ``url`` is
-    ``None``: use ``fallback_url`` if it answers (within 1 s); otherwise start
-    ``redis-server`` from ``$PATH`` on a free loopback port, data and log in
-    ``<data_dir>/redis`` (append-only file, fsync every second, no RDB
+    ``url`` given (the operator configured a Redis): use it; raise
+    :class:`RedisUnavailable` (URL masked) if it does not answer PING within
+    ``connect_timeout_s`` seconds, and :class:`UnauthenticatedRedis` if it
+    answers a client without credentials too, unless ``allow_unauthenticated``.
+    ``url`` is ``None``: start ``redis-server`` from ``$PATH`` listening on
+    ``<data_dir>/redis/redis.sock`` (directory mode 0700; a free loopback port
+    instead when that path is longer than :data:`MAX_SOCKET_PATH`), data and
+    log in ``<data_dir>/redis`` (append-only file, fsync every second, no RDB
     snapshots), wait up to ``start_timeout_s`` seconds for PING (longer while
     it is still loading its data), and return ``started=True``.  With
     ``require_password`` our own server gets a random password, which is in
-    the returned URL.
+    the returned URL.  A Redis answering on localhost:6379 is never used
+    unless it is the ``url`` given.
 
     A server we started earlier in ``data_dir`` that is still running (the
     daemon died without stopping it) is stopped first, so two servers never
@@ -262,42 +304,34 @@ def ensure_redis(url: str | None, data_dir: Path, *, fallback_url: str = DEFAULT
     gets SIGTERM if the thread that started it dies.
 
     Raises :class:`RedisUnavailable` if no Redis can be had: the explicit URL
-    does not answer, ``redis-server`` is not installed, or it did not start
-    (the message ends with the tail of its log).
+    does not answer (or needs no password, see above), ``redis-server`` is not
+    installed, or it did not start (the message ends with the tail of its log).
     """
     if url:
         ok, reason = _answers(url, connect_timeout_s)
         if not ok:
             raise RedisUnavailable(f"Redis at {mask_url(url)} did not answer PING within "
                                    f"{connect_timeout_s:g} s ({reason}); check that it runs and the URL is right")
+        if not requires_auth(url, connect_timeout_s):
+            if not allow_unauthenticated:
+                raise UnauthenticatedRedis(
+                    f"Redis at {mask_url(url)} answers without a password: anyone who can reach it could make "
+                    "swarmd's workers run code. Give it a password (requirepass, or an ACL user) and put it in "
+                    "the URL (redis://:PASSWORD@host:port/0), or leave the Redis URL unset and swarmd runs its "
+                    "own; to use it anyway set daemon.allow_unauthenticated_redis: true in the config")
+            logger.warning("using Redis at {} although it needs no password (daemon.allow_unauthenticated_redis)",
+                           mask_url(url))
         logger.info("using Redis at {}", mask_url(url))
         return RedisHandle(url=url)
-    if has_own_data(Path(data_dir)):
-        logger.info("{} holds the data of swarmd's own Redis; starting it rather than using {}",
-                    Path(data_dir) / "redis", mask_url(fallback_url))
-        return _start_own(Path(data_dir), fallback_url, start_timeout_s, require_password)
-    ok, reason = _answers(fallback_url, min(connect_timeout_s, 1.0))
-    if ok:
-        logger.info("using the Redis answering at {}", mask_url(fallback_url))
-        return RedisHandle(url=fallback_url)
-    logger.info("no Redis at {} ({}); starting swarmd's own redis-server", mask_url(fallback_url), reason)
-    return _start_own(Path(data_dir), fallback_url, start_timeout_s, require_password)
+    return _start_own(Path(data_dir), start_timeout_s, require_password)
 
 
-def has_own_data(data_dir: Path) -> bool:
-    """True when ``<data_dir>/redis`` holds an append-only file of swarmd's own
-    Redis: queued objectives live there, so a Redis that later appears on the
-    fallback URL must not take its place."""
-    redis_dir = Path(data_dir) / "redis"
-    return any(redis_dir.glob("appendonlydir/*.aof")) or any(redis_dir.glob("*.aof"))
-
-
-def _start_own(data_dir: Path, fallback_url: str, timeout_s: float, require_password: bool) -> RedisHandle:
+def _start_own(data_dir: Path, timeout_s: float, require_password: bool) -> RedisHandle:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisUnavailable(
-            f"no Redis answered at {mask_url(fallback_url)} and redis-server is not installed (not on PATH); "
-            "install redis-server (e.g. `apt-get install redis-server`) or give a Redis URL "
+            "no Redis URL is configured and redis-server is not installed (not on PATH), so swarmd cannot "
+            "run its own; install redis-server (e.g. `apt-get install redis-server`) or give a Redis URL "
             "(--redis-url, $REDIS_URL or daemon.redis_url in the config)")
     redis_dir = data_dir / REDIS_SUBDIR
     redis_dir.mkdir(parents=True, exist_ok=True)
@@ -318,12 +352,21 @@ def _start_own(data_dir: Path, fallback_url: str, timeout_s: float, require_pass
 def _launch(binary: str, redis_dir: Path, timeout_s: float,
             require_password: bool) -> tuple[RedisHandle | None, str, bool]:
     """Start one server; (handle, "", False) or (None, error message, port-was-taken)."""
-    port = free_port()
     password = secrets.token_hex(24) if require_password else None
-    url = f"redis://:{password}@127.0.0.1:{port}/0" if password else f"redis://127.0.0.1:{port}/0"
+    auth = f":{password}@" if password else ""
+    sock = (redis_dir / SOCKET_NAME).absolute()
+    if len(str(sock).encode()) <= MAX_SOCKET_PATH:
+        port, where = 0, str(sock)
+        url = f"unix://{auth}{sock}?db=0"
+        listen = ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+    else:   # too long for sun_path: loopback TCP, protected by the password
+        port = free_port()
+        where = f"127.0.0.1:{port}"
+        url = f"redis://{auth}127.0.0.1:{port}/0"
+        listen = ["--port", str(port)]
     log_path = redis_dir / LOG_NAME
     cmd = [binary, *(["-"] if password else []),  # "-": more config (the password) on stdin
-           "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
+           "--bind", "127.0.0.1", *listen, "--dir", str(redis_dir),
            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
            "--daemonize", "no", "--protected-mode", "yes", "--pidfile", str(redis_dir / PID_NAME)]
     log = open(log_path, "ab")
@@ -349,8 +392,8 @@ def _launch(binary: str, redis_dir: Path, timeout_s: float,
         if code is not None:
             tail = _log_tail(log_path, log_start)
             handle.stop()
-            return None, (f"redis-server exited with code {code} while starting on 127.0.0.1:{port} "
-                          f"(dir {redis_dir}); its log ({log_path}) ends:\n{tail}"), "Address already in use" in tail
+            return None, (f"redis-server exited with code {code} while starting on {where} "
+                          f"(dir {redis_dir}); its log ({log_path}) ends:\n{tail}"), port != 0 and "Address already in use" in tail
         try:
             _ping(url, 0.5)
             return handle, "", False
@@ -361,7 +404,7 @@ def _launch(binary: str, redis_dir: Path, timeout_s: float,
         if time.monotonic() > deadline:
             handle.stop(timeout_s=5)
             tail = _log_tail(log_path, log_start)
-            return None, (f"redis-server on 127.0.0.1:{port} did not answer PING within {timeout_s:g} s "
+            return None, (f"redis-server on {where} did not answer PING within {timeout_s:g} s "
                           f"({reason}); its log ({log_path}) ends:\n{tail}"), False
         time.sleep(0.05)
 
