@@ -262,7 +262,7 @@ def test_agent_shell_runs_in_bwrap_and_stop_waits_for_the_job(box):
                                                      "11434"], stdout=subprocess.PIPE, text=True)
     try:
         assert fake.stdout.readline().strip() == "ready"
-        box.run(f"{CTL} submit --id sd-agent --action agent --input 'RUN<sleep 4>'", user="swarmd")
+        box.run(f"{CTL} submit --id sd-agent --action agent --input 'RUN<sleep 5>'", user="swarmd")
         _wait("sd-agent running", lambda: _store_state(box, "sd-agent") == "running", timeout_s=60)
         since = box.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
         t0 = time.monotonic()
