@@ -121,3 +121,29 @@ def test_no_ledger_writes_no_rows(run, tmp_path):
                                "--no-ledger")
     assert code == 0
     assert not (tmp_path / "data" / "memory.db").exists() or ledger_rows(tmp_path) == []
+
+
+def test_strategy_api_only_asks_the_api_and_no_local_tier(run, tmp_path):
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic([Answer("fix", tokens_in=50, tokens_out=1)]) as api:
+        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                              "--strategy", "api_only", "--json")
+        assert fast.requests == quality.requests == []
+    assert code == 0 and (json.loads(out)["tier"], json.loads(out)["answer"]) == ("API_FALLBACK", "fix")
+    assert [(r["tier"], r["outcome"]) for r in ledger_rows(tmp_path)] == [("API_FALLBACK", "accepted")]
+
+
+def test_strategy_local_only_stays_unresolved_without_the_api(run, tmp_path):
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("docs", logprobs=[UNSURE])]) as quality, FakeAnthropic(["feat"]) as api:
+        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                              "--strategy", "local_only", "--json")
+        assert api.requests == []
+    assert code == 1 and json.loads(out)["status"] == "unresolved"
+
+
+def test_unknown_strategy_exits_2_before_any_call(run):
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic() as api:
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                             "--strategy", "fast")
+        assert fast.requests == quality.requests == api.requests == []
+    assert code == 2 and out == "" and "invalid choice: 'fast'" in err

@@ -95,6 +95,26 @@ def test_report_counts_unresolved_budget_objectives_from_the_store(tmp_path, con
     assert "| objectives unresolved: budget | 2 |" in md
 
 
+def test_report_counts_objectives_by_routing_strategy(tmp_path, config):
+    db = tmp_path / "memory.db"
+    store = Store(db)
+    for oid, strategy, state, cost in [("s1", "local_only", "done", 0.0), ("s2", "local_only", "unresolved", 0.0),
+                                       ("s3", "api_only", "done", 0.0021), ("s4", None, "done", 0.0)]:
+        store.add_queued(Objective(id=oid, action="classify", input="x", labels=["a", "b"], submitted_at=NOW,
+                                   strategy=strategy))
+        store.apply_event(f"e-{oid}", "finished", oid, {
+            "state": state, "action": "classify", "ts": NOW - 5, "attempts": [],
+            "result": {"cost_usd": cost, "reason": None if state == "done" else "no tier reached confidence 0.70"}})
+    store.close()
+    report = build_report(db, config, NOW - 3600, NOW)
+    assert report["objectives"]["by_strategy"] == {   # no strategy stored: it ran cascade
+        "local_only": {"objectives": 2, "done": 1, "unresolved": 1, "failed": 0, "cost_usd": 0.0},
+        "api_only": {"objectives": 1, "done": 1, "unresolved": 0, "failed": 0, "cost_usd": 0.0021},
+        "cascade": {"objectives": 1, "done": 1, "unresolved": 0, "failed": 0, "cost_usd": 0.0}}
+    md = render_markdown(report)
+    assert "| api_only | 1 | 1 | 0 | 0 | 0.002100 |" in md and "| local_only | 2 | 1 | 1 | 0 | 0.000000 |" in md
+
+
 def test_written_report_markdown_png_and_summary_line(tmp_path, config):
     db = tmp_path / "memory.db"
     small_ledger(db, config)

@@ -101,3 +101,25 @@ def test_store_applies_each_event_once(tmp_path):
     assert store.counts()["done"] == 1
     total, by_tier = store.spend_since(0)
     assert by_tier == {"LOCAL_FAST": {"calls": 1, "cost_usd": 0.0}}
+
+
+def test_strategy_flag_reaches_the_stream_and_show_prints_it(submit, redis_conn, tmp_path, capsys):
+    code, out, _err = submit("--action", "classify", "--labels", "feat,fix", "--input", "x", "--id", "st1",
+                             "--strategy", "local_fallback")
+    assert code == 0 and out.split() == ["st1"]
+    [(_i, fields)] = redis_conn.xrange(K.OBJECTIVE_STREAM)
+    sent = json.loads(fields[b"objective"])
+    assert sent["strategy"] == "local_fallback"
+    store = Store(tmp_path / "data" / "memory.db")          # as the daemon stores it
+    store.add_queued(Objective(**sent))
+    store.close()
+    capsys.readouterr()
+    assert cli.main(["--config", str(ROOT / "llm_config.yaml"), "show", "st1"]) == 0
+    assert "local_fallback" in [line.split()[-1] for line in capsys.readouterr().out.splitlines()
+                                if line.split()[:1] == ["strategy"]]
+
+
+def test_unknown_strategy_flag_exits_2_and_nothing_is_sent(submit, redis_conn):
+    code, _out, err = submit("--action", "summarize", "--input", "x", "--strategy", "api_first")
+    assert code == 2 and "invalid choice: 'api_first'" in err
+    assert redis_conn.exists(K.OBJECTIVE_STREAM) == 0

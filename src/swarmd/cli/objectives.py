@@ -17,7 +17,7 @@ from rq import Worker
 
 from swarmd import constants as K
 from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
-from swarmd.config import load_config
+from swarmd.config import STRATEGIES, load_config
 from swarmd.costs import Ledger
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput
 from swarmd.jsonl import JsonlError, read_jsonl, require_strings
@@ -47,7 +47,8 @@ examples:
   swarmctl submit "bump the version in pyproject.toml to 1.4.2 and verify it"
 
 objectives.jsonl: one object per line with action, input, and optionally id, labels,
-priority (high|normal|low), max_cost_usd, tags.  Free text (or a line without action)
+priority (high|normal|low), max_cost_usd, strategy (cascade|local_only|api_only|local_fallback),
+tags.  Free text (or a line without action)
 is an agent objective: planned by actions.plan's tier, or replayed from an execution trace.
 exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
 3 daemon unreachable."""
@@ -66,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = ask.add_mutually_exclusive_group()
     src.add_argument("--input", help="the text to process")
     src.add_argument("--file", help="JSONL file of {id, text} items ('-' for stdin); one JSON result per line on stdout")
+    ask.add_argument("--strategy", choices=STRATEGIES,
+                     help="routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)")
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--no-ledger", action="store_true", help="do not write calls to the cost ledger")
     ask.set_defaults(func=cmd_ask)
@@ -82,6 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--labels", help="comma-separated labels for classify/tag")
     submit.add_argument("--priority", choices=("high", "normal", "low"))
     submit.add_argument("--max-cost-usd", type=float, dest="max_cost_usd", help="cost cap for this objective (USD)")
+    submit.add_argument("--strategy", choices=STRATEGIES,
+                        help="routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)")
     submit.add_argument("--id", help="objective id (default: generated)")
     submit.add_argument("--tag", action="append", help="tag (repeatable)")
     submit.add_argument("--file", help="JSONL file of objectives ('-' for stdin), submitted in one pipeline")
@@ -135,7 +140,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                                                 write_behind=True)
     router = Router(config, ledger)
     try:
-        router.check_request(args.action, default_labels)
+        router.check_request(args.action, default_labels, args.strategy)
     except RequestError as exc:
         router.close()
         raise BadInput(str(exc)) from None
@@ -146,13 +151,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 task = progress.add_task(f"{args.action}", total=len(items))
                 for item in items:
                     item_labels = labels(item["labels"]) if isinstance(item.get("labels"), str) else default_labels
-                    result = router.route(args.action, item["text"], item_labels, request_id=item["id"])
+                    result = router.route(args.action, item["text"], item_labels, request_id=item["id"],
+                                          strategy=args.strategy)
                     unresolved += result.status != "accepted"
                     print(json.dumps(result.to_json()), flush=True)
                     progress.advance(task)
             err.print(f"{len(items)} items, {unresolved} unresolved")
         else:
-            result = router.route(args.action, items[0]["text"], default_labels)
+            result = router.route(args.action, items[0]["text"], default_labels, strategy=args.strategy)
             unresolved = result.status != "accepted"
             if args.json:
                 print(json.dumps(result.to_json()))
@@ -185,7 +191,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raw = {"input": args.input if args.input is not None else args.text}
         if args.action:
             raw["action"] = args.action
-        for key in ("labels", "priority", "max_cost_usd", "id"):
+        for key in ("labels", "priority", "max_cost_usd", "strategy", "id"):
             if getattr(args, key) is not None:
                 raw[key] = getattr(args, key)
         if args.tag:
@@ -317,7 +323,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     out.print(f"[bold]{record['id']}[/] {record.get('action', '')}: {record.get('state')}")
     print_fields((key, record.get(key)) for key in
-                 ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason"))
+                 ("strategy", "answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason"))
     if record.get("attempts"):
         attempts = table("tier", "model", "answer", "confidence", "cost (USD)", "latency ms", "outcome",
                          title="attempts")

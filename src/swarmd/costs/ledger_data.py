@@ -124,10 +124,13 @@ def write_jsonl(rows: list[dict], path: str | Path) -> int:
 
 def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> dict | None:
     """Objectives that finished in the window (store only): ``{"by_state":
-    {state: n}, "unresolved_by_reason": {reason: n}}``, or ``None`` when the
-    source holds no objectives at all: a JSONL export, a ledger file from
-    before schema versioning (no ``objectives`` table), or a ledger written by
-    the router alone (``swarmctl ask``, benches: the table exists, empty)."""
+    {state: n}, "unresolved_by_reason": {reason: n}, "by_strategy":
+    {strategy: {"objectives", "done", "unresolved", "failed", "cost_usd"}}}``
+    (strategy ``cascade`` for objectives stored before strategies existed), or
+    ``None`` when the source holds no objectives at all: a JSONL export, a
+    ledger file from before schema versioning (no ``objectives`` table), or a
+    ledger written by the router alone (``swarmctl ask``, benches: the table
+    exists, empty)."""
     p = Path(path)
     if not p.is_file() or not _is_sqlite(p):
         return None
@@ -135,7 +138,10 @@ def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: f
     try:
         if conn.execute("SELECT 1 FROM objectives LIMIT 1").fetchone() is None:
             return None
-        sql, args = "SELECT state, reason FROM objectives WHERE finished_at IS NOT NULL", []
+        columns = {r["name"] for r in conn.execute("PRAGMA table_info(objectives)")}
+        strategy = "strategy" if "strategy" in columns else "NULL"      # a file not migrated to version 9
+        sql, args = (f"SELECT state, reason, {strategy} AS strategy, cost_usd FROM objectives "
+                     "WHERE finished_at IS NOT NULL"), []
         if since_ts is not None:
             sql, args = sql + " AND finished_at >= ?", args + [since_ts]
         if until_ts is not None:
@@ -147,13 +153,20 @@ def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: f
         conn.close()
     by_state: dict[str, int] = {}
     reasons: dict[str, int] = {}
-    for state, reason in found:
+    by_strategy: dict[str, dict] = {}
+    for state, reason, strategy, cost in found:
         by_state[state] = by_state.get(state, 0) + 1
         if state == "unresolved":
             key = reason or "?"
             key = key if key == "budget" or len(key) <= 60 else key[:57] + "..."
             reasons[key] = reasons.get(key, 0) + 1
-    return {"by_state": by_state, "unresolved_by_reason": reasons}
+        bucket = by_strategy.setdefault(strategy or "cascade", {"objectives": 0, "done": 0, "unresolved": 0,
+                                                                "failed": 0, "cost_usd": 0.0})
+        bucket["objectives"] += 1
+        if state in bucket:
+            bucket[state] += 1
+        bucket["cost_usd"] += cost or 0.0
+    return {"by_state": by_state, "unresolved_by_reason": reasons, "by_strategy": by_strategy}
 
 
 def _bucket() -> dict:

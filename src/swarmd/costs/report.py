@@ -4,8 +4,8 @@ A report covers ledger rows with ``since_ts <= ts < until_ts`` (unix
 seconds) from the store (``memory.db``) and contains, by tier, model and
 action: calls, tokens, spend (USD), escalation rate, unresolved counts; the
 pure-API cost of the same requests (their final call's tokens at the API
-tier's prices) and the savings; objectives finished in the window by state
-and unresolved by reason (``budget`` among them); agent runs by mode
+tier's prices) and the savings; objectives finished in the window by state,
+unresolved by reason (``budget`` among them) and by routing strategy; agent runs by mode
 (``learner``: the planner and the agent loop on model tiers; ``follower``: a
 replayed execution trace) and the savings per trace (:func:`trace_savings`).
 Definitions: :mod:`swarmd.costs.ledger_data`.
@@ -131,6 +131,11 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
             lines += ["", "Unresolved by reason:", ""]
             lines += _table(["reason", "objectives"], sorted(objectives["unresolved_by_reason"].items(),
                                                              key=lambda kv: -kv[1]))
+        if objectives.get("by_strategy"):
+            lines += ["", "By routing strategy:", ""]
+            lines += _table(["strategy", "objectives", "done", "unresolved", "failed", "cost (USD)"], [
+                [name, v["objectives"], v["done"], v["unresolved"], v["failed"], f"{v['cost_usd']:.6f}"]
+                for name, v in sorted(objectives["by_strategy"].items())])
     if report.get("by_mode"):
         lines += ["", "## Agent objectives: learner and follower runs", ""]
         lines += _table(["mode", "calls", "cost (USD)"], [
