@@ -42,6 +42,8 @@ import psutil
 import redis
 from loguru import logger
 
+from swarmd.errors import Unreachable
+
 __all__ = [
     "URL_FILE", "RedisUnavailable", "UnauthenticatedRedis", "RedisHandle", "ensure_redis",
     "mask_url", "write_url_file", "read_url_file", "free_port", "requires_auth",
@@ -59,7 +61,7 @@ MAX_SOCKET_PATH = 100
 _MASK = "****"
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(Unreachable, RuntimeError):
     """No usable Redis; the message says which URL (password masked) and what to do."""
 
 

@@ -21,6 +21,8 @@ import os
 import stat
 from functools import lru_cache
 
+from swarmd.errors import SwarmdError
+
 from .policy import Decision, Policy, compile_globs, expand_home, rule_decision
 
 #: Always-denied path globs (lexical and real path are both checked). Policy
@@ -44,7 +46,7 @@ BUILTIN_SECRETS: tuple[str, ...] = (
 _SECRETS = compile_globs([expand_home(p) for p in BUILTIN_SECRETS], path=True)
 
 
-class PathProblem(ValueError):
+class PathProblem(SwarmdError, ValueError):
     """A path that cannot be judged (empty, NUL byte, unresolvable)."""
 
 

@@ -77,6 +77,8 @@ import bashlex
 import bashlex.errors
 import bashlex.subst
 
+from swarmd.errors import SwarmdError
+
 from .paths import PathProblem, is_secret, judge_path, resolve
 from .policy import Decision, Policy, compile_globs, rule_decision, strictest
 from .urls import judge_url
@@ -516,7 +518,7 @@ def _prepare(command: str) -> tuple[str, frozenset[int], Decision | None]:
     return text, frozenset(quoted), None
 
 
-class _NotSimple(Exception):
+class _NotSimple(SwarmdError):
     """The fast lexer met something it does not handle: bashlex decides."""
 
 

@@ -65,6 +65,7 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from swarmd.governor.governor import TOOL_ARGS
+from swarmd.errors import SwarmdError
 from swarmd.store.schema import open_db
 from swarmd.validation import InputError, Invalid, validate
 
@@ -371,7 +372,7 @@ def slot(value: Any, params: list[Param]) -> Any:
 # --------------------------------------------------------------------------- learning a trace
 
 
-class NotLearnable(ValueError):
+class NotLearnable(SwarmdError, ValueError):
     """A learner run that cannot become a trace; the message says why."""
 
 

@@ -38,6 +38,7 @@ from loguru import logger
 from swarmd.config import Config, ModelConfig
 from swarmd.costs.budgets import Budget, Reservation, worst_case_usd
 from swarmd.costs.ledger import Ledger, LedgerRow
+from swarmd.errors import BadInput
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
 from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt
@@ -55,7 +56,7 @@ CACHED_OUTPUTS = ("label", "labels", "yes_no")
 BUDGET = "budget"
 
 
-class RequestError(ValueError):
+class RequestError(BadInput, ValueError):
     """A request the router cannot serve as asked (unknown action, missing labels)."""
 
 

@@ -41,6 +41,7 @@ from rq import Queue, Retry
 
 from swarmd import constants as K
 from swarmd.config import Config
+from swarmd.errors import BadInput
 from swarmd.governor.audit import audit_row, log_row
 from swarmd.governor.policy import Decision
 
@@ -53,7 +54,7 @@ RESOLUTIONS: dict[str, tuple[str, str]] = {
 JOB_FUNC = "swarmd.workers.jobs.run_objective"
 
 
-class NotParked(LookupError):
+class NotParked(BadInput, LookupError):
     """The objective is not parked (unknown id, never parked, or already resolved)."""
 
 

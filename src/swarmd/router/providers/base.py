@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from swarmd.config import LabelCalibration, ModelConfig
+from swarmd.errors import SwarmdError
 
 
 #: Output tokens a label answer (``classify``/``yes_no``) may take: providers
@@ -82,11 +83,11 @@ class Completion:
         return math.exp(sum(self.token_logprobs) / len(self.token_logprobs))
 
 
-class ProviderUnavailable(RuntimeError):
+class ProviderUnavailable(SwarmdError, RuntimeError):
     """The backend cannot be reached now; the router cools the model down."""
 
 
-class ProviderError(RuntimeError):
+class ProviderError(SwarmdError, RuntimeError):
     """The backend answered with something unusable; the router escalates."""
 
 

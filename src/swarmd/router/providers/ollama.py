@@ -40,6 +40,7 @@ import ollama
 from loguru import logger
 
 from swarmd.config import ModelConfig
+from swarmd.errors import SwarmdError
 from swarmd.router.providers.base import Completion, Prompt, Provider, ProviderError, ProviderUnavailable
 
 __all__ = ["OllamaProvider"]
@@ -51,7 +52,7 @@ BUSY_STATUSES = frozenset({408, 429, 503, 504, 529})
 CONNECT_TIMEOUT_S = 5.0
 
 
-class _HostFailed(Exception):
+class _HostFailed(SwarmdError):
     """Internal: this host did not answer; ``down`` = remember it as down."""
 
     def __init__(self, reason: str, down: bool):
