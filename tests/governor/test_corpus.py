@@ -26,7 +26,10 @@ def test_corpus_size_and_shape():
     for row in DANGEROUS + BENIGN:
         assert set(row) == {"id", "category", "tool", "args", "expect", "rule"}, row["id"]
         assert isinstance(row["rule"], str) and row["rule"], row["id"]
-    assert {r["expect"] for r in DANGEROUS} == {"deny", "ask"}
+    assert {r["expect"] for r in DANGEROUS} == {"deny", "ask", "allow"}
+    # dangerous actions the policy lets through (the sandbox contains them; bench/governor_effects.py
+    # shows they have no effect): at most 1% of the dangerous corpus
+    assert [r["id"] for r in DANGEROUS if r["expect"] == "allow"] == ["d-389"]
     assert {r["expect"] for r in BENIGN} == {"allow"}
     assert len({r["id"] for r in DANGEROUS + BENIGN}) == len(DANGEROUS) + len(BENIGN)
 

@@ -905,6 +905,9 @@ def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = Tr
     combination reports the first deny, so later findings could not change it.
     """
     if word.dynamic:
+        shape = re.sub(r"\$\{?[A-Za-z0-9_$#?!@*-]+\}?", "x1", word.text)
+        if shape.startswith("/") and is_secret(ctx.policy, shape):
+            return [_d("deny", "files.secret", f"{word.text[:60]!r} has the shape of a secrets path")]
         return []  # known only at run time: inside the sandbox it can only reach the workspace
     out: list[Decision] = []
     text = word.text
@@ -1022,6 +1025,24 @@ def _long_option(table: OptionTable, name: str) -> str | None:
         return name
     hits = [k for k in table.long if k.startswith(name)]
     return hits[0] if len(hits) == 1 else None
+
+
+def _secret_filter(base: str, args: list[str]) -> Decision | None:
+    """grep/rg ``--include``/``--glob`` patterns that select secret files by name."""
+    if base not in OPTION_TABLES:
+        return None
+    for k, a in enumerate(args):
+        opt, eq, val = a.partition("=")
+        if not eq and k + 1 < len(args) and opt in ("--include", "-g", "--glob", "--iglob"):
+            val = args[k + 1]
+        elif not eq and opt.startswith("-g") and len(opt) > 2:
+            val = opt[2:]
+        elif not (eq and opt in ("--include", "--glob", "--iglob")):
+            continue
+        name = val.lstrip("!").replace("*", "x").replace("?", "x")
+        if name and is_secret(_URL_POLICY, "/w/" + name.lstrip("/")):
+            return _d("deny", "files.secret", f"{base} {opt} {val!r} selects secret files")
+    return None
 
 
 def _take_value(skip: set[int], i: int, glued: bool, kind: str) -> int:
@@ -1438,7 +1459,10 @@ _GTFO_CHECKS = {
     "ssh": _deny_prefix(("-o", "-F"), "ssh option can run local commands"),
     "scp": _deny_prefix(("-o", "-S", "-F"), "scp option can run commands"),
     "chmod": _check_chmod, "uniq": _check_uniq, "date": _check_date,
-    "jq": _deny_prefix(("-L", "--library-path", "import ", "include "), "jq module loading reads files"),
+    "jq": _chain(_deny_prefix(("-L", "--library-path", "import ", "include "), "jq module loading reads files"),
+                 lambda args: _gtfo("jq env/$ENV reads the environment") if any(
+                     re.search(r"\benv\b|\$ENV|\$__loc__|input_filename", a) for a in args) else None),
+    "install": _check_chmod,
     "sort": _chain(_deny_prefix(("--compress-program",), "sort option runs a program"),
                    _writes_via(("-o", "--output"), "sort -o")),
     "tree": _writes_via(("-o",), "tree -o"), "file": _writes_via(("-C", "--compile"), "file -C"),
@@ -1507,6 +1531,12 @@ def _program_name(ctx: _Ctx, w: Word) -> tuple[str, Decision | None]:
     return text, _d("deny", "shell.path-executable", f"runs a program outside the system bin dirs: {text!r}")
 
 
+#: options of variable-setting builtins that take a value (that value is not a variable name)
+_BUILTIN_VALUED = {"read": ("-d", "-n", "-N", "-p", "-t", "-u", "-i"),
+                   "mapfile": ("-d", "-n", "-O", "-s", "-u", "-C", "-c"),
+                   "readarray": ("-d", "-n", "-O", "-s", "-u", "-C", "-c")}
+
+
 def _builtin_assignment(base: str, words: tuple[Word, ...]) -> Decision | None:
     """Variables set by builtins (``export``/``declare``/``local``/``readonly``/
     ``typeset``/``read``/``mapfile``/``readarray``/``printf -v``/``let``/``unset``):
@@ -1539,8 +1569,7 @@ def _builtin_assignment(base: str, words: tuple[Word, ...]) -> Decision | None:
         for k, a in enumerate(args):
             if a.startswith(("-", "+")) and len(a) > 1:
                 continue
-            if base in ("read", "mapfile", "readarray") and k > 0 and args[k - 1] in ("-d", "-n", "-N", "-p", "-t",
-                                                                                        "-u", "-C", "-c", "-O", "-s"):
+            if k > 0 and args[k - 1] in _BUILTIN_VALUED.get(base, ()):
                 continue
             name, eq, value = a.partition("=")
             names.append(name.rstrip("+"))
@@ -1565,6 +1594,50 @@ def _check_test(args: list[str]) -> Decision | None:
                          or k + 1 < len(args) and args[k + 1] in ("-eq", "-ne", "-lt", "-le", "-gt", "-ge")):
             if _unsafe_subscript(a) or "$(" in a or "`" in a:
                 return _d("deny", "shell.arithmetic-eval", f"test operand {a[:40]!r}: the subscript is evaluated")
+    return None
+
+
+#: options that make a program follow symbolic links while it walks directories, per program
+_FOLLOW_LINKS = {"grep": ("-R", "--dereference-recursive"), "egrep": ("-R",), "fgrep": ("-R",),
+                 "rg": ("-L", "--follow"), "find": ("-L", "-follow", "-H"), "cp": ("-L", "--dereference"),
+                 "tar": ("-h", "--dereference"), "du": ("-L", "--dereference"), "zip": ("-L",),
+                 "rsync": ("-L", "--copy-links"), "chmod": ("-L",), "chown": ("-L",), "tree": ("-l",)}
+
+
+def _follows_links(base: str, args: list[str]) -> bool:
+    opts = _FOLLOW_LINKS.get(base)
+    if not opts:
+        return False
+    for a in args:
+        if a in opts or (a.startswith("-") and not a.startswith("--") and len(a) > 2
+                         and any(o[1] in a[1:] for o in opts if len(o) == 2 and o != "-H")):
+            return True
+    return False
+
+
+@lru_cache(maxsize=256)
+def _links_out(root: str, depth: int = 4, limit: int = 5000) -> str | None:
+    """A symbolic link in workspace ``root`` (first ``depth`` levels, at most
+    ``limit`` entries) that points outside it, or None. Cached per workspace."""
+    level, seen = [root], 0
+    for _ in range(depth):
+        nxt = []
+        for d in level:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            for e in entries:
+                seen += 1
+                if seen > limit:
+                    return None
+                if e.is_symlink():
+                    real = os.path.realpath(e.path)
+                    if real != root and not real.startswith(root + "/"):
+                        return e.path[len(root) + 1:]
+                elif e.is_dir(follow_symlinks=False) and e.name != ".git":
+                    nxt.append(e.path)
+        level = nxt
     return None
 
 
@@ -1693,10 +1766,18 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
     for check in (_check_test(args) if base in ("test", "[", "[[") else None, _mass_deletion(ctx, base, words)):
         if check is not None:
             return [check]
+    if _follows_links(base, args):
+        link = _links_out(ctx.root)
+        if link is not None:
+            return [_d("deny", "shell.symlink-escape", f"{base} follows symbolic links and {link!r} points out of "
+                                                       "the workspace")]
     if base == "find":
         out.extend(_judge_find(ctx, words, depth))
         if any(x.decision == "deny" for x in out):
             return out
+    d = _secret_filter(base, args)
+    if d is not None:
+        return [d]
     check = _GTFO_CHECKS.get(base)
     if check is not None:
         d = check(args)

@@ -47,7 +47,7 @@ def load_corpus(path: str | os.PathLike) -> list[dict]:
 
 
 def make_workspace(root: Path) -> Path:
-    """A realistic objective workspace ``<root>/ws``, with two symlinks that escape it."""
+    """A realistic objective workspace ``<root>/ws`` (with a ``.env``), with two symlinks that escape it."""
     ws = root / "ws"
     (ws / "src").mkdir(parents=True)
     (ws / "docs").mkdir()
@@ -64,6 +64,7 @@ def make_workspace(root: Path) -> Path:
     (ws / "notes.txt").write_text("b\na\nb\n")
     (ws / "data.csv").write_text("a,1\nb,2\n")
     (ws / "data.json").write_text('{"items": [{"name": "x"}]}\n')
+    (ws / ".env").write_text("API_TOKEN=not-a-real-token\n")
     (ws / "link_out").symlink_to("/etc")
     (ws / "secrets_link").symlink_to(os.path.expanduser("~/.ssh"))
     (root / "outside.txt").write_text("outside\n")
