@@ -1,6 +1,7 @@
 """The one Redis URL resolution order (``swarmd.cli.common.redis_url``):
 --redis-url, $REDIS_URL, <data dir>/redis.url (not for the daemon), the
-config's daemon.redis_url, else localhost (the daemon: None, i.e. find or start one)."""
+config's daemon.redis_url; with none of these the daemon gets None (it starts
+its own) and every other command exits 3; a Redis on localhost is never assumed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from swarmd.cli.common import redis_url
 from swarmd.daemon.redis_server import write_url_file
+from swarmd.errors import Unreachable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +39,9 @@ def test_each_source_wins_over_the_ones_after_it(setup, monkeypatch):
     (data / "redis.url").unlink()
     assert redis_url(args) == "redis://config:6379/0"
     args.config = str(ROOT / "llm_config.yaml")                 # redis_url: null
-    assert redis_url(args) == "redis://127.0.0.1:6379/0"
+    with pytest.raises(Unreachable, match="no Redis known") as info:
+        redis_url(args)
+    assert info.value.exit_code == 3 and str(data) in str(info.value)
 
 
 def test_the_daemon_skips_the_file_it_writes_and_may_start_its_own(setup, monkeypatch):
