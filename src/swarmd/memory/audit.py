@@ -40,12 +40,13 @@ def drawn(objective_id: str, rate: float) -> bool:
     return zlib.crc32(objective_id.encode()) / 2 ** 32 < rate
 
 
-def maybe_audit(router, redis, objective: dict, result, rate: float) -> Verified | None:
-    """Audit one routed objective with probability ``rate`` (:func:`drawn`); returns the
-    record pushed to Redis, or ``None`` (not drawn, not a free tier's accepted
-    answer, no priced model, refused by a budget, or an unusable paid answer).
-    ``result``: the objective's :class:`~swarmd.router.RouteResult`.  Never raises
-    for a model or budget failure (logged)."""
+def audit(router, objective: dict, result, rate: float) -> tuple[Verified, object] | None:
+    """Audit one routed objective with probability ``rate`` (:func:`drawn`):
+    ``(audit record, the paid Attempt)``, or ``None`` (not drawn, not a free
+    tier's accepted answer, no priced model, refused by a budget, or an
+    unusable paid answer).  ``result``: the objective's
+    :class:`~swarmd.router.RouteResult`.  Never raises for a model or budget
+    failure (logged)."""
     if result.status != "accepted" or not result.attempts or not drawn(objective["id"], rate):
         return None
     local = result.attempts[-1]
@@ -63,10 +64,21 @@ def maybe_audit(router, redis, objective: dict, result, rate: float) -> Verified
         return None
     record = Verified(objective["action"], labels, objective["input"], paid.answer, "audit", verifier=paid.model,
                       objective_id=objective["id"], **local_fields(asdict(local)))
-    redis.rpush(K.MEMORY_AUDITS, json.dumps({"record": asdict(record), "attempt": asdict(paid),
-                                             "action": objective["action"]}))
     logger.info("audit of {}: {} said {!r}, {} said {!r}", objective["id"], local.model, local.answer,
                 paid.model, paid.answer)
+    return record, paid
+
+
+def maybe_audit(router, redis, objective: dict, result, rate: float) -> Verified | None:
+    """The worker's audit: :func:`audit`, then the record and the paid call
+    pushed to :data:`~swarmd.constants.MEMORY_AUDITS` for the daemon; returns
+    the record or ``None``."""
+    audited = audit(router, objective, result, rate)
+    if audited is None:
+        return None
+    record, paid = audited
+    redis.rpush(K.MEMORY_AUDITS, json.dumps({"record": asdict(record), "attempt": asdict(paid),
+                                             "action": objective["action"]}))
     return record
 
 
