@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,22 +53,37 @@ def test_negative_lines_is_bad_input(log, capsys):
     assert "--lines must be >= 0" in capsys.readouterr().err
 
 
-def test_follow_prints_lines_written_later_until_interrupted(log):
+@contextmanager
+def following(log):
+    """``swarmctl logs -f -n 1`` on ``log`` as a real process; yields (process, lines it printed so far),
+    and interrupts it (SIGINT) on exit."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen([sys.executable, "-m", "swarmd.cli", "--config", CONFIG, "--data-dir", str(log.parent),
                              "logs", "-f", "-n", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     seen: list[str] = []
-    reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
+    threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     try:
         wait_until(lambda: seen == ["line 5\n"], 30, lambda: f"the last line first, got {seen!r}")
+        yield proc, seen
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_follow_prints_lines_written_later_until_interrupted(log):
+    with following(log) as (proc, seen):
         with log.open("a") as fh:
             fh.write("written later 1\nwritten later 2\n")
         wait_until(lambda: seen[1:] == ["written later 1\n", "written later 2\n"], 30,
                    lambda: f"the appended lines, got {seen!r}")
         assert proc.poll() is None                  # still following
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-    assert code == 130 and "interrupted" in proc.stderr.read()
+    assert proc.returncode == 130 and "interrupted" in proc.stderr.read()
+
+
+def test_follow_goes_on_in_the_new_file_after_a_rotation(log):
+    with following(log) as (_proc, seen):
+        log.rename(log.with_name("daemon_hybrid.2026-12-01.log"))      # what loguru's rotation does
+        log.write_text("after rotation\n")
+        wait_until(lambda: seen[1:] == ["after rotation\n"], 30, lambda: f"the new file's line, got {seen!r}")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections import deque
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rq import Worker
@@ -340,23 +342,42 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the last ``--lines`` lines of the daemon log; with ``-f`` keep
-    printing lines as they are written (polling every :data:`POLL_S` s) until
-    interrupted."""
+    printing lines as they are written (polling every :data:`POLL_S` s),
+    across rotations of the file, until interrupted."""
     if args.lines < 0:
         raise BadInput(f"--lines must be >= 0, found {args.lines}")
     config = load_config(args.config)
     path = db_path(data_dir(args.data_dir), config.daemon.log.path)
     if not path.exists():
         raise BadInput(f"no log at {path} (has the daemon run with this --data-dir?)")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.readlines()
-        sys.stdout.write("".join(lines[-args.lines:] if args.lines else []))
-        sys.stdout.flush()
+    fh = open(path, "rb")  # noqa: SIM115 - reopened on rotation, closed below
+    try:
+        last = deque(fh, maxlen=args.lines) if args.lines else ()
+        _write(b"".join(last))
         while args.follow:
             line = fh.readline()
             if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+                _write(line)
+            elif _replaced(path, fh):       # rotated (renamed, a new file written) or truncated
+                fh.close()
+                fh = open(path, "rb")  # noqa: SIM115
             else:
                 time.sleep(POLL_S)
+    finally:
+        fh.close()
     return EXIT_OK
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.write(data.decode("utf-8", errors="replace"))
+    sys.stdout.flush()
+
+
+def _replaced(path, fh) -> bool:
+    """Whether ``path`` now names another file than ``fh`` (rotation) or one
+    shorter than what was read (truncation); ``False`` while it is missing."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return now.st_ino != os.fstat(fh.fileno()).st_ino or now.st_size < fh.tell()
