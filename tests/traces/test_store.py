@@ -31,9 +31,10 @@ def test_parameters_by_kind_and_rank():
 def test_learn_slots_parameters_and_binds_answer_numbers_to_outputs():
     transcript = [ran(1, "grep -ro TODO src | wc -l", "7\n"), {"n": 2, "invalid": "x", "reply": "?"},
                   ran(3, "ls src", "a.py b.py\n")]
-    trace = learn("Count the 'TODO' markers in src/", transcript, "7 TODO markers in src/", pre_existing={"src"})
+    trace = learn("Count the 'TODO' markers in src/", transcript, "7 TODO markers in src/ (src files)",
+                  pre_existing={"src"})
     assert [s.args["command"] for s in trace.steps] == ["grep -ro {{quoted1}} {{path1}} | wc -l", "ls {{path1}}"]
-    assert trace.answer == "{{out1}} {{quoted1}} markers in {{path1}}"
+    assert trace.answer == "{{out1}} {{quoted1}} markers in {{path1}} (src files)"   # the bare word stays prose
     assert [v.model_dump(by_alias=True) for v in trace.steps[0].expect] == [
         {"type": "exit_code", "equals": 0}, {"type": "output_matches", "pattern": "^(?P<out1>\\d+)$"}]
     assert [p.model_dump() for p in trace.preconditions] == [{"type": "file_exists", "path": "{{path1}}"}]

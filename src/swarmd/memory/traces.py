@@ -351,18 +351,21 @@ def fill(value: Any, values: dict[str, str]) -> Any:
     return value
 
 
-def slot(value: Any, params: list[Param]) -> Any:
+def slot(value: Any, params: list[Param], bare_dirs: bool = False) -> Any:
     """``value`` with every whole occurrence of a parameter's example replaced
-    by its slot (longest examples first; numbers only as whole numbers)."""
+    by its slot (longest examples first; numbers only as whole numbers).
+    ``bare_dirs``: a directory given as ``src/`` also matches ``src`` (for
+    tool arguments; in an answer the bare word is likely prose: "tests")."""
     if isinstance(value, dict):
-        return {k: slot(v, params) for k, v in value.items()}
+        return {k: slot(v, params, bare_dirs) for k, v in value.items()}
     if isinstance(value, list):
-        return [slot(v, params) for v in value]
+        return [slot(v, params, bare_dirs) for v in value]
     if not isinstance(value, str):
         return value
     forms = [(p.example, p.name) for p in params]
-    forms += [(p.example.rstrip("/"), p.name) for p in params if p.kind == "path" and p.example.endswith("/")
-              and len(p.example) > 1]                   # "src/" in the goal, "src" in a command
+    if bare_dirs:                                       # "src/" in the goal, "src" in a command
+        forms += [(p.example.rstrip("/"), p.name) for p in params
+                  if p.kind == "path" and p.example.endswith("/") and len(p.example) > 1]
     for example, name in sorted(forms, key=lambda f: -len(f[0])):
         value = re.sub(rf"(?<![\w.{{-]){re.escape(example)}(?![\w}}-]|\.\w|/)" if not example.endswith("/")
                        else rf"(?<![\w.{{-]){re.escape(example)}(?![\w}}-]|\.\w)", "{{" + name + "}}", value)
@@ -413,7 +416,7 @@ def learn(goal: str, transcript: list[dict], answer: str, *, pre_existing: set[s
         schema = _shape_schema(output)
         if schema is not None:
             expect.append({"type": "json_schema", "schema": schema})
-        steps.append({"tool": s["tool"], "args": slot(s["args"], params), "expect": expect})
+        steps.append({"tool": s["tool"], "args": slot(s["args"], params, bare_dirs=True), "expect": expect})
     answer_t = _bind_answer(slot(answer, params), [_clean_output(s.get("output") or "") for s in ran], steps)
     pre = [{"type": "file_exists", "path": "{{" + p.name + "}}"} for p in params
            if p.kind == "path" and p.example.rstrip("/") in pre_existing]

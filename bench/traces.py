@@ -1,0 +1,367 @@
+"""Benchmark execution traces (learner-follower) on repeated development chores.
+
+Run: ``python bench/traces.py [--per-family 10] [--seed 7]`` from the repo
+root (PYTHONPATH=src if swarmd is not installed).
+
+50 free-text objectives (10 per family, families interleaved) in generated
+workspaces, each with its own parameter values and file contents:
+
+* ``tests``     — run the unittest suite in a directory and report how many tests failed;
+* ``version``   — bump the version in a ``.toml`` file and verify it;
+* ``pattern``   — count the lines holding a marker in a directory, and the files;
+* ``csv``       — convert a CSV file to JSON (a converter script is written, then run);
+* ``changelog`` — add an entry under a version heading of a changelog.
+
+The strong model is a loopback server speaking the Anthropic Messages API,
+reached through the official client by the router's API tier (the local
+tiers point at closed ports, so every planner and agent call goes to it). It
+plays a strong model that solves each family correctly: it reads the goal,
+plans, proposes each step, and writes the answer from the step outputs in its
+prompt. Usage is reported as characters / 4 tokens and priced at the shipped
+config's API prices ($2 / $10 per million tokens in / out).
+
+Every tool call runs through the real governor (shipped policy.yaml) and its
+sandbox. A result is a success when the objective ends ``done``, the answer
+states the values the bench computed when it generated the workspace, and the
+workspace holds the expected files.
+
+Configurations, each over fresh workspaces of the same objectives:
+``no traces`` (the baseline: every objective is a learner run), ``traces @0.9``
+(the shipped ``traces.follow_threshold``; a new trace starts at 0.75 and
+gains (1 - c) * 0.1 per learner run reproducing it, so it is first followed
+after 9 confirmations), ``traces @0.75`` (followers from the second objective
+of a family). Latency is wall time per objective (median); cost is USD per
+objective (mean).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# bench/ holds queue.py, which would shadow the standard library's queue module
+sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+
+import yaml  # noqa: E402
+from loguru import logger  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from swarmd.config import parse_config  # noqa: E402
+from swarmd.daemon.redis_server import free_port  # noqa: E402
+from swarmd.governor import AuditBuffer, Governor, load_policy  # noqa: E402
+from swarmd.memory.traces import TraceStore  # noqa: E402
+from swarmd.router import Router  # noqa: E402
+from swarmd.workers.agent import workspace_dir  # noqa: E402
+from swarmd.workers.follower import run_with_traces  # noqa: E402
+
+FAMILIES = ("tests", "version", "pattern", "csv", "changelog")
+CSV2JSON = """import csv, json, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, newline="") as fh:
+    rows = list(csv.DictReader(fh))
+os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+with open(dst, "w") as fh:
+    json.dump(rows, fh)
+print(len(rows))
+"""
+
+# --------------------------------------------------------------------------- the strong model
+
+GOALS = {
+    "tests": re.compile(r"Run the tests in (\S+) and report how many failed"),
+    "version": re.compile(r"Bump the version in (\S+) to (\S+) and verify it"),
+    "pattern": re.compile(r"Count the lines containing '([^']+)' in (\S+) and summarise the counts"),
+    "csv": re.compile(r"Convert (\S+) to JSON in (\S+)"),
+    "changelog": re.compile(r"Add the entry '([^']+)' to (\S+) under version (\S+)"),
+}
+_TOOL_STEP = r"\d+\. (?:shell|read_file|write_file|http_get) \{"
+
+
+def _steps(family: str, g: tuple[str, ...]) -> list[dict]:
+    """The strong model's tool calls for one goal (``g``: the goal's values)."""
+    sh = lambda c: {"tool": "shell", "args": {"command": c}}     # noqa: E731
+    if family == "tests":
+        return [sh(f"python3 -m unittest discover -s {g[0]} -p 'test_*.py' 2>&1 | tail -n 3")]
+    if family == "version":
+        return [sh(f"sed -i 's/^version = \".*\"/version = \"{g[1]}\"/' {g[0]}"),
+                sh(f"grep -c '^version = \"{g[1]}\"' {g[0]}")]
+    if family == "pattern":
+        return [sh(f"grep -r {g[0]} {g[1]} | wc -l"), sh(f"grep -rl {g[0]} {g[1]} | wc -l")]
+    if family == "csv":
+        return [{"tool": "write_file", "args": {"path": "csv2json.py", "content": CSV2JSON}},
+                sh(f"python3 csv2json.py {g[0]} {g[1]}"), sh(f"cat {g[1]}")]
+    return [sh(f"sed -i '/^## {g[2]}$/a - {g[0]}' {g[1]}"), sh(f"grep -c -- '- {g[0]}' {g[1]}")]
+
+
+def _answer(family: str, g: tuple[str, ...], outputs: list[str]) -> str:
+    """The strong model's final answer, read from the step outputs in its prompt."""
+    if family == "tests":
+        ran = re.search(r"Ran (\d+) tests?", outputs[0])
+        failed = re.search(r"failures=(\d+)", outputs[0])
+        return f"{failed.group(1) if failed else 0} of {ran.group(1) if ran else '?'} tests failed"
+    first = [o.split()[0] if o.split() else "?" for o in outputs]
+    if family == "version":
+        return f"{g[0]} is now at version {g[1]} ({first[1]} matching line)"
+    if family == "pattern":
+        return f"{first[0]} lines contain {g[0]} in {g[1]}, across {first[1]} files"
+    if family == "csv":
+        return f"Converted {first[1]} records from {g[0]} to {g[1]}"
+    return f"Added '{g[0]}' under {g[2]} in {g[1]} ({first[1]} entry)"
+
+
+def strong_reply(prompt: str) -> str:
+    """What the strong model answers to one prompt of the ``plan`` or ``agent`` action."""
+    tail = prompt.rsplit("Objective:", 1)[-1]
+    planning = tail.rstrip().endswith("Steps:")
+    goal = tail.rsplit("Steps:", 1)[0] if planning else tail.split(" Plan: ", 1)[0].split("Steps so far:", 1)[0]
+    for family, pattern in GOALS.items():
+        m = pattern.search(goal)
+        if m:
+            break
+    else:
+        return json.dumps(["understand the goal"]) if planning else json.dumps({"done": "I cannot do that"})
+    steps = _steps(family, m.groups())
+    if planning:
+        return json.dumps([f"step {i}: {s['tool']}" for i, s in enumerate(steps, 1)])
+    so_far = tail.split("Steps so far:", 1)[1]
+    done = len(re.findall(_TOOL_STEP, so_far))
+    if done < len(steps):
+        return json.dumps(steps[done])
+    outputs = re.findall(rf"output: (.*?)(?= {_TOOL_STEP}|\s*Next step:|$)", so_far, re.S)
+    return json.dumps({"done": _answer(family, m.groups(), outputs)})
+
+
+class StrongModel(ThreadingHTTPServer):
+    """``POST /v1/messages`` on loopback, answered by :func:`strong_reply` in the
+    Messages API shape; usage = characters / 4 (at least 1) each way."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", free_port()), _Handler)
+        self.calls = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        content = body["messages"][-1]["content"]
+        prompt = content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+        text = strong_reply(prompt)
+        self.server.calls += 1
+        data = json.dumps({"id": f"msg_{self.server.calls}", "type": "message", "role": "assistant",
+                           "model": body["model"], "content": [{"type": "text", "text": text}],
+                           "stop_reason": "end_turn", "stop_sequence": None,
+                           "usage": {"input_tokens": max(1, len(prompt) // 4), "output_tokens": max(1, len(text) // 4),
+                                     "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+# --------------------------------------------------------------------------- objectives and workspaces
+
+
+def make_objectives(per_family: int, seed: int, drift: bool = False) -> list[dict]:
+    """``per_family`` objectives of each family, interleaved: ``{"id", "family",
+    "goal", "files": {path: text}, "expect": {...}}`` (the values to check).
+    ``drift``: the middle ``tests`` objective's suite has no failing test (its
+    summary line is ``OK``: a replay's validation fails and the learner takes over)."""
+    rng = random.Random(seed)
+    words = ["login", "cache", "parser", "upload", "report", "export", "search", "billing", "sync", "theme"]
+    out = []
+    for i in range(per_family):
+        for family in FAMILIES:
+            out.append({"id": f"{family}-{i:02d}", "family": family,
+                        **_generate(family, rng, words, i, drift and i == per_family // 2)})
+    return out
+
+
+def _generate(family: str, rng: random.Random, words: list[str], i: int, drift: bool) -> dict:
+    if family == "tests":
+        d = rng.choice(["tests", "test", "checks"]) + "/"
+        n = rng.randint(4, 12)
+        failed = 0 if drift else rng.randint(1, min(5, n - 1))
+        body = "import unittest\n\n\nclass T(unittest.TestCase):\n" + "".join(
+            f"    def test_{k}(self):\n        self.assertEqual({k}, {k if k >= failed else k + 1})\n\n"
+            for k in range(n))
+        return {"goal": f"Run the tests in {d} and report how many failed",
+                "files": {f"{d}test_suite.py": body}, "expect": {"answer": f"{failed} of {n} tests failed"}}
+    if family == "version":
+        f = rng.choice(["pyproject.toml", "Cargo.toml", "package.toml"])
+        old, new = f"0.{rng.randint(1, 9)}.{rng.randint(0, 9)}", f"{rng.randint(1, 5)}.{rng.randint(0, 20)}.{i}"
+        text = f'[project]\nname = "{rng.choice(words)}"\nversion = "{old}"\nrequires = ["x>=1.0.0"]\n'
+        return {"goal": f"Bump the version in {f} to {new} and verify it", "files": {f: text},
+                "expect": {"file": f, "contains": f'version = "{new}"', "answer": new}}
+    if family == "pattern":
+        marker, d = rng.choice(["TODO", "FIXME", "XXX", "HACK"]), rng.choice(["src", "lib", "app"]) + "/"
+        files, lines = {}, 0
+        for k in range(rng.randint(2, 5)):
+            hits = rng.randint(1, 4) if k else rng.randint(2, 4)      # more lines than files
+            lines += hits
+            files[f"{d}mod{k}.py"] = "".join(f"x = {j}  # {marker} fix {rng.choice(words)}\n" for j in range(hits)) \
+                + "def f():\n    return 1\n"
+        files[f"{d}clean.py"] = "def g():\n    return 2\n"
+        return {"goal": f"Count the lines containing '{marker}' in {d} and summarise the counts", "files": files,
+                "expect": {"answer": f"{lines} lines contain {marker} in {d}, across {len(files) - 1} files"}}
+    if family == "csv":
+        src = f"data/{rng.choice(words)}.csv"
+        dst = f"out/{rng.choice(words)}-{i}.json"
+        rows = [{"name": rng.choice(words), "qty": str(rng.randint(1, 99)), "city": rng.choice(["Oslo", "Lima", "Pune"])}
+                for _ in range(rng.randint(2, 6))]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, ["name", "qty", "city"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return {"goal": f"Convert {src} to JSON in {dst}", "files": {src: buf.getvalue()},
+                "expect": {"json": dst, "rows": rows, "answer": f"Converted {len(rows)} records"}}
+    entry = f"Fix {rng.choice(words)} {rng.choice(['timeout', 'crash', 'typo', 'leak'])}"
+    f, v = rng.choice(["CHANGELOG.md", "HISTORY.md"]), f"1.{rng.randint(0, 9)}.{i}"
+    text = f"# Changelog\n\n## {v}\n\n- Earlier change\n\n## 0.9.0\n\n- First release\n"
+    return {"goal": f"Add the entry '{entry}' to {f} under version {v}", "files": {f: text},
+            "expect": {"file": f, "after": (f"## {v}", f"- {entry}"), "answer": entry}}
+
+
+def correct(obj: dict, ws: Path, state: str, answer: str | None) -> bool:
+    """Did the objective end ``done`` with the expected answer and workspace?"""
+    e = obj["expect"]
+    if state != "done" or not answer or e["answer"] not in answer:
+        return False
+    try:
+        if "contains" in e:
+            return (ws / e["file"]).read_text().count(e["contains"]) == 1
+        if "json" in e:
+            return json.loads((ws / e["json"]).read_text()) == e["rows"]
+        if "after" in e:
+            lines = (ws / e["file"]).read_text().splitlines()
+            return lines[lines.index(e["after"][0]) + 1] == e["after"][1]
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+# --------------------------------------------------------------------------- running
+
+
+def bench_config(url: str, threshold: float | None):
+    """The shipped config: local tiers on closed ports, API tier = the strong model;
+    ``threshold=None``: traces off."""
+    data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
+    dead = {"provider": "ollama", "model": "down", "hosts": [f"http://127.0.0.1:{free_port()}"],
+            "price_per_mtok_in": 0, "price_per_mtok_out": 0, "context_window": 8192, "timeout_s": 5}
+    api = dict(data["tiers"]["API_FALLBACK"][0], base_url=url)
+    data["tiers"] = {"LOCAL_FAST": [dead], "LOCAL_QUALITY": [dict(dead)], "API_FALLBACK": [api]}
+    data["traces"] = {"enabled": threshold is not None, "follow_threshold": threshold or 0.9}
+    data["budgets"] = {"daily_usd": None, "monthly_usd": None}
+    return parse_config(yaml.safe_dump(data), "bench", env={"ANTHROPIC_API_KEY": "sk-bench"})
+
+
+def run(objectives: list[dict], model: StrongModel, threshold: float | None, root: Path) -> tuple[list[dict], str]:
+    """Every objective once, in order, over fresh workspaces: one row per
+    objective, and the traces at the end (``traces/versions, confidence range``)."""
+    config = bench_config(model.url, threshold)
+    governor = Governor(load_policy(REPO / "policy.yaml"), audit=AuditBuffer())
+    store = TraceStore(root / "memory.db") if threshold is not None else None
+    router = Router(config)
+    family_of_trace: dict[str, str] = {}
+    rows, traces = [], "-"
+    try:
+        for obj in objectives:
+            ws = workspace_dir(root, obj["id"])
+            for name, text in obj["files"].items():
+                (ws / name).parent.mkdir(parents=True, exist_ok=True)
+                (ws / name).write_text(text)
+            start = time.perf_counter()
+            out = run_with_traces({"id": obj["id"], "action": "agent", "input": obj["goal"], "tags": ["chore"]},
+                                  router, governor, config, ws, store)
+            ms = (time.perf_counter() - start) * 1000
+            governor.audit.drain()
+            followed = (out.trace or {}).get("follow")
+            if store is not None and out.trace:
+                touched = store.apply(out.trace, config.traces.min_similarity)
+                if out.trace.get("learn") and touched:
+                    family_of_trace.setdefault(touched[-1][0], obj["family"])
+            rows.append({"family": obj["family"], "mode": "follower" if out.result.get("mode") == "follower"
+                         else "learner", "ok": correct(obj, ws, out.state, out.result.get("answer")),
+                         "cost": float(out.result.get("cost_usd") or 0.0), "ms": ms,
+                         "tried_trace": bool(followed), "cross": bool(followed) and
+                         family_of_trace.get(followed["id"], obj["family"]) != obj["family"]})
+        if store is not None:
+            stored = [store.load(r) for r in store.rows(all_versions=True)]
+            active = [t.confidence for t in stored if t.active]
+            traces = f"{len(active)}/{len(stored)}, {min(active):.3f}-{max(active):.3f}" if active else "0/0"
+    finally:
+        router.close()
+        if store is not None:
+            store.close()
+    return rows, traces
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-family", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--drift", action="store_true", help="one tests objective whose suite passes (replay fails a check)")
+    ns = ap.parse_args()
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+    objectives = make_objectives(ns.per_family, ns.seed, ns.drift)
+    model = StrongModel()
+    results, traces = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, threshold in (("no traces", None), ("traces @0.9", 0.9), ("traces @0.75", 0.75)):
+            results[name], traces[name] = run(objectives, model, threshold, Path(tmp) / name.replace(" ", "_").replace("@", ""))
+    model.shutdown()
+    base = results["no traces"]
+    base_cost = statistics.mean(r["cost"] for r in base)
+    base_ok = sum(r["ok"] for r in base) / len(base)
+    table = Table(title=f"bench/traces.py: {len(objectives)} objectives, {len(FAMILIES)} families "
+                        f"(seed {ns.seed}{', drift' if ns.drift else ''}); learner = loopback strong model")
+    for col in ("configuration", "success", "learner runs ok", "follower runs ok (fell back)", "follower/learner success",
+                "cost/objective USD (mean)", "cost vs no traces", "latency ms median (learner | follower)",
+                "cross-family replays", "traces/versions, confidence at end"):
+        table.add_column(col, justify="right" if col != "configuration" else "left")
+    for name, rows in results.items():
+        learners = [r for r in rows if r["mode"] == "learner"]
+        followers = [r for r in rows if r["mode"] == "follower"]
+        f_rate = sum(r["ok"] for r in followers) / len(followers) if followers else None
+        cost = statistics.mean(r["cost"] for r in rows)
+        lat = " | ".join(f"{statistics.median(r['ms'] for r in g):.0f}" if g else "-" for g in (learners, followers))
+        table.add_row(name, f"{sum(r['ok'] for r in rows)}/{len(rows)}",
+                      f"{sum(r['ok'] for r in learners)}/{len(learners)}",
+                      f"{sum(r['ok'] for r in followers)}/{len(followers)} "
+                      f"({sum(r['tried_trace'] and r['mode'] == 'learner' for r in rows)})",
+                      f"{f_rate / base_ok:.2f}" if f_rate is not None and base_ok else "-",
+                      f"{cost:.6f}", f"{cost / base_cost:.1%}" if base_cost else "-", lat,
+                      str(sum(r["cross"] for r in rows)), traces[name])
+    Console(width=200).print(table)
+    print("targets: follower success >= 95% of learner success; cost with traces <= 20% of without; "
+          "no trace applied across families")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
