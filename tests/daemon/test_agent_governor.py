@@ -243,7 +243,7 @@ def test_ask_then_reject_fails_with_a_clear_reason(swarm, capsys):
     assert code == 0 and out.startswith("rejected agent-reject")
     rec = wait_final(swarm.db, ["agent-reject"], timeout_s=60)["agent-reject"]
     assert rec["state"] == "failed"
-    assert rec["reason"].startswith("denied: approval.rejected rejected by tester (governor said ask: git-write)")
+    assert rec["reason"].startswith("denied: approval.rejected rejected by tester (governor said ask: git-network)")
     assert len(swarm.model.prompts("case-reject")) == 1
     rows = swarm.audit(capsys, "agent-reject", "--decision", "deny")
     assert [(r["tool"], r["rule"]) for r in rows] == [("shell", "approval.rejected")]

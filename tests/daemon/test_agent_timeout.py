@@ -23,7 +23,7 @@ def test_unattended_park_times_out_to_deny(redis_server, tmp_path, capsys):
             assert rec["reason"].startswith("denied: approval.timeout no decision within "
                                             "governor.approval_timeout_s=1s")
             rows = [(r["decision"], r["rule"]) for r in reversed(s.audit(capsys, "agent-timeout"))]
-            assert rows == [("ask", "git-write"), ("deny", "approval.timeout")]
+            assert rows == [("ask", "git-network"), ("deny", "approval.timeout")]
         finally:
             s.stop()
     log = (tmp_path / "data" / "daemon_hybrid.log").read_text()
