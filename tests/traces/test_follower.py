@@ -169,3 +169,16 @@ def test_unusable_plan_ends_unresolved(runner):
     runner.workspace("o11")
     out = runner.run("o11", "Tidy up the repository")
     assert out.state == "unresolved" and "no usable plan from API_FALLBACK/claude-fake" in out.result["reason"]
+
+
+def test_a_value_that_changes_a_commands_words_does_not_apply(runner):
+    runner.api.push(PLAN, step("shell", command="grep -rc TODO src/"), done("counted TODO"))
+    runner.workspace("o12", {"src/a.py": "# TODO\n"})
+    runner.run("o12", "Count the 'TODO' markers in src/")
+    [row] = runner.store.rows()
+    runner.api.push(PLAN, done("learner counted"))
+    runner.workspace("o13", {"src/a.py": "# FIX ME\n"})
+    out = runner.run("o13", "Count the 'FIX ME' markers in src/")         # unquoted in the command: 2 words
+    assert (out.result["mode"], out.result["answer"]) == ("learner", "learner counted")
+    assert out.trace is None or "follow" not in out.trace                   # not a failure of the trace
+    assert runner.store.get(row["id"]).runs == 0

@@ -95,7 +95,9 @@ def test_match_needs_confidence_and_success_rate(tmp_path):
     store.conn.execute("UPDATE traces SET runs=8")                                     # 6/8 = 0.75
     assert store.match(goal, 0.8, 0.9, 0.85).why == "success rate 0.750 <= traces.min_success_rate 0.85"
     assert store.match("Count the 'FIXME' markers in lib/x.py", 0.8, 0.0, 0.0) is None   # path suffix differs
-    assert store.match("Count the 'it''s' markers in lib/", 0.8, 0.0, 0.0) is None
+    for unsafe in ("x; touch pwned", "$(id)", "-rf", "a|b", "*"):       # substituted into commands: never
+        assert store.match(f"Count the '{unsafe}' markers in lib/", 0.8, 0.0, 0.0) is None, unsafe
+    assert store.match("Count the \"it's\" markers in lib/", 0.8, 0.0, 0.0) is None
     store.set_disabled(tid)
     assert store.match(goal, 0.8, 0.0, 0.0) is None
     store.close()

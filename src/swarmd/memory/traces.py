@@ -74,8 +74,9 @@ NEW_CONFIDENCE = 0.75
 SUCCESS_STEP = 0.1
 FAILURE_FACTOR = 0.7
 REPRESENTATION = "tokens-v1"
-#: characters a quoted parameter may not contain (it is substituted into shell commands)
-_UNSAFE_QUOTED = re.compile(r"['\"\\`$\n\r]")
+#: characters a parameter value may not hold to be substituted (shell syntax, quotes, globs), and a
+#: leading "-" (it would become an option); quoted text may hold spaces, nothing else may anyway
+_UNSAFE_VALUE = re.compile(r"[;&|$`\\<>(){}!*?\[\]'\"#\n\r]|^-")
 
 
 class TraceError(InputError):
@@ -625,12 +626,13 @@ class TraceStore:
     def match(self, goal: str, min_similarity: float, follow_threshold: float,
               min_success_rate: float) -> Match | None:
         """The most similar usable trace for ``goal`` with compatible
-        parameters (same names and path suffixes; quoted values free of
-        quotes, backslashes, ``$`` and backticks) and similarity ≥
-        ``min_similarity``, or ``None``.  ``follow`` is True when its
-        confidence ≥ ``follow_threshold`` and success rate > ``min_success_rate``."""
+        parameters (same names and path suffixes; values free of shell
+        syntax, quotes and globs, not starting with ``-``: they are
+        substituted into commands) and similarity ≥ ``min_similarity``, or
+        ``None``.  ``follow`` is True when its confidence ≥
+        ``follow_threshold`` and success rate > ``min_success_rate``."""
         params = extract_params(goal)
-        if any(p.kind == "quoted" and _UNSAFE_QUOTED.search(p.example) for p in params):
+        if any(_UNSAFE_VALUE.search(p.example) for p in params):
             return None
         rep = represent(goal)
         best: Match | None = None

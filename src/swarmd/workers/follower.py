@@ -36,6 +36,7 @@ cost 0.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -79,7 +80,9 @@ def replay(stored: StoredTrace, values: dict[str, str], governor: Governor, work
     ``workspace``: preconditions first, then each step through the governor
     (:func:`run_tool`), then its validations in order (an ``output_matches``
     adds its captures to the slot values).  Stops at the first step not
-    allowed or not passing; never raises for tool failures."""
+    allowed or not passing; a shell step whose filled command splits into
+    another number of words than the learned one (a value with spaces where
+    the learner's had none, unquoted) does not apply.  Never raises for tool failures."""
     start = time.perf_counter()
     trace, vals, ws = stored.trace, dict(values), str(workspace)
     transcript: list[dict] = []
@@ -91,11 +94,14 @@ def replay(stored: StoredTrace, values: dict[str, str], governor: Governor, work
         why = check(pre, "", None, ws, vals)
         if why:
             return end("not_applicable", reason=f"precondition failed: {why}")
+    learned = {p.name: p.example for p in trace.params}
     for n, step in enumerate(trace.steps, 1):
         try:
             args = fill(step.args, vals)
         except KeyError as exc:
             return end("failed", reason=f"step {n}: no value for slot {exc}")
+        if step.tool == "shell" and _words(args["command"]) != _words(fill(step.args, {**vals, **learned})["command"]):
+            return end("not_applicable", reason=f"step {n}: the values change the command's words")
         res = run_tool(governor, step.tool, args, ws, objective_id=objective_id)
         if res.decision.decision == "ask":
             return end("ask", reason=f"ask: {res.decision.rule} {res.decision.reason}",
@@ -112,6 +118,14 @@ def replay(stored: StoredTrace, values: dict[str, str], governor: Governor, work
         return end("done", answer=fill(trace.answer, vals))
     except KeyError as exc:
         return end("failed", reason=f"answer: no value for slot {exc}")
+
+
+def _words(command: str) -> int:
+    """How many shell words ``command`` has (-1 when it does not split)."""
+    try:
+        return len(shlex.split(command))
+    except ValueError:
+        return -1
 
 
 def list_workspace(workspace: Path | str, limit: int = _LIST_LIMIT) -> list[str]:
