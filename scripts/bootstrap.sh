@@ -4,7 +4,7 @@
 #     compiles from source, 6-15 min the first time; pip caches the wheel after), redis-server,
 #     bubblewrap (filesystem confinement of governed shell commands), systemd-container
 #     (systemd-nspawn, for the systemd end-to-end test)
-#   - a virtualenv in .venv with swarmd installed editable, with the [local,dev] extras
+#   - a virtualenv in .venv with swarmd installed editable, with the [local,dev,qdrant] extras
 # Idempotent: a second run only checks. Source it or run it; it never starts services.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +44,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # Build for AVX2/FMA/F16C explicitly: safe on any x86-64 from 2013 on.
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-  .venv/bin/python -m pip install -q -e '.[local,dev]'
+  .venv/bin/python -m pip install -q -e '.[local,dev,qdrant]'
   touch "$stamp"
 fi

@@ -31,6 +31,12 @@ LAZY_OK = {
     "swarmd.router.providers.echo": "loaded like the other providers, by make_provider",
     "matplotlib": "slow to import (~0.5 s); only charts need it",
     "swarmd.costs.charts": "pulls matplotlib; only written reports and --plot need it",
+    "onnxruntime": "optional [local] extra: the embedder's runtime, loaded on the first embedding",
+    "tokenizers": "optional [local] extra: the embedder's tokenizer, loaded on the first embedding",
+    "faiss": "optional [local] extra: the embedded HNSW index, opened on first use",
+    "qdrant_client": "optional [qdrant] extra: only with memory.qdrant_url",
+    "swarmd.memory.vectors.hnsw": "pulls faiss when the embedded index is opened",
+    "swarmd.memory.vectors.qdrant": "pulls qdrant-client when memory.qdrant_url is set",
     "ctypes": "prctl(PR_SET_PDEATHSIG) only where libc is available",
 }
 

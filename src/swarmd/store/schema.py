@@ -26,6 +26,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  8    ``memory.traces``    ``traces``: execution traces, every version
  9    ``store.objectives`` column ``objectives.strategy``: the routing strategy
 10    ``costs.ledger``     ``ledger.mode``: learner / follower runs of agent objectives
+11    ``memory.retrieval`` ``verified_fts``: BM25 full-text index of verified inputs
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -216,6 +217,23 @@ MIGRATIONS: tuple[Migration, ...] = (
     """),
     Migration(10, "costs.ledger", "ledger rows of agent objectives marked learner or follower", """
         ALTER TABLE ledger ADD COLUMN mode TEXT;     -- learner | follower | NULL (not an agent run)
+    """),
+    Migration(11, "memory.retrieval", "learning memory: BM25 full-text index of verified inputs (FTS5)", """
+        -- external-content FTS5 table over verified_outcomes.input, kept in step by triggers;
+        -- porter stemming over unicode61 tokens ("fixes" matches "fix")
+        CREATE VIRTUAL TABLE verified_fts USING fts5(
+            input, content='verified_outcomes', content_rowid='id', tokenize='porter unicode61');
+        INSERT INTO verified_fts(verified_fts) VALUES ('rebuild');
+        CREATE TRIGGER verified_fts_insert AFTER INSERT ON verified_outcomes BEGIN
+            INSERT INTO verified_fts(rowid, input) VALUES (new.id, new.input);
+        END;
+        CREATE TRIGGER verified_fts_delete AFTER DELETE ON verified_outcomes BEGIN
+            INSERT INTO verified_fts(verified_fts, rowid, input) VALUES ('delete', old.id, old.input);
+        END;
+        CREATE TRIGGER verified_fts_update AFTER UPDATE OF input ON verified_outcomes BEGIN
+            INSERT INTO verified_fts(verified_fts, rowid, input) VALUES ('delete', old.id, old.input);
+            INSERT INTO verified_fts(rowid, input) VALUES (new.id, new.input);
+        END;
     """),
 )
 

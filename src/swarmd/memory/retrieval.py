@@ -1,0 +1,183 @@
+"""Retrieval of verified examples similar to an input: vector, BM25 and hybrid search.
+
+The pool is the learning memory's verified records with a known answer, of
+one action and one label set (:mod:`swarmd.memory.records`).  Three ways to
+rank it for an input:
+
+* ``vector`` — cosine of all-MiniLM-L6-v2 embeddings (:mod:`swarmd.memory.embed`)
+  in a :class:`~swarmd.memory.vectors.base.VectorIndex` (embedded HNSW by
+  default, Qdrant with ``memory.qdrant_url``), one collection per action and
+  label set (:func:`collection_name`);
+* ``bm25`` — SQLite FTS5's BM25 over the inputs (table ``verified_fts``,
+  migration 11, kept in step with the records by triggers);
+* ``hybrid`` — reciprocal rank fusion of the two: score = Σ 1 / (``RRF_K`` + rank),
+  ranks from 1 (Cormack, Clarke & Büttcher 2009; their k = 60).
+
+Which works best for retrieving same-label commit messages is measured by
+``bench/retrieval.py`` (its retrieval table).  The vector index is filled by
+:meth:`Retriever.sync` (records not yet indexed are embedded; consolidation
+and the bench call it); ids of records pruned since are dropped when
+results are resolved against SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from swarmd.memory.records import Memory, label_key, normalise_input
+from swarmd.memory.vectors.base import VectorIndex
+
+MODES = ("vector", "bm25", "hybrid")
+#: reciprocal rank fusion constant (the published default)
+RRF_K = 60
+#: candidates each ranking contributes before fusion, per result wanted
+FANOUT = 4
+#: query terms kept for BM25 (longer inputs: the first ones)
+MAX_TERMS = 48
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A retrieved verified record: its row ``id``, ``input``, verified ``answer``
+    and the ``score`` it was ranked by (cosine, BM25 relevance or fused RRF)."""
+
+    id: int
+    input: str
+    answer: str
+    score: float
+
+
+def collection_name(action: str, labels) -> str:
+    """The vector collection of (action, label set): ``<action>-<10 hex of sha1(label key)>``
+    (label order does not matter; the action's characters outside ``[A-Za-z0-9_.-]`` become ``_``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", action)[:100]
+    return f"{safe}-{hashlib.sha1(label_key(labels).encode()).hexdigest()[:10]}"
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression for ``text``: its distinct word tokens (at most
+    :data:`MAX_TERMS`), each quoted, joined by ``OR``; ``None`` without any word."""
+    terms = list(dict.fromkeys(t.casefold() for t in _TERM.findall(text)))[:MAX_TERMS]
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def bm25_ranking(memory: Memory, action: str, labels, text: str, k: int,
+                 exclude_norm: str | None = None) -> list[tuple[int, float]]:
+    """Up to ``k`` (record id, relevance) by FTS5 BM25, best first (relevance =
+    −``bm25()``, higher is better), among records of ``action`` and ``labels``
+    with an answer; ``exclude_norm``: leave out records of this normalised input."""
+    query = fts_query(text)
+    if query is None:
+        return []
+    with memory.lock:
+        rows = memory.conn.execute(
+            "SELECT v.id, bm25(verified_fts) AS s FROM verified_fts JOIN verified_outcomes v "
+            "ON v.id = verified_fts.rowid WHERE verified_fts MATCH ? AND v.action = ? AND v.label_key = ? "
+            "AND v.answer IS NOT NULL AND v.input_norm != ? ORDER BY s LIMIT ?",
+            (query, action, label_key(labels), exclude_norm or "", k)).fetchall()
+    return [(int(i), -float(s)) for i, s in rows]
+
+
+def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of id rankings (each best first): (id, Σ 1/(k + rank)), best first."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+class Retriever:
+    """Search the verified examples of a :class:`~swarmd.memory.records.Memory`.
+
+    ``embedder``: an object with ``embed(list[str]) -> n × dim`` unit vectors
+    (:class:`swarmd.memory.embed.Embedder`); ``open_index(name, dim)``: returns
+    the :class:`VectorIndex` of a collection (see :func:`swarmd.memory.vectors.open_index`).
+    Either may be ``None`` for BM25 only.  Thread-safe as far as its parts are.
+    """
+
+    def __init__(self, memory: Memory, embedder=None,
+                 open_index: Callable[[str, int], VectorIndex] | None = None, dim: int = 384):
+        self.memory = memory
+        self.embedder = embedder
+        self._open_index = open_index
+        self.dim = dim
+        self._indexes: dict[str, VectorIndex] = {}
+
+    def index(self, action: str, labels) -> VectorIndex:
+        """The vector index of (action, labels), opened once."""
+        name = collection_name(action, labels)
+        if name not in self._indexes:
+            if self._open_index is None:
+                raise ValueError("this Retriever has no vector index (open_index=None): use mode 'bm25'")
+            self._indexes[name] = self._open_index(name, self.dim)
+        return self._indexes[name]
+
+    def sync(self, action: str, labels, batch: int = 256) -> int:
+        """Embed and index the records of (action, labels) with an answer that
+        the index lacks; returns how many were added (0 when up to date)."""
+        with self.memory.lock:
+            rows = self.memory.conn.execute(
+                "SELECT id FROM verified_outcomes WHERE action=? AND label_key=? AND answer IS NOT NULL ORDER BY id",
+                (action, label_key(labels))).fetchall()
+        index = self.index(action, labels)
+        todo = index.missing([r[0] for r in rows])
+        for start in range(0, len(todo), batch):
+            ids = todo[start:start + batch]
+            with self.memory.lock:
+                marks = ",".join("?" * len(ids))
+                texts = dict(self.memory.conn.execute(
+                    f"SELECT id, input FROM verified_outcomes WHERE id IN ({marks})", ids).fetchall())
+            ids = [i for i in ids if i in texts]
+            index.upsert(ids, self.embedder.embed([texts[i] for i in ids]))
+        index.flush()
+        return len(todo)
+
+    def search(self, action: str, labels, text: str, k: int = 4, mode: str = "hybrid",
+               vector: np.ndarray | None = None, exclude_same_input: bool = True) -> list[Example]:
+        """Up to ``k`` verified examples of (action, labels) nearest to ``text``, best first.
+
+        ``mode``: one of :data:`MODES`.  ``vector``: ``text``'s embedding when
+        the caller has it (else it is computed here).  ``exclude_same_input``:
+        leave out records whose normalised input equals ``text``'s (those are
+        the answer cache's business, and a prompt showing the answer to the
+        very input measures nothing).  Raises ``ValueError`` for an unknown mode.
+        """
+        if mode not in MODES:
+            raise ValueError(f"retrieval mode {mode!r}: expected one of {', '.join(MODES)}")
+        norm = normalise_input(text) if exclude_same_input else None
+        want = k * FANOUT if mode == "hybrid" else k * 2      # spare room for pruned or excluded ids
+        rankings: list[list[tuple[int, float]]] = []
+        if mode in ("vector", "hybrid"):
+            if vector is None:
+                vector = self.embedder.embed([text])[0]
+            rankings.append([(n.id, n.score) for n in self.index(action, labels).search(vector, want)])
+        if mode in ("bm25", "hybrid"):
+            rankings.append(bm25_ranking(self.memory, action, labels, text, want, norm))
+        ranked = rrf([[i for i, _s in r] for r in rankings]) if mode == "hybrid" else rankings[0]
+        return self._resolve(ranked, k, action, labels, norm)
+
+    def _resolve(self, ranked: list[tuple[int, float]], k: int, action: str, labels, norm: str | None) -> list[Example]:
+        if not ranked:
+            return []
+        ids = [i for i, _s in ranked]
+        with self.memory.lock:
+            rows = self.memory.conn.execute(
+                f"SELECT id, input, answer, input_norm FROM verified_outcomes WHERE id IN ({','.join('?' * len(ids))}) "
+                "AND action=? AND label_key=? AND answer IS NOT NULL", (*ids, action, label_key(labels))).fetchall()
+        found = {r[0]: r for r in rows if norm is None or r[3] != norm}
+        return [Example(i, found[i][1], found[i][2], s) for i, s in ranked if i in found][:k]
+
+    def close(self) -> None:
+        """Flush and close the opened indexes."""
+        for index in self._indexes.values():
+            index.close()
+        self._indexes.clear()
