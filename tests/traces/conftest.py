@@ -25,13 +25,14 @@ REPO = Path(__file__).resolve().parents[2]
 PRICES = (2.0, 10.0)
 
 
-def trace_config(api_url: str, planner: bool = True, **traces):
-    """The shipped config: LOCAL_FAST and LOCAL_QUALITY on closed ports, API_FALLBACK
-    the fake (``planner=False``: on a closed port too); ``traces`` overrides."""
+def trace_config(api_url: str, planner: bool = True, fast_url: str | None = None, **traces):
+    """The shipped config: LOCAL_FAST (``fast_url``: a fake Ollama) and
+    LOCAL_QUALITY on closed ports, API_FALLBACK the fake (``planner=False``:
+    on a closed port too); ``traces`` overrides."""
     data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
     common = {"context_window": 8192, "timeout_s": 5, "max_output_tokens": 256}
     data["tiers"] = {
-        "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [closed_port_url()],
+        "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [fast_url or closed_port_url()],
                         "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
         "LOCAL_QUALITY": [{"provider": "ollama", "model": "llama3.1:8b", "hosts": [closed_port_url()],
                            "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
@@ -55,9 +56,9 @@ class Runner:
     """Runs agent objectives through :func:`run_with_traces` against one fake
     and one trace store, applying each outcome's trace event as the daemon does."""
 
-    def __init__(self, tmp_path: Path, api: FakeAnthropic, **traces):
+    def __init__(self, tmp_path: Path, api: FakeAnthropic, fast_url: str | None = None, **traces):
         self.tmp_path, self.api = tmp_path, api
-        self.config = trace_config(api.url, **traces)
+        self.config = trace_config(api.url, fast_url=fast_url, **traces)
         self.store = TraceStore(tmp_path / "memory.db")
         self.audit = AuditBuffer()
         self.governor = Governor(load_policy(REPO / "policy.yaml"), audit=self.audit)

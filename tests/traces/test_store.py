@@ -116,3 +116,10 @@ def test_daemon_store_applies_trace_events_once_and_survives_a_bad_one(tmp_path)
     assert len(traces.rows()) == 1 and store.get("o2")["state"] == "done"
     traces.close()
     store.close()
+
+
+def test_quote_span_keeps_the_goals_spelling_and_refuses_what_is_not_there():
+    from swarmd.memory.traces import quote_span
+    goal = "Add the entry Fix Billing leak to HISTORY.md"
+    assert quote_span(goal, " fix billing leak ") == "Add the entry 'Fix Billing leak' to HISTORY.md"
+    assert [quote_span(goal, v) for v in ("Fix billing leaks", "", "leak; rm x", "-rf")] == [None] * 4

@@ -15,7 +15,12 @@ A trace (:class:`Trace`) holds:
   a goal that yields the same parameter names with the same file suffixes
   (**parameter compatibility**) and whose representation is similar enough
   (``traces.min_similarity``), so a trace with the same tags and another goal
-  never applies.  Tags play no part in matching.
+  never applies.  Tags play no part in matching.  Free text written without
+  quotes is the one thing extraction cannot find: a trace whose other
+  parameters match is returned with its quoted ones ``missing``; a small
+  model then names the span of the goal that fills each, the span (found in
+  the goal verbatim) is quoted (:func:`quote_span`) and the goal matched
+  again, at the full similarity threshold.
 * ``steps``: the tool calls that ran (``tool``, ``args`` with ``{{name}}``
   slots for the parameters and for values captured from earlier outputs) and
   the typed validations each must pass (``expect``); ``preconditions``
@@ -56,7 +61,7 @@ import re
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Union
 
@@ -555,13 +560,33 @@ def _in_workspace(workspace: str | Path, path: str) -> bool:
 class Match:
     """A trace found for a goal: the stored trace, the goal's parameter
     ``values`` by name, the ``similarity``, and whether it may be followed
-    (``follow``) — else ``why`` not."""
+    (``follow``) — else ``why`` not.  ``missing``: the trace's quoted
+    parameters the goal did not show as quoted text (a small model finds
+    them: :func:`quote_span`, then match again); empty for a full match."""
 
     stored: StoredTrace
     values: dict[str, str]
     similarity: float
     follow: bool
     why: str | None = None
+    missing: list[Param] = field(default_factory=list)
+
+
+#: how far below ``min_similarity`` a goal missing quoted parameters may be
+#: (its unquoted free-text words are extra tokens) to be worth a slot fill
+PARTIAL_SLACK = 0.25
+
+
+def quote_span(goal: str, value: str) -> str | None:
+    """``goal`` with its first occurrence of ``value`` (ignoring case; the
+    goal's own spelling is kept) in single quotes, a quoted parameter from
+    then on; ``None`` when ``value`` is empty, unsafe (:data:`_UNSAFE_VALUE`)
+    or not in ``goal``."""
+    value = value.strip()
+    at = goal.lower().find(value.lower()) if value else -1
+    if at < 0 or _UNSAFE_VALUE.search(value):
+        return None
+    return f"{goal[:at]}'{goal[at:at + len(value)]}'{goal[at + len(value):]}"
 
 
 class TraceStore:
@@ -634,12 +659,14 @@ class TraceStore:
         params = extract_params(goal)
         if any(_UNSAFE_VALUE.search(p.example) for p in params):
             return None
-        rep = represent(goal)
+        rep, values = represent(goal), {p.name: p.example for p in params}
         best: Match | None = None
         for stored in self.candidates(signature_of(params)):
             sim = similarity(rep, stored.trace.representation)
             if sim >= min_similarity and (best is None or sim > best.similarity):
-                best = Match(stored, {p.name: p.example for p in params}, sim, False)
+                best = Match(stored, values, sim, False)
+        if best is None and not any(p.kind == "quoted" for p in params):
+            best = self._partial(params, rep, values, min_similarity - PARTIAL_SLACK)
         if best is None:
             return None
         s = best.stored
@@ -649,6 +676,27 @@ class TraceStore:
             best.why = f"success rate {s.success_rate:.3f} <= traces.min_success_rate {min_success_rate}"
         else:
             best.follow = True
+        return best
+
+    def _partial(self, params: list[Param], rep: dict[str, float], values: dict[str, str],
+                 min_similarity: float) -> Match | None:
+        """The most similar trace whose parameters are the goal's plus quoted
+        ones (``missing``), at similarity ≥ ``min_similarity``, or ``None``."""
+        wanted = signature_of(params)
+        best = None
+        for row in self.conn.execute("SELECT * FROM traces WHERE active=1 AND disabled=0 AND signature LIKE "
+                                     "'%quoted%'"):
+            try:
+                stored = self.load(row)
+            except TraceError:
+                continue
+            others = [p for p in stored.trace.params if p.kind != "quoted"]
+            if signature_of(others) != wanted:
+                continue
+            sim = similarity(rep, stored.trace.representation)
+            if sim >= min_similarity and (best is None or sim > best.similarity):
+                best = Match(stored, values, sim, False,
+                             missing=[p for p in stored.trace.params if p.kind == "quoted"])
         return best
 
     # ---- writing

@@ -7,7 +7,9 @@
    parameters) that may be followed (confidence ≥ ``traces.follow_threshold``,
    success rate > ``traces.min_success_rate``): :func:`replay` runs its steps
    with the goal's parameter values in the slots (extracted deterministically:
-   no model is called), each step through the governor and its sandbox
+   no model is called; only free text the goal gives without quotes is
+   copied from it by the small model of ``actions.fill_slot``,
+   :func:`fill_missing`), each step through the governor and its sandbox
    (:func:`swarmd.governor.execute.run_tool`) exactly as the agent loop runs
    a model's step, and checks each step's validations.  All pass: the
    objective is ``done`` with the trace's answer, filled; cost 0.
@@ -47,13 +49,16 @@ from loguru import logger
 from swarmd.config import Config
 from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import run_tool
-from swarmd.memory.traces import NotLearnable, StoredTrace, TraceError, TraceStore, check, fill, learn
+from swarmd.memory.traces import (Match, NotLearnable, StoredTrace, TraceError, TraceStore, check, fill, learn,
+                                  quote_span)
 from swarmd.router import Router
 from swarmd.workers.agent import AgentOutcome, record_run, run_agent
 from swarmd.workers.planner import PLAN_ACTION, make_plan
 
 #: the ledger tier of a replay (no model call)
 TRACE_TIER = "TRACE"
+#: the action whose (small) model copies free-text slot values from a goal
+FILL_ACTION = "fill_slot"
 #: most workspace entries listed before a learner run (for preconditions)
 _LIST_LIMIT = 2000
 
@@ -167,13 +172,16 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
         return _learned(run_agent(objective, router, governor, cfg, workspace, resume=resume), objective, config)
     start: dict = {"learn": {"pre_existing": list_workspace(workspace)}}
     follow_event = None
-    match = None
+    match, start_attempts = None, []
     if traces is not None and tcfg.enabled:
         try:
             match = traces.match(objective["input"], tcfg.min_similarity, tcfg.follow_threshold,
                                  tcfg.min_success_rate)
+            if match is not None and match.missing:
+                match, start_attempts = fill_missing(objective, match, router, traces, config)
         except (sqlite3.Error, TraceError) as exc:
             logger.warning("objective {}: trace store unusable, running the learner: {}", objective["id"], exc)
+    fill_cost = sum(a["cost_usd"] for a in start_attempts)
     if match is not None and not match.follow:
         logger.info("objective {}: trace {} v{} matches (similarity {:.2f}) but is not followed: {}",
                     objective["id"], match.stored.id, match.stored.version, match.similarity, match.why)
@@ -185,19 +193,22 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
                     rep.status, f" ({rep.reason})" if rep.reason else "")
         if rep.status == "done":
             result = {"answer": rep.answer, "confidence": stored.confidence, "tier": TRACE_TIER,
-                      "model": attempt["model"], "cost_usd": 0.0, "escalations": 0, "reason": None,
+                      "model": attempt["model"], "cost_usd": fill_cost, "escalations": 0, "reason": None,
                       "status": "done", "steps": len(rep.transcript), "mode": "follower",
                       "trace": attempt["model"]}
             event = {"follow": {"id": stored.id, "version": stored.version, "ok": True,
-                                "saved_usd": stored.trace.cost_usd}}
-            return AgentOutcome("done", result, [attempt], {"transcript": rep.transcript}, None, event)
+                                "saved_usd": max(0.0, stored.trace.cost_usd - fill_cost)}}
+            return AgentOutcome("done", result, start_attempts + [attempt], {"transcript": rep.transcript}, None,
+                                event)
         if rep.status == "ask":
             out = AgentOutcome("awaiting_approval", {"status": "awaiting_approval", "reason": rep.reason,
-                                                     "answer": None, "cost_usd": 0.0, "mode": "follower",
+                                                     "answer": None, "cost_usd": fill_cost, "mode": "follower",
                                                      "pending": {"tool": rep.pending[0], "args": rep.pending[1],
                                                                  "rule": rep.pending[2].rule,
                                                                  "reason": rep.pending[2].reason}},
-                               [attempt], {"transcript": rep.transcript, "steps": len(rep.transcript), **start},
+                               start_attempts + [attempt],
+                               {"transcript": rep.transcript, "steps": len(rep.transcript), "cost_usd": fill_cost,
+                                **start},
                                rep.pending)
             return out
         if rep.status in ("failed", "denied"):
@@ -206,24 +217,54 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
                          denials=1 if rep.status == "denied" else 0)
             if rep.status == "denied" and cfg.max_denials <= 1:
                 result = {"answer": None, "confidence": None, "tier": TRACE_TIER, "model": attempt["model"],
-                          "cost_usd": 0.0, "escalations": 0, "reason": rep.reason, "status": "failed",
+                          "cost_usd": fill_cost, "escalations": 0, "reason": rep.reason, "status": "failed",
                           "steps": len(rep.transcript), "mode": "follower", "trace": attempt["model"]}
-                return AgentOutcome("failed", result, [attempt], {"transcript": rep.transcript}, None, follow_event)
-        start_attempts = [attempt]
-    else:
-        start_attempts = []
+                return AgentOutcome("failed", result, start_attempts + [attempt], {"transcript": rep.transcript},
+                                    None, follow_event)
+        start_attempts = start_attempts + [attempt]
     plan = make_plan(objective, router)
     plan_attempts = _mark(plan.attempts, "learner")
     if plan.steps is None:
         result = {"answer": None, "confidence": None, "tier": plan.tier, "model": plan.model,
-                  "cost_usd": plan.cost_usd, "escalations": plan.escalations, "reason": plan.reason,
+                  "cost_usd": fill_cost + plan.cost_usd, "escalations": plan.escalations, "reason": plan.reason,
                   "status": "unresolved", "steps": 0, "mode": "learner"}
         return AgentOutcome("unresolved", result, start_attempts + plan_attempts, {}, None, follow_event)
-    start.update(plan=plan.steps, cost_usd=plan.cost_usd, escalations=plan.escalations)
+    start.update(plan=plan.steps, cost_usd=fill_cost + plan.cost_usd, escalations=plan.escalations)
     out = run_agent(objective, router, governor, cfg, workspace, start=start)
     out.attempts = start_attempts + plan_attempts + _mark(out.attempts, "learner")
     out.trace = follow_event
     return _learned(out, objective, config)
+
+
+def fill_missing(objective: dict, match: Match, router: Router, traces: TraceStore,
+                 config: Config) -> tuple[Match | None, list[dict]]:
+    """Find the values of ``match.missing`` (quoted parameters the goal shows
+    without quotes) with the :data:`FILL_ACTION` action (the small model
+    copies the span of the goal; see ``llm_config.yaml``), quote each span
+    (:func:`~swarmd.memory.traces.quote_span`: it must be in the goal
+    verbatim and safe) and match the quoted goal again at the full
+    thresholds.  Returns the new :class:`Match` of the same trace (or
+    ``None``) and the router's attempts (dicts marked ``action`` and ``mode``
+    ``follower``, for the ledger)."""
+    tcfg, goal, attempts = config.traces, objective["input"], []
+    if FILL_ACTION not in config.actions:
+        return None, attempts
+    for param in match.missing:
+        routed = router.route(FILL_ACTION, f"Example goal: {match.stored.trace.goal} Example value: "
+                              f"{param.example} Goal: {goal}", objective_id=objective["id"],
+                              request_id=objective["id"], max_cost_usd=objective.get("max_cost_usd"))
+        attempts += [{**a, "action": FILL_ACTION, "mode": "follower"} for a in routed.attempts_json()]
+        lines = (routed.answer or "").strip().splitlines()
+        quoted = quote_span(goal, lines[0].strip().strip("'\"`")) if routed.status == "accepted" and lines else None
+        if quoted is None:
+            logger.info("objective {}: no value for {} of trace {} ({}: {!r})", objective["id"], param.name,
+                        match.stored.id, routed.status, routed.answer)
+            return None, attempts
+        goal = quoted
+    again = traces.match(goal, tcfg.min_similarity, tcfg.follow_threshold, tcfg.min_success_rate)
+    if again is None or again.missing or again.stored.id != match.stored.id:
+        return None, attempts
+    return again, attempts
 
 
 def _learned(out: AgentOutcome, objective: dict, config: Config) -> AgentOutcome:
