@@ -4,6 +4,7 @@ a transcript, validations, the confidence rule, the daemon's event hook."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -123,3 +124,29 @@ def test_quote_span_keeps_the_goals_spelling_and_refuses_what_is_not_there():
     goal = "Add the entry Fix Billing leak to HISTORY.md"
     assert quote_span(goal, " fix billing leak ") == "Add the entry 'Fix Billing leak' to HISTORY.md"
     assert [quote_span(goal, v) for v in ("Fix billing leaks", "", "leak; rm x", "-rf")] == [None] * 4
+
+
+def test_slot_then_fill_gives_the_text_back():
+    """Property: a learner's argument, slotted for the goal's parameters and
+    filled with the same values, is the argument again (no value is lost or
+    moved), for any mix of parameter values and other words."""
+    from hypothesis import given, settings, strategies as st
+
+    from swarmd.memory.traces import fill, slot
+
+    goal = "Convert data/in.csv to JSON in out/in.json with 'full name' at v1.2.3 from src/ 42 times"
+    params = extract_params(goal)
+    pieces = st.sampled_from([p.example for p in params] + ["src", "python3", "-o", "x.py", "12", "in", "'", "/",
+                                                             " ", "data/", ".csv", "1.2", "142", "v1.2.30",
+                                                             "out/in.json.bak", "full names"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(pieces, max_size=12))
+    def roundtrip(parts):
+        text = " ".join(parts)
+        values = {p.name: p.example for p in params}
+        slotted = slot(text, params)
+        assert fill(slotted, values) == text      # (bare_dirs turns "src" into "src/" on purpose)
+        assert re.search(r"[\w.]\{\{|\}\}[\w]", slotted) is None, slotted   # never inside a longer token
+
+    roundtrip()
