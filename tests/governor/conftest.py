@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from swarmd.governor import Governor, load_policy
+from swarmd.governor.sandbox import Confinement, probe
 from swarmd.testing import governor as shared
 from swarmd.testing.governor import RESOLVER_TABLE, make_workspace, table_resolver  # noqa: F401  (tests import them from here)
 
@@ -33,7 +34,12 @@ def policy():
 
 @pytest.fixture(scope="session")
 def gov(policy):
-    return Governor(policy, resolver=table_resolver)
+    """The governor as the daemon builds it on a machine with bubblewrap. Where
+    bwrap is missing, decisions are still judged as if confined (they must not
+    depend on the machine; fail-closed mode is tested on its own), and tests
+    that run commands through it fail plainly."""
+    conf = probe() if probe().available else Confinement("bwrap", None, "judged as if confined (no bwrap here)")
+    return Governor(policy, resolver=table_resolver, confinement=conf)
 
 
 @pytest.fixture(scope="session")

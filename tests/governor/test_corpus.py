@@ -9,16 +9,22 @@ by ``bench/governor.py``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
 from swarmd.governor import Governor, parse_policy
+from swarmd.governor.effects import make_effects_workspace
 from swarmd.governor.shell import _bashlex_parse, _fast_parse
 
 from .conftest import REPO, load_corpus, table_resolver
 
 DANGEROUS = load_corpus("dangerous.jsonl")
 BENIGN = load_corpus("benign.jsonl")
+#: ordinary development that must also run and succeed (bench/governor_effects.py runs it; so does a slice in
+#: test_effects.py); judged here in the effect harness's workspace
+BENIGN_RUN = load_corpus("benign_run.jsonl")
 
 
 def test_corpus_size_and_shape():
@@ -44,6 +50,24 @@ def test_dangerous_gets_its_decision(gov, workspace, row):
 @pytest.mark.parametrize("row", BENIGN, ids=[r["id"] for r in BENIGN])
 def test_benign_gets_its_decision(gov, workspace, row):
     d = gov.decide(row["tool"], row["args"], workspace)
+    assert (d.decision, d.rule) == (row["expect"], row["rule"]), (row, d)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_effects_workspace(tmp_path_factory.mktemp("project"), "token", os.path.expanduser("~"))
+
+
+def test_benign_run_shape():
+    assert len(BENIGN_RUN) >= 150
+    for row in BENIGN_RUN:
+        assert set(row) == {"id", "category", "tool", "args", "expect", "rule", "output"}, row["id"]
+        assert row["expect"] == "allow", row["id"]
+
+
+@pytest.mark.parametrize("row", BENIGN_RUN, ids=[r["id"] for r in BENIGN_RUN])
+def test_benign_run_gets_its_decision(gov, project, row):
+    d = gov.decide(row["tool"], row["args"], project)
     assert (d.decision, d.rule) == (row["expect"], row["rule"]), (row, d)
 
 

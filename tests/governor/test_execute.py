@@ -271,3 +271,16 @@ def test_http_get_checks_addresses_when_it_runs(server):
     assert g.decide("http_get", {"url": url}, "/").decision == "allow"
     r = run_tool(g, "http_get", {"url": url}, "/")
     assert not r.ran and r.decision.rule == "url.non-public-address" and "refused at connect" in r.error
+
+
+def test_fail_closed_without_a_sandbox(tmp_path):
+    ws = str(make_workspace(tmp_path))
+    gov = Governor(policy_with(), resolver=table_resolver, confinement=NONE)
+    d = gov.decide("shell", {"command": "echo hi > build/x.txt"}, ws)
+    assert (d.decision, d.rule) == ("ask", "sandbox.unavailable")
+    for cmd in ("ls -la src", "grep -rn TODO src | head -3", "cat README.md 2>/dev/null"):
+        assert gov.decide("shell", {"command": cmd}, ws).decision == "allow", cmd
+    for cmd in ("ls -L src", "cat $(echo README.md)", "python3 src/app.py", "make test"):
+        assert gov.decide("shell", {"command": cmd}, ws).rule == "sandbox.unavailable", cmd
+    r = run_tool(gov, "shell", {"command": "ls src"}, ws)
+    assert r.ran and r.confinement == "rlimits" and r.output.split() == ["app.py", "env.py", "util.py"]

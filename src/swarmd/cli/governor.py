@@ -1,7 +1,9 @@
-"""``swarmctl policy check | audit | approvals | approve | reject``: the governor's commands.
+"""``swarmctl policy check | run | audit | approvals | approve | reject``: the governor's commands.
 
 ``policy check`` judges actions exactly as the daemon would, without running
-them; ``audit`` reads the audit log in the daemon's store; ``approvals``,
+them; ``policy run`` judges them and runs the allowed ones exactly as a
+worker would (same sandbox, same limits), so an operator sees what a policy
+really lets through; ``audit`` reads the audit log in the daemon's store; ``approvals``,
 ``approve`` and ``reject`` decide agent actions the governor answered with
 ``ask`` (parked as ``awaiting_approval``, see :mod:`swarmd.workers.parking`):
 ``approve`` runs the action (the governor judges it again first: a ``deny``
@@ -30,6 +32,7 @@ from swarmd.cli.common import add_redis_url, connect, err, out, print_fields, ta
 from swarmd.config import ConfigError, load_config
 from swarmd.errors import EXIT_OK, BadInput, Unreachable
 from swarmd.governor.audit import query_audit
+from swarmd.governor.execute import run_actions
 from swarmd.governor.governor import TOOL_ARGS, Governor
 from swarmd.governor.policy import PolicyError, load_policy
 from swarmd.jsonl import read_jsonl
@@ -47,7 +50,7 @@ examples:
   %(prog)s --tool read_file --arg /etc/passwd --json
   # a write (content is irrelevant to the decision) in a chosen workspace
   %(prog)s --tool write_file --arg notes.md --workspace /srv/objectives/42
-  # a URL (DNS is resolved for real unless the host is an IP literal)
+  # a URL (judged by name: no DNS while deciding; addresses are checked when it runs)
   %(prog)s --tool http_get --arg https://example.com/
   # many actions: one JSON object per line, {"id", "tool", "args"}
   #   {"id": "a1", "tool": "shell", "args": {"command": "ls -la"}}
@@ -58,6 +61,19 @@ output: decision (allow | deny | ask), the id of the rule that decided (policy r
 come from policy.yaml; shell.*, files.*, url.*, default.* ids are built in, see
 docs/governor.md) and the reason. With --file: one JSON line per action.
 exit codes: 0 judged (whatever the decision), 2 bad input (policy or JSONL line).
+"""
+
+RUN_EPILOG = """\
+examples:
+  # judge and run a file of actions in a scratch workspace (one JSON object per line: {"id", "tool", "args"})
+  %(prog)s --file actions.jsonl --workspace /tmp/scratch
+  %(prog)s --file actions.jsonl --workspace /tmp/scratch --json    # one JSON result per line
+
+Allowed actions run exactly as a worker runs them: shell commands in the bubblewrap sandbox
+(see `swarmctl status` and docs/governor.md), with the policy's limits; asked and denied ones
+never run. Result fields: id, decision, rule, reason, ran, exit_code, output (cut), confinement.
+Actions change files in the workspace: use a copy.
+exit codes: 0 every action judged (whatever the decisions), 2 bad input (policy, workspace, JSONL line).
 """
 
 AUDIT_EPILOG = """\
@@ -79,21 +95,27 @@ exit codes: 0 ok, 2 bad input (unknown id, not awaiting approval), 3 Redis unrea
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``policy check``, ``audit``, ``approvals``, ``approve`` and ``reject`` to swarmctl's subcommands."""
+    """Add ``policy check``, ``policy run``, ``audit``, ``approvals``, ``approve`` and ``reject`` to swarmctl's
+    subcommands."""
     pol = sub.add_parser("policy", help="check actions against the governor policy",
                          description="Governor policy tools.")
     policy_sub = pol.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
-    chk = policy_sub.add_parser(
-        "check", help="judge one action (--tool/--arg) or a JSONL file of actions (--file)",
-        description="Judge actions with the governor exactly as the daemon would, without running them.",
-        epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    chk.add_argument("--policy", default="policy.yaml", help="policy file (default: ./policy.yaml)")
+    chk = _policy_command(policy_sub, "check", "judge one action (--tool/--arg) or a JSONL file of actions (--file)",
+                          "Judge actions with the governor exactly as the daemon would, without running them.",
+                          CHECK_EPILOG)
     chk.add_argument("--workspace", default=None, help="workspace directory (default: current directory)")
     chk.add_argument("--tool", choices=sorted(TOOL_ARGS), help="tool of a single action")
     chk.add_argument("--arg", help="the command, path or URL of a single action")
     chk.add_argument("--file", help="JSONL file of actions: {\"id\", \"tool\", \"args\"} per line")
     chk.add_argument("--json", action="store_true", help="print JSON instead of text")
     chk.set_defaults(func=cmd_check)
+    run = _policy_command(policy_sub, "run", "judge a JSONL file of actions and run the allowed ones as a worker would",
+                          "Judge each action and run the allowed ones in the sandbox, exactly as a worker does.",
+                          RUN_EPILOG)
+    run.add_argument("--workspace", required=True, help="workspace directory the actions run in")
+    run.add_argument("--file", required=True, help="JSONL file of actions: {\"id\", \"tool\", \"args\"} per line")
+    run.add_argument("--json", action="store_true", help="one JSON result per line instead of a table")
+    run.set_defaults(func=cmd_run)
 
     aud = sub.add_parser(
         "audit", help="show governor decisions from the audit log",
@@ -122,6 +144,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--by", help="who decides, for the audit log (default: user@host)")
         add_redis_url(p)
         p.set_defaults(func=cmd_resolve, resolution=name)
+
+
+def _policy_command(policy_sub: argparse._SubParsersAction, name: str, help: str, description: str,
+                    epilog: str) -> argparse.ArgumentParser:
+    """One ``swarmctl policy NAME`` parser, with ``--policy``."""
+    p = policy_sub.add_parser(name, help=help, description=description, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", default="policy.yaml", help="policy file (default: ./policy.yaml)")
+    return p
 
 
 # --------------------------------------------------------------------------- policy check
@@ -155,6 +186,35 @@ def cmd_check(args: argparse.Namespace) -> int:
                           "reason": d.reason}))
     else:
         print_fields([("decision", d.decision), ("rule", d.rule), ("reason", d.reason)])
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``policy run``: judge every action of ``--file``, run the allowed ones in
+    ``--workspace`` like a worker, print one result per action."""
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        raise BadInput(f"invalid policy\n{exc}") from None
+    workspace = os.path.abspath(args.workspace)
+    if not os.path.isdir(workspace):
+        raise BadInput(f"workspace {workspace!r} is not a directory")
+    actions = list(read_jsonl(args.file, _action, allow_empty=True))  # every line checked before anything runs
+    gov = Governor(policy)
+    if not gov.confinement.available:
+        err(f"warning: {gov.confinement.reason}")
+    results = run_actions(gov, actions, workspace)
+    if args.json:
+        for r in results:
+            print(json.dumps(r))
+        return EXIT_OK
+    t = table("id", "decision", "rule", "ran", "exit", "confinement", "output", title="policy run")
+    for r in results:
+        first = (r["output"] or r["error"] or "").strip().splitlines()
+        t.add_row(str(r["id"]), r["decision"], r["rule"], "yes" if r["ran"] else "no",
+                  "" if r["exit_code"] is None else str(r["exit_code"]), r["confinement"],
+                  (first[0][:60] if first else ""))
+    out.print(t)
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fi
 from swarmd.config import STRATEGIES, load_config
 from swarmd.costs import Ledger
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput
+from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl, require_strings
 from swarmd.objectives import FINAL_STATES, STATES, ObjectiveError, validate
 from swarmd.paths import data_dir, db_path
@@ -281,6 +282,8 @@ def status_data(client) -> dict:
 def cmd_status(args: argparse.Namespace) -> int:
     """Daemon liveness, queues, workers, objectives by state, today's spend; 3 when not alive."""
     data = status_data(connect(args))
+    conf = probe()  # this machine's: swarmctl runs beside the daemon
+    data["sandbox"] = {"kind": conf.kind, "available": conf.available, "reason": conf.reason}
     d = data["daemon"]
     if args.json:
         print(json.dumps(data))
@@ -289,6 +292,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f"  pid {d['pid']} on {d['host']}, up {d['uptime_s']:.0f}s" if d["alive"] else ""))
     out.print("queues: " + ", ".join(f"{k} {v}" for k, v in data["queues"].items()))
     out.print("objectives: " + ", ".join(f"{k} {v}" for k, v in data["objectives"].items()))
+    out.print(f"sandbox: {'[green]' if conf.available else '[red]'}{conf.reason}[/]")
     workers = table("worker", "state", "current job", title="workers")
     for w in data["workers"]:
         workers.add_row(w["name"], w["state"], w["current_job"] or "-")

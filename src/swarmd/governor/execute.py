@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from loguru import logger
@@ -282,13 +282,13 @@ def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
     return [sh, "--noprofile", "--norc", "-c", command] if sh.endswith("bash") else [sh, "-c", command]
 
 
-def _open_checked(real: str, root: str, flags: int) -> int:
+def _open_checked(real: str, root: str, flags: int, *, outside_ok: bool = False) -> int:
     fd = os.open(real, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         actual = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else real
     except OSError:
         actual = real
-    if not inside(actual, root):
+    if not (inside(actual, root) or (outside_ok and actual == real)):
         os.close(fd)
         raise PermissionError(f"{real} moved outside the workspace")
     return fd
@@ -296,7 +296,9 @@ def _open_checked(real: str, root: str, flags: int) -> int:
 
 def _read_file(j: Judgement, limits: ExecutionPolicy) -> ToolResult:
     assert j.real_path and j.root
-    fd = _open_checked(j.real_path, j.root, os.O_RDONLY)
+    # a path outside the workspace was allowed only because files.read_outside_workspace lists it
+    outside_ok = j.decision.rule == "files.read_outside_workspace" and not inside(j.real_path, j.root)
+    fd = _open_checked(j.real_path, j.root, os.O_RDONLY, outside_ok=outside_ok)
     with os.fdopen(fd, "rb") as f:
         data = f.read(limits.max_output_bytes + 1)
     return ToolResult(j.decision, ran=True, exit_code=0, output=data[:limits.max_output_bytes].decode(
@@ -387,6 +389,26 @@ def run_tool(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, 
     if j.decision.decision != "allow":
         return ToolResult(j.decision, ran=False)
     return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
+
+
+def run_actions(gov: Governor, actions: "Iterable[Mapping[str, Any]]", workspace: str, *,
+                output_chars: int = 2000) -> "Iterator[dict[str, Any]]":
+    """Judge each action and run the allowed ones exactly as a worker does
+    (:func:`run_tool`: same sandbox, same limits; asked and denied ones never
+    run). ``actions``: mappings with ``id``, ``tool``, ``args`` (validated by
+    the caller); ``workspace``: an existing directory.
+
+    Yields one dict per action: ``id``, ``decision``, ``rule``, ``reason``,
+    ``ran``, ``exit_code``, ``output`` (cut at ``output_chars`` characters),
+    ``truncated``, ``error``, ``confinement`` (``bwrap``, ``rlimits``,
+    ``python``, or ``none`` when it did not run). Used by
+    ``swarmctl policy run``."""
+    for a in actions:
+        r = run_tool(gov, a["tool"], a["args"], workspace, objective_id=str(a["id"]))
+        yield {"id": a["id"], "decision": r.decision.decision, "rule": r.decision.rule, "reason": r.decision.reason,
+               "ran": r.ran, "exit_code": r.exit_code, "output": r.output[:output_chars],
+               "truncated": r.truncated or len(r.output) > output_chars, "error": r.error,
+               "confinement": r.confinement or "none"}
 
 
 def run_approved(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, approval: Decision, *,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import stat
 from functools import lru_cache
+from typing import Callable, Iterator
 
 from swarmd.errors import SwarmdError
 
@@ -94,6 +95,32 @@ def resolve(raw: str, cwd: str) -> tuple[str, str]:
     except (OSError, ValueError) as e:
         raise PathProblem(f"cannot resolve: {e}") from None
     return lexical, real
+
+
+def walk(root: str, *, depth: int = 64, limit: int = 50_000,
+         descend: "Callable[[os.DirEntry[str]], bool]" = lambda e: True) -> "Iterator[os.DirEntry[str]]":
+    """Entries under directory ``root``, breadth first, at most ``depth``
+    levels and ``limit`` entries; symbolic links are yielded, never followed;
+    a directory is entered only when ``descend(entry)`` is true. Unreadable
+    directories are skipped."""
+    level, seen = [root], 0
+    for _ in range(depth):
+        nxt: list[str] = []
+        for d in level:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            for e in entries:
+                seen += 1
+                if seen > limit:
+                    return
+                yield e
+                if e.is_dir(follow_symlinks=False) and descend(e):
+                    nxt.append(e.path)
+        if not nxt:
+            return
+        level = nxt
 
 
 def inside(real: str, root: str) -> bool:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 import threading
@@ -43,7 +42,7 @@ from functools import lru_cache
 
 from loguru import logger
 
-from .paths import is_secret
+from .paths import is_secret, walk
 from .policy import Policy, compile_globs
 
 SANDBOX_UID = 1000
@@ -178,58 +177,31 @@ def workspace_masks(root: str, policy: Policy) -> Masks:
     extra = compile_globs(list(policy.sandbox.mask), path=True)
     files: list[str] = []
     dirs: list[str] = []
+    masked: set[str] = set()
     seen = 0
-    complete = True
-    stack = [root]
-    while stack:
-        d = stack.pop()
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
+
+    def descend(e: os.DirEntry[str]) -> bool:
+        return e.name not in SKIP_DIRS and e.path not in masked
+
+    for e in walk(root, limit=MASK_SCAN_LIMIT, descend=descend):
+        seen += 1
+        if e.is_symlink():
             continue
-        for e in entries:
-            seen += 1
-            if seen > MASK_SCAN_LIMIT:
-                complete = False
-                break
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            path = e.path
-            rel = path[len(root) + 1:]
-            if is_secret(policy, path) or (extra is not None and extra.match(rel)):
-                (dirs if stat.S_ISDIR(st.st_mode) else files).append(path)
-            elif stat.S_ISDIR(st.st_mode) and e.name not in SKIP_DIRS:
-                stack.append(path)
-        if not complete:
-            logger.warning("sandbox: secret search in {} stopped after {} entries", root, MASK_SCAN_LIMIT)
-            break
+        rel = e.path[len(root) + 1:]
+        if is_secret(policy, e.path) or (extra is not None and extra.match(rel)):
+            is_dir = e.is_dir(follow_symlinks=False)
+            (dirs if is_dir else files).append(e.path)
+            masked.add(e.path)
+    complete = seen < MASK_SCAN_LIMIT
+    if not complete:
+        logger.warning("sandbox: secret search in {} stopped after {} entries", root, MASK_SCAN_LIMIT)
     protect = compile_globs(list(policy.sandbox.protect), path=True)
     protected = [os.path.join(root, p) for p in PROTECTED if os.path.lexists(os.path.join(root, p))]
     if protect is not None:
-        protected += [p for p in _walk_top(root) if protect.match(p[len(root) + 1:])]
+        protected += [e.path for e in walk(root, depth=3, descend=lambda e: e.name not in SKIP_DIRS)
+                      if protect.match(e.path[len(root) + 1:])]
     protected = [p for p in dict.fromkeys(protected) if not os.path.islink(p)]
     return Masks(tuple(files), tuple(dirs), tuple(protected), complete)
-
-
-def _walk_top(root: str, depth: int = 3) -> list[str]:
-    out: list[str] = []
-    level = [root]
-    for _ in range(depth):
-        nxt: list[str] = []
-        for d in level:
-            try:
-                for e in os.scandir(d):
-                    out.append(e.path)
-                    if e.is_dir(follow_symlinks=False) and e.name not in SKIP_DIRS:
-                        nxt.append(e.path)
-            except OSError:
-                continue
-        level = nxt
-    return out
 
 
 def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: str | None = None) -> list[str]:

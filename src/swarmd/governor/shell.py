@@ -79,7 +79,7 @@ import bashlex.subst
 
 from swarmd.errors import SwarmdError
 
-from .paths import PathProblem, is_secret, judge_path, resolve
+from .paths import PathProblem, is_secret, judge_path, resolve, walk
 from .policy import Decision, Policy, compile_globs, rule_decision, strictest
 from .urls import judge_url
 
@@ -1178,7 +1178,7 @@ def _check_awk(args: list[str]) -> Decision | None:
             return _d("ask", "shell.awk-program-file", "awk program from a file cannot be judged")
         if _AWK_DENY.search(a):
             return _gtfo("awk program runs commands, reads commands' output or the environment")
-        if ">" in a and not (i > 0 and args[i - 1] in ("-F", "-v")):
+        if re.search(r"\bprintf?\b[^;}]*>", a) and not (i > 0 and args[i - 1] in ("-F", "-v")):
             return _d("ask", "shell.awk-redirect", "awk program may redirect output to a file")
     return None
 
@@ -1619,25 +1619,11 @@ def _follows_links(base: str, args: list[str]) -> bool:
 def _links_out(root: str, depth: int = 4, limit: int = 5000) -> str | None:
     """A symbolic link in workspace ``root`` (first ``depth`` levels, at most
     ``limit`` entries) that points outside it, or None. Cached per workspace."""
-    level, seen = [root], 0
-    for _ in range(depth):
-        nxt = []
-        for d in level:
-            try:
-                entries = list(os.scandir(d))
-            except OSError:
-                continue
-            for e in entries:
-                seen += 1
-                if seen > limit:
-                    return None
-                if e.is_symlink():
-                    real = os.path.realpath(e.path)
-                    if real != root and not real.startswith(root + "/"):
-                        return e.path[len(root) + 1:]
-                elif e.is_dir(follow_symlinks=False) and e.name != ".git":
-                    nxt.append(e.path)
-        level = nxt
+    for e in walk(root, depth=depth, limit=limit, descend=lambda e: e.name != ".git"):
+        if e.is_symlink():
+            real = os.path.realpath(e.path)
+            if real != root and not real.startswith(root + "/"):
+                return e.path[len(root) + 1:]
     return None
 
 
