@@ -32,6 +32,7 @@ def _fill(memory: Memory, items, labels=LABELS, action="classify") -> None:
 
 def test_fts_query_quotes_every_term():
     assert fts_query('fix "quoted" AND NOT x-y') == '"fix" OR "quoted" OR "and" OR "not" OR "x" OR "y"'
+    assert fts_query("the fix of the parser", {"the": 900, "of": 800, "fix": 40}, max_df=500) == '"parser" OR "fix"'
     assert fts_query("  ...  ") is None
 
 
@@ -51,6 +52,14 @@ def test_bm25_finds_records_of_the_action_and_label_set_only(memory):
             for i, _s in found] == ["a", "b"]
     assert found[0][1] > found[1][1] > 0
     assert bm25_ranking(memory, "classify", LABELS, "!!!", 5) == []
+
+
+def test_bm25_still_finds_a_label_set_outnumbered_by_others(memory):
+    _fill(memory, [{"id": f"o{i}", "text": f"changelog crash number {i}", "label": "fix"} for i in range(60)],
+          labels=("fix", "feat"))
+    _fill(memory, [{"id": "mine", "text": "a crash somewhere in the changelog code path", "label": "fix"}])
+    found = bm25_ranking(memory, "classify", LABELS, "changelog crash", 5)
+    assert len(found) == 1         # the 40 best matches are all of the other label set: the fallback finds it
 
 
 def test_fts_follows_deletes_and_updates(memory):

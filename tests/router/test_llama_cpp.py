@@ -48,6 +48,15 @@ def test_few_shot_prefix_kv_is_reused(provider, config):
     assert provider.last_reused_tokens < prefix_tokens
 
 
+def test_retrieved_examples_after_the_prefix_keep_its_kv_reuse(provider, config):
+    action = config.actions["classify"]
+    prefix_tokens = len(provider.llm.tokenize(build_prompt(action, "x", LABELS).prefix.encode(), add_bos=True))
+    provider.classify(build_prompt(action, "first message", LABELS))
+    provider.classify(build_prompt(action, "bump ruff to 0.5", LABELS,
+                                   examples=(("bump mypy from 1.9 to 1.10", "build"), ("fix typo", "docs"))))
+    assert provider.last_reused_tokens >= prefix_tokens
+
+
 def test_same_answer_with_and_without_cache(provider, config):
     prompt = build_prompt(config.actions["classify"], "bump pytest from 7.1 to 7.2", LABELS)
     warm = provider.classify(prompt).label_probs

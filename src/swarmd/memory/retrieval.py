@@ -37,8 +37,15 @@ MODES = ("vector", "bm25", "hybrid")
 RRF_K = 60
 #: candidates each ranking contributes before fusion, per result wanted
 FANOUT = 4
-#: query terms kept for BM25 (longer inputs: the first ones)
-MAX_TERMS = 48
+#: query terms kept for BM25 (the rarest ones)
+MAX_TERMS = 12
+#: a BM25 query term in more than this share of the records (and at least
+#: COMMON_MIN records) is dropped: on 100,000 records such terms cost most of
+#: the query's time (bench/retrieval.py) and, with a low IDF, move little
+COMMON_SHARE = 0.05
+COMMON_MIN = 1000
+#: FTS matches ranked per result wanted before filtering by action and label set
+BM25_FANOUT = 8
 _TERM = re.compile(r"\w+", re.UNICODE)
 
 
@@ -60,29 +67,67 @@ def collection_name(action: str, labels) -> str:
     return f"{safe}-{hashlib.sha1(label_key(labels).encode()).hexdigest()[:10]}"
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression for ``text``: its distinct word tokens (at most
-    :data:`MAX_TERMS`), each quoted, joined by ``OR``; ``None`` without any word."""
-    terms = list(dict.fromkeys(t.casefold() for t in _TERM.findall(text)))[:MAX_TERMS]
+def fts_query(text: str, doc_freq: dict[str, int] | None = None, max_df: float = float("inf")) -> str | None:
+    """An FTS5 MATCH expression for ``text``: its distinct word tokens, each
+    quoted, joined by ``OR``; ``None`` without any word.
+
+    With ``doc_freq`` (term → number of records containing it), terms in more
+    than ``max_df`` records are dropped and the :data:`MAX_TERMS` rarest kept
+    (terms not in ``doc_freq``, e.g. inflected forms the stemmer changed,
+    count as rare): a common term adds little to BM25 (low IDF) but its
+    whole posting list is scored.  Without it, the first :data:`MAX_TERMS`.
+    """
+    terms = list(dict.fromkeys(t.casefold() for t in _TERM.findall(text)))
+    if doc_freq is not None:
+        terms = sorted((t for t in terms if doc_freq.get(t, 0) <= max_df), key=lambda t: doc_freq.get(t, 0))
+    terms = terms[:MAX_TERMS]
     if not terms:
         return None
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def _doc_freq(memory: Memory, text: str) -> tuple[dict[str, int], int]:
+    """Document frequency of ``text``'s terms in ``verified_fts`` and the number of
+    records, through a per-connection ``fts5vocab`` table (``temp.verified_fts_terms``)."""
+    terms = list(dict.fromkeys(t.casefold() for t in _TERM.findall(text)))[:256]
+    conn = memory.conn
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.verified_fts_terms "
+                 "USING fts5vocab(main, 'verified_fts', 'row')")
+    freq = dict(conn.execute(f"SELECT term, doc FROM temp.verified_fts_terms WHERE term IN "
+                             f"({','.join('?' * len(terms))})", terms).fetchall()) if terms else {}
+    total = conn.execute("SELECT MAX(rowid) FROM verified_outcomes").fetchone()[0] or 0
+    return freq, total
 
 
 def bm25_ranking(memory: Memory, action: str, labels, text: str, k: int,
                  exclude_norm: str | None = None) -> list[tuple[int, float]]:
     """Up to ``k`` (record id, relevance) by FTS5 BM25, best first (relevance =
     −``bm25()``, higher is better), among records of ``action`` and ``labels``
-    with an answer; ``exclude_norm``: leave out records of this normalised input."""
-    query = fts_query(text)
-    if query is None:
-        return []
+    with an answer; ``exclude_norm``: leave out records of this normalised input.
+
+    The query keeps the rarest terms (:func:`fts_query`; terms in more than
+    :data:`COMMON_SHARE` of the records, and at least :data:`COMMON_MIN`
+    records, are dropped).  The FTS table ranks its best ``BM25_FANOUT × k``
+    matches first and those are filtered by action and label set; when that
+    leaves fewer than ``k`` (other actions' records dominate the matches) the
+    filter runs over every match instead.
+    """
     with memory.lock:
+        freq, total = _doc_freq(memory, text)
+        query = fts_query(text, freq, max(COMMON_MIN, COMMON_SHARE * total))
+        if query is None:
+            return []
+        params = (action, label_key(labels), exclude_norm or "")
+        where = "v.action = ? AND v.label_key = ? AND v.answer IS NOT NULL AND v.input_norm != ?"
         rows = memory.conn.execute(
-            "SELECT v.id, bm25(verified_fts) AS s FROM verified_fts JOIN verified_outcomes v "
-            "ON v.id = verified_fts.rowid WHERE verified_fts MATCH ? AND v.action = ? AND v.label_key = ? "
-            "AND v.answer IS NOT NULL AND v.input_norm != ? ORDER BY s LIMIT ?",
-            (query, action, label_key(labels), exclude_norm or "", k)).fetchall()
+            "SELECT v.id, f.s FROM (SELECT rowid, bm25(verified_fts) AS s FROM verified_fts WHERE verified_fts "
+            f"MATCH ? ORDER BY s LIMIT ?) f JOIN verified_outcomes v ON v.id = f.rowid WHERE {where} "
+            "ORDER BY f.s LIMIT ?", (query, BM25_FANOUT * k, *params, k)).fetchall()
+        if len(rows) < k:
+            rows = memory.conn.execute(
+                "SELECT v.id, bm25(verified_fts) AS s FROM verified_fts JOIN verified_outcomes v "
+                f"ON v.id = verified_fts.rowid WHERE verified_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+                (query, *params, k)).fetchall()
     return [(int(i), -float(s)) for i, s in rows]
 
 

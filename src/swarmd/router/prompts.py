@@ -43,16 +43,25 @@ def _render_prefix(instruction: str, item: str, output: str,
     return "\n".join(parts) + "\n"     # a blank line before the input, as between examples
 
 
-def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = ()) -> Prompt:
+def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = (),
+                 examples: tuple[tuple[str, str], ...] = ()) -> Prompt:
     """The :class:`Prompt` for one input of ``action``.
 
     ``labels`` is the label set for ``label``/``labels`` outputs (``yes_no``
     uses ``("yes", "no")``).  The body ends right before the answer; the
-    answer is expected after one space.
+    answer is expected after one space.  ``examples``: retrieved (input,
+    answer) pairs (:mod:`swarmd.memory.retrieval`), rendered like the fixed
+    examples but in the body, after the cached prefix, so the prefix's KV
+    state is still reused; label examples whose answer is not in ``labels``
+    are left out.
     """
     if action.output == "yes_no":
         labels = ("yes", "no")
-    body = action.item.format(input=_clean(text, action.input_max_chars), labels=", ".join(labels))
+    shown = ", ".join(labels)
+    body = "".join(action.item.format(input=_clean(ex, action.input_max_chars), labels=shown) + " " + answer + "\n\n"
+                   for ex, answer in examples
+                   if not (action.output in ("label", "yes_no") and labels and answer not in labels))
+    body += action.item.format(input=_clean(text, action.input_max_chars), labels=shown)
     return Prompt(prefix=_prefix(action, tuple(labels)), body=body, labels=tuple(labels),
                   output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",),
                   calibration=tuple(action.label_calibration))
