@@ -4,8 +4,9 @@
 
 The systemd end-to-end test starts it inside the container's network
 namespace (``nsenter --net``), where the shipped config's ``LOCAL_QUALITY``
-tier (the ``agent`` action's tier) expects Ollama on port 11434.  For an
-objective whose input holds ``RUN<command>`` it answers the first step with
+tier (the ``plan`` and ``agent`` actions' tier) expects Ollama on port 11434.
+It answers a plan request with a one-step plan; for an objective whose input
+holds ``RUN<command>`` it answers the first step with
 ``{"tool": "shell", "args": {"command": command}}`` and every later step with
 ``{"done": "ran: <the step line>"}``.  Prints ``ready`` once listening; stops
 on SIGTERM.
@@ -41,7 +42,9 @@ class AgentModel(FakeOllama):
         prompt = json.dumps(self._local.req.json)
         tail = prompt.rsplit("Objective:", 1)[-1]     # the few-shot examples come before it
         wanted = re.search(r"RUN<([^>]*)>", tail)
-        if "Steps so far: none" in tail and wanted:
+        if "Next step:" not in tail:                         # the planner (actions.plan) asks first
+            text = json.dumps(["run the command"])
+        elif "Steps so far: none" in tail and wanted:
             text = json.dumps({"tool": "shell", "args": {"command": wanted.group(1)}})
         else:
             step = tail.split("Steps so far:", 1)[-1][:200]
