@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 
 import pytest
 
@@ -150,15 +151,14 @@ def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_u
     assert records["after-hup"]["state"] == "done"
 
 
-@pytest.mark.timeout(300)   # ~80 s of wall-clock waiting by design (see the comment below); waits up to 150 s
+@pytest.mark.timeout(120)
 def test_worker_killed_mid_job_the_objective_is_retried_and_completes_once(tmp_path, redis_url, redis_conn,
                                                                          monkeypatch, capsys):
-    """LOCAL_FAST is ``provider: echo`` (no model loaded): the time goes to RQ's abandoned-job wait."""
-    # job_timeout_s 3: RQ treats a started job as abandoned 3 + 60 s after it began; the
-    # daemon's reaper (every 15 s) then hands it back to RQ, which retries it (retry_max 2)
+    """LOCAL_FAST is ``provider: echo`` (no model loaded).  The shipped job timeout (600 s) and
+    retry intervals ([5, 30] s): the supervisor sees its worker die and hands the job back to RQ
+    at once, so the objective finishes seconds after the kill, not job_timeout_s + 60 s later."""
     config = write_config(tmp_path, fast_provider="echo")
-    config.write_text(config.read_text().replace("job_timeout_s: 600", "job_timeout_s: 3")
-                      .replace("retry_intervals_s: [5, 30]", "retry_intervals_s: [1, 1]"))
+    assert "job_timeout_s: 600" in config.read_text()
     mark = tmp_path / "killed"
     daemon = start_daemon(tmp_path, redis_url, config, workers=1, SWARMD_FAILPOINT="worker_mid_job",
                           SWARMD_FAILPOINT_MARK=str(mark))
@@ -167,13 +167,17 @@ def test_worker_killed_mid_job_the_objective_is_retried_and_completes_once(tmp_p
         code, _ = _swarmctl(monkeypatch, capsys, redis_url, "--config", str(config), "submit", "--file",
                             str(write_jsonl(tmp_path / "k.jsonl", rows)))
         assert code == 0
-        records = wait_final(tmp_path / "data" / "memory.db", [r["id"] for r in rows], timeout_s=150)
+        records = wait_final(tmp_path / "data" / "memory.db", [r["id"] for r in rows], timeout_s=60)
+        recovered_s = time.time() - mark.stat().st_mtime          # kill -> every objective final
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
+    print(f"\nworker SIGKILLed mid-job: all objectives final {recovered_s:.1f} s after the kill")
+    assert recovered_s <= 30
     killed = mark.read_text()                                   # the objective whose worker died under it
     assert killed in records and all(r["state"] == "done" for r in records.values())
     log = (tmp_path / "data" / "daemon_hybrid.log").read_text()
     assert "exited with -9" in log                              # the supervisor saw the crash and restarted it
+    assert f"died running job(s) {killed}; handed back to RQ now" in log
     finished = [f[b"id"].decode() for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert sorted(finished) == sorted(r["id"] for r in rows)    # each exactly once, the killed one included

@@ -14,6 +14,7 @@ from swarmd import constants as K
 from swarmd.config import load_config
 from swarmd.objectives import validate
 from swarmd.workers.context import ContextWorker, build_context
+from swarmd.workers import parking
 from tests.daemon.helpers import write_config
 
 
@@ -29,14 +30,14 @@ def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path
     first = Daemon(config, None, tmp_path / "data", redis_conn)
     _submit(redis_conn, config, "dup-1")
     first.handle(first.read_streams(block_ms=100))                      # admitted and enqueued
-    queue = Queue(K.PRIORITY_QUEUE["normal"], connection=redis_conn)
+    queue = parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn)
     assert queue.count == 1
     first.store.close()                                                  # the daemon goes down
 
     ctx = build_context(config, redis_conn, tmp_path / "data", "w1")
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)   # the job runs; its events wait unread
     assert redis_conn.xlen(K.EVENT_STREAM) >= 1
-    Job.fetch("dup-1", connection=redis_conn).delete()                   # its result expired (result_ttl)
+    Job.fetch("dup-1", connection=redis_conn, serializer=parking.JOB_SERIALIZER).delete()   # its result expired
     _submit(redis_conn, config, "dup-1")                                 # the same id again
 
     second = Daemon(config, None, tmp_path / "data", redis_conn)

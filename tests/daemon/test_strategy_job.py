@@ -14,6 +14,7 @@ from swarmd.objectives import validate
 from swarmd.store.objectives import Store
 from swarmd.workers.context import ContextWorker, build_context
 from swarmd.workers.parking import JOB_FUNC
+from swarmd.workers import parking
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.router.test_strategies import make
 
@@ -21,7 +22,7 @@ from tests.router.test_strategies import make
 def run_jobs(config, redis_conn, tmp_path, objectives: list[dict]) -> list[dict]:
     """Enqueue ``objectives`` and run them with one burst worker; returns the ``finished`` payloads."""
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-strategy")
-    queue = Queue("default", connection=redis_conn)
+    queue = parking.queue("default", redis_conn)
     for obj in objectives:
         queue.enqueue(JOB_FUNC, obj)
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)

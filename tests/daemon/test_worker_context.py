@@ -15,6 +15,7 @@ from swarmd.router import Router
 from swarmd.router.providers import make_provider
 from swarmd.workers.context import ContextWorker, WorkerContext, build_context
 from swarmd.workers.parking import JOB_FUNC
+from swarmd.workers import parking
 from tests.daemon.helpers import write_config
 
 
@@ -26,9 +27,9 @@ def router_identity(ctx: WorkerContext, tag: str) -> list:
 def test_two_jobs_receive_the_same_context_built_once(tmp_path, redis_conn):
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-ctx")
-    queue = Queue("default", connection=redis_conn)
+    queue = parking.queue("default", redis_conn)
     jobs = [queue.enqueue(f"{__name__}.router_identity", tag) for tag in ("a", "b")]
-    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    ContextWorker([queue], ctx, job_funcs={f"{__name__}.router_identity"}, connection=redis_conn).work(burst=True)
     assert [j.return_value() for j in jobs] == [["a", id(ctx), id(ctx.router)], ["b", id(ctx), id(ctx.router)]]
 
 
@@ -43,7 +44,7 @@ def test_objectives_reuse_the_model_loaded_at_start_up(tmp_path, redis_conn):
     ctx = WorkerContext(config, Router(config, provider_factory=counting_factory), redis_conn, tmp_path, "w-model")
     ctx.router.warm_up()
     assert len(built) == 1                                    # loaded at start-up, before any job
-    queue = Queue("default", connection=redis_conn)
+    queue = parking.queue("default", redis_conn)
     for i in range(2):
         queue.enqueue(JOB_FUNC, {"id": f"ctx-{i}", "action": "classify", "input": f"fix crash {i}",
                                  "labels": ["feat", "fix"]})

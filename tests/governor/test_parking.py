@@ -49,11 +49,11 @@ def test_park_list_and_approve_requeues_once(redis_conn, config):
 
     rec = parking.resolve(redis_conn, "p1", "approve", "alice", config, now=200.0)
     assert rec["job_id"] == "p1__r1" and rec["resolution"]["rule"] == "approval.approved"
-    job = Job.fetch("p1__r1", connection=redis_conn)
+    job = Job.fetch("p1__r1", connection=redis_conn, serializer=parking.JOB_SERIALIZER)
     assert job.args[0]["id"] == "p1" and job.timeout == config.daemon.job_timeout_s
     # back to a worker of the machine that parked it (where the workspace is), not to "high"
     assert Queue(K.resume_queue(parking.site()), connection=redis_conn).job_ids == ["p1__r1"]
-    assert Queue("high", connection=redis_conn).job_ids == []
+    assert parking.queue("high", redis_conn).job_ids == []
     assert redis_conn.hget(K.objective_key("p1"), "state") == b"queued"
     assert parking.list_parked(redis_conn) == []
     assert parking.load(redis_conn, "p1")["resolution"]["by"] == "alice"
@@ -118,7 +118,7 @@ def test_resumed_run_goes_to_the_parking_site_and_workers_listen_on_their_own(re
     assert parking.load(redis_conn, "p9")["site"] == "host-a"
     monkeypatch.setenv("SWARMD_SITE", "host-b")                         # resolved from another machine
     parking.resolve(redis_conn, "p9", "approve", "alice", config)
-    assert Queue("resume:host-a", connection=redis_conn).job_ids == ["p9__r1"]
+    assert parking.queue("resume:host-a", redis_conn).job_ids == ["p9__r1"]
     assert parking.worker_queues() == ["resume:host-b", "high", "default", "low"]   # host-b's workers skip it
     # status and metrics show the waiting resumed run; empty resume queues are left out
     assert parking.queue_depths(redis_conn) == {"high": 0, "default": 0, "low": 0, "resume:host-a": 1}
@@ -130,4 +130,4 @@ def test_records_parked_before_sites_existed_resume_on_the_priority_queue(redis_
     del record["site"]
     redis_conn.set(K.park_key("p8"), json.dumps(record))
     parking.resolve(redis_conn, "p8", "reject", "bob", config)
-    assert Queue("high", connection=redis_conn).job_ids == ["p8__r1"]
+    assert parking.queue("high", redis_conn).job_ids == ["p8__r1"]

@@ -16,6 +16,7 @@ from swarmd import constants as K
 from swarmd.memory.audit import drain_audits
 from swarmd.memory.stats import gate_stats
 from swarmd.workers.context import ContextWorker
+from swarmd.workers import parking
 from tests.fakes import Answer, Delay
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.ollama_server import FakeOllama
@@ -49,7 +50,7 @@ def test_an_audit_runs_after_the_result_is_reported_and_records_the_disagreement
         swarm.submit(OBJ)
         watcher = Watcher(redis.Redis.from_url(redis_url))
         watcher.start()
-        ContextWorker([Queue(q, connection=redis_conn) for q in K.QUEUES], swarm.ctx,
+        ContextWorker([parking.queue(q, redis_conn) for q in K.QUEUES], swarm.ctx,
                       connection=redis_conn).work(burst=True)
         watcher.join(timeout=10)
         watcher.stop.set()

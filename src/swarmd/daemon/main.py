@@ -67,7 +67,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     supervisor = None
     if workers:
         supervisor = Supervisor(workers, handle.url, config_path, data, data_dir=data,
-                                grace_s=config.daemon.job_timeout_s)
+                                grace_s=config.daemon.job_timeout_s, on_exit=daemon.worker_died)
         supervisor.start()
         daemon.on_reload.append(supervisor.restart_all)
     try:

@@ -59,6 +59,7 @@ from swarmd.memory.records import Memory
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
 from swarmd.daemon.memory_jobs import register_memory_jobs, schedule_consolidation
+from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
 from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
 from swarmd.store.objectives import Store
 from swarmd.testing.failpoints import failpoint
@@ -105,7 +106,7 @@ class Daemon:
         self.store = Store(db_path(data_dir, config.storage.db))
         self.memory = Memory(db_path(data_dir, config.storage.db))
         self.governor, self.policy_error = self._load_governor(config)
-        self.queues = {name: Queue(name, connection=redis) for name in K.QUEUES}
+        self.queues = {name: parking.queue(name, redis) for name in K.QUEUES}
         self.started_at = time.time()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -304,12 +305,22 @@ class Daemon:
         for fmt, args in lines:
             logger.info(fmt, *args)
 
+    def worker_died(self, worker_name: str) -> list[str]:
+        """A worker this daemon supervises exited: hand the job(s) it was
+        running back to RQ at once (:func:`swarmd.daemon.recovery.abandon_jobs_of`,
+        then :meth:`reap_abandoned`).  Returns the job ids handed back."""
+        marked = abandon_jobs_of(self.redis, worker_name, parking.swarmd_queues(self.redis))
+        if marked:
+            self.reap_abandoned()
+        return marked
+
     def reap_abandoned(self) -> None:
         """Hand jobs whose worker died mid-job back to RQ's own handling now,
         rather than at some worker's next maintenance (every 10 minutes).
 
-        A SimpleWorker's started-job entry lives ``job timeout + 60 s``
-        (``rq.SimpleWorker.get_heartbeat_ttl``); once it has expired with the
+        A swarmd worker's started-job entry lives 15 s past its last
+        heartbeat (:data:`swarmd.workers.context.HEARTBEAT_TTL_S`, renewed
+        every 5 s while the job runs); once it has expired with the
         job still ``started``, RQ's ``StartedJobRegistry.cleanup`` retries the
         job if its ``Retry`` has runs left (``daemon.retry_max``) or moves it to
         the failed registry, which :meth:`sweep_failed` persists. Runs under
@@ -322,12 +333,18 @@ class Daemon:
                 finally:
                     queue.release_maintenance_lock()
 
+    def promote_scheduled(self) -> None:
+        """Enqueue RQ retries whose time has come (the daemon is RQ's scheduler:
+        :func:`swarmd.daemon.recovery.promote_due_jobs`)."""
+        promote_due_jobs(self.redis, parking.swarmd_queues(self.redis), parking.JOB_SERIALIZER)
+
     def sweep_failed(self) -> None:
         """Persist jobs RQ gave up on (its failed-job registry) as ``failed``."""
         for queue in parking.swarmd_queues(self.redis):
             registry = FailedJobRegistry(queue=queue)
             for job_id in registry.get_job_ids():
-                job = Job.fetch(job_id, connection=self.redis) if Job.exists(job_id, connection=self.redis) else None
+                job = Job.fetch(job_id, connection=self.redis, serializer=parking.JOB_SERIALIZER) \
+                    if Job.exists(job_id, connection=self.redis) else None
                 reason, oid = "job failed", job_id.split("__r")[0]   # resumed runs: <id>__r<n>
                 if job is not None:
                     info = (job.latest_result().exc_string if job.latest_result() else None) or ""
@@ -365,7 +382,9 @@ class Daemon:
                                id="heartbeat", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._safe(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
                                max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._safe(self.reap_abandoned), "interval", seconds=15, id="reap_abandoned",
+        self.scheduler.add_job(self._safe(self.reap_abandoned), "interval", seconds=2, id="reap_abandoned",
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._safe(self.promote_scheduled), "interval", seconds=1, id="promote_scheduled",
                                max_instances=1, coalesce=True)
         expiry_s = max(0.5, min(5.0, self.config.governor.approval_timeout_s / 2))
         self.scheduler.add_job(self._safe(self.expire_approvals), "interval", seconds=expiry_s,

@@ -4,7 +4,9 @@ Each worker is ``python -m swarmd worker`` in its own process.  A worker
 that exits unexpectedly is restarted after a backoff that doubles from 1 s up
 to 60 s, and resets after a worker has stayed up for 60 s.  Stopping sends
 SIGTERM (RQ's warm shutdown: the current job finishes) and SIGKILL after
-``grace_s`` seconds. :meth:`Supervisor.restart_all` (the daemon's SIGHUP)
+``grace_s`` seconds.  ``on_exit(worker_name)`` is called as soon as a worker
+is seen to have exited unexpectedly (the daemon hands its job back to RQ at
+once: :meth:`swarmd.daemon.service.Daemon.worker_died`). :meth:`Supervisor.restart_all` (the daemon's SIGHUP)
 restarts every worker the same warm way so it loads the new config.
 """
 
@@ -35,6 +37,8 @@ class _Slot:
     log: object = field(default=None)
     #: asked to stop by :meth:`Supervisor.restart_all`: respawn at once, no backoff
     reloading: bool = False
+    #: the RQ worker name of the current (or last) process
+    name: str = ""
 
 
 class Supervisor:
@@ -47,9 +51,10 @@ class Supervisor:
     """
 
     def __init__(self, n: int, redis_url: str, config_path: str | None, log_dir, grace_s: float = 60.0,
-                 data_dir=None):
+                 data_dir=None, on_exit=None):
         self.redis_url, self.config_path, self.log_dir, self.grace_s = redis_url, config_path, log_dir, grace_s
         self.data_dir = data_dir
+        self.on_exit = on_exit
         self.slots = [_Slot(i) for i in range(n)]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,7 +62,7 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         # a fresh name per spawn: RQ keeps a crashed worker registered until its TTL
         # ends and refuses a second worker with the same name
-        name = f"{os.uname().nodename}:w{slot.index}:{uuid.uuid4().hex[:8]}"
+        name = slot.name = f"{os.uname().nodename}:w{slot.index}:{uuid.uuid4().hex[:8]}"
         cmd = [sys.executable, "-m", "swarmd", "worker", "--name", name]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
@@ -96,6 +101,11 @@ class Supervisor:
                     slot.process, slot.restart_at = None, now + slot.backoff_s
                     slot.backoff_s = min(slot.backoff_s * 2, BACKOFF_MAX_S)
                     slot.restarts += 1
+                    if self.on_exit is not None:
+                        try:
+                            self.on_exit(slot.name)
+                        except Exception:   # the periodic reaper still finds its job within ~20 s
+                            logger.exception("handing back the job of worker {} failed", slot.name)
                 elif proc is None and now >= slot.restart_at and not self._stop.is_set():
                     self._spawn(slot)
 

@@ -21,10 +21,25 @@ Job functions therefore take the context first, as arq's do
 enqueue only the objective; the context never travels through Redis.  A job
 run by a plain ``rq worker`` fails with a ``TypeError`` (its function misses
 an argument): run ``swarmd worker``.
+
+Jobs are stored as JSON (:data:`swarmd.workers.parking.JOB_SERIALIZER`, never
+pickles) and a job naming any function but those of
+:data:`swarmd.workers.parking.JOB_FUNCS` is refused, so whoever can write to
+the Redis cannot make a worker run code of their choosing.
+
+While a job runs, a thread of the worker renews its RQ heartbeat every
+:data:`HEARTBEAT_INTERVAL_S` seconds with a TTL of :data:`HEARTBEAT_TTL_S`
+(RQ's ``SimpleWorker`` cannot, and so registers a job for its whole timeout
++ 60 s).  A worker that dies mid-job, on any host, thus leaves a started-job
+entry that expires within :data:`HEARTBEAT_TTL_S` seconds, and the daemon's
+reaper (every 2 s) has RQ retry the job
+(:meth:`swarmd.daemon.service.Daemon.reap_abandoned`).  Workers run no RQ
+scheduler: the daemon does (:mod:`swarmd.daemon.recovery`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +48,7 @@ from loguru import logger
 from redis import Redis
 from rq import SimpleWorker
 from rq.job import Job
+from rq.worker import WorkerStatus
 
 from swarmd.config import Config
 from swarmd.costs import Budget
@@ -41,6 +57,13 @@ from swarmd.memory.gate import open_router_memory
 from swarmd.memory.traces import TraceStore
 from swarmd.paths import db_path
 from swarmd.router import Router
+from swarmd.workers.parking import JOB_FUNCS, JOB_SERIALIZER
+
+#: Seconds between heartbeats of a worker while it runs a job.
+HEARTBEAT_INTERVAL_S = 5
+#: Seconds a running job's started-job entry lives without a heartbeat: how long after
+#: its worker died (SIGKILL, power loss, any host) RQ may count the job abandoned.
+HEARTBEAT_TTL_S = 15
 
 
 class PolicySource:
@@ -122,6 +145,8 @@ class ContextJob(Job):
     """
 
     ctx: WorkerContext | None = None
+    #: the function names this job may name (set by :class:`ContextWorker`)
+    allowed_funcs: frozenset[str] = JOB_FUNCS
 
     def _execute(self) -> Any:
         # Job._execute is the one place RQ calls the job function (as
@@ -129,19 +154,47 @@ class ContextJob(Job):
         # arguments as stored in Redis are untouched.
         if self.ctx is None:
             raise RuntimeError(f"job {self.id} has no worker context: run it with swarmd's ContextWorker")
+        if self.func_name not in self.allowed_funcs:
+            raise PermissionError(f"job {self.id} names {self.func_name!r}, which is not a swarmd job function "
+                                  f"({', '.join(sorted(self.allowed_funcs))}); refused")
         return self.func(self.ctx, *self.args, **self.kwargs)
 
 
 class ContextWorker(SimpleWorker):
     """A :class:`rq.SimpleWorker` that hands ``ctx`` to every job it runs
-    (jobs are :class:`ContextJob`).  ``queues`` and ``kwargs``: as for
-    :class:`rq.SimpleWorker`."""
+    (jobs are :class:`ContextJob`).  ``job_funcs``: the job functions it
+    runs (default :data:`swarmd.workers.parking.JOB_FUNCS`; any other job
+    fails with ``PermissionError``).  ``queues`` and ``kwargs``: as for
+    :class:`rq.SimpleWorker` (``serializer`` defaults to JSON)."""
 
-    def __init__(self, queues, ctx: WorkerContext, **kwargs):
+    def __init__(self, queues, ctx: WorkerContext, job_funcs: frozenset[str] = JOB_FUNCS, **kwargs):
+        kwargs.setdefault("serializer", JOB_SERIALIZER)
         super().__init__(queues, job_class=ContextJob, **kwargs)
         self.ctx = ctx
+        self.job_funcs = frozenset(job_funcs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """:data:`HEARTBEAT_TTL_S`: :meth:`execute_job` renews it while the job runs."""
+        return HEARTBEAT_TTL_S
 
     def execute_job(self, job: Job, queue) -> None:
-        """Run ``job`` in this process with the worker's context."""
-        job.ctx = self.ctx
-        super().execute_job(job, queue)
+        """Run ``job`` in this process with the worker's context, renewing the
+        heartbeat from a thread meanwhile (as RQ's forking worker does from its parent)."""
+        job.ctx, job.allowed_funcs = self.ctx, self.job_funcs
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job, execution, done), name="heartbeat", daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beat.join(timeout=10)
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self, job: Job, execution, done: threading.Event) -> None:
+        while not done.wait(HEARTBEAT_INTERVAL_S):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next beat may work
+                logger.warning("worker {}: heartbeat for job {} failed: {}", self.name, job.id, exc)

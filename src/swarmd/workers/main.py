@@ -50,7 +50,8 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     logger.info("worker {} listening on {} (data dir {}; context built once: model loaded once per process)",
                 worker.name, ", ".join(queues), ctx.data_dir)
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        # no RQ scheduler here: the daemon runs it (swarmd.daemon.recovery.promote_due_jobs)
+        worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
     finally:
         ctx.close()
     return 0

@@ -38,6 +38,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import WatchError
 from rq import Queue, Retry
+from rq.serializers import JSONSerializer
 
 from swarmd import constants as K
 from swarmd.config import Config
@@ -52,6 +53,18 @@ RESOLUTIONS: dict[str, tuple[str, str]] = {
     "timeout": ("deny", "approval.timeout"),
 }
 JOB_FUNC = "swarmd.workers.jobs.run_objective"
+#: The only job functions a swarmd worker runs (:class:`swarmd.workers.context.ContextJob`
+#: refuses any other): whoever can write to the Redis can enqueue a job naming any
+#: importable function, and RQ would call it.
+JOB_FUNCS = frozenset({JOB_FUNC})
+#: How RQ stores jobs (arguments, results) in Redis: JSON, not RQ's default pickle,
+#: which runs code when a job is loaded. Every Queue, worker and Job.fetch uses it.
+JOB_SERIALIZER = JSONSerializer
+
+
+def queue(name: str, redis: Redis) -> Queue:
+    """The RQ queue ``name`` with swarmd's job serializer (:data:`JOB_SERIALIZER`)."""
+    return Queue(name, connection=redis, serializer=JOB_SERIALIZER)
 
 
 class NotParked(BadInput, LookupError):
@@ -80,8 +93,8 @@ def swarmd_queues(redis: Redis) -> list[Queue]:
     """Every RQ queue swarmd enqueues on: :data:`swarmd.constants.QUEUES` and
     each ``resume:<site>`` queue RQ knows of (registered at its first job)."""
     prefix = K.resume_queue("")
-    return [Queue(name, connection=redis) for name in K.QUEUES] + \
-        [q for q in Queue.all(connection=redis) if q.name.startswith(prefix)]
+    return [queue(name, redis) for name in K.QUEUES] + \
+        [q for q in Queue.all(connection=redis, serializer=JOB_SERIALIZER) if q.name.startswith(prefix)]
 
 
 def queue_depths(redis: Redis) -> dict[str, int]:
@@ -174,11 +187,11 @@ def resolve(redis: Redis, objective_id: str, resolution: str, by: str, config: C
                 objective = record["objective"]
                 name = K.resume_queue(record["site"]) if record.get("site") else \
                     K.PRIORITY_QUEUE.get(objective.get("priority", "normal"), "default")
-                queue = Queue(name, connection=redis)   # back to the machine that holds the workspace
+                resume = queue(name, redis)   # back to the machine that holds the workspace
                 pipe.multi()
                 pipe.set(key, json.dumps(record))
                 pipe.zrem(K.PARKED, objective_id)
-                queue.enqueue_many([Queue.prepare_data(
+                resume.enqueue_many([Queue.prepare_data(
                     JOB_FUNC, (objective,), job_id=job_id(objective_id, run), timeout=cfg.job_timeout_s,
                     result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
                     description=f"{objective.get('action')} {objective_id} ({resolution})")], pipeline=pipe)
