@@ -147,3 +147,11 @@ def test_the_daemon_schedules_consolidation_at_the_configured_time_and_runs_it(s
     assert "hour='4'" in trigger and "minute='15'" in trigger
     report = run_consolidation(swarm.daemon)
     assert report.records_after == 120 and report.groups[0].version is not None
+
+
+def test_audits_weigh_for_the_accepted_answers_they_stand_for():
+    # 60 rejected answers, all right at 0.9; one audit (rate 5%: stands for 20) wrong at 0.95
+    conf, right = [0.9] * 60 + [0.95], [True] * 60 + [False]
+    assert risk_threshold(conf, right, alpha=0.15) == 0.9                       # unweighted: 1/61 wrong
+    weights = [1.0] * 60 + [20.0]
+    assert risk_threshold(conf, right, alpha=0.15, weights=weights) == NEVER   # weighted: 20/80 wrong

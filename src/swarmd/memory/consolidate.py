@@ -23,6 +23,9 @@ by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
      stopping at the first failure (fixed-sequence testing as in Learn-then-Test,
      Angelopoulos et al., "Learn then Test: Calibrating Predictive Algorithms
      to Achieve Risk Control", 2021);
+   * records are weighted by their inverse inclusion probability
+     (:func:`record_weight`: an audit stands for ``1 / memory.audit_rate``
+     accepted answers), in the threshold's bound and in the utilities;
    * the candidate and the gate in use (active learned calibration, else the
      configured one, with its threshold) are scored on the held-out part by
      :func:`utility`; the candidate becomes active only when it scores
@@ -93,18 +96,28 @@ class Report:
 # --------------------------------------------------------------------------- the gate's arithmetic
 
 
-def utility(confidences, correct, threshold: float, alpha: float) -> float:
+def utility(confidences, correct, threshold: float, alpha: float, weights=None) -> float:
     """Held-out utility of a gate: ``+1`` per right answer accepted and
     ``−(1−α)/α`` per wrong one (``α`` = ``quality.max_false_accept``), so a
     gate whose accepted answers are wrong exactly at rate ``α`` scores 0 and
     one that accepts nothing scores 0.  Positive only when accepting beats
-    escalating at the tolerated error rate."""
+    escalating at the tolerated error rate.  ``weights``: per answer
+    (:func:`record_weight`; default 1)."""
     c, y = np.asarray(confidences, float), np.asarray(correct, bool)
+    w = np.ones(len(c)) if weights is None else np.asarray(weights, float)
     accepted = c >= threshold
-    return float((accepted & y).sum() - (1 - alpha) / alpha * (accepted & ~y).sum())
+    return float(w[accepted & y].sum() - (1 - alpha) / alpha * w[accepted & ~y].sum())
 
 
-def risk_threshold(confidences, correct, alpha: float) -> float:
+def record_weight(record: Verified, audit_rate: float) -> float:
+    """Inverse inclusion probability of a record (Horvitz–Thompson): an
+    answer the gate rejected always becomes a teacher record (1), one it
+    accepted becomes an audit record with probability ``memory.audit_rate``
+    (``1 / audit_rate``); human records count 1 (a reviewer's sample)."""
+    return 1.0 / audit_rate if record.source == "audit" and audit_rate > 0 else 1.0
+
+
+def risk_threshold(confidences, correct, alpha: float, weights=None) -> float:
     """The lowest confidence ``t`` among ``confidences`` such that, scanning
     the distinct confidences from the highest down and stopping at the first
     failure, the answers with confidence ≥ ``t`` have a false-accept rate
@@ -112,17 +125,24 @@ def risk_threshold(confidences, correct, alpha: float) -> float:
     when the first one tested already fails (see the module docstring).  The
     scan starts once enough answers are accepted for a bound with no error to
     pass (22 at α = 0.15): above that, no threshold can be judged.  Thresholds are
-    observed confidences, so the gate never admits a range it has not seen."""
+    observed confidences, so the gate never admits a range it has not seen.
+
+    ``weights`` (:func:`record_weight`; default 1): the rate is the weighted
+    share of wrong answers and the bound's sample size Kish's effective size
+    ``(Σw)² / Σw²``, so a few heavily weighted audits do not pass for many."""
     c, y = np.asarray(confidences, float), np.asarray(correct, bool)
+    w = np.ones(len(c)) if weights is None else np.asarray(weights, float)
     order = np.argsort(-c, kind="stable")
-    cs, wrong = c[order], np.cumsum(~y[order])
+    cs, ws = c[order], w[order]
+    total, wrong, squares = np.cumsum(ws), np.cumsum(ws * ~y[order]), np.cumsum(ws * ws)
     chosen = NEVER
     for i in range(len(cs)):
         if i + 1 < len(cs) and cs[i + 1] == cs[i]:
             continue                 # the threshold cs[i] accepts every tie: judge it at the last one
-        if wilson_upper(0, i + 1) > alpha:
+        n_eff = total[i] ** 2 / squares[i]
+        if wilson_upper(0, n_eff) > alpha:
             continue                 # too few accepted for any bound to pass: the sequence starts later
-        if wilson_upper(int(wrong[i]), i + 1) > alpha:
+        if wilson_upper(n_eff * wrong[i] / total[i], n_eff) > alpha:
             break
         chosen = float(cs[i])
     return chosen
@@ -219,6 +239,8 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
         report.note = f"{len(records)} usable verified records < memory.min_verified {config.memory.min_verified}; " \
                       "gate in use kept"
         return report
+    w_train = [record_weight(r, config.memory.audit_rate) for r in train]
+    w_test = [record_weight(r, config.memory.audit_rate) for r in test]
     oof_c, oof_y = np.zeros(len(train)), np.zeros(len(train), bool)
     folds = np.arange(len(train)) % FOLDS
     for f in range(FOLDS):
@@ -226,16 +248,17 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
         cal = _fit(part, cols, model) if scored else None
         oof_c[folds == f], oof_y[folds == f] = _decide([r for r, g in zip(train, folds) if g == f], cols, cal)
     cal_new = _fit(train, cols, model) if scored else None
-    thr_new = risk_threshold(oof_c, oof_y, alpha)
+    thr_new = risk_threshold(oof_c, oof_y, alpha, w_train)
     cal_old, thr_old = current_gate(config, book, action, key, model)
     temperature = next((m.label_temperature for ms in config.tiers.values() for m in ms if m.model == model), 1.0)
     c_new, y_new = _decide(test, cols, cal_new)
     c_old, y_old = _decide(test, cols, cal_old, temperature) if scored else (c_new, y_new)
     report.threshold = thr_new
-    report.utility_new, report.utility_old = utility(c_new, y_new, thr_new, alpha), utility(c_old, y_old, thr_old, alpha)
-    accepted = c_new >= thr_new
-    report.held_out_coverage = float(accepted.mean())
-    report.held_out_false_accept = float((accepted & ~y_new).sum() / accepted.sum()) if accepted.any() else None
+    report.utility_new = utility(c_new, y_new, thr_new, alpha, w_test)
+    report.utility_old = utility(c_old, y_old, thr_old, alpha, w_test)
+    accepted, w = c_new >= thr_new, np.asarray(w_test)
+    report.held_out_coverage = float(w[accepted].sum() / w.sum())
+    report.held_out_false_accept = float(w[accepted & ~y_new].sum() / w[accepted].sum()) if accepted.any() else None
     report.swapped = report.utility_new > report.utility_old
     report.note = "better on held-out records: active" if report.swapped else "not better on held-out records: kept the gate in use"
     with memory.lock, memory.transaction():

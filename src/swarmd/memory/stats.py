@@ -29,7 +29,7 @@ from swarmd.memory.records import Memory
 Z95 = 1.959963984540054
 
 
-def wilson_upper(errors: int, n: int, z: float = Z95) -> float:
+def wilson_upper(errors: float, n: float, z: float = Z95) -> float:
     """Upper end of the Wilson score interval for a binomial proportion
     ``errors / n`` (E. B. Wilson, "Probable inference, the law of succession,
     and statistical inference", JASA 22 (1927) 209-212; recommended over the
@@ -38,7 +38,8 @@ def wilson_upper(errors: int, n: int, z: float = Z95) -> float:
 
         (p + z²/2n + z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n),   p = errors / n
 
-    ``z`` = 1.96 gives the two-sided 95% interval.  Returns 1.0 when ``n`` is 0.
+    ``z`` = 1.96 gives the two-sided 95% interval; ``errors`` and ``n`` may be
+    fractional (an effective sample size).  Returns 1.0 when ``n`` is 0.
     Raises ``ValueError`` unless ``0 <= errors <= n``.
     """
     if not 0 <= errors <= n:
