@@ -258,3 +258,19 @@ def test_stop_kills_a_server_that_ignores_sigterm():
     assert proc.returncode == -9
     assert time.monotonic() - t0 < 5
     proc.stdout.close()
+
+
+def test_watch_reports_the_death_of_our_server_not_its_stop(own):
+    died: list[int] = []
+    killed = own()
+    killed.watch(died.append, interval_s=0.05)
+    killed.process.kill()
+    deadline = time.monotonic() + 10
+    while not died and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert died == [-9]
+    stopped = own()
+    stopped.watch(died.append, interval_s=0.05)
+    stopped.stop()
+    time.sleep(0.3)                      # the watcher polls every 0.05 s: it would have reported by now
+    assert died == [-9]

@@ -42,7 +42,8 @@ def setup_logging(data_dir: Path, log_cfg) -> Path:
 
 def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | None, workers: int) -> int:
     """Start Redis (if needed), the daemon and ``workers`` supervised workers;
-    block until stopped (SIGTERM); returns the exit code (3: no Redis).
+    block until stopped (SIGTERM); returns the exit code (3: no Redis, or
+    swarmd's own redis-server died while it ran).
 
     ``redis_url``: the Redis to use, ``None`` for "start our own" (:func:`swarmd.daemon.redis_server.ensure_redis`); the
     command line resolves it (:func:`swarmd.cli.common.redis_url`).  Raises
@@ -64,6 +65,15 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     redis = Redis.from_url(handle.url)
     daemon = Daemon(config, config_path, data, redis, notifier)
     daemon.install_signal_handlers()
+    redis_died: list[int] = []
+
+    def on_redis_exit(code: int) -> None:   # systemd's Restart=on-failure then starts both again
+        logger.error("swarmd's own redis-server exited with code {} (killed?); stopping swarmd so that it is "
+                     "restarted together with its Redis, from the append-only file", code)
+        redis_died.append(code)
+        daemon.stop()
+
+    handle.watch(on_redis_exit)
     supervisor = None
     if workers:
         supervisor = Supervisor(workers, handle.url, config_path, data, data_dir=data,
@@ -71,7 +81,8 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
         supervisor.start()
         daemon.on_reload.append(supervisor.restart_all)
     try:
-        return daemon.run()
+        code = daemon.run()
+        return EXIT_UNREACHABLE if redis_died else code
     finally:
         notifier.stopping()
         logger.info("swarmd stopping: intake stopped")

@@ -230,7 +230,7 @@ class RedisHandle:
     ``redis_dir``: where our own server keeps its files (``None`` otherwise).
 
     :meth:`stop` (also on leaving a ``with`` block) stops a server we started
-    and does nothing otherwise.
+    and does nothing otherwise.  :meth:`watch` reports our server's death.
     """
 
     url: str
@@ -238,6 +238,23 @@ class RedisHandle:
     process: subprocess.Popen | None = None
     redis_dir: Path | None = None
     _log: object = field(default=None, repr=False)
+    _stopping: bool = field(default=False, repr=False)
+
+    def watch(self, on_exit, interval_s: float = 1.0) -> None:
+        """Call ``on_exit(returncode)`` once, from a daemon thread, if our own
+        server exits before :meth:`stop` (killed, crashed, OOM); a no-op for a
+        server we did not start.  Checked every ``interval_s`` seconds."""
+        proc = self.process
+        if not self.started or proc is None:
+            return
+
+        def poll() -> None:
+            while proc.poll() is None:
+                time.sleep(interval_s)
+            if not self._stopping:
+                on_exit(proc.returncode)
+
+        threading.Thread(target=poll, name="redis-watch", daemon=True).start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop our own server so that it persists: SIGTERM (Redis fsyncs its
@@ -247,6 +264,7 @@ class RedisHandle:
         proc = self.process
         if not self.started or proc is None:
             return
+        self._stopping = True
         try:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
