@@ -3,7 +3,7 @@
     python scripts/fuzz_shell_parser.py [--seconds 60] [--seed 1] [--per-line 0.5] [--unguarded]
 
 bashlex is pure Python and has loops that never end on some malformed input
-(a ``${`` with no ``}``: see ``_guard_bashlex`` in ``swarmd/governor/shell.py``).
+(a ``${`` with no ``}``: see ``_guard_bashlex`` in ``swarmd/governor/shell/parse.py``).
 A hang there would stall a worker's ``Governor.decide``. This script feeds
 ``bashlex.parse`` random lines built from shell metacharacters and keywords,
 each under a ``SIGALRM`` timer (``--per-line`` seconds), and prints every line

@@ -35,7 +35,7 @@ def agrees(line: str) -> bool:
 def test_corpus_decisions_do_not_depend_on_the_fast_path(gov, workspace, monkeypatch):
     fast = [gov.decide("shell", {"command": line}, workspace) for line in SHELL_LINES]
     parse_command.cache_clear()
-    monkeypatch.setattr("swarmd.governor.shell._fast_parse", lambda _line: None)
+    monkeypatch.setattr("swarmd.governor.shell.parse._fast_parse", lambda _line: None)
     try:
         slow = [gov.decide("shell", {"command": line}, workspace) for line in SHELL_LINES]
     finally:

@@ -1,6 +1,6 @@
 """Confinement: every shell command runs inside bubblewrap (``bwrap``).
 
-The sandbox is the security boundary; the policy (``shell.py``) judges intent
+The sandbox is the security boundary; the policy (the ``shell`` package) judges intent
 on top of it. What a command sees (argv built by :func:`bwrap_argv`, after the
 layout of Anthropic's sandbox-runtime):
 
@@ -27,7 +27,7 @@ layout of Anthropic's sandbox-runtime):
 Limits (rlimits, the write cap watched while the command runs, the output
 cap) are applied by ``execute.py``. :func:`probe` tells whether this machine
 can do all of that; when it cannot, the governor fails closed (shell commands
-are ``ask`` unless harmless by construction, see ``shell.py``).
+are ``ask`` unless harmless by construction, see ``shell/judge.py``).
 """
 
 from __future__ import annotations

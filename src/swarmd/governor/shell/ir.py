@@ -1,0 +1,132 @@
+"""The shell judge's intermediate representation (words, redirections, simple commands, a parsed line) and the small helpers every part shares."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from swarmd.errors import SwarmdError
+
+from ..policy import Decision, Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One shell word after quote removal.
+
+    ``dynamic``: contains a parameter, command or process substitution (value
+    unknown until run time); ``glob``: unquoted ``*``/``?``/``[``; ``tilde``:
+    starts with an unquoted ``~``; ``brace``: unquoted brace expansion;
+    ``ansi``: ``$'...'``/``$"..."`` quoting; ``params``: parameter names used.
+    """
+
+    text: str
+    dynamic: bool = False
+    glob: bool = False
+    tilde: bool = False
+    brace: bool = False
+    ansi: bool = False
+    params: tuple[str, ...] = ()
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """A redirection: ``op`` as written (``>``, ``>>``, ``<``, ``<<<``...), ``target`` word or None (fd dup/heredoc)."""
+
+    op: str
+    target: Word | None
+
+@dataclass(frozen=True, slots=True)
+class Simple:
+    """One simple command: leading assignments, words (argv), redirections."""
+
+    assigns: tuple[Word, ...]
+    words: tuple[Word, ...]
+    redirects: tuple[Redirect, ...]
+    holder: bool = False  # only carries the redirections of a subshell/group
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A parsed command line: every simple command, structural findings, and
+    ``plain`` — the words when the whole line is one simple command that can be
+    run as an argv list without a shell (else None)."""
+
+    commands: tuple[Simple, ...]
+    issues: tuple[Decision, ...]
+    plain: tuple[Word, ...] | None
+
+RESERVED = frozenset("if then else elif fi case esac for select while until do done function time coproc in "
+                     "{ } [[ ]] !".split())
+
+_DANGEROUS_VAR = re.compile(
+    r"\A(?:PATH|LD_\w*|DYLD_\w*|BASH_ENV|ENV|IFS|PS[0-4]|PROMPT_COMMAND|SHELLOPTS|BASHOPTS|GLOBIGNORE|CDPATH|"
+    r"HOME|TMPDIR|SHELL|GIT_\w*|PYTHON\w*|PERL\w*|RUBY\w*|NODE_\w*|LESS\w*|PAGER|MANPAGER|EDITOR|VISUAL|BROWSER|"
+    r"SSH_\w*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|HISTFILE|TERMINFO|LOCPATH|GCONV_PATH|MALLOC_\w*|\w*_PROXY|"
+    r"\w*_proxy|BASH_FUNC_\w*|XDG_\w*)\Z")
+
+_ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\+?=")
+
+_URLISH = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+_SCAN_NEEDED = re.compile(r"['\"\\*?\[{]")
+
+def _d(decision: str, rule: str, reason: str) -> Decision:
+    return Decision(decision, rule, reason)  # type: ignore[arg-type]
+
+def _scan_raw(raw: str) -> tuple[bool, bool, bool]:
+    """Scan a word as written: (unquoted glob char, brace expansion, $'..'/$".." quoting)."""
+    if not _SCAN_NEEDED.search(raw):
+        return False, False, False  # none of the characters the loop below reacts to
+    glob = brace = ansi = bracket = False
+    quote = ""
+    opened = commas = False
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+        elif quote == '"':
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quote = ""
+        elif c == "\\":
+            i += 1
+        elif c in "'\"":
+            if i > 0 and raw[i - 1] == "$":
+                ansi = True
+            quote = c
+        elif c in "*?":
+            glob = True
+        elif c == "[":
+            bracket = True
+        elif c == "]" and bracket:
+            glob = True
+        elif c == "{":
+            opened = True
+        elif c == "," and opened:
+            commas = True
+        elif c == "." and opened and raw.startswith("..", i):
+            commas = True
+        elif c == "}" and opened and commas:
+            brace = True
+        i += 1
+    return glob, brace, ansi
+
+_SUBSCRIPT = re.compile(r"\[([^\]]*)\]")
+
+def _unsafe_subscript(text: str) -> bool:
+    """True when ``text`` has an array subscript bash would evaluate
+    arithmetically with something other than digits, ``@`` or ``*`` in it
+    (``a[$(id)]``, ``a[x]`` where x holds such a string)."""
+    return any(not re.fullmatch(r"\s*(?:[0-9]+|@|\*)\s*", m.group(1)) for m in _SUBSCRIPT.finditer(text))
+
+class _NotSimple(SwarmdError):
+    """The fast lexer met something it does not handle: bashlex decides."""
+
+def _gtfo(rule_reason: str) -> Decision:
+    return _d("deny", "shell.gtfobins", rule_reason)
+
+_URL_POLICY = Policy.model_validate({"version": 1})  # built-in URL checks only
