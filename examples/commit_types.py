@@ -1,16 +1,25 @@
-"""The main job: classify real commit messages through the whole swarmd path.
+"""The main job: classify real commit messages through the whole swarmd path, and show the learning loop.
 
-    python examples/commit_types.py [--n 200] [--data-dir data/main-job] [--workers 1]
+    python examples/commit_types.py [--n 240] [--offset 300] [--review 100] [--data-dir data/main-job] [--workers 1]
 
 1. starts ``swarmd --workers N`` (which starts its own Redis when none is
-   configured or running on localhost);
-2. submits the first ``--n`` messages of ``examples/commits-commitizen.jsonl``
-   as ``classify`` objectives with ``swarmctl submit --file ... --wait``
-   (progress bar until all are final);
-3. prints accuracy against the authors' labels, the share accepted at
-   LOCAL_FAST, escalations, unresolved count and cost by tier, read from the
-   daemon's SQLite store;
-4. stops everything it started (SIGTERM to the daemon, which stops its workers
+   configured or running on localhost) on a fresh store in ``--data-dir``;
+2. phase 1: submits the first half of ``--n`` messages of
+   ``examples/commits-commitizen.jsonl`` from ``--offset`` on (default
+   300-419: messages the shipped classify calibration was not fitted on) as
+   ``classify`` objectives with ``swarmctl submit --file ... --wait``;
+3. as a reviewer would, feeds back the authors' labels of ``--review`` of
+   them (``swarmctl feedback --file``), then runs ``swarmctl memory
+   consolidate`` (the quality gate refitted from those verified answers, swapped
+   in only if better on held-out ones) and ``swarmctl memory stats``;
+4. phase 2: submits the second half (default 420-539), which the workers
+   route with the gate now in use;
+5. prints accuracy, the share accepted at LOCAL_FAST, escalations,
+   unresolved and cost for all objectives, and per phase the local coverage
+   (answered without escalation) and the measured false-accept rate of
+   those local answers against the authors' labels, read from the daemon's
+   SQLite store;
+6. stops everything it started (SIGTERM to the daemon, which stops its workers
    and its Redis).
 
 The data (600 commit messages from commitizen-tools/commitizen, MIT licence)
@@ -92,26 +101,82 @@ def report(db: Path, ids: list[str], labels: dict[str, str], console: Console) -
     return summary
 
 
+def phase_row(conn, ids: list[str], labels: dict[str, str]) -> dict:
+    """Local coverage and false-accept of local answers for one phase's objectives."""
+    marks = ",".join("?" * len(ids))
+    rows = [dict(r) for r in conn.execute(f"SELECT id, state, tier, answer FROM objectives WHERE id IN ({marks})", ids)]
+    local = [r for r in rows if r["state"] == "done" and r["tier"] in ("LOCAL_FAST", "MEMORY")]
+    wrong = sum(r["answer"] != labels[r["id"]] for r in local)
+    return {"objectives": len(rows), "local_coverage": len(local) / len(rows) if rows else 0.0,
+            "local_answers": len(local), "local_wrong": wrong,
+            "false_accept": wrong / len(local) if local else None,
+            "accuracy": sum(r["answer"] == labels[r["id"]] for r in rows) / len(rows) if rows else 0.0}
+
+
+def loop_report(db: Path, phases: list[tuple[str, list[str]]], labels: dict[str, str], console: Console) -> dict:
+    """The learning loop's before/after table (see the module docstring, step 5)."""
+    from swarmd.memory.stats import wilson_upper
+
+    conn = connect(db, readonly=True)
+    table = Table(title="the learning loop: quality gate before and after feedback + consolidation")
+    for col in ("phase", "objectives", "local coverage", "false-accept of local answers (95% upper)", "accuracy"):
+        table.add_column(col, justify="right" if col != "phase" else "left")
+    out = {}
+    for name, ids in phases:
+        row = out[name] = phase_row(conn, ids, labels)
+        fa = "–" if row["false_accept"] is None else (
+            f"{row['local_wrong']}/{row['local_answers']} = {100 * row['false_accept']:.1f}% "
+            f"({100 * wilson_upper(row['local_wrong'], row['local_answers']):.1f}%)")
+        table.add_row(name, str(row["objectives"]), f"{100 * row['local_coverage']:.1f}%", fa, f"{row['accuracy']:.3f}")
+    console.print(table)
+    return out
+
+
+def swarmctl(args, env, *argv: str) -> int:
+    """Run one ``swarmctl`` command against the job's daemon; returns its exit code."""
+    return subprocess.call([str(BIN / "swarmctl"), "--config", args.config, "--data-dir", str(args.data_dir), *argv],
+                           env=env)
+
+
+def write_batch(path: Path, items: list[dict], run: str, label_set: str, labels: dict[str, str]) -> list[str]:
+    """Write ``items`` as a JSONL batch of classify objectives; returns their ids (labels noted in ``labels``)."""
+    ids = []
+    with open(path, "w") as fh:
+        for it in items:
+            oid = f"{it['id']}-{run}"
+            labels[oid] = it["label"]
+            ids.append(oid)
+            fh.write(json.dumps({"id": oid, "action": "classify", "input": it["text"], "labels": label_set}) + "\n")
+    return ids
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=200, help="messages to classify (default 200, max 600)")
+    parser.add_argument("--n", type=int, default=240, help="messages to classify, in two phases (default 240)")
+    parser.add_argument("--offset", type=int, default=300,
+                        help="first message (default 300: not in the shipped calibration's fitting slice 0-299)")
+    parser.add_argument("--review", type=int, default=100,
+                        help="phase-1 objectives a reviewer gives the authors' label for (default 100: "
+                             "memory.min_verified, below which the shipped gate stays)")
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "main-job"), help="swarmd data directory")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
     args = parser.parse_args(argv)
     console = Console(stderr=True)
-    items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()][:args.n]
-    label_set = ",".join(sorted({json.loads(l)["label"] for l in DATA.read_text().splitlines() if l.strip()}))
+    lines = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    items = lines[args.offset:args.offset + args.n]
+    label_set = ",".join(sorted({it["label"] for it in lines}))
     run = time.strftime("%Y%m%d%H%M%S")
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    batch = data_dir / f"objectives-{run}.jsonl"
-    labels = {}
-    with open(batch, "w") as fh:
-        for it in items:
-            oid = f"{it['id']}-{run}"
-            labels[oid] = it["label"]
-            fh.write(json.dumps({"id": oid, "action": "classify", "input": it["text"], "labels": label_set}) + "\n")
+    for stale in data_dir.glob("memory.db*"):     # a fresh store: this run's numbers depend on this run only
+        stale.unlink()
+    labels: dict[str, str] = {}
+    half = len(items) // 2
+    first = write_batch(data_dir / f"objectives-{run}-1.jsonl", items[:half], run, label_set, labels)
+    second = write_batch(data_dir / f"objectives-{run}-2.jsonl", items[half:], run, label_set, labels)
+    reviews = data_dir / f"feedback-{run}.jsonl"
+    reviews.write_text("".join(json.dumps({"id": oid, "answer": labels[oid]}) + "\n" for oid in first[:args.review]))
 
     env = dict(os.environ)
     env.pop("REDIS_URL", None) if "SWARMD_KEEP_REDIS_URL" not in env else None
@@ -122,17 +187,29 @@ def main(argv=None) -> int:
     try:
         wait_for_daemon(data_dir, daemon)
         start = time.perf_counter()
-        rc = subprocess.call([str(BIN / "swarmctl"), "--config", args.config, "--data-dir", str(data_dir),
-                              "submit", "--file", str(batch), "--wait"], env=env)
-        elapsed = time.perf_counter() - start
+        console.print(f"phase 1: messages {args.offset}-{args.offset + half - 1}")
+        rc = swarmctl(args, env, "submit", "--file", str(data_dir / f"objectives-{run}-1.jsonl"), "--wait")
         if rc not in (0, 1):
             return rc
         time.sleep(1.5)   # let the daemon persist the last events
+        console.print(f"a reviewer gives the authors' labels of {min(args.review, half)} phase-1 objectives")
+        for argv_ in (("feedback", "--file", str(reviews)), ("memory", "consolidate"), ("memory", "stats")):
+            rc = swarmctl(args, env, *argv_)
+            if rc != 0:
+                return rc
+        console.print(f"phase 2: messages {args.offset + half}-{args.offset + len(items) - 1}")
+        rc = swarmctl(args, env, "submit", "--file", str(data_dir / f"objectives-{run}-2.jsonl"), "--wait")
+        elapsed = time.perf_counter() - start
+        if rc not in (0, 1):
+            return rc
+        time.sleep(1.5)
         summary = report(data_dir / "memory.db", list(labels), labels, Console())
+        summary["loop"] = loop_report(data_dir / "memory.db", [("1: before feedback", first),
+                                                               ("2: after consolidation", second)], labels, Console())
         summary["seconds"] = round(elapsed, 1)
         summary["objectives_per_s"] = round(len(items) / elapsed, 2)
-        Console().print(f"{len(items)} objectives in {elapsed:.1f}s ({len(items) / elapsed:.2f} objectives/s); "
-                        f"log: {data_dir / 'daemon_hybrid.log'}")
+        Console().print(f"{len(items)} objectives in {elapsed:.1f}s ({len(items) / elapsed:.2f} objectives/s, "
+                        f"feedback and consolidation included); log: {data_dir / 'daemon_hybrid.log'}")
         (data_dir / f"summary-{run}.json").write_text(json.dumps(summary, indent=2))
         return 0
     finally:
