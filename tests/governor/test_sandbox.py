@@ -130,3 +130,11 @@ def test_git_hooks_and_config_are_read_only(ws):
     assert "Read-only file system" in r.output and r.output.endswith("ok\n")
     assert not os.path.exists(os.path.join(ws, ".git", "hooks", "post-checkout"))
     assert open(os.path.join(ws, ".git", "config")).read() == "[core]\n"
+
+
+def test_local_git_work_and_git_diff_run(ws):
+    # git 2.39 took the old diff.external="" hardening for a program and failed every git diff
+    r = sh(ws, "git init -q && git add -A && git commit -qm first && echo more >> notes.txt && git diff"
+               " && git commit -qam second && git log --oneline | wc -l")
+    assert r.exit_code == 0, r.output
+    assert "\n+more\n" in r.output and r.output.split()[-1] == "2"
