@@ -312,7 +312,13 @@ class DaemonConfig(_Strict):
     may run.  ``result_ttl_s``: seconds RQ keeps a job's result.
     ``retry_max``/``retry_intervals_s``: RQ ``Retry`` policy for a job that
     raised.  ``heartbeat_s``: seconds between heartbeats.  ``max_input_chars``:
-    longest objective input accepted at submit.
+    longest objective input accepted at submit.  ``coalesce_ms``: after a
+    read of its streams that was not full, the daemon lets new entries gather
+    this many milliseconds before it reads again, so that a busy queue's
+    events are persisted together (one SQLite transaction, one Redis
+    pipeline, one log line per read) instead of one or two at a time; it
+    delays a state change's persistence by at most that much (0 = read
+    again at once).
     """
 
     redis_url: str | None = None
@@ -323,6 +329,7 @@ class DaemonConfig(_Strict):
     retry_intervals_s: list[int] = Field(default_factory=lambda: [5, 30])
     heartbeat_s: float = Field(default=2.0, gt=0)
     max_input_chars: int = Field(default=32768, gt=0)
+    coalesce_ms: float = Field(default=20.0, ge=0, le=1000)
     log: LogConfig = LogConfig()
 
 

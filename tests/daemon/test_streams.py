@@ -76,3 +76,29 @@ def test_events_pending_under_the_old_shared_group_are_persisted_after_upgrade(t
         assert d.store.apply_events([(old.decode(), "started", "old-1", {})]) == [False]   # persisted already
     finally:
         d.store.close()
+
+
+def test_a_burst_of_events_is_persisted_and_logged_in_few_batches(tmp_path, redis_conn, log_lines):
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"coalesce_ms": 100.0})})
+    d = Daemon(config, None, tmp_path / "data", redis_conn)
+    runner = threading.Thread(target=d.run, daemon=True)
+    runner.start()
+    try:
+        for i in range(40):                  # one event every ~2 ms, as a busy worker sends them
+            _event(redis_conn, f"burst-{i}")
+            time.sleep(0.002)
+        deadline = time.monotonic() + 30
+        while _groups(redis_conn, K.EVENT_STREAM)[K.EVENT_GROUP]["pending"] or \
+                _groups(redis_conn, K.EVENT_STREAM)[K.EVENT_GROUP]["last-delivered-id"] != \
+                redis_conn.xinfo_stream(K.EVENT_STREAM)["last-generated-id"]:
+            assert time.monotonic() < deadline, "events not all acknowledged"
+            time.sleep(0.05)
+    finally:
+        d.stop()
+        runner.join(30)
+        d.close()
+    batches = [line for line in log_lines if "running worker=w" in line]
+    mentioned = [f"burst-{i}" for i in range(40) for line in batches if f"objective burst-{i} running" in line]
+    assert sorted(mentioned) == sorted(f"burst-{i}" for i in range(40))      # each once
+    assert len(batches) <= 10, f"{len(batches)} batches for 40 events"      # one or two per read without coalescing
