@@ -187,10 +187,12 @@ def seed_canaries(home: str, *, extra_watch: tuple[str, ...] = ("/etc", "/home")
 
 def fingerprint(paths: tuple[str, ...], limit: int = 20000) -> dict[str, str]:
     """Path -> (size, mtime, mode) of every entry under ``paths`` (at most
-    ``limit`` entries; symlinks not followed)."""
+    ``limit`` entries; symlinks not followed; mount points below a path skipped)."""
     out: dict[str, str] = {}
     for root in paths:
         for dirpath, dirnames, filenames in os.walk(root):
+            # other mounts inside a watched tree (the interpreter bound back under /root) are not the host's state
+            dirnames[:] = [d for d in dirnames if not os.path.ismount(os.path.join(dirpath, d))]
             for n in dirnames + filenames:
                 p = os.path.join(dirpath, n)
                 try:
