@@ -24,6 +24,10 @@ LEGACY_EVENT_GROUP = "daemon"
 #: Hash of the daemon's heartbeat: pid, host, started_at, ts, counts, spend.
 HEARTBEAT = PREFIX + "heartbeat"
 
+#: Hash of counters the daemon keeps (integers): ``malformed_objectives`` and
+#: ``malformed_events``, stream entries skipped because they can never be handled.
+STATS = PREFIX + "stats"
+
 #: RQ queue names, highest priority first (RQ workers listen in this order).
 QUEUES = ("high", "default", "low")
 
@@ -57,6 +61,13 @@ def budget_month_key(month: str) -> str:
 def budget_objective_key(objective_id: str) -> str:
     """Spend hash of one objective (its ``max_cost_usd`` cap)."""
     return f"{PREFIX}budget:objective:{objective_id}"
+
+
+def finished_key(objective_id: str) -> str:
+    """String set (in the same transaction) when a worker reports an objective
+    final: a job run again after its worker died past that point sees it and
+    does not run the objective a second time (:func:`swarmd.workers.jobs.run_objective`)."""
+    return f"{PREFIX}finished:{objective_id}"
 
 
 def objective_key(objective_id: str) -> str:

@@ -15,13 +15,14 @@ import time
 from collections import deque
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from redis.exceptions import RedisError
 from rq import Worker
 
 from swarmd import constants as K
 from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
 from swarmd.config import STRATEGIES, load_config
 from swarmd.costs import Ledger
-from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput
+from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl, require_strings
 from swarmd.objectives import FINAL_STATES, STATES, ObjectiveError, validate
@@ -103,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "is doing, objectives by state, and today's (UTC) spend and calls by tier. "
                                         "--json keys: daemon{alive,uptime_s,pid,host}, queues, workers, "
                                         "objectives{queued,running,done,failed,unresolved}, spend_today_usd, "
-                                        "by_tier_today. Exit 3 when the daemon is not alive.")
+                                        "by_tier_today, malformed{objectives,events} (stream entries skipped). "
+                                        "Exit 3 when the daemon or its Redis is not reachable.")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(status)
     status.set_defaults(func=cmd_status)
@@ -239,7 +241,13 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
             pipe = client.pipeline(transaction=False)
             for oid in pending:
                 pipe.hget(K.objective_key(oid), "state")
-            for oid, state in zip(pending, pipe.execute()):
+            try:
+                replies = pipe.execute()
+            except RedisError as exc:   # submitted already: say so, and how to follow them
+                raise Unreachable(f"lost the connection to Redis while waiting ({type(exc).__name__}: {exc}); "
+                                  f"the {len(ids)} objective(s) were submitted: follow them with "
+                                  "`swarmctl status` / `swarmctl show ID` once Redis is back") from None
+            for oid, state in zip(pending, replies):
                 states[oid] = state.decode() if state else "unknown"
             progress.update(task, completed=sum(states.get(i) in settled for i in ids))
             time.sleep(POLL_S)
@@ -276,6 +284,8 @@ def status_data(client) -> dict:
         "objectives": json.loads(hb["counts"]) if hb.get("counts") else {s: 0 for s in STATES},
         "spend_today_usd": float(hb.get("spend_today_usd", 0.0)),
         "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
+        "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
+                      if k.startswith(b"malformed_")},
     }
 
 
@@ -292,6 +302,9 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f"  pid {d['pid']} on {d['host']}, up {d['uptime_s']:.0f}s" if d["alive"] else ""))
     out.print("queues: " + ", ".join(f"{k} {v}" for k, v in data["queues"].items()))
     out.print("objectives: " + ", ".join(f"{k} {v}" for k, v in data["objectives"].items()))
+    if any(data["malformed"].values()):
+        out.print("[yellow]malformed stream entries skipped:[/] "
+                  + ", ".join(f"{k} {v}" for k, v in data["malformed"].items()))
     out.print(f"sandbox: {'[green]' if conf.available else '[red]'}{conf.reason}[/]")
     workers = table("worker", "state", "current job", title="workers")
     for w in data["workers"]:

@@ -56,6 +56,28 @@ REDIS_SUBDIR = "redis"
 LOG_NAME = "redis-server.log"
 PID_NAME = "redis-server.pid"
 SOCKET_NAME = "redis.sock"
+#: What swarmd's own redis-server can lose of what it acknowledged, by fault.
+#: It runs with ``appendonly yes`` and ``appendfsync everysec``.  Redis
+#: write(2)s the commands of an event-loop pass to the append-only file before
+#: it sends their replies (``flushAppendOnlyFile`` in ``beforeSleep``) and
+#: fsyncs the file about once a second in a background thread.  So:
+#:
+#: * redis-server killed (SIGKILL, OOM killer, a crash of Redis alone): nothing
+#:   acknowledged is lost -- the writes are in the kernel's page cache and the
+#:   server started again (swarmd exits 3 when its own server dies, see
+#:   :meth:`RedisHandle.watch`, and is restarted with it) reads them back
+#:   (tests/faults/test_redis_killed.py) --
+#:   except when the disk is so slow that the previous fsync is still running:
+#:   then Redis postpones its writes for up to 2 s and still replies, and a kill
+#:   in that window loses those (the server log says "Asynchronous AOF fsync is
+#:   taking too long").
+#: * kernel crash or power cut: the writes not yet fsynced, normally the last
+#:   ~1 s, up to ~2 s on such a slow disk.  For swarmd that is objectives
+#:   ``swarmctl submit`` reported as submitted, and worker events.
+#:
+#: ``appendfsync always`` closes both windows; its cost on this machine is
+#: measured by bench/redis_fsync.py.
+DURABILITY = "appendfsync everysec: nothing lost when redis-server is killed; up to ~2 s on a kernel crash or power cut"
 #: Longest unix socket path used (``sun_path`` holds 108 bytes with its NUL on Linux).
 MAX_SOCKET_PATH = 100
 _MASK = "****"

@@ -33,7 +33,18 @@ queue each read then carries many events, persisted in one SQLite
 transaction, mirrored and acknowledged in one Redis pipeline and logged in
 one line, rather than one event per round (``bench/queue.py``).
 
-Test failpoint (:mod:`swarmd.testing.failpoints`): ``after_read``.
+Faults: while Redis or the store fails, the main loop retries with a
+backoff doubling from :data:`RETRY_START_S` to :data:`RETRY_MAX_S` seconds,
+one log line per retry (periodic jobs: one line when they start failing and
+one when they work again).  A batch that could not be handled is left
+unacknowledged and read again from this consumer's pending entries (XREADGROUP
+id ``0``) on the next pass, so objectives stay in Redis until the store has
+them.  Entries that can never be handled (not JSON, not an objective, an event
+of unknown shape) are logged, acknowledged and counted in
+:data:`swarmd.constants.STATS` (``malformed_objectives``, ``malformed_events``;
+``swarmctl status --json`` shows them).
+
+Test failpoints (:mod:`swarmd.testing.failpoints`): ``after_read``, ``after_store``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -49,7 +61,9 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 from redis import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
@@ -60,7 +74,7 @@ from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_pol
 from swarmd.governor.audit import log_row
 from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
-from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, validate
+from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
 from swarmd.daemon.memory_jobs import register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
@@ -69,6 +83,47 @@ from swarmd.store.objectives import Store
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION
+
+#: Seconds before the first retry after Redis or the store failed; doubles up to :data:`RETRY_MAX_S`.
+RETRY_START_S = 0.5
+RETRY_MAX_S = 8.0
+#: Failures that a retry can cure (the data is fine; Redis or the disk is not).
+TRANSIENT = (RedisError, OSError, sqlite3.OperationalError)
+#: Kinds of event-stream entries (:mod:`swarmd.workers.jobs`, :mod:`swarmd.workers.parking`).
+EVENT_KINDS = ("started", "finished", "failed", "resolved")
+
+
+class Backoff:
+    """Delays between retries of a failing operation: ``start_s``, doubling up
+    to ``max_s`` seconds, back to ``start_s`` after :meth:`ok`.  Logs one
+    error line per failure and one line when it works again."""
+
+    def __init__(self, start_s: float = RETRY_START_S, max_s: float = RETRY_MAX_S):
+        self.start_s, self.max_s = start_s, max_s
+        self.delay_s, self.failures, self.since = start_s, 0, 0.0
+
+    def failed(self, what: str, exc: BaseException) -> float:
+        """Record a failure of ``what``; returns the seconds to wait before retrying."""
+        if not self.failures:
+            self.since = time.monotonic()
+        self.failures += 1
+        delay, self.delay_s = self.delay_s, min(self.delay_s * 2, self.max_s)
+        logger.error("{} failed ({}: {}); nothing is acknowledged, retrying in {:.1f}s (failure {} in a row)",
+                     what, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay, self.failures)
+        return delay
+
+    def ok(self, what: str) -> None:
+        """The operation worked: log the recovery (if it had failed) and reset the delay."""
+        if self.failures:
+            logger.warning("{} works again after {} failure(s) over {:.1f}s", what, self.failures,
+                           time.monotonic() - self.since)
+        self.delay_s, self.failures = self.start_s, 0
+
+
+def _text(value) -> str:
+    """A stream entry id (bytes or str) as text, for log lines."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
 
 def ensure_group(redis: Redis, stream: str, group: str) -> bool:
     """Create consumer group ``group`` on ``stream`` (and the stream) if
@@ -118,6 +173,10 @@ class Daemon:
         #: adds the supervisor's warm restart of its workers)
         self.on_reload: list = []
         self.scheduler = BackgroundScheduler(daemon=True)
+        #: streams whose entries this consumer read but did not acknowledge (re-read from id 0)
+        self._redo: set[str] = set()
+        self._backoff = Backoff()
+        self._failing: set[str] = set()   # periodic jobs failing on Redis right now
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
         if ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP):   # read from the start: covers the old group's
             redis.xgroup_destroy(K.EVENT_STREAM, K.LEGACY_EVENT_GROUP)   # pending entries (no-op if none)
@@ -227,9 +286,11 @@ class Daemon:
         for entry_id, fields in entries:
             try:
                 objs.append((entry_id, validate(json.loads(fields[b"objective"]), self.config)))
-            except (KeyError, ValueError, ObjectiveError) as exc:
-                logger.error("stream entry {} rejected at admission: {}", entry_id, exc)
+            except (KeyError, ValueError, TypeError, ObjectiveError) as exc:
+                logger.error("objective stream entry {} rejected at admission (skipped, acknowledged): {}: {}",
+                             _text(entry_id), type(exc).__name__, exc)
                 acks.append(entry_id)
+        malformed = len(acks)
         new_flags = self.store.add_queued_many([o for _e, o in objs]) if objs else []
         cfg = self.config.daemon
         retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
@@ -254,6 +315,7 @@ class Daemon:
             by_queue.setdefault(K.PRIORITY_QUEUE[obj.priority], []).append(obj)
         if refused:   # persisted before the XACK below: a crash in between re-reads and skips them
             self.apply_events(refused)
+        failpoint("after_store")
         pipe = self.redis.pipeline()
         for name, group in by_queue.items():
             queue = self.queues[name]
@@ -265,6 +327,8 @@ class Daemon:
                 pipe.hset(K.objective_key(obj.id), mapping={"state": "queued", "action": obj.action})
         if acks:
             pipe.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, *acks)
+        if malformed:
+            pipe.hincrby(K.STATS, "malformed_objectives", malformed)
         pipe.execute()
         for name, group in by_queue.items():      # one line per queue and batch
             logger.info("{} objective(s) queued on {}: {}", len(group), name,
@@ -283,10 +347,10 @@ class Daemon:
         pipe = self.redis.pipeline()
         lines = []
         for (event_id, kind, oid, payload), new in zip(events, applied):
-            if not new:
-                continue
+            # not new: persisted by an earlier pass whose Redis mirror may have failed; mirrored again
             if kind == "resolved":   # the resolver already mirrored state "queued" into Redis
-                lines.append(("objective {} {} by {}; queued again", (oid, payload.get("resolution"),
+                if new:
+                    lines.append(("objective {} {} by {}; queued again", (oid, payload.get("resolution"),
                                                                       payload.get("by"))))
                 continue
             state = {"started": "running", "failed": "failed"}.get(kind) or payload.get("state")
@@ -300,6 +364,8 @@ class Daemon:
             if state in FINAL_STATES:
                 pipe.expire(key, self.config.daemon.result_ttl_s)
             result = payload.get("result", {})
+            if not new:
+                continue
             if kind == "started":
                 lines.append(("objective {} running worker={}", (oid, payload.get("worker"))))
             else:
@@ -376,11 +442,24 @@ class Daemon:
             self.notifier.status(" ".join(f"{k}={v}" for k, v in counts.items()) + f" spend_today=${spend:.4f}")
 
     def _safe(self, fn):
+        """``fn`` for the scheduler: exceptions logged, never raised.  A Redis
+        connection failure is logged once when it starts and once when ``fn``
+        works again (the main loop logs each retry), not on every run."""
+        name = fn.__name__
+
         def run():
             try:
                 fn()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if name not in self._failing:
+                    self._failing.add(name)
+                    logger.warning("periodic job {} cannot reach Redis ({}); it keeps trying", name, exc)
             except Exception:
-                logger.exception("periodic job {} failed", fn.__name__)
+                logger.exception("periodic job {} failed", name)
+            else:
+                if name in self._failing:
+                    self._failing.discard(name)
+                    logger.info("periodic job {} reaches Redis again", name)
         return run
 
     # ------------------------------------------------------------------ main loop
@@ -400,8 +479,13 @@ class Daemon:
         register_report_jobs(self.scheduler, self)   # daily cost report, metrics
         register_memory_jobs(self.scheduler, self)   # calibration audits, daily consolidation
         self.scheduler.start()
-        self.heartbeat()
-        self.reclaim()
+        try:
+            self.heartbeat()
+            self.reclaim()
+        except TRANSIENT as exc:   # Redis or the store down at start-up: the main loop retries
+            logger.error("start-up reclaim failed ({}: {}); pending entries are read again when it works",
+                         type(exc).__name__, exc)
+            self._redo.update(stream for stream, _group in self._READS)
         if self.notifier:
             self.notifier.ready()
         logger.info("swarmd intake running (pid {})", os.getpid())
@@ -413,11 +497,12 @@ class Daemon:
                 self.notifier.watchdog()
             try:
                 batches = self.read_streams()
-            except Exception as exc:
-                logger.error("reading the streams failed: {}; retrying in 1s", exc)
-                time.sleep(1)
+                self.handle(batches)
+            except TRANSIENT as exc:
+                where = "Redis" if isinstance(exc, RedisError) else f"the store {self.store.path}"
+                self._stop.wait(self._backoff.failed(f"reading or handling the streams ({where})", exc))
                 continue
-            self.handle(batches)
+            self._backoff.ok("reading and handling the streams")
             if batches and all(len(entries) < self.READ_COUNT for _stream, entries in batches):
                 self._stop.wait(self.config.daemon.coalesce_ms / 1000)   # let the next batch gather
         return 0
@@ -438,10 +523,25 @@ class Daemon:
     READ_COUNT = 200
 
     def _read_new(self) -> list:
+        """One XREADGROUP per stream: new entries (``>``), or for a stream in
+        ``_redo`` this consumer's pending ones (id ``0``) until none are left.
+        Pending entries deleted from the stream meanwhile are acknowledged."""
         pipe = self.redis.pipeline(transaction=False)
         for stream, group in self._READS:
-            pipe.xreadgroup(group, self.consumer, {stream: ">"}, count=self.READ_COUNT)
-        return [batch for result in pipe.execute() for batch in result or []]
+            pipe.xreadgroup(group, self.consumer, {stream: "0" if stream in self._redo else ">"},
+                            count=self.READ_COUNT)
+        batches = []
+        for (stream, group), result in zip(self._READS, pipe.execute()):
+            entries = [e for _s, es in result or [] for e in es]
+            gone = [entry_id for entry_id, fields in entries if not fields]
+            if gone:
+                self.redis.xack(stream, group, *gone)
+            live = [(entry_id, fields) for entry_id, fields in entries if fields]
+            if stream in self._redo and not entries:
+                self._redo.discard(stream)
+            if live:
+                batches.append((stream, live))
+        return batches
 
     def _wait_for_new(self, block_ms: int) -> None:
         """Block (XREAD, up to ``block_ms``) until an entry newer than what
@@ -461,28 +561,65 @@ class Daemon:
         read in the same batch) is seen as final and not dispatched again."""
         got = {(s.decode() if isinstance(s, bytes) else s): entries for s, entries in batches}
         if got.get(K.EVENT_STREAM):
-            self._events(got[K.EVENT_STREAM])
+            try:
+                self._events(got[K.EVENT_STREAM])
+            except BaseException:
+                self._redo.add(K.EVENT_STREAM)
+                raise
         entries = got.get(K.OBJECTIVE_STREAM)
         if entries:
             failpoint("after_read")
-            self.admit_batch(entries)
+            try:
+                self.admit_batch(entries)
+            except BaseException:
+                self._redo.add(K.OBJECTIVE_STREAM)
+                raise
 
     def _events(self, entries: list) -> None:
         """Persist a batch of event-stream entries, then acknowledge them.  A
-        malformed entry is logged and acknowledged (it can never be applied);
-        if the store fails, nothing is acknowledged and the batch stays pending."""
+        malformed entry (not parseable, or one the store cannot apply) is
+        logged, acknowledged and counted; if the store or Redis fails
+        (:data:`TRANSIENT`), this raises, nothing is acknowledged and the batch
+        stays pending for the next pass."""
         parsed, bad = [], []
         for entry_id, fields in entries:
             try:
                 eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                parsed.append((eid, fields[b"kind"].decode(), fields[b"id"].decode(), json.loads(fields[b"payload"])))
-            except (KeyError, ValueError, AttributeError) as exc:
-                logger.error("event {} is malformed and is dropped: {}", entry_id, exc)
+                event = (eid, fields[b"kind"].decode(), fields[b"id"].decode(), json.loads(fields[b"payload"]))
+                if event[1] not in EVENT_KINDS or not event[2] or not isinstance(event[3], dict):
+                    raise ValueError(f"kind {event[1]!r}, id {event[2]!r}, payload a {type(event[3]).__name__}")
+                if event[1] == "finished" and event[3].get("state") not in STATES:
+                    raise ValueError(f"finished with state {event[3].get('state')!r}")
+                parsed.append(event)
+            except (KeyError, ValueError, AttributeError, TypeError) as exc:
+                self._malformed_event(entry_id, exc)
                 bad.append(entry_id)
-        try:
-            self.apply_events(parsed, acks=[e for e, _f in entries])   # acknowledged after the commit
-        except Exception:
-            logger.exception("events could not be persisted; they stay pending")
+        acks = [e for e, _f in entries]
+        try:     # the usual case: persisted, mirrored and acknowledged (after the commit) in one pass
+            self.apply_events(parsed, acks=None if bad else acks)
+            if not bad:
+                return
+        except TRANSIENT:
+            raise
+        except Exception:     # some entry the store cannot apply: apply them one by one
+            for event in parsed:
+                try:
+                    self.apply_events([event])
+                except TRANSIENT:
+                    raise
+                except Exception as exc:
+                    self._malformed_event(event[0], exc)
+                    bad.append(event[0])
+        pipe = self.redis.pipeline()
+        pipe.xack(K.EVENT_STREAM, K.EVENT_GROUP, *acks)
+        if bad:
+            pipe.hincrby(K.STATS, "malformed_events", len(bad))
+        pipe.execute()
+
+    @staticmethod
+    def _malformed_event(entry_id, exc: BaseException) -> None:
+        logger.error("event stream entry {} is malformed and is dropped (acknowledged, counted): {}: {}",
+                     _text(entry_id), type(exc).__name__, exc)
 
     def drain_events(self) -> int:
         """Persist every new event without blocking (at start-up and shutdown);

@@ -7,6 +7,10 @@ it in the environment of the daemon it starts).  The points:
 ``after_read``
     :meth:`swarmd.daemon.service.Daemon.handle`, after objectives were read
     from the stream and before they are dispatched (the XACK is not sent).
+``after_store``
+    :meth:`swarmd.daemon.service.Daemon.admit_batch`, mid-dispatch: the
+    objectives are in the store (``queued``) but neither enqueued in RQ nor
+    acknowledged in the stream.
 ``worker_mid_job``
     :func:`swarmd.workers.jobs.run_objective`, as a job starts.
 
@@ -29,7 +33,7 @@ ENV = "SWARMD_FAILPOINT"
 #: Environment variable with the "trigger once" marker file.
 MARK_ENV = "SWARMD_FAILPOINT_MARK"
 #: Every failpoint production code calls (see the module docstring).
-POINTS = ("after_read", "worker_mid_job")
+POINTS = ("after_read", "after_store", "worker_mid_job")
 
 
 def failpoint(name: str, detail: str = "") -> None:

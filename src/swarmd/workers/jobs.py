@@ -25,6 +25,11 @@ daemon's SQLite).  An ``ask`` parks the objective
 (:mod:`swarmd.workers.parking`): the park record and the ``finished`` event
 with state ``awaiting_approval`` are written in one Redis transaction.
 
+A ``finished`` event with a final state is written together with
+:func:`swarmd.constants.finished_key` (one transaction): a worker that dies
+after reporting but before RQ records the job as done leaves a job that RQ
+runs again, and that run only logs that the objective is finished already.
+
 Test failpoint (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``.
 """
 
@@ -34,10 +39,12 @@ import json
 import time
 
 from loguru import logger
+from redis.client import Pipeline
 
 from swarmd import constants as K
 from swarmd.governor import AuditBuffer, Governor, PolicyError
 from swarmd.memory.audit import maybe_audit
+from swarmd.objectives import FINAL_STATES
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
@@ -46,9 +53,29 @@ from swarmd.workers.follower import run_with_traces
 from swarmd.workers.context import WorkerContext
 
 
+#: Seconds the "reported final" marker (:func:`swarmd.constants.finished_key`) lives: longer than any retry.
+FINISHED_MARK_TTL_S = 7 * 86400
+
+
 def emit(connection, kind: str, objective_id: str, payload: dict) -> None:
-    """Append one event to the daemon's event stream (``connection`` may be a pipeline)."""
-    connection.xadd(K.EVENT_STREAM, {"kind": kind, "id": objective_id, "payload": json.dumps(payload)})
+    """Append one event to the daemon's event stream (``connection`` may be a
+    pipeline).  A ``finished`` event with a final state also sets the
+    objective's finished marker, in one transaction with the event."""
+    fields = {"kind": kind, "id": objective_id, "payload": json.dumps(payload)}
+    if kind != "finished" or payload.get("state") not in FINAL_STATES:
+        connection.xadd(K.EVENT_STREAM, fields)
+        return
+    pipe = connection if isinstance(connection, Pipeline) else connection.pipeline()
+    pipe.xadd(K.EVENT_STREAM, fields)
+    pipe.set(K.finished_key(objective_id), payload["state"], ex=FINISHED_MARK_TTL_S)
+    if pipe is not connection:
+        pipe.execute()
+
+
+def reported_final(connection, objective_id: str) -> str | None:
+    """The final state a worker already reported for this objective, or ``None``."""
+    state = connection.get(K.finished_key(objective_id))
+    return state.decode() if isinstance(state, bytes) else state
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
@@ -64,6 +91,11 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
     """
     oid = objective["id"]
     failpoint("worker_mid_job", oid)
+    done = reported_final(ctx.redis, oid)
+    if done is not None:   # a re-run of a job whose worker died after reporting it
+        logger.warning("objective {} was reported {} already; not run again", oid, done)
+        return {"state": done, "result": {}, "attempts": [], "action": objective.get("action"),
+                "ts": time.time(), "worker": ctx.name, "duplicate": True}
     if objective.get("action") == AGENT_ACTION:
         return run_agent_objective(ctx, objective)
     emit(ctx.redis, "started", oid, {"worker": ctx.name, "ts": time.time()})

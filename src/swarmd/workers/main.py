@@ -17,14 +17,37 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 from loguru import logger
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swarmd.config import load_config
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.workers.context import ContextWorker, build_context
 from swarmd.workers.parking import worker_queues
+
+
+#: Longest wait (seconds) between a worker's attempts to reach a Redis that went away: RQ's
+#: backoff doubles from 1 s up to this (RQ's own cap, 60 s, would add up to a minute after an outage).
+MAX_RECONNECT_WAIT_S = 8.0
+
+
+def wait_for_redis(connection: Redis, max_wait_s: float = MAX_RECONNECT_WAIT_S) -> None:
+    """Block until ``connection`` answers PING, retrying with a backoff doubling
+    from 0.5 s to ``max_wait_s`` seconds (one log line per retry): a worker
+    started while Redis is away comes up when it is back instead of exiting."""
+    delay = 0.5
+    while True:
+        try:
+            connection.ping()
+            return
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            logger.error("worker: cannot reach Redis ({}); retrying in {:.1f}s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, max_wait_s)
 
 
 def default_worker_name() -> str:
@@ -44,9 +67,11 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     """
     config = load_config(config_path)
     connection = Redis.from_url(redis_url)
+    wait_for_redis(connection)
     ctx = build_context(config, connection, resolve_data_dir(data_dir), name or default_worker_name())
     queues = worker_queues()
     worker = ContextWorker(queues, ctx, connection=connection, name=ctx.name)
+    worker.max_connection_wait_time = MAX_RECONNECT_WAIT_S
     logger.info("worker {} listening on {} (data dir {}; context built once: model loaded once per process)",
                 worker.name, ", ".join(queues), ctx.data_dir)
     try:

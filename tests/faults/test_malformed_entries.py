@@ -1,0 +1,71 @@
+"""Malformed entries written straight into the streams (not through swarmctl).
+
+Each is skipped with an error line naming the entry and why, acknowledged
+(never read again), and counted in ``swarmd:stats`` (``swarmctl status
+--json`` -> ``malformed``); the daemon keeps running and a valid objective
+sent after them, and one in the same batch, finish normally.  Events the
+store cannot apply (a finished event whose attempt lacks its fields) are
+found by applying the batch one by one, so the good events beside them are
+still persisted.
+"""
+
+from __future__ import annotations
+
+import json
+
+from swarmd import constants as K
+from tests.daemon.helpers import wait_final
+from tests.faults.helpers import Swarmd, echo_config, rows, swarmctl
+from tests.wait import wait_until
+
+BAD_OBJECTIVES = [
+    {"text": "no objective field"},
+    {"objective": b"\xff\xfe not utf-8"},
+    {"objective": "{not json"},
+    {"objective": json.dumps(["a", "list"])},
+    {"objective": json.dumps({"id": "no-labels", "action": "classify", "input": "x"})},
+    {"objective": json.dumps({"id": "bad-action", "action": "no_such_action", "input": "x"})},
+]
+BAD_EVENTS = [
+    {"id": "ghost", "payload": "{}"},                                              # no kind
+    {"kind": "exploded", "id": "ghost", "payload": "{}"},                          # unknown kind
+    {"kind": "started", "id": "ghost", "payload": "{oops"},                        # payload not JSON
+    {"kind": "started", "id": "ghost", "payload": "[1, 2]"},                       # payload not an object
+    {"kind": "finished", "id": "ghost", "payload": json.dumps({"state": "melted"})},   # unknown state
+    {"kind": "finished", "id": "ghost", "payload": json.dumps({"state": "done", "attempts": [{"tier": "X"}]})},
+]
+
+
+def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path, redis_url, redis_conn):
+    config = echo_config(tmp_path)
+    daemon = Swarmd(tmp_path, config, workers=1, redis_url=redis_url)
+    try:
+        daemon.start()
+        pipe = redis_conn.pipeline()
+        for fields in BAD_OBJECTIVES:
+            pipe.xadd(K.OBJECTIVE_STREAM, fields)
+        pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(rows("good", 1)[0])})   # same batch: admitted
+        for fields in BAD_EVENTS:
+            pipe.xadd(K.EVENT_STREAM, fields)
+        pipe.execute()
+        daemon.submit(rows("after", 3))
+        ids = ["good-0", "after-0", "after-1", "after-2"]
+        records = wait_final(tmp_path / "data" / "memory.db", ids, timeout_s=60)
+        assert {r["state"] for r in records.values()} == {"done"}
+
+        stats = wait_until(lambda: (s := redis_conn.hgetall(K.STATS)) and len(s) == 2 and s, 30, "the counters")
+        assert stats == {b"malformed_objectives": b"6", b"malformed_events": b"6"}
+        assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
+        assert redis_conn.xpending(K.EVENT_STREAM, K.EVENT_GROUP)["pending"] == 0
+        log = daemon.log
+        assert log.count("rejected at admission (skipped, acknowledged)") == 6
+        assert log.count("is malformed and is dropped (acknowledged, counted)") == 6
+        for why in ("KeyError: b'objective'", "JSONDecodeError", "expected a mapping", "no_such_action",
+                    "KeyError: b'kind'", "kind 'exploded'", "payload a list", "state 'melted'", "KeyError: 'provider'"):
+            assert why in log, why
+        status = swarmctl("--config", str(config), "status", "--json", redis_url=redis_url)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["malformed"] == {"objectives": 6, "events": 6}
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.close()
