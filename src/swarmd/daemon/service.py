@@ -89,6 +89,9 @@ RETRY_START_S = 0.5
 RETRY_MAX_S = 8.0
 #: Failures that a retry can cure (the data is fine; Redis or the disk is not).
 TRANSIENT = (RedisError, OSError, sqlite3.OperationalError)
+#: Seconds an objective must be queued, and its job seen out of every queue, before
+#: :meth:`Daemon.requeue_lost` puts the job back (a worker registers a job it took within milliseconds).
+LOST_AFTER_S = 10.0
 #: Kinds of event-stream entries (:mod:`swarmd.workers.jobs`, :mod:`swarmd.workers.parking`).
 EVENT_KINDS = ("started", "finished", "failed", "resolved")
 
@@ -177,6 +180,7 @@ class Daemon:
         self._redo: set[str] = set()
         self._backoff = Backoff()
         self._failing: set[str] = set()   # periodic jobs failing on Redis right now
+        self._lost_seen: dict[str, float] = {}   # requeue_lost: job id -> when first seen lost
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
         if ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP):   # read from the start: covers the old group's
             redis.xgroup_destroy(K.EVENT_STREAM, K.LEGACY_EVENT_GROUP)   # pending entries (no-op if none)
@@ -407,6 +411,42 @@ class Daemon:
                 finally:
                     queue.release_maintenance_lock()
 
+    def requeue_lost(self) -> list[str]:
+        """Put back in their queue the jobs a worker popped and died before it
+        recorded them as started.  Returns the ids put back.
+
+        RQ workers listening on several queues take a job with BLPOP and only
+        then register it as started (its intermediate queue, which closes that
+        gap, is used for one queue only): a worker killed in between leaves a
+        job with status ``queued`` that is in no queue and no registry, so
+        nothing would ever run it.  An objective ``queued`` in the store for
+        more than :data:`LOST_AFTER_S` whose job is in that state on two
+        passes :data:`LOST_AFTER_S` apart is pushed back to the front of its
+        queue (the ``finished`` marker keeps a job that did run from running twice)."""
+        candidates = self.store.queued_before(time.time() - LOST_AFTER_S)
+        if not candidates:
+            self._lost_seen.clear()
+            return []
+        waiting = {j.decode() if isinstance(j, bytes) else j for name in K.QUEUES
+                   for j in self.redis.lrange(self.queues[name].key, 0, -1)}
+        maybe = [oid for oid in candidates if oid not in waiting]
+        pipe = self.redis.pipeline(transaction=False)
+        for oid in maybe:
+            pipe.hmget(f"{Job.redis_job_namespace_prefix}{oid}", "status", "origin")
+        now, lost, seen = time.monotonic(), [], {}
+        for oid, (status, origin) in zip(maybe, pipe.execute()):
+            if status != b"queued" or origin is None or origin.decode() not in self.queues:
+                continue
+            seen[oid] = self._lost_seen.get(oid, now)
+            if now - seen[oid] >= LOST_AFTER_S:
+                lost.append((oid, origin.decode()))
+        self._lost_seen = {oid: t for oid, t in seen.items() if oid not in dict(lost)}
+        for oid, origin in lost:
+            self.queues[origin].push_job_id(oid, at_front=True)
+            logger.warning("objective {}: its job was taken from queue {} by a worker that died before starting "
+                           "it; put back in the queue", oid, origin)
+        return [oid for oid, _o in lost]
+
     def promote_scheduled(self) -> None:
         """Enqueue RQ retries whose time has come (the daemon is RQ's scheduler:
         :func:`swarmd.daemon.recovery.promote_due_jobs`)."""
@@ -471,6 +511,8 @@ class Daemon:
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self._safe(self.reap_abandoned), "interval", seconds=2, id="reap_abandoned",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._safe(self.requeue_lost), "interval", seconds=LOST_AFTER_S / 2,
+                               id="requeue_lost", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._safe(self.promote_scheduled), "interval", seconds=1, id="promote_scheduled",
                                max_instances=1, coalesce=True)
         expiry_s = max(0.5, min(5.0, self.config.governor.approval_timeout_s / 2))

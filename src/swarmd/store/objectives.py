@@ -160,6 +160,12 @@ class Store:
                 "SELECT data FROM attempts WHERE objective_id=? ORDER BY n", (objective_id,))]
             return out
 
+    def queued_before(self, ts: float) -> list[str]:
+        """Ids of objectives still ``queued`` that were queued before unix time ``ts``."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute(
+                "SELECT id FROM objectives WHERE state='queued' AND queued_at < ?", (ts,))]
+
     def counts(self) -> dict[str, int]:
         """Objectives by state: every state in :data:`STATES`, 0 when none."""
         with self._lock:
