@@ -20,7 +20,8 @@ its own Redis although Debian's redis-server runs in the container on 6379;
 ``reload``; ``swarmd-worker@1`` beside it and stopped with it; an agent
 objective whose shell step runs in bubblewrap under the unit's sandbox, and
 ``stop`` while it runs (the job finishes, nothing is killed); a hung daemon
-(SIGSTOP) aborted by the watchdog and restarted.
+(SIGSTOP) aborted by the watchdog and restarted; its own redis-server
+SIGKILLed, and the service restarted with it.
 
 Skipped, with the reason, where no container can be booted (not root, no
 systemd-nspawn, no overlayfs, or nspawn fails to boot).
@@ -299,3 +300,26 @@ def test_hung_daemon_is_aborted_by_the_watchdog_and_restarted(box):
     dropin.unlink()
     box.run("systemctl daemon-reload")
 
+
+
+def test_own_redis_killed_the_service_restarts_with_it(box):
+    """swarmd exits 3 when its own redis-server dies; Restart=on-failure brings both back
+    (Redis from its append-only file: the objective done before is still known)."""
+    dropin = box.path("/etc/systemd/system/swarmd.service.d/zz-test-restart.conf")
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text("[Service]\nRestartSec=1\n")
+    box.run("systemctl daemon-reload")
+    _ensure_started(box)
+    before = box.show("swarmd", "MainPID", "NRestarts")
+    t0 = time.monotonic()
+    box.run(f"kill -KILL $(cat {DATA}/redis/redis-server.pid)")
+    _wait("swarmd restarted after its Redis died", lambda: (
+        (p := box.show("swarmd", "MainPID", "NRestarts", "ActiveState"))["ActiveState"] == "active"
+        and p["MainPID"] not in ("0", before["MainPID"]) and p), timeout_s=60)
+    _timed("own redis-server SIGKILLed -> swarmd active again", t0)
+    assert int(box.show("swarmd", "NRestarts")["NRestarts"]) == int(before["NRestarts"]) + 1
+    assert "own redis-server exited with code -9" in box.journal("swarmd")
+    r = box.run(f"{CTL} show sd-classify --json", user="swarmd", check=False)
+    assert r.returncode == 0 and json.loads(r.stdout)["state"] in ("done", "unresolved"), r.stdout + r.stderr
+    dropin.unlink()
+    box.run("systemctl daemon-reload")
