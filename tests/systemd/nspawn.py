@@ -51,13 +51,14 @@ class Container:
     """One booted container; use as a context manager.
 
     ``base``: an empty host directory (a tmpfs is mounted on it); ``name``:
-    the machine name; ``binds``: ``(host_path, container_path)`` pairs bound
+    the machine name (default ``swarmd-e2e-<pid>``); ``binds``: ``(host_path, container_path)`` pairs bound
     read-only.  :attr:`root` is the container's ``/`` as seen from the host
     (write files there before or after boot).
     """
 
-    def __init__(self, base: Path, name: str = "swarmd-e2e", binds: list[tuple[Path, str]] = ()):
-        self.base, self.name, self.binds = Path(base), name, list(binds)
+    def __init__(self, base: Path, name: str | None = None, binds: list[tuple[Path, str]] = ()):
+        # unique per process: nspawn keeps /run/systemd/nspawn/propagate/<name> while it runs
+        self.base, self.name, self.binds = Path(base), name or f"swarmd-e2e-{os.getpid()}", list(binds)
         self.root = self.base / "root"
         self.proc: subprocess.Popen | None = None
         self.leader: int | None = None
