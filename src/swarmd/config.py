@@ -73,11 +73,15 @@ class LabelCalibration(_Strict):
     scale: float = Field(1.0, gt=0)
     bias: dict[str, float] = Field(default_factory=dict)
     label_intercept: dict[str, float] = Field(default_factory=dict)
+    #: the prompt form whose scores it was fitted on: ``fixed`` (instruction and
+    #: the action's examples) or ``retrieved`` (the same plus retrieved verified
+    #: examples, :mod:`swarmd.memory.retrieval`); a model scores the two differently
+    prompt: Literal["fixed", "retrieved"] = "fixed"
 
-    def applies(self, model: str, labels: tuple[str, ...]) -> bool:
-        """True for the model it was fitted for and, when it has a ``bias``,
-        exactly the label set it was fitted on (any order)."""
-        return model == self.model and (not self.bias or set(labels) == set(self.bias))
+    def applies(self, model: str, labels: tuple[str, ...], prompt: str = "fixed") -> bool:
+        """True for the model it was fitted for, the prompt form it was fitted
+        on and, when it has a ``bias``, exactly the label set it was fitted on (any order)."""
+        return model == self.model and prompt == self.prompt and (not self.bias or set(labels) == set(self.bias))
 
     def adjust(self, logprobs: dict[str, float]) -> dict[str, float]:
         """``scale · ln p + bias`` per label (unnormalised log-scores)."""
@@ -252,6 +256,11 @@ class MemoryConfig(_Strict):
     kept after pruning by value.  ``min_verified``: verified records of one
     (action, label set, model) below which the shipped calibration stays.
     ``qdrant_url``: Qdrant for retrieval across hosts (``None`` = embedded index).
+    ``retrieval_examples``: verified examples retrieved (``retrieval_mode``) into a
+    local model's label prompt after its cached prefix, used only for a model
+    with a ``label_calibration`` fitted on that prompt form (``prompt:
+    retrieved``); 0 = none.  Off by default: ``bench/retrieval.py --gemma``
+    measured the embedded Gemma on 150 held-out commit messages (see README).
     """
 
     cache: bool = True
@@ -260,6 +269,8 @@ class MemoryConfig(_Strict):
     max_records: int = Field(default=100_000, gt=0)
     min_verified: int = Field(default=100, gt=0)
     qdrant_url: str | None = None
+    retrieval_examples: int = Field(default=0, ge=0, le=16)
+    retrieval_mode: Literal["vector", "bm25", "hybrid"] = "bm25"
 
     @field_validator("consolidate_at")
     @classmethod

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 from swarmd.config import LabelCalibration
 from swarmd.memory.cache import AnswerCache
+from swarmd.memory.embed import MODEL_ID, shared_embedder
 from swarmd.memory.records import Memory, label_key
+from swarmd.memory.retrieval import Retriever
+from swarmd.memory.vectors import open_index as open_vectors
 
 #: a threshold no confidence reaches: the gate accepts nothing of that model
 NEVER = 1.01
@@ -70,12 +74,22 @@ class GateBook:
 
 class RouterMemory:
     """What the router asks the learning memory: the answer cache
-    (:meth:`lookup`, when ``cache`` is on) and the learned gate (:meth:`learned`)."""
+    (:meth:`lookup`, when ``cache`` is on), the learned gate (:meth:`learned`)
+    and retrieved verified examples (:meth:`examples`: ``k`` of them by
+    ``mode`` through ``retriever``, a :class:`swarmd.memory.retrieval.Retriever`;
+    none without one)."""
 
-    def __init__(self, memory: Memory, cache: bool = True):
+    def __init__(self, memory: Memory, cache: bool = True, retriever=None, k: int = 0, mode: str = "bm25"):
         self.memory = memory
         self.cache = AnswerCache(memory) if cache else None
         self.gate = GateBook(memory)
+        self.retriever, self.k, self.mode = retriever, k, mode
+
+    def examples(self, action: str, text: str, labels) -> tuple[tuple[str, str], ...]:
+        """Up to ``k`` verified (input, answer) pairs of (action, labels) nearest to ``text``."""
+        if self.retriever is None or self.k <= 0:
+            return ()
+        return tuple((e.input, e.answer) for e in self.retriever.search(action, labels, text, k=self.k, mode=self.mode))
 
     def lookup(self, action: str, text: str, labels):
         """:meth:`swarmd.memory.cache.AnswerCache.lookup`, or ``None`` with the cache off."""
@@ -87,5 +101,20 @@ class RouterMemory:
 
 
 def open_router_memory(config, path) -> RouterMemory:
-    """The :class:`RouterMemory` over the store at ``path`` (``config.memory.cache`` turns the cache on)."""
-    return RouterMemory(Memory(path), cache=config.memory.cache)
+    """The :class:`RouterMemory` over the store at ``path`` (``config.memory.cache``
+    turns the cache on; ``memory.retrieval_examples`` > 0 adds a retriever: BM25
+    alone for mode ``bm25``, else also the shared embedder and the vector
+    index of the data directory — ``path``'s folder — or Qdrant)."""
+    memory = Memory(path)
+    settings = config.memory
+    retriever = None
+    if settings.retrieval_examples:
+        embedder = open_index = None
+        if settings.retrieval_mode != "bm25":
+            def open_index(name, dim):
+                return open_vectors(name, dim, data_dir=Path(path).parent, model_id=MODEL_ID,
+                                    qdrant_url=settings.qdrant_url)
+            embedder = shared_embedder()
+        retriever = Retriever(memory, embedder, open_index)
+    return RouterMemory(memory, cache=settings.cache, retriever=retriever, k=settings.retrieval_examples,
+                        mode=settings.retrieval_mode)

@@ -53,7 +53,8 @@ def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = (),
     answer) pairs (:mod:`swarmd.memory.retrieval`), rendered like the fixed
     examples but in the body, after the cached prefix, so the prefix's KV
     state is still reused; label examples whose answer is not in ``labels``
-    are left out.
+    are left out.  ``Prompt.form`` is ``retrieved`` when any example was
+    rendered (only calibrations fitted on that form apply), else ``fixed``.
     """
     if action.output == "yes_no":
         labels = ("yes", "no")
@@ -61,7 +62,8 @@ def build_prompt(action: ActionConfig, text: str, labels: tuple[str, ...] = (),
     body = "".join(action.item.format(input=_clean(ex, action.input_max_chars), labels=shown) + " " + answer + "\n\n"
                    for ex, answer in examples
                    if not (action.output in ("label", "yes_no") and labels and answer not in labels))
+    form = "retrieved" if body else "fixed"
     body += action.item.format(input=_clean(text, action.input_max_chars), labels=shown)
     return Prompt(prefix=_prefix(action, tuple(labels)), body=body, labels=tuple(labels),
                   output=action.output, stop=("\n",) if action.output in ("label", "labels", "yes_no") else ("\n\n",),
-                  calibration=tuple(action.label_calibration))
+                  calibration=tuple(action.label_calibration), form=form)

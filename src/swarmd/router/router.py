@@ -244,6 +244,8 @@ class Router:
         learned_cals, learned_thresholds = self._learned_gate(action, labels)
         if learned_cals:        # first match wins in the provider: learned before shipped
             prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
+        retrieved = self._retrieved_prompt(action, text, labels, learned_cals) \
+            if self.memory is not None and action_cfg.output in CACHED_OUTPUTS else None
         refusals = tuple(self.config.quality.refusal_phrases)
         attempts: list[Attempt] = []
         skipped: list[str] = []
@@ -262,8 +264,12 @@ class Router:
                     skipped.append(f"{key}: {reason}")
                     continue
                 reservation = None
+                model_prompt = prompt
+                if retrieved is not None and not model.is_api and any(
+                        c.applies(model.model, labels, "retrieved") for c in retrieved.calibration):
+                    model_prompt = retrieved        # a local model calibrated on that form
                 if not model.is_free:
-                    reservation = self._reserve(model, prompt, objective_id, max_cost_usd,
+                    reservation = self._reserve(model, model_prompt, objective_id, max_cost_usd,
                                                 sum(a.cost_usd for a in attempts))
                     if not isinstance(reservation, Reservation) and reservation is not None:
                         skipped.append(f"{key}: budget: {reservation}")
@@ -274,7 +280,7 @@ class Router:
                     accept_at = self.budget.pacing_threshold(accept_at, action)
                 attempt = verdict = None
                 try:
-                    attempt, verdict = self._call(action, tier, model, key, prompt, refusals, accept_at)
+                    attempt, verdict = self._call(action, tier, model, key, model_prompt, refusals, accept_at)
                 finally:                        # settled to the cost, or released when no call was made
                     self._settle(reservation, attempt)
                 if attempt is None:          # unavailable: try the tier's next model
@@ -356,6 +362,23 @@ class Router:
         except Exception:
             logger.exception("learned gate unavailable; using the configured one")
             return (), {}
+
+    def _retrieved_prompt(self, action: str, text: str, labels: tuple[str, ...], learned_cals: tuple):
+        """The prompt with the learning memory's retrieved examples after the
+        cached prefix (``memory.examples``), or ``None`` without examples or
+        when retrieval fails (logged; the fixed prompt is used)."""
+        examples_of = getattr(self.memory, "examples", None)
+        if examples_of is None:
+            return None
+        try:
+            examples = examples_of(action, text, labels)
+        except Exception:
+            logger.exception("retrieval of verified examples failed; using the fixed prompt")
+            return None
+        if not examples:
+            return None
+        prompt = build_prompt(self.config.actions[action], text, labels, examples)
+        return replace(prompt, calibration=learned_cals + tuple(prompt.calibration)) if learned_cals else prompt
 
     def _from_memory(self, action, text, labels, objective_id, request_id) -> RouteResult | None:
         """The answer cache's result (tier ``MEMORY``, cost 0, confidence 1), or

@@ -47,6 +47,8 @@ class Prompt:
     #: calibrations of this action's label answers (from the config), each
     #: valid only for the model (and label set) it was fitted on
     calibration: tuple[LabelCalibration, ...] = ()
+    #: ``fixed`` or ``retrieved`` (retrieved examples in the body): which calibrations apply
+    form: str = "fixed"
 
     @property
     def text(self) -> str:

@@ -227,7 +227,7 @@ class LlamaCppProvider(Provider):
                     total += float(_log_softmax(self._eval_reusing(context))[nxt])
                     context = context + [nxt]
                 scores[label] = total
-        cal = next((c for c in prompt.calibration if c.applies(self.model.model, prompt.labels)), None)
+        cal = next((c for c in prompt.calibration if c.applies(self.model.model, prompt.labels, prompt.form)), None)
         # fitted bias + scale, then Platt scaling of ln q(answer); without one, the label's probability
         best, label_probs, confidence = label_decision(scores, cal, self.model.label_temperature)
         confidence = confidence if cal is not None else None
