@@ -34,20 +34,29 @@ governor_effects.py`` re-runs itself under ``unshare -m`` with tmpfs over
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .execute import run_approved, run_tool
+import yaml
+
+from swarmd.errors import SwarmdError
+
+from .execute import run_approved, run_argv, run_tool
 from .governor import Governor
-from .policy import Decision
+from .policy import Decision, load_policy
+from .sandbox import NONE, probe
 
 EFFECTS = ("read", "written", "contacted", "host", "disk")
 #: a workspace filesystem that lost more than this during one action counts as disk exhaustion
@@ -55,7 +64,7 @@ DISK_EFFECT_BYTES = 512 * 1024 * 1024
 _APPROVED = Decision("allow", "approval.effects-harness", "run as if a human approved it")
 
 
-class NotThrowaway(RuntimeError):
+class NotThrowaway(SwarmdError, RuntimeError):
     """The canaries would be written into the real machine (see :func:`require_throwaway_root`)."""
 
 
@@ -323,7 +332,6 @@ class Harness:
         t0 = time.perf_counter()
         d = self.gov.decide(row["tool"], args, ws)
         if bypass and row["tool"] == "shell":
-            from .execute import run_argv
             res = run_argv(["/bin/bash", "--noprofile", "--norc", "-c", args["command"]], ws,
                            self.gov.policy.execution, _APPROVED, policy=self.gov.policy,
                            confinement=self.gov.confinement)
@@ -394,10 +402,6 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
     seeded with canaries (its files travel through ``/mnt``). ``confined=False`` runs without the sandbox (fail-closed mode).
     Returns one :class:`EffectRow` per row, in order. Raises ``RuntimeError``
     when the child fails."""
-    import json
-    import sys
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="swarmd-effects-") as tmp:
         keep, etc, io = os.path.join(tmp, "keep"), os.path.join(tmp, "etc"), os.path.join(tmp, "io")
         for d in (keep, etc, io):
@@ -405,7 +409,6 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
         Path(io, "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         text = Path(policy_path).read_text(encoding="utf-8")
         if action_timeout_s is not None:
-            import yaml
             data = yaml.safe_load(text)
             data.setdefault("execution", {})["timeout_s"] = action_timeout_s
             text = yaml.safe_dump(data)
@@ -423,13 +426,6 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
 
 def _main(argv: list[str]) -> int:
     """Inside the throwaway root: ``rows.jsonl out.jsonl policy approve bypass confined``."""
-    import dataclasses
-    import json
-    import tempfile
-
-    from .policy import load_policy
-    from .sandbox import NONE, probe
-
     rows_file, out_file, policy_path, approve, bypass, confined = argv
     home = os.environ.get("HOME", "/root")
     require_throwaway_root(home)
@@ -450,6 +446,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(_main(sys.argv[1:]))
