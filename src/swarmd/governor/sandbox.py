@@ -32,6 +32,7 @@ are ``ask`` unless harmless by construction, see ``shell/judge.py``).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -138,11 +139,13 @@ _runtime: list[str] = []
 
 def _runtime_dir() -> str:
     """A private directory with the synthetic ``passwd``/``group`` and the empty
-    mask file (created once per process, again if something removed it)."""
+    mask file (created once per process, again if something removed it;
+    removed when the process exits)."""
     with _runtime_lock:
         if _runtime and os.path.isfile(os.path.join(_runtime[0], "empty")):
             return _runtime[0]
         d = tempfile.mkdtemp(prefix="swarmd-sandbox-")
+        atexit.register(shutil.rmtree, d, True)
         for name, text in (("passwd", _PASSWD), ("group", _GROUP), ("empty", "")):
             p = os.path.join(d, name)
             with open(p, "w", encoding="utf-8") as f:
