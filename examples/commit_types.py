@@ -1,6 +1,6 @@
 """The main job: classify real commit messages through the whole swarmd path, and show the learning loop.
 
-    python examples/commit_types.py [--n 240] [--offset 300] [--review 100] [--data-dir data/main-job] [--workers 1]
+    python examples/commit_types.py [--n 240] [--offset 300] [--review 120] [--data-dir data/main-job] [--workers 1]
 
 1. starts ``swarmd --workers N`` (which starts its own Redis when none is
    configured or running on localhost) on a fresh store in ``--data-dir``;
@@ -155,9 +155,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=240, help="messages to classify, in two phases (default 240)")
     parser.add_argument("--offset", type=int, default=300,
                         help="first message (default 300: not in the shipped calibration's fitting slice 0-299)")
-    parser.add_argument("--review", type=int, default=100,
-                        help="phase-1 objectives a reviewer gives the authors' label for (default 100: "
-                             "memory.min_verified, below which the shipped gate stays)")
+    parser.add_argument("--review", type=int, default=120,
+                        help="phase-1 objectives a reviewer gives the authors' label for (default 120, all of "
+                             "them: duplicates aside, at least memory.min_verified = 100 are needed for a refit)")
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "main-job"), help="swarmd data directory")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
