@@ -12,7 +12,8 @@ thread per worker).  Objectives go in through ``swarmctl submit --file`` (run in
 this process, so its start-up time is not measured) in chunks of 500; a chunk counts as acknowledged when swarmctl exits 0 (a chunk
 refused while Redis is down is submitted again, same ids).
 
-First a baseline without faults: the first ``--baseline`` fraction of the
+After a warm-up (one objective of each kind: workers up, model loaded),
+a baseline without faults: the first ``--baseline`` fraction of the
 objectives, submitted at once, run to the end; its throughput is the
 reference.  Then the rest is submitted and, until every acknowledged
 objective is final, one component chosen at random (``--seed``) is
@@ -43,8 +44,11 @@ component; longest and median recovery per component; throughput
 Exit status 0 when lost and run twice are both 0, 1 otherwise.
 
 The issue's scale is the default (10,000 + 500, 2 workers, a kill every
-60 s: about an hour on 2 cores).  A run that fits ~10 minutes on a loaded
-2-core machine: ``--echo 2000 --model 100 --kill-every 30``.
+60 s).  The whole batch then drains in a few minutes, so few kills land;
+``--rate R`` paces the fault phase's intake at R objectives/s to spread the
+run (and the kills) over ``N / R`` seconds -- throughput is then the intake
+rate if swarmd keeps up, and the ratio to the baseline is not printed.
+~10 minutes: ``--echo 10000 --model 500 --rate 20 --kill-every 30``.
 """
 
 from __future__ import annotations
@@ -226,8 +230,8 @@ class Soak:
         try:
             with self._db() as db:
                 marks = ",".join("?" * len(FINAL_STATES))
-                return db.execute(f"SELECT COUNT(*) FROM objectives WHERE state IN ({marks})",
-                                  tuple(FINAL_STATES)).fetchone()[0]
+                return db.execute(f"SELECT COUNT(*) FROM objectives WHERE state IN ({marks}) "
+                                  "AND id NOT LIKE 'warm-%'", tuple(FINAL_STATES)).fetchone()[0]
         except sqlite3.Error:
             return -1
 
@@ -272,14 +276,16 @@ class Soak:
             else:
                 raise RuntimeError(f"a chunk was refused 120 times (last exit code {code})")
 
-    def wait_all_final(self, ids: list[str], deadline: float, on_tick=None) -> bool:
-        want = set(ids)
+    def wait_all_final(self, ids, deadline: float, on_tick=None) -> bool:
+        """Until every id of ``ids`` (a list, or a callable returning one once all
+        are known, else ``None``) is final in the store, or ``deadline``."""
         while time.monotonic() < deadline:
             if on_tick:
                 on_tick()
             self.restart_if_dead()
+            want = ids() if callable(ids) else ids
             try:
-                if want <= self.final_ids():
+                if want is not None and set(want) <= self.final_ids():
                     return True
             except sqlite3.Error:
                 pass
@@ -306,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kill-every", type=float, default=60.0, help="seconds between kills (default 60)")
     ap.add_argument("--baseline", type=float, default=0.05, help="fraction run first without faults (default 0.05)")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="objectives/s submitted in the fault phase (default 0: all at once); pacing spreads "
+                         "the run over more kills")
     ap.add_argument("--restart-sec", type=float, default=1.0, help="wait before restarting a dead swarmd (systemd RestartSec)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=7200.0, help="give up after this many seconds")
@@ -323,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.timeout
     try:
         soak.start()
+        warm = [{"id": "warm-e", "action": "classify", "input": "fix: warm up", "labels": "feat,fix"},
+                {"id": "warm-m", "action": "yes_no", "input": "Is 2 even?"}]
+        soak.submit(warm)                      # workers up, model loaded: not part of the baseline
+        soak.wait_all_final([w["id"] for w in warm], deadline)
+        soak.acked = []
         t0 = time.monotonic()
         base_rate = None
         if n_base:
@@ -332,13 +346,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"baseline: {n_base} objectives in {time.monotonic() - t0:.1f}s ({base_rate:.2f}/s), no faults",
                   flush=True)
         t1 = time.monotonic()
-        soak.submit(rows[n_base:])
+        rest = rows[n_base:]
+        if not args.rate:
+            soak.submit(rest)
+        step = max(1, int(args.rate * 5)) if args.rate else 0    # with --rate: one chunk every 5 s
+        sent = 0 if args.rate else len(rest)
         pending: list[dict] = []
         recoveries: dict[str, list[float]] = {c: [] for c in COMPONENTS}
         next_kill = time.monotonic() + args.kill_every
 
         def tick() -> None:
-            nonlocal next_kill
+            nonlocal next_kill, sent
+            if sent < len(rest) and time.monotonic() >= t1 + 5 * sent / step:
+                soak.submit(rest[sent:sent + step])
+                sent += step
             for kill in list(pending):
                 try:
                     ok = soak.recovered(kill)
@@ -359,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{soak.final_count()}/{len(soak.acked)} final", flush=True)
                 next_kill = time.monotonic() + args.kill_every
 
-        complete = soak.wait_all_final(soak.acked, deadline, on_tick=tick)
+        complete = soak.wait_all_final(lambda: soak.acked if sent >= len(rest) else None, deadline, on_tick=tick)
         fault_s = time.monotonic() - t1
         while pending and time.monotonic() < deadline:   # the last kill's recovery
             tick()
@@ -384,11 +405,13 @@ def main(argv: list[str] | None = None) -> int:
                           f"{max(recoveries[c]):.1f} s / {statistics.median(recoveries[c]):.1f} s"))
     table.append(("throughput, baseline (no faults)", f"{base_rate:.2f} objectives/s" if base_rate else "-"))
     table.append(("throughput, under faults", f"{fault_rate:.2f} objectives/s ({n_fault} in {fault_s:.0f} s)"))
-    if base_rate:
+    if base_rate and not args.rate:
         table.append(("ratio faults / baseline", f"{fault_rate / base_rate:.2f}"))
     width = max(len(k) for k, _v in table)
     print(f"\nsoak: {args.echo} echo + {args.model} model objectives, {args.workers} workers, "
-          f"a kill every {args.kill_every:g} s (seed {args.seed}){'' if complete else ' -- TIMED OUT'}")
+          f"a kill every {args.kill_every:g} s (seed {args.seed})"
+          + (f", fault-phase intake paced at {args.rate:g}/s" if args.rate else "")
+          + ("" if complete else " -- TIMED OUT"))
     for key, value in table:
         print(f"  {key:<{width}}  {value}")
     if lost:
