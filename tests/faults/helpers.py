@@ -8,7 +8,6 @@ the time of each test goes to the fault and the recovery, not to inference.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -23,7 +22,7 @@ import redis
 
 from swarmd import constants as K
 from swarmd.daemon.redis_server import free_port
-from tests.daemon.helpers import ROOT, daemon_env, write_config, write_jsonl
+from tests.daemon.helpers import daemon_env, write_config, write_jsonl
 from tests.wait import wait_until
 
 __all__ = ["RedisProcess", "Swarmd", "echo_config", "rows", "finished_counts", "swarmctl", "write_jsonl"]
@@ -206,10 +205,3 @@ def leftovers(data: Path) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return found
-
-
-def events_json(client: redis.Redis) -> list[dict]:
-    """Every event-stream entry as ``{"kind", "id", "payload"}`` (payload parsed)."""
-    return [{"kind": f[b"kind"].decode(), "id": f[b"id"].decode(), "payload": json.loads(f[b"payload"])}
-            for _i, f in client.xrange(K.EVENT_STREAM) if b"kind" in f]
-
