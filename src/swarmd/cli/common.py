@@ -91,7 +91,7 @@ def ping(url: str) -> Redis:
         client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
         client.ping()
     except (RedisError, OSError, ValueError) as exc:
-        raise Unreachable(f"cannot reach Redis at {mask_url(url)}: {exc}. Is swarmd running? "
+        raise Unreachable(f"cannot reach Redis at {mask_url(url)}: {str(exc).rstrip('.')}. Is swarmd running? "
                           f"(start it with `swarmd --workers 1`, or pass --data-dir of the running daemon)") from None
     return client
 
