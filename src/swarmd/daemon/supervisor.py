@@ -4,7 +4,8 @@ Each worker is ``python -m swarmd worker`` in its own process.  A worker
 that exits unexpectedly is restarted after a backoff that doubles from 1 s up
 to 60 s, and resets after a worker has stayed up for 60 s.  Stopping sends
 SIGTERM (RQ's warm shutdown: the current job finishes) and SIGKILL after
-``grace_s`` seconds.  ``on_exit(worker_name)`` is called as soon as a worker
+``grace_s`` seconds.  A worker gets SIGTERM too when the daemon itself dies,
+even by SIGKILL (:data:`swarmd.workers.main.SUPERVISOR_PID_ENV`).  ``on_exit(worker_name)`` is called as soon as a worker
 is seen to have exited unexpectedly (the daemon hands its job back to RQ at
 once: :meth:`swarmd.daemon.service.Daemon.worker_died`). :meth:`Supervisor.restart_all` (the daemon's SIGHUP)
 restarts every worker the same warm way so it loads the new config.
@@ -22,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from loguru import logger
+
+from swarmd.workers.main import SUPERVISOR_PID_ENV
 
 BACKOFF_START_S, BACKOFF_MAX_S, STABLE_AFTER_S = 1.0, 60.0, 60.0
 
@@ -69,6 +72,7 @@ class Supervisor:
         if self.data_dir:
             cmd += ["--data-dir", str(self.data_dir)]
         env = dict(os.environ, REDIS_URL=self.redis_url)  # URL via env, not argv: argv is world-readable
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())         # the worker ends when this process dies
         if slot.log is None:
             slot.log = open(os.path.join(self.log_dir, f"worker-{slot.index}.log"), "ab")
         slot.process = subprocess.Popen(cmd, env=env, stdout=slot.log, stderr=subprocess.STDOUT,

@@ -15,8 +15,11 @@ death penalty runs in the main thread).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
+import sys
 import time
 
 from loguru import logger
@@ -50,6 +53,42 @@ def wait_for_redis(connection: Redis, max_wait_s: float = MAX_RECONNECT_WAIT_S) 
             delay = min(delay * 2, max_wait_s)
 
 
+#: Environment variable carrying the supervising daemon's pid to each worker it starts
+#: (:class:`swarmd.daemon.supervisor.Supervisor`): the worker asks the kernel for SIGTERM
+#: when that process dies (:func:`end_with_supervisor`), so a SIGKILLed daemon leaves no
+#: orphan workers behind outside systemd (under systemd the cgroup ends them anyway).
+SUPERVISOR_PID_ENV = "SWARMD_SUPERVISOR_PID"
+
+#: prctl(2) option: the signal this process gets when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_supervisor(env: dict | None = None) -> bool:
+    """Ask Linux for SIGTERM (RQ's warm shutdown: the current job finishes) when
+    the daemon that started this worker dies, even by SIGKILL.
+
+    Acts only when ``env`` (default ``os.environ``) names the supervisor's pid
+    (:data:`SUPERVISOR_PID_ENV`), i.e. for workers of
+    ``swarmd --workers N``; a worker started by hand or by
+    ``swarmd-worker@.service`` is left alone.  If that process is already gone
+    (the parent pid differs) the worker exits at once (status 0): the daemon's
+    restart starts fresh workers.  Returns whether the signal was armed (False
+    off Linux or without the variable)."""
+    env = os.environ if env is None else env
+    want = env.get(SUPERVISOR_PID_ENV)
+    if not want or not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        logger.warning("worker: prctl(PR_SET_PDEATHSIG) failed (errno {}); it will outlive a killed daemon",
+                       ctypes.get_errno())
+        return False
+    if os.getppid() != int(want):          # the daemon died before the signal was armed
+        logger.warning("worker: the daemon that started it (pid {}) is gone; exiting", want)
+        raise SystemExit(0)
+    return True
+
+
 def default_worker_name() -> str:
     """``<host>:<pid>``: the name of a worker started without ``--name``."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -65,6 +104,7 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     :func:`swarmd.paths.data_dir` when ``None``).  Returns an exit code (0
     ok).  Raises :class:`swarmd.config.ConfigError` for a bad config.
     """
+    end_with_supervisor()
     config = load_config(config_path)
     connection = Redis.from_url(redis_url)
     wait_for_redis(connection)
