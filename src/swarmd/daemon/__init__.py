@@ -17,8 +17,13 @@ Where each responsibility lives:
 * :mod:`swarmd.daemon.redis_server` — finds a Redis or runs swarmd's own
   ``redis-server`` (password-protected, append-only file in the data dir).
 * :mod:`swarmd.daemon.notify` — systemd ``sd_notify`` (ready, status, watchdog).
+* :mod:`swarmd.daemon.recovery` — RQ jobs as data: a dead supervised
+  worker's jobs handed back to RQ at once, and the scheduler's due retries
+  promoted to their queues (called by the daemon service).
 * :mod:`swarmd.daemon.report_jobs` — the scheduled daily cost report and
   metrics refresh; :mod:`swarmd.daemon.metrics` — the Prometheus metrics.
+* :mod:`swarmd.daemon.memory_jobs` — the scheduled learning-memory jobs:
+  calibration-audit drain and daily consolidation.
 
 The data directory is resolved once (:func:`swarmd.paths.data_dir`) and
 passed to everything that needs it; the daemon never writes ``os.environ``.

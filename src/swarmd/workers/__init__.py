@@ -19,6 +19,10 @@ Where each responsibility lives:
   one router call, or the agent loop; reports ``started``/``finished`` events.
 * :mod:`swarmd.workers.agent` — the agent loop: model proposes, governor
   decides, tool runs (no I/O of its own).
+* :mod:`swarmd.workers.planner` — the planner: an agent goal becomes a short
+  list of steps.
+* :mod:`swarmd.workers.follower` — agent objectives with execution traces:
+  follow a stored trace without a model, or learn one.
 * :mod:`swarmd.workers.parking` — objectives parked on a governor ``ask``:
   park records, resolution, resume queues (used by the daemon and the CLI too).
 """
