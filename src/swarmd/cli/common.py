@@ -23,10 +23,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from swarmd.config import load_config
+from swarmd.config import ConfigError, load_config
 from swarmd.daemon.redis_server import mask_url, read_url_file
-from swarmd.errors import SwarmdError, Unreachable, exit_code_for
-from swarmd.paths import data_dir
+from swarmd.errors import BadInput, SwarmdError, Unreachable, exit_code_for
+from swarmd.paths import data_dir, db_path
 
 #: Columns of output going to a pipe or file (rich's default there is 80, which folds wide tables).
 PIPED_WIDTH = 160
@@ -122,6 +122,26 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return exit_code_for(exc)
 
 
+def default_db(config_path: str | None, data: str | None) -> str:
+    """The daemon's store: ``storage.db`` of the config (``memory.db`` when the
+    config cannot be loaded), under the data directory (:func:`swarmd.paths.data_dir`)."""
+    try:
+        configured = load_config(config_path).storage.db
+    except ConfigError:
+        configured = "memory.db"
+    return str(db_path(data_dir(data), configured))
+
+
+def existing_db(args: argparse.Namespace) -> str:
+    """The store a command reads: ``--db``, else :func:`default_db` of ``--config``
+    and ``--data-dir``.  Raises :class:`~swarmd.errors.BadInput` (exit 2) if
+    that file does not exist (commands that read never create it)."""
+    db = args.db or default_db(args.config, args.data_dir)
+    if not os.path.exists(db):
+        raise BadInput(f"database {db!r} does not exist (no daemon has run with this data directory)")
+    return db
+
+
 def labels(text: str | None) -> tuple[str, ...]:
     """``"a, b"`` -> ``("a", "b")``; ``None``/empty -> ``()``."""
     return tuple(part.strip() for part in text.split(",")) if text else ()
@@ -132,6 +152,8 @@ class PlainTable(Table):
     a reason like ``rules[0]`` stays intact)."""
 
     def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        """Add one row: ``str`` cells wrapped in :class:`rich.text.Text` (shown
+        literally), other renderables and ``kwargs`` passed to :meth:`rich.table.Table.add_row`."""
         super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
 

@@ -28,15 +28,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from swarmd.cli.common import add_redis_url, connect, err, out, print_fields, table
-from swarmd.config import ConfigError, load_config
+from swarmd.cli.common import add_redis_url, connect, err, existing_db, out, print_fields, table
+from swarmd.config import load_config
 from swarmd.errors import EXIT_OK, BadInput, Unreachable
 from swarmd.governor.audit import query_audit
 from swarmd.governor.execute import run_actions
 from swarmd.governor.governor import TOOL_ARGS, Governor
 from swarmd.governor.policy import PolicyError, load_policy
 from swarmd.jsonl import read_jsonl
-from swarmd.paths import data_dir, db_path
 from swarmd.workers import parking
 
 #: The ``args`` key that ``policy check --arg`` fills, per tool.
@@ -238,21 +237,9 @@ def _action(obj: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- audit
 
 
-def default_db(config_path: str | None, data: str | None) -> str:
-    """The daemon's store: ``storage.db`` of the config (``memory.db`` when the
-    config cannot be loaded), under the data directory (:func:`swarmd.paths.data_dir`)."""
-    try:
-        configured = load_config(config_path).storage.db
-    except ConfigError:
-        configured = "memory.db"
-    return str(db_path(data_dir(data), configured))
-
-
 def cmd_audit(args: argparse.Namespace) -> int:
     """``audit``: print rows of ``audit_log``, newest first (a table, or JSON lines)."""
-    db = args.db or default_db(args.config, args.data_dir)
-    if not os.path.exists(db):
-        raise BadInput(f"database {db!r} does not exist")
+    db = existing_db(args)
     try:
         rows = query_audit(db, args.objective, args.decision, args.limit)
     except sqlite3.Error as exc:

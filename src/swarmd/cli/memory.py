@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from swarmd.cli.common import err, out, table
-from swarmd.cli.governor import default_db
+from swarmd.cli.common import err, existing_db, out, table
 from swarmd.config import load_config
 from swarmd.costs.report import parse_since
 from swarmd.errors import EXIT_OK, BadInput
@@ -88,10 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _memory(args: argparse.Namespace) -> Memory:
-    db = args.db or default_db(args.config, args.data_dir)
-    if not os.path.exists(db):
-        raise BadInput(f"database {db!r} does not exist (no daemon has run with this data directory)")
-    return Memory(db)
+    return Memory(existing_db(args))
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 
-from swarmd.cli.common import err, out, print_fields, table
-from swarmd.cli.governor import default_db
+from swarmd.cli.common import err, existing_db, out, print_fields, table
 from swarmd.errors import EXIT_OK, BadInput
 from swarmd.memory.traces import TraceError, TraceStore
 
@@ -59,9 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _store(args: argparse.Namespace) -> TraceStore:
-    db = args.db or default_db(args.config, args.data_dir)
-    if not os.path.exists(db):
-        raise BadInput(f"database {db!r} does not exist (no daemon has run with this data directory)")
+    db = existing_db(args)
     try:
         return TraceStore(db)
     except sqlite3.Error as exc:

@@ -350,6 +350,8 @@ class Policy(_Model):
         return CompiledPolicy(self)
 
     def model_post_init(self, _ctx: Any) -> None:
+        """pydantic hook after validation: compiles the policy (:attr:`fast`) at load,
+        so that deciding never compiles a regex."""
         self.fast  # noqa: B018 - compile now, so that deciding never compiles a regex
 
     def rules_for(self, tool: str) -> "tuple[CompiledRule, ...]":
@@ -400,11 +402,6 @@ class Decision:
     decision: DecisionName
     rule: str
     reason: str
-
-    @property
-    def severity(self) -> int:
-        """0 allow, 1 ask, 2 deny."""
-        return SEVERITY[self.decision]
 
 
 def strictest(decisions: "list[Decision]", default: Decision | None) -> Decision:
