@@ -42,8 +42,8 @@ def run_consolidation(daemon):
 
 def register_memory_jobs(scheduler, daemon) -> None:
     """Add the audit drain and the daily consolidation to ``scheduler``."""
-    def drain_calibration_audits():   # failures logged by Daemon._safe; the audits stay in Redis
+    def drain_calibration_audits():   # failures logged by Daemon.guarded; the audits stay in Redis
         drain_audits(daemon.memory, daemon.redis)
 
-    scheduler.add_job(daemon._safe(drain_calibration_audits), "interval", seconds=AUDIT_DRAIN_S, id="memory_audits", max_instances=1, coalesce=True)
+    scheduler.add_job(daemon.guarded(drain_calibration_audits), "interval", seconds=AUDIT_DRAIN_S, id="memory_audits", max_instances=1, coalesce=True)
     schedule_consolidation(scheduler, daemon)

@@ -481,7 +481,7 @@ class Daemon:
         if self.notifier:
             self.notifier.status(" ".join(f"{k}={v}" for k, v in counts.items()) + f" spend_today=${spend:.4f}")
 
-    def _safe(self, fn):
+    def guarded(self, fn):
         """``fn`` for the scheduler: exceptions logged, never raised.  A Redis
         connection failure is logged once when it starts and once when ``fn``
         works again (the main loop logs each retry), not on every run."""
@@ -505,18 +505,18 @@ class Daemon:
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
         """Run until :meth:`stop`; returns the exit code (0)."""
-        self.scheduler.add_job(self._safe(self.heartbeat), "interval", seconds=self.config.daemon.heartbeat_s,
+        self.scheduler.add_job(self.guarded(self.heartbeat), "interval", seconds=self.config.daemon.heartbeat_s,
                                id="heartbeat", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._safe(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
+        self.scheduler.add_job(self.guarded(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
                                max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._safe(self.reap_abandoned), "interval", seconds=2, id="reap_abandoned",
+        self.scheduler.add_job(self.guarded(self.reap_abandoned), "interval", seconds=2, id="reap_abandoned",
                                max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._safe(self.requeue_lost), "interval", seconds=LOST_AFTER_S / 2,
+        self.scheduler.add_job(self.guarded(self.requeue_lost), "interval", seconds=LOST_AFTER_S / 2,
                                id="requeue_lost", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._safe(self.promote_scheduled), "interval", seconds=1, id="promote_scheduled",
+        self.scheduler.add_job(self.guarded(self.promote_scheduled), "interval", seconds=1, id="promote_scheduled",
                                max_instances=1, coalesce=True)
         expiry_s = max(0.5, min(5.0, self.config.governor.approval_timeout_s / 2))
-        self.scheduler.add_job(self._safe(self.expire_approvals), "interval", seconds=expiry_s,
+        self.scheduler.add_job(self.guarded(self.expire_approvals), "interval", seconds=expiry_s,
                                id="expire_approvals", max_instances=1, coalesce=True)
         register_report_jobs(self.scheduler, self)   # daily cost report, metrics
         register_memory_jobs(self.scheduler, self)   # calibration audits, daily consolidation

@@ -191,9 +191,3 @@ class Store:
         """Close the connection."""
         with self._lock:
             self._conn.close()
-
-
-def open_store(path: str | Path) -> Store:
-    """Open (creating) the store at ``path``."""
-    return Store(path)
-

@@ -203,21 +203,6 @@ def _not_path_indices(base: str, args: list[str]) -> set[int]:
         i += 1
     return skip
 
-def _first_operand(args: list[str], valued: frozenset[str] = frozenset()) -> int | None:
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            return i + 1 if i + 1 < len(args) else None
-        if a in valued:
-            i += 2
-            continue
-        if a.startswith("-") and a != "-":
-            i += 1
-            continue
-        return i
-    return None
-
 _AWK_DENY = re.compile(r"system|getline|\||ENVIRON|PROCINFO|@|/inet|close\s*\(|fflush|ARGV|ARGC")
 
 def _check_awk(args: list[str]) -> Decision | None:
