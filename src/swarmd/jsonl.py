@@ -96,7 +96,9 @@ def read_jsonl(path: str | Path, parse: Callable[[dict], T] = _identity, *,
 
 def require_strings(*keys: str) -> Callable[[dict], dict]:
     """A ``parse`` for :func:`read_jsonl` that accepts objects whose ``keys``
-    are all non-empty strings (reason: ``missing or empty string field(s): ...``)."""
+    are all non-empty strings; otherwise it raises ``ValueError`` (reason:
+    ``missing or empty string field(s): ...``), which :func:`read_jsonl`
+    reports as ``file:line: why``."""
     def check(obj: dict) -> dict:
         missing = [k for k in keys if not isinstance(obj.get(k), str) or not obj[k].strip()]
         if missing:

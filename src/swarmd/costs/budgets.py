@@ -250,7 +250,8 @@ class Budget:
         calls, workers and retries).  ``lease_s``: seconds after which an
         unsettled reservation may be released by :meth:`reap_expired`.
         Returns a :class:`Reservation`, or a :class:`Denial` saying which cap
-        refused (or that Redis could not be reached).
+        refused (or that Redis could not be reached).  Raises ``ValueError``
+        if ``amount_usd`` is negative (a caller's bug, not a budget decision).
         """
         if amount_usd < 0:
             raise ValueError(f"amount_usd must be >= 0, found {amount_usd!r}")
