@@ -1,6 +1,6 @@
 """Benchmark: commit-type classification through the router vs a naive baseline.
 
-    python bench/classify.py [--n 600] [--baseline-n 100] [--config llm_config.yaml]
+    python bench/classify.py [--n 600] [--baseline-n 100] [--batch-max 8] [--config llm_config.yaml]
 
 Router: the 600 commitizen commit messages (examples/commits-commitizen.jsonl)
 through :class:`swarmd.router.Router` with the ten Conventional Commits types
@@ -14,6 +14,11 @@ the reply; once as llama-cpp-python does it (it reuses the prefix shared with
 the previous call) and once with the context cleared before each call.  It runs on the first ``--baseline-n`` messages
 (default 100: at ~1 s per message the full 600 would take ~10 minutes; its
 speed is per item, so a subset measures it fairly).
+
+The router runs twice: one message at a time (:meth:`Router.route`), then in
+batches of ``--batch-max`` (:meth:`Router.route_many`: the embedded model
+decodes a batch's bodies together, sharing the few-shot prefix's KV state);
+the batched run must give identical answers and confidences.
 
 Printed: items/s (median of per-chunk rates and overall), accuracy against
 the authors' labels, AUROC of the router's confidence vs correctness,
@@ -121,22 +126,29 @@ def summarize(results, items, threshold) -> dict:
     }
 
 
-def run_router(items, labels, config) -> dict:
+def run_router(items, labels, config, batch: int = 1) -> dict:
+    """Route ``items`` through the router, ``batch`` at a time
+    (:meth:`Router.route_many`: one batched decode per group; 1 = one
+    :meth:`Router.route` per item)."""
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(config, Ledger(Path(tmp) / "bench.db"))
         router.route("classify", "warm-up: load the model", labels)      # model load not timed
         results, chunk_rates = [], []
         start = chunk_start = time.perf_counter()
-        for i, item in enumerate(items, 1):
-            results.append(router.route("classify", item["text"], labels))
-            if i % 50 == 0:
+        done_at_chunk = 0
+        for lo in range(0, len(items), batch):
+            group = [item["text"] for item in items[lo:lo + batch]]
+            results += (router.route_many("classify", group, labels) if batch > 1
+                        else [router.route("classify", group[0], labels)])
+            if len(results) - done_at_chunk >= 50:
                 now = time.perf_counter()
-                chunk_rates.append(50 / (now - chunk_start))
-                chunk_start = now
+                chunk_rates.append((len(results) - done_at_chunk) / (now - chunk_start))
+                chunk_start, done_at_chunk = now, len(results)
         elapsed = time.perf_counter() - start
         router.close()
     threshold = config.quality.threshold_for("classify")
     out = summarize(results, items, threshold)
+    out.update(answers=[r.answer for r in results], confidences=[r.confidence for r in results])
     out.update(seconds=elapsed, items_per_s=len(items) / elapsed,
                median_chunk_items_per_s=statistics.median(chunk_rates) if chunk_rates else len(items) / elapsed)
     if len(items) > HELD_OUT.start:
@@ -177,6 +189,9 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline-n", type=int, default=100, help="messages through the baseline (default 100; 0 skips)")
     parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    parser.add_argument("--batch-max", type=int, default=None,
+                        help="also route the messages in batches of this many (Router.route_many; default "
+                             "daemon.batch_max of the config; 1 skips)")
     parser.add_argument("--fit-calibration", action="store_true",
                         help="fit label_calibration on messages 0-299 and print it (no benchmark)")
     args = parser.parse_args(argv)
@@ -185,11 +200,13 @@ def main(argv=None) -> int:
     items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     labels = tuple(sorted({it["label"] for it in items}))
     config = load_config(args.config)
+    args.batch_max = config.daemon.batch_max if args.batch_max is None else args.batch_max
     if args.fit_calibration:
         fit = fit_calibration(items[FIT_SLICE], labels, config)
         print(calibration_yaml(config.tiers["LOCAL_FAST"][0].model, fit))
         return 0
     router = run_router(items[:args.n], labels, config)
+    batched = run_router(items[:args.n], labels, config, batch=args.batch_max) if args.batch_max > 1 else None
     baseline = uncached = None
     if args.baseline_n:
         from swarmd.router.providers.llama_cpp import embedded_model_path
@@ -205,6 +222,11 @@ def main(argv=None) -> int:
     table.add_row("swarmd router", str(router["n"]), f"{router['items_per_s']:.2f} (median chunk {router['median_chunk_items_per_s']:.2f})",
                   f"{router['accuracy']:.3f}", f"{router['auroc']:.3f}", f"{router['accepted_accuracy']:.3f}",
                   f"{router['coverage']:.3f}")
+    if batched:
+        table.add_row(f"swarmd router, batches of {args.batch_max}", str(batched["n"]),
+                      f"{batched['items_per_s']:.2f} (median chunk {batched['median_chunk_items_per_s']:.2f})",
+                      f"{batched['accuracy']:.3f}", f"{batched['auroc']:.3f}", f"{batched['accepted_accuracy']:.3f}",
+                      f"{batched['coverage']:.3f}")
     if "held_out" in router:
         h = router["held_out"]
         table.add_row("  messages 300-599 (not fitted on)", str(h["n"]), "", f"{h['accuracy']:.3f}", f"{h['auroc']:.3f}",
@@ -215,11 +237,17 @@ def main(argv=None) -> int:
         table.add_row("  same, prompt recomputed per call", str(uncached["n"]), f"{uncached['items_per_s']:.2f}",
                       f"{uncached['accuracy']:.3f}", "-", "-", "-")
     console.print(table)
+    if batched:
+        answers = sum(a == b for a, b in zip(batched["answers"], router["answers"]))
+        confs = sum(a == b for a, b in zip(batched["confidences"], router["confidences"]))
+        console.print(f"batched / one at a time items/s: {batched['items_per_s'] / router['items_per_s']:.2f}× "
+                      f"(target ≥ 1.3); identical answers {answers}/{router['n']}, identical confidences "
+                      f"{confs}/{router['n']}")
     if baseline:
         console.print(f"router / naive chat generation items/s: {router['items_per_s'] / baseline['items_per_s']:.1f}×; "
                       f"router / same with the prompt recomputed: {router['items_per_s'] / uncached['items_per_s']:.1f}×")
     if args.json:
-        print(json.dumps({"router": router, "baseline": baseline, "baseline_uncached": uncached}))
+        print(json.dumps({"router": router, "batched": batched, "baseline": baseline, "baseline_uncached": uncached}))
     return 0
 
 

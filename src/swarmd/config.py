@@ -329,7 +329,9 @@ class DaemonConfig(_Strict):
     events are persisted together (one SQLite transaction, one Redis
     pipeline, one log line per read) instead of one or two at a time; it
     delays a state change's persistence by at most that much (0 = read
-    again at once).
+    again at once).  ``batch_max``: label inputs of one action and label set
+    that ``swarmctl ask --file`` sends to the first tier's model at once
+    (the in-process model decodes them together; 1 = one at a time).
     """
 
     redis_url: str | None = None
@@ -341,6 +343,7 @@ class DaemonConfig(_Strict):
     heartbeat_s: float = Field(default=2.0, gt=0)
     max_input_chars: int = Field(default=32768, gt=0)
     coalesce_ms: float = Field(default=20.0, ge=0, le=1000)
+    batch_max: int = Field(default=8, ge=1)
     log: LogConfig = LogConfig()
 
 

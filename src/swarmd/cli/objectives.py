@@ -154,13 +154,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if args.file:
             with Progress(console=err, transient=True) as progress:
                 task = progress.add_task(f"{args.action}", total=len(items))
-                for item in items:
-                    item_labels = labels(item["labels"]) if isinstance(item.get("labels"), str) else default_labels
-                    result = router.route(args.action, item["text"], item_labels, request_id=item["id"],
-                                          strategy=args.strategy)
-                    unresolved += result.status != "accepted"
-                    print(json.dumps(result.to_json()), flush=True)
-                    progress.advance(task)
+                for chunk in _label_chunks(items, default_labels, config.daemon.batch_max):
+                    results = router.route_many(args.action, [item["text"] for item in chunk],
+                                                _item_labels(chunk[0], default_labels),
+                                                request_ids=[item["id"] for item in chunk], strategy=args.strategy)
+                    for result in results:
+                        unresolved += result.status != "accepted"
+                        print(json.dumps(result.to_json()), flush=True)
+                    progress.advance(task, len(chunk))
             err.print(f"{len(items)} items, {unresolved} unresolved")
         else:
             result = router.route(args.action, items[0]["text"], default_labels, strategy=args.strategy)
@@ -179,6 +180,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if ledger is not None:
             ledger.close()                      # writes the rows still queued
     return EXIT_UNRESOLVED if unresolved and not args.file else EXIT_OK
+
+
+def _item_labels(item: dict, default: tuple[str, ...]) -> tuple[str, ...]:
+    return labels(item["labels"]) if isinstance(item.get("labels"), str) else default
+
+
+def _label_chunks(items: list[dict], default: tuple[str, ...], size: int):
+    """Runs of consecutive ``items`` with the same label set, at most ``size``
+    long (``daemon.batch_max``): each is routed as one batch, in file order."""
+    chunk: list[dict] = []
+    for item in items:
+        if chunk and (len(chunk) >= size or _item_labels(item, default) != _item_labels(chunk[0], default)):
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
 
 
 # --------------------------------------------------------------------------- submit

@@ -230,20 +230,92 @@ class Router:
         bad request (unknown action, missing labels), never for a model failure
         nor a budget (a refused call is skipped; see the module docstring).
         """
+        return self._route(action, text, labels, objective_id, request_id, max_cost_usd, strategy)
+
+    def route_many(self, action: str, texts: list[str], labels: tuple[str, ...] | list[str] = (),
+                   request_ids: list[str | None] | None = None, objective_ids: list[str | None] | None = None,
+                   max_cost_usd: float | None = None, strategy: str | None = None) -> list[RouteResult]:
+        """:meth:`route` of each of ``texts`` (one action, one label set), with
+        the first model of the plan asked for all of them at once when it can
+        answer a batch (``classify_batch``: the in-process llama.cpp model
+        decodes the bodies together, sharing the prefix's KV state) and is free
+        and not cooling down.  Each text is otherwise routed on its own:
+        memory lookup first, its own escalation, ledger rows and result, as
+        :meth:`route` gives it (the batched answers equal the one-by-one
+        ones).  ``request_ids``/``objective_ids``: one per text (default
+        ``None``).  Returns one :class:`RouteResult` per text, in order.
+        Raises :class:`RequestError` for a bad request."""
+        labels = tuple(labels)
+        self.check_request(action, labels)
+        strategy = strategy or self.config.actions[action].strategy
+        plan = self._plan(action, strategy)
+        n = len(texts)
+        request_ids, objective_ids = request_ids or [None] * n, objective_ids or [None] * n
+        results: list[RouteResult | None] = [None] * n
+        if self.memory is not None and self.config.actions[action].output in CACHED_OUTPUTS:
+            for i in range(n):
+                results[i] = self._from_memory(action, texts[i], labels, objective_ids[i], request_ids[i])
+        todo = [i for i in range(n) if results[i] is None]
+        ahead: dict[int, dict] = {}
+        if len(todo) > 1 and self.config.actions[action].output in ("label", "yes_no"):
+            tier, [(index, model), *_] = plan[0]
+            key = self.model_key(tier, model, index)
+            provider = None
+            if model.is_free and self.availability.down_reason(key) is None:
+                try:
+                    provider = self._provider(key, model)
+                except ProviderUnavailable as exc:
+                    self.availability.mark_down(key, str(exc))
+            if hasattr(provider, "classify_batch"):
+                got = provider.classify_batch([self._batch_prompt(action, texts[i], labels, model) for i in todo])
+                ahead = {i: {key: g} for i, g in zip(todo, got)}
+        for i in todo:
+            results[i] = self._route(action, texts[i], labels, objective_ids[i], request_ids[i], max_cost_usd,
+                                     strategy, ahead.get(i), use_memory=False)
+        return results
+
+    def _prompt(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float], tuple]:
+        """The request's prompt (with the learning memory's calibrations, if
+        any), the learned per-model thresholds and the learned calibrations."""
+        prompt = build_prompt(self.config.actions[action], text, labels)
+        learned_cals, learned_thresholds = self._learned_gate(action, labels)
+        if learned_cals:        # first match wins in the provider: learned before shipped
+            prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
+        return prompt, learned_thresholds, learned_cals
+
+    def _batch_prompt(self, action: str, text: str, labels: tuple[str, ...], model: ModelConfig) -> Prompt:
+        """The prompt :meth:`_route` would give ``model`` for this request."""
+        prompt, _thresholds, learned_cals = self._prompt(action, text, labels)
+        retrieved = self._retrieved_prompt(action, text, labels, learned_cals) \
+            if self.memory is not None and self.config.actions[action].output in CACHED_OUTPUTS else None
+        return self._model_prompt(prompt, retrieved, model, labels)
+
+    @staticmethod
+    def _model_prompt(prompt: Prompt, retrieved: Prompt | None, model: ModelConfig, labels) -> Prompt:
+        """The prompt ``model`` is asked: the one with retrieved examples when
+        it is a local model calibrated on that form, else ``prompt``."""
+        if retrieved is not None and not model.is_api and any(
+                c.applies(model.model, labels, "retrieved") for c in retrieved.calibration):
+            return retrieved
+        return prompt
+
+    def _route(self, action, text, labels, objective_id, request_id, max_cost_usd, strategy,
+               answered: dict | None = None, use_memory: bool = True) -> RouteResult:
+        """:meth:`route`; ``answered``: ``{model key: Completion or the
+        provider error}`` already obtained for this request (by a batch call),
+        used instead of calling that model; ``use_memory=False``: the answer
+        cache was asked already."""
         labels = tuple(labels)
         self.check_request(action, labels)
         strategy = strategy or self.config.actions[action].strategy
         plan = self._plan(action, strategy)
         action_cfg = self.config.actions[action]
-        if self.memory is not None and action_cfg.output in CACHED_OUTPUTS:
+        if use_memory and self.memory is not None and action_cfg.output in CACHED_OUTPUTS:
             cached = self._from_memory(action, text, labels, objective_id, request_id)
             if cached is not None:
                 return cached
-        prompt = build_prompt(action_cfg, text, labels)
+        prompt, learned_thresholds, learned_cals = self._prompt(action, text, labels)
         threshold = self.config.quality.threshold_for(action)
-        learned_cals, learned_thresholds = self._learned_gate(action, labels)
-        if learned_cals:        # first match wins in the provider: learned before shipped
-            prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
         retrieved = self._retrieved_prompt(action, text, labels, learned_cals) \
             if self.memory is not None and action_cfg.output in CACHED_OUTPUTS else None
         refusals = tuple(self.config.quality.refusal_phrases)
@@ -264,10 +336,7 @@ class Router:
                     skipped.append(f"{key}: {reason}")
                     continue
                 reservation = None
-                model_prompt = prompt
-                if retrieved is not None and not model.is_api and any(
-                        c.applies(model.model, labels, "retrieved") for c in retrieved.calibration):
-                    model_prompt = retrieved        # a local model calibrated on that form
+                model_prompt = self._model_prompt(prompt, retrieved, model, labels)
                 if not model.is_free:
                     reservation = self._reserve(model, model_prompt, objective_id, max_cost_usd,
                                                 sum(a.cost_usd for a in attempts))
@@ -280,7 +349,8 @@ class Router:
                     accept_at = self.budget.pacing_threshold(accept_at, action)
                 attempt = verdict = None
                 try:
-                    attempt, verdict = self._call(action, tier, model, key, model_prompt, refusals, accept_at)
+                    attempt, verdict = self._call(action, tier, model, key, model_prompt, refusals, accept_at,
+                                                  (answered or {}).pop(key, None))
                 finally:                        # settled to the cost, or released when no call was made
                     self._settle(reservation, attempt)
                 if attempt is None:          # unavailable: try the tier's next model
@@ -435,13 +505,20 @@ class Router:
             logger.exception("budget: could not settle reservation {} (released at its lease deadline)",
                              reservation.id)
 
-    def _call(self, action, tier, model, key, prompt, refusals, threshold):
-        """One model call → (Attempt, Verdict) or (None, None) when unavailable."""
+    def _call(self, action, tier, model, key, prompt, refusals, threshold, answered=None):
+        """One model call → (Attempt, Verdict) or (None, None) when unavailable.
+        ``answered``: the call's outcome obtained already (a :class:`Completion`
+        or the provider error it raised), used instead of calling again."""
         start = time.perf_counter()
         try:
-            provider = self._provider(key, model)
-            completion = provider.classify(prompt) if prompt.output in ("label", "yes_no") \
-                else provider.complete(prompt, model.max_output_tokens)
+            if isinstance(answered, Exception):
+                raise answered
+            if answered is not None:
+                completion = answered
+            else:
+                provider = self._provider(key, model)
+                completion = provider.classify(prompt) if prompt.output in ("label", "yes_no") \
+                    else provider.complete(prompt, model.max_output_tokens)
         except ProviderUnavailable as exc:
             self.availability.mark_down(key, str(exc))
             return None, None
