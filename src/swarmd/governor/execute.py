@@ -10,7 +10,8 @@ strictest of its parts), so the shell only glues together judged parts.
 
 Every command runs inside the bubblewrap sandbox of :mod:`.sandbox`
 (workspace read-write, minimal read-only system, private ``/tmp`` and HOME,
-secrets in the workspace masked, no network unless ``sandbox.network``) and
+secrets in the workspace masked, no network unless ``sandbox.network``, and
+then only through the filtering proxy of :mod:`.netproxy`) and
 gets: the workspace as working directory; a scrubbed environment
 (:func:`scrubbed_env`: an allowlist of harmless variables, never anything whose
 name matches KEY/TOKEN/SECRET/PASSWORD/..., ``HOME`` private, git hardened
@@ -147,11 +148,14 @@ def _private_home(conf: Confinement) -> tuple[str, str | None]:
 
 
 def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision, *,
-             policy: Policy | None = None, confinement: Confinement | None = None) -> ToolResult:
+             policy: Policy | None = None, confinement: Confinement | None = None,
+             proxy_socket: str | None = None) -> ToolResult:
     """Run ``argv`` (no shell is added here) in ``workspace`` (a real path) with
     the scrubbed environment, rlimits, timeout, output cap and write cap;
     inside bubblewrap when ``confinement`` (default :func:`sandbox.probe`) is
-    available, laid out by ``policy.sandbox`` (default: the built-in defaults).
+    available, laid out by ``policy.sandbox`` (default: the built-in defaults;
+    with ``sandbox.network`` the network goes through ``proxy_socket``, by
+    default the process's shared :mod:`.netproxy` for ``policy``).
 
     Returns a :class:`ToolResult` (``ran=True``). Does NOT consult the governor:
     callers must only pass argv that was judged ``allow`` (use :func:`run_tool`).
@@ -160,7 +164,7 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
     pol = policy if policy is not None else _DEFAULT_POLICY
     home, tmp_home = _private_home(conf)
     if conf.available:
-        full = bwrap_argv(conf, workspace, pol, workspace_masks(workspace, pol)) + argv
+        full = bwrap_argv(conf, workspace, pol, workspace_masks(workspace, pol), proxy_socket=proxy_socket) + argv
     else:
         full = argv
     logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])

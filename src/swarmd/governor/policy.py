@@ -187,8 +187,10 @@ class ExecutionPolicy(_Model):
 
 class SandboxPolicy(_Model):
     """``sandbox:`` section: how ``sandbox.py`` confines every shell command
-    (bubblewrap). ``network``: keep the host network (default False:
-    ``--unshare-net``, the command has no network at all). ``write_cap_mb``:
+    (bubblewrap). ``network``: default False, the command has no network at
+    all (``--unshare-net``); True: still ``--unshare-net``, with HTTP(S) only
+    through swarmd's filtering proxy (``netproxy.py``: hosts the ``http_get``
+    rules allow, public addresses only, pinned). ``write_cap_mb``:
     MiB a command may add to the workspace's filesystem (free space is watched
     while it runs; the command is killed past it). ``tmp_size_mb``: size of
     the private ``/tmp`` (which holds the private HOME). ``open_files``:

@@ -19,8 +19,15 @@ layout of Anthropic's sandbox-runtime):
   read-only tmpfs over such directories (:func:`workspace_masks`);
 - files that run code later (``.git/hooks``, ``.git/config``, ``.vscode``,
   ``.husky``...: :data:`PROTECTED`, plus ``sandbox.protect``) read-only;
-- new user, PID, IPC, UTS, cgroup and network namespaces (``--unshare-all``;
-  the network is kept only when ``sandbox.network`` is true), uid/gid 1000
+- new user, PID, IPC, UTS, cgroup and network namespaces (``--unshare-all``:
+  the network namespace holds only ``lo``, always). With ``sandbox.network``
+  true the only way out is swarmd's filtering proxy (:mod:`.netproxy`, after
+  sandbox-runtime): its unix socket is bound at ``/run/swarmd-proxy.sock``,
+  the command is started by a small ``/usr/bin/python3`` bridge listening on
+  ``127.0.0.1:3128`` inside the sandbox and forwarding to that socket, and
+  ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (and lower case) point there
+  with ``NO_PROXY`` empty; the proxy lets through only hosts the ``http_get``
+  rules allow, resolving and pinning public addresses itself. uid/gid 1000
   inside, every capability dropped, ``no_new_privs`` (bwrap sets it), a new
   session (no terminal injection), killed with its parent.
 
@@ -43,6 +50,7 @@ from functools import lru_cache
 
 from loguru import logger
 
+from . import netproxy
 from .paths import is_secret, walk
 from .policy import Policy, compile_globs
 
@@ -55,8 +63,8 @@ ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/a
              "/etc/mime.types", "/etc/magic", "/etc/protocols", "/etc/services", "/etc/python3", "/etc/python3.11",
              "/etc/python3.12", "/etc/perl", "/etc/gitattributes",
              "/etc/lsb-release", "/etc/debian_version", "/etc/papersize", "/etc/locale.alias")
-#: with network only
-ETC_NETWORK = ("/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.conf")
+#: runs the proxy bridge inside the sandbox (``sandbox.network``)
+BRIDGE_PYTHON = "/usr/bin/python3"
 #: workspace-relative paths mounted read-only when they exist (they run code later, outside any sandbox)
 PROTECTED = (".git/hooks", ".git/config", ".git/info/attributes", ".gitmodules", ".vscode", ".idea", ".husky",
              ".devcontainer", ".github/workflows", ".gitlab-ci.yml", ".pre-commit-config.yaml", ".envrc",
@@ -207,11 +215,16 @@ def workspace_masks(root: str, policy: Policy) -> Masks:
     return Masks(tuple(files), tuple(dirs), tuple(protected), complete)
 
 
-def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: str | None = None) -> list[str]:
+def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: str | None = None,
+               proxy_socket: str | None = None) -> list[str]:
     """The bwrap prefix for one command in workspace ``root`` (real path);
     append the command's argv. See the module docstring for the layout.
+    With ``sandbox.network`` the prefix ends with the proxy bridge, which
+    execs the appended argv; ``proxy_socket``: the proxy's unix socket
+    (default: :func:`netproxy.shared` for ``policy``).
 
-    Raises ``RuntimeError`` when ``conf`` is not a working bubblewrap.
+    Raises ``RuntimeError`` when ``conf`` is not a working bubblewrap,
+    ``OSError`` when the proxy cannot be started.
     """
     if not conf.available or conf.bwrap is None:
         raise RuntimeError("bwrap_argv needs a working bubblewrap (see sandbox.probe())")
@@ -219,10 +232,8 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
     rt = _runtime_dir()
     a = [conf.bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
          "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    if sb.network:
-        a.append("--share-net")
     a += ["--ro-bind", "/usr", "/usr", *_system_links()]
-    for f in ETC_FILES + (ETC_NETWORK if sb.network else ()):
+    for f in ETC_FILES:
         if os.path.exists(f):
             a += ["--ro-bind", f, f]
     a += ["--ro-bind", os.path.join(rt, "passwd"), "/etc/passwd", "--ro-bind", os.path.join(rt, "group"),
@@ -236,5 +247,11 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
         a += ["--size", "4096", "--tmpfs", d, "--remount-ro", d]
     for p in masks.protected:
         a += ["--ro-bind", p, p]
-    a += ["--chdir", cwd or root, "--"]
-    return a
+    a += ["--chdir", cwd or root]
+    if not sb.network:
+        return a + ["--"]
+    sock = proxy_socket or netproxy.shared(policy).socket_path
+    a += ["--bind", sock, netproxy.SANDBOX_SOCKET]
+    for k, v in netproxy.PROXY_ENV.items():
+        a += ["--setenv", k, v]
+    return a + ["--", BRIDGE_PYTHON, "-I", "-S", "-c", netproxy.BRIDGE, netproxy.SANDBOX_SOCKET]
