@@ -259,8 +259,14 @@ class MemoryConfig(_Strict):
     ``retrieval_examples``: verified examples retrieved (``retrieval_mode``) into a
     local model's label prompt after its cached prefix, used only for a model
     with a ``label_calibration`` fitted on that prompt form (``prompt:
-    retrieved``); 0 = none.  Off by default: ``bench/retrieval.py --gemma``
-    measured the embedded Gemma on 150 held-out commit messages (see README).
+    retrieved``); 0 = none.  ``bench/retrieval.py --gemma`` (Gemma 3 270M, 150
+    held-out commit messages, 4 hybrid-retrieved examples, calibrations fitted
+    per prompt form on the other 450) measured calibrated accuracy 0.44 → 0.61,
+    coverage at confidence ≥ 0.7 0.15 → 0.35 (accepted accuracy 0.86 → 0.90),
+    items/s 0.74×.  Still off by default: no calibration for the retrieved
+    form ships yet, the daemon does not yet embed new verified records into
+    the vector index (mode ``bm25`` needs none), and consolidation's refit does
+    not yet know which prompt form a record's scores came from.
     """
 
     cache: bool = True
