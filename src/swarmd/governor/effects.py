@@ -200,7 +200,7 @@ def fingerprint(paths: tuple[str, ...], limit: int = 20000) -> dict[str, str]:
     out: dict[str, str] = {}
     for root in paths:
         for dirpath, dirnames, filenames in os.walk(root):
-            # other mounts inside a watched tree (the interpreter bound back under /root) are not the host's state
+            # other mounts inside a watched tree (the harness's interpreter and source bound back) are not the host's state
             dirnames[:] = [d for d in dirnames if not os.path.ismount(os.path.join(dirpath, d))]
             for n in dirnames + filenames:
                 p = os.path.join(dirpath, n)
@@ -378,18 +378,44 @@ _SETUP = r"""
 set -e
 mount --make-rprivate /
 keep="$1"; etc="$2"; io="$3"; shift 3
-if [ -d /root/.pyenv ]; then mkdir -p "$keep/pyenv"; mount --bind /root/.pyenv "$keep/pyenv"; fi
+# what the harness itself runs from (interpreter, venv, source tree) under /root, /home or /tmp,
+# one path a line in $SWARMD_EFFECTS_KEEP: kept aside before the tmpfs mounts hide it, bound back
+# read-only after them
+i=0
+printf '%s\n' "$SWARMD_EFFECTS_KEEP" | while IFS= read -r p; do
+  [ -n "$p" ] || continue
+  mkdir -p "$keep/$i"; mount --bind "$p" "$keep/$i"; i=$((i + 1))
+done
 mount -t tmpfs -o size=64m,mode=700 tmpfs /root
-if [ -d "$keep/pyenv" ]; then
-  mkdir -p /root/.pyenv; mount --bind "$keep/pyenv" /root/.pyenv; mount -o remount,bind,ro /root/.pyenv
-fi
 mount -t tmpfs -o size=16m tmpfs /home
 cp -a /etc/. "$etc/"
 mount --bind "$etc" /etc
 mount --bind "$io" /mnt
 mount -t tmpfs -o size=1g tmpfs /tmp
+i=0
+printf '%s\n' "$SWARMD_EFFECTS_KEEP" | while IFS= read -r p; do
+  [ -n "$p" ] || continue
+  mkdir -p "$p"; mount --bind "$keep/$i" "$p"; mount -o remount,bind,ro "$p"; i=$((i + 1))
+done
 exec "$@"
 """
+
+
+#: Trees the throwaway root covers with tmpfs (see :data:`_SETUP`).
+_COVERED = ("/root", "/home", "/tmp")
+
+
+def _harness_paths() -> list[str]:
+    """Directories the harness's own Python needs (interpreter, prefixes, ``sys.path``)
+    that lie under a tree the throwaway root covers; only the outermost of nested ones."""
+    cands = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                                           *sys.path) if p and os.path.isdir(p)}
+    inside = sorted(p for p in cands if any(p == c or p.startswith(c + "/") for c in _COVERED) and p not in _COVERED)
+    out: list[str] = []
+    for p in inside:
+        if not any(p.startswith(q + "/") for q in out):
+            out.append(p)
+    return out
 
 
 def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool = False, bypass: bool = False,
@@ -402,7 +428,9 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
     seeded with canaries (its files travel through ``/mnt``). ``confined=False`` runs without the sandbox (fail-closed mode).
     Returns one :class:`EffectRow` per row, in order. Raises ``RuntimeError``
     when the child fails."""
-    with tempfile.TemporaryDirectory(prefix="swarmd-effects-") as tmp:
+    # not under /tmp: the kept mounts must stay visible after the tmpfs over /tmp
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else "/var/tmp"
+    with tempfile.TemporaryDirectory(prefix="swarmd-effects-", dir=base) as tmp:
         keep, etc, io = os.path.join(tmp, "keep"), os.path.join(tmp, "etc"), os.path.join(tmp, "io")
         for d in (keep, etc, io):
             os.makedirs(d)
@@ -416,6 +444,7 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
         cmd = [sys.executable, "-m", "swarmd.governor.effects", "/mnt/rows.jsonl", "/mnt/out.jsonl", "/mnt/policy.yaml",
                "approve" if approve else "-", "bypass" if bypass else "-", "confined" if confined else "-"]
         env = dict(os.environ, HOME="/root", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env["SWARMD_EFFECTS_KEEP"] = "\n".join(_harness_paths())
         r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", _SETUP, "sh", keep, etc, io, *cmd],
                            capture_output=True, text=True, timeout=timeout_s, env=env)
         if r.returncode != 0:

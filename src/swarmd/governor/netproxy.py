@@ -48,6 +48,8 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from swarmd.errors import SwarmdError
+
 from .policy import Decision, Policy
 from .urls import Resolver, default_resolver, judge_url, resolve_checked
 
@@ -104,7 +106,9 @@ except OSError as e:
 """ % SANDBOX_PORT
 
 
-class _Refused(Exception):
+class _Refused(SwarmdError):
+    """A request the proxy refuses: ``status`` (HTTP, 403/400/502) and the policy ``rule``."""
+
     def __init__(self, status: int, rule: str, reason: str):
         super().__init__(reason)
         self.status, self.rule, self.reason = status, rule, reason

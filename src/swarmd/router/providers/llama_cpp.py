@@ -43,6 +43,7 @@ a base model: prompts are few-shot completions, not chat.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -138,10 +139,8 @@ def _with_sequences(llm, n_seq: int):
     """``llm`` with its context re-created for ``n_seq`` sequences sharing one
     unified KV cache (llama-cpp-python's ``Llama`` makes a one-sequence
     context and takes no ``n_seq_max``).  Returns ``llm``."""
-    import contextlib
-
-    import llama_cpp
-    from llama_cpp import _internals
+    import llama_cpp  # lazy: optional [local] extra
+    from llama_cpp import _internals  # lazy: optional [local] extra
     params = llm.context_params
     params.n_seq_max = n_seq
     params.kv_unified = True          # one cache: a prefix copied to other sequences shares its cells
@@ -420,7 +419,7 @@ class LlamaCppProvider(Provider):
         row falls in its block of rows (measured: ln p(label) of the second
         copy of a prompt in a batch moved by up to 0.12 unless both copies
         started on a multiple of 16 rows)."""
-        import llama_cpp
+        import llama_cpp  # lazy: optional [local] extra
         llm = self.llm
         if len(bodies) > SEQ_MAX - 2:
             raise ValueError(f"at most {SEQ_MAX - 2} bodies per decode")
