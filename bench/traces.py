@@ -32,6 +32,11 @@ gains (1 - c) * 0.1 per learner run reproducing it, so it is first followed
 after 9 confirmations), ``traces @0.75`` (followers from the second objective
 of a family). Latency is wall time per objective (median); cost is USD per
 objective (mean).
+
+``--similarity`` prints instead the cosine similarities of the goals'
+MiniLM template embeddings (and of their ``tokens-v1`` vectors), same family
+vs other family, over the generated goals plus :data:`PARAPHRASES` and
+:data:`OTHER_TASKS`: the data ``traces.min_embedding_similarity`` was picked from.
 """
 
 from __future__ import annotations
@@ -77,6 +82,26 @@ with open(dst, "w") as fh:
     json.dump(rows, fh)
 print(len(rows))
 """
+
+#: goals of the families worded otherwise (family, goal)
+PARAPHRASES = (
+    ("tests", "Execute the unit tests under tests/ and tell me how many fail"),
+    ("tests", "Run the test suite in checks/ and report the number of failures"),
+    ("version", "Set the version in RELEASE.txt to 4.0.2 and verify it"),
+    ("version", "Change the version of Cargo.toml to 2.0.0 and check it"),
+    ("pattern", "Count lines with 'TODO' in src/ and summarize the counts"),
+    ("csv", "Turn data/sales.csv into JSON at out/sales.json"),
+    ("changelog", "Put the entry 'Fix crash' into CHANGELOG.md under version 1.2.3"),
+)
+#: goals of other tasks, several with a family's parameter signature
+OTHER_TASKS = (
+    "Publish VERSION.txt as release 2.3.1 on the mirror",
+    "Delete the version in pyproject.toml 1.2.0 and commit it",
+    "Count the 'FIXME' markers in lib/",
+    "Download https://x.org/a.csv to data/a.csv",
+    "Run the linter on src/ and report how many warnings",
+    "Convert out/x.json to CSV in data/x.csv",
+)
 
 # --------------------------------------------------------------------------- the strong model
 
@@ -301,7 +326,8 @@ def run(objectives: list[dict], model: StrongModel, threshold: float | None, roo
             governor.audit.drain()
             followed = (out.trace or {}).get("follow")
             if store is not None and out.trace:
-                touched = store.apply(out.trace, config.traces.min_similarity)
+                touched = store.apply(out.trace, config.traces.min_similarity,
+                                      min_embedding_similarity=config.traces.min_embedding_similarity)
                 if out.trace.get("learn") and touched:
                     family_of_trace.setdefault(touched[-1][0], obj["family"])
             rows.append({"family": obj["family"], "mode": "follower" if out.result.get("mode") == "follower"
@@ -320,14 +346,60 @@ def run(objectives: list[dict], model: StrongModel, threshold: float | None, roo
     return rows, traces
 
 
+def similarities(per_family: int, seed: int) -> int:
+    """Print same-family vs other-family cosine similarities (MiniLM and tokens-v1) of goal templates."""
+    import itertools
+
+    import numpy as np
+
+    from swarmd.memory.embed import shared_embedder
+    from swarmd.memory.traces import extract_params, represent, signature_of, similarity, template_of
+
+    items = [(o["family"], o["goal"]) for o in make_objectives(per_family, seed)] + list(PARAPHRASES) \
+        + [("other", g) for g in OTHER_TASKS]
+    vectors = shared_embedder().embed([template_of(g) for _, g in items])
+    sig = [signature_of(extract_params(g)) for _, g in items]
+    groups: dict[str, list[tuple[float, float]]] = {"same family": [], "other family": [],
+                                                   "other family, same signature": []}
+    for i, j in itertools.combinations(range(len(items)), 2):
+        if items[i][0] == items[j][0] == "other":
+            continue
+        pair = (float(vectors[i] @ vectors[j]), similarity(represent(items[i][1]), represent(items[j][1])))
+        if items[i][0] == items[j][0]:
+            groups["same family"].append(pair)
+        else:
+            groups["other family"].append(pair)
+            if sig[i] == sig[j]:
+                groups["other family, same signature"].append(pair)
+    n_gen = per_family * len(FAMILIES)
+    for k in range(n_gen, len(items)):                  # each paraphrase against its family's generated goals
+        fam = [i for i in range(n_gen) if items[i][0] == items[k][0]]
+        if fam:
+            groups.setdefault("paraphrase vs its family (best)", []).append(
+                max((float(vectors[k] @ vectors[i]), similarity(represent(items[k][1]), represent(items[i][1])))
+                    for i in fam))
+    table = Table(title=f"bench/traces.py --similarity: {len(items)} goals (seed {seed}), cosine of templates")
+    for col in ("pairs", "n", "MiniLM min", "p5", "median", "p95", "max", "tokens-v1 min", "median", "max"):
+        table.add_column(col, justify="left" if col == "pairs" else "right")
+    for name, pairs in groups.items():
+        m, t = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        table.add_row(name, str(len(pairs)), *(f"{x:.3f}" for x in (
+            m.min(), np.percentile(m, 5), np.median(m), np.percentile(m, 95), m.max(), t.min(), np.median(t), t.max())))
+    Console(width=200).print(table)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-family", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--drift", action="store_true", help="one tests objective whose suite passes (replay fails a check)")
+    ap.add_argument("--similarity", action="store_true", help="print goal similarities by family instead")
     ns = ap.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
+    if ns.similarity:
+        return similarities(ns.per_family, ns.seed)
     objectives = make_objectives(ns.per_family, ns.seed, ns.drift)
     model = StrongModel()
     results, traces = {}, {}

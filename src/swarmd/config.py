@@ -292,13 +292,16 @@ class TracesConfig(_Strict):
     (0..1) a trace needs to be followed; ``min_success_rate``: its success rate
     must be above this (both defaults are the learner-follower pattern's
     published thresholds).  ``min_similarity``: cosine similarity (0..1) of the
-    goal representations, parameters masked, for a trace to match a goal.
+    ``tokens-v1`` goal representations, parameters masked, for a trace to match
+    a goal; ``min_embedding_similarity``: the same for the MiniLM embedding
+    (default from the similarities measured in :data:`swarmd.memory.traces.MIN_EMBEDDING_SIMILARITY`).
     """
 
     enabled: bool = True
     follow_threshold: float = Field(default=0.9, ge=0, le=1)
     min_success_rate: float = Field(default=0.85, ge=0, le=1)
     min_similarity: float = Field(default=0.8, gt=0, le=1)
+    min_embedding_similarity: float = Field(default=0.85, gt=0, le=1)
 
 
 class StorageConfig(_Strict):

@@ -81,7 +81,8 @@ class Runner:
         finally:
             router.close()
         if out.trace:
-            self.store.apply(out.trace, self.config.traces.min_similarity)
+            self.store.apply(out.trace, self.config.traces.min_similarity,
+                             min_embedding_similarity=self.config.traces.min_embedding_similarity)
         return out
 
     def prompts(self) -> list[str]:

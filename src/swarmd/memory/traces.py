@@ -4,11 +4,20 @@ next objective with a similar goal replays it without a model (learner–followe
 A trace (:class:`Trace`) holds:
 
 * ``goal`` and its **representation**: the goal with its parameters masked
-  (``template``), as unit-length normalised-token weights (lower-cased word
-  tokens, a few stopwords dropped, each parameter a ``<kind>`` token).  This
-  is a deterministic bag-of-words stand-in for an embedding (no embedder is
-  part of swarmd yet); ``representation_kind`` names it (``tokens-v1``) so a
-  later embedding can coexist.  Similarity is the cosine of two representations.
+  (``template``, each parameter a ``<kind>`` token), embedded; ``representation_kind``
+  names how.  ``minilm-l6-int8-v1`` (:data:`EMBEDDING`): the template's
+  all-MiniLM-L6-v2 sentence embedding (:mod:`swarmd.memory.embed`, 384 floats,
+  unit length; one model per process, :func:`goal_representation`).
+  ``tokens-v1`` (:data:`REPRESENTATION`): unit-length weights of its lower-cased
+  word tokens, a few stopwords dropped — what traces held before the embedder
+  existed, and the fallback when the ``[local]`` extra is not installed (a
+  warning is logged once).  Similarity is the cosine of two representations
+  of the same kind, against that kind's threshold (``traces.min_similarity``
+  for ``tokens-v1``, ``traces.min_embedding_similarity`` for the embedding).
+  Traces are never re-embedded: a stored ``tokens-v1`` trace keeps its
+  representation, and a goal is compared with a trace of another kind by the
+  ``tokens-v1`` representations of both goal texts (always computable), so
+  the daemon, which applies learned traces, never loads the embedder.
 * ``params``: the values :func:`extract_params` takes from the goal, in order
   of appearance, named by kind and rank (``path1``, ``version1``, ``quoted1``,
   ``url1``, ``number1``).  Only these are ever substituted: a trace applies to
@@ -59,6 +68,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -66,11 +76,13 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Union
 
 import jsonschema
+import numpy as np
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from swarmd.governor.governor import TOOL_ARGS
 from swarmd.errors import SwarmdError
+from swarmd.memory.embed import DIM as EMBED_DIM, EmbedderUnavailable, shared_embedder
 from swarmd.store.schema import open_db
 from swarmd.validation import InputError, Invalid, validate
 
@@ -78,7 +90,21 @@ from swarmd.validation import InputError, Invalid, validate
 NEW_CONFIDENCE = 0.75
 SUCCESS_STEP = 0.1
 FAILURE_FACTOR = 0.7
+#: the bag-of-tokens representation kind (fallback, and what older traces hold)
 REPRESENTATION = "tokens-v1"
+#: the sentence-embedding representation kind (all-MiniLM-L6-v2 int8 of the goal's template)
+EMBEDDING = "minilm-l6-int8-v1"
+#: default ``traces.min_embedding_similarity``: cosine of MiniLM template embeddings a trace needs.
+#: From ``python bench/traces.py --similarity`` (its 5 families, seed 7, 10 goals each, plus 7
+#: paraphrases and 6 goals of other tasks; 1938 pairs), MiniLM min / median / max:
+#: same family 0.791 / 1.000 / 1.000 (the 0.791: two paraphrases of each other); each paraphrase
+#: against its family's goals, best 0.862 / 0.949 / 0.983; other family 0.029 / 0.326 / 0.786
+#: ("Count the lines containing <quoted> in <path> and summarise the counts" vs "Count the
+#: <quoted> markers in <path>"); other family with the same parameter signature (the only pairs
+#: that can match) 0.448 / 0.681 / 0.786.  0.85 is 0.064 above the highest other-task pair and
+#: below every paraphrase's best.  tokens-v1 on the same pairs: paraphrase best 0.429 / 0.772 /
+#: 0.802 (5 of 7 under its 0.8), other family with the same signature max 0.714.
+MIN_EMBEDDING_SIMILARITY = 0.85
 #: characters a parameter value may not hold to be substituted (shell syntax, quotes, globs), and a
 #: leading "-" (it would become an option); quoted text may hold spaces, nothing else may anyway
 _UNSAFE_VALUE = re.compile(r"[;&|$`\\<>(){}!*?\[\]'\"#\n\r]|^-")
@@ -197,8 +223,8 @@ class Trace(_Model):
 
     goal: str = Field(min_length=1)
     template: str
-    representation_kind: Literal["tokens-v1"] = REPRESENTATION
-    representation: dict[str, float]
+    representation_kind: Literal["tokens-v1", "minilm-l6-int8-v1"] = REPRESENTATION
+    representation: dict[str, float] | list[float]
     params: list[Param]
     preconditions: list[Validation] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
@@ -207,6 +233,16 @@ class Trace(_Model):
     tier: str | None = None
     cost_usd: float = Field(default=0.0, ge=0)
     tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _representation_of_its_kind(self) -> "Trace":
+        if self.representation_kind == REPRESENTATION and not isinstance(self.representation, dict):
+            Invalid.raise_any([(("representation",), "token weights (an object) for tokens-v1", "a list")])
+        if self.representation_kind == EMBEDDING and (not isinstance(self.representation, list)
+                                                     or len(self.representation) != EMBED_DIM):
+            Invalid.raise_any([(("representation",), f"{EMBED_DIM} floats for {EMBEDDING}",
+                                f"{type(self.representation).__name__} of {len(self.representation)}")])
+        return self
 
     @model_validator(mode="after")
     def _slots_defined(self) -> "Trace":
@@ -335,9 +371,49 @@ def represent(goal: str) -> dict[str, float]:
     return {k: v / norm for k, v in sorted(counts.items())}
 
 
-def similarity(a: dict[str, float], b: dict[str, float]) -> float:
-    """Cosine similarity (0..1) of two unit-length representations."""
-    return sum(v * b.get(k, 0.0) for k, v in a.items())
+def similarity(a: dict[str, float] | list[float], b: dict[str, float] | list[float]) -> float:
+    """Cosine similarity of two unit-length representations of the same kind
+    (token weights: 0..1; embeddings: -1..1)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return sum(v * b.get(k, 0.0) for k, v in a.items())
+    return float(np.dot(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
+
+
+_ENCODER: list = []                     # [Embedder] once loaded, [None] once found unavailable
+_ENCODER_LOCK = threading.Lock()
+
+
+def goal_representation(goal: str) -> tuple[str, dict[str, float] | list[float]]:
+    """``(kind, representation)`` of ``goal``: the :data:`EMBEDDING` of its
+    template (384 floats rounded to 6 decimals) with the process's shared
+    embedder, loaded on first call; :data:`REPRESENTATION` token weights when
+    the embedder cannot be loaded (warning logged once per process)."""
+    with _ENCODER_LOCK:
+        if not _ENCODER:
+            try:
+                embedder = shared_embedder()
+                embedder.embed_one("warm up")
+                _ENCODER.append(embedder)
+            except EmbedderUnavailable as exc:
+                logger.warning("goal embedder unavailable, execution traces fall back to {}: {}",
+                               REPRESENTATION, str(exc).splitlines()[0])
+                _ENCODER.append(None)
+        embedder = _ENCODER[0]
+    if embedder is None:
+        return REPRESENTATION, represent(goal)
+    return EMBEDDING, [round(float(x), 6) for x in embedder.embed_one(template_of(goal))]
+
+
+def goal_similarity(kind: str, rep: dict[str, float] | list[float], goal: str, trace: "Trace",
+                    min_similarity: float, min_embedding_similarity: float) -> tuple[float, float]:
+    """``(similarity, threshold)`` of a goal (its ``kind`` and ``rep``) and
+    ``trace``: their cosine when both are of one kind, with that kind's
+    threshold; else the ``tokens-v1`` cosine of both goal texts with
+    ``min_similarity`` (see the module docstring)."""
+    if kind == trace.representation_kind:
+        return similarity(rep, trace.representation), \
+            (min_embedding_similarity if kind == EMBEDDING else min_similarity)
+    return similarity(represent(goal), represent(trace.goal)), min_similarity
 
 
 def signature_of(params: Iterable[Param]) -> str:
@@ -426,7 +502,8 @@ def learn(goal: str, transcript: list[dict], answer: str, *, pre_existing: set[s
     answer_t = _bind_answer(slot(answer, params), [_clean_output(s.get("output") or "") for s in ran], steps)
     pre = [{"type": "file_exists", "path": "{{" + p.name + "}}"} for p in params
            if p.kind == "path" and p.example.rstrip("/") in pre_existing]
-    data = {"goal": goal, "template": template_of(goal), "representation": represent(goal),
+    kind, representation = goal_representation(goal)
+    data = {"goal": goal, "template": template_of(goal), "representation_kind": kind, "representation": representation,
             "params": [p.model_dump() for p in params], "preconditions": pre, "steps": steps,
             "answer": answer_t, "model": model, "tier": tier, "cost_usd": round(float(cost_usd), 10),
             "tags": list(tags)}
@@ -648,25 +725,32 @@ class TraceStore:
             except TraceError as exc:
                 logger.warning("trace not used: {}", str(exc).replace("\n", "; "))
 
-    def match(self, goal: str, min_similarity: float, follow_threshold: float,
-              min_success_rate: float) -> Match | None:
+    def match(self, goal: str, min_similarity: float, follow_threshold: float, min_success_rate: float,
+              min_embedding_similarity: float = MIN_EMBEDDING_SIMILARITY) -> Match | None:
         """The most similar usable trace for ``goal`` with compatible
         parameters (same names and path suffixes; values free of shell
         syntax, quotes and globs, not starting with ``-``: they are
-        substituted into commands) and similarity ≥ ``min_similarity``, or
-        ``None``.  ``follow`` is True when its confidence ≥
+        substituted into commands) and similarity ≥ its kind's threshold
+        (``min_similarity`` for ``tokens-v1``, ``min_embedding_similarity``
+        for the embedding: :func:`goal_similarity`; the best margin over the
+        threshold wins), or ``None``.  ``follow`` is True when its confidence ≥
         ``follow_threshold`` and success rate > ``min_success_rate``."""
         params = extract_params(goal)
         if any(_UNSAFE_VALUE.search(p.example) for p in params):
             return None
-        rep, values = represent(goal), {p.name: p.example for p in params}
+        values = {p.name: p.example for p in params}
+        candidates = list(self.candidates(signature_of(params)))
         best: Match | None = None
-        for stored in self.candidates(signature_of(params)):
-            sim = similarity(rep, stored.trace.representation)
-            if sim >= min_similarity and (best is None or sim > best.similarity):
-                best = Match(stored, values, sim, False)
+        if candidates:
+            kind, rep = goal_representation(goal)
+            margin = 0.0
+            for stored in candidates:
+                sim, threshold = goal_similarity(kind, rep, goal, stored.trace, min_similarity,
+                                                 min_embedding_similarity)
+                if sim >= threshold and (best is None or sim - threshold > margin):
+                    best, margin = Match(stored, values, sim, False), sim - threshold
         if best is None and not any(p.kind == "quoted" for p in params):
-            best = self._partial(params, rep, values, min_similarity - PARTIAL_SLACK)
+            best = self._partial(params, represent(goal), values, min_similarity - PARTIAL_SLACK)
         if best is None:
             return None
         s = best.stored
@@ -681,7 +765,11 @@ class TraceStore:
     def _partial(self, params: list[Param], rep: dict[str, float], values: dict[str, str],
                  min_similarity: float) -> Match | None:
         """The most similar trace whose parameters are the goal's plus quoted
-        ones (``missing``), at similarity ≥ ``min_similarity``, or ``None``."""
+        ones (``missing``), at ``tokens-v1`` similarity ≥ ``min_similarity``, or
+        ``None``.  Always tokens: the goal still holds the free text a quoted
+        parameter masks, which moves MiniLM's embedding far more (0.31–0.43
+        for the changelog goals vs 0.66 for an unrelated goal of the same
+        signature); the slot-filled goal is matched again in full."""
         wanted = signature_of(params)
         best = None
         for row in self.conn.execute("SELECT * FROM traces WHERE active=1 AND disabled=0 AND signature LIKE "
@@ -693,21 +781,22 @@ class TraceStore:
             others = [p for p in stored.trace.params if p.kind != "quoted"]
             if signature_of(others) != wanted:
                 continue
-            sim = similarity(rep, stored.trace.representation)
+            sim = similarity(rep, represent(stored.trace.goal))
             if sim >= min_similarity and (best is None or sim > best.similarity):
                 best = Match(stored, values, sim, False,
                              missing=[p for p in stored.trace.params if p.kind == "quoted"])
         return best
 
     # ---- writing
-    def apply(self, event: dict, min_similarity: float, now: float | None = None) -> list[tuple[str, int]]:
+    def apply(self, event: dict, min_similarity: float, now: float | None = None,
+              min_embedding_similarity: float = MIN_EMBEDDING_SIMILARITY) -> list[tuple[str, int]]:
         """Apply one worker's trace event; returns the ``(id, version)`` rows touched.
 
         ``event``: ``{"follow": {"id", "version", "ok", "saved_usd"?}}`` and/or
         ``{"learn": <Trace JSON>}``.  A follow updates the confidence (success:
         ``c + (1 − c)·0.1``; failure: ``0.7·c``) and the counts.  A learned
         trace that matches an active trace (same signature, similarity ≥
-        ``min_similarity``) with the same steps and answer confirms it (a
+        its kind's threshold, :func:`goal_similarity`) with the same steps and answer confirms it (a
         success), unless that trace failed in this same event; with other
         steps it becomes that trace's next version (confidence 0.75, the old
         version kept inactive); with no match it is a new trace.  Runs inside
@@ -724,7 +813,7 @@ class TraceStore:
         if event.get("learn"):
             trace = validate(Trace, event["learn"], TraceError, file="learned trace")
             failed = follow["id"] if follow and not follow["ok"] else None
-            touched.append(self._learn(trace, min_similarity, failed, now))
+            touched.append(self._learn(trace, (min_similarity, min_embedding_similarity), failed, now))
         return touched
 
     def _result(self, trace_id: str, version: int, ok: bool, saved_usd: float, now: float) -> None:
@@ -738,12 +827,14 @@ class TraceStore:
                           "failures=failures+?, saved_usd=saved_usd+?, updated_at=? WHERE id=? AND version=?",
                           (c, int(ok), int(not ok), saved_usd if ok else 0.0, now, trace_id, version))
 
-    def _learn(self, trace: Trace, min_similarity: float, failed: str | None, now: float) -> tuple[str, int]:
-        best, best_sim = None, -1.0
+    def _learn(self, trace: Trace, thresholds: tuple[float, float], failed: str | None,
+               now: float) -> tuple[str, int]:
+        best, best_margin = None, -1.0
         for stored in self.candidates(trace.signature()):
-            sim = similarity(trace.representation, stored.trace.representation)
-            if sim >= min_similarity and sim > best_sim:
-                best, best_sim = stored, sim
+            sim, threshold = goal_similarity(trace.representation_kind, trace.representation, trace.goal,
+                                             stored.trace, *thresholds)
+            if sim >= threshold and sim - threshold > best_margin:
+                best, best_margin = stored, sim - threshold
         if best is not None and best.trace.content_key() == trace.content_key():
             if best.id != failed:
                 self._result(best.id, best.version, True, 0.0, now)
@@ -782,13 +873,15 @@ def updated_confidence(c: float, ok: bool) -> float:
 
 def apply_trace_event(conn: sqlite3.Connection, objective_id: str, event: dict) -> None:
     """Apply a ``finished`` event's ``trace`` (see :meth:`TraceStore.apply`;
-    ``event["min_similarity"]`` defaults to 0.8) on ``conn`` inside the
+    ``event["min_similarity"]`` defaults to 0.8, ``event["min_embedding_similarity"]``
+    to :data:`MIN_EMBEDDING_SIMILARITY`) on ``conn`` inside the
     caller's transaction, under a savepoint: a trace that fails to apply is
     rolled back and logged with ``objective_id``, never raised (the event's
     other rows still commit)."""
     conn.execute("SAVEPOINT trace_event")
     try:
-        TraceStore(conn=conn).apply(event, float(event.get("min_similarity", 0.8)))
+        TraceStore(conn=conn).apply(event, float(event.get("min_similarity", 0.8)), min_embedding_similarity=float(
+            event.get("min_embedding_similarity", MIN_EMBEDDING_SIMILARITY)))
     except (TraceError, sqlite3.Error, KeyError, TypeError, ValueError) as exc:
         conn.execute("ROLLBACK TO trace_event")
         logger.warning("objective {}: trace event not applied: {}", objective_id, str(exc).replace("\n", "; "))

@@ -54,7 +54,7 @@ from swarmd.config import Config
 from swarmd.costs import Budget
 from swarmd.governor import Policy, PolicyError, load_policy
 from swarmd.memory.gate import open_router_memory
-from swarmd.memory.traces import TraceStore
+from swarmd.memory.traces import TraceStore, goal_representation
 from swarmd.paths import db_path
 from swarmd.router import Router
 from swarmd.workers.parking import JOB_FUNCS, JOB_SERIALIZER
@@ -100,7 +100,8 @@ class WorkerContext:
     ``data_dir``: where objective workspaces go (``<data_dir>/workspaces/<id>``).
     ``name``: the worker's name, reported in events.  ``traces``: the
     execution traces in the same store, read by agent objectives (``None``:
-    none; the daemon writes them).
+    none; the daemon writes them); the goal embedder they use is loaded here
+    once per process (:func:`swarmd.memory.traces.goal_representation`).
     """
 
     config: Config
@@ -130,6 +131,8 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
     ctx = WorkerContext(config, Router(config, budget=Budget(redis, config), memory=memory), redis,
                         Path(data_dir), name, traces=TraceStore(store))
     ctx.router.warm_up()
+    if config.traces.enabled:
+        goal_representation("warm up")          # the goal embedder, loaded once for every job (or the fallback logged)
     try:
         ctx.policy.get()
     except PolicyError as exc:

@@ -28,7 +28,7 @@
 
 What happened to traces travels in :attr:`AgentOutcome.trace` (``{"follow":
 {"id", "version", "ok", "saved_usd"}, "learn": <trace JSON>,
-"min_similarity": x}``) for the daemon to apply in its store transaction
+"min_similarity": x, "min_embedding_similarity": y}``) for the daemon to apply in its store transaction
 (:meth:`TraceStore.apply`); workers only read traces.  Ledger marking: every
 attempt dict carries ``mode`` (``learner``/``follower``); a replay adds one
 attempt of tier :data:`TRACE_TIER`, provider ``trace``, model ``<id>@v<version>``,
@@ -176,7 +176,7 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
     if traces is not None and tcfg.enabled:
         try:
             match = traces.match(objective["input"], tcfg.min_similarity, tcfg.follow_threshold,
-                                 tcfg.min_success_rate)
+                                 tcfg.min_success_rate, tcfg.min_embedding_similarity)
             if match is not None and match.missing:
                 match, start_attempts = fill_missing(objective, match, router, traces, config)
         except (sqlite3.Error, TraceError) as exc:
@@ -261,7 +261,8 @@ def fill_missing(objective: dict, match: Match, router: Router, traces: TraceSto
                         match.stored.id, routed.status, routed.answer)
             return None, attempts
         goal = quoted
-    again = traces.match(goal, tcfg.min_similarity, tcfg.follow_threshold, tcfg.min_success_rate)
+    again = traces.match(goal, tcfg.min_similarity, tcfg.follow_threshold, tcfg.min_success_rate,
+                         tcfg.min_embedding_similarity)
     if again is None or again.missing or again.stored.id != match.stored.id:
         return None, attempts
     return again, attempts
@@ -284,5 +285,6 @@ def _learned(out: AgentOutcome, objective: dict, config: Config) -> AgentOutcome
         logger.info("objective {}: not learned as a trace: {}", objective["id"], str(exc).replace("\n", "; "))
         return out
     out.trace = {**(out.trace or {}), "learn": trace.model_dump(by_alias=True),
-                 "min_similarity": config.traces.min_similarity}
+                 "min_similarity": config.traces.min_similarity,
+                 "min_embedding_similarity": config.traces.min_embedding_similarity}
     return out
