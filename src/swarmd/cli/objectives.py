@@ -25,7 +25,7 @@ from swarmd.costs import Ledger
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl, require_strings
-from swarmd.objectives import FINAL_STATES, STATES, ObjectiveError, validate
+from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.store.objectives import Store
@@ -57,6 +57,9 @@ is an agent objective: planned by actions.plan's tier, or replayed from an execu
 exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
 3 daemon unreachable."""
 
+#: Help of ``ask --strategy`` and ``submit --strategy``.
+STRATEGY_HELP = "routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``ask``, ``submit``, ``status``, ``show`` and ``logs`` to swarmctl's subcommands."""
@@ -71,8 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = ask.add_mutually_exclusive_group()
     src.add_argument("--input", help="the text to process")
     src.add_argument("--file", help="JSONL file of {id, text} items ('-' for stdin); one JSON result per line on stdout")
-    ask.add_argument("--strategy", choices=STRATEGIES,
-                     help="routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)")
+    ask.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--no-ledger", action="store_true", help="do not write calls to the cost ledger")
     ask.set_defaults(func=cmd_ask)
@@ -87,10 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--action", help="action from llm_config.yaml")
     submit.add_argument("--input", help="the objective's input text")
     submit.add_argument("--labels", help="comma-separated labels for classify/tag")
-    submit.add_argument("--priority", choices=("high", "normal", "low"))
+    submit.add_argument("--priority", choices=PRIORITIES)
     submit.add_argument("--max-cost-usd", type=float, dest="max_cost_usd", help="cost cap for this objective (USD)")
-    submit.add_argument("--strategy", choices=STRATEGIES,
-                        help="routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)")
+    submit.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
     submit.add_argument("--id", help="objective id (default: generated)")
     submit.add_argument("--tag", action="append", help="tag (repeatable)")
     submit.add_argument("--file", help="JSONL file of objectives ('-' for stdin), submitted in one pipeline")
@@ -146,9 +147,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     router = Router(config, ledger)
     try:
         router.check_request(args.action, default_labels, args.strategy)
-    except RequestError as exc:
+    except RequestError:  # a BadInput (exit 2)
         router.close()
-        raise BadInput(str(exc)) from None
+        raise
     unresolved = 0
     try:
         if args.file:
