@@ -122,6 +122,10 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return exit_code_for(exc)
 
 
+#: Help of the ``--db`` flag of the commands that read the store (``feedback``, ``memory``, ``traces``).
+DB_HELP = "SQLite store (default: storage.db under the data directory)"
+
+
 def default_db(config_path: str | None, data: str | None) -> str:
     """The daemon's store: ``storage.db`` of the config (``memory.db`` when the
     config cannot be loaded), under the data directory (:func:`swarmd.paths.data_dir`)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from swarmd.cli.common import err, existing_db, out, table
+from swarmd.cli.common import DB_HELP, err, existing_db, out, table
 from swarmd.config import load_config
 from swarmd.costs.report import parse_since
 from swarmd.errors import EXIT_OK, BadInput
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--bad", action="store_true", help="the objective's answer was wrong")
     fb.add_argument("--note", help="free text kept with the record")
     fb.add_argument("--file", help="JSONL of {\"id\", \"answer\"} or {\"id\", \"verdict\"} lines (all or nothing)")
-    fb.add_argument("--db", help="SQLite store (default: storage.db under the data directory)")
+    fb.add_argument("--db", help=DB_HELP)
     fb.set_defaults(func=cmd_feedback)
 
     mem = sub.add_parser("memory", help="the learning memory: gate statistics, consolidation, export",
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     msub = mem.add_subparsers(dest="memory_command", metavar="SUBCOMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="SQLite store (default: storage.db under the data directory)")
+    common.add_argument("--db", help=DB_HELP)
     p = msub.add_parser("stats", parents=[common], help="how honest the quality gate is on verified answers")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_stats)

@@ -17,7 +17,7 @@ import argparse
 import json
 import sqlite3
 
-from swarmd.cli.common import err, existing_db, out, print_fields, table
+from swarmd.cli.common import DB_HELP, err, existing_db, out, print_fields, table
 from swarmd.errors import EXIT_OK, BadInput
 from swarmd.memory.traces import TraceError, TraceStore
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     tsub = traces.add_subparsers(dest="traces_command", metavar="SUBCOMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="SQLite store (default: storage.db under the data directory)")
+    common.add_argument("--db", help=DB_HELP)
     common.add_argument("--json", action="store_true", help="one JSON object per line")
     p = tsub.add_parser("list", parents=[common], help="traces with confidence, runs, savings")
     p.add_argument("--all", action="store_true", help="every version, not only the active ones")
