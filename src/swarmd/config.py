@@ -22,8 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 from swarmd.validation import InputError, Invalid, YamlDoc, parse_yaml, read_yaml, short, validate_yaml
 
 DEFAULT_CONFIG_NAME = "llm_config.yaml"
-TIER_NAMES = ("LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK")
-OUTPUT_KINDS = ("label", "labels", "yes_no", "json", "text", "code")
 #: Routing strategies (``actions.<a>.strategy``, an objective's ``strategy``):
 #: ``cascade`` the escalation chain from the action's tier on; ``local_only``
 #: its local models only; ``api_only`` its API models only; ``local_fallback``
