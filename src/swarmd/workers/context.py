@@ -54,7 +54,7 @@ from swarmd.config import Config
 from swarmd.costs import Budget
 from swarmd.governor import Policy, PolicyError, load_policy
 from swarmd.memory.gate import open_router_memory
-from swarmd.memory.traces import TraceStore, goal_representation
+from swarmd.memory.traces import TraceStore
 from swarmd.paths import db_path
 from swarmd.router import Router
 from swarmd.workers.parking import JOB_FUNCS, JOB_SERIALIZER
@@ -100,8 +100,9 @@ class WorkerContext:
     ``data_dir``: where objective workspaces go (``<data_dir>/workspaces/<id>``).
     ``name``: the worker's name, reported in events.  ``traces``: the
     execution traces in the same store, read by agent objectives (``None``:
-    none; the daemon writes them); the goal embedder they use is loaded here
-    once per process (:func:`swarmd.memory.traces.goal_representation`).
+    none; the daemon writes them); the goal embedder they use is loaded on the
+    first agent objective, once per process (:func:`swarmd.memory.traces.goal_representation`;
+    loading it takes ~0.2 s, which a worker that never runs an agent objective does not pay).
     """
 
     config: Config
@@ -126,13 +127,11 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
     """Build a worker's context at start-up: the router with its budget, the
     starting tier's model loaded, the policy read once (an unusable policy is
     logged: agent objectives then fail with the reason, others run)."""
-    memory = open_router_memory(config, db_path(Path(data_dir), config.storage.db))   # cache + learned gate
     store = db_path(Path(data_dir), config.storage.db)
+    memory = open_router_memory(config, store)   # cache + learned gate
     ctx = WorkerContext(config, Router(config, budget=Budget(redis, config), memory=memory), redis,
                         Path(data_dir), name, traces=TraceStore(store))
     ctx.router.warm_up()
-    if config.traces.enabled:
-        goal_representation("warm up")          # the goal embedder, loaded once for every job (or the fallback logged)
     try:
         ctx.policy.get()
     except PolicyError as exc:
