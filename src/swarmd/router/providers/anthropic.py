@@ -37,7 +37,7 @@ import anthropic
 from loguru import logger
 
 from swarmd.config import ModelConfig
-from swarmd.router.providers.base import Completion, Prompt, Provider, ProviderError, ProviderUnavailable
+from swarmd.router.providers.base import Completion, Prompt, Provider, ProviderError, ProviderUnavailable, shorten
 
 __all__ = ["AnthropicProvider"]
 
@@ -150,16 +150,16 @@ class AnthropicProvider(Provider):
         if isinstance(exc, anthropic.APIConnectionError):
             cause = exc.__cause__
             detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-            return ProviderUnavailable(self._scrub(f"{where}: connection failed: {_short(detail)}"))
+            return ProviderUnavailable(self._scrub(f"{where}: connection failed: {shorten(detail)}"))
         if isinstance(exc, anthropic.APIStatusError):
             kind = exc.type if isinstance(exc.type, str) else None
-            text = exc.api_message if isinstance(exc.api_message, str) else _short(exc.body)
+            text = exc.api_message if isinstance(exc.api_message, str) else shorten(exc.body)
             reason = self._scrub(f"{where}: HTTP {exc.status_code}" + (f" {kind}" if kind else "")
-                                 + f": {_short(text)}")
+                                 + f": {shorten(text)}")
             if exc.status_code in BUSY_STATUSES or kind in BUSY_TYPES:
                 return ProviderUnavailable(reason)
             return ProviderError(reason)
-        return ProviderError(self._scrub(f"{where}: malformed reply: {type(exc).__name__}: {_short(exc)}"))
+        return ProviderError(self._scrub(f"{where}: malformed reply: {type(exc).__name__}: {shorten(exc)}"))
 
     def _completion(self, message: object, latency_ms: float, local_stops: list[str]) -> Completion:
         where = f"anthropic {self.model.model}"
@@ -167,7 +167,7 @@ class AnthropicProvider(Provider):
         usage = getattr(message, "usage", None)
         if not isinstance(content, list):
             raise ProviderError(self._scrub(f"{where}: malformed reply: no 'content' list "
-                                            f"(got {_short(type(message).__name__)})"))
+                                            f"(got {shorten(type(message).__name__)})"))
         parts = []
         for block in content:
             if _get(block, "type") == "text":
@@ -200,8 +200,3 @@ def _get(obj: object, name: str) -> object:
 def _cut(text: str, stops: list[str]) -> str:
     cut = min((i for i in (text.find(s) for s in stops) if i != -1), default=len(text))
     return text[:cut]
-
-
-def _short(obj: object, limit: int = 300) -> str:
-    text = " ".join(str(obj).split())
-    return text if len(text) <= limit else text[:limit] + "…"

@@ -123,3 +123,10 @@ class Provider(ABC):
 
     def __repr__(self) -> str:  # never shows secrets: ModelConfig masks them
         return f"{type(self).__name__}(model={self.model.model!r})"
+
+
+def shorten(obj: object, limit: int = 300) -> str:
+    """``str(obj)`` on one line (whitespace runs collapsed), cut to ``limit``
+    characters plus ``…``: a backend's error text fit for a provider error."""
+    text = " ".join(str(obj).split())
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -41,7 +41,7 @@ from loguru import logger
 
 from swarmd.config import ModelConfig
 from swarmd.errors import SwarmdError
-from swarmd.router.providers.base import Completion, Prompt, Provider, ProviderError, ProviderUnavailable
+from swarmd.router.providers.base import Completion, Prompt, Provider, ProviderError, ProviderUnavailable, shorten
 
 __all__ = ["OllamaProvider"]
 
@@ -176,12 +176,12 @@ class OllamaProvider(Provider):
             raise _HostFailed(f"{type(exc).__name__}: {exc}", down=True) from None
         except ollama.ResponseError as exc:
             if exc.status_code in BUSY_STATUSES:
-                raise _HostFailed(f"busy: HTTP {exc.status_code}: {_short(exc.error)}", down=False) from None
+                raise _HostFailed(f"busy: HTTP {exc.status_code}: {shorten(exc.error)}", down=False) from None
             raise ProviderError(f"ollama {self.model.model} at {host}: HTTP {exc.status_code}: "
-                                f"{_short(exc.error)}") from None
+                                f"{shorten(exc.error)}") from None
         except Exception as exc:  # JSONDecodeError, ValidationError, TypeError, httpx.DecodingError...
             raise ProviderError(f"ollama {self.model.model} at {host}: malformed reply: "
-                                f"{type(exc).__name__}: {_short(exc)}") from None
+                                f"{type(exc).__name__}: {shorten(exc)}") from None
         latency_ms = (time.perf_counter() - start) * 1000.0
         return self._completion(resp, host, latency_ms)
 
@@ -212,9 +212,4 @@ class OllamaProvider(Provider):
 def _connect_reason(exc: BaseException) -> str:
     """``connection failed: <cause>`` using the httpx error the client hid behind its message."""
     cause = exc.__cause__ or exc.__context__
-    return f"connection failed: {_short(cause) if cause else 'unknown cause'}"
-
-
-def _short(obj: object, limit: int = 300) -> str:
-    text = " ".join(str(obj).split())
-    return text if len(text) <= limit else text[:limit] + "…"
+    return f"connection failed: {shorten(cause) if cause else 'unknown cause'}"
