@@ -46,15 +46,6 @@ def daily_report(daemon, now: float | None = None) -> tuple[Path, Path]:
     return md, png
 
 
-def _guarded(fn, what: str):
-    def run():
-        try:
-            fn()
-        except Exception:
-            logger.exception("{} failed", what)
-    return run
-
-
 def schedule_daily_report(scheduler, daemon) -> None:
     """(Re)schedule the daily cost report at ``reports.daily_at`` (local time)
     of ``daemon.config``, or remove it when that is unset. Called at start-up
@@ -62,7 +53,10 @@ def schedule_daily_report(scheduler, daemon) -> None:
     config = daemon.config
     if config.reports.daily_at:
         hour, minute = (int(x) for x in config.reports.daily_at.split(":"))
-        scheduler.add_job(_guarded(lambda: daily_report(daemon), "daily cost report"), "cron", hour=hour,
+        def daily_cost_report():   # failures logged by Daemon.guarded
+            daily_report(daemon)
+
+        scheduler.add_job(daemon.guarded(daily_cost_report), "cron", hour=hour,
                           minute=minute, id="daily_cost_report", max_instances=1, coalesce=True,
                           misfire_grace_time=3600, replace_existing=True)
         logger.info("daily cost report at {} local time -> {}", config.reports.daily_at, report_dir(daemon))
@@ -88,7 +82,10 @@ def register_report_jobs(scheduler, daemon) -> dict:
         except OSError as exc:
             logger.error("metrics off: cannot serve on 127.0.0.1:{}: {}", config.metrics.port, exc)
             return out
-        scheduler.add_job(_guarded(metrics.refresh, "metrics refresh"), "interval", seconds=config.metrics.refresh_s,
+        def metrics_refresh():   # failures logged by Daemon.guarded
+            metrics.refresh()
+
+        scheduler.add_job(daemon.guarded(metrics_refresh), "interval", seconds=config.metrics.refresh_s,
                           id="metrics_refresh", max_instances=1, coalesce=True, replace_existing=True)
         out["metrics"] = metrics
     return out
