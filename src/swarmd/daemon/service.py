@@ -677,10 +677,8 @@ class Daemon:
 
     def close(self) -> None:
         """Stop periodic jobs, persist what is left, close the store."""
-        try:
+        if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        except Exception:
-            pass
         try:
             self.drain_events()
             self.heartbeat()
