@@ -84,9 +84,10 @@ def read_rows(path: str | Path, since_ts: float | None = None, until_ts: float |
 def _read_json_rows(p: Path) -> list[dict]:
     """Ledger rows of a JSON array or a JSONL export (:func:`swarmd.jsonl.read_jsonl`:
     every bad line named), oldest first."""
-    if p.read_text(encoding="utf-8").lstrip().startswith("["):
+    text = p.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
         try:
-            items = json.loads(p.read_text(encoding="utf-8"))
+            items = json.loads(text)
         except ValueError as exc:
             raise LedgerReadError(f"{p}: not JSON ({exc})") from None
         rows = []
