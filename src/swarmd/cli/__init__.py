@@ -5,6 +5,7 @@ One module per command group, each with ``register(subparsers)``:
 * :mod:`swarmd.cli.objectives` — ``ask``, ``submit``, ``status``, ``show``, ``logs``
 * :mod:`swarmd.cli.costs` — ``report``, ``cost-analysis``
 * :mod:`swarmd.cli.governor` — ``policy check``, ``audit``, ``approvals``, ``approve``, ``reject``
+* :mod:`swarmd.cli.memory` — ``feedback``, ``memory stats``, ``consolidate``, ``export``
 * :mod:`swarmd.cli.traces` — ``traces list``, ``show``, ``disable``, ``export``
 * :mod:`swarmd.cli.daemon` — ``swarmd`` and ``swarmd worker``
 * :mod:`swarmd.cli.common` — what they share: the Redis URL (one resolution
