@@ -16,6 +16,7 @@ from swarmd.daemon.redis_server import (
     RedisHandle, RedisUnavailable, UnauthenticatedRedis, ensure_redis, free_port, mask_url, read_url_file,
     requires_auth, write_url_file,
 )
+from tests.wait import wait_until
 
 
 def closed_url(password: str | None = None) -> str:
@@ -265,9 +266,7 @@ def test_watch_reports_the_death_of_our_server_not_its_stop(own):
     killed = own()
     killed.watch(died.append, interval_s=0.05)
     killed.process.kill()
-    deadline = time.monotonic() + 10
-    while not died and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: died, 10, "the watcher's report of the kill")
     assert died == [-9]
     stopped = own()
     stopped.watch(died.append, interval_s=0.05)
