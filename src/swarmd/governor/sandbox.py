@@ -142,16 +142,17 @@ def _system_links() -> list[str]:
 
 
 _runtime_lock = threading.Lock()
-_runtime: list[str] = []
+_runtime: str | None = None
 
 
 def _runtime_dir() -> str:
     """A private directory with the synthetic ``passwd``/``group`` and the empty
     mask file (created once per process, again if something removed it;
     removed when the process exits)."""
+    global _runtime
     with _runtime_lock:
-        if _runtime and os.path.isfile(os.path.join(_runtime[0], "empty")):
-            return _runtime[0]
+        if _runtime is not None and os.path.isfile(os.path.join(_runtime, "empty")):
+            return _runtime
         d = tempfile.mkdtemp(prefix="swarmd-sandbox-")
         atexit.register(shutil.rmtree, d, True)
         for name, text in (("passwd", _PASSWD), ("group", _GROUP), ("empty", "")):
@@ -159,7 +160,7 @@ def _runtime_dir() -> str:
             with open(p, "w", encoding="utf-8") as f:
                 f.write(text)
             os.chmod(p, 0o444)
-        _runtime[:] = [d]
+        _runtime = d
         return d
 
 
