@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
@@ -27,8 +27,8 @@ DEFAULT_CONFIG_NAME = "llm_config.yaml"
 #: its local models only; ``api_only`` its API models only; ``local_fallback``
 #: its API models first, its local models only when no API model answered
 #: (unavailable, cooling down, failed, or refused by a budget).
-STRATEGIES = ("cascade", "local_only", "api_only", "local_fallback")
 Strategy = Literal["cascade", "local_only", "api_only", "local_fallback"]
+STRATEGIES = get_args(Strategy)
 #: Providers that are remote APIs (every other provider runs on hardware of
 #: one's own: in-process, Ollama, echo).
 API_PROVIDERS = ("anthropic",)

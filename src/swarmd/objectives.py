@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -36,7 +36,8 @@ from swarmd.validation import InputError, Invalid, short, validate as validate_m
 
 STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved")
 FINAL_STATES = ("done", "failed", "unresolved")
-PRIORITIES = ("high", "normal", "low")
+Priority = Literal["high", "normal", "low"]
+PRIORITIES = get_args(Priority)
 #: RQ 3 accepts job ids of letters, digits, "_" and "-" only; the objective id is the job id.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 #: the action of free-text objectives (run by the agent loop)
@@ -66,7 +67,7 @@ class Objective(BaseModel):
     action: str = Field(default=None, validate_default=True)
     input: str = Field(validation_alias=AliasChoices("input", "text"))
     labels: list[str] | None = Field(default=None, validate_default=True)
-    priority: Literal["high", "normal", "low"] = "normal"
+    priority: Priority = "normal"
     max_cost_usd: Annotated[float, Field(ge=0, strict=True)] | None = None
     strategy: Strategy | None = Field(default=None, validate_default=True)
     tags: list[str] = Field(default_factory=list)
