@@ -5,9 +5,10 @@ action a line)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+
+from swarmd.jsonl import read_jsonl
 
 #: Host name → the IP strings the tests' resolver answers (unknown hosts do not resolve).
 RESOLVER_TABLE: dict[str, list[str]] = {
@@ -33,17 +34,11 @@ def table_resolver(host: str) -> list[str]:
 
 
 def load_corpus(path: str | os.PathLike) -> list[dict]:
-    """The actions of one corpus file (JSON lines; blank lines skipped).
-    Raises ``ValueError`` naming the file and line of a line that is not JSON."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
-    return rows
+    """The actions of one corpus file (JSON lines, one object each; blank lines
+    skipped), read by :func:`swarmd.jsonl.read_jsonl`.  Raises
+    :class:`~swarmd.jsonl.JsonlError` (a ``ValueError``) naming the file and
+    line of every line that is not a JSON object."""
+    return read_jsonl(path, allow_empty=True)
 
 
 def make_workspace(root: Path) -> Path:
