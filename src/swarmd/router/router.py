@@ -252,11 +252,12 @@ class Router:
         n = len(texts)
         request_ids, objective_ids = request_ids or [None] * n, objective_ids or [None] * n
         results: list[RouteResult | None] = [None] * n
-        if self.memory is not None and self.config.actions[action].output in CACHED_OUTPUTS:
+        if self._uses_memory(action):
             for i in range(n):
                 results[i] = self._from_memory(action, texts[i], labels, objective_ids[i], request_ids[i])
         todo = [i for i in range(n) if results[i] is None]
         ahead: dict[int, dict] = {}
+        prepared: dict[int, tuple] = {}
         if len(todo) > 1 and self.config.actions[action].output in ("label", "yes_no"):
             tier, [(index, model), *_] = plan[0]
             key = self.model_key(tier, model, index)
@@ -267,11 +268,13 @@ class Router:
                 except ProviderUnavailable as exc:
                     self.availability.mark_down(key, str(exc))
             if hasattr(provider, "classify_batch"):
-                got = provider.classify_batch([self._batch_prompt(action, texts[i], labels, model) for i in todo])
+                prepared = {i: self._prepare(action, texts[i], labels) for i in todo}
+                got = provider.classify_batch([self._model_prompt(prepared[i][0], prepared[i][2], model, labels)
+                                               for i in todo])
                 ahead = {i: {key: g} for i, g in zip(todo, got)}
         for i in todo:
             results[i] = self._route(action, texts[i], labels, objective_ids[i], request_ids[i], max_cost_usd,
-                                     strategy, ahead.get(i), use_memory=False)
+                                     strategy, ahead.get(i), use_memory=False, prepared=prepared.get(i))
         return results
 
     def _prompt(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float], tuple]:
@@ -283,12 +286,20 @@ class Router:
             prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
         return prompt, learned_thresholds, learned_cals
 
-    def _batch_prompt(self, action: str, text: str, labels: tuple[str, ...], model: ModelConfig) -> Prompt:
-        """The prompt :meth:`_route` would give ``model`` for this request."""
-        prompt, _thresholds, learned_cals = self._prompt(action, text, labels)
-        retrieved = self._retrieved_prompt(action, text, labels, learned_cals) \
-            if self.memory is not None and self.config.actions[action].output in CACHED_OUTPUTS else None
-        return self._model_prompt(prompt, retrieved, model, labels)
+    def _uses_memory(self, action: str) -> bool:
+        """True when ``action``'s answers go through the learning memory
+        (answer cache, retrieved examples): a memory and a cached output kind."""
+        return self.memory is not None and self.config.actions[action].output in CACHED_OUTPUTS
+
+    def _prepare(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float],
+                                                                                   Prompt | None]:
+        """What :meth:`_route` asks the models with: the request's prompt
+        (:meth:`_prompt`), the learned per-model thresholds and the prompt with
+        retrieved examples (``None``: none; :meth:`_retrieved_prompt`).  One
+        learned-gate read and one retrieval per request."""
+        prompt, learned_thresholds, learned_cals = self._prompt(action, text, labels)
+        retrieved = self._retrieved_prompt(action, text, labels, learned_cals) if self._uses_memory(action) else None
+        return prompt, learned_thresholds, retrieved
 
     @staticmethod
     def _model_prompt(prompt: Prompt, retrieved: Prompt | None, model: ModelConfig, labels) -> Prompt:
@@ -300,24 +311,22 @@ class Router:
         return prompt
 
     def _route(self, action, text, labels, objective_id, request_id, max_cost_usd, strategy,
-               answered: dict | None = None, use_memory: bool = True) -> RouteResult:
+               answered: dict | None = None, use_memory: bool = True, prepared: tuple | None = None) -> RouteResult:
         """:meth:`route`; ``answered``: ``{model key: Completion or the
         provider error}`` already obtained for this request (by a batch call),
         used instead of calling that model; ``use_memory=False``: the answer
-        cache was asked already."""
+        cache was asked already; ``prepared``: this request's :meth:`_prepare`,
+        already computed (for that batch call)."""
         labels = tuple(labels)
         self.check_request(action, labels)
         strategy = strategy or self.config.actions[action].strategy
         plan = self._plan(action, strategy)
-        action_cfg = self.config.actions[action]
-        if use_memory and self.memory is not None and action_cfg.output in CACHED_OUTPUTS:
+        if use_memory and self._uses_memory(action):
             cached = self._from_memory(action, text, labels, objective_id, request_id)
             if cached is not None:
                 return cached
-        prompt, learned_thresholds, learned_cals = self._prompt(action, text, labels)
+        prompt, learned_thresholds, retrieved = prepared or self._prepare(action, text, labels)
         threshold = self.config.quality.threshold_for(action)
-        retrieved = self._retrieved_prompt(action, text, labels, learned_cals) \
-            if self.memory is not None and action_cfg.output in CACHED_OUTPUTS else None
         refusals = tuple(self.config.quality.refusal_phrases)
         attempts: list[Attempt] = []
         skipped: list[str] = []
