@@ -292,14 +292,7 @@ class RedisHandle:
         self._stopping = True
         try:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    logger.warning("redis-server (pid {}) did not stop {:g} s after SIGTERM; killing it",
-                                   proc.pid, timeout_s)
-                    proc.kill()
-                    proc.wait(timeout=10)
+                _terminate(proc, timeout_s)
                 logger.info("stopped swarmd's own redis-server (pid {}, exit code {})", proc.pid, proc.returncode)
         except Exception as exc:  # noqa: BLE001 - shutdown must go on
             logger.warning("stopping redis-server (pid {}) failed: {}", proc.pid, exc)
@@ -465,6 +458,19 @@ def _log_tail(path: Path, start: int, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:]) or "(empty)"
 
 
+def _terminate(proc: subprocess.Popen | psutil.Process, timeout_s: float) -> None:
+    """SIGTERM the redis-server ``proc``, wait up to ``timeout_s`` seconds, then
+    SIGKILL it (logged) and wait up to 10 s more.  Raises what ``wait`` raises
+    when it is still there after that."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+        logger.warning("redis-server (pid {}) did not stop {:g} s after SIGTERM; killing it", proc.pid, timeout_s)
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def _stop_leftover(redis_dir: Path) -> None:
     """Stop a redis-server still running from an earlier start in ``redis_dir``.
 
@@ -482,12 +488,7 @@ def _stop_leftover(redis_dir: Path) -> None:
             return
         logger.warning("a redis-server from an earlier swarmd run (pid {}) still uses {}; stopping it",
                        pid, redis_dir)
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        _terminate(proc, 30.0)
     except Exception as exc:  # noqa: BLE001 - gone already, or not ours
         logger.debug("no leftover redis-server from {}: {}", pidfile, exc)
 
