@@ -49,13 +49,6 @@ class RecordError(BadInput, ValueError):
     """A verified-outcome row that cannot be used; the message names the row and why."""
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open the SQLite file at ``path`` with :func:`swarmd.store.schema.open_db`
-    (WAL, 30 s busy timeout; ``verified_outcomes`` is created by its migration 5,
-    ``cache_disabled`` by migration 6)."""
-    return open_db(path)
-
-
 # --------------------------------------------------------------------------- keys
 
 _WS = re.compile(r"\s+")
@@ -175,12 +168,14 @@ _COLUMNS = tuple(Verified("a", (), "", "", "human").row())
 class Memory:
     """The verified-outcome records in one SQLite file.  Thread-safe.
 
-    ``path``: the store's database (``<data dir>/memory.db`` by default).
+    ``path``: the store's database (``<data dir>/memory.db`` by default),
+    opened with :func:`swarmd.store.schema.open_db` (``verified_outcomes`` is
+    created by its migration 5, ``cache_disabled`` by migration 6).
     """
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self.conn = connect(path)
+        self.conn = open_db(path)
         self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ writes
