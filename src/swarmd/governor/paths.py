@@ -42,7 +42,7 @@ BUILTIN_SECRETS: tuple[str, ...] = (
     "**/credentials.json", "**/service-account*.json", "**/.aws/credentials", "**/.docker/config.json",
     "**/memory.db", "**/memory.db-*", "**/.npmrc", "**/.pypirc", "**/.pgpass", "**/.s3cfg", "**/.kube/config",
     "**/terraform.tfstate", "**/terraform.tfstate.*", "**/*.ppk", "**/*.jks", "**/*.keystore", "**/.dockercfg",
-    "**/.htpasswd", "**/.vault-token", "**/*.kdbx", "**/.boto", "**/.git-credentials", "**/.terraformrc",
+    "**/.htpasswd", "**/.vault-token", "**/*.kdbx", "**/.boto", "**/.terraformrc",
 )
 _SECRETS = compile_globs([expand_home(p) for p in BUILTIN_SECRETS], path=True)
 
