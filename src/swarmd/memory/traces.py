@@ -80,6 +80,7 @@ import numpy as np
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swarmd.config import TracesConfig
 from swarmd.governor.governor import TOOL_ARGS
 from swarmd.errors import SwarmdError
 from swarmd.memory.embed import DIM as EMBED_DIM, EmbedderUnavailable, shared_embedder
@@ -104,7 +105,8 @@ EMBEDDING = "minilm-l6-int8-v1"
 #: that can match) 0.448 / 0.681 / 0.786.  0.85 is 0.064 above the highest other-task pair and
 #: below every paraphrase's best.  tokens-v1 on the same pairs: paraphrase best 0.429 / 0.772 /
 #: 0.802 (5 of 7 under its 0.8), other family with the same signature max 0.714.
-MIN_EMBEDDING_SIMILARITY = 0.85
+#: The number is written once, as the config field's default.
+MIN_EMBEDDING_SIMILARITY: float = TracesConfig.model_fields["min_embedding_similarity"].default
 #: characters a parameter value may not hold to be substituted (shell syntax, quotes, globs), and a
 #: leading "-" (it would become an option); quoted text may hold spaces, nothing else may anyway
 _UNSAFE_VALUE = re.compile(r"[;&|$`\\<>(){}!*?\[\]'\"#\n\r]|^-")
