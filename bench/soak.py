@@ -81,6 +81,7 @@ import yaml  # noqa: E402
 from swarmd import constants as K  # noqa: E402
 from swarmd.cli import main as swarmctl  # noqa: E402
 from swarmd.objectives import FINAL_STATES  # noqa: E402
+from swarmd.testing.processes import kill_leftovers, stop_swarmd  # noqa: E402
 
 CHUNK = 500
 COMPONENTS = ("daemon", "worker", "redis")
@@ -140,44 +141,18 @@ class Soak:
                 raise RuntimeError(f"swarmd did not start (exit {self.proc.poll()}); see {self.tmp}/swarmd.stderr")
             time.sleep(0.2)
 
-    def leftovers(self) -> list[psutil.Process]:
-        """Processes still working in the data directory (orphaned workers, a redis-server)."""
-        found = []
-        for proc in psutil.process_iter(["cmdline", "cwd"]):
-            try:
-                if proc.pid == os.getpid():
-                    continue
-                if f"--data-dir {self.data}" in " ".join(proc.info["cmdline"] or []) or \
-                        (proc.info["cwd"] or "").startswith(str(self.data / "redis")):
-                    found.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-        return found
-
     def restart_if_dead(self) -> bool:
         """systemd's part: swarmd exited -> SIGKILL what is left of it, wait RestartSec, start it."""
         if self.proc is None or self.proc.poll() is None:
             return False
-        for proc in self.leftovers():
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(self.leftovers(), timeout=10)
+        kill_leftovers(self.data)
         time.sleep(self.args.restart_sec)
         self.restarts += 1
         self.start()
         return True
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        for proc in self.leftovers():
-            proc.kill()
+        stop_swarmd(self.proc, self.data, timeout_s=180)
 
     def kill(self, component: str) -> dict:
         """SIGKILL one component; returns the kill record (time, pid, the job a worker was running)."""

@@ -8,7 +8,6 @@ the time of each test goes to the fault and the recovery, not to inference.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
@@ -17,11 +16,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import redis
 
 from swarmd import constants as K
 from swarmd.daemon.redis_server import free_port
+from swarmd.testing.processes import stop_swarmd
 from tests.daemon.helpers import daemon_env, write_config, write_jsonl
 from tests.wait import wait_until
 
@@ -180,28 +179,4 @@ class Swarmd:
         self.proc.wait(timeout=30)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for proc in leftovers(self.data):
-            proc.kill()
-
-
-def leftovers(data: Path) -> list[psutil.Process]:
-    """Processes of this user still working in ``data``: swarmd workers started
-    with ``--data-dir data``, a redis-server in ``data/redis``."""
-    mine, found = os.getuid(), []
-    for proc in psutil.process_iter(["uids", "cmdline", "cwd"]):
-        try:
-            if proc.info["uids"] is None or proc.info["uids"].real != mine or proc.pid == os.getpid():
-                continue
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if f"--data-dir {data}" in cmd or (proc.info["cwd"] or "").startswith(str(data / "redis")):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return found
+        stop_swarmd(self.proc, self.data, timeout_s=60)
