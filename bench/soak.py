@@ -160,6 +160,7 @@ class Soak:
         if component == "daemon":
             event["pid"] = self.proc.pid
             self.proc.kill()
+            self.proc.wait(timeout=30)       # reaped: recovered() and restart_if_dead() see it exited
         elif component == "redis":
             event["pid"] = int((self.data / "redis" / "redis-server.pid").read_text())
             os.kill(event["pid"], signal.SIGKILL)
@@ -227,7 +228,7 @@ class Soak:
             job = kill["job"]
             return (job is None or self.is_final(job.split("__r")[0])) and \
                 self.workers_registered() >= self.args.workers
-        if not self.alive():
+        if self.proc.poll() is not None or not self.alive():   # a killed daemon's last heartbeat is < 3 s old
             return False
         final = self.final_count()
         return final > kill["final_at_kill"] or final >= len(self.acked)
