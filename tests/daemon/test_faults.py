@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +77,9 @@ def test_redis_killed_the_daemon_exits_and_restarts_from_the_append_only_file(sw
     wait_final(swarm.data / "memory.db", first, timeout_s=60)
     after = [f"after-{i}" for i in range(5)]
     swarm.redis.hset("swarmd:test:marker", "kept", "1")
-    time.sleep(1.5)                                        # appendfsync everysec: written out by now
+    aof = swarm.data / "redis"                             # appendfsync everysec: wait until it is in the file
+    wait_until(lambda: any(b"swarmd:test:marker" in f.read_bytes() for f in aof.rglob("*.aof")), 10,
+               "the marker in the append-only file")
     pid = int((swarm.data / "redis" / "redis-server.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     assert swarm.proc.wait(timeout=60) == 3               # noticed and stopped, for systemd to restart it
