@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from pathlib import Path
 
 from swarmd.errors import BadInput, SwarmdError, Unreachable
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def _module_names() -> list[str]:
-    names = []
-    for path in sorted((SRC / "swarmd").rglob("*.py")):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
-        if parts[-1] == "__main__":          # importing it would run the command
-            continue
-        if parts[-1] == "__init__":
-            parts.pop()
-        names.append(".".join(parts))
-    return names
+from tests.test_imports import source_modules
 
 
 def _exception_classes() -> dict[str, type]:
     found = {}
-    for name in _module_names():
+    for name in source_modules():
+        if name.rsplit(".", 1)[-1] == "__main__":          # importing it would run the command
+            continue
         module = importlib.import_module(name)
         for attr, obj in vars(module).items():
             if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == name:

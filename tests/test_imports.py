@@ -48,7 +48,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _modules() -> dict[str, Path]:
+def source_modules() -> dict[str, Path]:
+    """Every module of the swarmd source tree: dotted name (a package by its
+    own name, not ``.__init__``) -> its file, sorted by path."""
     return {_module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
 
 
@@ -87,7 +89,7 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, k
 
 def _graph():
     """(edges: module -> set of swarmd modules it imports, lazy: [(module, line, target, source line)])."""
-    modules = _modules()
+    modules = source_modules()
     known = set(modules)
     edges: dict[str, set[str]] = {m: set() for m in modules}
     lazy = []
