@@ -43,6 +43,7 @@ from pathlib import Path
 import pytest
 
 from tests.systemd.nspawn import SYSTEM_PATH, BootFailed, Container, why_not
+from tests.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "systemd.md"
@@ -93,15 +94,9 @@ def _copy_checkout(dest: Path) -> None:
 
 
 def _wait(what: str, check, timeout_s: float = 30, interval_s: float = 0.2):
-    """Poll ``check()`` until it returns something truthy; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval_s)
-    raise AssertionError(f"{what}: not reached within {timeout_s:g} s (last: {last!r})")
+    """Poll ``check()`` until it returns something truthy; fail naming ``what``
+    and what ``check()`` returns then, after ``timeout_s``."""
+    return wait_until(check, timeout_s, lambda: f"{what} (now: {check()!r})", interval_s)
 
 
 @pytest.fixture(scope="module")
