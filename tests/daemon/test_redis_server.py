@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -269,7 +270,10 @@ def test_watch_reports_the_death_of_our_server_not_its_stop(own):
     wait_until(lambda: died, 10, "the watcher's report of the kill")
     assert died == [-9]
     stopped = own()
+    before = set(threading.enumerate())
     stopped.watch(died.append, interval_s=0.05)
+    (watcher,) = {t for t in threading.enumerate() if t.name == "redis-watch"} - before
     stopped.stop()
-    time.sleep(0.3)                      # the watcher polls every 0.05 s: it would have reported by now
+    watcher.join(10)                     # it saw the exit and returned, reporting or not
+    assert not watcher.is_alive()
     assert died == [-9]
