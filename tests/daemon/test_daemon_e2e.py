@@ -181,6 +181,7 @@ def test_worker_killed_mid_job_the_objective_is_retried_and_completes_once(tmp_p
     assert killed in records and all(r["state"] == "done" for r in records.values())
     log = (tmp_path / "data" / "daemon_hybrid.log").read_text()
     assert "exited with -9" in log                              # the supervisor saw the crash and restarted it
-    assert f"died running job(s) {killed}; handed back to RQ now" in log
+    # the killed job and the jobs claimed with it in its batch (swarmd.workers.batching): all queued at once
+    assert f"died running job(s) {', '.join(r['id'] for r in rows)}; handed back to RQ now" in log
     finished = [f[b"id"].decode() for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert sorted(finished) == sorted(r["id"] for r in rows)    # each exactly once, the killed one included

@@ -51,6 +51,8 @@ ACCEPTED, UNRESOLVED = "accepted", "unresolved"
 MEMORY_TIER = "MEMORY"
 #: outputs the answer cache may serve
 CACHED_OUTPUTS = ("label", "labels", "yes_no")
+#: outputs whose requests :meth:`Router.route_many` may send to a model as one batch (one label each)
+BATCHED_OUTPUTS = ("label", "yes_no")
 #: ``RouteResult.reason`` when a paid tier was refused by a budget and no free
 #: tier reached the threshold.
 BUDGET = "budget"
@@ -258,24 +260,45 @@ class Router:
         todo = [i for i in range(n) if results[i] is None]
         ahead: dict[int, dict] = {}
         prepared: dict[int, tuple] = {}
-        if len(todo) > 1 and self.config.actions[action].output in ("label", "yes_no"):
-            tier, [(index, model), *_] = plan[0]
-            key = self.model_key(tier, model, index)
-            provider = None
-            if model.is_free and self.availability.down_reason(key) is None:
-                try:
-                    provider = self._provider(key, model)
-                except ProviderUnavailable as exc:
-                    self.availability.mark_down(key, str(exc))
-            if hasattr(provider, "classify_batch"):
-                prepared = {i: self._prepare(action, texts[i], labels) for i in todo}
-                got = provider.classify_batch([self._model_prompt(prepared[i][0], prepared[i][2], model, labels)
-                                               for i in todo])
-                ahead = {i: {key: g} for i, g in zip(todo, got)}
+        batcher = self._batcher(action, plan) if len(todo) > 1 else None
+        if batcher is not None:
+            key, model, provider = batcher
+            prepared = {i: self._prepare(action, texts[i], labels) for i in todo}
+            got = provider.classify_batch([self._model_prompt(prepared[i][0], prepared[i][2], model, labels)
+                                           for i in todo])
+            ahead = {i: {key: g} for i, g in zip(todo, got)}
         for i in todo:
             results[i] = self._route(action, texts[i], labels, objective_ids[i], request_ids[i], max_cost_usd,
                                      strategy, ahead.get(i), use_memory=False, prepared=prepared.get(i))
         return results
+
+    def batches(self, action: str, strategy: str | None = None) -> bool:
+        """Whether :meth:`route_many` would ask the first model of ``action``'s
+        plan under ``strategy`` (``None``: the action's default) for several
+        texts at once now: a label or yes/no action whose first model is free,
+        not cooling down and answers batches (``classify_batch``).  Builds
+        that model's provider if needed (for the in-process model: loads it).
+        Unknown actions and strategies the config cannot serve give ``False``."""
+        try:
+            return self._batcher(action, self._plan(action, self.config.strategy_of(action, strategy))) is not None
+        except (KeyError, RequestError):
+            return False
+
+    def _batcher(self, action: str, plan: list) -> tuple[str, ModelConfig, Provider] | None:
+        """``(model key, model, provider)`` of the plan's first model when it
+        can answer a batch of ``action``'s requests (see :meth:`batches`), else ``None``."""
+        if self.config.actions[action].output not in BATCHED_OUTPUTS or not plan:
+            return None
+        tier, [(index, model), *_] = plan[0]
+        key = self.model_key(tier, model, index)
+        if not model.is_free or self.availability.down_reason(key) is not None:
+            return None
+        try:
+            provider = self._provider(key, model)
+        except ProviderUnavailable as exc:
+            self.availability.mark_down(key, str(exc))
+            return None
+        return (key, model, provider) if hasattr(provider, "classify_batch") else None
 
     def _prompt(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float], tuple]:
         """The request's prompt (with the learning memory's calibrations, if

@@ -13,6 +13,10 @@ it in the environment of the daemon it starts).  The points:
     acknowledged in the stream.
 ``worker_mid_job``
     :func:`swarmd.workers.jobs.run_objective`, as a job starts.
+``worker_mid_batch``
+    :meth:`swarmd.workers.context.ContextWorker.execute_job`, in a batch of
+    jobs (:mod:`swarmd.workers.batching`) once its first job is completed,
+    before the next one runs (``detail``: that next job's id).
 
 A triggered point SIGKILLs its own process, as a crash or an OOM kill would.
 With ``$SWARMD_FAILPOINT_MARK`` set to a file path, it triggers once: the
@@ -33,7 +37,7 @@ ENV = "SWARMD_FAILPOINT"
 #: Environment variable with the "trigger once" marker file.
 MARK_ENV = "SWARMD_FAILPOINT_MARK"
 #: Every failpoint production code calls (see the module docstring).
-POINTS = ("after_read", "after_store", "worker_mid_job")
+POINTS = ("after_read", "after_store", "worker_mid_job", "worker_mid_batch")
 
 
 def failpoint(name: str, detail: str = "") -> None:

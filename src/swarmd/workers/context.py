@@ -22,6 +22,11 @@ enqueue only the objective; the context never travels through Redis.  A job
 run by a plain ``rq worker`` fails with a ``TypeError`` (its function misses
 an argument): run ``swarmd worker``.
 
+Label objectives queued together are routed together: with a job the worker
+takes up to ``daemon.batch_max - 1`` further jobs of the same action and label
+set from its queue, one model pass answers them all, and each job is then run
+and completed on its own (:mod:`swarmd.workers.batching`).
+
 Jobs are stored as JSON (:data:`swarmd.workers.parking.JOB_SERIALIZER`, never
 pickles) and a job naming any function but those of
 :data:`swarmd.workers.parking.JOB_FUNCS` is refused, so whoever can write to
@@ -56,7 +61,9 @@ from swarmd.governor import Policy, PolicyError, load_policy
 from swarmd.memory.gate import open_router_memory
 from swarmd.memory.traces import TraceStore
 from swarmd.paths import db_path
-from swarmd.router import Router
+from swarmd.router import Router, RouteResult
+from swarmd.testing.failpoints import failpoint
+from swarmd.workers.batching import claim_batch, route_ahead
 from swarmd.workers.parking import JOB_FUNCS, JOB_SERIALIZER
 
 #: Seconds between heartbeats of a worker while it runs a job.
@@ -112,6 +119,9 @@ class WorkerContext:
     name: str
     traces: TraceStore | None = None
     policy: PolicySource = field(init=False)
+    #: results routed ahead in a batch (:mod:`swarmd.workers.batching`), by objective id, until
+    #: the objective's job takes its own; ``None``: "started" reported, the job routes it alone
+    routed: dict[str, RouteResult | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.policy = PolicySource(self.config)
@@ -181,22 +191,45 @@ class ContextWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue) -> None:
         """Run ``job`` in this process with the worker's context, renewing the
-        heartbeat from a thread meanwhile (as RQ's forking worker does from its parent)."""
-        job.ctx, job.allowed_funcs = self.ctx, self.job_funcs
+        heartbeat from a thread meanwhile (as RQ's forking worker does from its parent).
+
+        With it run the jobs :func:`swarmd.workers.batching.claim_batch`
+        takes from the same queue (none unless ``job`` is a label objective
+        and ``daemon.batch_max`` > 1): their objectives are routed together
+        first (:func:`~swarmd.workers.batching.route_ahead`), then every job
+        is run and completed on its own, in order; the heartbeat covers each
+        job until it is completed."""
         execution = self.prepare_execution(job)
+        batch = [(job, execution)]
+        running = dict(batch)
         done = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(job, execution, done), name="heartbeat", daemon=True)
+        beat = threading.Thread(target=self._beat, args=(running, done), name="heartbeat", daemon=True)
         beat.start()
         try:
-            self.perform_job(job, queue, execution)
+            batch += claim_batch(self, job, queue)
+            running.update(batch)
+            if len(batch) > 1:
+                route_ahead(self, [j for j, _e in batch])
+            for n, (one, one_execution) in enumerate(batch):
+                if n == 1:
+                    failpoint("worker_mid_batch", one.id)
+                one.ctx, one.allowed_funcs = self.ctx, self.job_funcs
+                self.perform_job(one, queue, one_execution)
+                running.pop(one, None)
         finally:
             done.set()
             beat.join(timeout=10)
+            for one, _e in batch:                   # routed results of jobs that did not take theirs
+                self.ctx.routed.pop(one.id, None)
         self.set_state(WorkerStatus.IDLE)
 
-    def _beat(self, job: Job, execution, done: threading.Event) -> None:
+    def _beat(self, running: dict, done: threading.Event) -> None:
+        """Every :data:`HEARTBEAT_INTERVAL_S` s until ``done``: renew the
+        heartbeat of each ``{job: execution}`` in ``running`` (changed by the
+        worker's thread as jobs complete)."""
         while not done.wait(HEARTBEAT_INTERVAL_S):
-            try:
-                self.maintain_heartbeats(job, execution)
-            except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next beat may work
-                logger.warning("worker {}: heartbeat for job {} failed: {}", self.name, job.id, exc)
+            for job, execution in list(running.items()):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next beat may work
+                    logger.warning("worker {}: heartbeat for job {} failed: {}", self.name, job.id, exc)

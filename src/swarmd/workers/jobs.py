@@ -25,6 +25,11 @@ daemon's SQLite).  An ``ask`` parks the objective
 (:mod:`swarmd.workers.parking`): the park record and the ``finished`` event
 with state ``awaiting_approval`` are written in one Redis transaction.
 
+A label objective routed ahead together with others of its queue
+(:mod:`swarmd.workers.batching`) finds its result in the context
+(``ctx.routed``, ``started`` reported already) instead of calling the router;
+the rest is the same.
+
 A ``finished`` event with a final state is written together with
 :func:`swarmd.constants.finished_key` (one transaction): a worker that dies
 after reporting but before RQ records the job as done leaves a job that RQ
@@ -98,11 +103,14 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
                 "ts": time.time(), "worker": ctx.name, "duplicate": True}
     if objective.get("action") == AGENT_ACTION:
         return run_agent_objective(ctx, objective)
-    emit(ctx.redis, "started", oid, {"worker": ctx.name, "ts": time.time()})
+    batched = oid in ctx.routed       # routed ahead with others (swarmd.workers.batching): "started" reported then
+    routed = ctx.routed.pop(oid, None)
+    if not batched:
+        emit(ctx.redis, "started", oid, {"worker": ctx.name, "ts": time.time()})
     try:
-        result = ctx.router.route(objective["action"], objective["input"], tuple(objective.get("labels") or ()),
-                                  objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
-                                  strategy=objective.get("strategy"))
+        result = routed if routed is not None else ctx.router.route(
+            objective["action"], objective["input"], tuple(objective.get("labels") or ()), objective_id=oid,
+            request_id=oid, max_cost_usd=objective.get("max_cost_usd"), strategy=objective.get("strategy"))
         state = "done" if result.status == "accepted" else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
     except RequestError as exc:

@@ -1,0 +1,192 @@
+"""Worker-side batching: one model pass for several queued label objectives.
+
+The in-process model answers several label prompts in one decode, sharing the
+few-shot prefix's KV state (:meth:`swarmd.router.providers.llama_cpp.LlamaCppProvider.classify_batch`,
+used by :meth:`swarmd.router.Router.route_many`).  A worker that runs one
+objective at a time never has several to give it, so
+:class:`swarmd.workers.context.ContextWorker` asks this module, for each job it
+dequeues, for the further jobs to run with it:
+
+1. :func:`claim_batch`: when the dequeued job is :data:`~swarmd.workers.parking.JOB_FUNC`
+   for an action the router batches (:meth:`Router.batches`: a ``label`` or
+   ``yes_no`` action whose first model is free and answers batches) and
+   ``daemon.batch_max`` > 1, the worker takes up to ``batch_max - 1`` further
+   jobs of the same action, label set, routing strategy and cost cap
+   (:func:`batch_key`) from the front of the same RQ queue (at most
+   ``batch_max * PEEK_FACTOR`` ids looked at; others stay where they are).
+   The claim is one Redis transaction (``WATCH`` on the queue, retried
+   :data:`CLAIM_TRIES` times if the queue changed): each claimed id is
+   removed from the queue and given exactly the bookkeeping RQ gives a job it
+   dequeues (an ``Execution`` in the started-job registry
+   ``rq:wip:<queue>`` and in the worker's ``rq:worker:<name>:executions`` set,
+   job status ``started``; the dequeued job gets status ``started`` in the
+   same transaction).  So a job is always either in its queue or registered
+   as started by this worker; a worker killed mid-batch leaves every
+   unfinished one abandoned, which RQ's ``StartedJobRegistry.cleanup``
+   retries (:mod:`swarmd.daemon.recovery`), and the finished marker
+   (:func:`swarmd.constants.finished_key`) keeps one that was reported from
+   running again.
+2. :func:`route_ahead`: the objectives not reported final already get their
+   ``started`` events (one pipeline), then one :meth:`Router.route_many`
+   call; each result is left in :attr:`WorkerContext.routed` under its
+   objective id.
+3. The worker then runs every job of the batch as RQ runs one job
+   (``perform_job``: its own timeout, success, failure and ``Retry``):
+   :func:`swarmd.workers.jobs.run_objective` takes the routed result instead
+   of calling the router, and reports, ledgers and audits the objective on
+   its own.  One job that fails fails alone.
+
+Each job keeps its id (the objective id: admission's dedup, retries and
+recovery rely on it).  The answers equal the unbatched ones (route_many's
+contract).  ``daemon.batch_max: 1`` turns batching off.  This module keeps no
+Redis keys of its own (only RQ's, through RQ's classes).
+"""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+from redis.exceptions import WatchError
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+from rq.timeouts import JobTimeoutException
+
+from swarmd import constants as K
+from swarmd.workers.agent import AGENT_ACTION
+from swarmd.workers.parking import JOB_FUNC
+
+#: Queued ids looked at per free place in a batch: a batch of ``batch_max`` looks at the first
+#: ``(batch_max - 1) * PEEK_FACTOR`` ids of the queue for jobs it can take.
+PEEK_FACTOR = 4
+#: Tries of the claim transaction when the queue changes between the look and the claim
+#: (another worker took a job, the daemon enqueued one); after that the job runs alone.
+CLAIM_TRIES = 3
+
+
+def batch_key(ctx, job: Job) -> tuple | None:
+    """What ``job`` must share with the jobs routed together with it:
+    ``(action, labels tuple, strategy, max_cost_usd)`` of a
+    :data:`~swarmd.workers.parking.JOB_FUNC` job whose action the context's
+    router batches (:meth:`swarmd.router.Router.batches`), else ``None`` (also
+    for a job whose data cannot be read: it then runs, and fails, alone)."""
+    try:
+        if job.func_name != JOB_FUNC or len(job.args) != 1 or job.kwargs:
+            return None
+        objective = job.args[0]
+    except Exception:  # noqa: BLE001 - unreadable job data: RQ reports it when the job runs
+        return None
+    if not isinstance(objective, dict) or objective.get("action") == AGENT_ACTION \
+            or not isinstance(objective.get("input"), str):
+        return None
+    action, strategy = objective.get("action"), objective.get("strategy")
+    if action not in ctx.config.actions:
+        return None
+    try:
+        if not ctx.router.batches(action, strategy):
+            return None
+    except Exception:  # noqa: BLE001 - the model's provider cannot be built: the job routes alone (and reports it)
+        logger.exception("worker {}: cannot tell whether {} objectives can be batched", ctx.name, action)
+        return None
+    return (action, tuple(objective.get("labels") or ()), ctx.config.strategy_of(action, strategy),
+            objective.get("max_cost_usd"))
+
+
+def claim_batch(worker, job: Job, queue: Queue) -> list[tuple[Job, Execution]]:
+    """The further jobs ``worker`` (a :class:`~swarmd.workers.context.ContextWorker`)
+    runs with ``job``, just dequeued from ``queue`` and registered
+    (``worker.prepare_execution``): ``[(job, execution), ...]``, at most
+    ``daemon.batch_max - 1``, in queue order, each already removed from the
+    queue and registered as started by ``worker`` (module docstring, step 1).
+    ``[]`` when batching is off, ``job`` cannot be batched, no queued job
+    matches it, the queue kept changing (:data:`CLAIM_TRIES`) or the claim
+    failed (logged; e.g. Redis away).  A claim whose reply was lost leaves
+    its jobs registered as started by this worker: RQ retries them as
+    abandoned once their entries expire."""
+    ctx = worker.ctx
+    room = ctx.config.daemon.batch_max - 1
+    if room < 1 or JOB_FUNC not in worker.job_funcs:
+        return []
+    key = batch_key(ctx, job)
+    if key is None:
+        return []
+    try:
+        return _claim(worker, job, queue, key, room)
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis away: the job runs alone (and meets the same error)
+        logger.warning("worker {}: could not claim jobs to batch with {} ({}: {}); it runs alone",
+                       worker.name, job.id, type(exc).__name__, exc)
+        return []
+
+
+def _claim(worker, job: Job, queue: Queue, key: tuple, room: int) -> list[tuple[Job, Execution]]:
+    """The claim transaction of :func:`claim_batch` (module docstring, step 1)."""
+    ctx, conn = worker.ctx, worker.connection
+    ttl = worker.get_heartbeat_ttl(job)
+    with conn.pipeline() as pipe:
+        for _try in range(CLAIM_TRIES):
+            try:
+                pipe.watch(queue.key)
+                ids = [i.decode() if isinstance(i, bytes) else i
+                       for i in pipe.lrange(queue.key, 0, room * PEEK_FACTOR - 1)]
+                if not ids:
+                    return []
+                fetched = worker.job_class.fetch_many(ids, connection=conn, serializer=worker.serializer)
+                mates = [m for m in fetched if m is not None and m.id != job.id and batch_key(ctx, m) == key][:room]
+                if not mates:
+                    return []
+                pipe.multi()
+                job.prepare_for_execution(worker.name, pipe)
+                claimed = []
+                for mate in mates:
+                    pipe.lrem(queue.key, 1, mate.id)
+                    claimed.append((mate, Execution.create(mate, ttl, pipeline=pipe, worker_name=worker.name)))
+                    mate.prepare_for_execution(worker.name, pipe)
+                pipe.execute()
+            except WatchError:
+                continue
+            for _mate, execution in claimed:
+                worker.executions[execution.id] = execution
+            return claimed
+    logger.debug("worker {}: queue {} kept changing; job {} runs alone", worker.name, queue.name, job.id)
+    return []
+
+
+def route_ahead(worker, jobs: list[Job]) -> None:
+    """Route the objectives of ``jobs`` (a batch from :func:`claim_batch`,
+    the dequeued job first) with one :meth:`Router.route_many` call and leave
+    each :class:`~swarmd.router.RouteResult` in ``worker.ctx.routed[objective
+    id]``, after reporting their ``started`` events (one pipeline).  Jobs
+    whose objective was reported final already are left out (their run only
+    logs that).  Runs under the first job's timeout (``job.timeout`` seconds).
+    If the batch call itself raises (a timeout, a bug; a bad request raises
+    :class:`~swarmd.router.RequestError` for all of them alike), it is logged
+    and each objective is left with ``None``: its job routes it alone (and
+    reports ``started`` a second time, which the daemon takes as the same state)."""
+    from swarmd.workers.jobs import emit   # here: jobs imports the context, which imports this module
+
+    ctx = worker.ctx
+    objectives = [j.args[0] for j in jobs]
+    ids = [o["id"] for o in objectives]
+    finals = ctx.redis.mget([K.finished_key(i) for i in ids])
+    todo = [o for o, final in zip(objectives, finals) if final is None]
+    if not todo:
+        return
+    pipe = ctx.redis.pipeline(transaction=False)
+    for objective in todo:
+        emit(pipe, "started", objective["id"], {"worker": ctx.name, "ts": time.time()})
+    pipe.execute()
+    first, todo_ids = todo[0], [o["id"] for o in todo]
+    ctx.routed.update(dict.fromkeys(todo_ids))
+    try:
+        with worker.death_penalty_class(jobs[0].timeout or Queue.DEFAULT_TIMEOUT, JobTimeoutException,
+                                        job_id=jobs[0].id):
+            results = ctx.router.route_many(first["action"], [o["input"] for o in todo], first.get("labels") or (),
+                                            request_ids=todo_ids, objective_ids=todo_ids,
+                                            max_cost_usd=first.get("max_cost_usd"), strategy=first.get("strategy"))
+    except Exception as exc:  # noqa: BLE001 - each job then routes its objective alone
+        logger.warning("worker {}: batch of {} objectives ({}) could not be routed together ({}: {}); "
+                       "routing them one by one", worker.name, len(todo), ", ".join(todo_ids), type(exc).__name__, exc)
+        return
+    ctx.routed.update(zip(todo_ids, results))
+    logger.debug("worker {}: {} objectives routed as one batch: {}", worker.name, len(todo), ", ".join(todo_ids))

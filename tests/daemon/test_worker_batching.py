@@ -1,0 +1,168 @@
+"""Worker-side batching (swarmd.workers.batching): queued label objectives of one
+action and label set are routed in one model pass, each job still completed on its own.
+
+Real Redis, real RQ worker (:class:`swarmd.workers.context.ContextWorker`, in
+this process, burst mode), the echo provider for the model (it answers
+batches: ``classify_batch``).  The killed-mid-batch test runs ``swarmd
+--workers 1`` as a real process.  The real model's batched answers are
+compared with its unbatched ones in test_worker_batching_model.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+
+from swarmd import constants as K
+from swarmd.config import load_config
+from swarmd.router import Router
+from swarmd.router.providers import ProviderError, make_provider
+from swarmd.router.providers.echo import EchoProvider
+from swarmd.workers import parking
+from swarmd.workers.context import ContextWorker, WorkerContext
+from swarmd.workers.parking import JOB_FUNC
+from tests.daemon.helpers import wait_final, write_config
+from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
+from tests.wait import wait_until
+
+
+class PoisonedEcho(EchoProvider):
+    """The echo provider, except that a prompt whose body holds ``poison`` fails (as a model call can)."""
+
+    def classify_batch(self, prompts):
+        return [ProviderError("poisoned") if "poison" in p.body else self.classify(p) for p in prompts]
+
+
+def _context(tmp_path, redis_conn, batch_max: int, factory=make_provider) -> WorkerContext:
+    path = write_config(tmp_path, fast_provider="echo")
+    assert "batch_max: 8" in path.read_text()
+    path.write_text(path.read_text().replace("batch_max: 8", f"batch_max: {batch_max}"))
+    config = load_config(path)
+    return WorkerContext(config, Router(config, provider_factory=factory), redis_conn, tmp_path, "w-batch")
+
+
+def _spy_batches(ctx: WorkerContext) -> list[list[str]]:
+    """Record the objective ids of each route_many call of the context's (real) router."""
+    calls, real = [], ctx.router.route_many
+
+    def spy(action, texts, labels=(), **kw):
+        calls.append(list(kw["objective_ids"]))
+        return real(action, texts, labels, **kw)
+
+    ctx.router.route_many = spy
+    return calls
+
+
+def _enqueue(redis_conn, objectives: list[dict]):
+    """Enqueue as the daemon does: one job per objective, job id = objective id."""
+    queue = parking.queue("default", redis_conn)
+    for obj in objectives:
+        queue.enqueue(JOB_FUNC, obj, job_id=obj["id"])
+    return queue
+
+
+def _events(redis_conn) -> list[tuple[str, str, dict]]:
+    return [(f[b"kind"].decode(), f[b"id"].decode(), json.loads(f[b"payload"]))
+            for _i, f in redis_conn.xrange(K.EVENT_STREAM)]
+
+
+def _objective(oid: str, labels=("feat", "fix"), text: str | None = None) -> dict:
+    return {"id": oid, "action": "classify", "input": text or f"message {oid}", "labels": list(labels)}
+
+
+def test_label_objectives_are_claimed_by_label_set_and_each_job_is_finished_once(tmp_path, redis_conn):
+    ctx = _context(tmp_path, redis_conn, batch_max=4)
+    calls = _spy_batches(ctx)
+    order = ["b0", "b1", "x0", "b2", "b3", "x1", "b4", "b5", "b6"]
+    queue = _enqueue(redis_conn, [_objective(o, ("docs", "test") if o[0] == "x" else ("feat", "fix")) for o in order])
+    ContextWorker([queue], ctx, connection=redis_conn, name="w-batch").work(burst=True)
+
+    # the first job takes up to batch_max - 1 more of its label set; the other label set waits its turn
+    assert calls == [["b0", "b1", "b2", "b3"], ["x0", "x1"], ["b4", "b5", "b6"]]
+    events = _events(redis_conn)
+    assert Counter((k, i) for k, i, _p in events) == Counter({(k, o): 1 for o in order for k in ("started", "finished")})
+    answers = {i: p["result"]["answer"] for k, i, p in events if k == "finished"}
+    assert answers == {o: "docs" if o[0] == "x" else "feat" for o in order}
+    assert {p["state"] for k, _i, p in events if k == "finished"} == {"done"}
+    # RQ's bookkeeping: every job finished, nothing left started or failed, no execution left on the worker
+    assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == sorted(order)
+    assert StartedJobRegistry(queue=queue).get_job_ids() == [] and FailedJobRegistry(queue=queue).count == 0
+    assert redis_conn.scard("rq:worker:w-batch:executions") == 0
+    assert ctx.routed == {}
+
+
+def test_batch_max_1_routes_each_objective_on_its_own(tmp_path, redis_conn):
+    ctx = _context(tmp_path, redis_conn, batch_max=1)
+    calls = _spy_batches(ctx)
+    queue = _enqueue(redis_conn, [_objective(f"s{i}") for i in range(4)])
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    assert calls == []
+    assert [(k, i) for k, i, _p in _events(redis_conn)] == [(k, f"s{i}") for i in range(4)
+                                                            for k in ("started", "finished")]
+
+
+def test_one_failing_objective_fails_alone(tmp_path, redis_conn, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")      # the next tiers cannot answer either
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+    def factory(model, cooldown_s):
+        return PoisonedEcho(model) if model.provider == "echo" else make_provider(model, cooldown_s)
+
+    ctx = _context(tmp_path, redis_conn, batch_max=8, factory=factory)
+    calls = _spy_batches(ctx)
+    broken = {"id": "broken", "action": "classify", "labels": ["feat", "fix"]}       # no input: its job raises
+    objectives = [_objective("g0"), broken, _objective("g1"), _objective("poison", text="poison pill"),
+                  _objective("g2")]
+    queue = _enqueue(redis_conn, objectives)
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+
+    assert calls == [["g0", "g1", "poison", "g2"]]               # the unreadable one is not batched
+    finished = {i: p for k, i, p in _events(redis_conn) if k == "finished"}
+    assert {i: p["state"] for i, p in finished.items()} == {"g0": "done", "g1": "done", "g2": "done",
+                                                            "poison": "unresolved"}
+    assert finished["poison"]["attempts"][0]["error"] == "poisoned"
+    assert FailedJobRegistry(queue=queue).get_job_ids() == ["broken"]
+    assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == ["g0", "g1", "g2", "poison"]
+
+
+def test_a_batch_that_cannot_be_routed_together_is_routed_one_by_one(tmp_path, redis_conn):
+    ctx = _context(tmp_path, redis_conn, batch_max=8)
+
+    def broken_route_many(*args, **kw):
+        raise RuntimeError("batched decode broke")
+
+    ctx.router.route_many = broken_route_many
+    queue = _enqueue(redis_conn, [_objective(f"f{i}") for i in range(3)])
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    events = _events(redis_conn)
+    assert sorted(i for k, i, p in events if k == "finished" and p["state"] == "done") == ["f0", "f1", "f2"]
+    assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == ["f0", "f1", "f2"]
+
+
+@pytest.mark.timeout(120)
+def test_worker_killed_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path, redis_url, redis_conn):
+    """``swarmd --workers 1`` (echo provider, job retries after 1 s) whose worker SIGKILLs itself once
+    in a batch, after its first job completed: the other jobs of the batch are handed back to RQ,
+    retried by the restarted worker, and every objective is finished exactly once."""
+    mark = tmp_path / "killed"
+    daemon = Swarmd(tmp_path, echo_config(tmp_path), workers=1, redis_url=redis_url,
+                    SWARMD_FAILPOINT="worker_mid_batch", SWARMD_FAILPOINT_MARK=str(mark))
+    batch = rows("mid", 6)
+    ids = [r["id"] for r in batch]
+    try:
+        daemon.start()
+        daemon.submit(batch)
+        records = wait_final(daemon.data / "memory.db", ids, timeout_s=90)
+        wait_until(lambda: len(finished_counts(redis_conn)) == len(ids), 30, "every finished event")
+    finally:
+        daemon.close()
+    assert {r["state"] for r in records.values()} == {"done"}
+    assert finished_counts(redis_conn) == Counter(dict.fromkeys(ids, 1))          # each exactly once
+    assert mark.read_text() == "mid-1"             # killed after mid-0 completed, before mid-1 ran
+    log = daemon.log
+    assert "exited with -9" in log
+    # the kill left the rest of the batch registered as started by the dead worker: all handed back
+    assert f"died running job(s) {', '.join(ids[1:])}; handed back to RQ now" in log
