@@ -337,8 +337,10 @@ class DaemonConfig(_Strict):
     pipeline, one log line per read) instead of one or two at a time; it
     delays a state change's persistence by at most that much (0 = read
     again at once).  ``batch_max``: label inputs of one action and label set
-    that ``swarmctl ask --file`` sends to the first tier's model at once
-    (the in-process model decodes them together; 1 = one at a time).
+    sent to the first tier's model at once, by ``swarmctl ask --file`` and
+    by a worker, which takes up to that many queued objectives of one action
+    and label set together (:mod:`swarmd.workers.batching`); the in-process
+    model decodes them in one pass (1 = one at a time).
     """
 
     redis_url: str | None = None

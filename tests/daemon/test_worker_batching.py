@@ -4,8 +4,8 @@ action and label set are routed in one model pass, each job still completed on i
 Real Redis, real RQ worker (:class:`swarmd.workers.context.ContextWorker`, in
 this process, burst mode), the echo provider for the model (it answers
 batches: ``classify_batch``).  The killed-mid-batch test runs ``swarmd
---workers 1`` as a real process.  The real model's batched answers are
-compared with its unbatched ones in test_worker_batching_model.py.
+--workers 1`` as a real process.  One test (``slow``) compares the real
+model's batched answers and confidences with its unbatched ones.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from swarmd.router.providers.echo import EchoProvider
 from swarmd.workers import parking
 from swarmd.workers.context import ContextWorker, WorkerContext
 from swarmd.workers.parking import JOB_FUNC
-from tests.daemon.helpers import wait_final, write_config
+from tests.daemon.helpers import ROOT, wait_final, write_config
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
 from tests.wait import wait_until
 
@@ -36,11 +36,11 @@ class PoisonedEcho(EchoProvider):
         return [ProviderError("poisoned") if "poison" in p.body else self.classify(p) for p in prompts]
 
 
-def _context(tmp_path, redis_conn, batch_max: int, factory=make_provider) -> WorkerContext:
-    path = write_config(tmp_path, fast_provider="echo")
+def _context(tmp_path, redis_conn, batch_max: int, factory=make_provider, fast_provider="echo") -> WorkerContext:
+    path = write_config(tmp_path, fast_provider=fast_provider)
     assert "batch_max: 8" in path.read_text()
     path.write_text(path.read_text().replace("batch_max: 8", f"batch_max: {batch_max}"))
-    config = load_config(path)
+    config = load_config(path, env={"ANTHROPIC_API_KEY": "", "OLLAMA_HOST": "http://127.0.0.1:9"})
     return WorkerContext(config, Router(config, provider_factory=factory), redis_conn, tmp_path, "w-batch")
 
 
@@ -166,3 +166,28 @@ def test_worker_killed_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path, 
     assert "exited with -9" in log
     # the kill left the rest of the batch registered as started by the dead worker: all handed back
     assert f"died running job(s) {', '.join(ids[1:])}; handed back to RQ now" in log
+
+
+@pytest.mark.slow
+def test_real_model_batched_answers_and_confidences_equal_the_unbatched_ones(tmp_path, redis_conn):
+    """Eight commit messages through a real worker with the embedded model, batched
+    (``batch_max: 8``, one route_many call) and one by one (``batch_max: 1``)."""
+    labels = ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test")
+    lines = (ROOT / "examples" / "commits-commitizen.jsonl").read_text().splitlines()[:8]
+    texts = [json.loads(line)["text"] for line in lines]
+    outcome = {}
+    for batch_max in (8, 1):
+        ctx = _context(tmp_path, redis_conn, batch_max, fast_provider="llama_cpp")
+        calls = _spy_batches(ctx)
+        queue = _enqueue(redis_conn, [_objective(f"m{batch_max}-{i}", labels, t) for i, t in enumerate(texts)])
+        ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+        ctx.close()
+        assert [len(c) for c in calls] == ([8] if batch_max == 8 else [])
+        finished = {i: p for k, i, p in _events(redis_conn) if k == "finished" and i.startswith(f"m{batch_max}-")}
+        outcome[batch_max] = [(finished[f"m{batch_max}-{i}"]["result"]["answer"],
+                               finished[f"m{batch_max}-{i}"]["result"]["confidence"],
+                               finished[f"m{batch_max}-{i}"]["result"]["tier"],
+                               finished[f"m{batch_max}-{i}"]["state"]) for i in range(len(texts))]
+    assert outcome[8] == outcome[1]
+    assert {tier for _a, _c, tier, _s in outcome[8]} == {"LOCAL_FAST"}
+    assert len({answer for answer, *_ in outcome[8]}) > 1          # not one answer for everything

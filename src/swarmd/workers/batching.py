@@ -44,6 +44,7 @@ Redis keys of its own (only RQ's, through RQ's classes).
 
 from __future__ import annotations
 
+import json
 import time
 
 from loguru import logger
@@ -163,8 +164,6 @@ def route_ahead(worker, jobs: list[Job]) -> None:
     :class:`~swarmd.router.RequestError` for all of them alike), it is logged
     and each objective is left with ``None``: its job routes it alone (and
     reports ``started`` a second time, which the daemon takes as the same state)."""
-    from swarmd.workers.jobs import emit   # here: jobs imports the context, which imports this module
-
     ctx = worker.ctx
     objectives = [j.args[0] for j in jobs]
     ids = [o["id"] for o in objectives]
@@ -173,8 +172,9 @@ def route_ahead(worker, jobs: list[Job]) -> None:
     if not todo:
         return
     pipe = ctx.redis.pipeline(transaction=False)
-    for objective in todo:
-        emit(pipe, "started", objective["id"], {"worker": ctx.name, "ts": time.time()})
+    payload = json.dumps({"worker": ctx.name, "ts": time.time()})
+    for objective in todo:     # the events swarmd.workers.jobs.emit writes (jobs imports this module's users)
+        pipe.xadd(K.EVENT_STREAM, {"kind": "started", "id": objective["id"], "payload": payload})
     pipe.execute()
     first, todo_ids = todo[0], [o["id"] for o in todo]
     ctx.routed.update(dict.fromkeys(todo_ids))
