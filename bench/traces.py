@@ -14,11 +14,14 @@ workspaces, each with its own parameter values and file contents:
 
 The strong model is a loopback server speaking the Anthropic Messages API,
 reached through the official client by the router's API tier (the local
-tiers point at closed ports, so every planner and agent call goes to it). It
-plays a strong model that solves each family correctly: it reads the goal,
-plans, proposes each step, and writes the answer from the step outputs in its
-prompt. Usage is reported as characters / 4 tokens and priced at the shipped
-config's API prices ($2 / $10 per million tokens in / out).
+tiers point at closed ports, so every planner, agent and verification call
+goes to it). It plays a strong model that solves each family correctly: it
+reads the goal, plans, proposes each step, and writes the answer from the
+step outputs in its prompt; asked to verify a supervised replay
+(``actions.verify_trace``), it works out the answer from the step outputs in
+the prompt and says yes when the replay's answer is that one. Usage is
+reported as characters / 4 tokens and priced at the shipped config's API
+prices ($2 / $10 per million tokens in / out).
 
 Every tool call runs through the real governor (shipped policy.yaml) and its
 sandbox. A result is a success when the objective ends ``done``, the answer
@@ -26,12 +29,19 @@ states the values the bench computed when it generated the workspace, and the
 workspace holds the expected files.
 
 Configurations, each over fresh workspaces of the same objectives:
-``no traces`` (the baseline: every objective is a learner run), ``traces @0.9``
-(the shipped ``traces.follow_threshold``; a new trace starts at 0.75 and
+``no traces`` (the baseline: every objective is a learner run);
+``unsupervised @0.9`` (the shipped ``traces.follow_threshold`` without
+supervision, ``traces.supervise_from: null``: a new trace starts at 0.75 and
 gains (1 - c) * 0.1 per learner run reproducing it, so it is first followed
-after 9 confirmations), ``traces @0.75`` (followers from the second objective
-of a family). Latency is wall time per objective (median); cost is USD per
-objective (mean).
+after 9 confirmations); ``unsupervised @0.75`` (followers from the second
+objective of a family, no verification: a comparison); ``supervised @0.9
+(default)`` (the shipped settings: follow threshold 0.9, supervised from
+0.75, so from the second objective of a family a replay is verified by the
+strong model with one short call until the trace reaches 0.9, after 9
+verified replays). Latency is wall time per objective (median); cost is USD
+per objective (mean). A second table compares a learner run's tokens and
+cost with a verification call's (medians over the runs of the supervised
+configuration and of the baseline).
 
 ``--similarity`` prints instead the cosine similarities of the goals'
 MiniLM template embeddings (and of their ``tokens-v1`` vectors), same family
@@ -113,6 +123,8 @@ GOALS = {
     "changelog": re.compile(r"Add the entry '([^']+)' to (\S+) under version (\S+)"),
 }
 _TOOL_STEP = r"\d+\. (?:shell|read_file|write_file|http_get) \{"
+#: a step as the verification input shows it (swarmd.workers.follower.verify_input)
+_VERIFIED_STEP = r"\d+\. (?:shell|read_file|write_file|http_get): "
 
 
 def _steps(family: str, g: tuple[str, ...]) -> list[dict]:
@@ -147,17 +159,43 @@ def _answer(family: str, g: tuple[str, ...], outputs: list[str]) -> str:
     return f"Added '{g[0]}' under {g[2]} in {g[1]} ({first[1]} entry)"
 
 
-def strong_reply(prompt: str) -> str:
-    """What the strong model answers to one prompt of the ``plan`` or ``agent`` action."""
-    tail = prompt.rsplit("Objective:", 1)[-1]
-    planning = tail.rstrip().endswith("Steps:")
-    goal = tail.rsplit("Steps:", 1)[0] if planning else tail.split(" Plan: ", 1)[0].split("Steps so far:", 1)[0]
+def _family(goal: str) -> tuple[str, re.Match] | None:
+    """The family whose goal pattern ``goal`` matches, with the match."""
     for family, pattern in GOALS.items():
         m = pattern.search(goal)
         if m:
-            break
-    else:
+            return family, m
+    return None
+
+
+def _outputs(steps: str) -> list[str]:
+    """The ``output:`` parts of rendered steps (agent prompt or verification input)."""
+    return re.findall(rf"output: (.*?)(?= {_TOOL_STEP}| {_VERIFIED_STEP}|\s*Next step:|\s*Verified:|$)", steps, re.S)
+
+
+def verify_reply(prompt: str) -> str:
+    """The strong model's verdict on a supervised replay: ``yes`` when the
+    replay's answer is the one it works out from the goal and the step
+    outputs in the prompt, else ``no``."""
+    m = re.search(r"Goal: (.*?) Answer: (.*?) Steps: (.*)", prompt.rsplit("\n\n", 1)[-1], re.S)
+    found = _family(m.group(1)) if m else None
+    if found is None:
+        return "no"
+    family, goal = found
+    return "yes" if _answer(family, goal.groups(), _outputs(m.group(3))) == m.group(2) else "no"
+
+
+def strong_reply(prompt: str) -> str:
+    """What the strong model answers to one prompt of the ``plan``, ``agent`` or ``verify_trace`` action."""
+    if prompt.rstrip().endswith("Verified:"):
+        return verify_reply(prompt)
+    tail = prompt.rsplit("Objective:", 1)[-1]
+    planning = tail.rstrip().endswith("Steps:")
+    goal = tail.rsplit("Steps:", 1)[0] if planning else tail.split(" Plan: ", 1)[0].split("Steps so far:", 1)[0]
+    found = _family(goal)
+    if found is None:
         return json.dumps(["understand the goal"]) if planning else json.dumps({"done": "I cannot do that"})
+    family, m = found
     steps = _steps(family, m.groups())
     if planning:
         return json.dumps([f"step {i}: {s['tool']}" for i, s in enumerate(steps, 1)])
@@ -165,8 +203,7 @@ def strong_reply(prompt: str) -> str:
     done = len(re.findall(_TOOL_STEP, so_far))
     if done < len(steps):
         return json.dumps(steps[done])
-    outputs = re.findall(rf"output: (.*?)(?= {_TOOL_STEP}|\s*Next step:|$)", so_far, re.S)
-    return json.dumps({"done": _answer(family, m.groups(), outputs)})
+    return json.dumps({"done": _answer(family, m.groups(), _outputs(so_far))})
 
 
 class StrongModel(ThreadingHTTPServer):
@@ -291,23 +328,33 @@ def correct(obj: dict, ws: Path, state: str, answer: str | None) -> bool:
 # --------------------------------------------------------------------------- running
 
 
-def bench_config(url: str, threshold: float | None):
+def bench_config(url: str, threshold: float | None, supervise_from: float | None = None):
     """The shipped config: local tiers on closed ports, API tier = the strong model;
-    ``threshold=None``: traces off."""
+    ``threshold=None``: traces off; ``supervise_from``: ``traces.supervise_from``
+    (``None``: no supervised following)."""
     data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
     dead = {"provider": "ollama", "model": "down", "hosts": [f"http://127.0.0.1:{free_port()}"],
             "price_per_mtok_in": 0, "price_per_mtok_out": 0, "context_window": 8192, "timeout_s": 5}
     api = dict(data["tiers"]["API_FALLBACK"][0], base_url=url)
     data["tiers"] = {"LOCAL_FAST": [dead], "LOCAL_QUALITY": [dict(dead)], "API_FALLBACK": [api]}
-    data["traces"] = {"enabled": threshold is not None, "follow_threshold": threshold or 0.9}
+    data["traces"] = {"enabled": threshold is not None, "follow_threshold": threshold or 0.9,
+                      "supervise_from": supervise_from}
     data["budgets"] = {"daily_usd": None, "monthly_usd": None}
     return parse_config(yaml.safe_dump(data), "bench", env={"ANTHROPIC_API_KEY": "sk-bench"})
 
 
-def run(objectives: list[dict], model: StrongModel, threshold: float | None, root: Path) -> tuple[list[dict], str]:
+def _calls(attempts: list[dict], keep) -> dict:
+    """Tokens in/out and USD of the attempts ``keep`` selects (``n``: how many)."""
+    chosen = [a for a in attempts if keep(a)]
+    return {"n": len(chosen), "in": sum(a["tokens_in"] for a in chosen), "out": sum(a["tokens_out"] for a in chosen),
+            "usd": sum(a["cost_usd"] for a in chosen)}
+
+
+def run(objectives: list[dict], model: StrongModel, threshold: float | None, root: Path,
+        supervise_from: float | None = None) -> tuple[list[dict], str]:
     """Every objective once, in order, over fresh workspaces: one row per
     objective, and the traces at the end (``traces/versions, confidence range``)."""
-    config = bench_config(model.url, threshold)
+    config = bench_config(model.url, threshold, supervise_from)
     governor = Governor(load_policy(REPO / "policy.yaml"), audit=AuditBuffer())
     store = TraceStore(root / "memory.db") if threshold is not None else None
     router = Router(config)
@@ -324,17 +371,20 @@ def run(objectives: list[dict], model: StrongModel, threshold: float | None, roo
                                   router, governor, config, ws, store)
             ms = (time.perf_counter() - start) * 1000
             governor.audit.drain()
-            followed = (out.trace or {}).get("follow")
             if store is not None and out.trace:
                 touched = store.apply(out.trace, config.traces.min_similarity,
                                       min_embedding_similarity=config.traces.min_embedding_similarity)
                 if out.trace.get("learn") and touched:
                     family_of_trace.setdefault(touched[-1][0], obj["family"])
-            rows.append({"family": obj["family"], "mode": "follower" if out.result.get("mode") == "follower"
-                         else "learner", "ok": correct(obj, ws, out.state, out.result.get("answer")),
-                         "cost": float(out.result.get("cost_usd") or 0.0), "ms": ms,
-                         "tried_trace": bool(followed), "cross": bool(followed) and
-                         family_of_trace.get(followed["id"], obj["family"]) != obj["family"]})
+            replayed = [a["model"].split("@")[0] for a in out.attempts if a["tier"] == "TRACE"]
+            verify = _calls(out.attempts, lambda a: a.get("action") == "verify_trace")
+            rows.append({"family": obj["family"], "mode": out.result.get("mode") or "learner",
+                         "ok": correct(obj, ws, out.state, out.result.get("answer")),
+                         "cost": float(out.result.get("cost_usd") or 0.0), "ms": ms, "tried_trace": bool(replayed),
+                         "cross": any(family_of_trace.get(t, obj["family"]) != obj["family"] for t in replayed),
+                         "learner": _calls(out.attempts, lambda a: a.get("mode") == "learner"), "verify": verify,
+                         "rejected": any(a.get("action") == "verify_trace" and a["answer"] == "no"
+                                         for a in out.attempts)})
         if store is not None:
             stored = [store.load(r) for r in store.rows(all_versions=True)]
             active = [t.confidence for t in stored if t.active]
@@ -404,21 +454,24 @@ def main() -> int:
     model = StrongModel()
     results, traces = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, threshold in (("no traces", None), ("traces @0.9", 0.9), ("traces @0.75", 0.75)):
-            results[name], traces[name] = run(objectives, model, threshold, Path(tmp) / name.replace(" ", "_").replace("@", ""))
+        for name, threshold, supervise in CONFIGURATIONS:
+            results[name], traces[name] = run(objectives, model, threshold, Path(tmp) / f"run{len(results)}",
+                                              supervise)
     model.shutdown()
     base = results["no traces"]
     base_cost = statistics.mean(r["cost"] for r in base)
     base_ok = sum(r["ok"] for r in base) / len(base)
     table = Table(title=f"bench/traces.py: {len(objectives)} objectives, {len(FAMILIES)} families "
                         f"(seed {ns.seed}{', drift' if ns.drift else ''}); learner = loopback strong model")
-    for col in ("configuration", "success", "learner runs ok", "follower runs ok (fell back)", "follower/learner success",
-                "cost/objective USD (mean)", "cost vs no traces", "latency ms median (learner | follower)",
-                "cross-family replays", "traces/versions, confidence at end"):
+    for col in ("configuration", "success", "learner runs ok", "follower runs ok (fell back)",
+                "of which supervised: verified (rejected)", "follower/learner success", "cost/objective USD (mean)",
+                "cost vs no traces", "latency ms median (learner | follower)", "cross-family replays",
+                "traces/versions, confidence at end"):
         table.add_column(col, justify="right" if col != "configuration" else "left")
     for name, rows in results.items():
         learners = [r for r in rows if r["mode"] == "learner"]
-        followers = [r for r in rows if r["mode"] == "follower"]
+        followers = [r for r in rows if r["mode"] != "learner"]
+        verified = [r for r in rows if r["mode"] == "supervised"]
         f_rate = sum(r["ok"] for r in followers) / len(followers) if followers else None
         cost = statistics.mean(r["cost"] for r in rows)
         lat = " | ".join(f"{statistics.median(r['ms'] for r in g):.0f}" if g else "-" for g in (learners, followers))
@@ -426,13 +479,41 @@ def main() -> int:
                       f"{sum(r['ok'] for r in learners)}/{len(learners)}",
                       f"{sum(r['ok'] for r in followers)}/{len(followers)} "
                       f"({sum(r['tried_trace'] and r['mode'] == 'learner' for r in rows)})",
+                      f"{sum(r['ok'] for r in verified)}/{len(verified)} ({sum(r['rejected'] for r in rows)})",
                       f"{f_rate / base_ok:.2f}" if f_rate is not None and base_ok else "-",
                       f"{cost:.6f}", f"{cost / base_cost:.1%}" if base_cost else "-", lat,
                       str(sum(r["cross"] for r in rows)), traces[name])
-    Console(width=200).print(table)
+    Console(width=220).print(table)
     print("targets: follower success >= 95% of learner success; cost with traces <= 20% of without; "
           "no trace applied across families")
+    Console(width=220).print(token_table(base, results[SUPERVISED]))
     return 0
+
+
+#: (name, traces.follow_threshold or None = traces off, traces.supervise_from)
+CONFIGURATIONS = (("no traces", None, None), ("unsupervised @0.9", 0.9, None), ("unsupervised @0.75", 0.75, None),
+                  ("supervised @0.9 (default)", 0.9, 0.75))
+SUPERVISED = CONFIGURATIONS[-1][0]
+
+
+def token_table(learned: list[dict], supervised: list[dict]) -> Table:
+    """Per family: a learner run's tokens and USD (medians over ``learned``,
+    the baseline's rows) against one verification call's (medians over the
+    verified or rejected replays of ``supervised``)."""
+    table = Table(title=f"learner run vs verification call (medians; verifications from '{SUPERVISED}')")
+    for col in ("family", "learner runs", "tokens in / out", "USD", "verifications", "tokens in / out ",
+                "USD ", "verification / learner USD"):
+        table.add_column(col, justify="left" if col == "family" else "right")
+    for family in FAMILIES + ("all",):
+        runs = [r["learner"] for r in learned if family in ("all", r["family"])]
+        checks = [r["verify"] for r in supervised if r["verify"]["n"] and family in ("all", r["family"])]
+        med = lambda xs, k: statistics.median(x[k] for x in xs) if xs else 0   # noqa: E731
+        table.add_row(family, str(len(runs)), f"{med(runs, 'in'):.0f} / {med(runs, 'out'):.0f}",
+                      f"{med(runs, 'usd'):.6f}", str(len(checks)),
+                      f"{med(checks, 'in'):.0f} / {med(checks, 'out'):.0f}" if checks else "-",
+                      f"{med(checks, 'usd'):.6f}" if checks else "-",
+                      f"{med(checks, 'usd') / med(runs, 'usd'):.1%}" if checks and med(runs, "usd") else "-")
+    return table
 
 
 if __name__ == "__main__":

@@ -289,7 +289,14 @@ class TracesConfig(_Strict):
     ``enabled``: learn and follow traces.  ``follow_threshold``: the confidence
     (0..1) a trace needs to be followed; ``min_success_rate``: its success rate
     must be above this (both defaults are the learner-follower pattern's
-    published thresholds).  ``min_similarity``: cosine similarity (0..1) of the
+    published thresholds).  ``supervise_from``: the confidence (0..1) from
+    which a trace below ``follow_threshold`` is still replayed, **supervised**:
+    the learner tier then verifies the replay's outcome with one short call
+    (action ``verify_trace``) before the objective is done
+    (:mod:`swarmd.workers.follower`); default 0.75, the confidence of a new
+    trace (:data:`swarmd.memory.traces.NEW_CONFIDENCE`), so a trace is
+    replayed from its first match on; ``null``: never supervised, a trace
+    below the threshold is not replayed.  ``min_similarity``: cosine similarity (0..1) of the
     ``tokens-v1`` goal representations, parameters masked, for a trace to match
     a goal; ``min_embedding_similarity``: the same for the MiniLM embedding
     (default from the similarities measured in :data:`swarmd.memory.traces.MIN_EMBEDDING_SIMILARITY`).
@@ -297,6 +304,7 @@ class TracesConfig(_Strict):
 
     enabled: bool = True
     follow_threshold: float = Field(default=0.9, ge=0, le=1)
+    supervise_from: float | None = Field(default=0.75, ge=0, le=1)
     min_success_rate: float = Field(default=0.85, ge=0, le=1)
     min_similarity: float = Field(default=0.8, gt=0, le=1)
     min_embedding_similarity: float = Field(default=0.85, gt=0, le=1)

@@ -25,16 +25,18 @@ REPO = Path(__file__).resolve().parents[2]
 PRICES = (2.0, 10.0)
 
 
-def trace_config(api_url: str, planner: bool = True, fast_url: str | None = None, **traces):
+def trace_config(api_url: str, planner: bool = True, fast_url: str | None = None, quality_url: str | None = None,
+                 **traces):
     """The shipped config: LOCAL_FAST (``fast_url``: a fake Ollama) and
-    LOCAL_QUALITY on closed ports, API_FALLBACK the fake (``planner=False``:
-    on a closed port too); ``traces`` overrides."""
+    LOCAL_QUALITY (``quality_url``: a fake Ollama) on closed ports unless
+    given, API_FALLBACK the fake (``planner=False``: on a closed port too);
+    ``traces`` overrides."""
     data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
     common = {"context_window": 8192, "timeout_s": 5, "max_output_tokens": 256}
     data["tiers"] = {
         "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [fast_url or closed_port_url()],
                         "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
-        "LOCAL_QUALITY": [{"provider": "ollama", "model": "llama3.1:8b", "hosts": [closed_port_url()],
+        "LOCAL_QUALITY": [{"provider": "ollama", "model": "llama3.1:8b", "hosts": [quality_url or closed_port_url()],
                            "price_per_mtok_in": 0, "price_per_mtok_out": 0, **common}],
         "API_FALLBACK": [{"provider": "anthropic", "model": "claude-fake",
                           "base_url": api_url if planner else closed_port_url(),
@@ -56,9 +58,10 @@ class Runner:
     """Runs agent objectives through :func:`run_with_traces` against one fake
     and one trace store, applying each outcome's trace event as the daemon does."""
 
-    def __init__(self, tmp_path: Path, api: FakeAnthropic, fast_url: str | None = None, **traces):
+    def __init__(self, tmp_path: Path, api: FakeAnthropic, fast_url: str | None = None,
+                 quality_url: str | None = None, **traces):
         self.tmp_path, self.api = tmp_path, api
-        self.config = trace_config(api.url, fast_url=fast_url, **traces)
+        self.config = trace_config(api.url, fast_url=fast_url, quality_url=quality_url, **traces)
         self.store = TraceStore(tmp_path / "memory.db")
         self.audit = AuditBuffer()
         self.governor = Governor(load_policy(REPO / "policy.yaml"), audit=self.audit)
@@ -72,10 +75,11 @@ class Runner:
             (ws / name).write_text(text)
         return ws
 
-    def run(self, oid: str, goal: str, tags=(), config=None):
+    def run(self, oid: str, goal: str, tags=(), config=None, **fields):
+        """Run one objective (``fields``: more objective keys, e.g. ``strategy``, ``max_cost_usd``)."""
         router = Router(config or self.config)
         try:
-            out = run_with_traces({"id": oid, "action": "agent", "input": goal, "tags": list(tags)}, router,
+            out = run_with_traces({"id": oid, "action": "agent", "input": goal, "tags": list(tags), **fields}, router,
                                   self.governor, config or self.config, workspace_dir(self.tmp_path, oid),
                                   self.store)
         finally:

@@ -136,8 +136,8 @@ def test_a_hand_edited_trace_is_a_clear_error_and_never_used(runner, edit, probl
     assert (out.result["mode"], out.result["answer"]) == ("learner", "learner ran")
 
 
-def test_trace_below_the_follow_threshold_is_not_followed(tmp_path, api):
-    runner = Runner(tmp_path, api)                     # default traces.follow_threshold 0.9
+def test_trace_below_the_follow_threshold_is_not_followed_without_supervision(tmp_path, api):
+    runner = Runner(tmp_path, api, supervise_from=None)        # default traces.follow_threshold 0.9
     learn_version_trace(runner)
     runner.api.push(*learner("7.7.7"))
     runner.workspace("o8", {"VERSION.txt": "0.1.0\n"})

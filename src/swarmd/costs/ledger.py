@@ -8,10 +8,12 @@ Table ``ledger`` (in the store, ``memory.db`` by default)::
     latency_ms REAL, confidence REAL NULL,
     outcome TEXT  -- accepted | escalated | rejected | error
     error TEXT NULL,
-    mode TEXT NULL  -- learner | follower: a call of an agent objective run by
-                    -- the planner/agent loop, or a trace replay (tier TRACE,
-                    -- model <trace id>@v<version>, no model call, cost 0);
-                    -- see swarmd.workers.follower (migration 10)
+    mode TEXT NULL  -- learner | follower | supervised: a call of an agent
+                    -- objective run by the planner/agent loop, or a trace
+                    -- replay (tier TRACE, model <trace id>@v<version>, no
+                    -- model call, cost 0) with its slot fills, unsupervised
+                    -- or supervised (then with the verification call, action
+                    -- verify_trace); see swarmd.workers.follower (migration 10)
 
 ``outcome``: *accepted* the quality gate passed the answer; *escalated* it did
 not and a further tier was tried; *rejected* it did not and no tier was left;
@@ -46,6 +48,12 @@ from pathlib import Path
 from loguru import logger
 
 from swarmd.store.schema import open_db
+
+
+#: ``LedgerRow.mode`` of an agent objective's calls (see the module docstring)
+LEARNER, FOLLOWER, SUPERVISED = "learner", "follower", "supervised"
+#: the ``tier`` of a trace replay's row (no model call; :mod:`swarmd.workers.follower`)
+TRACE_TIER = "TRACE"
 
 
 @dataclass

@@ -7,7 +7,8 @@ pure-API cost of the same requests (their final call's tokens at the API
 tier's prices) and the savings; objectives finished in the window by state,
 unresolved by reason (``budget`` among them) and by routing strategy; agent runs by mode
 (``learner``: the planner and the agent loop on model tiers; ``follower``: a
-replayed execution trace) and the savings per trace (:func:`trace_savings`).
+replayed execution trace; ``supervised``: a replay verified by the learner
+tier, the verification call included) and the savings per trace (:func:`trace_savings`).
 Definitions: :mod:`swarmd.costs.ledger_data`.
 
 Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from swarmd.config import Config
+from swarmd.costs.ledger import FOLLOWER, SUPERVISED, TRACE_TIER
 from swarmd.costs.ledger_data import read_objectives, read_rows, summarize
 from swarmd.store.db import connect
 
@@ -44,19 +46,34 @@ def build_report(db_path: str | Path, config: Config, since_ts: float, until_ts:
 def trace_savings(db_path: str | Path, rows: list[dict]) -> list[dict]:
     """Savings per execution trace over ``rows`` (ledger rows of one window):
     for each ``<id>@v<version>`` replayed (rows of tier ``TRACE``, mode
-    ``follower``), ``{"trace", "goal", "followed", "failed", "learner_cost_usd",
-    "saved_usd"}``, where ``saved_usd`` = successful replays × the cost of the
-    learner run that made the trace (what the same goal cost with a model;
-    from the ``traces`` table).  Most saved first; ``[]`` without replays or
-    without a ``traces`` table (a JSONL export); a trace whose row cannot be
-    read counts with cost 0."""
+    ``follower`` or ``supervised``), ``{"trace", "goal", "followed",
+    "supervised", "failed", "learner_cost_usd", "replay_calls_usd",
+    "saved_usd"}``: successful unsupervised and supervised (verified)
+    replays, failed ones (a validation, a denial, a rejected verification);
+    ``replay_calls_usd``: what the model calls of those replays cost (rows of
+    the same objectives in mode ``follower``/``supervised`` other than the
+    ``TRACE`` row: slot fills, verifications, failed replays' included);
+    ``saved_usd`` = successful replays × the cost of the learner run that
+    made the trace (what the same goal cost with a model; from the ``traces``
+    table) − ``replay_calls_usd``.  Most saved first; ``[]`` without replays
+    or without a ``traces`` table (a JSONL export); a trace whose row cannot
+    be read counts with cost 0."""
+    replays = (FOLLOWER, SUPERVISED)
     counts: dict[str, list[int]] = {}
+    trace_of: dict[str | None, str] = {}
     for row in rows:
-        if row.get("mode") == "follower" and row.get("tier") == "TRACE":
-            ok_failed = counts.setdefault(row.get("model") or "?", [0, 0])
-            ok_failed[row["outcome"] != "accepted"] += 1
+        if row.get("mode") in replays and row.get("tier") == TRACE_TIER:
+            key = row.get("model") or "?"
+            trace_of[row.get("objective_id")] = key
+            ok_supervised_failed = counts.setdefault(key, [0, 0, 0])
+            ok_supervised_failed[2 if row["outcome"] != "accepted" else int(row["mode"] == SUPERVISED)] += 1
     if not counts:
         return []
+    calls = dict.fromkeys(counts, 0.0)
+    for row in rows:
+        key = trace_of.get(row.get("objective_id"))
+        if key is not None and row.get("mode") in replays and row.get("tier") != TRACE_TIER:
+            calls[key] += float(row.get("cost_usd") or 0.0)
     known: dict[str, tuple[str, float]] = {}
     try:
         conn = connect(db_path, readonly=True)
@@ -72,10 +89,11 @@ def trace_savings(db_path: str | Path, rows: list[dict]) -> list[dict]:
     except sqlite3.Error:
         pass
     out = []
-    for key, (ok, failed) in counts.items():
+    for key, (ok, supervised, failed) in counts.items():
         goal, cost = known.get(key, ("?", 0.0))
-        out.append({"trace": key, "goal": goal, "followed": ok, "failed": failed, "learner_cost_usd": cost,
-                    "saved_usd": ok * cost})
+        out.append({"trace": key, "goal": goal, "followed": ok, "supervised": supervised, "failed": failed,
+                    "learner_cost_usd": cost, "replay_calls_usd": calls[key],
+                    "saved_usd": (ok + supervised) * cost - calls[key]})
     return sorted(out, key=lambda t: -t["saved_usd"])
 
 
@@ -137,14 +155,15 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
                 [name, v["objectives"], v["done"], v["unresolved"], v["failed"], f"{v['cost_usd']:.6f}"]
                 for name, v in sorted(objectives["by_strategy"].items())])
     if report.get("by_mode"):
-        lines += ["", "## Agent objectives: learner and follower runs", ""]
+        lines += ["", "## Agent objectives: learner, follower and supervised runs", ""]
         lines += _table(["mode", "calls", "cost (USD)"], [
             [m, v["calls"], f"{v['cost_usd']:.6f}"] for m, v in sorted(report["by_mode"].items())])
     if report.get("traces"):
         lines += ["", "## Savings per execution trace", ""]
-        lines += _table(["trace", "goal", "followed", "failed", "learner cost (USD)", "saved (USD)"], [
-            [t["trace"], t["goal"][:60], t["followed"], t["failed"], f"{t['learner_cost_usd']:.6f}",
-             f"{t['saved_usd']:.6f}"] for t in report["traces"]])
+        lines += _table(["trace", "goal", "followed", "supervised", "failed", "learner cost (USD)",
+                         "replays' model calls (USD)", "saved (USD)"], [
+            [t["trace"], t["goal"][:60], t["followed"], t["supervised"], t["failed"], f"{t['learner_cost_usd']:.6f}",
+             f"{t['replay_calls_usd']:.6f}", f"{t['saved_usd']:.6f}"] for t in report["traces"]])
     if chart_name:
         lines += ["", f"![spend by action and calls by tier]({chart_name})"]
     lines += ["", "Definitions: a request's final call is its accepted or rejected row (or an error at its last "

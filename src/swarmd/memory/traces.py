@@ -51,7 +51,10 @@ Confidence (the pattern's rule, applied by :meth:`TraceStore.apply`): a new
 trace (or version) starts at 0.75; each successful replay (or a learner run
 that reproduced its steps exactly) ``c ← c + (1 − c)·0.1``; each failed
 replay ``c ← 0.7·c``.  A trace is followed when ``c ≥ traces.follow_threshold``
-and ``successes / runs > traces.min_success_rate`` (:meth:`TraceStore.match`).
+and ``successes / runs > traces.min_success_rate`` (:meth:`TraceStore.match`);
+with ``traces.supervise_from ≤ c < traces.follow_threshold`` it is followed
+supervised (the learner tier verifies the outcome; a verified replay is a
+success, a rejected one a failure: :mod:`swarmd.workers.follower`).
 
 Storage: table ``traces`` of the store's SQLite file (migration 8 of
 :mod:`swarmd.store.schema`), one row per ``(id, version)``; ``body`` is the
@@ -639,9 +642,12 @@ def _in_workspace(workspace: str | Path, path: str) -> bool:
 class Match:
     """A trace found for a goal: the stored trace, the goal's parameter
     ``values`` by name, the ``similarity``, and whether it may be followed
-    (``follow``) — else ``why`` not.  ``missing``: the trace's quoted
-    parameters the goal did not show as quoted text (a small model finds
-    them: :func:`quote_span`, then match again); empty for a full match."""
+    (``follow``) — else ``why`` not; ``supervised``: followed only under
+    supervision (its confidence is below the follow threshold but at least
+    the supervision floor: the replay's outcome must be verified).
+    ``missing``: the trace's quoted parameters the goal did not show as
+    quoted text (a small model finds them: :func:`quote_span`, then match
+    again); empty for a full match."""
 
     stored: StoredTrace
     values: dict[str, str]
@@ -649,6 +655,7 @@ class Match:
     follow: bool
     why: str | None = None
     missing: list[Param] = field(default_factory=list)
+    supervised: bool = False
 
 
 #: how far below ``min_similarity`` a goal missing quoted parameters may be
@@ -728,15 +735,18 @@ class TraceStore:
                 logger.warning("trace not used: {}", str(exc).replace("\n", "; "))
 
     def match(self, goal: str, min_similarity: float, follow_threshold: float, min_success_rate: float,
-              min_embedding_similarity: float = MIN_EMBEDDING_SIMILARITY) -> Match | None:
+              min_embedding_similarity: float = MIN_EMBEDDING_SIMILARITY,
+              supervise_from: float | None = None) -> Match | None:
         """The most similar usable trace for ``goal`` with compatible
         parameters (same names and path suffixes; values free of shell
         syntax, quotes and globs, not starting with ``-``: they are
         substituted into commands) and similarity ≥ its kind's threshold
         (``min_similarity`` for ``tokens-v1``, ``min_embedding_similarity``
         for the embedding: :func:`goal_similarity`; the best margin over the
-        threshold wins), or ``None``.  ``follow`` is True when its confidence ≥
-        ``follow_threshold`` and success rate > ``min_success_rate``."""
+        threshold wins), or ``None``.  ``follow`` is True when its success
+        rate > ``min_success_rate`` and its confidence ≥ ``follow_threshold``,
+        or (``supervised`` then True) ≥ ``supervise_from`` (``None``: no
+        supervised following)."""
         params = extract_params(goal)
         if any(_UNSAFE_VALUE.search(p.example) for p in params):
             return None
@@ -756,12 +766,14 @@ class TraceStore:
         if best is None:
             return None
         s = best.stored
-        if s.confidence < follow_threshold:
-            best.why = f"confidence {s.confidence:.3f} < traces.follow_threshold {follow_threshold}"
+        floor = follow_threshold if supervise_from is None else min(supervise_from, follow_threshold)
+        if s.confidence < floor:
+            best.why = f"confidence {s.confidence:.3f} < traces.follow_threshold {follow_threshold}" + (
+                f" and < traces.supervise_from {supervise_from}" if supervise_from is not None else "")
         elif not s.success_rate > min_success_rate:
             best.why = f"success rate {s.success_rate:.3f} <= traces.min_success_rate {min_success_rate}"
         else:
-            best.follow = True
+            best.follow, best.supervised = True, s.confidence < follow_threshold
         return best
 
     def _partial(self, params: list[Param], rep: dict[str, float], values: dict[str, str],

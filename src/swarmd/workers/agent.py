@@ -2,8 +2,11 @@
 
 One step:
 
-1. ask the router (action :data:`AGENT_ACTION`, output ``json``) for the next
-   step, given the objective and the transcript so far.  A reply that is not
+1. ask the router (action :data:`AGENT_ACTION`, output ``json``, under the
+   objective's routing ``strategy``: ``local_only`` never calls the API,
+   ``api_only`` only the API, ``local_fallback`` the API first and local
+   tiers when it did not answer) for the next step, given the objective and
+   the transcript so far.  A reply that is not
    JSON fails the quality gate and the router escalates to the next tier; a
    reply that is JSON of the wrong shape is told to the model as an invalid
    step; if no tier gives usable JSON the objective ends ``unresolved``;
@@ -48,7 +51,7 @@ from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
 from swarmd.objectives import AGENT_ACTION  # noqa: F401  (the action whose objectives run this loop)
-from swarmd.router import Router
+from swarmd.router import RequestError, Router
 from swarmd.router.prompts import MAX_INPUT_CHARS
 from swarmd.workers.parking import resolution_decision
 
@@ -218,8 +221,12 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
     while state["steps"] < cfg.max_steps:
         state["steps"] += 1
         n = state["steps"]
-        routed = router.route(AGENT_ACTION, render_input(goal, transcript, cfg.output_chars),
-                              objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"))
+        try:
+            routed = router.route(AGENT_ACTION, render_input(goal, transcript, cfg.output_chars), objective_id=oid,
+                                  request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
+                                  strategy=objective.get("strategy"))
+        except RequestError as exc:         # a strategy the agent action's chain cannot serve
+            return outcome("unresolved", f"no usable next step: {exc}")
         attempts.extend(routed.attempts_json())
         state["cost_usd"] += routed.cost_usd
         state["escalations"] += routed.escalations

@@ -13,30 +13,57 @@
    (:func:`swarmd.governor.execute.run_tool`) exactly as the agent loop runs
    a model's step, and checks each step's validations.  All pass: the
    objective is ``done`` with the trace's answer, filled; cost 0.
-2. A replay that fails a validation, or whose step the governor denies,
+2. **Supervised follower** — a trace whose confidence is below
+   ``traces.follow_threshold`` but at least ``traces.supervise_from``
+   (default 0.75, a new trace's confidence) is replayed the same way, and
+   when every step passed, the learner tier verifies the outcome with one
+   short call (:func:`verify`: action :data:`VERIFY_ACTION`, a ``yes_no``
+   over the goal, the replayed steps with their checks and outputs, cut,
+   and the answer).  ``yes``: the objective is ``done`` (a success for the
+   trace).  ``no``: the learner takes over from the last step, whose
+   transcript entry says the answer was not verified (a failure for the
+   trace, as a failed validation).  No usable verdict (a reply that is not
+   yes/no, every verifier unavailable or refused by a budget): not verified,
+   the learner takes over, the trace's confidence is left as it is (no
+   judgement was made; a learner run that reproduces the trace confirms it).
+3. A replay that fails a validation, or whose step the governor denies,
    hands over to the **learner** from that step: the agent loop continues
    with the replayed steps in its transcript (a denial counts towards
    ``governor.max_denials`` as in the loop).  A failed precondition means the
    trace does not apply: the learner starts from nothing, no penalty.  An
    ``ask`` parks the objective as the loop does; the resumed run is the learner's.
-3. **Learner** — the planner (:mod:`swarmd.workers.planner`) turns the goal
+4. **Learner** — the planner (:mod:`swarmd.workers.planner`) turns the goal
    into steps; without a plan the objective ends ``unresolved`` at once with
    the planner's reason.  The agent loop runs with the plan.  When it ends
    ``done`` and its last answer came from a tier able to plan (the chain of
    ``actions.plan``), the run is learned as a trace
    (:func:`swarmd.memory.traces.learn`).
 
+Every model call an agent objective makes (plan, agent steps, slot fills,
+verification) is routed with the objective's ``strategy`` (``cascade``,
+``local_only``, ``api_only``, ``local_fallback``: :data:`swarmd.config.STRATEGIES`;
+an objective without one uses each action's own), so ``local_only`` never
+reaches the API and ``api_only`` never a local model.  A strategy an action's
+chain cannot serve is that call's failure (no plan: ``unresolved``; no verdict:
+not verified; no slot value: the learner), never an exception.
+
 What happened to traces travels in :attr:`AgentOutcome.trace` (``{"follow":
 {"id", "version", "ok", "saved_usd"}, "learn": <trace JSON>,
 "min_similarity": x, "min_embedding_similarity": y}``) for the daemon to apply in its store transaction
 (:meth:`TraceStore.apply`); workers only read traces.  Ledger marking: every
-attempt dict carries ``mode`` (``learner``/``follower``); a replay adds one
-attempt of tier :data:`TRACE_TIER`, provider ``trace``, model ``<id>@v<version>``,
-cost 0.
+attempt dict carries ``mode`` (:data:`swarmd.costs.ledger.LEARNER` for the
+planner and the agent loop, :data:`~swarmd.costs.ledger.FOLLOWER` for an
+unsupervised replay and its slot fills, :data:`~swarmd.costs.ledger.SUPERVISED`
+for a supervised replay, its slot fills and its verification call, whose
+``action`` is :data:`VERIFY_ACTION`); a replay adds one attempt of tier
+:data:`swarmd.costs.ledger.TRACE_TIER`, provider ``trace``, model ``<id>@v<version>``, cost 0.
+A replay's ``saved_usd`` is the learner run's cost less what the replay's own
+model calls cost (slot fills, verification).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sqlite3
@@ -47,18 +74,23 @@ from pathlib import Path
 from loguru import logger
 
 from swarmd.config import Config
+from swarmd.costs.ledger import FOLLOWER, LEARNER, SUPERVISED, TRACE_TIER
 from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import run_tool
-from swarmd.memory.traces import (Match, NotLearnable, StoredTrace, TraceError, TraceStore, check, fill, learn,
-                                  quote_span)
-from swarmd.router import Router
+from swarmd.memory.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
+                                  StoredTrace, TraceError, TraceStore, Validation, check, fill, learn, quote_span)
+from swarmd.router import RequestError, Router
 from swarmd.workers.agent import AgentOutcome, record_run, run_agent
 from swarmd.workers.planner import PLAN_ACTION, make_plan
 
-#: the ledger tier of a replay (no model call)
-TRACE_TIER = "TRACE"
 #: the action whose (small) model copies free-text slot values from a goal
 FILL_ACTION = "fill_slot"
+#: the action whose model (the learner tier) verifies a supervised replay's outcome (``yes_no``)
+VERIFY_ACTION = "verify_trace"
+#: characters of a replayed step's arguments and of its output shown to the verifier: enough for
+#: the commands and the summary lines of bench/traces.py's chores, while one verification stays a
+#: small fraction of a learner run (that bench reports both)
+VERIFY_ARGS_CHARS, VERIFY_OUTPUT_CHARS = 120, 120
 #: most workspace entries listed before a learner run (for preconditions)
 _LIST_LIMIT = 2000
 
@@ -68,8 +100,9 @@ class Replay:
     """How a replay ended: ``status`` ``done`` | ``failed`` (a validation)
     | ``denied`` | ``ask`` | ``not_applicable`` (a precondition);
     ``transcript``: the steps that ran (agent-loop shape; a failed step has
-    ``check``); ``answer`` (done); ``reason``; ``pending`` (ask: ``(tool,
-    args, decision)``); ``latency_ms``."""
+    ``check``, a step's passed validations are listed in ``checked``);
+    ``answer`` (done); ``reason``; ``pending`` (ask: ``(tool, args,
+    decision)``); ``latency_ms``."""
 
     status: str
     transcript: list[dict] = field(default_factory=list)
@@ -114,15 +147,34 @@ def replay(stored: StoredTrace, values: dict[str, str], governor: Governor, work
         recorded = record_run(transcript, n, step.tool, args, res, output_chars)
         if not res.ran:
             return end("denied", reason=f"denied: {res.decision.rule} {res.decision.reason}")
+        passed = []
         for validation in step.expect:
+            known = set(vals)
             why = check(validation, res.output, res.exit_code, ws, vals)
             if why:
                 recorded["check"] = f"{validation.type}: {why}"
                 return end("failed", reason=f"step {n} ({step.tool}) {validation.type}: {why}")
+            passed.append(_passed(validation, vals, known))
+        if passed:
+            recorded["checked"] = "; ".join(passed)
     try:
         return end("done", answer=fill(trace.answer, vals))
     except KeyError as exc:
         return end("failed", reason=f"answer: no value for slot {exc}")
+
+
+def _passed(validation: Validation, values: dict[str, str], known: set[str]) -> str:
+    """A passed validation in a few words (``known``: the slot names before
+    it ran; an ``output_matches`` shows the values it captured)."""
+    if isinstance(validation, FileExists):
+        return f"file_exists {fill(validation.path, values)}"
+    if isinstance(validation, OutputContains):
+        return f"output_contains {fill(validation.text, values)!r}"
+    if isinstance(validation, OutputMatches):
+        return "output_matches " + ", ".join(f"{k}={v!r}" for k, v in values.items() if k not in known)
+    if isinstance(validation, JsonSchema):
+        return "json_schema" + (f" {fill(validation.path, values)}" if validation.path else "")
+    return f"exit_code {validation.equals}"
 
 
 def _words(command: str) -> int:
@@ -151,12 +203,83 @@ def _mark(attempts: list[dict], mode: str) -> list[dict]:
     return attempts
 
 
-def _trace_attempt(stored: StoredTrace, rep: Replay) -> dict:
+# --------------------------------------------------------------------------- verification
+
+
+@dataclass
+class Verification:
+    """The learner tier's verdict on a supervised replay: ``status``
+    ``verified`` | ``rejected`` (it answered no) | ``unverified`` (no usable
+    verdict: ``reason`` says why); ``attempts``: the router's attempts
+    (dicts, ``action`` :data:`VERIFY_ACTION`, ``mode`` ``supervised``);
+    ``cost_usd``: their cost (USD)."""
+
+    status: str
+    reason: str | None = None
+    attempts: list[dict] = field(default_factory=list)
+    cost_usd: float = 0.0
+
+
+def verify_input(goal: str, transcript: list[dict], answer: str) -> str:
+    """The verifier's input: the goal, the replay's answer, then each step:
+    tool and arguments (a single argument's value alone, e.g. a shell
+    command; else their JSON) cut at :data:`VERIFY_ARGS_CHARS`, the checks it
+    passed (its exit code when no check covers it), its output cut at
+    :data:`VERIFY_OUTPUT_CHARS`.  The answer comes before the steps, so the
+    action's ``input_max_chars`` cuts steps, never it."""
+    steps = []
+    for s in transcript:
+        args = s["args"]
+        shown = next(iter(args.values())) if len(args) == 1 else json.dumps(args, ensure_ascii=False)
+        checked = s.get("checked") or ""
+        status = f"checks ok: {checked}" if checked.startswith("exit_code") or "; exit_code " in checked else \
+            f"exit {s.get('exit_code')}" + (f"; checks ok: {checked}" if checked else "")
+        out = " ".join((s.get("output") or "").split())[:VERIFY_OUTPUT_CHARS]
+        steps.append(f"{s['n']}. {s['tool']}: {str(shown)[:VERIFY_ARGS_CHARS]}; {status}; output: {out or '(none)'}")
+    return f"Goal: {goal}\nAnswer: {answer}\nSteps: " + " ".join(steps)
+
+
+def verify(objective: dict, rep: Replay, router: Router) -> Verification:
+    """Ask the :data:`VERIFY_ACTION` action (the learner tier; see
+    ``llm_config.yaml``) whether ``rep`` — a replay that passed every step —
+    met ``objective``'s goal: one ``yes_no`` call over :func:`verify_input`,
+    with the objective's strategy and ``max_cost_usd``.  ``yes`` verifies,
+    ``no`` rejects; anything else (a reply the gate rejects, no tier
+    answering, a budget refusal, a strategy the action cannot serve) leaves
+    it unverified.  Never raises for model failures."""
+    oid = objective["id"]
+    try:
+        routed = router.route(VERIFY_ACTION, verify_input(objective["input"], rep.transcript, rep.answer or ""),
+                              objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
+                              strategy=objective.get("strategy"))
+    except RequestError as exc:
+        return Verification("unverified", f"cannot verify: {exc}")
+    attempts = [{**a, "action": VERIFY_ACTION, "mode": SUPERVISED} for a in routed.attempts_json()]
+    if routed.status != "accepted":
+        skipped = f" ({'; '.join(routed.skipped)})" if routed.skipped else ""
+        return Verification("unverified", f"no usable verdict: {routed.reason}{skipped}", attempts, routed.cost_usd)
+    if routed.answer == "yes":
+        return Verification("verified", None, attempts, routed.cost_usd)
+    return Verification("rejected", f"{routed.tier}/{routed.model} judged the answer wrong", attempts,
+                        routed.cost_usd)
+
+
+# --------------------------------------------------------------------------- running an objective
+
+
+def _trace_attempt(stored: StoredTrace, rep: Replay, mode: str, error: str | None) -> dict:
     return {"tier": TRACE_TIER, "provider": "trace", "model": f"{stored.id}@v{stored.version}",
             "answer": rep.answer, "confidence": stored.confidence, "tokens_in": 0, "tokens_out": 0,
-            "cost_usd": 0.0, "latency_ms": rep.latency_ms, "outcome": "accepted" if rep.status == "done" else "rejected",
-            "error": None if rep.status == "done" else rep.reason, "ts": time.time(), "scores": None,
-            "mode": "follower"}
+            "cost_usd": 0.0, "latency_ms": rep.latency_ms, "outcome": "rejected" if error else "accepted",
+            "error": error, "ts": time.time(), "scores": None, "mode": mode}
+
+
+def _match(traces: TraceStore, goal: str, config: Config) -> Match | None:
+    """:meth:`TraceStore.match` with the ``traces`` settings (supervised
+    following only when the config has :data:`VERIFY_ACTION`)."""
+    t = config.traces
+    return traces.match(goal, t.min_similarity, t.follow_threshold, t.min_success_rate, t.min_embedding_similarity,
+                        t.supervise_from if VERIFY_ACTION in config.actions else None)
 
 
 def run_with_traces(objective: dict, router: Router, governor: Governor, config: Config, workspace: Path,
@@ -165,75 +288,89 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
     docstring).  ``traces``: the trace store to match against (``None`` or
     ``traces.enabled: false``: always the learner).  Returns the
     :class:`AgentOutcome`, with ``trace`` set when traces were followed or
-    learned and ``result["mode"]`` = ``follower`` | ``learner``.  Never
-    raises for model, tool or trace-store failures (logged)."""
-    cfg, tcfg = config.governor, config.traces
+    learned and ``result["mode"]`` = ``follower`` | ``supervised`` |
+    ``learner``.  Never raises for model, tool or trace-store failures (logged)."""
     if resume is not None:
-        return _learned(run_agent(objective, router, governor, cfg, workspace, resume=resume), objective, config)
+        return _learned(run_agent(objective, router, governor, config.governor, workspace, resume=resume),
+                        objective, config)
     start: dict = {"learn": {"pre_existing": list_workspace(workspace)}}
-    follow_event = None
-    match, start_attempts = None, []
-    if traces is not None and tcfg.enabled:
+    follow_event, attempts = None, []
+    match = None
+    if traces is not None and config.traces.enabled:
         try:
-            match = traces.match(objective["input"], tcfg.min_similarity, tcfg.follow_threshold,
-                                 tcfg.min_success_rate, tcfg.min_embedding_similarity)
+            match = _match(traces, objective["input"], config)
             if match is not None and match.missing:
-                match, start_attempts = fill_missing(objective, match, router, traces, config)
+                match, attempts = fill_missing(objective, match, router, traces, config)
         except (sqlite3.Error, TraceError) as exc:
             logger.warning("objective {}: trace store unusable, running the learner: {}", objective["id"], exc)
-    fill_cost = sum(a["cost_usd"] for a in start_attempts)
     if match is not None and not match.follow:
         logger.info("objective {}: trace {} v{} matches (similarity {:.2f}) but is not followed: {}",
                     objective["id"], match.stored.id, match.stored.version, match.similarity, match.why)
     if match is not None and match.follow:
-        stored = match.stored
-        rep = replay(stored, match.values, governor, workspace, objective["id"], cfg.output_chars)
-        attempt = _trace_attempt(stored, rep)
-        logger.info("objective {}: followed trace {} v{}: {}{}", objective["id"], stored.id, stored.version,
-                    rep.status, f" ({rep.reason})" if rep.reason else "")
-        if rep.status == "done":
-            result = {"answer": rep.answer, "confidence": stored.confidence, "tier": TRACE_TIER,
-                      "model": attempt["model"], "cost_usd": fill_cost, "escalations": 0, "reason": None,
-                      "status": "done", "steps": len(rep.transcript), "mode": "follower",
-                      "trace": attempt["model"]}
-            event = {"follow": {"id": stored.id, "version": stored.version, "ok": True,
-                                "saved_usd": max(0.0, stored.trace.cost_usd - fill_cost)}}
-            return AgentOutcome("done", result, start_attempts + [attempt], {"transcript": rep.transcript}, None,
-                                event)
-        if rep.status == "ask":
-            out = AgentOutcome("awaiting_approval", {"status": "awaiting_approval", "reason": rep.reason,
-                                                     "answer": None, "cost_usd": fill_cost, "mode": "follower",
-                                                     "pending": {"tool": rep.pending[0], "args": rep.pending[1],
-                                                                 "rule": rep.pending[2].rule,
-                                                                 "reason": rep.pending[2].reason}},
-                               start_attempts + [attempt],
-                               {"transcript": rep.transcript, "steps": len(rep.transcript), "cost_usd": fill_cost,
-                                **start},
-                               rep.pending)
-            return out
-        if rep.status in ("failed", "denied"):
-            follow_event = {"follow": {"id": stored.id, "version": stored.version, "ok": False}}
-            start.update(transcript=rep.transcript, steps=len(rep.transcript),
-                         denials=1 if rep.status == "denied" else 0)
-            if rep.status == "denied" and cfg.max_denials <= 1:
-                result = {"answer": None, "confidence": None, "tier": TRACE_TIER, "model": attempt["model"],
-                          "cost_usd": fill_cost, "escalations": 0, "reason": rep.reason, "status": "failed",
-                          "steps": len(rep.transcript), "mode": "follower", "trace": attempt["model"]}
-                return AgentOutcome("failed", result, start_attempts + [attempt], {"transcript": rep.transcript},
-                                    None, follow_event)
-        start_attempts = start_attempts + [attempt]
+        ended, follow_event, attempts = _follow(objective, match, router, governor, config, workspace, start,
+                                                attempts)
+        if ended is not None:
+            return ended
+    spent = sum(a["cost_usd"] for a in attempts)
     plan = make_plan(objective, router)
-    plan_attempts = _mark(plan.attempts, "learner")
+    plan_attempts = _mark(plan.attempts, LEARNER)
     if plan.steps is None:
         result = {"answer": None, "confidence": None, "tier": plan.tier, "model": plan.model,
-                  "cost_usd": fill_cost + plan.cost_usd, "escalations": plan.escalations, "reason": plan.reason,
-                  "status": "unresolved", "steps": 0, "mode": "learner"}
-        return AgentOutcome("unresolved", result, start_attempts + plan_attempts, {}, None, follow_event)
-    start.update(plan=plan.steps, cost_usd=fill_cost + plan.cost_usd, escalations=plan.escalations)
-    out = run_agent(objective, router, governor, cfg, workspace, start=start)
-    out.attempts = start_attempts + plan_attempts + _mark(out.attempts, "learner")
+                  "cost_usd": spent + plan.cost_usd, "escalations": plan.escalations, "reason": plan.reason,
+                  "status": "unresolved", "steps": 0, "mode": LEARNER}
+        return AgentOutcome("unresolved", result, attempts + plan_attempts, {}, None, follow_event)
+    start.update(plan=plan.steps, cost_usd=spent + plan.cost_usd, escalations=plan.escalations)
+    out = run_agent(objective, router, governor, config.governor, workspace, start=start)
+    out.attempts = attempts + plan_attempts + _mark(out.attempts, LEARNER)
     out.trace = follow_event
     return _learned(out, objective, config)
+
+
+def _follow(objective: dict, match: Match, router: Router, governor: Governor, config: Config, workspace: Path,
+            start: dict, attempts: list[dict]) -> tuple[AgentOutcome | None, dict | None, list[dict]]:
+    """Replay ``match`` (supervised when ``match.supervised``); ``attempts``:
+    the slot fills made for it.  Returns ``(outcome, None, attempts)`` when
+    the objective ends here (done, parked, or failed by a denial with no
+    denial to spare), else ``(None, follow event or None, attempts)`` with
+    ``start`` updated for the learner to continue from the replayed steps."""
+    cfg, stored, oid = config.governor, match.stored, objective["id"]
+    mode = SUPERVISED if match.supervised else FOLLOWER
+    rep = replay(stored, match.values, governor, workspace, oid, cfg.output_chars)
+    verdict = verify(objective, rep, router) if rep.status == "done" and match.supervised else None
+    not_verified = verdict is not None and verdict.status != "verified"
+    attempt = _trace_attempt(stored, rep, mode, f"not verified: {verdict.reason}" if not_verified
+                             else None if rep.status == "done" else rep.reason)
+    attempts = _mark(attempts, mode) + [attempt] + (verdict.attempts if verdict else [])
+    spent = sum(a["cost_usd"] for a in attempts)
+    logger.info("objective {}: followed trace {} v{}{}: {}{}", oid, stored.id, stored.version,
+                " (supervised)" if match.supervised else "", rep.status,
+                f", {verdict.status}" if verdict else "", f" ({attempt['error']})" if attempt["error"] else "")
+    if rep.status == "done" and not not_verified:
+        result = {"answer": rep.answer, "confidence": stored.confidence, "tier": TRACE_TIER,
+                  "model": attempt["model"], "cost_usd": spent, "escalations": 0, "reason": None,
+                  "status": "done", "steps": len(rep.transcript), "mode": mode, "trace": attempt["model"]}
+        event = {"follow": {"id": stored.id, "version": stored.version, "ok": True,
+                            "saved_usd": max(0.0, stored.trace.cost_usd - spent)}}
+        return AgentOutcome("done", result, attempts, {"transcript": rep.transcript}, None, event), None, attempts
+    if rep.status == "ask":
+        result = {"status": "awaiting_approval", "reason": rep.reason, "answer": None, "cost_usd": spent,
+                  "mode": mode, "pending": {"tool": rep.pending[0], "args": rep.pending[1],
+                                            "rule": rep.pending[2].rule, "reason": rep.pending[2].reason}}
+        loop = {"transcript": rep.transcript, "steps": len(rep.transcript), "cost_usd": spent, **start}
+        return AgentOutcome("awaiting_approval", result, attempts, loop, rep.pending), None, attempts
+    if rep.status == "not_applicable":
+        return None, None, attempts
+    failed = {"follow": {"id": stored.id, "version": stored.version, "ok": False}}
+    if rep.status == "done":        # supervised, every step passed, the verdict not "yes"
+        rep.transcript[-1]["check"] = f"verification: {verdict.reason}"
+        failed = failed if verdict.status == "rejected" else None
+    start.update(transcript=rep.transcript, steps=len(rep.transcript), denials=int(rep.status == "denied"))
+    if rep.status == "denied" and cfg.max_denials <= 1:
+        result = {"answer": None, "confidence": None, "tier": TRACE_TIER, "model": attempt["model"],
+                  "cost_usd": spent, "escalations": 0, "reason": rep.reason, "status": "failed",
+                  "steps": len(rep.transcript), "mode": mode, "trace": attempt["model"]}
+        return AgentOutcome("failed", result, attempts, {"transcript": rep.transcript}, None, failed), None, attempts
+    return None, failed, attempts
 
 
 def fill_missing(objective: dict, match: Match, router: Router, traces: TraceStore,
@@ -245,15 +382,23 @@ def fill_missing(objective: dict, match: Match, router: Router, traces: TraceSto
     verbatim and safe) and match the quoted goal again at the full
     thresholds.  Returns the new :class:`Match` of the same trace (or
     ``None``) and the router's attempts (dicts marked ``action`` and ``mode``
-    ``follower``, for the ledger)."""
-    tcfg, goal, attempts = config.traces, objective["input"], []
+    ``follower``, for the ledger; the caller marks them ``supervised`` when
+    the replay is).  Routed with the objective's strategy; one the action
+    cannot serve gives no value."""
+    goal, attempts = objective["input"], []
     if FILL_ACTION not in config.actions:
         return None, attempts
     for param in match.missing:
-        routed = router.route(FILL_ACTION, f"Example goal: {match.stored.trace.goal} Example value: "
-                              f"{param.example} Goal: {goal}", objective_id=objective["id"],
-                              request_id=objective["id"], max_cost_usd=objective.get("max_cost_usd"))
-        attempts += [{**a, "action": FILL_ACTION, "mode": "follower"} for a in routed.attempts_json()]
+        try:
+            routed = router.route(FILL_ACTION, f"Example goal: {match.stored.trace.goal} Example value: "
+                                  f"{param.example} Goal: {goal}", objective_id=objective["id"],
+                                  request_id=objective["id"], max_cost_usd=objective.get("max_cost_usd"),
+                                  strategy=objective.get("strategy"))
+        except RequestError as exc:
+            logger.info("objective {}: no value for {} of trace {}: {}", objective["id"], param.name,
+                        match.stored.id, exc)
+            return None, attempts
+        attempts += [{**a, "action": FILL_ACTION, "mode": FOLLOWER} for a in routed.attempts_json()]
         lines = (routed.answer or "").strip().splitlines()
         quoted = quote_span(goal, lines[0].strip().strip("'\"`")) if routed.status == "accepted" and lines else None
         if quoted is None:
@@ -261,8 +406,7 @@ def fill_missing(objective: dict, match: Match, router: Router, traces: TraceSto
                         match.stored.id, routed.status, routed.answer)
             return None, attempts
         goal = quoted
-    again = traces.match(goal, tcfg.min_similarity, tcfg.follow_threshold, tcfg.min_success_rate,
-                         tcfg.min_embedding_similarity)
+    again = _match(traces, goal, config)
     if again is None or again.missing or again.stored.id != match.stored.id:
         return None, attempts
     return again, attempts
@@ -271,7 +415,7 @@ def fill_missing(objective: dict, match: Match, router: Router, traces: TraceSto
 def _learned(out: AgentOutcome, objective: dict, config: Config) -> AgentOutcome:
     """``out`` with ``result["mode"] = "learner"`` and, when it ended ``done``
     from a tier able to plan, the learned trace in ``out.trace["learn"]``."""
-    out.result["mode"] = "learner"
+    out.result["mode"] = LEARNER
     strong = config.chain_from(PLAN_ACTION) if PLAN_ACTION in config.actions else []
     if out.state != "done" or not config.traces.enabled or out.result.get("tier") not in strong:
         return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from swarmd.router import Router
+from swarmd.router import RequestError, Router
 
 #: the action that plans
 PLAN_ACTION = "plan"
@@ -66,20 +66,28 @@ def parse_plan(answer: str | None) -> tuple[list[str] | None, str | None]:
 
 def make_plan(objective: dict, router: Router) -> Plan:
     """Plan ``objective`` (an objective dict: ``id``, ``input``,
-    ``max_cost_usd``) with the router's ``plan`` action (see the module
-    docstring).  Never raises for model failures; a config without a ``plan``
-    action gives a :class:`Plan` without steps and that reason."""
+    ``max_cost_usd``, ``strategy``) with the router's ``plan`` action (see
+    the module docstring), under the objective's routing strategy
+    (``local_only``: local tiers only; ``api_only``: the API only;
+    ``local_fallback``: the API first, local tiers when it did not answer;
+    ``None``: the action's).  Never raises for model failures; a config
+    without a ``plan`` action, or a strategy the action's chain cannot serve,
+    gives a :class:`Plan` without steps and that reason."""
     if PLAN_ACTION not in router.config.actions:
         return Plan(None, "no tier able to plan: the config has no actions.plan")
-    oid = objective["id"]
-    routed = router.route(PLAN_ACTION, objective["input"], objective_id=oid, request_id=oid,
-                          max_cost_usd=objective.get("max_cost_usd"))
+    oid, strategy = objective["id"], objective.get("strategy")
+    try:
+        routed = router.route(PLAN_ACTION, objective["input"], objective_id=oid, request_id=oid,
+                              max_cost_usd=objective.get("max_cost_usd"), strategy=strategy)
+    except RequestError as exc:
+        return Plan(None, f"no tier able to plan: {exc}")
     attempts = [{**a, "action": PLAN_ACTION} for a in routed.attempts_json()]
     out = Plan(None, None, attempts, routed.cost_usd, routed.escalations, routed.tier, routed.model)
     if routed.status != "accepted":
-        tried = ", ".join(router.config.chain_from(PLAN_ACTION))
+        tried = ", ".join(tier for tier, _ in router.config.plan(PLAN_ACTION, strategy))
+        under = f" under strategy {strategy}" if strategy and strategy != "cascade" else ""
         skipped = f" ({'; '.join(routed.skipped)})" if routed.skipped else ""
-        out.reason = f"no tier able to plan (tried {tried}): {routed.reason}{skipped}"
+        out.reason = f"no tier able to plan (tried {tried}{under}): {routed.reason}{skipped}"
         return out
     out.steps, why = parse_plan(routed.answer)
     if out.steps is None:
