@@ -21,17 +21,31 @@ API_FALLBACK (no Ollama here):
   it answers the authors' label (``--noise``: that share of answers replaced
   by another label, drawn per message and seed).
 
-Memory off: the router as shipped.  Memory on: the same stream and budget
-(none), with the learning loop of ``swarmd.memory`` as the daemon runs it:
-teacher records, calibration audits at ``memory.audit_rate`` (5%),
-the answer cache, and a consolidation every ``--consolidate-every`` messages
-(refit of the gate with the risk bound ``quality.max_false_accept``).
+Three arms, same stream and budget (none):
+
+* ``off`` — the router as shipped, no learning memory;
+* ``on`` — the learning loop of ``swarmd.memory`` as the daemon runs it:
+  teacher records, calibration audits at ``memory.audit_rate`` (5%), the
+  answer cache, and a consolidation every ``--consolidate-every`` messages
+  (refit of the gate per prompt form with the risk bound
+  ``quality.max_false_accept``), with the fixed prompt only;
+* ``on+R`` — the same plus ``--k`` retrieved verified examples (``--mode``,
+  default hybrid) in LOCAL_FAST's prompt whenever a calibration for the
+  retrieved prompt form exists (shipped in ``llm_config.yaml`` or learned);
+  the vector index is synced after every message (the daemon does it every
+  10 s).  Retrieved prompts depend on the memory's contents, so they are
+  new prompts: the model scores them during the timed pass (their model
+  time is measured and subtracted from the router's time), and the score
+  file keeps them for the next run (keys are hashes of the whole prompt).
 
 Printed per 100-message window (medians over seeds): final accuracy, share
 answered without the teacher (tier LOCAL_FAST or MEMORY), teacher calls,
 cost (USD at the configured API prices), and the false-accept rate of
 locally accepted answers (wrong against the authors' label); then the
-issue's targets with the measured values.
+issue's targets with the measured values.  The false-accept target is judged
+per seed over messages 201-N (all locally accepted answers after message
+200); the worst 100-message window is printed as information (a window with
+few local answers has a wide error).
 """
 
 from __future__ import annotations
@@ -62,7 +76,7 @@ from rich.table import Table  # noqa: E402
 from swarmd.config import parse_config  # noqa: E402
 from swarmd.memory.audit import audit  # noqa: E402
 from swarmd.memory.consolidate import consolidate  # noqa: E402
-from swarmd.memory.gate import RouterMemory  # noqa: E402
+from swarmd.memory.gate import RouterMemory, open_retriever  # noqa: E402
 from swarmd.memory.outcomes import teacher_record  # noqa: E402
 from swarmd.memory.records import Memory, Verified  # noqa: E402
 from swarmd.router import Router  # noqa: E402
@@ -74,7 +88,7 @@ from swarmd.router.providers.base import Completion  # noqa: E402
 DATA = ROOT / "examples" / "commits-commitizen.jsonl"
 LABELS = ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test")
 LOCAL = ("LOCAL_FAST", "MEMORY")
-console = Console(highlight=False)
+console = Console(highlight=False, width=200)
 
 
 # --------------------------------------------------------------------------- the teacher
@@ -134,27 +148,48 @@ class Teacher:
 class ScoreReplay:
     """Provider factory: the embedded model scores each distinct prompt once
     (calibration off); every call then applies the prompt's calibration to
-    those scores, as the embedded provider does."""
+    those scores, as the embedded provider does (the first calibration that
+    applies to the model, label set and prompt form).
+
+    ``scores``: sha256 of (model, whole prompt) → (label log-probabilities,
+    tokens in); ``model_seconds`` / ``scored``: time and count of the prompts
+    scored by this process, per prompt form (their time is taken out of the
+    router's; :func:`time_forms` measures the model's speed per form)."""
 
     def __init__(self, path: Path | None = None):
         self.path = path
-        self.scores: dict[str, tuple[dict[str, float], int]] = {}
+        self.scores: dict[str, list] = {}
         if path and path.exists():
-            self.scores = {k: tuple(v) for k, v in json.loads(path.read_text()).items()}
+            self.scores = json.loads(path.read_text())
         self.loaded = len(self.scores)
-        self.model_seconds = 0.0
-        self._inner = None
+        self.model_seconds = {"fixed": 0.0, "retrieved": 0.0}
+        self.scored = {"fixed": 0, "retrieved": 0}
+        self.inner = None
 
     def save(self) -> None:
         """Keep the scores for the next run (``--scores``): the model is slow on a shared machine."""
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.scores))
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.scores))
+            tmp.replace(self.path)
+
+    def total_seconds(self) -> float:
+        return sum(self.model_seconds.values())
+
+    def model(self, model, cooldown_s=60.0):
+        """The real embedded model (loaded on first use)."""
+        if self.inner is None:
+            self.inner = make_provider(model, cooldown_s)
+        return self.inner
 
     def __call__(self, model, cooldown_s):
         if model.provider != "llama_cpp":
             return make_provider(model, cooldown_s)
         replay = self
+
+        def key_of(prompt) -> str:
+            return hashlib.sha256(f"{model.model}\0{prompt.prefix}{prompt.body}".encode()).hexdigest()
 
         class Replayed:
             kind = "llama_cpp"
@@ -163,24 +198,74 @@ class ScoreReplay:
                 self.model = model
 
             def classify(self, prompt):
-                key = hashlib.sha256(f"{model.model}\0{prompt.prefix}{prompt.body}".encode()).hexdigest()
+                key = key_of(prompt)
                 if key not in replay.scores:
-                    if replay._inner is None:
-                        replay._inner = make_provider(model, cooldown_s)
+                    inner = replay.model(model, cooldown_s)
                     start = time.perf_counter()
-                    c = replay._inner.classify(dataclasses.replace(prompt, calibration=()))
-                    replay.model_seconds += time.perf_counter() - start
-                    replay.scores[key] = (c.extra["label_logprobs"], c.tokens_in)
-                scores, tokens_in = replay.scores[key]
-                cal = next((c for c in prompt.calibration if c.applies(model.model, prompt.labels)), None)
+                    c = inner.classify(dataclasses.replace(prompt, calibration=()))
+                    replay.model_seconds[prompt.form] += time.perf_counter() - start
+                    replay.scored[prompt.form] += 1
+                    replay.scores[key] = [c.extra["label_logprobs"], c.tokens_in]
+                scores, tokens_in = replay.scores[key][:2]
+                cal = next((c for c in prompt.calibration if c.applies(model.model, prompt.labels, prompt.form)),
+                           None)
                 best, q, conf = label_decision(scores, cal, model.label_temperature)
                 return Completion(best, tokens_in, 1, 0.0, label_probs=q, confidence=conf if cal else None,
                                   extra={"label_logprobs": scores})
+
+            def classify_batch(self, prompts):
+                """The prompts not scored yet go to the real model in one batch
+                (shared prefix decoded once); then each is :meth:`classify`'d."""
+                keys = [key_of(p) for p in prompts]
+                todo = list({k: i for i, k in enumerate(keys) if k not in replay.scores}.values())
+                if todo:
+                    inner = replay.model(model, cooldown_s)
+                    start = time.perf_counter()
+                    got = inner.classify_batch([dataclasses.replace(prompts[i], calibration=()) for i in todo])
+                    took = time.perf_counter() - start
+                    for i, c in zip(todo, got):
+                        replay.model_seconds[prompts[i].form] += took / len(todo)
+                        replay.scored[prompts[i].form] += 1
+                        if not isinstance(c, Exception):
+                            replay.scores[keys[i]] = [c.extra["label_logprobs"], c.tokens_in]
+                return [self.classify(p) for p in prompts]
 
             def close(self):
                 pass
 
         return Replayed()
+
+
+def time_forms(items, replay: ScoreReplay, k: int, mode: str, n: int = 40) -> dict[str, float]:
+    """Median seconds per prompt of the real model in each prompt form, A/B
+    interleaved in this run: for ``n`` messages, the fixed prompt and the
+    prompt with ``k`` examples retrieved (``mode``) from a pool of the other
+    messages (verified), each scored in turn; retrieval included in the
+    retrieved form's time (as the router does it)."""
+    config = make_config("http://127.0.0.1:9", retrieval_examples=k, retrieval_mode=mode)
+    action, model = config.actions["classify"], config.tiers["LOCAL_FAST"][0]
+    inner = replay.model(model)
+    times = {"fixed": [], "retrieved": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = Memory(Path(tmp) / "memory.db")
+        memory.add_many([Verified("classify", LABELS, it["text"], it["label"], "human", objective_id=f"p{i}")
+                         for i, it in enumerate(items[n:])])
+        retriever = open_retriever(config, memory)
+        if retriever.embedder is not None:
+            retriever.sync_all()
+        inner.classify(dataclasses.replace(build_prompt(action, items[0]["text"], LABELS), calibration=()))
+        for it in items[:n]:
+            start = time.perf_counter()
+            inner.classify(dataclasses.replace(build_prompt(action, it["text"], LABELS), calibration=()))
+            times["fixed"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            examples = tuple((e.input, e.answer) for e in retriever.search("classify", LABELS, it["text"], k=k,
+                                                                            mode=mode))
+            inner.classify(dataclasses.replace(build_prompt(action, it["text"], LABELS, examples), calibration=()))
+            times["retrieved"].append(time.perf_counter() - start)
+        retriever.close()
+        memory.close()
+    return {form: statistics.median(t) for form, t in times.items()}
 
 
 def make_config(teacher_url: str, **memory):
@@ -198,43 +283,67 @@ def make_config(teacher_url: str, **memory):
 # --------------------------------------------------------------------------- one stream
 
 
-def run_stream(items, seed: int, noise: float, memory_on: bool, replay: ScoreReplay, every: int,
-               min_verified: int) -> dict:
-    """One pass over the stream; returns per-message outcomes and timings."""
+ARMS = ("off", "on", "on+R")
+
+
+def run_stream(items, seed: int, noise: float, arm: str, replay: ScoreReplay, every: int,
+               min_verified: int, k: int = 4, mode: str = "hybrid", batch: int = 8) -> dict:
+    """One pass over the stream in one arm (:data:`ARMS`), ``batch`` messages
+    at a time through :meth:`Router.route_many` (as the daemon batches label
+    objectives, ``daemon.batch_max``), the batch's records, audits and index
+    sync after it; returns per-message outcomes and timings (``route_s``
+    without the model time of prompts scored now)."""
     cleaned = {" ".join(it["text"].split())[:100]: it["label"] for it in items}
     teacher = Teacher(cleaned, noise, seed)
-    config = make_config(teacher.url, min_verified=min_verified)
+    memory_on, retrieval = arm != "off", arm == "on+R"
+    config = make_config(teacher.url, min_verified=min_verified, retrieval_examples=k if retrieval else 0,
+                         retrieval_mode=mode)
     order = list(items)
     random.Random(seed).shuffle(order)
     with tempfile.TemporaryDirectory() as tmp:
         memory = Memory(Path(tmp) / "memory.db") if memory_on else None
-        router = Router(config, provider_factory=replay, memory=RouterMemory(memory) if memory_on else None)
+        retriever = open_retriever(config, memory) if retrieval else None
+        gate = RouterMemory(memory, retriever=retriever, k=config.memory.retrieval_examples,
+                            mode=config.memory.retrieval_mode) if memory_on else None
+        router = Router(config, provider_factory=replay, memory=gate)
         rows, route_s, learn_s, consolidate_s = [], 0.0, 0.0, 0.0
-        for i, item in enumerate(order, 1):
-            oid = f"s{seed}-{i}"
+        for lo in range(0, len(order), batch):     # the daemon's batches: route_many, then records
+            chunk = order[lo:lo + batch]
+            oids = [f"s{seed}-{lo + j + 1}" for j in range(len(chunk))]
+            model_before = replay.total_seconds()
             start = time.perf_counter()
-            result = router.route("classify", item["text"], LABELS, objective_id=oid)
-            route_s += time.perf_counter() - start
-            audited = None
-            start = time.perf_counter()
-            if memory_on:       # in the daemon: records written from events, audits after the result
-                record = teacher_record("classify", item["text"], LABELS, result.attempts, oid)
-                if record is not None:
-                    memory.add(record)
-                audited = audit(router, {"id": oid, "action": "classify", "input": item["text"],
-                                         "labels": list(LABELS)}, result, config.memory.audit_rate)
-                if audited is not None:
-                    memory.add(audited[0])
-            learn_s += time.perf_counter() - start
-            teacher_calls = sum(a.tier == "API_FALLBACK" for a in result.attempts) + (audited is not None)
-            cost = result.cost_usd + (audited[1].cost_usd if audited else 0.0)
-            rows.append({"tier": result.tier, "status": result.status, "correct": result.answer == item["label"],
-                         "teacher_calls": teacher_calls, "cost": cost})
-            if memory_on and i % every == 0 and i < len(order):
+            results = router.route_many("classify", [it["text"] for it in chunk], LABELS, objective_ids=oids)
+            route_s += time.perf_counter() - start - (replay.total_seconds() - model_before)
+            for item, oid, result in zip(chunk, oids, results):
+                audited = None
                 start = time.perf_counter()
-                consolidate(memory, config)
+                if memory_on:       # in the daemon: records written from events, audits after the result
+                    record = teacher_record("classify", item["text"], LABELS, result.attempts, oid)
+                    if record is not None:
+                        memory.add(record)
+                    audited = audit(router, {"id": oid, "action": "classify", "input": item["text"],
+                                             "labels": list(LABELS)}, result, config.memory.audit_rate)
+                    if audited is not None:
+                        memory.add(audited[0])
+                learn_s += time.perf_counter() - start
+                teacher_calls = sum(a.tier == "API_FALLBACK" for a in result.attempts) + (audited is not None)
+                cost = result.cost_usd + (audited[1].cost_usd if audited else 0.0)
+                local = next((a for a in result.attempts if a.tier == "LOCAL_FAST"), None)
+                rows.append({"tier": result.tier, "status": result.status, "correct": result.answer == item["label"],
+                             "teacher_calls": teacher_calls, "cost": cost,
+                             "form": local.prompt if local is not None else None})
+            start = time.perf_counter()
+            if retriever is not None and retriever.embedder is not None:
+                retriever.sync_all()
+            learn_s += time.perf_counter() - start
+            done = lo + len(chunk)
+            if memory_on and done // every > lo // every and done < len(order):
+                start = time.perf_counter()
+                consolidate(memory, config, retriever)
                 consolidate_s += time.perf_counter() - start
         router.close()
+        if retriever is not None:
+            retriever.close()
         if memory:
             memory.close()
     teacher.close()
@@ -248,7 +357,8 @@ def window_stats(rows) -> dict:
             "no_teacher": sum(r["tier"] in LOCAL and r["status"] == "accepted" for r in rows) / len(rows),
             "teacher_calls": sum(r["teacher_calls"] for r in rows), "cost": sum(r["cost"] for r in rows),
             "false_accept": (sum(not r["correct"] for r in local) / len(local)) if local else None,
-            "local_accepted": len(local), "cache_hits": len(cache), "cache_right": sum(r["correct"] for r in cache)}
+            "local_accepted": len(local), "cache_hits": len(cache), "cache_right": sum(r["correct"] for r in cache),
+            "retrieved": sum(r["form"] == "retrieved" for r in rows) / len(rows)}
 
 
 def med(values):
@@ -308,6 +418,12 @@ def main(argv=None) -> int:
     ap.add_argument("--noise", default="0,0.15", help="teacher error rates to run, comma-separated")
     ap.add_argument("--consolidate-every", type=int, default=100)
     ap.add_argument("--min-verified", type=int, default=100)
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"arms to run, comma-separated (of {', '.join(ARMS)})")
+    ap.add_argument("--k", type=int, default=4, help="retrieved examples in the on+R arm (default 4)")
+    ap.add_argument("--mode", default="hybrid", choices=("vector", "bm25", "hybrid"))
+    ap.add_argument("--batch", type=int, default=8, help="messages routed together (route_many), as daemon.batch_max")
+    ap.add_argument("--time-items", type=int, default=40,
+                    help="messages timed A/B (fixed vs retrieved prompt) on the real model at the end (0 = none)")
     ap.add_argument("--synthetic", type=int, help="only time a consolidation of this many synthetic records")
     ap.add_argument("--scores", default=str(ROOT / "data" / "bench" / "learning-scores.json"),
                     help="file keeping the model's label scores between runs ('' = none)")
@@ -317,68 +433,112 @@ def main(argv=None) -> int:
     if args.synthetic:
         synthetic(args.synthetic)
         return 0
+    arms = [a for a in ARMS if a in args.arms.split(",")]
+    if "off" not in arms:
+        ap.error("--arms must include off (the baseline)")
     items = [json.loads(line) for line in DATA.read_text().splitlines()][:args.n]
     replay = ScoreReplay(Path(args.scores) if args.scores else None)
-    run_stream(items, 0, 0.0, False, replay, args.consolidate_every, args.min_verified)   # the model scores all
+    run_stream(items, 0, 0.0, "off", replay, args.consolidate_every, args.min_verified)   # the model scores all
     replay.save()
-    scored = len(replay.scores) - replay.loaded
-    if scored:
-        console.print(f"embedded model: {scored} prompts scored in {replay.model_seconds:.0f} s = "
-                      f"{scored / replay.model_seconds:.2f} items/s (then replayed in every timed pass)")
-    else:
-        console.print(f"embedded model: every prompt's scores read from {args.scores} (a previous run's)")
     summary = []
     for noise in [float(x) for x in args.noise.split(",")]:
-        runs = {False: [], True: []}
+        runs = {a: [] for a in arms}
         for seed in range(1, args.seeds + 1):
-            for memory_on in (False, True):
-                out = run_stream(items, seed, noise, memory_on, replay, args.consolidate_every, args.min_verified)
-                runs[memory_on].append(out)
+            for arm in arms:
+                runs[arm].append(run_stream(items, seed, noise, arm, replay, args.consolidate_every,
+                                            args.min_verified, args.k, args.mode, args.batch))
+                replay.save()
         windows = range(0, len(items), 100)
         table = Table(title=f"teacher noise {noise:.0%}: medians over {args.seeds} seeds per 100-message window "
-                            "(off → on)")
+                            f"({' → '.join(arms)})")
         for col in ("messages", "accuracy", "answered w/o teacher", "teacher calls", "cost USD",
-                    "false-accept of local answers", "max FA over seeds (on)"):
+                    "false-accept of local answers", "max FA over seeds", "retrieved-form share"):
             table.add_column(col)
-        per = {m: [[window_stats(r["rows"][w:w + 100]) for w in windows] for r in runs[m]] for m in (False, True)}
+        per = {a: [[window_stats(r["rows"][w:w + 100]) for w in windows] for r in runs[a]] for a in arms}
         for wi, w in enumerate(windows):
-            cell = lambda key, pct=False: " → ".join(fmt(med([s[wi][key] for s in per[m]]), pct) for m in (False, True))
-            worst = max((s[wi]["false_accept"] or 0.0) for s in per[True])
+            cell = lambda key, pct=False: " → ".join(fmt(med([s[wi][key] for s in per[a]]), pct) for a in arms)
+            worst = " → ".join(fmt(max((s[wi]["false_accept"] or 0.0) for s in per[a]), True) for a in arms)
             table.add_row(f"{w + 1}-{w + 100}", cell("accuracy", True), cell("no_teacher", True),
-                          cell("teacher_calls"), cell("cost"), cell("false_accept", True), fmt(worst, True))
+                          cell("teacher_calls"), cell("cost"), cell("false_accept", True), worst,
+                          cell("retrieved", True))
         console.print(table)
-        last = {m: [window_stats(r["rows"][-300:]) for r in runs[m]] for m in (False, True)}
-        after200 = max((window_stats(r["rows"][200:][w:w + 100])["false_accept"] or 0.0)
-                       for r in runs[True] for w in range(0, len(items) - 200, 100))
-        gain = med([on["no_teacher"] - off["no_teacher"] for on, off in zip(last[True], last[False])])
-        fa_on, fa_off = med([s["false_accept"] for s in last[True]]), med([s["false_accept"] for s in last[False]])
-        rate = {m: len(items) * len(runs[m]) / sum(r["route_s"] for r in runs[m]) for m in (False, True)}
-        right = sum(window_stats(r["rows"])["cache_right"] for r in runs[True])
-        all_hits = sum(window_stats(r["rows"])["cache_hits"] for r in runs[True])
-        learn_ms = 1000 * sum(r["learn_s"] for r in runs[True]) / (len(items) * len(runs[True]))
-        summary.append((noise, after200, gain, fa_on, fa_off, rate, all_hits, right,
-                        statistics.median(r["consolidate_s"] for r in runs[True]), learn_ms))
+        summary.append((noise, runs))
+    replay.save()
+    console.print(f"prompts scored by the model in this run: {replay.scored['fixed']} fixed, "
+                  f"{replay.scored['retrieved']} retrieved (the others read from {args.scores})")
+    seconds = time_forms(items, replay, args.k, args.mode, args.time_items) if args.time_items else {}
+    if seconds:
+        console.print(f"embedded model (Gemma 3 270M), {args.time_items} messages A/B interleaved, median s per prompt: "
+                      f"fixed {seconds['fixed']:.3f} ({1 / seconds['fixed']:.2f} items/s), with {args.k} retrieved "
+                      f"examples {seconds['retrieved']:.3f} ({1 / seconds['retrieved']:.2f} items/s, retrieval "
+                      f"included): {seconds['fixed'] / seconds['retrieved']:.2f}× "
+                      f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    summary = [(noise, {a: arm_summary(runs[a], runs["off"], len(items), seconds) for a in arms})
+               for noise, runs in summary]
+    alpha = make_config("http://127.0.0.1:9").quality.max_false_accept
     table = Table(title="targets (issue 10)")
-    for col in ("teacher noise", "target", "measured", "met"):
+    for col in ("teacher noise", "arm", "target", "measured", "met"):
         table.add_column(col)
-    for noise, after200, gain, fa_on, fa_off, rate, all_hits, right, cons, learn_ms in summary:
+    for noise, by_arm in summary:
         n = f"{noise:.0%}"
-        table.add_row(n, "after msg 200: local FA ≤ 15% in every seed and window (on)", fmt(after200, True),
-                      "yes" if after200 <= 0.15 else "no")
-        table.add_row(n, "last 300: answered w/o teacher, on − off ≥ +10 points", f"{100 * (gain or 0):+.1f} points",
-                      "yes" if (gain or 0) >= 0.10 else "no")
-        table.add_row(n, "last 300: local FA on ≤ off", f"{fmt(fa_on, True)} vs {fmt(fa_off, True)}",
-                      "yes" if (fa_on or 0) <= (fa_off or 0) else "no")
-        table.add_row(n, "router items/s on ≥ 0.7 × off (route() only, scores replayed)",
-                      f"{rate[True]:.0f} vs {rate[False]:.0f} = {rate[True] / rate[False]:.2f}×",
-                      "yes" if rate[True] >= 0.7 * rate[False] else "no")
-        table.add_row(n, "cache-tier hit precision ≥ 98%",
-                      f"{right}/{all_hits} = {fmt(right / all_hits if all_hits else None, True)}",
-                      "yes" if all_hits and right / all_hits >= 0.98 else "–")
-        table.add_row(n, "consolidation time per run (median s, ≤ 600 records)", f"{cons:.1f}", "")
-        table.add_row(n, "recording (teacher record, audit) per message, ms (daemon's work)", f"{learn_ms:.2f}", "")
+        for arm in arms:
+            if arm == "off":
+                continue
+            m = by_arm[arm]
+            table.add_row(n, arm, f"after msg 200: local FA ≤ {alpha:.0%} in every seed (msgs 201-{len(items)})",
+                          "max " + fmt(m["fa_after200_max"], True) + " (" +
+                          ", ".join(fmt(v, True) for v in m["fa_after200"]) + ")",
+                          "yes" if m["fa_after200_max"] <= alpha else "no")
+            table.add_row(n, arm, "  information: worst 100-message window after msg 200",
+                          fmt(m["worst_window"], True), "")
+            table.add_row(n, arm, "last 300: answered w/o teacher, arm − off ≥ +10 points",
+                          f"{100 * (m['gain'] or 0):+.1f} points", "yes" if (m["gain"] or 0) >= 0.10 else "no")
+            table.add_row(n, arm, "last 300: local FA arm ≤ off", f"{fmt(m['fa'], True)} vs {fmt(m['fa_off'], True)}",
+                          "yes" if (m["fa"] or 0) <= (m["fa_off"] or 0) else "no")
+            table.add_row(n, arm, "router items/s arm ≥ 0.7 × off (route() only, scores replayed)",
+                          f"{m['rate']:.0f} vs {m['rate_off']:.0f} = {m['rate'] / m['rate_off']:.2f}×",
+                          "yes" if m["rate"] >= 0.7 * m["rate_off"] else "no")
+            if seconds:
+                table.add_row(n, arm, "  items/s with the model's median time per prompt of its form added",
+                              f"{m['rate_model']:.2f} vs {m['rate_model_off']:.2f} = "
+                              f"{m['rate_model'] / m['rate_model_off']:.2f}×",
+                              "yes" if m["rate_model"] >= 0.7 * m["rate_model_off"] else "no")
+            table.add_row(n, arm, "cache-tier hit precision ≥ 98%",
+                          f"{m['cache_right']}/{m['cache_hits']} = "
+                          f"{fmt(m['cache_right'] / m['cache_hits'] if m['cache_hits'] else None, True)}",
+                          "yes" if m["cache_hits"] and m["cache_right"] / m["cache_hits"] >= 0.98 else "–")
+            table.add_row(n, arm, "consolidation time per run (median s, ≤ 600 records)", f"{m['consolidate_s']:.1f}", "")
+            table.add_row(n, arm, "recording (teacher record, audit, index sync) per message, ms",
+                          f"{m['learn_ms']:.2f}", "")
     console.print(table)
     return 0
+
+
+def arm_summary(runs: list[dict], off: list[dict], n: int, seconds: dict[str, float]) -> dict:
+    """The targets' numbers of one arm's runs (one per seed) against the same
+    seeds' ``off`` runs; ``seconds``: the model's time per prompt of each form
+    (:func:`time_forms`; empty: not measured)."""
+    def with_model(rs):
+        return n * len(rs) / sum(r["route_s"] + sum(seconds.get(row["form"], 0.0) for row in r["rows"]
+                                                    if row["form"]) for r in rs)
+
+    last = [window_stats(r["rows"][-300:]) for r in runs]
+    last_off = [window_stats(r["rows"][-300:]) for r in off]
+    after = [window_stats(r["rows"][200:])["false_accept"] or 0.0 if n > 200 else 0.0 for r in runs]
+    whole = [window_stats(r["rows"]) for r in runs]
+    return {
+        "fa_after200": after, "fa_after200_max": max(after),
+        "worst_window": max((window_stats(r["rows"][200:][w:w + 100])["false_accept"] or 0.0)
+                            for r in runs for w in range(0, n - 200, 100)) if n > 200 else 0.0,
+        "gain": med([a["no_teacher"] - b["no_teacher"] for a, b in zip(last, last_off)]),
+        "fa": med([s["false_accept"] for s in last]), "fa_off": med([s["false_accept"] for s in last_off]),
+        "rate": n * len(runs) / sum(r["route_s"] for r in runs),
+        "rate_off": n * len(off) / sum(r["route_s"] for r in off),
+        "rate_model": with_model(runs), "rate_model_off": with_model(off),
+        "cache_hits": sum(s["cache_hits"] for s in whole), "cache_right": sum(s["cache_right"] for s in whole),
+        "consolidate_s": statistics.median(r["consolidate_s"] for r in runs),
+        "learn_ms": 1000 * sum(r["learn_s"] for r in runs) / (n * len(runs)),
+    }
 
 
 if __name__ == "__main__":

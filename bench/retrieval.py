@@ -54,6 +54,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -248,8 +249,10 @@ def bench_ann(items, embedder, n: int, n_queries: int, workdir: Path) -> list[di
 
 # --------------------------------------------------------------------------- 4. Gemma with retrieved examples
 
-def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, seed: int) -> dict:
+def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, seed: int,
+                scores_path: Path | None = None) -> dict:
     import dataclasses
+    import hashlib
 
     from swarmd.config import LabelCalibration, load_config
     from swarmd.memory.embed import MODEL_ID
@@ -275,10 +278,14 @@ def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, 
     retriever = Retriever(memory, embedder, lambda name, dim: open_index(name, dim, data_dir=workdir / "g",
                                                                          model_id=MODEL_ID))
     retriever.sync("classify", labels)
-    provider = LlamaCppProvider(model)
-    provider.classify(build_prompt(action, "warm-up", labels))
+    provider = None
+    cache = json.loads(scores_path.read_text()) if scores_path and scores_path.exists() else {}
 
     def score(batch, retrieved: bool):
+        """Label scores of ``batch`` in one prompt form; a prompt scored by an
+        earlier run (``scores_path``, keyed by a hash of the whole prompt) is
+        not scored again, and its time is not counted."""
+        nonlocal provider
         rows, times, reused = [], [], []
         for it in batch:
             start = time.perf_counter()
@@ -287,10 +294,20 @@ def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, 
                 examples = tuple((e.input, e.answer) for e in retriever.search("classify", labels, it["text"],
                                                                                 k=k, mode=mode))
             prompt = dataclasses.replace(build_prompt(action, it["text"], labels, examples), calibration=())
-            c = provider.classify(prompt)
-            times.append(time.perf_counter() - start)
-            reused.append(provider.last_reused_tokens / max(1, c.tokens_in))
-            rows.append(c.extra["label_logprobs"])
+            key = hashlib.sha256(f"{model.model}\0{prompt.text}".encode()).hexdigest()
+            if key not in cache:
+                if provider is None:
+                    provider = LlamaCppProvider(model)
+                    provider.classify(build_prompt(action, "warm-up", labels))
+                    start = time.perf_counter()
+                c = provider.classify(prompt)
+                times.append(time.perf_counter() - start)
+                reused.append(provider.last_reused_tokens / max(1, c.tokens_in))
+                cache[key] = c.extra["label_logprobs"]
+            rows.append(cache[key])
+        if scores_path:
+            scores_path.parent.mkdir(parents=True, exist_ok=True)
+            scores_path.write_text(json.dumps(cache))
         return rows, times, reused
 
     out = {"n_test": len(test), "n_pool": len(pool), "k": k, "mode": mode, "model": model.model}
@@ -306,14 +323,15 @@ def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, 
         conf = [d[2] for d in decided]
         accepted = [c >= 0.7 for c in conf]
         n_acc = sum(accepted)
-        chunks = [len(times[s:s + 25]) / sum(times[s:s + 25]) for s in range(0, len(times), 25)]
+        chunks = [len(times[s:s + 25]) / sum(times[s:s + 25]) for s in range(0, len(times), 25)] or [float("nan")]
         out[form] = {
             "raw_accuracy": sum(a == it["label"] for a, it in zip(raw, test)) / len(test),
             "accuracy": sum(correct) / len(test), "auroc": auroc(conf, correct),
             "accepted_accuracy": sum(c for c, a in zip(correct, accepted) if a) / n_acc if n_acc else float("nan"),
             "coverage": n_acc / len(test), "items_per_s": statistics.median(chunks),
-            "overall_items_per_s": len(test) / sum(times), "reused_share": statistics.median(reused),
-            "calibration": fit}
+            "overall_items_per_s": len(times) / sum(times) if times else float("nan"),
+            "reused_share": statistics.median(reused) if reused else float("nan"),
+            "scored_now": len(times), "calibration": {"model": model.model, "prompt": form, **fit}}
         if form == "fixed":       # the shipped calibration (fitted on messages 0-299 in the fixed form)
             shipped = [label_decision(r, action.label_calibration[0]) for r in rows]
             out["fixed"]["shipped_accuracy"] = sum(d[0] == it["label"] for d, it in zip(shipped, test)) / len(test)
@@ -336,6 +354,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-test", type=int, default=150, help="held-out test messages for --gemma (default 150)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    parser.add_argument("--scores", default=str(ROOT / "data" / "bench" / "retrieval-gemma-scores.json"),
+                        help="file keeping Gemma's label scores per prompt between runs ('' = none)")
     parser.add_argument("--ann-worker", nargs=3, metavar=("LIB", "NPZ", "QUERIES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ann_worker:
@@ -392,7 +412,8 @@ def main(argv=None) -> int:
                               f"{r['recall10']:.3f}")
             console.print(t)
         if args.gemma or args.only_gemma:
-            g = results["gemma"] = bench_gemma(items, embedder, work, args.k, args.mode, args.n_test, args.seed)
+            g = results["gemma"] = bench_gemma(items, embedder, work, args.k, args.mode, args.n_test, args.seed,
+                                               Path(args.scores) if args.scores else None)
             t = Table(title=f"{g['model']}: fixed prompt vs + {g['k']} retrieved examples ({g['mode']}), "
                             f"{g['n_test']} held-out messages, pool {g['n_pool']}, calibration fitted per form on the pool")
             for col in ("prompt", "raw acc.", "calibrated acc.", "AUROC", "acc. at conf ≥ 0.7", "coverage",
@@ -406,7 +427,13 @@ def main(argv=None) -> int:
                           f"{r['reused_share']:.2f}")
             console.print(t)
             console.print(f"shipped calibration on the fixed prompt: accuracy {g['fixed']['shipped_accuracy']:.3f}; "
-                          f"items/s retrieved / fixed: {g['retrieved']['items_per_s'] / g['fixed']['items_per_s']:.2f}×")
+                          f"items/s retrieved / fixed: {g['retrieved']['items_per_s'] / g['fixed']['items_per_s']:.2f}× "
+                          f"(prompts scored in this run: {g['fixed']['scored_now']} fixed, "
+                          f"{g['retrieved']['scored_now']} retrieved; the others read from {args.scores})")
+            cal = {k: (round(v, 4) if isinstance(v, float) else {l: round(x, 4) for l, x in v.items()}
+                       if isinstance(v, dict) else v) for k, v in g["retrieved"]["calibration"].items()}
+            console.print("label_calibration entry for the retrieved form (fitted on the pool):")
+            print(yaml.safe_dump([cal], sort_keys=False, default_flow_style=None, width=200))
     if args.json:
         print(json.dumps(results, default=float))
     return 0

@@ -44,21 +44,22 @@ def test_risk_threshold_stops_at_the_first_threshold_whose_bound_fails():
     assert utility([0.9, 0.9], [True, False], 0.8, alpha=0.2) == pytest.approx(1 - 4)
 
 
-def _biased_records(n, seed=0, oid="o"):
-    """A small model that over-predicts 'test' (as Gemma 270M does on unseen
-    repositories): raw answers mostly wrong, but its scores carry the signal."""
+def _biased_records(n, seed=0, oid="o", prior="test", prompt=None):
+    """A small model that over-predicts ``prior`` (as Gemma 270M does 'test'
+    on unseen repositories): raw answers mostly wrong, but its scores carry
+    the signal; ``prompt``: the prompt form recorded."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         truth = rng.choice(LABELS)
         scores = {l: math.log(0.05) + rng.gauss(0, 0.3) for l in LABELS}
-        scores["test"] += 2.5                           # the prior towards 'test'
+        scores[prior] += 2.5                            # the prior towards one label
         scores[truth] += rng.choice([0.0, 2.0, 6.0])    # no, weak or clear evidence
         local, q, confidence = label_decision(scores)
         out.append(Verified("classify", LABELS, f"message {seed}-{i} {rng.random()}", truth, "human",
                             objective_id=f"{oid}{seed}-{i}", model="small", local_tier="LOCAL_FAST",
                             local_answer=local, local_confidence=confidence, local_accepted=confidence >= 0.7,
-                            local_scores=scores))
+                            local_scores=scores, local_prompt=prompt))
     return out
 
 
@@ -71,9 +72,27 @@ def test_a_refit_that_is_better_on_held_out_records_becomes_the_active_gate(memo
     assert before.false_accept > 0.3                    # the raw gate at 0.7 is dishonest ...
     assert group.utility_old < 0 < group.utility_new and group.swapped
     assert group.held_out_false_accept <= 0.15 and group.held_out_coverage > 0.2   # ... the refit one is not
-    cal, threshold, version = GateBook(memory).active()[("classify", ",".join(LABELS), "small")]
+    cal, threshold, version = GateBook(memory).active()[("classify", ",".join(LABELS), "small", "fixed")]
     assert version == group.version and threshold == group.threshold < 1
     assert cal.bias["test"] < min(v for k, v in cal.bias.items() if k != "test") - 1   # learned the prior
+
+
+def test_each_prompt_form_gets_its_own_refit_from_its_own_records(memory):
+    # the same model scores differently in the two forms: a prior towards 'test' in the
+    # fixed form (records from before forms were recorded: NULL), towards 'docs' with retrieved examples
+    memory.add_many(_biased_records(400, seed=0, oid="f") + _biased_records(400, seed=1, oid="r", prior="docs",
+                                                                             prompt="retrieved"))
+    report = consolidate(memory, _config())
+    assert sorted((g.prompt, g.trained_on + g.held_out) for g in report.groups) == [("fixed", 400), ("retrieved", 400)]
+    active = GateBook(memory).active()
+    key = ",".join(LABELS)
+    fixed, retrieved = active[("classify", key, "small", "fixed")][0], active[("classify", key, "small", "retrieved")][0]
+    assert (fixed.prompt, retrieved.prompt) == ("fixed", "retrieved")
+    assert min(fixed.bias, key=fixed.bias.get) == "test" and min(retrieved.bias, key=retrieved.bias.get) == "docs"
+    cals, thresholds = GateBook(memory).learned("classify", LABELS)
+    assert {c.prompt for c in cals} == {"fixed", "retrieved"} and set(thresholds) == {("small", "fixed"),
+                                                                                        ("small", "retrieved")}
+    assert {s.prompt: s.verified for s in gate_stats(memory)} == {"fixed": 400, "retrieved": 400}
 
 
 def test_a_refit_that_would_make_the_gate_worse_is_not_swapped_in(memory):

@@ -128,11 +128,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"records": total, "gates": [r.to_json() for r in rows]}))
         return EXIT_OK
-    t = table("action", "labels", "tier", "model", "verified", "accepted", "false_accept", "95% upper",
+    t = table("action", "labels", "tier", "model", "prompt", "verified", "accepted", "false_accept", "95% upper",
               "coverage", "threshold", title=f"quality gate on verified answers ({total} records)")
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"
     for r in rows:
-        t.add_row(r.action, r.labels, r.tier or "", r.model, str(r.verified), str(r.accepted), pct(r.false_accept),
+        t.add_row(r.action, r.labels, r.tier or "", r.model, r.prompt, str(r.verified), str(r.accepted), pct(r.false_accept),
                   pct(r.false_accept_upper), pct(r.coverage), "–" if r.threshold is None else
                   ("never" if r.threshold > 1 else f"{r.threshold:.3f}"))
     out.print(t)

@@ -76,7 +76,7 @@ from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
 from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, validate
 from swarmd.paths import db_path
-from swarmd.daemon.memory_jobs import register_memory_jobs, schedule_consolidation
+from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
 from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
 from swarmd.store.objectives import Store
@@ -167,6 +167,8 @@ class Daemon:
         self.consumer = consumer or f"{socket.gethostname()}"
         self.store = Store(db_path(data_dir, config.storage.db))
         self.memory = Memory(db_path(data_dir, config.storage.db))
+        #: the vector index of retrieved examples, kept up to date by the memory jobs
+        self.vectors = VectorSync(self)
         self.governor, self.policy_error = self._load_governor(config)
         self.queues = {name: parking.queue(name, redis) for name in K.QUEUES}
         self.started_at = time.time()
@@ -686,4 +688,5 @@ class Daemon:
         except Exception:
             logger.exception("final drain failed")
         self.store.close()
+        self.vectors.close()
         self.memory.close()

@@ -8,9 +8,14 @@ by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
 2. **Value** — every record's :func:`~swarmd.memory.outcomes.value_score`
    (template counts taken over all records).
 3. **Prune** — beyond ``memory.max_records``, delete the lowest-valued (then oldest).
-4. **Refit the gate** per (action, label set, model) of the judged local
-   answers, from records with a known answer — with at least
-   ``memory.min_verified`` of them (else the gate in use stays):
+4. **Refit the gate** per (action, label set, model, prompt form) of the
+   judged local answers, from records with a known answer — with at least
+   ``memory.min_verified`` of them (else the gate in use stays).  The prompt
+   form (``fixed``, or ``retrieved`` with retrieved verified examples in the
+   prompt; :attr:`Verified.local_prompt`) is part of the key because a model
+   scores one input differently in each: a calibration fitted on one form's
+   scores says little about the other's (issue 10: the fixed-form
+   calibration accepted 67% of retrieved-form answers, 37% of them right):
 
    * split by a stable hash of the normalised input: 30% held out, 70% train;
    * a model that gave label scores gets a new calibration
@@ -26,8 +31,8 @@ by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
    * records are weighted by their inverse inclusion probability
      (:func:`record_weight`: an audit stands for ``1 / memory.audit_rate``
      accepted answers), in the threshold's bound and in the utilities;
-   * the candidate and the gate in use (active learned calibration, else the
-     configured one, with its threshold) are scored on the held-out part by
+   * the candidate and the gate in use (active learned calibration of that
+     form, else the configured one fitted on that form, with its threshold) are scored on the held-out part by
      :func:`utility`; the candidate becomes active only when it scores
      strictly better.  Both numbers are logged and stored with the candidate
      (every candidate is kept as a version, active or not).
@@ -54,17 +59,20 @@ HELD_OUT_PERCENT = 30
 FOLDS = 5
 #: records of one group a calibration is fitted on at most (the newest); keeps a refit within seconds
 FIT_MAX = 2000
+#: the smallest label-score scale a refit keeps (LabelCalibration requires > 0)
+MIN_SCALE = 1e-3
 
 
 @dataclass
 class GroupReport:
-    """The refit of one (action, label set, model): sizes, held-out utilities
+    """The refit of one (action, label set, model, prompt form): sizes, held-out utilities
     (new candidate and gate in use), the candidate's threshold and held-out
     false-accept rate and coverage, whether it was swapped in, and why."""
 
     action: str
     labels: str
     model: str
+    prompt: str
     trained_on: int
     held_out: int
     threshold: float | None = None
@@ -79,7 +87,8 @@ class GroupReport:
 
 @dataclass
 class Report:
-    """What one consolidation did; ``seconds`` is wall time."""
+    """What one consolidation did; ``seconds`` is wall time; ``indexed``:
+    verified records embedded into the vector index afterwards."""
 
     records_before: int
     duplicates_removed: int
@@ -87,6 +96,7 @@ class Report:
     records_after: int
     groups: list[GroupReport] = field(default_factory=list)
     seconds: float = 0.0
+    indexed: int = 0
 
     def to_json(self) -> dict:
         """Plain dict (for ``--json``)."""
@@ -163,11 +173,15 @@ def _decide(records: list[Verified], labels: list[str], cal: LabelCalibration | 
     return np.array([o[2] for o in out]), np.array([o[0] == r.answer for o, r in zip(out, records)])
 
 
-def _fit(records: list[Verified], labels: list[str], model: str) -> LabelCalibration:
+def _fit(records: list[Verified], labels: list[str], model: str, form: str) -> LabelCalibration:
     recent = records[-FIT_MAX:]
     scores = np.array([[r.local_scores[l] for l in labels] for r in recent])
     truth = [labels.index(r.answer) for r in recent]
-    return LabelCalibration(model=model, **fit_label_calibration(scores, truth, labels))
+    fit = fit_label_calibration(scores, truth, labels)
+    # a handful of records can fit a scale <= 0 (scores anti-correlated with the answers):
+    # kept just above 0, the calibration ignores the scores and its confidences stay low
+    fit["scale"] = max(fit["scale"], MIN_SCALE)
+    return LabelCalibration(model=model, prompt=form, **fit)
 
 
 # --------------------------------------------------------------------------- steps
@@ -210,22 +224,22 @@ def score_and_prune(memory: Memory, max_records: int) -> int:
     return cur.rowcount
 
 
-def current_gate(config: Config, book: GateBook, action: str, key: str,
-                 model: str) -> tuple[LabelCalibration | None, float]:
+def current_gate(config: Config, book: GateBook, action: str, key: str, model: str,
+                 form: str = "fixed") -> tuple[LabelCalibration | None, float]:
     """The gate in use for one group: the active learned (calibration,
-    threshold), else the configured calibration for that model and label set
-    (if any) with the action's configured threshold."""
-    active = book.active().get((action, key, model))
+    threshold), else the configured calibration for that model, label set and
+    prompt form (if any) with the action's configured threshold."""
+    active = book.active().get((action, key, model, form))
     if active is not None:
         return active[0], active[1]
     labels = tuple(key.split(",")) if key else ()
-    shipped = next((c for c in config.actions[action].label_calibration if c.applies(model, labels)), None) \
+    shipped = next((c for c in config.actions[action].label_calibration if c.applies(model, labels, form)), None) \
         if action in config.actions else None
     return shipped, config.quality.threshold_for(action) if action in config.actions else config.quality.threshold
 
 
 def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key: str, model: str,
-                records: list[Verified]) -> GroupReport:
+                records: list[Verified], form: str = "fixed") -> GroupReport:
     """Step 4 for one group (see the module docstring); writes the candidate
     version and, when it is better on held-out records, activates it."""
     alpha = config.quality.max_false_accept
@@ -234,7 +248,7 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
     cols = labels if scored else []
     train = [r for r in records if not _held_out(r)]
     test = [r for r in records if _held_out(r)]
-    report = GroupReport(action, key, model, len(train), len(test))
+    report = GroupReport(action, key, model, form, len(train), len(test))
     if len(records) < config.memory.min_verified or len(train) < FOLDS or not test:
         report.note = f"{len(records)} usable verified records < memory.min_verified {config.memory.min_verified}; " \
                       "gate in use kept"
@@ -245,11 +259,11 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
     folds = np.arange(len(train)) % FOLDS
     for f in range(FOLDS):
         part = [r for r, g in zip(train, folds) if g != f]
-        cal = _fit(part, cols, model) if scored else None
+        cal = _fit(part, cols, model, form) if scored else None
         oof_c[folds == f], oof_y[folds == f] = _decide([r for r, g in zip(train, folds) if g == f], cols, cal)
-    cal_new = _fit(train, cols, model) if scored else None
+    cal_new = _fit(train, cols, model, form) if scored else None
     thr_new = risk_threshold(oof_c, oof_y, alpha, w_train)
-    cal_old, thr_old = current_gate(config, book, action, key, model)
+    cal_old, thr_old = current_gate(config, book, action, key, model, form)
     temperature = next((m.label_temperature for ms in config.tiers.values() for m in ms if m.model == model), 1.0)
     c_new, y_new = _decide(test, cols, cal_new)
     c_old, y_old = _decide(test, cols, cal_old, temperature) if scored else (c_new, y_new)
@@ -263,38 +277,44 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
     report.note = "better on held-out records: active" if report.swapped else "not better on held-out records: kept the gate in use"
     with memory.lock, memory.transaction():
         if report.swapped:
-            memory.conn.execute("UPDATE gate_calibrations SET active=0 WHERE action=? AND label_key=? AND model=?",
-                                (action, key, model))
+            memory.conn.execute("UPDATE gate_calibrations SET active=0 WHERE action=? AND label_key=? AND model=? "
+                                "AND prompt=?", (action, key, model, form))
         cur = memory.conn.execute(
-            "INSERT INTO gate_calibrations (action, label_key, model, calibration, threshold, trained_on, held_out, "
-            "utility_new, utility_old, held_out_false_accept, held_out_coverage, active, created_at, note) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (action, key, model, json.dumps(cal_new.model_dump()) if cal_new else None, thr_new, len(train),
+            "INSERT INTO gate_calibrations (action, label_key, model, prompt, calibration, threshold, trained_on, "
+            "held_out, utility_new, utility_old, held_out_false_accept, held_out_coverage, active, created_at, note) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (action, key, model, form, json.dumps(cal_new.model_dump()) if cal_new else None, thr_new, len(train),
              len(test), report.utility_new, report.utility_old, report.held_out_false_accept,
              report.held_out_coverage, int(report.swapped), time.time(), report.note))
         report.version = cur.lastrowid
-    logger.info("memory: gate {} [{}] {}: candidate v{} threshold {:.2f} held-out utility {:.1f} vs {:.1f} in use "
-                "(threshold {:.2f}) over {} held-out records: {}", action, key, model, report.version, thr_new,
+    logger.info("memory: gate {} [{}] {} ({} prompt): candidate v{} threshold {:.2f} held-out utility {:.1f} vs "
+                "{:.1f} in use (threshold {:.2f}) over {} held-out records: {}", action, key, model, form,
+                report.version, thr_new,
                 report.utility_new, report.utility_old, thr_old, len(test),
                 "swapped in" if report.swapped else "not swapped")
     return report
 
 
-def consolidate(memory: Memory, config: Config) -> Report:
+def consolidate(memory: Memory, config: Config, retriever=None) -> Report:
     """Run every step (module docstring) once; returns the :class:`Report`.
-    Safe to run while the daemon writes (each step is its own transaction)."""
+    Safe to run while the daemon writes (each step is its own transaction).
+    ``retriever``: a :class:`swarmd.memory.retrieval.Retriever` whose vector
+    index is then brought up to date (:meth:`~swarmd.memory.retrieval.Retriever.sync_all`;
+    ``Report.indexed`` records embedded), or ``None``."""
     start = time.perf_counter()
     before = memory.count()
     removed = deduplicate(memory)
     pruned = score_and_prune(memory, config.memory.max_records)
     report = Report(before, removed, pruned, memory.count())
-    groups: dict[tuple[str, str, str], list[Verified]] = {}
+    groups: dict[tuple[str, str, str, str], list[Verified]] = {}
     for r in memory.records("answer IS NOT NULL AND local_answer IS NOT NULL AND model IS NOT NULL "
                             "AND local_tier != 'MEMORY'"):
-        groups.setdefault((r.action, ",".join(sorted(r.labels)), r.model), []).append(r)
+        groups.setdefault((r.action, ",".join(sorted(r.labels)), r.model, r.prompt_form), []).append(r)
     book = GateBook(memory)
-    for (action, key, model), records in sorted(groups.items()):
-        report.groups.append(refit_group(memory, config, book, action, key, model, records))
+    for (action, key, model, form), records in sorted(groups.items()):
+        report.groups.append(refit_group(memory, config, book, action, key, model, records, form))
+    if retriever is not None and retriever.embedder is not None:
+        report.indexed = retriever.sync_all()
     report.seconds = time.perf_counter() - start
     logger.info("memory: consolidated {} records in {:.1f}s: {} duplicates removed, {} pruned, {} gate groups refitted",
                 before, report.seconds, removed, pruned, sum(g.version is not None for g in report.groups))

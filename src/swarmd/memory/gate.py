@@ -2,7 +2,8 @@
 
 Table ``gate_calibrations`` (migration 7 in :mod:`swarmd.store.schema`):
 one row per candidate fitted by consolidation (:mod:`swarmd.memory.consolidate`)
-for one (action, label set, model), with its calibration (``NULL`` for a
+for one (action, label set, model, prompt form — column ``prompt``,
+migration 12), with its calibration (``NULL`` for a
 threshold-only candidate of a model without label scores), its acceptance
 threshold (above 1: accept nothing), the held-out utilities of it and of the
 gate in use then, and ``active`` (at most one active row per key; a swap
@@ -32,12 +33,12 @@ NEVER = 1.01
 
 
 class GateBook:
-    """The active learned gate of every (action, label set, model) in ``memory``."""
+    """The active learned gate of every (action, label set, model, prompt form) in ``memory``."""
 
     def __init__(self, memory: Memory):
         self.memory = memory
         self._stamp = None
-        self._active: dict[tuple[str, str, str], tuple[LabelCalibration | None, float, int]] = {}
+        self._active: dict[tuple[str, str, str, str], tuple[LabelCalibration | None, float, int]] = {}
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
@@ -46,27 +47,29 @@ class GateBook:
                 "SELECT COUNT(*), MAX(version), SUM(version) FROM gate_calibrations WHERE active=1").fetchone())
             if stamp == self._stamp:
                 return
-            rows = self.memory.conn.execute("SELECT action, label_key, model, calibration, threshold, version "
+            rows = self.memory.conn.execute("SELECT action, label_key, model, prompt, calibration, threshold, version "
                                             "FROM gate_calibrations WHERE active=1").fetchall()
         active = {}
-        for action, key, model, cal, threshold, version in rows:
-            active[(action, key, model)] = (LabelCalibration(**json.loads(cal)) if cal else None, threshold, version)
+        for action, key, model, form, cal, threshold, version in rows:
+            active[(action, key, model, form)] = (LabelCalibration(**{**json.loads(cal), "prompt": form})
+                                                  if cal else None, threshold, version)
         with self._lock:
             self._active, self._stamp = active, stamp
 
-    def active(self) -> dict[tuple[str, str, str], tuple[LabelCalibration | None, float, int]]:
-        """``(action, label_key, model) → (calibration or None, threshold, version)`` of the active rows."""
+    def active(self) -> dict[tuple[str, str, str, str], tuple[LabelCalibration | None, float, int]]:
+        """``(action, label_key, model, prompt form) → (calibration or None, threshold, version)`` of the active rows."""
         self._refresh()
         return dict(self._active)
 
-    def learned(self, action: str, labels) -> tuple[tuple[LabelCalibration, ...], dict[str, float]]:
+    def learned(self, action: str, labels) -> tuple[tuple[LabelCalibration, ...], dict[tuple[str, str], float]]:
         """For one request: the learned calibrations that apply (to put before
-        the shipped ones) and the learned threshold of each model name."""
+        the shipped ones; each names its prompt form) and the learned threshold
+        of each (model name, prompt form)."""
         key = label_key(labels)
         cals, thresholds = [], {}
-        for (a, k, model), (cal, threshold, _v) in self.active().items():
+        for (a, k, model, form), (cal, threshold, _v) in self.active().items():
             if a == action and k == key:
-                thresholds[model] = threshold
+                thresholds[(model, form)] = threshold
                 if cal is not None:
                     cals.append(cal)
         return tuple(cals), thresholds
@@ -100,21 +103,28 @@ class RouterMemory:
         return self.gate.learned(action, labels)
 
 
+def open_retriever(config, memory: Memory) -> Retriever | None:
+    """The :class:`Retriever` the configuration asks for over ``memory``, or
+    ``None`` (``memory.retrieval_examples`` 0): BM25 alone for mode ``bm25``,
+    else also the shared embedder and the vector index of the data
+    directory (``memory``'s folder) or Qdrant (``memory.qdrant_url``)."""
+    settings = config.memory
+    if not settings.retrieval_examples:
+        return None
+    embedder = open_index = None
+    if settings.retrieval_mode != "bm25":
+        def open_index(name, dim):
+            return open_vectors(name, dim, data_dir=Path(memory.path).parent, model_id=MODEL_ID,
+                                qdrant_url=settings.qdrant_url)
+        embedder = shared_embedder()
+    return Retriever(memory, embedder, open_index)
+
+
 def open_router_memory(config, path) -> RouterMemory:
     """The :class:`RouterMemory` over the store at ``path`` (``config.memory.cache``
-    turns the cache on; ``memory.retrieval_examples`` > 0 adds a retriever: BM25
-    alone for mode ``bm25``, else also the shared embedder and the vector
-    index of the data directory — ``path``'s folder — or Qdrant)."""
+    turns the cache on; ``memory.retrieval_examples`` > 0 adds the retriever
+    of :func:`open_retriever`)."""
     memory = Memory(path)
     settings = config.memory
-    retriever = None
-    if settings.retrieval_examples:
-        embedder = open_index = None
-        if settings.retrieval_mode != "bm25":
-            def open_index(name, dim):
-                return open_vectors(name, dim, data_dir=Path(path).parent, model_id=MODEL_ID,
-                                    qdrant_url=settings.qdrant_url)
-            embedder = shared_embedder()
-        retriever = Retriever(memory, embedder, open_index)
-    return RouterMemory(memory, cache=settings.cache, retriever=retriever, k=settings.retrieval_examples,
-                        mode=settings.retrieval_mode)
+    return RouterMemory(memory, cache=settings.cache, retriever=open_retriever(config, memory),
+                        k=settings.retrieval_examples, mode=settings.retrieval_mode)

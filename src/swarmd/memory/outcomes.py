@@ -35,7 +35,8 @@ def local_fields(attempt: dict | None) -> dict:
         return {}
     return {"model": attempt.get("model"), "local_tier": attempt.get("tier"),
             "local_answer": attempt.get("answer"), "local_confidence": attempt.get("confidence"),
-            "local_accepted": attempt.get("outcome") == "accepted", "local_scores": attempt.get("scores")}
+            "local_accepted": attempt.get("outcome") == "accepted", "local_scores": attempt.get("scores"),
+            "local_prompt": attempt.get("prompt")}
 
 
 def teacher_record(action: str, text: str, labels, attempts, objective_id: str | None = None) -> Verified | None:

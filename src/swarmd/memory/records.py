@@ -12,8 +12,11 @@ answer).  ``source`` says who verified it:
 An answer accepted by the quality gate alone is not verified and is never
 written here.  The ``local_*`` columns describe the first free-tier answer
 the verification judges (model, answer, confidence, whether the gate
-accepted it, and its raw label log-probabilities, which refitting the
-calibration needs).  Times are unix seconds.
+accepted it, its raw label log-probabilities, which refitting the
+calibration needs, and the prompt form they were scored in: ``fixed`` or
+``retrieved``, :attr:`swarmd.router.providers.base.Prompt.form`; a model
+scores one input differently in the two, so each form gets its own
+calibration).  Times are unix seconds.
 
 Rows are written by the daemon (teacher records from ``finished`` events,
 audit records from workers' reports), ``swarmctl feedback`` and
@@ -41,6 +44,10 @@ from swarmd.router.router import MEMORY_TIER
 from swarmd.store.schema import open_db
 
 SOURCES = ("teacher", "human", "audit")
+#: the prompt forms a local answer can be scored in (``Prompt.form``)
+PROMPT_FORMS = ("fixed", "retrieved")
+#: SQL of a record's prompt form: rows from before migration 12 (``NULL``) were all asked in the fixed form
+PROMPT_FORM_SQL = "COALESCE(local_prompt, 'fixed')"
 #: precedence when two verifications of one input disagree (higher wins)
 SOURCE_RANK = {"teacher": 1, "audit": 2, "human": 3}
 
@@ -91,7 +98,9 @@ class Verified:
     ``labels``: the label set as asked (empty for outputs without labels);
     ``answer``: the right answer, or ``None`` when a human only said the
     local answer is wrong (``--bad``); ``local_scores``: ``{label: ln p(label)}`` of the local model, when it
-    gave a label distribution; ``rejected``: attempt dicts (``tier``,
+    gave a label distribution; ``local_prompt``: the prompt form of that
+    answer (:data:`PROMPT_FORMS`; ``None``: not recorded, taken as
+    ``fixed``); ``rejected``: attempt dicts (``tier``,
     ``model``, ``answer``, ``confidence``).
     """
 
@@ -108,6 +117,7 @@ class Verified:
     local_confidence: float | None = None
     local_accepted: bool | None = None
     local_scores: dict[str, float] | None = None
+    local_prompt: str | None = None
     rejected: list[dict] = field(default_factory=list)
     note: str | None = None
     created_at: float = field(default_factory=time.time)
@@ -123,6 +133,13 @@ class Verified:
             raise RecordError("a record without an answer must judge a local answer (verdict bad)")
         if self.labels and self.answer is not None and self.answer not in self.labels:
             raise RecordError(f"answer {self.answer!r} is not one of the labels {list(self.labels)}")
+        if self.local_prompt is not None and self.local_prompt not in PROMPT_FORMS:
+            raise RecordError(f"local_prompt {self.local_prompt!r}: expected one of {', '.join(PROMPT_FORMS)}")
+
+    @property
+    def prompt_form(self) -> str:
+        """The prompt form the judged local answer was scored in (``fixed`` when not recorded)."""
+        return self.local_prompt or "fixed"
 
     @property
     def local_correct(self) -> bool | None:

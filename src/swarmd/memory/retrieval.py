@@ -15,9 +15,13 @@ rank it for an input:
 
 Which works best for retrieving same-label commit messages is measured by
 ``bench/retrieval.py`` (its retrieval table).  The vector index is filled by
-:meth:`Retriever.sync` (records not yet indexed are embedded; consolidation
-and the bench call it); ids of records pruned since are dropped when
-results are resolved against SQLite.
+:meth:`Retriever.sync` / :meth:`Retriever.sync_all` (records not yet indexed
+are embedded): the daemon runs it every few seconds and after each
+consolidation (:mod:`swarmd.daemon.memory_jobs`), so it is the one writer of
+the index files; workers only read them and reload a newer file (the HNSW
+backend checks its modification time), so a verified record reaches their
+prompts within seconds, without a restart.  Ids of records pruned since are
+dropped when results are resolved against SQLite.
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class Retriever:
         self._open_index = open_index
         self.dim = dim
         self._indexes: dict[str, VectorIndex] = {}
+        self._synced: tuple | None = None
 
     def index(self, action: str, labels) -> VectorIndex:
         """The vector index of (action, labels), opened once."""
@@ -187,6 +192,22 @@ class Retriever:
             index.upsert(ids, self.embedder.embed([texts[i] for i in ids]))
         index.flush()
         return len(todo)
+
+    def sync_all(self) -> int:
+        """:meth:`sync` of every (action, label set) with answered records and
+        a non-empty label set (retrieved examples go into label prompts only);
+        returns how many records were embedded.  Does nothing, at the cost of
+        one query, when no record was added or removed since the last call."""
+        with self.memory.lock:
+            stamp = self.memory.conn.execute(
+                "SELECT COUNT(*), MAX(id) FROM verified_outcomes WHERE answer IS NOT NULL").fetchone()
+            if tuple(stamp) == self._synced:
+                return 0
+            groups = self.memory.conn.execute("SELECT DISTINCT action, label_key FROM verified_outcomes "
+                                              "WHERE answer IS NOT NULL AND label_key != ''").fetchall()
+        added = sum(self.sync(action, tuple(key.split(","))) for action, key in groups)
+        self._synced = tuple(stamp)
+        return added
 
     def search(self, action: str, labels, text: str, k: int = 4, mode: str = "hybrid",
                vector: np.ndarray | None = None, exclude_same_input: bool = True) -> list[Example]:

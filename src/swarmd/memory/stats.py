@@ -1,6 +1,8 @@
 """How honest the quality gate is, measured on verified outcomes (``swarmctl memory stats``).
 
-Per (action, label set, model) of the judged local answers:
+Per (action, label set, model, prompt form) of the judged local answers
+(the form, ``fixed`` or ``retrieved``, as in :mod:`swarmd.memory.consolidate`:
+each has its own calibration and threshold):
 
 * ``verified`` — verified records judging that model's answer;
 * ``accepted`` — those whose answer the gate had accepted;
@@ -23,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from swarmd.memory.records import Memory
+from swarmd.memory.records import PROMPT_FORM_SQL, Memory
 
 #: two-sided 95%: the standard normal quantile 0.975
 Z95 = 1.959963984540054
@@ -59,6 +61,7 @@ class GateStats:
     action: str
     labels: str
     model: str
+    prompt: str
     tier: str | None
     verified: int
     accepted: int
@@ -78,23 +81,23 @@ class GateStats:
 
 
 def gate_stats(memory: Memory, thresholds=None) -> list[GateStats]:
-    """Per (action, label set, model) statistics of the judged local answers.
+    """Per (action, label set, model, prompt form) statistics of the judged local answers.
 
-    ``thresholds``: ``(action, label_key, model) → threshold`` in use (the
+    ``thresholds``: ``(action, label_key, model, prompt form) → threshold`` in use (the
     active learned ones); missing keys get ``None``.  Records without a judged
     local answer are left out.
     """
     thresholds = thresholds or {}
     with memory.lock:
         rows = memory.conn.execute(
-            "SELECT action, label_key, model, MIN(local_tier), COUNT(*), SUM(local_accepted = 1), "
-            "SUM(local_accepted = 1 AND (answer IS NULL OR answer != local_answer)) "
+            f"SELECT action, label_key, model, {PROMPT_FORM_SQL} AS form, MIN(local_tier), COUNT(*), "
+            "SUM(local_accepted = 1), SUM(local_accepted = 1 AND (answer IS NULL OR answer != local_answer)) "
             "FROM verified_outcomes WHERE local_answer IS NOT NULL AND model IS NOT NULL "
-            "GROUP BY action, label_key, model ORDER BY action, label_key, model").fetchall()
+            "GROUP BY action, label_key, model, form ORDER BY action, label_key, model, form").fetchall()
     out = []
-    for action, key, model, tier, n, accepted, wrong in rows:
+    for action, key, model, form, tier, n, accepted, wrong in rows:
         accepted, wrong = int(accepted or 0), int(wrong or 0)
-        out.append(GateStats(action, key, model, tier, n, accepted, wrong, wrong / accepted if accepted else None,
-                             wilson_upper(wrong, accepted), accepted / n if n else 0.0,
-                             thresholds.get((action, key, model))))
+        out.append(GateStats(action, key, model, form, tier, n, accepted, wrong,
+                             wrong / accepted if accepted else None, wilson_upper(wrong, accepted),
+                             accepted / n if n else 0.0, thresholds.get((action, key, model, form))))
     return out

@@ -81,6 +81,11 @@ class Attempt:
     #: ``{label: ln p(label)}`` when the model gave a label distribution (the
     #: learning memory refits the calibration from these)
     scores: dict[str, float] | None = None
+    #: the prompt form the model was asked in (:attr:`Prompt.form`: ``fixed``,
+    #: or ``retrieved`` with retrieved verified examples); ``None`` for the
+    #: answer cache.  Its scores are only comparable within one form, so the
+    #: learning memory refits a calibration per form
+    prompt: str | None = None
 
     def ledger_row(self, action: str, objective_id: str | None) -> LedgerRow:
         """This attempt as a cost-ledger row."""
@@ -144,7 +149,7 @@ class Router:
     learning memory: ``lookup(action, text, labels)`` → an answer-cache hit
     with ``answer`` and ``kind``, or ``None``, asked first for label outputs,
     and ``learned(action, labels)`` → (learned
-    calibrations, ``{model name: threshold}``), which take precedence over the
+    calibrations, ``{(model name, prompt form): threshold}``), which take precedence over the
     configured ones (:class:`swarmd.memory.gate.RouterMemory`); ``None`` = no
     learning memory.
     """
@@ -302,7 +307,7 @@ class Router:
 
     def _prompt(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float], tuple]:
         """The request's prompt (with the learning memory's calibrations, if
-        any), the learned per-model thresholds and the learned calibrations."""
+        any), the learned thresholds per (model, prompt form) and the learned calibrations."""
         prompt = build_prompt(self.config.actions[action], text, labels)
         learned_cals, learned_thresholds = self._learned_gate(action, labels)
         if learned_cals:        # first match wins in the provider: learned before shipped
@@ -317,7 +322,7 @@ class Router:
     def _prepare(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float],
                                                                                    Prompt | None]:
         """What :meth:`_route` asks the models with: the request's prompt
-        (:meth:`_prompt`), the learned per-model thresholds and the prompt with
+        (:meth:`_prompt`), the learned thresholds per (model, prompt form) and the prompt with
         retrieved examples (``None``: none; :meth:`_retrieved_prompt`).  One
         learned-gate read and one retrieval per request."""
         prompt, learned_thresholds, learned_cals = self._prompt(action, text, labels)
@@ -376,7 +381,7 @@ class Router:
                         skipped.append(f"{key}: budget: {reservation}")
                         refused_by_budget = True
                         continue
-                accept_at = learned_thresholds.get(model.model, threshold)
+                accept_at = learned_thresholds.get((model.model, model_prompt.form), threshold)
                 if model.is_free and self.budget is not None and self._next_is_paid(plan, stage):
                     accept_at = self.budget.pacing_threshold(accept_at, action)
                 attempt = verdict = None
@@ -396,9 +401,9 @@ class Router:
                 api_answered = api_answered or (model.is_api and attempt.outcome != "error")
                 if verdict is not None and (best is None or verdict.confidence > best[0].confidence):
                     best = (verdict, attempt)
-                if attempt.outcome == "accepted":
+                if attempt.outcome == "accepted":     # the accepted answer, even if a rejected one was surer
                     self._record(action, attempt, objective_id)
-                    return self._result(best, attempts, skipped, ACCEPTED, None, request_id)
+                    return self._result((verdict, attempt), attempts, skipped, ACCEPTED, None, request_id)
                 if attempt.outcome == "error":
                     self._record(action, attempt, objective_id)
                 else:
@@ -455,7 +460,7 @@ class Router:
         return None
 
     def _learned_gate(self, action: str, labels: tuple[str, ...]) -> tuple[tuple, dict[str, float]]:
-        """The learning memory's calibrations and per-model thresholds for this
+        """The learning memory's calibrations and thresholds per (model, prompt form) for this
         request (none without a memory, or when reading it fails: logged)."""
         if self.memory is None:
             return (), {}
@@ -567,7 +572,7 @@ class Router:
         cost = model.cost_usd(completion.tokens_in, completion.tokens_out)
         attempt = Attempt(tier, model.provider, model.model, verdict.answer, verdict.confidence,
                           completion.tokens_in, completion.tokens_out, cost, completion.latency_ms,
-                          outcome, verdict.problem, scores=completion.extra.get("label_logprobs"))
+                          outcome, verdict.problem, scores=completion.extra.get("label_logprobs"), prompt=prompt.form)
         return attempt, verdict
 
     def _record(self, action: str, a: Attempt, objective_id: str | None) -> None:

@@ -27,6 +27,7 @@ Each :class:`Migration` names the component that owns the tables it touches
  9    ``store.objectives`` column ``objectives.strategy``: the routing strategy
 10    ``costs.ledger``     ``ledger.mode``: learner / follower runs of agent objectives
 11    ``memory.retrieval`` ``verified_fts``: BM25 full-text index of verified inputs
+12    ``memory.records``   prompt forms: ``verified_outcomes.local_prompt``, ``gate_calibrations.prompt``
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -234,6 +235,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             INSERT INTO verified_fts(verified_fts, rowid, input) VALUES ('delete', old.id, old.input);
             INSERT INTO verified_fts(rowid, input) VALUES (new.id, new.input);
         END;
+    """),
+    Migration(12, "memory.records", "learning memory: the prompt form of judged answers and of learned gates", """
+        -- fixed | retrieved (swarmd.router.providers.base.Prompt.form); NULL: recorded before
+        -- prompt forms were (every such answer was asked in the fixed form)
+        ALTER TABLE verified_outcomes ADD COLUMN local_prompt TEXT;
+        ALTER TABLE gate_calibrations ADD COLUMN prompt TEXT NOT NULL DEFAULT 'fixed';
+        DROP INDEX gate_calibrations_active;
+        CREATE INDEX gate_calibrations_active ON gate_calibrations(action, label_key, model, prompt, active);
     """),
 )
 
