@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ holds a file named like the stdlib module `queue`: keep that folder off sys.path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "src"))
 
 from redis import Redis  # noqa: E402
@@ -177,8 +179,11 @@ def main(argv=None) -> int:
                 side.close()
     rate = {name: [len(texts) / s for s in secs] for name, secs in times.items()}
     b, u = statistics.median(rate["batched"]), statistics.median(rate["unbatched"])
-    same = sum(all(answers["batched"][r][i][:2] == answers["unbatched"][r][i][:2] for r in range(args.rounds))
-               for i in range(len(texts)))
+    def agree(i: int, fields: slice) -> bool:
+        return all(answers["batched"][r][i][fields] == answers["unbatched"][r][i][fields] for r in range(args.rounds))
+
+    same_answer = sum(agree(i, slice(0, 1)) for i in range(len(texts)))
+    same = sum(agree(i, slice(0, 2)) for i in range(len(texts)))
     stable = all(answers[name][r] == answers[name][0] for name in answers for r in range(args.rounds))
     table = Table(title=f"swarmd --workers 1, embedded model: {len(texts)} commit messages per run, "
                         f"{args.rounds} runs per side, interleaved (load average {os.getloadavg()[0]:.1f} "
@@ -192,8 +197,12 @@ def main(argv=None) -> int:
     console.print(table)
     console.print(f"batched / unbatched objectives/s: {b / u:.2f}× (target ≥ 1.3); per round: "
                   + ", ".join(f"{x / y:.2f}" for x, y in zip(rate["batched"], rate["unbatched"])))
-    console.print(f"answer and confidence identical on both sides in every round: {same}/{len(texts)}; "
-                  f"each side's answers the same in every round: {stable}")
+    console.print(f"identical on both sides in every round: answer {same_answer}/{len(texts)}, answer and "
+                  f"confidence {same}/{len(texts)}; each side's results the same in every round: {stable}")
+    for i in range(len(texts)):
+        if not agree(i, slice(0, 2)):
+            (a, ca, *_), (u, cu, *_) = answers["batched"][0][i], answers["unbatched"][0][i]
+            console.print(f"  message {args.offset + i}: batched {a} {ca}, unbatched {u} {cu}: {texts[i][:60]!r}")
     return 0
 
 
