@@ -1,6 +1,7 @@
 """llm_config.yaml loading: the shipped file is valid; each kind of mistake
 fails with file:line, the key path, what was expected and what was found."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,10 +105,10 @@ def test_price_units_are_per_million_tokens():
 
 
 def test_calibration_scale_must_be_positive_and_bias_a_mapping():
-    e = _error(TEXT.replace("        scale: 1.1433", "        scale: 0"))
+    # the shipped values change with each refit: replace the first calibration's lines by pattern
+    e = _error(re.sub(r"(?m)^        scale: [0-9.]+$", "        scale: 0", TEXT, count=1))
     assert e.key == "actions.classify.label_calibration[0].scale" and "> 0" in e.expected
-    e = _error(TEXT.replace("        bias: {build: -0.4523,", "        bias: [build, -0.4523,").replace(
-        "test: -2.4744}", "test, -2.4744]"))
+    e = _error(re.sub(r"(?m)^        bias: \{(.*)\}$", r"        bias: [\1]", TEXT, count=1))
     assert e.key == "actions.classify.label_calibration[0].bias"
 
 
