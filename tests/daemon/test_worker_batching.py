@@ -104,6 +104,24 @@ def test_batch_max_1_routes_each_objective_on_its_own(tmp_path, redis_conn):
                                                             for k in ("started", "finished")]
 
 
+@pytest.mark.parametrize("batch_max", [1, 8])
+def test_an_objective_reported_final_already_is_not_run_again(tmp_path, redis_conn, batch_max):
+    """A job run again after its worker reported the objective final (and died
+    before RQ recorded the job) writes no event and routes nothing, batched
+    (route_ahead's check) or alone (jobs.start: the check and ``started`` in one script)."""
+    ctx = _context(tmp_path, redis_conn, batch_max=batch_max)
+    calls = _spy_batches(ctx)
+    redis_conn.set(K.finished_key("r1"), "done")           # what the first run's finished event left
+    queue = _enqueue(redis_conn, [_objective(f"r{i}") for i in range(3)])
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    assert [(k, i) for k, i, _p in _events(redis_conn)] == \
+        ([(k, i) for i in ("r0", "r2") for k in ("started", "finished")] if batch_max == 1 else
+         [("started", "r0"), ("started", "r2"), ("finished", "r0"), ("finished", "r2")])
+    assert calls == ([] if batch_max == 1 else [["r0", "r2"]])
+    assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == ["r0", "r1", "r2"]
+    assert queue.fetch_job("r1").return_value()["duplicate"] is True
+
+
 def test_one_failing_objective_fails_alone(tmp_path, redis_conn, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")      # the next tiers cannot answer either
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)

@@ -42,7 +42,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from loguru import logger
@@ -82,13 +82,12 @@ class LedgerRow:
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
+_INSERT = f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 def insert_row(conn: sqlite3.Connection, row: LedgerRow) -> None:
     """Append ``row`` to the ``ledger`` table on ``conn`` (caller holds any lock/transaction)."""
-    values = asdict(row)
-    conn.execute(f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                 [values[c] for c in _COLUMNS])
+    conn.execute(_INSERT, [getattr(row, c) for c in _COLUMNS])   # not asdict(): it deep-copies every field
 
 
 class Ledger:

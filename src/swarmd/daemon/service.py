@@ -56,6 +56,7 @@ import socket
 import sqlite3
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -349,7 +350,7 @@ class Daemon:
         applied = self.store.apply_events(events) if events else []
         for _event_id, kind, oid, payload in events:   # every time (idempotent): none lost on a retry
             if kind == "finished":
-                observe_finished(self.memory, self.store.get(oid), payload)
+                observe_finished(self.memory, partial(self.store.get, oid), payload)
         pipe = self.redis.pipeline()
         lines = []
         for (event_id, kind, oid, payload), new in zip(events, applied):

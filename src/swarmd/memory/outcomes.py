@@ -49,14 +49,10 @@ def teacher_record(action: str, text: str, labels, attempts, objective_id: str |
     earlier attempt is the judged local answer, and every earlier answered
     attempt is kept in ``rejected``.  Errors (no answer) are left out.
     """
-    tried = [_as_dict(a) for a in attempts]
-    if not tried or tried[-1].get("outcome") != "accepted" or tried[-1].get("answer") is None:
+    judged = _judged(attempts)
+    if judged is None:
         return None
-    final = tried[-1]
-    lower = [a for a in tried[:-1] if a.get("answer") is not None and a.get("outcome") in NOT_ACCEPTED
-             and a.get("tier") != final.get("tier")]
-    if not lower:
-        return None
+    final, lower = judged
     labels = tuple(labels or ())
     if labels and final["answer"] not in labels:
         return None
@@ -64,6 +60,19 @@ def teacher_record(action: str, text: str, labels, attempts, objective_id: str |
     return Verified(action=action, labels=labels, input=text, answer=final["answer"], source="teacher",
                     verifier=final.get("model"), objective_id=objective_id, rejected=rejected,
                     created_at=lower[0].get("ts") or final.get("ts"), **local_fields(lower[0]))
+
+
+def _judged(attempts) -> tuple[dict, list[dict]] | None:
+    """``(accepted final attempt, earlier answered attempts of other tiers the
+    gate did not accept)`` as dicts, or ``None`` when ``attempts`` hold no
+    teacher record (:func:`teacher_record`)."""
+    tried = [_as_dict(a) for a in attempts]
+    if not tried or tried[-1].get("outcome") != "accepted" or tried[-1].get("answer") is None:
+        return None
+    final = tried[-1]
+    lower = [a for a in tried[:-1] if a.get("answer") is not None and a.get("outcome") in NOT_ACCEPTED
+             and a.get("tier") != final.get("tier")]
+    return (final, lower) if lower else None
 
 
 def value_score(record: Verified, template_count: int = 1) -> float:
@@ -90,17 +99,23 @@ def value_score(record: Verified, template_count: int = 1) -> float:
     return round(sum(WEIGHTS[k] * v for k, v in terms.items()), 6)
 
 
-def observe_finished(memory, objective: dict | None, payload: dict) -> bool:
+def observe_finished(memory, load_objective, payload: dict) -> bool:
     """Write the ``teacher`` record of one ``finished`` event, if it has one.
 
-    ``objective``: the stored objective (``action``, ``input``, ``labels``,
-    ``id``) or ``None`` (unknown: nothing written); ``payload``: the event's
-    payload (``state``, ``attempts``).  Idempotent (one teacher record per
-    objective), so a re-delivered event writes nothing new.  Returns True
-    when a record was written.
+    ``load_objective``: a function returning the stored objective (``action``,
+    ``input``, ``labels``, ``id``) or ``None`` (unknown: nothing written),
+    called only when the event's attempts hold a record (most events, answered
+    at their first tier, hold none: the daemon then reads nothing).
+    ``payload``: the event's payload (``state``, ``attempts``).  Idempotent
+    (one teacher record per objective), so a re-delivered event writes
+    nothing new.  Returns True when a record was written.
     """
-    if objective is None or payload.get("state") != "done":
+    attempts = payload.get("attempts") or ()
+    if payload.get("state") != "done" or _judged(attempts) is None:
+        return False
+    objective = load_objective()
+    if objective is None:
         return False
     record = teacher_record(objective["action"], objective["input"], objective.get("labels") or (),
-                            payload.get("attempts") or (), objective["id"])
+                            attempts, objective["id"])
     return record is not None and memory.add(record)

@@ -27,13 +27,15 @@ with state ``awaiting_approval`` are written in one Redis transaction.
 
 A label objective routed ahead together with others of its queue
 (:mod:`swarmd.workers.batching`) finds its result in the context
-(``ctx.routed``, ``started`` reported already) instead of calling the router;
-the rest is the same.
+(``ctx.routed``, checked for a final report and ``started`` reported already)
+instead of calling the router; the rest is the same.
 
 A ``finished`` event with a final state is written together with
 :func:`swarmd.constants.finished_key` (one transaction): a worker that dies
 after reporting but before RQ records the job as done leaves a job that RQ
 runs again, and that run only logs that the objective is finished already.
+An objective routed alone has that marker checked and its ``started`` event
+written in one round trip (:func:`start`, a Lua script).
 
 Test failpoint (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``.
 """
@@ -45,6 +47,7 @@ import time
 
 from loguru import logger
 from redis.client import Pipeline
+from redis.commands.core import Script
 
 from swarmd import constants as K
 from swarmd.governor import AuditBuffer, Governor, PolicyError
@@ -83,6 +86,27 @@ def reported_final(connection, objective_id: str) -> str | None:
     return state.decode() if isinstance(state, bytes) else state
 
 
+# KEYS: the objective's finished marker, the event stream; ARGV: objective id, started payload (JSON).
+# Returns the marker's value (the final state reported already), or nil after appending ``started``.
+_START_LUA = b"""
+local done = redis.call('GET', KEYS[1])
+if done then return done end
+redis.call('XADD', KEYS[2], '*', 'kind', 'started', 'id', ARGV[1], 'payload', ARGV[2])
+return false
+"""
+_START = Script(None, _START_LUA)   # the client is given per call: the worker's connection
+
+
+def start(connection, objective_id: str, payload: dict) -> str | None:
+    """:func:`reported_final` and, only when that is ``None``, the ``started``
+    event (``payload``: ``{"worker", "ts"}``, as :func:`emit` writes it) in one
+    round trip: a Lua script, so atomic.  Returns the final state reported
+    already (then nothing is written), or ``None`` once ``started`` is appended."""
+    state = _START(keys=[K.finished_key(objective_id), K.EVENT_STREAM],
+                   args=[objective_id, json.dumps(payload)], client=connection)
+    return state.decode() if isinstance(state, bytes) else state
+
+
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
     """RQ job: route ``objective`` (a validated objective dict) with its
     routing strategy and report it.
@@ -96,17 +120,19 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
     """
     oid = objective["id"]
     failpoint("worker_mid_job", oid)
-    done = reported_final(ctx.redis, oid)
+    if oid in ctx.routed:   # routed ahead with others (swarmd.workers.batching): checked and "started" then
+        done = None
+    elif objective.get("action") == AGENT_ACTION:
+        done = reported_final(ctx.redis, oid)
+    else:                   # the check and "started" in one round trip
+        done = start(ctx.redis, oid, {"worker": ctx.name, "ts": time.time()})
     if done is not None:   # a re-run of a job whose worker died after reporting it
         logger.warning("objective {} was reported {} already; not run again", oid, done)
         return {"state": done, "result": {}, "attempts": [], "action": objective.get("action"),
                 "ts": time.time(), "worker": ctx.name, "duplicate": True}
     if objective.get("action") == AGENT_ACTION:
         return run_agent_objective(ctx, objective)
-    batched = oid in ctx.routed       # routed ahead with others (swarmd.workers.batching): "started" reported then
     routed = ctx.routed.pop(oid, None)
-    if not batched:
-        emit(ctx.redis, "started", oid, {"worker": ctx.name, "ts": time.time()})
     try:
         result = routed if routed is not None else ctx.router.route(
             objective["action"], objective["input"], tuple(objective.get("labels") or ()), objective_id=oid,
