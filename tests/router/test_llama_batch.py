@@ -1,9 +1,8 @@
 """Batched decoding on the embedded model (Gemma 3 270M in-process): label
 prompts sharing a prefix decoded as sequences of one llama_decode give the
-answers and confidences of the one-by-one path (bit-identical on this slice;
-see the provider's docstring for the rare prompt whose log-probs move with
-its place in a batch); a prompt that cannot be evaluated fails alone; the
-router's route_many equals route."""
+answers and confidences of the one-by-one path (bit-identical), at any place
+in a batch; a prompt that cannot be evaluated fails alone; the router's
+route_many equals route."""
 
 from __future__ import annotations
 
@@ -36,6 +35,19 @@ def test_batched_answers_and_confidences_equal_the_unbatched_ones(provider, conf
     assert twice[0].extra["label_logprobs"] == twice[1].extra["label_logprobs"] == one_by_one[2].extra["label_logprobs"]
     # and the one-by-one path no longer depends on what the context held before
     assert provider.classify(prompts[0]).extra["label_logprobs"] == one_by_one[0].extra["label_logprobs"]
+
+
+def test_a_prompt_gets_the_same_scores_alone_first_or_later_in_a_batch(provider, config):
+    # message 305: before the provider kept a hole of KV cells after the prefix, its body got
+    # other logits when its cells followed the prefix's directly (alone, or first in a batch)
+    # than anywhere else in a batch (ln p(build) -2.659 against -2.636)
+    lines = (ROOT / "examples" / "commits-commitizen.jsonl").read_text().splitlines()
+    texts = [json.loads(lines[i])["text"] for i in (304, 305)]
+    other, prompt = [build_prompt(config.actions["classify"], t, LABELS) for t in texts]
+    alone = provider.classify(prompt).extra["label_logprobs"]
+    first = provider.classify_batch([prompt, other])[0].extra["label_logprobs"]
+    second = provider.classify_batch([other, prompt])[1].extra["label_logprobs"]
+    assert alone == first == second
 
 
 def test_one_prompt_that_cannot_be_evaluated_fails_alone(provider, config):

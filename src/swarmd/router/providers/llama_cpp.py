@@ -23,12 +23,15 @@
   prefix's cells), and the k bodies go through one ``llama_decode`` as k
   sequences, each reading the logits of its own last token.  The context is
   therefore created with ``n_seq_max`` = :data:`SEQ_MAX` and a unified KV
-  cache.  One prompt that cannot be evaluated fails alone.  Answers equal
-  the one-by-one path's, and so do confidences for nearly every prompt
-  (``tests/router/test_llama_batch.py``; on commit messages 0-95 in batches
-  of 8: label log-probs bit-identical for 93, answers identical for all 96;
-  3 prompts' ln p(label) moved by up to 0.30 with their place in the batch,
-  cause not found).  One-by-one calls always split a prompt the same way
+  cache.  One prompt that cannot be evaluated fails alone.  Answers and
+  confidences equal the one-by-one path's (``tests/router/test_llama_batch.py``;
+  label log-probs bit-identical on commit messages 300-347 in batches of 8).
+  Two things make them so: every body's rows are padded to a block of
+  :data:`ROW_BLOCK`, and no body's KV cells directly follow the prefix's
+  (the scratch sequence holds a :data:`HOLE` there: before it, the first
+  body of a batch and the one-by-one path got other logits than a body at
+  any other place for 4 prompts in 48, by up to 0.42 in ln p(label), one
+  answer changed).  One-by-one calls always split a prompt the same way
   (prefix, then body: :meth:`LlamaCppProvider._eval_split`), so an answer no
   longer depends on the previous request.
 * Free text: greedy decoding in our own loop, which also yields each
@@ -62,6 +65,9 @@ _MODELS: dict[tuple, Any] = {}
 SEQ_MAX = 16
 #: rows a body's block of a batched decode is padded to (see LlamaCppProvider._decode_bodies)
 ROW_BLOCK = 16
+#: KV cells held right after the prefix by the scratch sequence (positions 0..HOLE-1), so that no
+#: body's cells follow the prefix's directly (see LlamaCppProvider._hold_hole)
+HOLE = ROW_BLOCK
 
 
 def _padded(n: int) -> int:
@@ -251,6 +257,41 @@ class LlamaCppProvider(Provider):
             self.last_reused_tokens = 0
         llm.n_tokens = len(prefix)
         llm._ctx.kv_cache_seq_rm(0, len(prefix), -1)     # drop the last body: positions must follow the prefix
+        self._hold_hole()
+
+    def _hold_hole(self) -> None:
+        """Make the scratch sequence hold :data:`HOLE` cells (positions
+        0..HOLE-1), taken right after the prefix's when the prefix was just
+        evaluated, and kept with it.
+
+        Why: a body whose KV cells directly follow the prefix's got other
+        logits than the same body with any cells in between (measured on
+        Gemma 3 270M, CPU, flash attention off: ln p(label) moved by up to
+        0.42 and one answer of 48 changed; the same with the gap 16, 32 or 64
+        cells, with bodies padded to 16, 32 or 64 rows, and whatever the
+        number of logit rows).  In a batch only the first body follows the
+        prefix, so its answers, and the one-by-one path's, differed from those
+        of the same prompt elsewhere in a batch.  With the hole no body
+        follows the prefix: every prompt gets the same logits alone or at any
+        place in any batch."""
+        import llama_cpp  # lazy: optional [local] extra
+        llm, scratch = self.llm, SEQ_MAX - 1
+        mem = llm._ctx.memory
+        if llama_cpp.llama_memory_seq_pos_max(mem, scratch) == HOLE - 1 \
+                and llama_cpp.llama_memory_seq_pos_min(mem, scratch) == 0:
+            return
+        llama_cpp.llama_memory_seq_rm(mem, scratch, -1, -1)
+        batch = llama_cpp.llama_batch_init(HOLE, 0, 1)
+        try:
+            for j in range(HOLE):
+                batch.token[j], batch.pos[j], batch.seq_id[j][0] = self._eos, j, scratch
+                batch.n_seq_id[j], batch.logits[j] = 1, False
+            batch.n_tokens = HOLE
+            code = llama_cpp.llama_decode(llm._ctx.ctx, batch)
+            if code != 0:
+                raise RuntimeError(f"llama_decode returned {code}")
+        finally:
+            llama_cpp.llama_batch_free(batch)
 
     def _eval_split(self, prefix: list[int], body: list[int]) -> np.ndarray:
         """Next-token logits after ``prefix + body``, always evaluated as the
@@ -267,7 +308,7 @@ class LlamaCppProvider(Provider):
         if not body:
             raise ProviderError("empty prompt body")
         self._eval_prefix(prefix)
-        if _padded(len(body)) > self.llm.n_batch or len(prefix) + _padded(len(body)) >= self.llm.n_ctx():
+        if _padded(len(body)) > self.llm.n_batch or len(prefix) + HOLE + _padded(len(body)) >= self.llm.n_ctx():
             self.llm.eval(body)                   # too long to pad in one decode: plain evaluation
             return self._last_logits()
         return self._decode_bodies(len(prefix), [body])[0]
@@ -390,7 +431,7 @@ class LlamaCppProvider(Provider):
             elif len(prefix) + len(body) >= llm.n_ctx():
                 out[i] = ProviderError(f"prompt of {len(prefix) + len(body)} tokens exceeds the context window "
                                        f"of {llm.n_ctx()}")
-            elif rows + _padded(len(body)) > min(llm.n_ctx() - len(prefix) - 1, llm.n_batch):
+            elif rows + _padded(len(body)) > min(llm.n_ctx() - len(prefix) - HOLE - 1, llm.n_batch):
                 out[i] = None                     # no room in this decode: classified on its own below
             else:
                 live.append(i)
@@ -410,8 +451,9 @@ class LlamaCppProvider(Provider):
         """Next-token logits after the held prefix (sequence 0, ``n_prefix``
         tokens) + each body, all bodies in one ``llama_decode``: body ``k`` is
         sequence ``k + 1`` (a copy of sequence 0's cells), its rows padded to
-        a multiple of :data:`ROW_BLOCK` with tokens of a scratch sequence.  On
-        return only sequence 0's prefix is left in the cache.
+        a multiple of :data:`ROW_BLOCK` with tokens of the scratch sequence
+        (after its :data:`HOLE`).  On return only sequence 0's prefix and the
+        scratch sequence's hole are left in the cache.
 
         The padding (with flash attention off, :func:`_with_sequences`) is
         what makes a body's logits the same alone or in any batch:
@@ -428,7 +470,7 @@ class LlamaCppProvider(Provider):
         mem = llm._ctx.memory
         batch = llama_cpp.llama_batch_init(total, 0, 1)
         try:
-            last, j, pad_pos = [], 0, 0
+            last, j, pad_pos = [], 0, HOLE
             for seq, body in enumerate(bodies, start=1):
                 llama_cpp.llama_memory_seq_cp(mem, 0, seq, -1, -1)
                 for k in range(_padded(len(body))):
@@ -447,8 +489,9 @@ class LlamaCppProvider(Provider):
             return [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, k),
                                           shape=(self._n_vocab,)).copy() for k in last]
         finally:
-            for seq in [*range(1, len(bodies) + 1), scratch]:
+            for seq in range(1, len(bodies) + 1):
                 llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+            llama_cpp.llama_memory_seq_rm(mem, scratch, HOLE, -1)     # the padding; the hole stays
             llama_cpp.llama_batch_free(batch)
 
     def complete(self, prompt: Prompt, max_tokens: int) -> Completion:
