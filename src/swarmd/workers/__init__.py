@@ -17,6 +17,10 @@ Where each responsibility lives:
   module globals: everything a job uses comes from its ``ctx`` argument.
 * :mod:`swarmd.workers.jobs` — the job (:func:`~swarmd.workers.jobs.run_objective`):
   one router call, or the agent loop; reports ``started``/``finished`` events.
+* :mod:`swarmd.workers.batching` — worker-side batching: with a label
+  objective the worker claims up to ``daemon.batch_max - 1`` more of the same
+  action and label set from its queue (registered as started, as RQ does),
+  routes them in one model pass, then completes each job on its own.
 * :mod:`swarmd.workers.agent` — the agent loop: model proposes, governor
   decides, tool runs (no I/O of its own).
 * :mod:`swarmd.workers.planner` — the planner: an agent goal becomes a short
