@@ -46,7 +46,12 @@ configuration and of the baseline).
 ``--similarity`` prints instead the cosine similarities of the goals'
 MiniLM template embeddings (and of their ``tokens-v1`` vectors), same family
 vs other family, over the generated goals plus :data:`PARAPHRASES` and
-:data:`OTHER_TASKS`: the data ``traces.min_embedding_similarity`` was picked from.
+:data:`OTHER_TASKS`: the data ``traces.min_embedding_similarity`` was picked
+from; then that choice checked on data it was not made on: the rule
+(:func:`rule_threshold`) fitted on one half of those goals and scored on the
+other (:func:`split_table`), and the held-out goals of other chores in
+``bench/data/trace_goals_heldout.yaml`` (:func:`heldout_tables`: misses and
+false matches by threshold).
 """
 
 from __future__ import annotations
@@ -396,19 +401,164 @@ def run(objectives: list[dict], model: StrongModel, threshold: float | None, roo
     return rows, traces
 
 
-def similarities(per_family: int, seed: int) -> int:
-    """Print same-family vs other-family cosine similarities (MiniLM and tokens-v1) of goal templates."""
+HELDOUT = REPO / "bench" / "data" / "trace_goals_heldout.yaml"
+#: the step the threshold rule rounds down to, and the fixed seed of the split
+RULE_STEP = 0.05
+SPLIT_SEED = 13
+
+
+def rule_threshold(same_best: list[float], other: list[float]) -> tuple[float, bool]:
+    """The rule ``traces.min_embedding_similarity`` (0.85) was chosen by: the
+    highest multiple of :data:`RULE_STEP` not above the lowest paraphrase-best
+    similarity (every paraphrase still finds its family), which must lie above
+    every other-family pair; returns ``(threshold, separated)``."""
+    t = int(min(same_best) / RULE_STEP + 1e-9) * RULE_STEP
+    return round(t, 4), t > max(other)
+
+
+def _goal_vectors(goals: list[str]):
+    from swarmd.memory.embed import shared_embedder
+    from swarmd.memory.traces import extract_params, signature_of, template_of
+
+    return shared_embedder().embed([template_of(g) for g in goals]), \
+        [signature_of(extract_params(g)) for g in goals]
+
+
+def _split_groups(items, vectors, sig, members: list[int], n_gen: int) -> dict[str, list[tuple[float, bool]]]:
+    """Within ``members`` (indices of ``items``): (cosine, same signature) of
+    same-family pairs, other-family pairs (two "other" goals are not compared)
+    and each paraphrase's best against its family's generated goals."""
+    import itertools
+
+    groups: dict[str, list[tuple[float, bool]]] = {"same": [], "other": [], "para": []}
+    for i, j in itertools.combinations(sorted(members), 2):
+        if items[i][0] == items[j][0] == "other":
+            continue
+        groups["same" if items[i][0] == items[j][0] else "other"].append(
+            (float(vectors[i] @ vectors[j]), sig[i] == sig[j]))
+    for k in members:
+        fam = [i for i in members if i < n_gen and items[i][0] == items[k][0]]
+        if k >= n_gen and fam:
+            groups["para"].append(max((float(vectors[k] @ vectors[i]), sig[k] == sig[i]) for i in fam))
+    return groups
+
+
+def split_table(items, vectors, sig, n_gen: int) -> Table:
+    """Two-fold split of the bench's goals (shuffled with :data:`SPLIT_SEED`,
+    stratified: generated, paraphrase and other goals each halved): the rule's
+    threshold fitted on one half, errors counted on the other."""
+    rng = random.Random(SPLIT_SEED)
+    halves: list[list[int]] = [[], []]
+    for part in (range(n_gen), [k for k in range(n_gen, len(items)) if items[k][0] != "other"],
+                 [k for k in range(len(items)) if items[k][0] == "other"]):
+        part = list(part)
+        rng.shuffle(part)
+        halves[0] += part[::2]
+        halves[1] += part[1::2]
+    table = Table(title=f"split of the {len(items)} goals (seed {SPLIT_SEED}): threshold by the rule on one half, "
+                        "errors on the other (MiniLM cosine of templates)")
+    for col in ("fit → eval", "fit: lowest para best / highest other", "threshold", "eval: same family min",
+                "para best min / median", "other max (same signature)", "misses at fit / 0.85",
+                "false matches at fit / 0.85 (same signature)"):
+        table.add_column(col, justify="left" if col.startswith("fit →") else "right")
+    for f, e in ((0, 1), (1, 0)):
+        fit, ev = (_split_groups(items, vectors, sig, halves[h], n_gen) for h in (f, e))
+        t, separated = rule_threshold([c for c, _s in fit["para"]], [c for c, _s in fit["other"]])
+        para = [c for c, _s in ev["para"]]
+        other_sig = [c for c, same in ev["other"] if same] or [float("nan")]
+
+        def errors(th):
+            miss = sum(c < th for c in para)
+            false = sum(c >= th for c, _s in ev["other"])
+            false_sig = sum(c >= th for c, same in ev["other"] if same)
+            return miss, false, false_sig
+        (m1, f1, s1), (m2, f2, s2) = errors(t), errors(0.85)
+        table.add_row(f"half {'AB'[f]} ({len(halves[f])}) → half {'AB'[e]} ({len(halves[e])})",
+                      f"{min(c for c, _s in fit['para']):.3f} / {max(c for c, _s in fit['other']):.3f}",
+                      f"{t:.2f}" + ("" if separated else " (no gap)"),
+                      f"{min(c for c, _s in ev['same']):.3f}", f"{min(para):.3f} / {statistics.median(para):.3f}",
+                      f"{max(c for c, _s in ev['other']):.3f} ({max(other_sig):.3f})",
+                      f"{m1}/{len(para)} / {m2}/{len(para)}",
+                      f"{f1} ({s1}) / {f2} ({s2}) of {len(ev['other'])}")
+    return table
+
+
+def heldout_tables(thresholds: list[float]) -> list[Table]:
+    """The held-out goals of :data:`HELDOUT` (other chores, written apart):
+    same-task pairs below each threshold (misses), different-task pairs at or
+    above it (false matches), all pairs and those with the same parameter
+    signature (the only ones :meth:`TraceStore.match` compares); per goal,
+    whether one of its own task still matches and whether another task does;
+    and the near-miss task pairs."""
     import itertools
 
     import numpy as np
 
-    from swarmd.memory.embed import shared_embedder
-    from swarmd.memory.traces import extract_params, represent, signature_of, similarity, template_of
+    data = yaml.safe_load(HELDOUT.read_text())
+    goals = [(task, g) for task, gs in data["tasks"].items() for g in gs]
+    near = {frozenset(p) for p in data["near_misses"]}
+    vectors, sig = _goal_vectors([g for _t, g in goals])
+    pairs = []                                   # (i, j, cosine, same task, same signature, near miss)
+    for i, j in itertools.combinations(range(len(goals)), 2):
+        pairs.append((i, j, float(vectors[i] @ vectors[j]), goals[i][0] == goals[j][0], sig[i] == sig[j],
+                      frozenset((goals[i][0], goals[j][0])) in near))
+    same = np.array([c for _i, _j, c, st, _s, _n in pairs if st])
+    other = np.array([c for _i, _j, c, st, _s, _n in pairs if not st])
+    other_sig = np.array([c for _i, _j, c, st, ss, _n in pairs if not st and ss])
+    near_sig = [c for _i, _j, c, st, ss, nm in pairs if nm and ss]
+    sep = Table(title=f"held-out goals ({HELDOUT.relative_to(REPO)}): {len(goals)} goals, {len(data['tasks'])} tasks, "
+                      f"{len(near)} near-miss task pairs; MiniLM cosine of templates")
+    for col in ("pairs", "n", "min", "p5", "median", "p95", "max"):
+        sep.add_column(col, justify="left" if col == "pairs" else "right")
+    for name, arr in (("same task", same), ("same task, same signature",
+                                            np.array([c for _i, _j, c, st, ss, _n in pairs if st and ss])),
+                      ("other task", other), ("other task, same signature", other_sig),
+                      ("near-miss tasks, same signature", np.array(near_sig))):
+        sep.add_row(name, str(len(arr)), *(f"{x:.3f}" for x in (arr.min(), np.percentile(arr, 5), np.median(arr),
+                                                                np.percentile(arr, 95), arr.max())))
+    sweep = Table(title="held-out goals: errors by threshold (a false match replays another task's steps; "
+                        "a miss costs a learner run)")
+    for col in ("threshold", "same-task pairs missed (same signature)", "other-task pairs matched (same signature)",
+                "near-miss pairs matched (same signature)", "goals finding no trace of their task",
+                "goals matching another task's trace"):
+        sweep.add_column(col, justify="right")
+    n_same_sig = sum(1 for p in pairs if p[3] and p[4])
+    for th in thresholds:
+        miss = sum(c < th for _i, _j, c, st, _s, _n in pairs if st)
+        miss_sig = sum(c < th for _i, _j, c, st, ss, _n in pairs if st and ss)
+        false = sum(c >= th for _i, _j, c, st, _s, _n in pairs if not st)
+        false_sig = sum(c >= th for _i, _j, c, st, ss, _n in pairs if not st and ss)
+        near_hit = sum(c >= th for c in near_sig)
+        lonely = captured = 0
+        for k in range(len(goals)):
+            mine = [c for i, j, c, st, ss, _n in pairs if k in (i, j) and st and ss]
+            theirs = [c for i, j, c, st, ss, _n in pairs if k in (i, j) and not st and ss]
+            lonely += bool(mine) and max(mine) < th
+            captured += any(c >= th for c in theirs)
+        sweep.add_row(f"{th:.2f}", f"{miss}/{len(same)} ({miss_sig}/{n_same_sig})",
+                      f"{false}/{len(other)} ({false_sig}/{len(other_sig)})", f"{near_hit}/{len(near_sig)}",
+                      f"{lonely}/{len(goals)}", f"{captured}/{len(goals)}")
+    worst = Table(title="held-out goals: the most similar pairs of different tasks with the same signature")
+    for col in ("cosine", "goal", "other task's goal"):
+        worst.add_column(col, justify="right" if col == "cosine" else "left")
+    for i, j, c, _st, _ss, _n in sorted((p for p in pairs if not p[3] and p[4]), key=lambda p: -p[2])[:8]:
+        worst.add_row(f"{c:.3f}", f"{goals[i][1]} [{goals[i][0]}]", f"{goals[j][1]} [{goals[j][0]}]")
+    return [sep, sweep, worst]
+
+
+def similarities(per_family: int, seed: int) -> int:
+    """Print same-family vs other-family cosine similarities (MiniLM and tokens-v1) of goal
+    templates over the bench's goals, then the split (:func:`split_table`) and the
+    held-out goals (:func:`heldout_tables`)."""
+    import itertools
+
+    import numpy as np
+
+    from swarmd.memory.traces import MIN_EMBEDDING_SIMILARITY, represent, similarity
 
     items = [(o["family"], o["goal"]) for o in make_objectives(per_family, seed)] + list(PARAPHRASES) \
         + [("other", g) for g in OTHER_TASKS]
-    vectors = shared_embedder().embed([template_of(g) for _, g in items])
-    sig = [signature_of(extract_params(g)) for _, g in items]
+    vectors, sig = _goal_vectors([g for _, g in items])
     groups: dict[str, list[tuple[float, float]]] = {"same family": [], "other family": [],
                                                    "other family, same signature": []}
     for i, j in itertools.combinations(range(len(items)), 2):
@@ -435,7 +585,13 @@ def similarities(per_family: int, seed: int) -> int:
         m, t = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
         table.add_row(name, str(len(pairs)), *(f"{x:.3f}" for x in (
             m.min(), np.percentile(m, 5), np.median(m), np.percentile(m, 95), m.max(), t.min(), np.median(t), t.max())))
-    Console(width=200).print(table)
+    console = Console(width=220)
+    console.print(table)
+    console.print(split_table(items, vectors, sig, n_gen))
+    thresholds = sorted({0.70, 0.75, 0.80, 0.85, 0.90, 0.92, 0.95, MIN_EMBEDDING_SIMILARITY})
+    for t in heldout_tables(thresholds):
+        console.print(t)
+    print(f"shipped traces.min_embedding_similarity: {MIN_EMBEDDING_SIMILARITY}")
     return 0
 
 

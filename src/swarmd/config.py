@@ -307,7 +307,7 @@ class TracesConfig(_Strict):
     supervise_from: float | None = Field(default=0.75, ge=0, le=1)
     min_success_rate: float = Field(default=0.85, ge=0, le=1)
     min_similarity: float = Field(default=0.8, gt=0, le=1)
-    min_embedding_similarity: float = Field(default=0.85, gt=0, le=1)
+    min_embedding_similarity: float = Field(default=0.92, gt=0, le=1)
 
 
 class StorageConfig(_Strict):

@@ -37,11 +37,13 @@ def test_a_learned_trace_holds_the_minilm_embedding_of_its_template(tmp_path):
     store = TraceStore(tmp_path / "m.db")
     [(tid, _)] = store.apply({"learn": trace.model_dump(by_alias=True)}, 0.8)
     assert store.get(tid).trace.representation == trace.representation        # stored with the trace
-    m = store.match(PARAPHRASE, 0.8, 0.0, 0.0)
+    m = store.match(PARAPHRASE, 0.8, 0.0, 0.0, min_embedding_similarity=0.85)
     assert m is not None and m.stored.id == tid and 0.85 <= m.similarity < 0.9
     assert similarity(represent(GOAL), represent(PARAPHRASE)) < 0.8           # tokens-v1 would have missed it
-    assert store.match(OTHER, 0.8, 0.0, 0.0) is None
-    assert store.match(PARAPHRASE, 0.8, 0.0, 0.0, min_embedding_similarity=0.9) is None   # the threshold is used
+    assert store.match(OTHER, 0.8, 0.0, 0.0, min_embedding_similarity=0.85) is None
+    assert store.match(PARAPHRASE, 0.8, 0.0, 0.0) is None        # the threshold is used: the default is 0.92
+    same = store.match("Bump the version in RELEASE.txt to 4.0.0 and verify it", 0.8, 0.0, 0.0)
+    assert same is not None and same.similarity == pytest.approx(1.0, abs=1e-4)   # same wording, other values
     store.close()
 
 
