@@ -1,17 +1,19 @@
-"""Retrieval of verified examples: BM25 over the FTS5 table (kept in step with
-the records by triggers, filled for records older than its migration), vector
-search with the real embedder and HNSW index, hybrid by reciprocal rank fusion."""
+"""Retrieval of verified examples: BM25 (bm25s; a tiny corpus ranked as computed
+by hand, new records found at once, deleted ones dropped), vector search with
+the real embedder and HNSW index, hybrid by reciprocal rank fusion."""
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from swarmd.memory.embed import MODEL_ID, Embedder
 from swarmd.memory.records import Memory, Verified
-from swarmd.memory.retrieval import Retriever, bm25_ranking, collection_name, fts_query, rrf
+from swarmd.memory.retrieval import Retriever, collection_name, rrf
 from swarmd.memory.vectors import open_index
 from swarmd.store.db import connect
 from swarmd.store.schema import MIGRATIONS, migrate
@@ -30,10 +32,42 @@ def _fill(memory: Memory, items, labels=LABELS, action="classify") -> None:
                      for it in items])
 
 
-def test_fts_query_quotes_every_term():
-    assert fts_query('fix "quoted" AND NOT x-y') == '"fix" OR "quoted" OR "and" OR "not" OR "x" OR "y"'
-    assert fts_query("the fix of the parser", {"the": 900, "of": 800, "fix": 40}, max_df=500) == '"parser" OR "fix"'
-    assert fts_query("  ...  ") is None
+def _objective_ids(memory, found):
+    return [memory.conn.execute("SELECT objective_id FROM verified_outcomes WHERE id=?", (i,)).fetchone()[0]
+            for i, _s in found]
+
+
+def test_bm25_ranks_a_tiny_corpus_as_computed_by_hand(memory):
+    """Lucene BM25, k1 1.2, b 0.75, stems: N = 3 records of 2, 5 and 3 tokens (avgdl 10/3).
+    idf(crash) = ln(1 + 1.5/2.5) = 0.470004 (df 2), idf(parser) = ln(1 + 2.5/1.5) = 0.980829 (df 1).
+    p1 (len 2): norm 1.2·(0.25 + 0.75·0.6) = 0.84, (0.470004 + 0.980829)·1/1.84 = 0.788496;
+    c2 (crash twice, len 5): norm 1.65, 0.470004·2/3.65 = 0.257537; d3 shares no term."""
+    _fill(memory, [{"id": "p1", "text": "Parser crash", "label": "fix"},
+                   {"id": "c2", "text": "crash, crash in the changelog", "label": "fix"},
+                   {"id": "d3", "text": "update the docs", "label": "docs"}])
+    index = Retriever(memory).bm25("classify", LABELS)
+    found = index.search("crashes of the PARSER", 5)       # "crashes" stems to "crash"; "the", "of": see below
+    assert _objective_ids(memory, found) == ["p1", "c2", "d3"]
+    # "the" (df 2: c2, d3) and "of" (df 0) are query terms too: idf(the) = 0.470004
+    the_c2, the_d3 = 0.470004 / (1 + 1.65), 0.470004 / (1 + 1.2 * (0.25 + 0.75 * 0.9))
+    assert [s for _i, s in found] == pytest.approx([0.788496, 0.257537 + the_c2, the_d3], abs=1e-5)
+    assert index.search("parser", 5)[0][1] == pytest.approx(0.980829 / 1.84, abs=1e-5)
+    assert index.score_recent(["parser", "crash"], Counter(parser=1, crash=1), 2) == pytest.approx(0.788496, abs=1e-5)
+    assert index.search("!!!", 5) == [] and index.search("zebra", 5) == []
+
+
+def test_bm25_finds_new_records_at_once_and_rebuilds_as_they_grow(memory):
+    _fill(memory, [{"id": f"o{i}", "text": f"tweak module {i}", "label": "chore"} for i in range(30)])
+    index = Retriever(memory).bm25("classify", LABELS)
+    assert index.search("parser", 5) == [] and index.builds == 1
+    _fill(memory, [{"id": "new", "text": "rewrite the parser", "label": "refactor"}])
+    found = index.search("parser", 5)
+    assert _objective_ids(memory, found) == ["new"] and index.builds == 1     # scored apart, no rebuild
+    # scored with the index's statistics: N 30 (df 0), avgdl 3; the record has 3 tokens
+    assert found[0][1] == pytest.approx(math.log(1 + 30.5 / 0.5) / (1 + 1.2), abs=1e-5)
+    _fill(memory, [{"id": "new2", "text": "parser tests", "label": "test"}])
+    assert len(index.search("parser", 5)) == 2 and index.builds == 2         # 2 > 5% of 30: rebuilt
+    assert len(index) == 32
 
 
 def test_rrf_rewards_agreement():
@@ -47,35 +81,39 @@ def test_bm25_finds_records_of_the_action_and_label_set_only(memory):
                    {"id": "b", "text": "add a changelog template option", "label": "feat"},
                    {"id": "c", "text": "update the README badges", "label": "docs"}])
     _fill(memory, [{"id": "d", "text": "fix changelog crash", "label": "fix"}], labels=("fix", "feat"))
-    found = bm25_ranking(memory, "classify", LABELS[::-1], "changelog crash", 5)
-    assert [memory.conn.execute("SELECT objective_id FROM verified_outcomes WHERE id=?", (i,)).fetchone()[0]
-            for i, _s in found] == ["a", "b"]
-    assert found[0][1] > found[1][1] > 0
-    assert bm25_ranking(memory, "classify", LABELS, "!!!", 5) == []
+    _fill(memory, [{"id": "e", "text": "fix changelog crash", "label": "fix"}], action="summarize")
+    retriever = Retriever(memory)
+    found = retriever.search("classify", LABELS[::-1], "changelog crash", k=5, mode="bm25")
+    assert [e.answer for e in found] == ["fix", "feat"]
+    assert found[0].score > found[1].score > 0
+    assert retriever.search("classify", LABELS, "!!!", k=5, mode="bm25") == []
 
 
-def test_bm25_still_finds_a_label_set_outnumbered_by_others(memory):
-    _fill(memory, [{"id": f"o{i}", "text": f"changelog crash number {i}", "label": "fix"} for i in range(60)],
-          labels=("fix", "feat"))
-    _fill(memory, [{"id": "mine", "text": "a crash somewhere in the changelog code path", "label": "fix"}])
-    found = bm25_ranking(memory, "classify", LABELS, "changelog crash", 5)
-    assert len(found) == 1         # the 40 best matches are all of the other label set: the fallback finds it
+def test_bm25_leaves_out_same_inputs_however_many(memory):
+    _fill(memory, [{"id": f"same{i}", "text": "bump the version", "label": "build"} for i in range(30)]
+          + [{"id": "other", "text": "bump version of ruff", "label": "chore"}])
+    found = Retriever(memory).search("classify", LABELS, "Bump the  version", k=2, mode="bm25")
+    assert [e.input for e in found] == ["bump version of ruff"]      # 30 same inputs ranked first, skipped
 
 
-def test_fts_follows_deletes_and_updates(memory):
-    _fill(memory, [{"id": "a", "text": "tweak the bumping logic", "label": "fix"}])
-    memory.conn.execute("UPDATE verified_outcomes SET input='rewrite the changelog parser'")
-    assert bm25_ranking(memory, "classify", LABELS, "bumping", 5) == []
-    assert len(bm25_ranking(memory, "classify", LABELS, "parser", 5)) == 1
-    memory.conn.execute("DELETE FROM verified_outcomes")
-    assert bm25_ranking(memory, "classify", LABELS, "parser", 5) == []
-    assert memory.conn.execute("SELECT COUNT(*) FROM verified_fts WHERE verified_fts MATCH 'parser'").fetchone()[0] == 0
+def test_bm25_drops_deleted_records_and_rebuilds(memory):
+    _fill(memory, [{"id": "a", "text": "tweak the bumping logic", "label": "fix"},
+                   {"id": "b", "text": "bumping docs", "label": "docs"}])
+    retriever = Retriever(memory)
+    assert len(retriever.search("classify", LABELS, "bumping", k=5, mode="bm25")) == 2
+    memory.conn.execute("DELETE FROM verified_outcomes WHERE objective_id='a'")
+    assert [e.input for e in retriever.search("classify", LABELS, "bumping", k=5, mode="bm25")] == ["bumping docs"]
+    index = retriever.bm25("classify", LABELS)
+    assert index.builds == 1
+    index.search("bumping", 5)
+    assert index.builds == 2 and len(index) == 1          # the deleted record seen by the search: rebuilt
 
 
-def test_migration_indexes_records_written_before_it(tmp_path):
+def test_migration_drops_the_fts_index(tmp_path):
     path = tmp_path / "old.db"
     conn = connect(path)
-    migrate(conn, MIGRATIONS[:10])                    # the schema before the FTS table
+    migrate(conn, MIGRATIONS[:11])                    # the schema with the FTS5 table and its triggers
+    assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'verified_fts%'").fetchone()[0] > 0
     row = Verified("classify", LABELS, "drop python 3.8 support", "build", "human", objective_id="o").row()
     row.pop("local_prompt")                           # a column of a later migration (12)
     conn.execute(f"INSERT INTO verified_outcomes ({','.join(row)}) VALUES ({','.join('?' * len(row))})",
@@ -83,7 +121,9 @@ def test_migration_indexes_records_written_before_it(tmp_path):
     conn.close()
     memory = Memory(path)                             # migrates to the current schema
     try:
-        assert len(bm25_ranking(memory, "classify", LABELS, "python support", 5)) == 1
+        assert memory.conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'verified_fts%'").fetchone()[0] == 0
+        assert len(Retriever(memory).search("classify", LABELS, "python support", k=5, mode="bm25")) == 1
+        memory.add(Verified("classify", LABELS, "python 3.13 support", "build", "human", objective_id="p"))
     finally:
         memory.close()
 

@@ -8,8 +8,9 @@ rank it for an input:
   in a :class:`~swarmd.memory.vectors.base.VectorIndex` (embedded HNSW by
   default, Qdrant with ``memory.qdrant_url``), one collection per action and
   label set (:func:`collection_name`);
-* ``bm25`` — SQLite FTS5's BM25 over the inputs (table ``verified_fts``,
-  migration 11, kept in step with the records by triggers);
+* ``bm25`` — BM25 over the inputs with bm25s, one in-memory index per
+  action and label set (:class:`swarmd.memory.bm25.Bm25Index`: records written
+  since its build are found at once, deleted ones dropped);
 * ``hybrid`` — reciprocal rank fusion of the two: score = Σ 1 / (``RRF_K`` + rank),
   ranks from 1 (Cormack, Clarke & Büttcher 2009; their k = 60).
 
@@ -28,11 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from swarmd.memory.bm25 import Bm25Index
 from swarmd.memory.records import Memory, label_key, normalise_input
 from swarmd.memory.vectors.base import VectorIndex
 
@@ -41,18 +44,8 @@ MODES = ("vector", "bm25", "hybrid")
 RRF_K = 60
 #: candidates each ranking contributes before fusion, per result wanted
 FANOUT = 4
-#: query terms kept for BM25 (the rarest ones).  Commitizen leave-one-out, BM25
-#: top 8 (P@1 / rank-weighted vote accuracy): 8 terms 0.443/0.488, 12 terms
-#: 0.435/0.477, 24 terms 0.465/0.510, 48 terms the same as 24
-MAX_TERMS = 24
-#: a BM25 query term in more than this share of the records (and at least
-#: COMMON_MIN records) is dropped: on 100,000 records such terms cost most of
-#: the query's time (bench/retrieval.py) and, with a low IDF, move little
-COMMON_SHARE = 0.05
-COMMON_MIN = 1000
-#: FTS matches ranked per result wanted before filtering by action and label set
-BM25_FANOUT = 8
-_TERM = re.compile(r"\w+", re.UNICODE)
+#: the most candidates a search asks a ranking for when same-input or pruned records crowd them out
+MAX_WANT = 1024
 
 
 @dataclass(frozen=True)
@@ -71,70 +64,6 @@ def collection_name(action: str, labels) -> str:
     (label order does not matter; the action's characters outside ``[A-Za-z0-9_.-]`` become ``_``)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", action)[:100]
     return f"{safe}-{hashlib.sha1(label_key(labels).encode()).hexdigest()[:10]}"
-
-
-def fts_query(text: str, doc_freq: dict[str, int] | None = None, max_df: float = float("inf")) -> str | None:
-    """An FTS5 MATCH expression for ``text``: its distinct word tokens, each
-    quoted, joined by ``OR``; ``None`` without any word.
-
-    With ``doc_freq`` (term → number of records containing it), terms in more
-    than ``max_df`` records are dropped and the :data:`MAX_TERMS` rarest kept
-    (terms not in ``doc_freq``, e.g. inflected forms the stemmer changed,
-    count as rare): a common term adds little to BM25 (low IDF) but its
-    whole posting list is scored.  Without it, the first :data:`MAX_TERMS`.
-    """
-    terms = list(dict.fromkeys(t.casefold() for t in _TERM.findall(text)))
-    if doc_freq is not None:
-        terms = sorted((t for t in terms if doc_freq.get(t, 0) <= max_df), key=lambda t: doc_freq.get(t, 0))
-    terms = terms[:MAX_TERMS]
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-
-
-def _doc_freq(memory: Memory, text: str) -> tuple[dict[str, int], int]:
-    """Document frequency of ``text``'s terms in ``verified_fts`` and the number of
-    records, through a per-connection ``fts5vocab`` table (``temp.verified_fts_terms``)."""
-    terms = list(dict.fromkeys(t.casefold() for t in _TERM.findall(text)))[:256]
-    conn = memory.conn
-    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.verified_fts_terms "
-                 "USING fts5vocab(main, 'verified_fts', 'row')")
-    freq = dict(conn.execute(f"SELECT term, doc FROM temp.verified_fts_terms WHERE term IN "
-                             f"({','.join('?' * len(terms))})", terms).fetchall()) if terms else {}
-    total = conn.execute("SELECT MAX(rowid) FROM verified_outcomes").fetchone()[0] or 0
-    return freq, total
-
-
-def bm25_ranking(memory: Memory, action: str, labels, text: str, k: int,
-                 exclude_norm: str | None = None) -> list[tuple[int, float]]:
-    """Up to ``k`` (record id, relevance) by FTS5 BM25, best first (relevance =
-    −``bm25()``, higher is better), among records of ``action`` and ``labels``
-    with an answer; ``exclude_norm``: leave out records of this normalised input.
-
-    The query keeps the rarest terms (:func:`fts_query`; terms in more than
-    :data:`COMMON_SHARE` of the records, and at least :data:`COMMON_MIN`
-    records, are dropped).  The FTS table ranks its best ``BM25_FANOUT × k``
-    matches first and those are filtered by action and label set; when that
-    leaves fewer than ``k`` (other actions' records dominate the matches) the
-    filter runs over every match instead.
-    """
-    with memory.lock:
-        freq, total = _doc_freq(memory, text)
-        query = fts_query(text, freq, max(COMMON_MIN, COMMON_SHARE * total))
-        if query is None:
-            return []
-        params = (action, label_key(labels), exclude_norm or "")
-        where = "v.action = ? AND v.label_key = ? AND v.answer IS NOT NULL AND v.input_norm != ?"
-        rows = memory.conn.execute(
-            "SELECT v.id, f.s FROM (SELECT rowid, bm25(verified_fts) AS s FROM verified_fts WHERE verified_fts "
-            f"MATCH ? ORDER BY s LIMIT ?) f JOIN verified_outcomes v ON v.id = f.rowid WHERE {where} "
-            "ORDER BY f.s LIMIT ?", (query, BM25_FANOUT * k, *params, k)).fetchall()
-        if len(rows) < k:
-            rows = memory.conn.execute(
-                "SELECT v.id, bm25(verified_fts) AS s FROM verified_fts JOIN verified_outcomes v "
-                f"ON v.id = verified_fts.rowid WHERE verified_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
-                (query, *params, k)).fetchall()
-    return [(int(i), -float(s)) for i, s in rows]
 
 
 def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -163,6 +92,8 @@ class Retriever:
         self.dim = dim
         self._indexes: dict[str, VectorIndex] = {}
         self._synced: tuple | None = None
+        self._bm25: dict[str, Bm25Index] = {}
+        self._lock = threading.Lock()
 
     def index(self, action: str, labels) -> VectorIndex:
         """The vector index of (action, labels), opened once."""
@@ -172,6 +103,14 @@ class Retriever:
                 raise ValueError("this Retriever has no vector index (open_index=None): use mode 'bm25'")
             self._indexes[name] = self._open_index(name, self.dim)
         return self._indexes[name]
+
+    def bm25(self, action: str, labels) -> Bm25Index:
+        """The BM25 index of (action, labels), built on its first search."""
+        name = collection_name(action, labels)
+        with self._lock:
+            if name not in self._bm25:
+                self._bm25[name] = Bm25Index(self.memory, action, labels)
+            return self._bm25[name]
 
     def sync(self, action: str, labels, batch: int = 256) -> int:
         """Embed and index the records of (action, labels) with an answer that
@@ -223,26 +162,37 @@ class Retriever:
             raise ValueError(f"retrieval mode {mode!r}: expected one of {', '.join(MODES)}")
         norm = normalise_input(text) if exclude_same_input else None
         want = k * FANOUT if mode == "hybrid" else k * 2      # spare room for pruned or excluded ids
-        rankings: list[list[tuple[int, float]]] = []
-        if mode in ("vector", "hybrid"):
-            if vector is None:
-                vector = self.embedder.embed([text])[0]
-            rankings.append([(n.id, n.score) for n in self.index(action, labels).search(vector, want)])
-        if mode in ("bm25", "hybrid"):
-            rankings.append(bm25_ranking(self.memory, action, labels, text, want, norm))
-        ranked = rrf([[i for i, _s in r] for r in rankings]) if mode == "hybrid" else rankings[0]
-        return self._resolve(ranked, k, action, labels, norm)
+        if mode in ("vector", "hybrid") and vector is None:
+            vector = self.embedder.embed([text])[0]
+        while True:
+            rankings: list[list[tuple[int, float]]] = []
+            if mode in ("vector", "hybrid"):
+                rankings.append([(n.id, n.score) for n in self.index(action, labels).search(vector, want)])
+            if mode in ("bm25", "hybrid"):
+                bm25 = self.bm25(action, labels)
+                rankings.append(bm25.search(text, want))
+            ranked = rrf([[i for i, _s in r] for r in rankings]) if mode == "hybrid" else rankings[0]
+            rows = self._rows([i for i, _s in ranked], action, labels)
+            if mode in ("bm25", "hybrid") and any(i not in rows for i, _s in rankings[-1]):
+                bm25.invalidate()                 # a ranked record is gone (pruned): rebuild next time
+            found = {i: r for i, r in rows.items() if norm is None or r[2] != norm}
+            short = max(len(r) for r in rankings) == want and sum(i in found for i, _s in ranked) < k
+            if not short or want >= MAX_WANT:   # every ranking ran out, or enough survived
+                return [Example(i, found[i][0], found[i][1], s) for i, s in ranked if i in found][:k]
+            want *= 4                             # same-input or pruned records took the room: ask for more
 
-    def _resolve(self, ranked: list[tuple[int, float]], k: int, action: str, labels, norm: str | None) -> list[Example]:
-        if not ranked:
-            return []
-        ids = [i for i, _s in ranked]
+    def _rows(self, ids: list[int], action: str, labels) -> dict[int, tuple[str, str, str]]:
+        """``id → (input, answer, input_norm)`` of those of ``ids`` still in the
+        memory with ``action``, ``labels`` and an answer."""
+        if not ids:
+            return {}
         with self.memory.lock:
             rows = self.memory.conn.execute(
                 f"SELECT id, input, answer, input_norm FROM verified_outcomes WHERE id IN ({','.join('?' * len(ids))}) "
-                "AND action=? AND label_key=? AND answer IS NOT NULL", (*ids, action, label_key(labels))).fetchall()
-        found = {r[0]: r for r in rows if norm is None or r[3] != norm}
-        return [Example(i, found[i][1], found[i][2], s) for i, s in ranked if i in found][:k]
+                # "+": look the ids up by rowid; SQLite would otherwise pick the (action, label_key)
+                # index and scan the whole collection (60 ms at 100,000 records instead of 0.1)
+                "AND +action=? AND +label_key=? AND answer IS NOT NULL", (*ids, action, label_key(labels))).fetchall()
+        return {r[0]: tuple(r[1:]) for r in rows}
 
     def close(self) -> None:
         """Flush and close the opened indexes."""

@@ -28,6 +28,7 @@ Each :class:`Migration` names the component that owns the tables it touches
 10    ``costs.ledger``     ``ledger.mode``: learner / follower runs of agent objectives
 11    ``memory.retrieval`` ``verified_fts``: BM25 full-text index of verified inputs
 12    ``memory.records``   prompt forms: ``verified_outcomes.local_prompt``, ``gate_calibrations.prompt``
+13    ``memory.retrieval`` ``verified_fts`` dropped (BM25 moved to bm25s, in memory)
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -243,6 +244,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE gate_calibrations ADD COLUMN prompt TEXT NOT NULL DEFAULT 'fixed';
         DROP INDEX gate_calibrations_active;
         CREATE INDEX gate_calibrations_active ON gate_calibrations(action, label_key, model, prompt, active);
+    """),
+    Migration(13, "memory.retrieval", "learning memory: the FTS5 index of verified inputs dropped", """
+        -- BM25 is ranked by swarmd.memory.bm25 (bm25s, an index in memory per action and label set):
+        -- FTS5's bm25() ranking cost 90 ms p99 of CPU over 100,000 records (bench/retrieval.py)
+        DROP TRIGGER IF EXISTS verified_fts_insert;
+        DROP TRIGGER IF EXISTS verified_fts_delete;
+        DROP TRIGGER IF EXISTS verified_fts_update;
+        DROP TABLE IF EXISTS verified_fts;
     """),
 )
 

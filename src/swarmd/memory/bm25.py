@@ -1,0 +1,150 @@
+"""BM25 ranking of one collection's verified inputs, on bm25s.
+
+One :class:`Bm25Index` per (action, label set) of the learning memory: the
+inputs of its records with an answer, tokenized (:func:`tokenize`: lower-cased
+``\\w+`` tokens, Snowball English stems by PyStemmer, no stopwords) and indexed
+by `bm25s <https://github.com/xhluca/bm25s>`_, which precomputes every
+(record, term) BM25 score into a sparse matrix: a query sums the columns of
+its distinct terms, so it costs the postings of those terms (no per-row
+auxiliary function as in SQLite FTS5's ``bm25()``) and the ranking is exact
+BM25 over all of the query's terms.  Variant: Lucene's (Kamphuis et al. 2020),
+``k1`` 1.2, ``b`` 0.75 (:data:`K1`, :data:`B`, the usual defaults).
+
+Why not SQLite FTS5 (what this replaced): over 100,000 records its ``bm25()``
+ranking of a whole commit message cost 31 ms p50 / 139 ms p99 of CPU, and
+keeping only the rarest terms to bound that cost lost half of the real
+neighbours among synthetic ones (``bench/retrieval.py``, its "at scale" row).
+
+bm25s cannot add documents to an index.  Records written after the index was
+built (ids above its watermark, read at each search: one ``MAX(id)`` lookup)
+are kept apart and scored with the same formula and the index's statistics
+(record count, document frequencies, average length); the index is rebuilt
+when they exceed :data:`REBUILD_SHARE` of it, or
+after :meth:`Bm25Index.invalidate` (the retriever calls it when a ranked
+record turned out deleted, e.g. pruned by consolidation).  An input edited in
+place keeps its old ranking until the next rebuild (swarmd never edits one).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from swarmd.memory.records import Memory, label_key
+
+#: BM25 term-frequency saturation and length normalisation (bm25s's and FTS5's defaults)
+K1, B = 1.2, 0.75
+#: records written since the build, as a share of the indexed ones, that make the next search rebuild
+#: (at 100,000 records a build takes ~3 s of CPU: bench/retrieval.py; a small index is rebuilt at once)
+REBUILD_SHARE = 0.05
+#: tokens: runs of word characters, as SQLite's unicode61 tokenizer splits them
+TOKEN_PATTERN = r"(?u)\w+"
+_STEMMER = Stemmer.Stemmer("english")
+_STEMMER_LOCK = threading.Lock()          # a PyStemmer object keeps a cache: one thread at a time
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """The BM25 tokens of each text: lower-cased ``\\w+`` runs, stemmed (Snowball English)."""
+    with _STEMMER_LOCK:
+        tokens = bm25s.tokenize(texts, lower=True, token_pattern=TOKEN_PATTERN, stopwords=None, stemmer=_STEMMER,
+                                return_ids=False, show_progress=False, allow_empty=False)
+    return [[t for t in doc if t] for doc in tokens]      # bm25s gives a text without any token [""]
+
+
+class Bm25Index:
+    """The BM25 index of the records of ``action`` and ``labels`` (with an answer) in ``memory``.
+
+    :meth:`search` reads new records first (see the module docstring), so a
+    record written a moment ago is found.  Thread-safe.
+    """
+
+    def __init__(self, memory: Memory, action: str, labels):
+        self.memory, self.action, self.key = memory, action, label_key(labels)
+        self._lock = threading.Lock()
+        self._model: bm25s.BM25 | None = None
+        self._ids = np.zeros(0, dtype=np.int64)        # row id of each indexed document
+        self._df = np.zeros(0, dtype=np.int64)         # document frequency of each vocabulary term
+        self._avgdl = 1.0
+        self._watermark = -1                           # highest record id (of any collection) read
+        self._recent: list[tuple[int, Counter, int]] = []   # (id, term counts, length) written since the build
+        self._stale = True
+        self.builds = 0
+
+    def invalidate(self) -> None:
+        """Rebuild before the next search (records were deleted or edited)."""
+        self._stale = True
+
+    def __len__(self) -> int:
+        return len(self._ids) + len(self._recent)
+
+    def _rows(self, after: int = -1) -> tuple[list[tuple[int, str]], int]:
+        with self.memory.lock:
+            top = self.memory.conn.execute("SELECT MAX(id) FROM verified_outcomes").fetchone()[0] or 0
+            rows = [] if top <= after else self.memory.conn.execute(
+                "SELECT id, input FROM verified_outcomes WHERE id > ? AND +action = ? AND +label_key = ? "
+                "AND answer IS NOT NULL ORDER BY id", (after, self.action, self.key)).fetchall()   # "+": by rowid
+        return rows, top
+
+    def _build(self) -> None:
+        rows, top = self._rows()
+        tokens = tokenize([r[1] for r in rows]) if rows else []
+        model, self._avgdl = None, 1.0
+        if any(tokens):
+            model = bm25s.BM25(k1=K1, b=B, method="lucene")
+            model.index(tokens, show_progress=False)
+            self._df = np.diff(model.scores["indptr"]).astype(np.int64)
+            self._avgdl = float(np.mean([len(t) for t in tokens]))
+        self._model, self._ids = model, np.array([r[0] for r in rows] if model else [], dtype=np.int64)
+        self._watermark, self._recent, self._stale = top, [], False
+        self.builds += 1
+
+    def _refresh(self) -> None:
+        if not self._stale:
+            rows, top = self._rows(self._watermark)
+            if rows:
+                self._recent += [(i, Counter(t), len(t)) for (i, _text), t in zip(rows, tokenize([r[1] for r in rows]))]
+            self._watermark = top
+            self._stale = len(self._recent) > REBUILD_SHARE * len(self._ids)
+        if self._stale:
+            self._build()
+
+    def _idf(self, term: str) -> float:
+        """Lucene's IDF, ln(1 + (N − df + 0.5) / (df + 0.5)), with the index's N and df."""
+        i = self._model.vocab_dict.get(term) if self._model is not None else None
+        df = int(self._df[i]) if i is not None else 0
+        return float(np.log(1.0 + (len(self._ids) - df + 0.5) / (df + 0.5)))
+
+    def score_recent(self, terms: list[str], counts: Counter, length: int) -> float:
+        """BM25 of a document not in the index (its term ``counts`` and token
+        ``length``) for the distinct query ``terms``, with the index's
+        statistics: Σ idf · tf / (tf + K1·(1 − B + B·length/avgdl)), bm25s's Lucene form."""
+        norm = K1 * (1 - B + B * length / self._avgdl)
+        return sum(self._idf(t) * counts[t] / (counts[t] + norm) for t in terms if counts[t])
+
+    def search(self, text: str, k: int) -> list[tuple[int, float]]:
+        """Up to ``k`` (record id, BM25 score > 0), best first, for ``text``
+        (its distinct tokens, each counted once); ``[]`` without any token."""
+        terms = list(dict.fromkeys(tokenize([text])[0]))
+        with self._lock:
+            self._refresh()
+            if not terms or k <= 0:
+                return []
+            found: list[tuple[int, float]] = []
+            if self._model is not None:
+                ids = self._model.get_tokens_ids(terms)
+                if ids:
+                    scores = self._model.get_scores(ids)
+                    hit = np.flatnonzero(scores > 0)
+                    if len(hit) > k:
+                        hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+                    found = [(int(self._ids[d]), float(scores[d])) for d in hit]
+            for i, counts, length in self._recent:
+                s = self.score_recent(terms, counts, length)
+                if s > 0:
+                    found.append((i, s))
+        found.sort(key=lambda p: (-p[1], p[0]))
+        return found[:k]
