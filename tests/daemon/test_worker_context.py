@@ -6,13 +6,17 @@ in this process, burst mode), the echo provider for the model."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
-from rq import Queue
+from rq import Queue, get_current_job
+from rq.registry import StartedJobRegistry
 
 from swarmd import constants as K
 from swarmd.config import load_config
 from swarmd.router import Router
 from swarmd.router.providers import make_provider
+from swarmd.workers import context as worker_context
 from swarmd.workers.context import ContextWorker, WorkerContext, build_context
 from swarmd.workers.parking import JOB_FUNC
 from swarmd.workers import parking
@@ -52,3 +56,33 @@ def test_objectives_reuse_the_model_loaded_at_start_up(tmp_path, redis_conn):
     finished = [json.loads(f[b"payload"]) for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert [(p["state"], p["worker"]) for p in finished] == [("done", "w-model")] * 2
     assert len(built) == 1                                    # not once per job
+
+
+def outlive_ttl(ctx: WorkerContext, queue_name: str, seconds: float, before: str | None) -> dict:
+    """A job (run by the worker below) that runs ``seconds`` (longer than the
+    heartbeat TTL), then reports whether its started-job entry is live and
+    whether job ``before`` (which ran earlier in the same worker) has one."""
+    time.sleep(seconds)
+    registry = StartedJobRegistry(queue_name, connection=ctx.redis)
+    live = registry.get_job_ids(cleanup=False)
+    return {"live": get_current_job().id in live and get_current_job().id not in registry.get_expired_job_ids(),
+            "before_listed": before in live}
+
+
+def test_the_heartbeat_keeps_a_long_job_alive_and_ends_with_it(tmp_path, redis_conn, monkeypatch):
+    """One heartbeat thread per worker: it renews a job that outlives the TTL
+    (else the daemon's reaper would hand it back to RQ as abandoned), and never
+    renews a job that has ended (which would put it back in the started-job registry)."""
+    monkeypatch.setattr(worker_context, "HEARTBEAT_INTERVAL_S", 0.2)
+    monkeypatch.setattr(worker_context, "HEARTBEAT_TTL_S", 1)
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    ctx = build_context(config, redis_conn, tmp_path / "data", "w-beat")
+    queue = parking.queue("default", redis_conn)
+    first = queue.enqueue(f"{__name__}.outlive_ttl", "default", 2.5, None)
+    second = queue.enqueue(f"{__name__}.outlive_ttl", "default", 2.5, first.id)
+    worker = ContextWorker([queue], ctx, job_funcs={f"{__name__}.outlive_ttl"}, connection=redis_conn)
+    worker.work(burst=True)
+    assert first.return_value() == {"live": True, "before_listed": False}
+    assert second.return_value() == {"live": True, "before_listed": False}
+    assert StartedJobRegistry(queue=queue).get_job_ids(cleanup=False) == []
+    assert not any(t.name == "heartbeat" and t.is_alive() for t in threading.enumerate())   # ended with the worker

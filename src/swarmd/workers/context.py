@@ -35,8 +35,13 @@ the Redis cannot make a worker run code of their choosing.
 While a job runs, a thread of the worker renews its RQ heartbeat every
 :data:`HEARTBEAT_INTERVAL_S` seconds with a TTL of :data:`HEARTBEAT_TTL_S`
 (RQ's ``SimpleWorker`` cannot, and so registers a job for its whole timeout
-+ 60 s).  A worker that dies mid-job, on any host, thus leaves a started-job
-entry that expires within :data:`HEARTBEAT_TTL_S` seconds, and the daemon's
++ 60 s).  It is one thread per worker, started with the worker's first job
+and ended with the worker (:meth:`ContextWorker.teardown`): a thread started
+and joined per job cost ~0.14 ms of wall time per cheap objective run alone
+(``bench/queue.py``).  A job's heartbeats end when its function returns,
+before RQ records its end, so no heartbeat puts a finished job back in the
+started-job registry.  A worker that dies mid-job, on any host, thus leaves a
+started-job entry that expires within :data:`HEARTBEAT_TTL_S` seconds, and the daemon's
 reaper (every 2 s) has RQ retry the job
 (:meth:`swarmd.daemon.service.Daemon.reap_abandoned`).  Workers run no RQ
 scheduler: the daemon does (:mod:`swarmd.daemon.recovery`).
@@ -45,6 +50,7 @@ scheduler: the daemon does (:mod:`swarmd.daemon.recovery`).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,23 +159,29 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
 class ContextJob(Job):
     """An RQ job whose function receives the worker's context first.
 
-    :class:`ContextWorker` sets :attr:`ctx` before running the job.
+    :class:`ContextWorker` sets :attr:`ctx` (and :attr:`ended`) before running the job.
     """
 
     ctx: WorkerContext | None = None
     #: the function names this job may name (set by :class:`ContextWorker`)
     allowed_funcs: frozenset[str] = JOB_FUNCS
+    #: called with the job when its function has returned or raised (the worker's heartbeats for it end)
+    ended = None
 
     def _execute(self) -> Any:
         # Job._execute is the one place RQ calls the job function (as
         # func(*args, **kwargs)); overridden to put the context first.  Job
         # arguments as stored in Redis are untouched.
-        if self.ctx is None:
-            raise RuntimeError(f"job {self.id} has no worker context: run it with swarmd's ContextWorker")
-        if self.func_name not in self.allowed_funcs:
-            raise PermissionError(f"job {self.id} names {self.func_name!r}, which is not a swarmd job function "
-                                  f"({', '.join(sorted(self.allowed_funcs))}); refused")
-        return self.func(self.ctx, *self.args, **self.kwargs)
+        try:
+            if self.ctx is None:
+                raise RuntimeError(f"job {self.id} has no worker context: run it with swarmd's ContextWorker")
+            if self.func_name not in self.allowed_funcs:
+                raise PermissionError(f"job {self.id} names {self.func_name!r}, which is not a swarmd job "
+                                      f"function ({', '.join(sorted(self.allowed_funcs))}); refused")
+            return self.func(self.ctx, *self.args, **self.kwargs)
+        finally:
+            if self.ended is not None:
+                self.ended(self)
 
 
 class ContextWorker(SimpleWorker):
@@ -184,52 +196,87 @@ class ContextWorker(SimpleWorker):
         super().__init__(queues, job_class=ContextJob, **kwargs)
         self.ctx = ctx
         self.job_funcs = frozenset(job_funcs)
+        self._beat_lock = threading.Lock()      # guards _running and _beat_at; held while a heartbeat is sent
+        self._running: dict[Job, Any] = {}      # job -> its RQ Execution, while its heartbeat is due
+        self._beat_at = 0.0                     # time.monotonic() of the last heartbeat (or the batch's start)
+        self._beater: tuple[threading.Thread, threading.Event] | None = None
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """:data:`HEARTBEAT_TTL_S`: :meth:`execute_job` renews it while the job runs."""
         return HEARTBEAT_TTL_S
 
     def execute_job(self, job: Job, queue) -> None:
-        """Run ``job`` in this process with the worker's context, renewing the
-        heartbeat from a thread meanwhile (as RQ's forking worker does from its parent).
+        """Run ``job`` in this process with the worker's context; meanwhile
+        the worker's heartbeat thread (:meth:`_beat`) renews its heartbeat (as
+        RQ's forking worker does from its parent) until its function returns.
 
         With it run the jobs :func:`swarmd.workers.batching.claim_batch`
         takes from the same queue (none unless ``job`` is a label objective
         and ``daemon.batch_max`` > 1): their objectives are routed together
         first (:func:`~swarmd.workers.batching.route_ahead`), then every job
         is run and completed on its own, in order; the heartbeat covers each
-        job until it is completed."""
+        job until its function returns."""
         execution = self.prepare_execution(job)
         batch = [(job, execution)]
-        running = dict(batch)
-        done = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(running, done), name="heartbeat", daemon=True)
-        beat.start()
+        self._keep_beating(batch, start=True)
         try:
             batch += claim_batch(self, job, queue)
-            running.update(batch)
+            self._keep_beating(batch)
             if len(batch) > 1:
                 route_ahead(self, [j for j, _e in batch])
             for n, (one, one_execution) in enumerate(batch):
                 if n == 1:
                     failpoint("worker_mid_batch", one.id)
-                one.ctx, one.allowed_funcs = self.ctx, self.job_funcs
+                one.ctx, one.allowed_funcs, one.ended = self.ctx, self.job_funcs, self._stop_beating
                 self.perform_job(one, queue, one_execution)
-                running.pop(one, None)
+                self._stop_beating(one)             # also when RQ failed it before its function ran
         finally:
-            done.set()
-            beat.join(timeout=10)
+            with self._beat_lock:
+                self._running.clear()
             for one, _e in batch:                   # routed results of jobs that did not take theirs
                 self.ctx.routed.pop(one.id, None)
         self.set_state(WorkerStatus.IDLE)
 
-    def _beat(self, running: dict, done: threading.Event) -> None:
-        """Every :data:`HEARTBEAT_INTERVAL_S` s until ``done``: renew the
-        heartbeat of each ``{job: execution}`` in ``running`` (changed by the
-        worker's thread as jobs complete)."""
-        while not done.wait(HEARTBEAT_INTERVAL_S):
-            for job, execution in list(running.items()):
-                try:
-                    self.maintain_heartbeats(job, execution)
-                except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next beat may work
-                    logger.warning("worker {}: heartbeat for job {} failed: {}", self.name, job.id, exc)
+    def _keep_beating(self, batch: list, start: bool = False) -> None:
+        """Have the heartbeat thread renew ``batch``'s ``[(job, execution)]``
+        (``start``: a new batch, first heartbeat due in :data:`HEARTBEAT_INTERVAL_S`);
+        starts the thread on the worker's first job."""
+        with self._beat_lock:
+            if self._beater is None:
+                stop = threading.Event()
+                thread = threading.Thread(target=self._beat, args=(stop,), name="heartbeat", daemon=True)
+                self._beater = (thread, stop)
+                thread.start()
+            if start:
+                self._beat_at = time.monotonic()
+            self._running.update(batch)
+
+    def _stop_beating(self, job: Job) -> None:
+        """``job``'s function returned or raised: no more heartbeats for it
+        (waits for one being sent), so RQ's record of its end is final."""
+        with self._beat_lock:
+            self._running.pop(job, None)
+
+    def _beat(self, stop: threading.Event) -> None:
+        """The heartbeat thread: wakes every :data:`HEARTBEAT_INTERVAL_S` / 5 s
+        until ``stop``; once :data:`HEARTBEAT_INTERVAL_S` s have passed since
+        the last heartbeat, renews that of every running job."""
+        while not stop.wait(HEARTBEAT_INTERVAL_S / 5):
+            with self._beat_lock:
+                if not self._running or time.monotonic() - self._beat_at < HEARTBEAT_INTERVAL_S:
+                    continue
+                for job, execution in list(self._running.items()):
+                    try:
+                        self.maintain_heartbeats(job, execution)
+                    except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next beat may work
+                        logger.warning("worker {}: heartbeat for job {} failed: {}", self.name, job.id, exc)
+                self._beat_at = time.monotonic()
+
+    def teardown(self) -> None:
+        """End the heartbeat thread, then RQ's teardown (the worker stops)."""
+        if self._beater is not None:
+            thread, stop = self._beater
+            stop.set()
+            thread.join(timeout=10)
+            self._beater = None
+        super().teardown()
