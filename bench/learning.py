@@ -66,6 +66,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ itself off the path: bench/queue.py would shadow the standard library's queue
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "src"))
 
 import yaml  # noqa: E402
@@ -159,8 +161,9 @@ class ScoreReplay:
     def __init__(self, path: Path | None = None):
         self.path = path
         self.scores: dict[str, list] = {}
-        if path and path.exists():
-            self.scores = json.loads(path.read_text())
+        for part in sorted(path.parent.glob(f"{path.stem}-*.json")) + [path] if path else []:
+            if part.exists():       # the main file and the parts of --fill-only runs (``<stem>-<seed>.json``)
+                self.scores.update(json.loads(part.read_text()))
         self.loaded = len(self.scores)
         self.model_seconds = {"fixed": 0.0, "retrieved": 0.0}
         self.scored = {"fixed": 0, "retrieved": 0}
@@ -424,6 +427,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="messages routed together (route_many), as daemon.batch_max")
     ap.add_argument("--time-items", type=int, default=40,
                     help="messages timed A/B (fixed vs retrieved prompt) on the real model at the end (0 = none)")
+    ap.add_argument("--fill-only", type=int, metavar="SEED",
+                    help="only run seed SEED's streams, to fill the score file <scores stem>-SEED.json (the "
+                         "model's work; runs for several seeds can share the cores), then print nothing")
     ap.add_argument("--synthetic", type=int, help="only time a consolidation of this many synthetic records")
     ap.add_argument("--scores", default=str(ROOT / "data" / "bench" / "learning-scores.json"),
                     help="file keeping the model's label scores between runs ('' = none)")
@@ -438,6 +444,15 @@ def main(argv=None) -> int:
         ap.error("--arms must include off (the baseline)")
     items = [json.loads(line) for line in DATA.read_text().splitlines()][:args.n]
     replay = ScoreReplay(Path(args.scores) if args.scores else None)
+    if args.fill_only is not None:
+        replay.path = replay.path.with_name(f"{replay.path.stem}-{args.fill_only}.json")
+        for noise in [float(x) for x in args.noise.split(",")]:
+            for arm in arms:
+                run_stream(items, args.fill_only, noise, arm, replay, args.consolidate_every, args.min_verified,
+                           args.k, args.mode, args.batch)
+                replay.save()
+        console.print(f"seed {args.fill_only}: {replay.scored} prompts scored into {replay.path}")
+        return 0
     run_stream(items, 0, 0.0, "off", replay, args.consolidate_every, args.min_verified)   # the model scores all
     replay.save()
     summary = []

@@ -257,14 +257,12 @@ class MemoryConfig(_Strict):
     ``retrieval_examples``: verified examples retrieved (``retrieval_mode``) into a
     local model's label prompt after its cached prefix, used only for a model
     with a ``label_calibration`` fitted on that prompt form (``prompt:
-    retrieved``); 0 = none.  ``bench/retrieval.py --gemma`` (Gemma 3 270M, 150
-    held-out commit messages, 4 hybrid-retrieved examples, calibrations fitted
-    per prompt form on the other 450) measured calibrated accuracy 0.44 → 0.61,
-    coverage at confidence ≥ 0.7 0.15 → 0.35 (accepted accuracy 0.86 → 0.90),
-    items/s 0.74×.  Still off by default: no calibration for the retrieved
-    form ships yet, the daemon does not yet embed new verified records into
-    the vector index (mode ``bm25`` needs none), and consolidation's refit does
-    not yet know which prompt form a record's scores came from.
+    retrieved``: shipped for Gemma 3 270M in ``llm_config.yaml``, or learned by
+    consolidation, which refits each prompt form from the verified records
+    scored in it); 0 = none.  The daemon embeds new verified records into the
+    vector index every 10 s (mode ``bm25`` needs none).  Measured by
+    ``bench/retrieval.py --gemma`` (held-out commit messages) and
+    ``bench/learning.py`` (the learning loop, arm ``on+R``).
     """
 
     cache: bool = True

@@ -112,12 +112,13 @@ def test_calibration_scale_must_be_positive_and_bias_a_mapping():
     assert e.key == "actions.classify.label_calibration[0].bias"
 
 
-def test_shipped_calibration_covers_the_ten_commit_types():
+def test_shipped_calibrations_cover_the_ten_commit_types_in_each_prompt_form():
     config = load_config(ROOT / "llm_config.yaml", env={})
-    (cal,) = config.actions["classify"].label_calibration
-    # the shipped calibration covers exactly the ten types of the commit data
-    assert set(cal.bias) == set(cal.label_intercept) == {
-        "build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test"}
+    cals = config.actions["classify"].label_calibration
+    assert sorted(c.prompt for c in cals) == ["fixed", "retrieved"]        # one per prompt form
+    for cal in cals:        # each covers exactly the ten types of the commit data
+        assert set(cal.bias) == set(cal.label_intercept) == {
+            "build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test"}
 
 
 SMALL = """\
