@@ -430,6 +430,11 @@ def main(argv=None) -> int:
     ap.add_argument("--fill-only", type=int, metavar="SEED",
                     help="only run seed SEED's streams, to fill the score file <scores stem>-SEED.json (the "
                          "model's work; runs for several seeds can share the cores), then print nothing")
+    ap.add_argument("--runs-dir", help="with --fill-only: also keep each stream's outcome there; without: "
+                                       "read the streams from there (written by --fill-only runs with the same "
+                                       "arguments) instead of running them, and read the A/B timing there too")
+    ap.add_argument("--time-only", action="store_true",
+                    help="only the A/B timing of the model per prompt form, kept in --runs-dir")
     ap.add_argument("--synthetic", type=int, help="only time a consolidation of this many synthetic records")
     ap.add_argument("--scores", default=str(ROOT / "data" / "bench" / "learning-scores.json"),
                     help="file keeping the model's label scores between runs ('' = none)")
@@ -444,22 +449,39 @@ def main(argv=None) -> int:
         ap.error("--arms must include off (the baseline)")
     items = [json.loads(line) for line in DATA.read_text().splitlines()][:args.n]
     replay = ScoreReplay(Path(args.scores) if args.scores else None)
+    runs_dir = Path(args.runs_dir) if args.runs_dir else None
+
+    def kept(seed, noise, arm) -> Path:
+        return runs_dir / f"stream-n{len(items)}-s{seed}-noise{noise:g}-{arm}-k{args.k}-{args.mode}.json"
+
+    if args.time_only:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        (runs_dir / "time-forms.json").write_text(json.dumps(time_forms(items, replay, args.k, args.mode,
+                                                                        args.time_items)))
+        return 0
     if args.fill_only is not None:
         replay.path = replay.path.with_name(f"{replay.path.stem}-{args.fill_only}.json")
         for noise in [float(x) for x in args.noise.split(",")]:
             for arm in arms:
-                run_stream(items, args.fill_only, noise, arm, replay, args.consolidate_every, args.min_verified,
-                           args.k, args.mode, args.batch)
+                out = run_stream(items, args.fill_only, noise, arm, replay, args.consolidate_every,
+                                 args.min_verified, args.k, args.mode, args.batch)
                 replay.save()
+                if runs_dir:
+                    runs_dir.mkdir(parents=True, exist_ok=True)
+                    kept(args.fill_only, noise, arm).write_text(json.dumps(out))
         console.print(f"seed {args.fill_only}: {replay.scored} prompts scored into {replay.path}")
         return 0
-    run_stream(items, 0, 0.0, "off", replay, args.consolidate_every, args.min_verified)   # the model scores all
-    replay.save()
+    if runs_dir is None:
+        run_stream(items, 0, 0.0, "off", replay, args.consolidate_every, args.min_verified)   # the model scores all
+        replay.save()
     summary = []
     for noise in [float(x) for x in args.noise.split(",")]:
         runs = {a: [] for a in arms}
         for seed in range(1, args.seeds + 1):
             for arm in arms:
+                if runs_dir is not None:
+                    runs[arm].append(json.loads(kept(seed, noise, arm).read_text()))
+                    continue
                 runs[arm].append(run_stream(items, seed, noise, arm, replay, args.consolidate_every,
                                             args.min_verified, args.k, args.mode, args.batch))
                 replay.save()
@@ -481,7 +503,11 @@ def main(argv=None) -> int:
     replay.save()
     console.print(f"prompts scored by the model in this run: {replay.scored['fixed']} fixed, "
                   f"{replay.scored['retrieved']} retrieved (the others read from {args.scores})")
-    seconds = time_forms(items, replay, args.k, args.mode, args.time_items) if args.time_items else {}
+    if runs_dir is not None:
+        timing = runs_dir / "time-forms.json"
+        seconds = json.loads(timing.read_text()) if timing.exists() else {}
+    else:
+        seconds = time_forms(items, replay, args.k, args.mode, args.time_items) if args.time_items else {}
     if seconds:
         console.print(f"embedded model (Gemma 3 270M), {args.time_items} messages A/B interleaved, median s per prompt: "
                       f"fixed {seconds['fixed']:.3f} ({1 / seconds['fixed']:.2f} items/s), with {args.k} retrieved "
@@ -521,7 +547,7 @@ def main(argv=None) -> int:
             table.add_row(n, arm, "cache-tier hit precision ≥ 98%",
                           f"{m['cache_right']}/{m['cache_hits']} = "
                           f"{fmt(m['cache_right'] / m['cache_hits'] if m['cache_hits'] else None, True)}",
-                          "yes" if m["cache_hits"] and m["cache_right"] / m["cache_hits"] >= 0.98 else "–")
+                          ("yes" if m["cache_right"] / m["cache_hits"] >= 0.98 else "no") if m["cache_hits"] else "–")
             table.add_row(n, arm, "consolidation time per run (median s, ≤ 600 records)", f"{m['consolidate_s']:.1f}", "")
             table.add_row(n, arm, "recording (teacher record, audit, index sync) per message, ms",
                           f"{m['learn_ms']:.2f}", "")
