@@ -86,3 +86,34 @@ def test_the_heartbeat_keeps_a_long_job_alive_and_ends_with_it(tmp_path, redis_c
     assert second.return_value() == {"live": True, "before_listed": False}
     assert StartedJobRegistry(queue=queue).get_job_ids(cleanup=False) == []
     assert not any(t.name == "heartbeat" and t.is_alive() for t in threading.enumerate())   # ended with the worker
+
+
+def test_the_worker_heartbeat_is_one_round_trip(tmp_path, redis_conn, monkeypatch):
+    """RQ sends its worker heartbeat (``last_heartbeat``, the TTLs of the
+    worker's keys) as three commands, three times per dequeued job;
+    ContextWorker sends the same writes in one pipeline."""
+    config = load_config(write_config(tmp_path, fast_provider="echo"))
+    ctx = build_context(config, redis_conn, tmp_path / "data", "w-hb")
+    worker = ContextWorker([parking.queue("default", redis_conn)], ctx, connection=redis_conn, name="w-hb")
+    worker.register_birth()
+    redis_conn.hset(worker.key, "last_heartbeat", "then")
+    redis_conn.persist(worker.key)
+    sent = {"commands": 0, "pipelines": 0}
+    real_command, real_pipeline = redis_conn.execute_command, redis_conn.pipeline
+
+    def command(*args, **kwargs):
+        sent["commands"] += 1
+        return real_command(*args, **kwargs)
+
+    def pipeline(*args, **kwargs):
+        sent["pipelines"] += 1
+        return real_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(redis_conn, "execute_command", command)
+    monkeypatch.setattr(redis_conn, "pipeline", pipeline)
+    worker.heartbeat()
+    monkeypatch.undo()
+    assert sent == {"commands": 0, "pipelines": 1}
+    assert redis_conn.hget(worker.key, "last_heartbeat") != b"then"
+    assert 0 < redis_conn.ttl(worker.key) <= worker.worker_ttl + 60
+    worker.register_death()

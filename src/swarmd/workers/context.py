@@ -201,6 +201,18 @@ class ContextWorker(SimpleWorker):
         self._beat_at = 0.0                     # time.monotonic() of the last heartbeat (or the batch's start)
         self._beater: tuple[threading.Thread, threading.Event] | None = None
 
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        """RQ's worker heartbeat (the worker's ``last_heartbeat`` and the TTLs
+        of its keys), sent in one round trip when RQ gives no pipeline: RQ
+        sends its three commands one by one, three times per job it dequeues
+        (a third of a cheap objective's round trips when it runs alone)."""
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipeline=pipe)
+            pipe.execute()
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """:data:`HEARTBEAT_TTL_S`: :meth:`execute_job` renews it while the job runs."""
         return HEARTBEAT_TTL_S
