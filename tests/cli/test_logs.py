@@ -69,7 +69,13 @@ def following(log):
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:   # say what it printed; an earlier failure shows as the context
+            proc.kill()
+            _out, err = proc.communicate(timeout=30)
+            raise AssertionError(f"swarmctl logs -f still running 30 s after SIGINT; printed {seen!r}, "
+                                 f"stderr {err[-2000:]!r}")
 
 
 def test_follow_prints_lines_written_later_until_interrupted(log):
