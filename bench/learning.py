@@ -456,8 +456,8 @@ def main(argv=None) -> int:
 
     if args.time_only:
         runs_dir.mkdir(parents=True, exist_ok=True)
-        (runs_dir / "time-forms.json").write_text(json.dumps(time_forms(items, replay, args.k, args.mode,
-                                                                        args.time_items)))
+        (runs_dir / "time-forms.json").write_text(json.dumps({**time_forms(items, replay, args.k, args.mode,
+                                                                           args.time_items), "n": args.time_items}))
         return 0
     if args.fill_only is not None:
         replay.path = replay.path.with_name(f"{replay.path.stem}-{args.fill_only}.json")
@@ -506,6 +506,7 @@ def main(argv=None) -> int:
     if runs_dir is not None:
         timing = runs_dir / "time-forms.json"
         seconds = json.loads(timing.read_text()) if timing.exists() else {}
+        args.time_items = seconds.pop("n", args.time_items)
     else:
         seconds = time_forms(items, replay, args.k, args.mode, args.time_items) if args.time_items else {}
     if seconds:
