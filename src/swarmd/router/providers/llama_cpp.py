@@ -63,8 +63,12 @@ _MODELS: dict[tuple, Any] = {}
 #: sequences one llama.cpp context decodes at once: a batch of up to SEQ_MAX - 1
 #: bodies plus the shared prefix in sequence 0 (``daemon.batch_max`` is capped to it)
 SEQ_MAX = 16
-#: rows a body's block of a batched decode is padded to (see LlamaCppProvider._decode_bodies)
-ROW_BLOCK = 16
+#: rows a body's block of a batched decode is padded to (see LlamaCppProvider._decode_bodies).
+#: 8, measured on a quiet 2-core machine (bench/classify.py --n 120 --baseline-n 0, twice each):
+#: 16 gave 17.4/18.9 items/s alone, 20.5/21.7 in batches of 8; 8 gave 17.9/19.6 and 22.0/24.8 with
+#: the same answers and confidences as 16; 4 was faster still but 43 of 120 confidences then differed
+#: between the batched and the one-by-one path (the rows no longer fall in the same matmul tiles).
+ROW_BLOCK = 8
 #: KV cells held right after the prefix by the scratch sequence (positions 0..HOLE-1), so that no
 #: body's cells follow the prefix's directly (see LlamaCppProvider._hold_hole)
 HOLE = ROW_BLOCK
