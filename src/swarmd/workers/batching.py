@@ -162,8 +162,9 @@ def route_ahead(worker, jobs: list[Job]) -> None:
     logs that).  Runs under the first job's timeout (``job.timeout`` seconds).
     If the batch call itself raises (a timeout, a bug; a bad request raises
     :class:`~swarmd.router.RequestError` for all of them alike), it is logged
-    and each objective is left with ``None``: its job routes it alone (and
-    reports ``started`` a second time, which the daemon takes as the same state)."""
+    and each objective is left with ``None``: its job routes it alone, without
+    a second ``started`` event (:func:`swarmd.workers.jobs.run_objective` skips
+    the check and ``started`` for an id found in ``ctx.routed``)."""
     ctx = worker.ctx
     objectives = [j.args[0] for j in jobs]
     ids = [o["id"] for o in objectives]
