@@ -148,15 +148,20 @@ def test_one_failing_objective_fails_alone(tmp_path, redis_conn, monkeypatch):
 
 def test_a_batch_that_cannot_be_routed_together_is_routed_one_by_one(tmp_path, redis_conn):
     ctx = _context(tmp_path, redis_conn, batch_max=8)
+    tried = []
 
     def broken_route_many(*args, **kw):
+        tried.append(list(kw["objective_ids"]))
         raise RuntimeError("batched decode broke")
 
     ctx.router.route_many = broken_route_many
     queue = _enqueue(redis_conn, [_objective(f"f{i}") for i in range(3)])
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+    assert tried == [["f0", "f1", "f2"]]                 # the batch was claimed and its one call failed
     events = _events(redis_conn)
     assert sorted(i for k, i, p in events if k == "finished" and p["state"] == "done") == ["f0", "f1", "f2"]
+    # route_ahead reported "started"; the jobs routing alone report it no second time
+    assert Counter(i for k, i, _p in events if k == "started") == Counter(["f0", "f1", "f2"])
     assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == ["f0", "f1", "f2"]
 
 
