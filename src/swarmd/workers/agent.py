@@ -51,7 +51,7 @@ from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
 from swarmd.objectives import AGENT_ACTION  # noqa: F401  (the action whose objectives run this loop)
-from swarmd.router import RequestError, Router
+from swarmd.router import RequestError, RouteResult, Router
 from swarmd.router.prompts import MAX_INPUT_CHARS
 from swarmd.workers.parking import resolution_decision
 
@@ -160,6 +160,17 @@ def record_run(transcript: list[dict], n: int, tool: str, args: dict, res: ToolR
     return step
 
 
+def route_for(router: Router, action: str, text: str, objective: dict) -> RouteResult:
+    """``router.route(action, text)`` for one model call of ``objective`` (an
+    objective dict: ``id``, ``max_cost_usd``, ``strategy``): ledgered under
+    its id, within its cost cap (USD), under its routing strategy (``None``:
+    the action's).  Raises :class:`RequestError` as :meth:`Router.route`
+    does (e.g. a strategy the action's chain cannot serve)."""
+    oid = objective["id"]
+    return router.route(action, text, objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
+                        strategy=objective.get("strategy"))
+
+
 def run_agent(objective: dict, router: Router, governor: Governor, cfg: GovernorConfig, workspace: Path,
               resume: dict | None = None, start: dict | None = None) -> AgentOutcome:
     """Run the loop for ``objective`` (an objective dict) until done, failed,
@@ -222,9 +233,7 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
         state["steps"] += 1
         n = state["steps"]
         try:
-            routed = router.route(AGENT_ACTION, render_input(goal, transcript, cfg.output_chars), objective_id=oid,
-                                  request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
-                                  strategy=objective.get("strategy"))
+            routed = route_for(router, AGENT_ACTION, render_input(goal, transcript, cfg.output_chars), objective)
         except RequestError as exc:         # a strategy the agent action's chain cannot serve
             return outcome("unresolved", f"no usable next step: {exc}")
         attempts.extend(routed.attempts_json())

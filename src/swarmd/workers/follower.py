@@ -80,7 +80,7 @@ from swarmd.governor.execute import run_tool
 from swarmd.memory.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
                                   StoredTrace, TraceError, TraceStore, Validation, check, fill, learn, quote_span)
 from swarmd.router import RequestError, Router
-from swarmd.workers.agent import AgentOutcome, record_run, run_agent
+from swarmd.workers.agent import AgentOutcome, record_run, route_for, run_agent
 from swarmd.workers.planner import PLAN_ACTION, make_plan
 
 #: the action whose (small) model copies free-text slot values from a goal
@@ -247,11 +247,9 @@ def verify(objective: dict, rep: Replay, router: Router) -> Verification:
     ``no`` rejects; anything else (a reply the gate rejects, no tier
     answering, a budget refusal, a strategy the action cannot serve) leaves
     it unverified.  Never raises for model failures."""
-    oid = objective["id"]
     try:
-        routed = router.route(VERIFY_ACTION, verify_input(objective["input"], rep.transcript, rep.answer or ""),
-                              objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
-                              strategy=objective.get("strategy"))
+        routed = route_for(router, VERIFY_ACTION, verify_input(objective["input"], rep.transcript, rep.answer or ""),
+                           objective)
     except RequestError as exc:
         return Verification("unverified", f"cannot verify: {exc}")
     attempts = [{**a, "action": VERIFY_ACTION, "mode": SUPERVISED} for a in routed.attempts_json()]
@@ -390,10 +388,8 @@ def fill_missing(objective: dict, match: Match, router: Router, traces: TraceSto
         return None, attempts
     for param in match.missing:
         try:
-            routed = router.route(FILL_ACTION, f"Example goal: {match.stored.trace.goal} Example value: "
-                                  f"{param.example} Goal: {goal}", objective_id=objective["id"],
-                                  request_id=objective["id"], max_cost_usd=objective.get("max_cost_usd"),
-                                  strategy=objective.get("strategy"))
+            routed = route_for(router, FILL_ACTION, f"Example goal: {match.stored.trace.goal} Example value: "
+                               f"{param.example} Goal: {goal}", objective)
         except RequestError as exc:
             logger.info("objective {}: no value for {} of trace {}: {}", objective["id"], param.name,
                         match.stored.id, exc)

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from swarmd.router import RequestError, Router
+from swarmd.workers.agent import route_for
 
 #: the action that plans
 PLAN_ACTION = "plan"
@@ -75,10 +76,9 @@ def make_plan(objective: dict, router: Router) -> Plan:
     gives a :class:`Plan` without steps and that reason."""
     if PLAN_ACTION not in router.config.actions:
         return Plan(None, "no tier able to plan: the config has no actions.plan")
-    oid, strategy = objective["id"], objective.get("strategy")
+    strategy = objective.get("strategy")
     try:
-        routed = router.route(PLAN_ACTION, objective["input"], objective_id=oid, request_id=oid,
-                              max_cost_usd=objective.get("max_cost_usd"), strategy=strategy)
+        routed = route_for(router, PLAN_ACTION, objective["input"], objective)
     except RequestError as exc:
         return Plan(None, f"no tier able to plan: {exc}")
     attempts = [{**a, "action": PLAN_ACTION} for a in routed.attempts_json()]
