@@ -211,13 +211,12 @@ class Verification:
     """The learner tier's verdict on a supervised replay: ``status``
     ``verified`` | ``rejected`` (it answered no) | ``unverified`` (no usable
     verdict: ``reason`` says why); ``attempts``: the router's attempts
-    (dicts, ``action`` :data:`VERIFY_ACTION`, ``mode`` ``supervised``);
-    ``cost_usd``: their cost (USD)."""
+    (dicts, ``action`` :data:`VERIFY_ACTION`, ``mode`` ``supervised``,
+    each with its ``cost_usd``)."""
 
     status: str
     reason: str | None = None
     attempts: list[dict] = field(default_factory=list)
-    cost_usd: float = 0.0
 
 
 def verify_input(goal: str, transcript: list[dict], answer: str) -> str:
@@ -255,11 +254,10 @@ def verify(objective: dict, rep: Replay, router: Router) -> Verification:
     attempts = [{**a, "action": VERIFY_ACTION, "mode": SUPERVISED} for a in routed.attempts_json()]
     if routed.status != "accepted":
         skipped = f" ({'; '.join(routed.skipped)})" if routed.skipped else ""
-        return Verification("unverified", f"no usable verdict: {routed.reason}{skipped}", attempts, routed.cost_usd)
+        return Verification("unverified", f"no usable verdict: {routed.reason}{skipped}", attempts)
     if routed.answer == "yes":
-        return Verification("verified", None, attempts, routed.cost_usd)
-    return Verification("rejected", f"{routed.tier}/{routed.model} judged the answer wrong", attempts,
-                        routed.cost_usd)
+        return Verification("verified", None, attempts)
+    return Verification("rejected", f"{routed.tier}/{routed.model} judged the answer wrong", attempts)
 
 
 # --------------------------------------------------------------------------- running an objective
