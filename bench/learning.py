@@ -254,8 +254,7 @@ def time_forms(items, replay: ScoreReplay, k: int, mode: str, n: int = 40) -> di
         memory.add_many([Verified("classify", LABELS, it["text"], it["label"], "human", objective_id=f"p{i}")
                          for i, it in enumerate(items[n:])])
         retriever = open_retriever(config, memory)
-        if retriever.embedder is not None:
-            retriever.sync_all()
+        retriever.sync_all()
         inner.classify(dataclasses.replace(build_prompt(action, items[0]["text"], LABELS), calibration=()))
         for it in items[:n]:
             start = time.perf_counter()
@@ -336,7 +335,7 @@ def run_stream(items, seed: int, noise: float, arm: str, replay: ScoreReplay, ev
                              "teacher_calls": teacher_calls, "cost": cost,
                              "form": local.prompt if local is not None else None})
             start = time.perf_counter()
-            if retriever is not None and retriever.embedder is not None:
+            if retriever is not None:
                 retriever.sync_all()
             learn_s += time.perf_counter() - start
             done = lo + len(chunk)

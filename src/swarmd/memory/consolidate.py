@@ -313,7 +313,7 @@ def consolidate(memory: Memory, config: Config, retriever=None) -> Report:
     book = GateBook(memory)
     for (action, key, model, form), records in sorted(groups.items()):
         report.groups.append(refit_group(memory, config, book, action, key, model, records, form))
-    if retriever is not None and retriever.embedder is not None:
+    if retriever is not None:
         report.indexed = retriever.sync_all()
     report.seconds = time.perf_counter() - start
     logger.info("memory: consolidated {} records in {:.1f}s: {} duplicates removed, {} pruned, {} gate groups refitted",

@@ -136,7 +136,10 @@ class Retriever:
         """:meth:`sync` of every (action, label set) with answered records and
         a non-empty label set (retrieved examples go into label prompts only);
         returns how many records were embedded.  Does nothing, at the cost of
-        one query, when no record was added or removed since the last call."""
+        one query, when no record was added or removed since the last call,
+        and returns 0 without an embedder (BM25 only: nothing to embed)."""
+        if self.embedder is None:
+            return 0
         with self.memory.lock:
             stamp = self.memory.conn.execute(
                 "SELECT COUNT(*), MAX(id) FROM verified_outcomes WHERE answer IS NOT NULL").fetchone()
