@@ -44,7 +44,6 @@ Redis keys of its own (only RQ's, through RQ's classes).
 
 from __future__ import annotations
 
-import json
 import time
 
 from loguru import logger
@@ -56,6 +55,7 @@ from rq.timeouts import JobTimeoutException
 
 from swarmd import constants as K
 from swarmd.workers.agent import AGENT_ACTION
+from swarmd.workers.jobs import emit
 from swarmd.workers.parking import JOB_FUNC
 
 #: Queued ids looked at per free place in a batch: a batch of ``batch_max`` looks at the first
@@ -173,9 +173,9 @@ def route_ahead(worker, jobs: list[Job]) -> None:
     if not todo:
         return
     pipe = ctx.redis.pipeline(transaction=False)
-    payload = json.dumps({"worker": ctx.name, "ts": time.time()})
-    for objective in todo:     # the events swarmd.workers.jobs.emit writes (jobs imports this module's users)
-        pipe.xadd(K.EVENT_STREAM, {"kind": "started", "id": objective["id"], "payload": payload})
+    payload = {"worker": ctx.name, "ts": time.time()}
+    for objective in todo:
+        emit(pipe, "started", objective["id"], payload)
     pipe.execute()
     first, todo_ids = todo[0], [o["id"] for o in todo]
     ctx.routed.update(dict.fromkeys(todo_ids))

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from redis.client import Pipeline
@@ -58,7 +59,9 @@ from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
 from swarmd.workers.agent import AGENT_ACTION, workspace_dir
 from swarmd.workers.follower import run_with_traces
-from swarmd.workers.context import WorkerContext
+
+if TYPE_CHECKING:   # annotations only: the context imports swarmd.workers.batching, which imports emit from here
+    from swarmd.workers.context import WorkerContext
 
 
 #: Seconds the "reported final" marker (:func:`swarmd.constants.finished_key`) lives: longer than any retry.
