@@ -312,10 +312,16 @@ class LlamaCppProvider(Provider):
         if not body:
             raise ProviderError("empty prompt body")
         self._eval_prefix(prefix)
-        if _padded(len(body)) > self.llm.n_batch or len(prefix) + HOLE + _padded(len(body)) >= self.llm.n_ctx():
+        if _padded(len(body)) > self._body_rows(len(prefix)):
             self.llm.eval(body)                   # too long to pad in one decode: plain evaluation
             return self._last_logits()
         return self._decode_bodies(len(prefix), [body])[0]
+
+    def _body_rows(self, n_prefix: int) -> int:
+        """Rows (padded body tokens) one :meth:`_decode_bodies` call can hold
+        after a held prefix of ``n_prefix`` tokens and the scratch sequence's
+        :data:`HOLE`: the context's cells left but one, at most ``n_batch``."""
+        return min(self.llm.n_ctx() - n_prefix - HOLE - 1, self.llm.n_batch)
 
     def _last_logits(self) -> np.ndarray:
         ptr = self.llm._ctx.get_logits()
@@ -428,14 +434,14 @@ class LlamaCppProvider(Provider):
         prefix = self._split_tokens(prompts[0])[0]
         bodies = [self._split_tokens(p)[1] for p in prompts]
         out: list[Completion | Exception | None] = [None] * len(prompts)
-        live, rows = [], 0
+        live, rows, room = [], 0, self._body_rows(len(prefix))
         for i, body in enumerate(bodies):
             if not body:
                 out[i] = ProviderError("empty prompt body")
             elif len(prefix) + len(body) >= llm.n_ctx():
                 out[i] = ProviderError(f"prompt of {len(prefix) + len(body)} tokens exceeds the context window "
                                        f"of {llm.n_ctx()}")
-            elif rows + _padded(len(body)) > min(llm.n_ctx() - len(prefix) - HOLE - 1, llm.n_batch):
+            elif rows + _padded(len(body)) > room:
                 out[i] = None                     # no room in this decode: classified on its own below
             else:
                 live.append(i)
