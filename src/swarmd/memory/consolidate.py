@@ -51,7 +51,7 @@ from loguru import logger
 from swarmd.config import Config, LabelCalibration
 from swarmd.memory.gate import NEVER, GateBook
 from swarmd.memory.outcomes import value_score
-from swarmd.memory.records import SOURCE_RANK, Memory, Verified
+from swarmd.memory.records import SOURCE_RANK, Memory, Verified, label_key
 from swarmd.memory.stats import wilson_upper
 from swarmd.router.calibration import fit_label_calibration, label_decision
 
@@ -309,7 +309,7 @@ def consolidate(memory: Memory, config: Config, retriever=None) -> Report:
     groups: dict[tuple[str, str, str, str], list[Verified]] = {}
     for r in memory.records("answer IS NOT NULL AND local_answer IS NOT NULL AND model IS NOT NULL "
                             "AND local_tier != 'MEMORY'"):
-        groups.setdefault((r.action, ",".join(sorted(r.labels)), r.model, r.prompt_form), []).append(r)
+        groups.setdefault((r.action, label_key(r.labels), r.model, r.prompt_form), []).append(r)
     book = GateBook(memory)
     for (action, key, model, form), records in sorted(groups.items()):
         report.groups.append(refit_group(memory, config, book, action, key, model, records, form))
