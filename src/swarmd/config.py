@@ -44,6 +44,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
 
 
+#: the prompt forms a local model is asked in (:attr:`swarmd.router.providers.base.Prompt.form`):
+#: ``fixed``, or ``retrieved`` with retrieved verified examples
+PromptForm = Literal["fixed", "retrieved"]
+
+
 class LabelCalibration(_Strict):
     """How one ``model``'s label scores become an answer and a confidence, for
     one action and one label set (fitted by ``bench/classify.py
@@ -74,7 +79,7 @@ class LabelCalibration(_Strict):
     #: the prompt form whose scores it was fitted on: ``fixed`` (instruction and
     #: the action's examples) or ``retrieved`` (the same plus retrieved verified
     #: examples, :mod:`swarmd.memory.retrieval`); a model scores the two differently
-    prompt: Literal["fixed", "retrieved"] = "fixed"
+    prompt: PromptForm = "fixed"
 
     def applies(self, model: str, labels: tuple[str, ...], prompt: str = "fixed") -> bool:
         """True for the model it was fitted for, the prompt form it was fitted

@@ -35,17 +35,18 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, get_args
 
 from loguru import logger
 
+from swarmd.config import PromptForm
 from swarmd.errors import BadInput
 from swarmd.router.router import MEMORY_TIER
 from swarmd.store.schema import open_db
 
 SOURCES = ("teacher", "human", "audit")
-#: the prompt forms a local answer can be scored in (``Prompt.form``)
-PROMPT_FORMS = ("fixed", "retrieved")
+#: the prompt forms a local answer can be scored in (``Prompt.form``; the config's :data:`swarmd.config.PromptForm`)
+PROMPT_FORMS: tuple[str, ...] = get_args(PromptForm)
 #: SQL of a record's prompt form: rows from before migration 12 (``NULL``) were all asked in the fixed form
 PROMPT_FORM_SQL = "COALESCE(local_prompt, 'fixed')"
 #: precedence when two verifications of one input disagree (higher wins)
