@@ -65,6 +65,12 @@ def test_an_answer_outside_the_labels_is_refused():
         Verified("classify", LABELS, "x", "chore", "human")
 
 
+def test_an_unknown_prompt_form_is_refused_and_none_reads_as_fixed():
+    with pytest.raises(RecordError, match="local_prompt 'few-shot': expected one of fixed, retrieved"):
+        Verified("classify", LABELS, "x", "fix", "human", local_prompt="few-shot")
+    assert Verified("classify", LABELS, "x", "fix", "human").prompt_form == "fixed"
+
+
 @pytest.mark.parametrize("text, template", [
     ("bump gitpython from 3.1.52 to 3.1.54 (#2038)", "bump gitpython from <ver> to <ver> (#<n>)"),
     ("Revert  2f9a1c3d  in  v2.0.0rc1", "revert <hash> in <ver>"),
