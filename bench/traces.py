@@ -80,12 +80,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from swarmd.config import parse_config  # noqa: E402
+from swarmd.costs.ledger import LEARNER, TRACE_TIER  # noqa: E402
 from swarmd.daemon.redis_server import free_port  # noqa: E402
 from swarmd.governor import AuditBuffer, Governor, load_policy  # noqa: E402
 from swarmd.memory.traces import TraceStore  # noqa: E402
 from swarmd.router import Router  # noqa: E402
 from swarmd.workers.agent import workspace_dir  # noqa: E402
-from swarmd.workers.follower import run_with_traces  # noqa: E402
+from swarmd.workers.follower import VERIFY_ACTION, run_with_traces  # noqa: E402
 
 FAMILIES = ("tests", "version", "pattern", "csv", "changelog")
 CSV2JSON = """import csv, json, os, sys
@@ -381,14 +382,14 @@ def run(objectives: list[dict], model: StrongModel, threshold: float | None, roo
                                       min_embedding_similarity=config.traces.min_embedding_similarity)
                 if out.trace.get("learn") and touched:
                     family_of_trace.setdefault(touched[-1][0], obj["family"])
-            replayed = [a["model"].split("@")[0] for a in out.attempts if a["tier"] == "TRACE"]
-            verify = _calls(out.attempts, lambda a: a.get("action") == "verify_trace")
-            rows.append({"family": obj["family"], "mode": out.result.get("mode") or "learner",
+            replayed = [a["model"].split("@")[0] for a in out.attempts if a["tier"] == TRACE_TIER]
+            verify = _calls(out.attempts, lambda a: a.get("action") == VERIFY_ACTION)
+            rows.append({"family": obj["family"], "mode": out.result.get("mode") or LEARNER,
                          "ok": correct(obj, ws, out.state, out.result.get("answer")),
                          "cost": float(out.result.get("cost_usd") or 0.0), "ms": ms, "tried_trace": bool(replayed),
                          "cross": any(family_of_trace.get(t, obj["family"]) != obj["family"] for t in replayed),
-                         "learner": _calls(out.attempts, lambda a: a.get("mode") == "learner"), "verify": verify,
-                         "rejected": any(a.get("action") == "verify_trace" and a["answer"] == "no"
+                         "learner": _calls(out.attempts, lambda a: a.get("mode") == LEARNER), "verify": verify,
+                         "rejected": any(a.get("action") == VERIFY_ACTION and a["answer"] == "no"
                                          for a in out.attempts)})
         if store is not None:
             stored = [store.load(r) for r in store.rows(all_versions=True)]
@@ -625,8 +626,8 @@ def main() -> int:
                 "traces/versions, confidence at end"):
         table.add_column(col, justify="right" if col != "configuration" else "left")
     for name, rows in results.items():
-        learners = [r for r in rows if r["mode"] == "learner"]
-        followers = [r for r in rows if r["mode"] != "learner"]
+        learners = [r for r in rows if r["mode"] == LEARNER]
+        followers = [r for r in rows if r["mode"] != LEARNER]
         verified = [r for r in rows if r["mode"] == "supervised"]
         f_rate = sum(r["ok"] for r in followers) / len(followers) if followers else None
         cost = statistics.mean(r["cost"] for r in rows)
