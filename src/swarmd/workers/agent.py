@@ -171,6 +171,13 @@ def route_for(router: Router, action: str, text: str, objective: dict) -> RouteR
                         strategy=objective.get("strategy"))
 
 
+def why_unanswered(routed: RouteResult) -> str:
+    """Why ``routed`` (not accepted) gave no answer: its ``reason``, then the
+    models it skipped with their reasons in parentheses (none skipped: nothing)."""
+    skipped = f" ({'; '.join(routed.skipped)})" if routed.skipped else ""
+    return f"{routed.reason}{skipped}"
+
+
 def run_agent(objective: dict, router: Router, governor: Governor, cfg: GovernorConfig, workspace: Path,
               resume: dict | None = None, start: dict | None = None) -> AgentOutcome:
     """Run the loop for ``objective`` (an objective dict) until done, failed,

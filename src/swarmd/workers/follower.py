@@ -80,7 +80,7 @@ from swarmd.governor.execute import run_tool
 from swarmd.memory.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
                                   StoredTrace, TraceError, TraceStore, Validation, check, fill, learn, quote_span)
 from swarmd.router import RequestError, Router
-from swarmd.workers.agent import AgentOutcome, record_run, route_for, run_agent
+from swarmd.workers.agent import AgentOutcome, record_run, route_for, run_agent, why_unanswered
 from swarmd.workers.planner import PLAN_ACTION, make_plan
 
 #: the action whose (small) model copies free-text slot values from a goal
@@ -253,8 +253,7 @@ def verify(objective: dict, rep: Replay, router: Router) -> Verification:
         return Verification("unverified", f"cannot verify: {exc}")
     attempts = [{**a, "action": VERIFY_ACTION, "mode": SUPERVISED} for a in routed.attempts_json()]
     if routed.status != "accepted":
-        skipped = f" ({'; '.join(routed.skipped)})" if routed.skipped else ""
-        return Verification("unverified", f"no usable verdict: {routed.reason}{skipped}", attempts)
+        return Verification("unverified", f"no usable verdict: {why_unanswered(routed)}", attempts)
     if routed.answer == "yes":
         return Verification("verified", None, attempts)
     return Verification("rejected", f"{routed.tier}/{routed.model} judged the answer wrong", attempts)

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from swarmd.router import RequestError, Router
-from swarmd.workers.agent import route_for
+from swarmd.workers.agent import route_for, why_unanswered
 
 #: the action that plans
 PLAN_ACTION = "plan"
@@ -86,8 +86,7 @@ def make_plan(objective: dict, router: Router) -> Plan:
     if routed.status != "accepted":
         tried = ", ".join(tier for tier, _ in router.config.plan(PLAN_ACTION, strategy))
         under = f" under strategy {strategy}" if strategy and strategy != "cascade" else ""
-        skipped = f" ({'; '.join(routed.skipped)})" if routed.skipped else ""
-        out.reason = f"no tier able to plan (tried {tried}{under}): {routed.reason}{skipped}"
+        out.reason = f"no tier able to plan (tried {tried}{under}): {why_unanswered(routed)}"
         return out
     out.steps, why = parse_plan(routed.answer)
     if out.steps is None:
