@@ -128,9 +128,10 @@ GOALS = {
     "csv": re.compile(r"Convert (\S+) to JSON in (\S+)"),
     "changelog": re.compile(r"Add the entry '([^']+)' to (\S+) under version (\S+)"),
 }
-_TOOL_STEP = r"\d+\. (?:shell|read_file|write_file|http_get) \{"
+_STEP = r"\d+\. (?:shell|read_file|write_file|http_get)"
+_TOOL_STEP = _STEP + r" \{"
 #: a step as the verification input shows it (swarmd.workers.follower.verify_input)
-_VERIFIED_STEP = r"\d+\. (?:shell|read_file|write_file|http_get): "
+_VERIFIED_STEP = _STEP + ": "
 
 
 def _steps(family: str, g: tuple[str, ...]) -> list[dict]:
