@@ -95,6 +95,23 @@ def test_each_prompt_form_gets_its_own_refit_from_its_own_records(memory):
     assert {s.prompt: s.verified for s in gate_stats(memory)} == {"fixed": 400, "retrieved": 400}
 
 
+def test_a_fit_on_scores_that_point_away_from_the_answers_keeps_a_small_positive_scale():
+    from swarmd.memory.consolidate import MIN_SCALE, _fit
+
+    # the answer is always the label the model scored lowest: the fitted scale is negative,
+    # which LabelCalibration refuses; the refit keeps MIN_SCALE (the scores barely count)
+    rng = random.Random(0)
+    records = []
+    for i in range(60):
+        scores = {l: math.log(rng.random()) for l in LABELS}
+        records.append(Verified("classify", LABELS, f"message {i}", min(scores, key=scores.get), "human",
+                                objective_id=f"a{i}", model="small", local_tier="LOCAL_FAST",
+                                local_answer=max(scores, key=scores.get), local_confidence=0.5,
+                                local_accepted=False, local_scores=scores))
+    cal = _fit(records, list(LABELS), "small", "retrieved")
+    assert (cal.scale, cal.prompt) == (MIN_SCALE, "retrieved")
+
+
 def test_a_refit_that_would_make_the_gate_worse_is_not_swapped_in(memory):
     from swarmd.memory.consolidate import _held_out
 
