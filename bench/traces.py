@@ -69,6 +69,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 # bench/ holds queue.py, which would shadow the standard library's queue module
@@ -485,6 +486,18 @@ def split_table(items, vectors, sig, n_gen: int) -> Table:
     return table
 
 
+class _Pair(NamedTuple):
+    """Two held-out goals (indices ``i < j``): MiniLM cosine of their templates, same task, same
+    parameter signature, tasks listed as a near miss."""
+
+    i: int
+    j: int
+    cos: float
+    same_task: bool
+    same_sig: bool
+    near: bool
+
+
 def heldout_tables(thresholds: list[float]) -> list[Table]:
     """The held-out goals of :data:`HELDOUT` (other chores, written apart):
     same-task pairs below each threshold (misses), different-task pairs at or
@@ -500,22 +513,20 @@ def heldout_tables(thresholds: list[float]) -> list[Table]:
     goals = [(task, g) for task, gs in data["tasks"].items() for g in gs]
     near = {frozenset(p) for p in data["near_misses"]}
     vectors, sig = _goal_vectors([g for _t, g in goals])
-    pairs = []                                   # (i, j, cosine, same task, same signature, near miss)
-    for i, j in itertools.combinations(range(len(goals)), 2):
-        pairs.append((i, j, float(vectors[i] @ vectors[j]), goals[i][0] == goals[j][0], sig[i] == sig[j],
-                      frozenset((goals[i][0], goals[j][0])) in near))
-    same = np.array([c for _i, _j, c, st, _s, _n in pairs if st])
-    other = np.array([c for _i, _j, c, st, _s, _n in pairs if not st])
-    other_sig = np.array([c for _i, _j, c, st, ss, _n in pairs if not st and ss])
-    near_sig = [c for _i, _j, c, st, ss, nm in pairs if nm and ss]
+    pairs = [_Pair(i, j, float(vectors[i] @ vectors[j]), goals[i][0] == goals[j][0], sig[i] == sig[j],
+                   frozenset((goals[i][0], goals[j][0])) in near)
+             for i, j in itertools.combinations(range(len(goals)), 2)]
+    same = np.array([p.cos for p in pairs if p.same_task])
+    same_sig = np.array([p.cos for p in pairs if p.same_task and p.same_sig])
+    other = np.array([p.cos for p in pairs if not p.same_task])
+    other_sig = np.array([p.cos for p in pairs if not p.same_task and p.same_sig])
+    near_sig = np.array([p.cos for p in pairs if p.near and p.same_sig])
     sep = Table(title=f"held-out goals ({HELDOUT.relative_to(REPO)}): {len(goals)} goals, {len(data['tasks'])} tasks, "
                       f"{len(near)} near-miss task pairs; MiniLM cosine of templates")
     for col in ("pairs", "n", "min", "p5", "median", "p95", "max"):
         sep.add_column(col, justify="left" if col == "pairs" else "right")
-    for name, arr in (("same task", same), ("same task, same signature",
-                                            np.array([c for _i, _j, c, st, ss, _n in pairs if st and ss])),
-                      ("other task", other), ("other task, same signature", other_sig),
-                      ("near-miss tasks, same signature", np.array(near_sig))):
+    for name, arr in (("same task", same), ("same task, same signature", same_sig), ("other task", other),
+                      ("other task, same signature", other_sig), ("near-miss tasks, same signature", near_sig)):
         sep.add_row(name, str(len(arr)), *(f"{x:.3f}" for x in (arr.min(), np.percentile(arr, 5), np.median(arr),
                                                                 np.percentile(arr, 95), arr.max())))
     sweep = Table(title="held-out goals: errors by threshold (a false match replays another task's steps; "
@@ -524,27 +535,23 @@ def heldout_tables(thresholds: list[float]) -> list[Table]:
                 "near-miss pairs matched (same signature)", "goals finding no trace of their task",
                 "goals matching another task's trace"):
         sweep.add_column(col, justify="right")
-    n_same_sig = sum(1 for p in pairs if p[3] and p[4])
+    # per goal, its best same-signature cosine with a goal of its own task and with one of another (None: no such pair)
+    mine, theirs = [None] * len(goals), [None] * len(goals)
+    for p in (p for p in pairs if p.same_sig):
+        best = mine if p.same_task else theirs
+        for k in (p.i, p.j):
+            best[k] = p.cos if best[k] is None else max(best[k], p.cos)
     for th in thresholds:
-        miss = sum(c < th for _i, _j, c, st, _s, _n in pairs if st)
-        miss_sig = sum(c < th for _i, _j, c, st, ss, _n in pairs if st and ss)
-        false = sum(c >= th for _i, _j, c, st, _s, _n in pairs if not st)
-        false_sig = sum(c >= th for _i, _j, c, st, ss, _n in pairs if not st and ss)
-        near_hit = sum(c >= th for c in near_sig)
-        lonely = captured = 0
-        for k in range(len(goals)):
-            mine = [c for i, j, c, st, ss, _n in pairs if k in (i, j) and st and ss]
-            theirs = [c for i, j, c, st, ss, _n in pairs if k in (i, j) and not st and ss]
-            lonely += bool(mine) and max(mine) < th
-            captured += any(c >= th for c in theirs)
-        sweep.add_row(f"{th:.2f}", f"{miss}/{len(same)} ({miss_sig}/{n_same_sig})",
-                      f"{false}/{len(other)} ({false_sig}/{len(other_sig)})", f"{near_hit}/{len(near_sig)}",
-                      f"{lonely}/{len(goals)}", f"{captured}/{len(goals)}")
+        lonely = sum(m is not None and m < th for m in mine)
+        captured = sum(t is not None and t >= th for t in theirs)
+        sweep.add_row(f"{th:.2f}", f"{sum(same < th)}/{len(same)} ({sum(same_sig < th)}/{len(same_sig)})",
+                      f"{sum(other >= th)}/{len(other)} ({sum(other_sig >= th)}/{len(other_sig)})",
+                      f"{sum(near_sig >= th)}/{len(near_sig)}", f"{lonely}/{len(goals)}", f"{captured}/{len(goals)}")
     worst = Table(title="held-out goals: the most similar pairs of different tasks with the same signature")
     for col in ("cosine", "goal", "other task's goal"):
         worst.add_column(col, justify="right" if col == "cosine" else "left")
-    for i, j, c, _st, _ss, _n in sorted((p for p in pairs if not p[3] and p[4]), key=lambda p: -p[2])[:8]:
-        worst.add_row(f"{c:.3f}", f"{goals[i][1]} [{goals[i][0]}]", f"{goals[j][1]} [{goals[j][0]}]")
+    for p in sorted((p for p in pairs if not p.same_task and p.same_sig), key=lambda p: -p.cos)[:8]:
+        worst.add_row(f"{p.cos:.3f}", f"{goals[p.i][1]} [{goals[p.i][0]}]", f"{goals[p.j][1]} [{goals[p.j][0]}]")
     return [sep, sweep, worst]
 
 
