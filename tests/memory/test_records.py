@@ -29,6 +29,24 @@ def test_teacher_record_written_when_the_api_answers_after_a_local_rejection(swa
     assert rec.local_correct is False
 
 
+def test_the_objective_is_read_only_for_an_event_that_holds_a_teacher_record(memory):
+    from swarmd.memory.outcomes import observe_finished
+
+    loads = []
+
+    def load():
+        loads.append(1)
+        return {"id": "t-9", "action": "classify", "input": "fix the parser", "labels": list(LABELS)}
+
+    local = {"tier": "LOCAL_FAST", "model": "small", "answer": "fix", "confidence": 0.9, "outcome": "accepted",
+             "ts": 1.0}
+    assert not observe_finished(memory, load, {"state": "done", "attempts": [local]}) and loads == []
+    escalated = [{**local, "confidence": 0.3, "outcome": "escalated"},
+                 {"tier": "API_FALLBACK", "model": "claude", "answer": "feat", "outcome": "accepted"}]
+    assert observe_finished(memory, load, {"state": "done", "attempts": escalated}) and loads == [1]
+    assert [(r.source, r.answer, r.local_answer) for r in memory.records()] == [("teacher", "feat", "fix")]
+
+
 def test_a_redelivered_finished_event_writes_no_second_record(swarm_factory, redis_conn):
     import json
 
