@@ -125,3 +125,27 @@ def test_the_daemon_embeds_new_verified_records_and_a_worker_retrieves_them_from
         swarm.daemon.memory.add(Verified("classify", LABELS, "bump ruff from 0.4 to 0.5", "build", "human",
                                          objective_id="h-1"))
         assert run_consolidation(swarm.daemon).indexed == 1          # consolidation syncs the index too
+
+
+def test_the_daemon_opens_its_vector_index_as_a_config_reload_asks(tmp_path):
+    from types import SimpleNamespace
+
+    from swarmd.daemon.memory_jobs import VectorSync
+
+    memory = Memory(tmp_path / "memory.db")
+    daemon = SimpleNamespace(memory=memory, config=make_config(memory={"retrieval_examples": 0}))
+    vectors = VectorSync(daemon)
+    try:
+        assert vectors.retriever() is None and vectors.sync() == 0
+        daemon.config = make_config(memory={"retrieval_examples": 2, "retrieval_mode": "bm25"})
+        assert vectors.retriever() is None                    # BM25 alone: nothing to embed
+        daemon.config = make_config(memory={"retrieval_examples": 2, "retrieval_mode": "hybrid"})
+        opened = vectors.retriever()
+        assert opened is not None and opened.embedder is not None
+        daemon.config = make_config(memory={"retrieval_examples": 4, "retrieval_mode": "vector"})
+        assert vectors.retriever() is opened                  # still vectors in the same place: kept open
+        daemon.config = make_config(memory={"retrieval_examples": 0})
+        assert vectors.retriever() is None
+    finally:
+        vectors.close()
+        memory.close()
