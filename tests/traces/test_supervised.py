@@ -137,4 +137,5 @@ def test_without_the_verify_action_nothing_is_supervised(tmp_path, api):
     runner.workspace("o2", {"RELEASE.txt": "1.0.0\n"})
     out = runner.run("o2", GOAL2)
     assert (out.result["mode"], out.result["answer"]) == ("learner", "learner ran")
+    assert [(a["tier"], a["mode"]) for a in out.attempts] == [("API_FALLBACK", "learner")] * 2   # nothing replayed
     runner.store.close()
