@@ -123,7 +123,7 @@ def test_migration_drops_the_fts_index(tmp_path):
     try:
         assert memory.conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'verified_fts%'").fetchone()[0] == 0
         assert len(Retriever(memory).search("classify", LABELS, "python support", k=5, mode="bm25")) == 1
-        memory.add(Verified("classify", LABELS, "python 3.13 support", "build", "human", objective_id="p"))
+        assert memory.add(Verified("classify", LABELS, "python 3.13 support", "build", "human", objective_id="p"))
     finally:
         memory.close()
 
