@@ -79,6 +79,7 @@ class Bm25Index:
         self._stale = True
 
     def __len__(self) -> int:
+        """Records indexed at the last build plus those read since (0 before the first search)."""
         return len(self._ids) + len(self._recent)
 
     def _rows(self, after: int = -1) -> tuple[list[tuple[int, str]], int]:

@@ -159,7 +159,9 @@ class Retriever:
         the caller has it (else it is computed here).  ``exclude_same_input``:
         leave out records whose normalised input equals ``text``'s (those are
         the answer cache's business, and a prompt showing the answer to the
-        very input measures nothing).  Raises ``ValueError`` for an unknown mode.
+        very input measures nothing).  When such or pruned records take the
+        candidates' room, each ranking is asked again for 4× as many, up to
+        :data:`MAX_WANT`.  Raises ``ValueError`` for an unknown mode.
         """
         if mode not in MODES:
             raise ValueError(f"retrieval mode {mode!r}: expected one of {', '.join(MODES)}")
