@@ -74,12 +74,16 @@ def test_the_heartbeat_keeps_a_long_job_alive_and_ends_with_it(tmp_path, redis_c
     (else the daemon's reaper would hand it back to RQ as abandoned), and never
     renews a job that has ended (which would put it back in the started-job registry)."""
     monkeypatch.setattr(worker_context, "HEARTBEAT_INTERVAL_S", 0.2)
-    monkeypatch.setattr(worker_context, "HEARTBEAT_TTL_S", 1)
+    # RQ scores started-job entries in whole seconds (floor(now) + TTL, expired once <= floor(now)):
+    # with a 1 s TTL an entry renewed 0.2 s ago read as expired whenever a second began in between
+    # (the test failed about once in three suite runs); 3 s leaves 2 s of margin, and the jobs
+    # still outlive it (3.5 s), so without the heartbeat their entries expire
+    monkeypatch.setattr(worker_context, "HEARTBEAT_TTL_S", 3)
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-beat")
     queue = parking.queue("default", redis_conn)
-    first = queue.enqueue(f"{__name__}.outlive_ttl", "default", 2.5, None)
-    second = queue.enqueue(f"{__name__}.outlive_ttl", "default", 2.5, first.id)
+    first = queue.enqueue(f"{__name__}.outlive_ttl", "default", 3.5, None)
+    second = queue.enqueue(f"{__name__}.outlive_ttl", "default", 3.5, first.id)
     worker = ContextWorker([queue], ctx, job_funcs={f"{__name__}.outlive_ttl"}, connection=redis_conn)
     worker.work(burst=True)
     assert first.return_value() == {"live": True, "before_listed": False}
