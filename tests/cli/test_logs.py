@@ -58,9 +58,11 @@ def following(log):
     """``swarmctl logs -f -n 1`` on ``log`` as a real process; yields (process, lines it printed so far),
     and interrupts it (SIGINT) on exit."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    # Ctrl-C as in a terminal: a suite run in the background of a non-interactive shell inherits
+    # SIGINT ignored (POSIX), the child would inherit that too and never see the interrupt
     proc = subprocess.Popen([sys.executable, "-m", "swarmd.cli", "--config", CONFIG, "--data-dir", str(log.parent),
                              "logs", "-f", "-n", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen: list[str] = []
     threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     try:
