@@ -136,6 +136,39 @@ def test_a_refit_that_would_make_the_gate_worse_is_not_swapped_in(memory):
     assert row[0] == 0 and "not better" in row[1]            # the candidate is kept as a version
 
 
+def _threshold_only(n_right_high: int, n_wrong_low: int, source_high: str = "human") -> list[Verified]:
+    """Records of a model without label scores: ``n_right_high`` right answers at
+    confidence 0.9 (``source_high``), ``n_wrong_low`` wrong ones at 0.5-0.6 (teacher)."""
+    rng = random.Random(2)
+    out = [Verified("classify", LABELS, f"sure {i}", "fix", source_high, objective_id=f"h{i}", model="small",
+                    local_tier="LOCAL_FAST", local_answer="fix", local_confidence=0.9, local_accepted=True)
+           for i in range(n_right_high)]
+    out += [Verified("classify", LABELS, f"unsure {i}", "docs", "teacher", objective_id=f"l{i}", model="small",
+                     local_tier="LOCAL_FAST", local_answer="fix", local_confidence=0.55,
+                     local_accepted=False) for i in range(n_wrong_low)]
+    return out
+
+
+def test_a_tie_goes_to_the_candidate_when_the_gate_in_use_cannot_show_its_risk_bound(memory):
+    # only teacher records: every answer the gate in use (0.70) accepted went unverified, so no
+    # held-out record tells its errors: both gates score 0 on held-out records; the gate in use
+    # has no verified accepted answer behind it, the candidate (nothing certifiable: NEVER) wins
+    memory.add_many(_threshold_only(0, 300))
+    (group,) = consolidate(memory, _config()).groups
+    assert group.utility_new == group.utility_old == 0 and group.threshold == NEVER
+    assert group.swapped and "cannot show its risk bound" in group.note
+    assert GateBook(memory).active()[("classify", ",".join(LABELS), "small", "fixed")][1] == NEVER
+
+
+def test_a_tie_keeps_the_gate_in_use_when_its_risk_bound_holds(memory):
+    # 120 verified right answers at 0.9 behind the gate in use (0.70): bound 0.03 <= 0.15; the
+    # candidate (threshold 0.9) accepts the same answers: same utility, the gate in use stays
+    memory.add_many(_threshold_only(120, 300))
+    (group,) = consolidate(memory, _config()).groups
+    assert group.threshold == 0.9 and group.utility_new == group.utility_old > 0
+    assert not group.swapped and GateBook(memory).active() == {}
+
+
 def test_below_min_verified_the_gate_in_use_stays(memory):
     memory.add_many(_biased_records(60))
     (group,) = consolidate(memory, _config()).groups

@@ -33,8 +33,18 @@ by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
      accepted answers), in the threshold's bound and in the utilities;
    * the candidate and the gate in use (active learned calibration of that
      form, else the configured one fitted on that form, with its threshold) are scored on the held-out part by
-     :func:`utility`; the candidate becomes active only when it scores
-     strictly better.  Both numbers are logged and stored with the candidate
+     :func:`utility`; the candidate becomes active when it scores strictly
+     better, or scores the same while the gate in use cannot show its risk
+     bound (:func:`gate_bound`: the 95% Wilson upper bound of the false-accept
+     rate of the answers it accepts among all the group's verified records,
+     weighted as above, is above ``quality.max_false_accept`` — which
+     includes having too few of them to tell).  The tie matters because the
+     records are a biased sample of the gate in use: every answer it rejected
+     is verified by the teacher, only ``memory.audit_rate`` of those it
+     accepted are, so a held-out part often holds none of its accepted
+     answers and scores both gates 0 (measured: ``bench/learning.py``, seeds 1
+     and 5, kept the shipped gate at 0.70 with 15-16% false accepts after
+     message 200).  Both numbers are logged and stored with the candidate
      (every candidate is kept as a version, active or not).
 """
 
@@ -158,6 +168,21 @@ def risk_threshold(confidences, correct, alpha: float, weights=None) -> float:
     return chosen
 
 
+def gate_bound(confidences, correct, threshold: float, weights=None) -> tuple[float, float]:
+    """``(upper, n_eff)``: the 95% Wilson upper bound of the false-accept
+    rate of the answers with confidence ≥ ``threshold`` and the effective
+    number of them (Kish's ``(Σw)² / Σw²``, weights as in
+    :func:`risk_threshold`); ``(1.0, 0.0)`` when none is accepted."""
+    c, y = np.asarray(confidences, float), np.asarray(correct, bool)
+    w = np.ones(len(c)) if weights is None else np.asarray(weights, float)
+    accepted = c >= threshold
+    if not accepted.any():
+        return 1.0, 0.0
+    wa = w[accepted]
+    n_eff = float(wa.sum() ** 2 / (wa * wa).sum())
+    return wilson_upper(n_eff * float(wa[~y[accepted]].sum() / wa.sum()), n_eff), n_eff
+
+
 def _held_out(record: Verified) -> bool:
     return zlib.crc32(record.input.casefold().encode()) % 100 < HELD_OUT_PERCENT
 
@@ -275,6 +300,14 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
     report.held_out_false_accept = float(w[accepted & ~y_new].sum() / w[accepted].sum()) if accepted.any() else None
     report.swapped = report.utility_new > report.utility_old
     report.note = "better on held-out records: active" if report.swapped else "not better on held-out records: kept the gate in use"
+    if report.utility_new == report.utility_old and thr_new != thr_old:
+        c_all, y_all = _decide(train + test, cols, cal_old, temperature) if scored else _decide(train + test, cols, None)
+        upper, n_eff = gate_bound(c_all, y_all, thr_old, w_train + w_test)
+        if upper > alpha:
+            report.swapped = True
+            report.note = (f"as good on held-out records, and the gate in use cannot show its risk bound: false-accept "
+                           f"upper bound {upper:.2f} > {alpha:.2f} over {n_eff:.1f} effective verified answers it "
+                           "accepts: active")
     with memory.lock, memory.transaction():
         if report.swapped:
             memory.conn.execute("UPDATE gate_calibrations SET active=0 WHERE action=? AND label_key=? AND model=? "
