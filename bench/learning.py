@@ -1,9 +1,12 @@
 """Benchmark: does the learning memory make the local tier answer more, honestly?
 
     python bench/learning.py [--seeds 5] [--n 600] [--noise 0,0.15] [--consolidate-every 100]
+    python bench/learning.py --data bench/data/commits-psr.jsonl   # another repository's commits
     python bench/learning.py --synthetic 100000      # consolidation time only
 
-A stream of the 600 commitizen commit messages (examples/commits-commitizen.jsonl)
+A stream of the 600 commitizen commit messages (examples/commits-commitizen.jsonl;
+``--data``: another file of that format, e.g. ``bench/data/commits-psr.jsonl``,
+1,439 commits of another repository, of which the first ``--n``)
 in a fixed shuffled order per seed goes through :class:`swarmd.router.Router`
 (action ``classify``, the ten Conventional Commits types), chain LOCAL_FAST →
 API_FALLBACK (no Ollama here):
@@ -289,17 +292,19 @@ ARMS = ("off", "on", "on+R")
 
 
 def run_stream(items, seed: int, noise: float, arm: str, replay: ScoreReplay, every: int,
-               min_verified: int, k: int = 4, mode: str = "hybrid", batch: int = 8) -> dict:
+               min_verified: int, k: int = 4, mode: str = "hybrid", batch: int = 8,
+               audit_rate: float | None = None) -> dict:
     """One pass over the stream in one arm (:data:`ARMS`), ``batch`` messages
     at a time through :meth:`Router.route_many` (as the daemon batches label
     objectives, ``daemon.batch_max``), the batch's records, audits and index
     sync after it; returns per-message outcomes and timings (``route_s``
-    without the model time of prompts scored now)."""
+    without the model time of prompts scored now).  ``audit_rate``:
+    ``memory.audit_rate`` (``None``: the shipped config's)."""
     cleaned = {" ".join(it["text"].split())[:100]: it["label"] for it in items}
     teacher = Teacher(cleaned, noise, seed)
     memory_on, retrieval = arm != "off", arm == "on+R"
     config = make_config(teacher.url, min_verified=min_verified, retrieval_examples=k if retrieval else 0,
-                         retrieval_mode=mode)
+                         retrieval_mode=mode, **({} if audit_rate is None else {"audit_rate": audit_rate}))
     order = list(items)
     random.Random(seed).shuffle(order)
     with tempfile.TemporaryDirectory() as tmp:
@@ -332,6 +337,7 @@ def run_stream(items, seed: int, noise: float, arm: str, replay: ScoreReplay, ev
                 cost = result.cost_usd + (audited[1].cost_usd if audited else 0.0)
                 local = next((a for a in result.attempts if a.tier == "LOCAL_FAST"), None)
                 rows.append({"tier": result.tier, "status": result.status, "correct": result.answer == item["label"],
+                             "teacher_agrees": result.answer == teacher.answer(" ".join(item["text"].split())[:100]),
                              "teacher_calls": teacher_calls, "cost": cost,
                              "form": local.prompt if local is not None else None})
             start = time.perf_counter()
@@ -360,6 +366,7 @@ def window_stats(rows) -> dict:
             "teacher_calls": sum(r["teacher_calls"] for r in rows), "cost": sum(r["cost"] for r in rows),
             "false_accept": (sum(not r["correct"] for r in local) / len(local)) if local else None,
             "local_accepted": len(local), "cache_hits": len(cache), "cache_right": sum(r["correct"] for r in cache),
+            "cache_as_teacher": sum(r.get("teacher_agrees", False) for r in cache),
             "retrieved": sum(r["form"] == "retrieved" for r in rows) / len(rows)}
 
 
@@ -415,6 +422,10 @@ def synthetic(n: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(DATA), help="JSONL of commit messages with 'text' and 'label' (default: "
+                                                      "examples/commits-commitizen.jsonl)")
+    ap.add_argument("--audit-rate", type=float, help="memory.audit_rate of the memory arms (default: the shipped "
+                                                     "config's)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--noise", default="0,0.15", help="teacher error rates to run, comma-separated")
@@ -446,12 +457,14 @@ def main(argv=None) -> int:
     arms = [a for a in ARMS if a in args.arms.split(",")]
     if "off" not in arms:
         ap.error("--arms must include off (the baseline)")
-    items = [json.loads(line) for line in DATA.read_text().splitlines()][:args.n]
+    items = [json.loads(line) for line in Path(args.data).read_text().splitlines()][:args.n]
     replay = ScoreReplay(Path(args.scores) if args.scores else None)
     runs_dir = Path(args.runs_dir) if args.runs_dir else None
 
     def kept(seed, noise, arm) -> Path:
-        return runs_dir / f"stream-n{len(items)}-s{seed}-noise{noise:g}-{arm}-k{args.k}-{args.mode}.json"
+        data = "" if Path(args.data).resolve() == DATA else f"{Path(args.data).stem}-"
+        audits = "" if args.audit_rate is None else f"-a{args.audit_rate:g}"
+        return runs_dir / f"stream-{data}n{len(items)}-s{seed}-noise{noise:g}-{arm}-k{args.k}-{args.mode}{audits}.json"
 
     if args.time_only:
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -463,7 +476,7 @@ def main(argv=None) -> int:
         for noise in [float(x) for x in args.noise.split(",")]:
             for arm in arms:
                 out = run_stream(items, args.fill_only, noise, arm, replay, args.consolidate_every,
-                                 args.min_verified, args.k, args.mode, args.batch)
+                                 args.min_verified, args.k, args.mode, args.batch, args.audit_rate)
                 replay.save()
                 if runs_dir:
                     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -482,10 +495,11 @@ def main(argv=None) -> int:
                     runs[arm].append(json.loads(kept(seed, noise, arm).read_text()))
                     continue
                 runs[arm].append(run_stream(items, seed, noise, arm, replay, args.consolidate_every,
-                                            args.min_verified, args.k, args.mode, args.batch))
+                                            args.min_verified, args.k, args.mode, args.batch, args.audit_rate))
                 replay.save()
         windows = range(0, len(items), 100)
-        table = Table(title=f"teacher noise {noise:.0%}: medians over {args.seeds} seeds per 100-message window "
+        table = Table(title=f"{Path(args.data).name}, teacher noise {noise:.0%}: medians over {args.seeds} seeds per "
+                            "100-message window "
                             f"({' → '.join(arms)})")
         for col in ("messages", "accuracy", "answered w/o teacher", "teacher calls", "cost USD",
                     "false-accept of local answers", "max FA over seeds", "retrieved-form share"):
@@ -517,7 +531,8 @@ def main(argv=None) -> int:
     summary = [(noise, {a: arm_summary(runs[a], runs["off"], len(items), seconds) for a in arms})
                for noise, runs in summary]
     alpha = make_config("http://127.0.0.1:9").quality.max_false_accept
-    table = Table(title="targets (issue 10)")
+    table = Table(title=f"targets (issue 10): {Path(args.data).name}, {len(items)} messages, {args.seeds} seeds, "
+                        f"memory.audit_rate {make_config('http://127.0.0.1:9').memory.audit_rate if args.audit_rate is None else args.audit_rate:g}")
     for col in ("teacher noise", "arm", "target", "measured", "met"):
         table.add_column(col)
     for noise, by_arm in summary:
@@ -548,6 +563,8 @@ def main(argv=None) -> int:
                           f"{m['cache_right']}/{m['cache_hits']} = "
                           f"{fmt(m['cache_right'] / m['cache_hits'] if m['cache_hits'] else None, True)}",
                           ("yes" if m["cache_right"] / m["cache_hits"] >= 0.98 else "no") if m["cache_hits"] else "–")
+            table.add_row(n, arm, "  information: cache answers equal to the teacher's own answer",
+                          f"{m['cache_as_teacher']}/{m['cache_hits']}", "")
             table.add_row(n, arm, "consolidation time per run (median s, ≤ 600 records)", f"{m['consolidate_s']:.1f}", "")
             table.add_row(n, arm, "recording (teacher record, audit, index sync) per message, ms",
                           f"{m['learn_ms']:.2f}", "")
@@ -577,6 +594,7 @@ def arm_summary(runs: list[dict], off: list[dict], n: int, seconds: dict[str, fl
         "rate_off": n * len(off) / sum(r["route_s"] for r in off),
         "rate_model": with_model(runs), "rate_model_off": with_model(off),
         "cache_hits": sum(s["cache_hits"] for s in whole), "cache_right": sum(s["cache_right"] for s in whole),
+        "cache_as_teacher": sum(s["cache_as_teacher"] for s in whole),
         "consolidate_s": statistics.median(r["consolidate_s"] for r in runs),
         "learn_ms": 1000 * sum(r["learn_s"] for r in runs) / (n * len(runs)),
     }

@@ -160,6 +160,20 @@ def test_a_tie_goes_to_the_candidate_when_the_gate_in_use_cannot_show_its_risk_b
     assert GateBook(memory).active()[("classify", ",".join(LABELS), "small", "fixed")][1] == NEVER
 
 
+def test_a_gate_in_use_without_its_risk_bound_gives_way_even_to_a_lucky_held_out_score(memory):
+    from swarmd.memory.consolidate import _held_out
+
+    # six audits (weight 1/0.05 = 20 each) are all the gate in use has verified of what it accepted:
+    # they were right, so its held-out utility is positive, but 6 effective answers cannot bound a
+    # false-accept rate at 0.15 (Wilson upper 0.39); the candidate (NEVER) does as well as escalating
+    records = _threshold_only(6, 300, source_high="audit")
+    assert any(_held_out(r) for r in records[:6])
+    memory.add_many(records)
+    (group,) = consolidate(memory, _config(audit_rate=0.05)).groups
+    assert group.utility_old > group.utility_new == 0 and group.threshold == NEVER
+    assert group.swapped and "cannot show its risk bound" in group.note
+
+
 def test_a_tie_keeps_the_gate_in_use_when_its_risk_bound_holds(memory):
     # 120 verified right answers at 0.9 behind the gate in use (0.70): bound 0.03 <= 0.15; the
     # candidate (threshold 0.9) accepts the same answers: same utility, the gate in use stays
