@@ -1,7 +1,8 @@
 """``swarmctl ask``: one input or a JSONL file through the real router, with
 the local tiers on fake Ollama hosts and the API tier on the fake Anthropic
 service, reached through the official clients; every call lands in the
-ledger of the data directory."""
+ledger of the data directory, and every priced call in the daemon's shared
+budget (the suite's real redis-server) when its Redis is known."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 import yaml
 
 from swarmd.cli import main as swarmctl
-from swarmd.costs import Ledger
+from swarmd.costs import Budget, Ledger
+from swarmd.daemon.redis_server import write_url_file
 from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.config import API_PRICES, make_config
@@ -24,12 +26,14 @@ LABELS = "feat,fix,docs"
 
 @pytest.fixture
 def run(tmp_path, monkeypatch, capsys):
-    """``run(fast, quality, api, *argv)``: swarmctl ask against those fakes -> (code, stdout, stderr)."""
+    """``run(fast, quality, api, *argv, budgets=None)``: swarmctl ask against those fakes, with
+    ``budgets`` as the config's (default: no caps) -> (code, stdout, stderr)."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
     monkeypatch.delenv("SWARMD_CONFIG", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
 
-    def run(fast, quality, api, *argv: str):
-        config = make_config(fast.url, quality.url, api.url)
+    def run(fast, quality, api, *argv: str, budgets: dict | None = None):
+        config = make_config(fast.url, quality.url, api.url, budgets=budgets)
         path = tmp_path / "cfg.yaml"
         path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"source"})))
         capsys.readouterr()
@@ -147,3 +151,70 @@ def test_unknown_strategy_exits_2_before_any_call(run):
                              "--strategy", "fast")
         assert fast.requests == quality.requests == api.requests == []
     assert code == 2 and out == "" and "invalid choice: 'fast'" in err
+
+
+# --------------------------------------------------------------------------- the shared budget
+
+DAILY_CAP = {"daily_usd": 0.01, "monthly_usd": None}
+
+
+def spend_daily_cap(redis_conn) -> Budget:
+    """Spend the whole :data:`DAILY_CAP` in the shared budget the way a worker's router does
+    (reserve, call, settle); returns that budget."""
+    budget = Budget(redis_conn, make_config(budgets=DAILY_CAP))
+    reservation = budget.try_reserve(DAILY_CAP["daily_usd"])
+    assert budget.settle(reservation, DAILY_CAP["daily_usd"])
+    return budget
+
+
+def test_a_daily_cap_spent_by_the_workers_stops_the_escalation_to_the_api(run, tmp_path, redis_url, redis_conn):
+    budget = spend_daily_cap(redis_conn)
+    write_url_file(tmp_path / "data", redis_url)                 # as the running daemon does
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("docs", logprobs=[UNSURE])]) as quality, FakeAnthropic(["feat"]) as api:
+        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                              "--json", budgets=DAILY_CAP)
+        assert len(quality.model_requests()) == 1 and api.requests == []   # escalated, then stopped at the API
+    result = json.loads(out)
+    assert code == 1 and (result["status"], result["reason"], result["escalations"]) == ("unresolved", "budget", 1)
+    [daily, _monthly] = budget.status(fresh=True)
+    assert (daily.spent_usd, daily.reserved_usd) == (DAILY_CAP["daily_usd"], 0.0)
+
+
+def test_api_only_ask_is_refused_by_the_spent_daily_cap(run, redis_url, redis_conn):
+    spend_daily_cap(redis_conn)
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic(["feat"]) as api:
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                             "--strategy", "api_only", "--redis-url", redis_url, budgets=DAILY_CAP)
+        assert api.requests == fast.requests == quality.requests == []
+    assert code == 1 and "daily cap $0.0100 reached" in " ".join(err.split())
+
+
+def test_the_cost_of_an_api_answer_is_added_to_the_shared_spend(run, redis_url, redis_conn):
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic([Answer("fix", tokens_in=50, tokens_out=1)]) as api:
+        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                              "--strategy", "api_only", "--json", "--redis-url", redis_url,
+                              budgets={"daily_usd": 1.0, "monthly_usd": 10.0})
+    result = json.loads(out)
+    assert code == 0 and (result["status"], result["tier"]) == ("accepted", "API_FALLBACK")
+    assert result["cost_usd"] == pytest.approx((50 * API_PRICES[0] + 1 * API_PRICES[1]) / 1e6)
+    for period in Budget(redis_conn, make_config(budgets={"daily_usd": 1.0, "monthly_usd": 10.0})).status(fresh=True):
+        assert (period.spent_usd, period.reserved_usd) == (pytest.approx(result["cost_usd"], abs=1e-9), 0.0)
+
+
+def test_without_a_redis_a_capped_config_refuses_the_api_and_says_why(run):
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
+         FakeOllama([Answer("docs", logprobs=[UNSURE])]) as quality, FakeAnthropic(["feat"]) as api:
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                             "--json", budgets=DAILY_CAP)
+        assert api.requests == []
+    assert code == 1 and json.loads(out)["reason"] == "budget"
+    flat = " ".join(err.split())
+    assert "priced tiers refused" in flat and "no Redis known" in flat
+
+
+def test_without_a_redis_an_uncapped_config_still_reaches_the_api(run):
+    with FakeOllama() as fast, FakeOllama() as quality, FakeAnthropic([Answer("fix", tokens_in=50, tokens_out=1)]) as api:
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                             "--strategy", "api_only", "--json")
+    assert code == 0 and json.loads(out)["tier"] == "API_FALLBACK" and "refused" not in err

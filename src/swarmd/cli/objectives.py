@@ -1,8 +1,9 @@
 """``swarmctl ask | submit | status | show | logs``: route inputs, push objectives, watch the daemon.
 
-``ask`` runs the router in this process (no daemon needed); the others talk
-to the daemon through its Redis (:func:`swarmd.cli.common.connect`) or read
-its store and log in the data directory.
+``ask`` runs the router in this process (no daemon needed), against the
+daemon's shared budget when its Redis is known (:func:`ask_budget`); the
+others talk to the daemon through its Redis (:func:`swarmd.cli.common.connect`)
+or read its store and log in the data directory.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import sys
 import time
 from collections import deque
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from redis import Redis
 from redis.exceptions import RedisError
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rq import Worker
 
 from swarmd import constants as K
 from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
 from swarmd.config import STRATEGIES, load_config
-from swarmd.costs import Ledger
+from swarmd.costs import Budget, Ledger
+from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl, require_strings
@@ -42,6 +46,11 @@ examples:
 
 items.jsonl has one {"id": ..., "text": ...} object per line (optional "labels": "a,b").
 --json keys: id, answer, confidence, tier, model, status, escalations, cost_usd, latency_ms
+(and reason when unresolved: "budget" when a cap refused a priced tier)
+budgets: priced calls are reserved and settled in the daemon's shared budget (its Redis, found as
+--redis-url says), so the daily and monthly caps of llm_config.yaml count and stop them as they do
+the workers'.  With no Redis known or reachable: a config without caps calls priced tiers unchecked;
+one with a cap refuses them (free tiers still answer) and says so on stderr.
 exit codes: 0 accepted (with --file: every item processed), 1 unresolved, 2 bad input."""
 
 SUBMIT_EPILOG = """\
@@ -68,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ASK_EPILOG,
         description="Send inputs to the cheapest tier that answers them well, escalating while the "
                     "quality gate's confidence is below the threshold. Every call is written to the "
-                    "cost ledger in the data directory.")
+                    "cost ledger in the data directory, and every priced call is held against the "
+                    "daemon's shared daily/monthly budget (see 'budgets' below).")
     ask.add_argument("--action", required=True, help="an action from llm_config.yaml (classify, yes_no, summarize, ...)")
     ask.add_argument("--labels", help="comma-separated label set for classify/tag, e.g. feat,fix,docs")
     src = ask.add_mutually_exclusive_group()
@@ -77,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--no-ledger", action="store_true", help="do not write calls to the cost ledger")
+    add_redis_url(ask)
     ask.set_defaults(func=cmd_ask)
 
     submit = sub.add_parser(
@@ -131,7 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    """Route one input (``--input``) or a JSONL file (``--file``) through the router."""
+    """Route one input (``--input``) or a JSONL file (``--file``) through the
+    router, with the budget of :func:`ask_budget`."""
     config = load_config(args.config)
     default_labels = labels(args.labels)
     if args.file:
@@ -142,13 +154,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         items = [{"id": None, "text": args.input}]
     else:
         raise BadInput("give --input TEXT or --file items.jsonl")
+    budget, client = ask_budget(args, config)
     ledger = None if args.no_ledger else Ledger(db_path(data_dir(args.data_dir), config.storage.db),
                                                 write_behind=True)
-    router = Router(config, ledger)
+    router = Router(config, ledger, budget=budget)
     try:
         router.check_request(args.action, default_labels, args.strategy)
     except RequestError:  # a BadInput (exit 2)
         router.close()
+        if client is not None:
+            client.close()
         raise
     unresolved = 0
     try:
@@ -180,7 +195,36 @@ def cmd_ask(args: argparse.Namespace) -> int:
         router.close()
         if ledger is not None:
             ledger.close()                      # writes the rows still queued
+        if client is not None:
+            client.close()
     return EXIT_UNRESOLVED if unresolved and not args.file else EXIT_OK
+
+
+def ask_budget(args: argparse.Namespace, config) -> tuple[Budget | NoBudgetStore | None, Redis | None]:
+    """The budget ``ask`` routes with, and its Redis client (to close), from
+    ``args`` (``--redis-url``, ``--data-dir``, ``--config``) and the loaded ``config``:
+
+    * the daemon's Redis is known and answers (:func:`swarmd.cli.common.connect`:
+      the same resolution as every swarmctl command): the workers' shared
+      :class:`~swarmd.costs.Budget`, so ``budgets.daily_usd`` /
+      ``budgets.monthly_usd`` refuse ``ask``'s priced calls as they refuse the
+      workers', and its spend is added to theirs;
+    * else, with either cap set: a :class:`~swarmd.costs.budgets.NoBudgetStore`,
+      which refuses every priced call (a cap that cannot be checked is not
+      enforced by pretending: a local tally would let each run spend the whole
+      cap again), and a notice on stderr saying why and how to give the Redis;
+    * else (no caps): ``None``, priced calls unchecked, as nothing caps them.
+    """
+    try:
+        client = connect(args)
+    except Unreachable as exc:
+        caps = config.budgets
+        if caps.daily_usd is None and caps.monthly_usd is None:
+            return None, None
+        err.print("[yellow]priced tiers refused:[/] budgets.daily_usd/monthly_usd are set in the config but the "
+                  f"shared budget cannot be checked: {escape(str(exc))}")
+        return NoBudgetStore(str(exc)), None
+    return Budget(client, config), client
 
 
 def _item_labels(item: dict, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -192,6 +192,28 @@ class PeriodStatus:
         return self.spent_usd / self.cap_usd
 
 
+class NoBudgetStore:
+    """Stands in for :class:`Budget` where the shared caps cannot be checked
+    (``swarmctl ask`` with ``budgets:`` capped and no Redis known or
+    reachable): every priced call is refused (:meth:`try_reserve` gives a
+    :class:`Denial` of scope ``"unavailable"`` naming ``why``), as a worker's
+    :class:`Budget` refuses them while its Redis is down; free models are never
+    blocked, and pacing leaves thresholds as configured.  ``why``: one sentence."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def try_reserve(self, amount_usd: float, objective_id: str | None = None,
+                    max_cost_usd: float | None = None, lease_s: float = 300.0) -> Denial:
+        """A :class:`Denial` (``"unavailable"``) of ``amount_usd`` (USD); the
+        other arguments are those of :meth:`Budget.try_reserve`, unused."""
+        return Denial("unavailable", None, 0.0, amount_usd, self.why)
+
+    def pacing_threshold(self, configured: float, action: str = "") -> float:
+        """``configured``: with no spend to read there is no pacing."""
+        return configured
+
+
 def _utc_periods(now: float) -> dict[str, tuple[str, float, float]]:
     """``{"daily": (label, start, end), "monthly": (...)}`` of the UTC day and month containing ``now``."""
     t = datetime.fromtimestamp(now, tz=timezone.utc)

@@ -36,7 +36,7 @@ from typing import Callable
 from loguru import logger
 
 from swarmd.config import Config, ModelConfig
-from swarmd.costs.budgets import Budget, Reservation, worst_case_usd
+from swarmd.costs.budgets import Budget, NoBudgetStore, Reservation, worst_case_usd
 from swarmd.costs.ledger import Ledger, LedgerRow
 from swarmd.errors import BadInput
 from swarmd.router.prompts import build_prompt
@@ -145,7 +145,8 @@ class Router:
     benchmarks may pass their own).  Providers are built on first use and kept
     for the life of the router, so an in-process model loads once.
     ``budget``: the shared caps (``None`` = unlimited, except an objective's
-    ``max_cost_usd``, then checked within the one request).  ``memory``: the
+    ``max_cost_usd``, then checked within the one request; a
+    :class:`~swarmd.costs.budgets.NoBudgetStore` refuses every priced call).  ``memory``: the
     learning memory: ``lookup(action, text, labels)`` → an answer-cache hit
     with ``answer`` and ``kind``, or ``None``, asked first for label outputs,
     and ``learned(action, labels)`` → (learned
@@ -156,7 +157,8 @@ class Router:
 
     def __init__(self, config: Config, ledger: Ledger | None = None,
                  provider_factory: Callable[[ModelConfig, float], Provider] = make_provider,
-                 clock: Callable[[], float] = time.monotonic, budget: Budget | None = None, memory=None):
+                 clock: Callable[[], float] = time.monotonic, budget: Budget | NoBudgetStore | None = None,
+                 memory=None):
         self.config = config
         self.ledger = ledger
         self.budget = budget
