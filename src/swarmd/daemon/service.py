@@ -13,6 +13,11 @@ Guarantees:
   events to a second stream; the daemon writes each to SQLite in one
   transaction keyed by the event id, then acknowledges it.  Jobs that RQ gave
   up on (its failed-job registry) are persisted as ``failed``.
+* **A final state is never overwritten** (``done``, ``unresolved``,
+  ``failed``), in the store or in the Redis mirror
+  (:func:`swarmd.constants.objective_key`): a later event for the objective
+  (RQ failing the job of a worker that died after reporting ``done``) is
+  logged as ignored.
 
 Governor: at admission, objectives whose action or tags the policy's
 ``admission:`` section refuses end ``failed`` (reason ``refused:
@@ -62,6 +67,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -95,6 +101,28 @@ TRANSIENT = (RedisError, OSError, sqlite3.OperationalError)
 LOST_AFTER_S = 10.0
 #: Kinds of event-stream entries (:mod:`swarmd.workers.jobs`, :mod:`swarmd.workers.parking`).
 EVENT_KINDS = ("started", "finished", "failed", "resolved")
+
+
+# KEYS: the objective's state hash (:func:`swarmd.constants.objective_key`); ARGV: the new state, its
+# ``result`` JSON ("" to leave ``result`` alone), the seconds a final state's hash lives, then every final
+# state.  Returns the hash's state when it is final already (then nothing is written), else nil.
+_MIRROR_LUA = b"""
+local cur = redis.call('HGET', KEYS[1], 'state')
+for i = 4, #ARGV do
+  if cur == ARGV[i] then return cur end
+end
+if ARGV[2] == '' then
+  redis.call('HSET', KEYS[1], 'state', ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'result', ARGV[2])
+end
+for i = 4, #ARGV do
+  if ARGV[1] == ARGV[i] then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+end
+return false
+"""
+#: Mirror of one objective's state into Redis that never overwrites a final state (the client is given per call).
+_MIRROR = Script(None, _MIRROR_LUA)
 
 
 class Backoff:
@@ -346,14 +374,21 @@ class Daemon:
         """Persist worker events in one transaction (each once), then mirror
         the new states into Redis and acknowledge ``acks`` (event-stream entry
         ids) in one pipeline, and log one line for the batch (each state
-        change in it, by objective id)."""
-        applied = self.store.apply_events(events) if events else []
+        change in it, by objective id).
+
+        A final state is never overwritten: an event that would change it
+        (``failed`` from RQ's failed-job registry after the worker reported
+        ``done`` and died before RQ recorded the job finished; a late
+        ``started``) is kept out of the store (:meth:`Store.persist_events`)
+        and of the Redis mirror (:data:`_MIRROR`, which also refuses when the
+        hash is final already), and logged as ignored."""
+        persisted = self.store.persist_events(events) if events else []
         for _event_id, kind, oid, payload in events:   # every time (idempotent): none lost on a retry
             if kind == "finished":
                 observe_finished(self.memory, partial(self.store.get, oid), payload)
         pipe = self.redis.pipeline()
-        lines = []
-        for (event_id, kind, oid, payload), new in zip(events, applied):
+        lines, mirrored = [], []
+        for (event_id, kind, oid, payload), (new, kept) in zip(events, persisted):
             # not new: persisted by an earlier pass whose Redis mirror may have failed; mirrored again
             if kind == "resolved":   # the resolver already mirrored state "queued" into Redis
                 if new:
@@ -361,15 +396,17 @@ class Daemon:
                                                                       payload.get("by"))))
                 continue
             state = {"started": "running", "failed": "failed"}.get(kind) or payload.get("state")
-            mirror = {"state": state}
+            if kept is not None:
+                lines.append(("objective {} stays {}: its {} event ({}) ignored", (oid, kept, kind, state)))
+                continue
+            result_json = ""
             if kind == "finished":
-                mirror["result"] = json.dumps(payload.get("result", {}))
+                result_json = json.dumps(payload.get("result", {}))
             elif kind == "failed":
-                mirror["result"] = json.dumps({"status": "failed", "reason": payload.get("reason")})
-            key = K.objective_key(oid)
-            pipe.hset(key, mapping=mirror)
-            if state in FINAL_STATES:
-                pipe.expire(key, self.config.daemon.result_ttl_s)
+                result_json = json.dumps({"status": "failed", "reason": payload.get("reason")})
+            mirrored.append((len(pipe), new, kind, oid, state))
+            _MIRROR(keys=[K.objective_key(oid)], args=[state, result_json, self.config.daemon.result_ttl_s,
+                                                        *FINAL_STATES], client=pipe)
             result = payload.get("result", {})
             if not new:
                 continue
@@ -382,7 +419,11 @@ class Daemon:
                                result.get("cost_usd") or 0.0, f" reason={reason}" if state != "done" else "")))
         if acks:
             pipe.xack(K.EVENT_STREAM, K.EVENT_GROUP, *acks)
-        pipe.execute()
+        replies = pipe.execute()
+        for at, new, kind, oid, state in mirrored:
+            if new and replies[at] is not None:   # the store took it, the mirror was final already
+                lines.append(("objective {} stays {} in Redis: its {} event ({}) ignored there",
+                              (oid, _text(replies[at]), kind, state)))
         if lines:      # one line per batch: a log call costs more than its length
             logger.info("; ".join(fmt.format(*args) for fmt, args in lines))
 

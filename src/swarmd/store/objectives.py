@@ -78,22 +78,33 @@ class Store:
         (payload: reason) or ``resolved`` (a parked objective was approved,
         rejected or timed out and is queued again; payload: resolution, by).  Any payload
         may carry ``audit``: a list of :func:`swarmd.governor.audit.audit_row`
-        dicts, inserted into ``audit_log``.  A final state is never moved back
-        to running.
+        dicts, inserted into ``audit_log``.  A final state (:data:`FINAL_STATES`)
+        is never changed by a later event: see :meth:`persist_events`.
         """
         return self.apply_events([(event_id, kind, objective_id, payload)])[0]
 
     def apply_events(self, events: list[tuple[str, str, str, dict]]) -> list[bool]:
         """:meth:`apply_event` for many ``(event_id, kind, objective_id, payload)``
         in one transaction; raises (and writes nothing) if any is malformed."""
-        applied = []
+        return [new for new, _kept in self.persist_events(events)]
+
+    def persist_events(self, events: list[tuple[str, str, str, dict]]) -> list[tuple[bool, str | None]]:
+        """:meth:`apply_events`, telling per event ``(new, kept)``: ``new`` False
+        if its id was seen already (then nothing is written); ``kept`` the final
+        state the objective had already, when the event would have changed it
+        (a ``started``, ``failed`` or ``finished`` arriving after ``done``, as
+        when a worker dies after reporting and RQ then fails its job), else
+        ``None``.  The state and result of a kept objective stay as they were;
+        the attempts and cost-ledger rows of a late ``finished`` are still
+        written (the calls were paid for).  Raises (and writes nothing) if any
+        event is malformed."""
+        out = []
         with self._lock, self._transaction():
             for event_id, kind, objective_id, payload in events:
                 cur = self._conn.execute("INSERT OR IGNORE INTO events_seen VALUES (?)", (event_id,))
-                if cur.rowcount:
-                    self._apply(kind, objective_id, payload)
-                applied.append(bool(cur.rowcount))
-        return applied
+                kept = self._apply(kind, objective_id, payload) if cur.rowcount else None
+                out.append((bool(cur.rowcount), kept))
+        return out
 
     @contextmanager
     def _transaction(self):
@@ -105,46 +116,55 @@ class Store:
             raise
         self._conn.execute("COMMIT")
 
-    def _apply(self, kind: str, oid: str, payload: dict) -> None:
+    def _final_state(self, oid: str) -> str | None:
+        """The objective's state if it is final (``None`` if not, or if the objective is unknown)."""
+        row = self._conn.execute("SELECT state FROM objectives WHERE id=?", (oid,)).fetchone()
+        return row[0] if row is not None and row[0] in FINAL_STATES else None
+
+    def _apply(self, kind: str, oid: str, payload: dict) -> str | None:
+        """Write one new event; returns the final state kept instead of the event's (see :meth:`persist_events`)."""
         final = tuple(FINAL_STATES)
+        not_final = f"state NOT IN ({','.join('?' * len(final))})"
         if payload.get("audit"):
             insert_audit_rows(self._conn, payload["audit"])
         if kind == "resolved":   # approve/reject/timeout of a parked objective: queued again
             self._conn.execute("UPDATE objectives SET state='queued', queued_at=? WHERE id=? "
                                "AND state='awaiting_approval'", (payload.get("ts", time.time()), oid))
-            return
+            return None
         if kind == "started":
-            self._conn.execute(
-                f"UPDATE objectives SET state='running', started_at=?, worker=? WHERE id=? "
-                f"AND state NOT IN ({','.join('?' * len(final))})",
+            cur = self._conn.execute(
+                f"UPDATE objectives SET state='running', started_at=?, worker=? WHERE id=? AND {not_final}",
                 (payload.get("ts", time.time()), payload.get("worker"), oid, *final))
-        elif kind == "finished":
-            state = payload["state"]
-            assert state in STATES, state
-            result = payload.get("result", {})
-            finished = payload.get("ts", time.time()) if state in final else None
+            return None if cur.rowcount else self._final_state(oid)
+        if kind == "failed":
+            cur = self._conn.execute(
+                f"UPDATE objectives SET state='failed', finished_at=?, reason=? WHERE id=? AND {not_final}",
+                (payload.get("ts", time.time()), payload.get("reason"), oid, *final))
+            return None if cur.rowcount else self._final_state(oid)
+        if kind != "finished":
+            raise ValueError(f"unknown event kind {kind!r}")
+        state = payload["state"]
+        assert state in STATES, state
+        result = payload.get("result", {})
+        finished = payload.get("ts", time.time()) if state in final else None
+        kept = self._final_state(oid)
+        if kept is None:
             self._conn.execute(
                 "UPDATE objectives SET state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, "
                 "cost_usd=?, escalations=?, reason=? WHERE id=?",
                 (state, finished, *[result.get(f) for f in _RESULT_FIELDS], oid))
-            base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
-            action = payload.get("action", "")
-            for i, attempt in enumerate(payload.get("attempts", [])):
-                self._conn.execute("INSERT INTO attempts VALUES (?,?,?)", (oid, base + i, json.dumps(attempt)))
-                row = LedgerRow(action=attempt.get("action") or action, objective_id=oid, mode=attempt.get("mode"),
-                                **{k: attempt[k] for k in (
-                    "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd", "latency_ms",
-                    "confidence", "outcome", "error", "ts")})
-                insert_row(self._conn, row)
-            if payload.get("trace"):
-                apply_trace_event(self._conn, oid, payload["trace"])
-        elif kind == "failed":
-            self._conn.execute(
-                f"UPDATE objectives SET state='failed', finished_at=?, reason=? WHERE id=? "
-                f"AND state NOT IN ({','.join('?' * len(final))})",
-                (payload.get("ts", time.time()), payload.get("reason"), oid, *final))
-        else:
-            raise ValueError(f"unknown event kind {kind!r}")
+        base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
+        action = payload.get("action", "")
+        for i, attempt in enumerate(payload.get("attempts", [])):
+            self._conn.execute("INSERT INTO attempts VALUES (?,?,?)", (oid, base + i, json.dumps(attempt)))
+            row = LedgerRow(action=attempt.get("action") or action, objective_id=oid, mode=attempt.get("mode"),
+                            **{k: attempt[k] for k in (
+                "tier", "provider", "model", "tokens_in", "tokens_out", "cost_usd", "latency_ms",
+                "confidence", "outcome", "error", "ts")})
+            insert_row(self._conn, row)
+        if payload.get("trace"):
+            apply_trace_event(self._conn, oid, payload["trace"])
+        return kept
 
     # ------------------------------------------------------------------ reads
     def get(self, objective_id: str) -> dict | None:

@@ -13,6 +13,10 @@ it in the environment of the daemon it starts).  The points:
     acknowledged in the stream.
 ``worker_mid_job``
     :func:`swarmd.workers.jobs.run_objective`, as a job starts.
+``worker_after_report``
+    :func:`swarmd.workers.jobs.run_objective`, once the objective's
+    ``finished`` event is written, before RQ records the job as finished
+    (``detail``: the objective id).
 ``worker_mid_batch``
     :meth:`swarmd.workers.context.ContextWorker.execute_job`, in a batch of
     jobs (:mod:`swarmd.workers.batching`) once its first job is completed,
@@ -37,7 +41,7 @@ ENV = "SWARMD_FAILPOINT"
 #: Environment variable with the "trigger once" marker file.
 MARK_ENV = "SWARMD_FAILPOINT_MARK"
 #: Every failpoint production code calls (see the module docstring).
-POINTS = ("after_read", "after_store", "worker_mid_job", "worker_mid_batch")
+POINTS = ("after_read", "after_store", "worker_mid_job", "worker_after_report", "worker_mid_batch")
 
 
 def failpoint(name: str, detail: str = "") -> None:

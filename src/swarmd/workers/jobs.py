@@ -37,7 +37,7 @@ runs again, and that run only logs that the objective is finished already.
 An objective routed alone has that marker checked and its ``started`` event
 written in one round trip (:func:`start`, a Lua script).
 
-Test failpoint (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``.
+Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker_after_report``.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
         result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
     emit(ctx.redis, "finished", oid, payload)
+    failpoint("worker_after_report", oid)
     if result is not None and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
             != "local_only":         # after the result is reported: an audit never delays it; it asks the API
         maybe_audit(ctx.router, ctx.redis, objective, result, ctx.config.memory.audit_rate)
