@@ -8,8 +8,9 @@ An objective is a JSON object::
      "tags": [str], "submitted_at": float (unix seconds)}
 
 ``strategy`` (see :data:`swarmd.config.STRATEGIES`): which tiers may answer;
-validated against the config, it becomes the action's ``strategy`` when not
-given, so the objective carries the one it runs with.
+validated against the config (for an agent objective against every action
+its model calls go through, :data:`AGENT_ROUTED`), it becomes the action's
+``strategy`` when not given, so the objective carries the one it runs with.
 
 Its life: ``queued → running → done | failed | unresolved``.  An ``agent``
 objective whose next tool action the governor answers with ``ask`` is parked:
@@ -42,6 +43,16 @@ PRIORITIES = get_args(Priority)
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 #: the action of free-text objectives (run by the agent loop)
 AGENT_ACTION = "agent"
+#: the action that plans an agent objective (:mod:`swarmd.workers.planner`)
+PLAN_ACTION = "plan"
+#: the action whose (small) model copies free-text slot values from a goal (:mod:`swarmd.workers.follower`)
+FILL_ACTION = "fill_slot"
+#: the action whose model (the learner tier) verifies a supervised replay's outcome (``yes_no``)
+VERIFY_ACTION = "verify_trace"
+#: what each action an agent objective's model calls go through does for it: every one is
+#: routed with the objective's ``strategy``, so each configured one must be able to serve it
+AGENT_ROUTED = {AGENT_ACTION: "steps", PLAN_ACTION: "plan", FILL_ACTION: "slot fills",
+                VERIFY_ACTION: "verification of a replay"}
 
 
 class ObjectiveError(InputError):
@@ -145,6 +156,11 @@ class Objective(BaseModel):
         problem = config.strategy_problem(action, strategy)
         if problem is not None:
             raise Invalid(((), problem, short(strategy)))
+        if action == AGENT_ACTION:      # its plan, slot fills and verification are routed with it too
+            Invalid.raise_any(((), f"{lacking} (actions.{routed}: an agent objective routes its {what} with "
+                                   "its strategy)", short(strategy))
+                              for routed, what in AGENT_ROUTED.items() if routed in config.actions
+                              and (lacking := config.strategy_problem(routed, strategy)) is not None)
         return strategy
 
     def to_dict(self) -> dict:
@@ -171,8 +187,10 @@ def validate(raw: Any, config: Config, file: str | None = None, line: int | None
     ``daemon.max_input_chars``) or non-UTF-8 input, fewer than two labels for
     a label action, empty, comma-containing or repeated labels, a bad
     priority, a negative ``max_cost_usd``, an unknown ``strategy`` or one the
-    action's chain cannot serve (``api_only`` with no API model), or a
-    malformed id.  A missing ``strategy`` becomes the action's.
+    action's chain cannot serve (``api_only`` with no API model; for an
+    :data:`AGENT_ACTION` objective, the chain of any configured action of
+    :data:`AGENT_ROUTED` too: ``local_only`` with ``actions.plan`` on the API
+    tier), or a malformed id.  A missing ``strategy`` becomes the action's.
     """
     if isinstance(raw, dict):
         raw = dict(raw)

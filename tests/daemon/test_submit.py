@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from swarmd import cli
 from swarmd import constants as K
@@ -20,9 +21,9 @@ def submit(redis_url, monkeypatch, capsys, tmp_path):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SWARMD_DATA_DIR", str(tmp_path / "data"))
 
-    def run(*argv):
+    def run(*argv, config=ROOT / "llm_config.yaml"):
         capsys.readouterr()
-        code = cli.main(["--config", str(ROOT / "llm_config.yaml"), "submit", *argv])
+        code = cli.main(["--config", str(config), "submit", *argv])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
     return run
@@ -123,3 +124,39 @@ def test_unknown_strategy_flag_exits_2_and_nothing_is_sent(submit, redis_conn):
     code, _out, err = submit("--action", "summarize", "--input", "x", "--strategy", "api_first")
     assert code == 2 and "invalid choice: 'api_first'" in err
     assert redis_conn.exists(K.OBJECTIVE_STREAM) == 0
+
+
+def plan_on_the_api(tmp_path):
+    """The shipped config with ``actions.plan`` starting at API_FALLBACK: its chain has no local model."""
+    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data["actions"]["plan"]["tier"] = "API_FALLBACK"
+    path = tmp_path / "plan_on_the_api.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_an_agent_strategy_its_planner_cannot_serve_is_rejected_at_submit(submit, redis_conn, tmp_path):
+    config = plan_on_the_api(tmp_path)
+    code, out, err = submit("tidy the repo", "--strategy", "local_only", config=config)
+    flat = " ".join(err.split())
+    assert code == 2 and out == "" and redis_conn.exists(K.OBJECTIVE_STREAM) == 0
+    assert ("objective: strategy: expected a strategy with a model to call: no local model in the chain from "
+            "API_FALLBACK (actions.plan: an agent objective routes its plan with its strategy), found 'local_only'") in flat
+    code, out, _err = submit("tidy the repo", "--strategy", "api_only", "--id", "ok1", config=config)
+    assert code == 0 and out.split() == ["ok1"]               # the planner's chain has the API model
+
+
+def test_a_file_with_such_a_line_is_rejected_whole_naming_each_bad_line(submit, redis_conn, tmp_path):
+    path = tmp_path / "batch.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in [
+        {"input": "tidy the repo"},                                                      # cascade: fine
+        {"action": "classify", "input": "x", "labels": "feat,fix", "strategy": "local_only"},  # fine
+        {"input": "tidy the repo", "strategy": "local_only"},                            # its plan cannot
+        {"action": "reason", "input": "why", "strategy": "local_only"},                  # reason starts at the API
+    ]) + "\n")
+    code, out, err = submit("--file", str(path), config=plan_on_the_api(tmp_path))
+    flat = " ".join(err.split())
+    assert code == 2 and out == "" and redis_conn.exists(K.OBJECTIVE_STREAM) == 0
+    assert "batch.jsonl:3: objective: strategy: expected" in flat and "(actions.plan: an agent objective" in flat
+    assert "batch.jsonl:4: objective: strategy: expected a strategy with a model to call: no local model" in flat
+    assert "batch.jsonl:1" not in flat and "batch.jsonl:2" not in flat

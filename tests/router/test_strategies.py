@@ -165,6 +165,21 @@ def test_config_rejects_an_unknown_or_unservable_action_strategy():
     assert "actions.classify.strategy" in text and "actions.summarize.strategy" in text and "no API model" in text
 
 
+def test_an_agent_objective_strategy_is_checked_against_every_action_it_routes_with():
+    data = yaml.safe_load(config_text("http://127.0.0.1:9"))
+    data["actions"]["verify_trace"]["tier"] = "API_FALLBACK"      # its chain: the API model only
+    config = parse_config(yaml.safe_dump(data), "test.yaml")
+    assert validate({"input": "tidy the repo", "strategy": "api_only"}, config).strategy == "api_only"
+    with pytest.raises(ObjectiveError) as bad:                   # as `swarmctl submit` and the daemon's admission
+        validate({"input": "tidy the repo", "strategy": "local_only"}, config, file="b.jsonl", line=7)
+    assert str(bad.value).startswith("b.jsonl:7: strategy: expected a strategy with a model to call: no local model "
+                                     "in the chain from API_FALLBACK (actions.verify_trace: an agent objective")
+    assert validate({"action": "classify", "input": "x", "labels": "a,b", "strategy": "local_only"}, config)
+    del data["actions"]["verify_trace"]                          # not configured: never called, not checked
+    config = parse_config(yaml.safe_dump(data), "test.yaml")
+    assert validate({"input": "tidy the repo", "strategy": "local_only"}, config).strategy == "local_only"
+
+
 def test_objective_strategy_is_validated_and_defaults_to_the_action():
     config = make("http://127.0.0.1:9", strategy="local_only")
     assert validate({"action": "classify", "input": "x", "labels": "a,b"}, config).strategy == "local_only"

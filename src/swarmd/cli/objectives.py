@@ -63,6 +63,8 @@ objectives.jsonl: one object per line with action, input, and optionally id, lab
 priority (high|normal|low), max_cost_usd, strategy (cascade|local_only|api_only|local_fallback),
 tags.  Free text (or a line without action)
 is an agent objective: planned by actions.plan's tier, or replayed from an execution trace.
+A strategy must be one the action's chain can serve (for an agent objective: the chains of
+agent, plan, fill_slot and verify_trace, which all route with it), else nothing is submitted.
 exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
 3 daemon unreachable."""
 

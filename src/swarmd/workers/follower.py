@@ -79,14 +79,11 @@ from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import run_tool
 from swarmd.memory.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
                                   StoredTrace, TraceError, TraceStore, Validation, check, fill, learn, quote_span)
+from swarmd.objectives import FILL_ACTION, VERIFY_ACTION
 from swarmd.router import RequestError, Router
 from swarmd.workers.agent import AgentOutcome, record_run, route_for, run_agent, why_unanswered
 from swarmd.workers.planner import PLAN_ACTION, make_plan
 
-#: the action whose (small) model copies free-text slot values from a goal
-FILL_ACTION = "fill_slot"
-#: the action whose model (the learner tier) verifies a supervised replay's outcome (``yes_no``)
-VERIFY_ACTION = "verify_trace"
 #: characters of a replayed step's arguments and of its output shown to the verifier: enough for
 #: the commands and the summary lines of bench/traces.py's chores, while one verification stays a
 #: small fraction of a learner run (that bench reports both)

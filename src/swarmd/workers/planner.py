@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from swarmd.objectives import PLAN_ACTION
 from swarmd.router import RequestError, Router
 from swarmd.workers.agent import route_for, why_unanswered
 
-#: the action that plans
-PLAN_ACTION = "plan"
 #: most steps kept from a plan, and characters per step
 MAX_STEPS, STEP_CHARS = 12, 200
 
