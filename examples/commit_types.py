@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     items = lines[args.offset:args.offset + args.n]
     label_set = ",".join(sorted({it["label"] for it in lines}))
     run = time.strftime("%Y%m%d%H%M%S")
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir).absolute()      # swarmd's own redis-server runs in a directory under it
     data_dir.mkdir(parents=True, exist_ok=True)
     for stale in data_dir.glob("memory.db*"):     # a fresh store: this run's numbers depend on this run only
         stale.unlink()

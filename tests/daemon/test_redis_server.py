@@ -17,6 +17,8 @@ from swarmd.daemon.redis_server import (
     RedisHandle, RedisUnavailable, UnauthenticatedRedis, ensure_redis, free_port, mask_url, read_url_file,
     requires_auth, write_url_file,
 )
+from tests.daemon.helpers import write_config
+from tests.faults.helpers import Swarmd
 from tests.wait import wait_until
 
 
@@ -277,3 +279,29 @@ def test_watch_reports_the_death_of_our_server_not_its_stop(own):
     watcher.join(10)                     # it saw the exit and returned, reporting or not
     assert not watcher.is_alive()
     assert died == [-9]
+
+
+# --------------------------------------------------------------------------- relative data dir
+
+
+def test_own_server_in_a_relative_data_dir(own, tmp_path, monkeypatch):
+    """redis-server runs with its directory as cwd: a relative ``--dir`` would name a directory under itself."""
+    monkeypatch.chdir(tmp_path)
+    handle = own(Path("rel") / "data")
+    assert redis.Redis.from_url(handle.url).ping()
+    assert handle.redis_dir == tmp_path / "rel" / "data" / "redis"
+    assert aof_files(tmp_path / "rel" / "data"), "no append-only file in the data dir"
+
+
+@pytest.mark.timeout(90)
+def test_swarmd_with_a_relative_data_dir_brings_up_its_own_redis(tmp_path, monkeypatch):
+    monkeypatch.delenv("SWARMD_DATA_DIR", raising=False)
+    daemon = Swarmd(tmp_path, write_config(tmp_path, fast_provider="echo"), workers=0, data=Path("rel/data"),
+                    cwd=tmp_path)
+    try:
+        daemon.start()          # returns once the heartbeat is in the Redis named by <data>/redis.url
+        data = tmp_path / "rel" / "data"
+        assert daemon.url().endswith(f"@{data / 'redis' / 'redis.sock'}?db=0")
+        assert (data / "memory.db").exists()
+    finally:
+        daemon.close()

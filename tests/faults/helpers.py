@@ -114,14 +114,17 @@ class Swarmd:
     through ``<data>/redis.url``).  ``env``: extra environment (failpoints).
     :meth:`close` stops it (SIGTERM, then SIGKILL) and kills whatever process
     it left behind that works in ``data`` (workers orphaned by a SIGKILLed
-    daemon keep running: they are in their own sessions).
+    daemon keep running: they are in their own sessions).  ``cwd``: the
+    daemon's working directory; a relative ``data`` is passed as given
+    (``--data-dir rel``) and read here under ``cwd``.
     """
 
     def __init__(self, tmp: Path, config: Path, workers: int = 1, redis_url: str | None = None,
-                 data: Path | None = None, **env: str):
-        self.tmp, self.config, self.workers, self.redis_url = tmp, config, workers, redis_url
-        self.data = data or tmp / "data"
-        self.data.mkdir(exist_ok=True)
+                 data: Path | None = None, cwd: Path | None = None, **env: str):
+        self.tmp, self.config, self.workers, self.redis_url, self.cwd = tmp, config, workers, redis_url, cwd
+        self.data_arg = data or tmp / "data"
+        self.data = (cwd or Path.cwd()) / self.data_arg
+        self.data.mkdir(parents=True, exist_ok=True)
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.stderr = tmp / "swarmd.stderr"
@@ -143,8 +146,8 @@ class Swarmd:
             env.pop("REDIS_URL")
             (self.data / "redis.url").unlink(missing_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "swarmd", "--workers", str(self.workers),
-                                      "--data-dir", str(self.data), "--config", str(self.config)],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=open(self.stderr, "ab"))
+                                      "--data-dir", str(self.data_arg), "--config", str(self.config)],
+                                     env=env, cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=open(self.stderr, "ab"))
 
         def heartbeat() -> bool:
             if self.proc.poll() is not None:

@@ -331,7 +331,9 @@ def ensure_redis(url: str | None, data_dir: Path, *, allow_unauthenticated: bool
     it is still loading its data), and return ``started=True``.  With
     ``require_password`` our own server gets a random password, which is in
     the returned URL.  A Redis answering on localhost:6379 is never used
-    unless it is the ``url`` given.
+    unless it is the ``url`` given.  A relative ``data_dir`` is taken from the
+    current directory (the server runs with its own directory as cwd, so it
+    is given absolute paths).
 
     A server we started earlier in ``data_dir`` that is still running (the
     daemon died without stopping it) is stopped first, so two servers never
@@ -361,7 +363,7 @@ def ensure_redis(url: str | None, data_dir: Path, *, allow_unauthenticated: bool
                            mask_url(url))
         logger.info("using Redis at {}", mask_url(url))
         return RedisHandle(url=url)
-    return _start_own(Path(data_dir), start_timeout_s, require_password)
+    return _start_own(Path(data_dir).absolute(), start_timeout_s, require_password)
 
 
 def _start_own(data_dir: Path, timeout_s: float, require_password: bool) -> RedisHandle:
