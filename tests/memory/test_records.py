@@ -47,6 +47,32 @@ def test_the_objective_is_read_only_for_an_event_that_holds_a_teacher_record(mem
     assert [(r.source, r.answer, r.local_answer) for r in memory.records()] == [("teacher", "feat", "fix")]
 
 
+@pytest.mark.parametrize("payload_ts, submitted_at, expected", [(42.0, 7.0, 42.0), (None, 7.0, 7.0),
+                                                                  (None, None, None)])
+def test_a_teacher_record_whose_attempts_lack_ts_is_dated_and_warned_about(memory, log_lines, payload_ts,
+                                                                            submitted_at, expected):
+    """Attempts without ``ts`` (an older or foreign worker): the record is dated by the finished event,
+    else the objective's submission, else now, and a warning names the objective (it was dropped silently:
+    ``created_at`` is NOT NULL and the insert is OR IGNORE)."""
+    import time
+
+    from swarmd.memory.outcomes import observe_finished
+
+    objective = {"id": "t-ts", "action": "classify", "input": "fix the parser", "labels": list(LABELS),
+                 "submitted_at": submitted_at}
+    attempts = [{"tier": "LOCAL_FAST", "model": "small", "answer": "fix", "confidence": 0.3, "outcome": "escalated"},
+                {"tier": "API_FALLBACK", "model": "claude", "answer": "feat", "outcome": "accepted"}]
+    before = time.time()
+    assert observe_finished(memory, lambda: objective, {"state": "done", "attempts": attempts, "ts": payload_ts})
+    (rec,) = memory.records()
+    assert (rec.objective_id, rec.answer) == ("t-ts", "feat")
+    if expected is None:
+        assert before <= rec.created_at <= time.time()
+    else:
+        assert rec.created_at == expected
+    assert any(line.startswith("WARNING") and "t-ts" in line and "no ts" in line for line in log_lines)
+
+
 def test_a_redelivered_finished_event_writes_no_second_record(swarm_factory, redis_conn):
     import json
 

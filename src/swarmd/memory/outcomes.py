@@ -13,7 +13,10 @@ prunes the lowest-valued records first.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, is_dataclass
+
+from loguru import logger
 
 from swarmd.memory.records import Verified
 
@@ -39,7 +42,8 @@ def local_fields(attempt: dict | None) -> dict:
             "local_prompt": attempt.get("prompt")}
 
 
-def teacher_record(action: str, text: str, labels, attempts, objective_id: str | None = None) -> Verified | None:
+def teacher_record(action: str, text: str, labels, attempts, objective_id: str | None = None,
+                   fallback_ts: float | None = None) -> Verified | None:
     """The ``teacher`` record of one routed request, or ``None`` when there is none.
 
     ``attempts``: the request's attempts in call order (:class:`~swarmd.router.Attempt`
@@ -48,6 +52,11 @@ def teacher_record(action: str, text: str, labels, attempts, objective_id: str |
     did not accept: the accepted answer is the verified one, the first such
     earlier attempt is the judged local answer, and every earlier answered
     attempt is kept in ``rejected``.  Errors (no answer) are left out.
+
+    ``created_at`` is the judged attempt's ``ts`` (unix seconds), else the
+    accepted one's; when neither has one (a worker that did not write it),
+    ``fallback_ts`` (the caller's time for the objective), else now, with a
+    warning naming the objective: the record is kept, not dropped.
     """
     judged = _judged(attempts)
     if judged is None:
@@ -57,9 +66,14 @@ def teacher_record(action: str, text: str, labels, attempts, objective_id: str |
     if labels and final["answer"] not in labels:
         return None
     rejected = [{k: a.get(k) for k in ("tier", "model", "answer", "confidence")} for a in lower]
+    created_at = lower[0].get("ts") or final.get("ts")
+    if created_at is None:
+        created_at = fallback_ts if fallback_ts is not None else time.time()
+        logger.warning("memory: the attempts of objective {} have no ts; its teacher record is dated {} ({})",
+                       objective_id, created_at, "the objective's time" if fallback_ts is not None else "now")
     return Verified(action=action, labels=labels, input=text, answer=final["answer"], source="teacher",
                     verifier=final.get("model"), objective_id=objective_id, rejected=rejected,
-                    created_at=lower[0].get("ts") or final.get("ts"), **local_fields(lower[0]))
+                    created_at=created_at, **local_fields(lower[0]))
 
 
 def _judged(attempts) -> tuple[dict, list[dict]] | None:
@@ -106,7 +120,9 @@ def observe_finished(memory, load_objective, payload: dict) -> bool:
     ``input``, ``labels``, ``id``) or ``None`` (unknown: nothing written),
     called only when the event's attempts hold a record (most events, answered
     at their first tier, hold none: the daemon then reads nothing).
-    ``payload``: the event's payload (``state``, ``attempts``).  Idempotent
+    ``payload``: the event's payload (``state``, ``attempts``, ``ts``: the
+    record's date when the attempts carry none, else the objective's
+    ``submitted_at``).  Idempotent
     (one teacher record per objective), so a re-delivered event writes
     nothing new.  Returns True when a record was written.
     """
@@ -117,5 +133,5 @@ def observe_finished(memory, load_objective, payload: dict) -> bool:
     if objective is None:
         return False
     record = teacher_record(objective["action"], objective["input"], objective.get("labels") or (),
-                            attempts, objective["id"])
+                            attempts, objective["id"], payload.get("ts") or objective.get("submitted_at"))
     return record is not None and memory.add(record)
