@@ -31,7 +31,9 @@ import uuid
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from redis.commands.core import Script
 
+from swarmd import constants as K
 from swarmd.config import Config, Strategy
 from swarmd.validation import InputError, Invalid, short, validate as validate_model
 
@@ -200,3 +202,41 @@ def validate(raw: Any, config: Config, file: str | None = None, line: int | None
         raw["submitted_at"] = raw.get("submitted_at") or time.time()
     return validate_model(Objective, raw, ObjectiveError, file=file or "objective", line=line,
                           context={"config": config})
+
+
+# KEYS: the objective's state hash; ARGV: the seconds a final state's hash lives, the number n of final
+# states, the n final states, then field, value pairs (``state`` among them).  Returns the hash's state
+# when it is final already (then nothing is written), else nil.
+_MIRROR_LUA = b"""
+local n = tonumber(ARGV[2])
+local cur = redis.call('HGET', KEYS[1], 'state')
+local new
+for i = 3 + n, #ARGV, 2 do
+  if ARGV[i] == 'state' then new = ARGV[i + 1] end
+end
+for i = 3, 2 + n do
+  if cur == ARGV[i] then return cur end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
+for i = 3, 2 + n do
+  if new == ARGV[i] then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+end
+return false
+"""
+_MIRROR = Script(None, _MIRROR_LUA)   # the client is given per call
+
+
+def mirror_state(client, objective_id: str, fields: dict[str, str], final_ttl_s: int):
+    """Write ``fields`` (``state`` and what goes with it: ``action``,
+    ``result`` JSON) into the objective's Redis hash
+    (:func:`swarmd.constants.objective_key`) unless the hash holds a final
+    state (:data:`FINAL_STATES`) already: a final state is never overwritten,
+    by any writer (one Lua script: atomic).  A final ``state`` written sets
+    the hash to expire after ``final_ttl_s`` seconds.
+
+    ``client``: a Redis client, or a pipeline (then the reply comes with its
+    ``execute()``).  Returns (or the pipeline replies) the final state kept,
+    as bytes (nothing written), or ``None`` once written."""
+    pairs = [item for pair in fields.items() for item in pair]
+    return _MIRROR(keys=[K.objective_key(objective_id)],
+                   args=[final_ttl_s, len(FINAL_STATES), *FINAL_STATES, *pairs], client=client)

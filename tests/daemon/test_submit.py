@@ -160,3 +160,13 @@ def test_a_file_with_such_a_line_is_rejected_whole_naming_each_bad_line(submit, 
     assert "batch.jsonl:3: objective: strategy: expected" in flat and "(actions.plan: an agent objective" in flat
     assert "batch.jsonl:4: objective: strategy: expected a strategy with a model to call: no local model" in flat
     assert "batch.jsonl:1" not in flat and "batch.jsonl:2" not in flat
+
+
+def test_submitting_an_id_that_is_final_already_leaves_its_state(submit, redis_conn):
+    """The state mirror of an objective that ended is not set back to ``submitted`` (the daemon does not
+    run a known id again, so it would stay so: ``--wait`` would wait for ever)."""
+    redis_conn.hset(K.objective_key("again-1"), mapping={"state": "done", "action": "summarize", "result": "{}"})
+    code, out, _err = submit("--action", "summarize", "--input", "x", "--id", "again-1", "--wait", "--timeout", "2")
+    assert code == 0 and out.split() == ["done:", "1"]
+    assert redis_conn.hget(K.objective_key("again-1"), "state") == b"done"
+    assert redis_conn.xlen(K.OBJECTIVE_STREAM) == 1          # submitted all the same: the daemon decides

@@ -29,7 +29,7 @@ from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl, require_strings
-from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, validate
+from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.store.objectives import Store
@@ -278,7 +278,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     client = connect(args)
     pipe = client.pipeline(transaction=True)
     for obj in objectives:
-        pipe.hset(K.objective_key(obj.id), mapping={"state": "submitted", "action": obj.action})
+        # not over a final state: the daemon does not run a known id again, so "submitted" would stay
+        mirror_state(pipe, obj.id, {"state": "submitted", "action": obj.action}, config.daemon.result_ttl_s)
         pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
     pipe.execute()
     if not args.wait:

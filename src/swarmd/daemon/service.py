@@ -67,7 +67,6 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 from redis import Redis
-from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -81,7 +80,7 @@ from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_pol
 from swarmd.governor.audit import log_row
 from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
-from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, validate
+from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, mirror_state, validate
 from swarmd.paths import db_path
 from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
@@ -101,28 +100,6 @@ TRANSIENT = (RedisError, OSError, sqlite3.OperationalError)
 LOST_AFTER_S = 10.0
 #: Kinds of event-stream entries (:mod:`swarmd.workers.jobs`, :mod:`swarmd.workers.parking`).
 EVENT_KINDS = ("started", "finished", "failed", "resolved")
-
-
-# KEYS: the objective's state hash (:func:`swarmd.constants.objective_key`); ARGV: the new state, its
-# ``result`` JSON ("" to leave ``result`` alone), the seconds a final state's hash lives, then every final
-# state.  Returns the hash's state when it is final already (then nothing is written), else nil.
-_MIRROR_LUA = b"""
-local cur = redis.call('HGET', KEYS[1], 'state')
-for i = 4, #ARGV do
-  if cur == ARGV[i] then return cur end
-end
-if ARGV[2] == '' then
-  redis.call('HSET', KEYS[1], 'state', ARGV[1])
-else
-  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'result', ARGV[2])
-end
-for i = 4, #ARGV do
-  if ARGV[1] == ARGV[i] then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-end
-return false
-"""
-#: Mirror of one objective's state into Redis that never overwrites a final state (the client is given per call).
-_MIRROR = Script(None, _MIRROR_LUA)
 
 
 class Backoff:
@@ -380,8 +357,8 @@ class Daemon:
         (``failed`` from RQ's failed-job registry after the worker reported
         ``done`` and died before RQ recorded the job finished; a late
         ``started``) is kept out of the store (:meth:`Store.persist_events`)
-        and of the Redis mirror (:data:`_MIRROR`, which also refuses when the
-        hash is final already), and logged as ignored."""
+        and of the Redis mirror (:func:`swarmd.objectives.mirror_state`, which
+        also refuses when the hash is final already), and logged as ignored."""
         persisted = self.store.persist_events(events) if events else []
         for _event_id, kind, oid, payload in events:   # every time (idempotent): none lost on a retry
             if kind == "finished":
@@ -399,14 +376,13 @@ class Daemon:
             if kept is not None:
                 lines.append(("objective {} stays {}: its {} event ({}) ignored", (oid, kept, kind, state)))
                 continue
-            result_json = ""
+            mirror = {"state": state}
             if kind == "finished":
-                result_json = json.dumps(payload.get("result", {}))
+                mirror["result"] = json.dumps(payload.get("result", {}))
             elif kind == "failed":
-                result_json = json.dumps({"status": "failed", "reason": payload.get("reason")})
+                mirror["result"] = json.dumps({"status": "failed", "reason": payload.get("reason")})
             mirrored.append((len(pipe), new, kind, oid, state))
-            _MIRROR(keys=[K.objective_key(oid)], args=[state, result_json, self.config.daemon.result_ttl_s,
-                                                        *FINAL_STATES], client=pipe)
+            mirror_state(pipe, oid, mirror, self.config.daemon.result_ttl_s)
             result = payload.get("result", {})
             if not new:
                 continue
