@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from swarmd.memory.bm25 import Bm25Index
 from swarmd.memory.embed import MODEL_ID, Embedder
 from swarmd.memory.records import Memory, Verified
 from swarmd.memory.retrieval import Retriever, collection_name, rrf
 from swarmd.memory.vectors import open_index
 from swarmd.store.db import connect
 from swarmd.store.schema import MIGRATIONS, migrate
+from tests.wait import wait_until
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "commits-commitizen.jsonl"
 LABELS = ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test")
@@ -66,8 +69,75 @@ def test_bm25_finds_new_records_at_once_and_rebuilds_as_they_grow(memory):
     # scored with the index's statistics: N 30 (df 0), avgdl 3; the record has 3 tokens
     assert found[0][1] == pytest.approx(math.log(1 + 30.5 / 0.5) / (1 + 1.2), abs=1e-5)
     _fill(memory, [{"id": "new2", "text": "parser tests", "label": "test"}])
-    assert len(index.search("parser", 5)) == 2 and index.builds == 2         # 2 > 5% of 30: rebuilt
-    assert len(index) == 32
+    assert len(index.search("parser", 5)) == 2                              # 2 > 5% of 30: a rebuild starts
+    wait_until(lambda: index.builds == 2, 30, "the background rebuild")
+    assert len(index) == 32 and not index.building
+
+
+class HeldIndex(Bm25Index):
+    """A :class:`Bm25Index` whose rebuilds (not its first build) wait, once
+    they have read the records, until the test sets ``release``."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def _index(self, rows, stemmer=None):
+        if self.builds:
+            self.started.set()
+            assert self.release.wait(30), "the test never released the rebuild"
+        return super()._index(rows, stemmer)
+
+
+def test_a_due_rebuild_runs_in_the_background_while_searches_use_the_old_index(memory):
+    _fill(memory, [{"id": f"o{i}", "text": f"tweak module {i}", "label": "chore"} for i in range(40)]
+          + [{"id": "old", "text": "parser crash", "label": "fix"}])
+    index = HeldIndex(memory, "classify", LABELS)
+    assert _objective_ids(memory, index.search("parser", 5)) == ["old"] and index.builds == 1   # first: at once
+    _fill(memory, [{"id": "pp", "text": "parser parser", "label": "test"},
+                   {"id": "p", "text": "parser", "label": "fix"},
+                   {"id": "long", "text": "rewrite the parser module", "label": "refactor"}])
+    during = index.search("parser", 5)          # 3 > 5% of 41: a rebuild is due, and held by the test
+    assert index.started.wait(10) and index.building and index.builds == 1     # the search did not wait for it
+    # the old index (N 41, df 1, avgdl 122/41) and the 3 records written since, scored with its statistics:
+    # tf / (tf + 1.2·(0.25 + 0.75·len/avgdl)) decides (one idf): pp 2 of 2 > p 1 of 1 > old 1 of 2 > long 1 of 4
+    assert _objective_ids(memory, during) == ["pp", "p", "old", "long"]
+    idf = math.log(1 + 40.5 / 1.5)
+    assert during[2][1] == pytest.approx(idf / (1 + 1.2 * (0.25 + 0.75 * 2 / (122 / 41))), abs=1e-5)
+    assert index.search("parser", 5) == during and index.builds == 1     # again: still the old index, one build
+    index.release.set()
+    wait_until(lambda: index.builds == 2 and not index.building, 30, "the background rebuild to be swapped in")
+    after = index.search("parser", 5)
+    fresh = Bm25Index(memory, "classify", LABELS)          # built at once over the same 44 records
+    assert after == fresh.search("parser", 5) and after != during and len(index) == 44
+    assert _objective_ids(memory, after) == ["pp", "p", "old", "long"]
+
+
+def test_a_deleted_record_is_never_found_during_or_after_a_background_rebuild(memory):
+    class HeldRetriever(Retriever):
+        bm25_index = HeldIndex
+
+    _fill(memory, [{"id": f"o{i}", "text": f"tweak module {i}", "label": "chore"} for i in range(20)]
+          + [{"id": "a", "text": "tweak the bumping logic", "label": "fix"},
+             {"id": "b", "text": "bumping docs", "label": "docs"}])
+    retriever = HeldRetriever(memory)
+    index = retriever.bm25("classify", LABELS)
+
+    def found():
+        return [e.input for e in retriever.search("classify", LABELS, "bumping", k=5, mode="bm25")]
+
+    assert found() == ["bumping docs", "tweak the bumping logic"]
+    memory.conn.execute("DELETE FROM verified_outcomes WHERE objective_id='a'")
+    assert found() == ["bumping docs"]          # ranked by the index, dropped by the retriever; invalidated
+    assert found() == ["bumping docs"] and index.started.wait(10) and index.building    # rebuild held
+    memory.conn.execute("DELETE FROM verified_outcomes WHERE objective_id='b'")        # after the build read
+    _fill(memory, [{"id": "c", "text": "bumping tests", "label": "test"}])
+    assert found() == ["bumping tests"] and index.builds == 1
+    index.release.set()
+    wait_until(lambda: index.builds == 2, 30, "the background rebuild to be swapped in")
+    assert found() == ["bumping tests"]         # its index still holds b, deleted during the build: rebuilt again
+    wait_until(lambda: index.builds == 3 and not index.building, 30, "the second rebuild")
+    assert found() == ["bumping tests"] and len(index) == 21 and not index.building and index.builds == 3
 
 
 def test_rrf_rewards_agreement():
@@ -105,8 +175,9 @@ def test_bm25_drops_deleted_records_and_rebuilds(memory):
     assert [e.input for e in retriever.search("classify", LABELS, "bumping", k=5, mode="bm25")] == ["bumping docs"]
     index = retriever.bm25("classify", LABELS)
     assert index.builds == 1
-    index.search("bumping", 5)
-    assert index.builds == 2 and len(index) == 1          # the deleted record seen by the search: rebuilt
+    index.search("bumping", 5)                            # the deleted record seen by the search: rebuilt
+    wait_until(lambda: index.builds == 2, 30, "the background rebuild")
+    assert len(index) == 1
 
 
 def test_migration_drops_the_fts_index(tmp_path):

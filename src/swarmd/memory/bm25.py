@@ -18,11 +18,19 @@ neighbours among synthetic ones (``bench/retrieval.py``, its "at scale" row).
 bm25s cannot add documents to an index.  Records written after the index was
 built (ids above its watermark, read at each search: one ``MAX(id)`` lookup)
 are kept apart and scored with the same formula and the index's statistics
-(record count, document frequencies, average length); the index is rebuilt
-when they exceed :data:`REBUILD_SHARE` of it, or
-after :meth:`Bm25Index.invalidate` (the retriever calls it when a ranked
-record turned out deleted, e.g. pruned by consolidation).  An input edited in
-place keeps its old ranking until the next rebuild (swarmd never edits one).
+(record count, document frequencies, average length), so a search is exact
+BM25 over the records it has read whatever the index's age.  The index is
+rebuilt when they exceed :data:`REBUILD_SHARE` of it, or after
+:meth:`Bm25Index.invalidate` (the retriever calls it when a ranked record
+turned out deleted, e.g. pruned by consolidation), off the request path: the
+search that finds a rebuild due starts a background thread (at most one per
+index) that reads and indexes the records and swaps the new index in; searches
+meanwhile rank with the old one plus the records written since (a deleted
+record they still rank is dropped by the retriever, which resolves every id
+against SQLite).  Only the first build, with no index yet, is made by the
+search itself (~3-5.5 s of CPU at 100,000 records: ``bench/retrieval.py``),
+so that no search ranks with made-up statistics.  An input edited in place
+keeps its old ranking until the next rebuild (swarmd never edits one).
 """
 
 from __future__ import annotations
@@ -33,13 +41,14 @@ from collections import Counter
 import bm25s
 import numpy as np
 import Stemmer
+from loguru import logger
 
 from swarmd.memory.records import Memory, label_key
 
 #: BM25 term-frequency saturation and length normalisation (bm25s's and FTS5's defaults)
 K1, B = 1.2, 0.75
-#: records written since the build, as a share of the indexed ones, that make the next search rebuild
-#: (at 100,000 records a build takes ~3 s of CPU: bench/retrieval.py; a small index is rebuilt at once)
+#: records written since the build, as a share of the indexed ones, that make the next search start a
+#: rebuild in the background (at 100,000 records a build takes ~3 s of CPU: bench/retrieval.py)
 REBUILD_SHARE = 0.05
 #: tokens: runs of word characters, as SQLite's unicode61 tokenizer splits them
 TOKEN_PATTERN = r"(?u)\w+"
@@ -47,11 +56,15 @@ _STEMMER = Stemmer.Stemmer("english")
 _STEMMER_LOCK = threading.Lock()          # a PyStemmer object keeps a cache: one thread at a time
 
 
-def tokenize(texts: list[str]) -> list[list[str]]:
-    """The BM25 tokens of each text: lower-cased ``\\w+`` runs, stemmed (Snowball English)."""
-    with _STEMMER_LOCK:
-        tokens = bm25s.tokenize(texts, lower=True, token_pattern=TOKEN_PATTERN, stopwords=None, stemmer=_STEMMER,
-                                return_ids=False, show_progress=False, allow_empty=False)
+def tokenize(texts: list[str], stemmer: Stemmer.Stemmer | None = None) -> list[list[str]]:
+    """The BM25 tokens of each text: lower-cased ``\\w+`` runs, stemmed (Snowball English).
+    ``stemmer``: a PyStemmer English stemmer this thread alone uses (a background build
+    passes its own, so that searches do not wait for it); ``None``: the shared one."""
+    if stemmer is None:
+        with _STEMMER_LOCK:
+            return tokenize(texts, _STEMMER)
+    tokens = bm25s.tokenize(texts, lower=True, token_pattern=TOKEN_PATTERN, stopwords=None, stemmer=stemmer,
+                            return_ids=False, show_progress=False, allow_empty=False)
     return [[t for t in doc if t] for doc in tokens]      # bm25s gives a text without any token [""]
 
 
@@ -59,7 +72,9 @@ class Bm25Index:
     """The BM25 index of the records of ``action`` and ``labels`` (with an answer) in ``memory``.
 
     :meth:`search` reads new records first (see the module docstring), so a
-    record written a moment ago is found.  Thread-safe.
+    record written a moment ago is found; a rebuild it finds due runs in a
+    background thread (:attr:`building` while it runs; :attr:`builds` counts
+    the builds finished).  Thread-safe.
     """
 
     def __init__(self, memory: Memory, action: str, labels):
@@ -71,12 +86,33 @@ class Bm25Index:
         self._avgdl = 1.0
         self._watermark = -1                           # highest record id (of any collection) read
         self._recent: list[tuple[int, Counter, int]] = []   # (id, term counts, length) written since the build
-        self._stale = True
+        self._stale = False                            # invalidated: rebuild
+        self._gone: set[int] = set()                   # ids found deleted while a build ran
+        self._builder: threading.Thread | None = None  # the background build under way
         self.builds = 0
 
-    def invalidate(self) -> None:
-        """Rebuild before the next search (records were deleted or edited)."""
-        self._stale = True
+    def invalidate(self, ids=None) -> None:
+        """Rebuild from the next search on (records were deleted or edited).
+        ``ids``: the deleted records seen, when known: then only if the index
+        holds one of them still (a ranking by an index since replaced asks for
+        nothing), and a build under way is followed by another only if its
+        index holds one."""
+        with self._lock:
+            if ids is None:
+                self._stale = True
+            elif self._builder is not None:
+                self._gone.update(int(i) for i in ids)
+            else:
+                self._stale = self._stale or self._holds(set(ids))
+
+    def _holds(self, ids: set[int]) -> bool:
+        """Whether any of ``ids`` is indexed or read since the build."""
+        return bool(ids) and (bool(np.isin(list(ids), self._ids).any()) or any(r[0] in ids for r in self._recent))
+
+    @property
+    def building(self) -> bool:
+        """True while a background rebuild runs."""
+        return self._builder is not None
 
     def __len__(self) -> int:
         """Records indexed at the last build plus those read since (0 before the first search)."""
@@ -90,28 +126,56 @@ class Bm25Index:
                 "AND answer IS NOT NULL ORDER BY id", (after, self.action, self.key)).fetchall()   # "+": by rowid
         return rows, top
 
-    def _build(self) -> None:
-        rows, top = self._rows()
-        tokens = tokenize([r[1] for r in rows]) if rows else []
-        model, self._avgdl = None, 1.0
-        if any(tokens):
-            model = bm25s.BM25(k1=K1, b=B, method="lucene")
-            model.index(tokens, show_progress=False)
-            self._df = np.diff(model.scores["indptr"]).astype(np.int64)
-            self._avgdl = float(np.mean([len(t) for t in tokens]))
-        self._model, self._ids = model, np.array([r[0] for r in rows] if model else [], dtype=np.int64)
-        self._watermark, self._recent, self._stale = top, [], False
+    def _index(self, rows: list[tuple[int, str]], stemmer: Stemmer.Stemmer | None = None) -> tuple:
+        """``(bm25s model or None without any token, n ids, df per vocabulary
+        term, mean token count)`` of ``rows`` ((id, input), by id); touches no
+        state of this index (a background build runs it outside the lock)."""
+        tokens = tokenize([r[1] for r in rows], stemmer) if rows else []
+        if not any(tokens):
+            return None, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 1.0
+        model = bm25s.BM25(k1=K1, b=B, method="lucene")
+        model.index(tokens, show_progress=False)
+        return (model, np.array([r[0] for r in rows], dtype=np.int64),
+                np.diff(model.scores["indptr"]).astype(np.int64), float(np.mean([len(t) for t in tokens])))
+
+    def _install(self, built: tuple, top: int) -> None:
+        """Swap in ``built`` (:meth:`_index` of the records up to id ``top``), under the lock:
+        the records read since that are above ``top`` stay apart."""
+        self._model, self._ids, self._df, self._avgdl = built
+        self._recent = [r for r in self._recent if r[0] > top]
+        self._watermark = max(self._watermark, top)
         self.builds += 1
 
+    def _rebuild(self) -> None:
+        """The background build: index every record, swap it in; a failure is
+        logged and leaves the index invalidated (the next search tries again)."""
+        try:
+            rows, top = self._rows()
+            built = self._index(rows, Stemmer.Stemmer("english"))
+        except Exception:
+            logger.exception("BM25 rebuild of {} / {} failed; searching the old index", self.action, self.key)
+            with self._lock:
+                self._stale, self._gone, self._builder = True, set(), None
+            return
+        with self._lock:
+            self._install(built, top)
+            self._stale, self._gone, self._builder = self._stale or self._holds(self._gone), set(), None
+
     def _refresh(self) -> None:
-        if not self._stale:
-            rows, top = self._rows(self._watermark)
-            if rows:
-                self._recent += [(i, Counter(t), len(t)) for (i, _text), t in zip(rows, tokenize([r[1] for r in rows]))]
-            self._watermark = top
-            self._stale = len(self._recent) > REBUILD_SHARE * len(self._ids)
-        if self._stale:
-            self._build()
+        """Read the records written since the last read; start a rebuild when
+        one is due and none runs (the first build is made here, at once)."""
+        if self.builds == 0 and self._builder is None:
+            rows, top = self._rows()
+            self._install(self._index(rows, Stemmer.Stemmer("english")), top)
+            return
+        rows, top = self._rows(self._watermark)
+        if rows:
+            self._recent += [(i, Counter(t), len(t)) for (i, _text), t in zip(rows, tokenize([r[1] for r in rows]))]
+        self._watermark = max(self._watermark, top)
+        if self._builder is None and (self._stale or len(self._recent) > REBUILD_SHARE * len(self._ids)):
+            self._stale, self._gone = False, set()
+            self._builder = threading.Thread(target=self._rebuild, name=f"bm25-{self.action}", daemon=True)
+            self._builder.start()
 
     def _idf(self, term: str) -> float:
         """Lucene's IDF, ln(1 + (N − df + 0.5) / (df + 0.5)), with the index's N and df."""
@@ -128,7 +192,8 @@ class Bm25Index:
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
         """Up to ``k`` (record id, BM25 score > 0), best first, for ``text``
-        (its distinct tokens, each counted once); ``[]`` without any token."""
+        (its distinct tokens, each counted once); ``[]`` without any token.
+        Waits for the first build only, never for a rebuild (module docstring)."""
         terms = list(dict.fromkeys(tokenize([text])[0]))
         with self._lock:
             self._refresh()

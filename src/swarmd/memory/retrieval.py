@@ -10,7 +10,7 @@ rank it for an input:
   label set (:func:`collection_name`);
 * ``bm25`` — BM25 over the inputs with bm25s, one in-memory index per
   action and label set (:class:`swarmd.memory.bm25.Bm25Index`: records written
-  since its build are found at once, deleted ones dropped);
+  since its build are found at once, deleted ones dropped, rebuilt in the background);
 * ``hybrid`` — reciprocal rank fusion of the two: score = Σ 1 / (``RRF_K`` + rank),
   ranks from 1 (Cormack, Clarke & Büttcher 2009; their k = 60).
 
@@ -84,6 +84,9 @@ class Retriever:
     Either may be ``None`` for BM25 only.  Thread-safe as far as its parts are.
     """
 
+    #: the class of the BM25 indexes (a seam: tests hold a background rebuild with a subclass)
+    bm25_index = Bm25Index
+
     def __init__(self, memory: Memory, embedder=None,
                  open_index: Callable[[str, int], VectorIndex] | None = None, dim: int = 384):
         self.memory = memory
@@ -109,7 +112,7 @@ class Retriever:
         name = collection_name(action, labels)
         with self._lock:
             if name not in self._bm25:
-                self._bm25[name] = Bm25Index(self.memory, action, labels)
+                self._bm25[name] = self.bm25_index(self.memory, action, labels)
             return self._bm25[name]
 
     def sync(self, action: str, labels, batch: int = 256) -> int:
@@ -178,8 +181,9 @@ class Retriever:
                 rankings.append(bm25.search(text, want))
             ranked = rrf([[i for i, _s in r] for r in rankings]) if mode == "hybrid" else rankings[0]
             rows = self._rows([i for i, _s in ranked], action, labels)
-            if mode in ("bm25", "hybrid") and any(i not in rows for i, _s in rankings[-1]):
-                bm25.invalidate()                 # a ranked record is gone (pruned): rebuild next time
+            gone = [i for i, _s in rankings[-1] if i not in rows] if mode in ("bm25", "hybrid") else []
+            if gone:
+                bm25.invalidate(gone)             # ranked records are gone (pruned): rebuild (in the background)
             found = {i: r for i, r in rows.items() if norm is None or r[2] != norm}
             short = max(len(r) for r in rankings) == want and sum(i in found for i, _s in ranked) < k
             if not short or want >= MAX_WANT:   # every ranking ran out, or enough survived
