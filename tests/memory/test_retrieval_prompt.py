@@ -15,6 +15,7 @@ from swarmd.costs import Ledger
 from swarmd.memory.gate import NEVER, open_router_memory
 from swarmd.memory.outcomes import teacher_record
 from swarmd.memory.records import Memory, Verified
+from swarmd.memory.retrieval import Retriever
 from swarmd.router import Router
 from tests.fakes import Answer, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -49,6 +50,25 @@ def _with_pool(config, path):
     return memory
 
 
+def _learn_retrieved(memory: Memory) -> None:
+    """A learned gate of model ``small`` on the retrieved form that never accepts (what a consolidation's swap writes)."""
+    memory.conn.execute(
+        "INSERT INTO gate_calibrations (action, label_key, model, prompt, calibration, threshold, trained_on, "
+        "held_out, utility_new, utility_old, held_out_coverage, active, created_at, note) "
+        "VALUES ('classify', ?, 'small', 'retrieved', ?, ?, 100, 40, 1, 0, 0, 1, 0, 'test')",
+        (",".join(sorted(LABELS)), json.dumps(RETRIEVED_CAL), NEVER))
+
+
+class CountingRetriever(Retriever):
+    """The real BM25 :class:`Retriever`, counting its searches."""
+
+    calls = 0
+
+    def search(self, *args, **kwargs):
+        self.calls += 1
+        return super().search(*args, **kwargs)
+
+
 def _route(tmp_path, calibrations):
     with FakeOllama([Answer("fix", logprobs=[UNSURE])] * 2) as fast, FakeAnthropic(["docs"] * 2) as api:
         config = _config(fast.url, api.url, calibrations)
@@ -74,6 +94,25 @@ def test_without_a_calibration_for_the_retrieved_form_the_fixed_prompt_is_used(t
     assert "typo in the installation docs" not in local[0]
 
 
+def test_a_route_retrieves_only_when_a_model_of_its_plan_would_be_asked_with_the_examples(tmp_path):
+    cases = [("fixed form only", [{**RETRIEVED_CAL, "prompt": "fixed"}], False, None, 0),
+             ("shipped", [RETRIEVED_CAL], False, None, 1),
+             ("learned", [], True, None, 1),
+             ("API models only", [RETRIEVED_CAL], False, "api_only", 0)]
+    with FakeOllama([Answer("fix", logprobs=[SURE])] * 4) as fast, FakeAnthropic(["docs"] * 4) as api:
+        for name, calibrations, learned, strategy, searches in cases:
+            config = _config(fast.url, api.url, calibrations)
+            memory = _with_pool(config, tmp_path / f"{len(calibrations)}-{learned}-{strategy}.db")
+            memory.retriever = CountingRetriever(memory.memory)
+            if learned:
+                _learn_retrieved(memory.memory)
+            router = Router(config, memory=memory)
+            result = router.route("classify", "Typo in the docs index page", LABELS, strategy=strategy)
+            router.close()
+            assert memory.retriever.calls == searches, name
+            assert result.attempts[0].prompt == ("retrieved" if searches else "fixed"), name
+
+
 def test_the_prompt_form_goes_with_the_answer_into_its_verified_record(tmp_path):
     result, _local, _api = _route(tmp_path, [RETRIEVED_CAL])
     assert [(a.tier, a.prompt) for a in result.attempts] == [("LOCAL_FAST", "retrieved"), ("API_FALLBACK", "fixed")]
@@ -92,11 +131,7 @@ def test_a_learned_gate_applies_to_the_prompt_form_it_was_fitted_on_only(tmp_pat
     with FakeOllama([Answer("fix", logprobs=[SURE])] * 2) as fast, FakeAnthropic(["docs"] * 2) as api:
         config = _config(fast.url, api.url)                 # nothing shipped for either form
         memory = _with_pool(config, tmp_path / "memory.db")
-        memory.memory.conn.execute(                         # what a consolidation's swap writes
-            "INSERT INTO gate_calibrations (action, label_key, model, prompt, calibration, threshold, trained_on, "
-            "held_out, utility_new, utility_old, held_out_coverage, active, created_at, note) "
-            "VALUES ('classify', ?, 'small', 'retrieved', ?, ?, 100, 40, 1, 0, 0, 1, 0, 'test')",
-            (",".join(sorted(LABELS)), json.dumps(RETRIEVED_CAL), NEVER))
+        _learn_retrieved(memory.memory)
         router = Router(config, memory=memory)
         near = router.route("classify", "Typo in the docs index page", LABELS)   # examples found: retrieved form
         far = router.route("classify", "zzz qqq", LABELS)                      # none found: the fixed form

@@ -270,7 +270,7 @@ class Router:
         batcher = self._batcher(action, plan) if len(todo) > 1 else None
         if batcher is not None:
             key, model, provider = batcher
-            prepared = {i: self._prepare(action, texts[i], labels) for i in todo}
+            prepared = {i: self._prepare(action, texts[i], labels, plan) for i in todo}
             got = provider.classify_batch([self._model_prompt(prepared[i][0], prepared[i][2], model, labels)
                                            for i in todo])
             ahead = {i: {key: g} for i, g in zip(todo, got)}
@@ -321,22 +321,33 @@ class Router:
         (answer cache, retrieved examples): a memory and a cached output kind."""
         return self.memory is not None and self.config.actions[action].output in CACHED_OUTPUTS
 
-    def _prepare(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float],
-                                                                                   Prompt | None]:
-        """What :meth:`_route` asks the models with: the request's prompt
-        (:meth:`_prompt`), the learned thresholds per (model, prompt form) and the prompt with
-        retrieved examples (``None``: none; :meth:`_retrieved_prompt`).  One
-        learned-gate read and one retrieval per request."""
+    def _prepare(self, action: str, text: str, labels: tuple[str, ...], plan: list) -> tuple[Prompt, dict[str, float],
+                                                                                               Prompt | None]:
+        """What :meth:`_route` asks the models of ``plan`` (:meth:`_plan`) with:
+        the request's prompt (:meth:`_prompt`), the learned thresholds per
+        (model, prompt form) and the prompt with retrieved examples (``None``:
+        none; :meth:`_retrieved_prompt`).  One learned-gate read per request,
+        and one retrieval when a model of ``plan`` would be asked with its
+        examples (:meth:`_takes_retrieved`), none otherwise."""
         prompt, learned_thresholds, learned_cals = self._prompt(action, text, labels)
-        retrieved = self._retrieved_prompt(action, text, labels, learned_cals) if self._uses_memory(action) else None
+        retrieved = None
+        if self._uses_memory(action) and any(self._takes_retrieved(model, prompt.calibration, labels)
+                                             for _tier, models in plan for _index, model in models):
+            retrieved = self._retrieved_prompt(action, text, labels, learned_cals)
         return prompt, learned_thresholds, retrieved
 
     @staticmethod
-    def _model_prompt(prompt: Prompt, retrieved: Prompt | None, model: ModelConfig, labels) -> Prompt:
+    def _takes_retrieved(model: ModelConfig, calibration, labels) -> bool:
+        """Whether ``model`` is asked the prompt with retrieved examples when
+        there is one: a local model with a calibration of ``calibration``
+        (learned, then shipped: the request prompt's) fitted on that form."""
+        return not model.is_api and any(c.applies(model.model, labels, "retrieved") for c in calibration)
+
+    @classmethod
+    def _model_prompt(cls, prompt: Prompt, retrieved: Prompt | None, model: ModelConfig, labels) -> Prompt:
         """The prompt ``model`` is asked: the one with retrieved examples when
-        it is a local model calibrated on that form, else ``prompt``."""
-        if retrieved is not None and not model.is_api and any(
-                c.applies(model.model, labels, "retrieved") for c in retrieved.calibration):
+        :meth:`_takes_retrieved`, else ``prompt``."""
+        if retrieved is not None and cls._takes_retrieved(model, retrieved.calibration, labels):
             return retrieved
         return prompt
 
@@ -355,7 +366,7 @@ class Router:
             cached = self._from_memory(action, text, labels, objective_id, request_id)
             if cached is not None:
                 return cached
-        prompt, learned_thresholds, retrieved = prepared or self._prepare(action, text, labels)
+        prompt, learned_thresholds, retrieved = prepared or self._prepare(action, text, labels, plan)
         threshold = self.config.quality.threshold_for(action)
         refusals = tuple(self.config.quality.refusal_phrases)
         attempts: list[Attempt] = []
