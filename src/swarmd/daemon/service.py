@@ -47,7 +47,8 @@ id ``0``) on the next pass, so objectives stay in Redis until the store has
 them.  Entries that can never be handled (not JSON, not an objective, an event
 of unknown shape) are logged, acknowledged and counted in
 :data:`swarmd.constants.STATS` (``malformed_objectives``, ``malformed_events``;
-``swarmctl status --json`` shows them).
+``swarmctl status --json`` shows them); an objective entry naming an id ends
+``failed`` in Redis (reason ``rejected: ...``, :meth:`Daemon.admit_batch`).
 
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``after_read``, ``after_store``.
 """
@@ -80,7 +81,7 @@ from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_pol
 from swarmd.governor.audit import log_row
 from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
-from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, mirror_state, validate
+from swarmd.objectives import STATES, Objective, ObjectiveError, mirror_state, validate
 from swarmd.paths import db_path
 from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
@@ -293,37 +294,48 @@ class Daemon:
         One SQLite transaction and one Redis pipeline per batch: the queued
         rows, every job, the state mirrors and the XACK go out together, and
         the XACK only after the enqueue in the same pipeline.
+
+        Every rejected objective ends visibly: one the policy's admission
+        refuses is stored ``failed`` (reason ``refused: <rule> <reason>``,
+        mirrored into Redis); an entry that fails :func:`validate` but names
+        an id the store does not know has its Redis hash set ``failed``
+        (reason ``rejected: <problems>``, at most 500 characters) through
+        :func:`mirror_state`, so ``swarmctl submit --wait`` and ``show`` see
+        it end.  An entry repeating an id already dispatched (or earlier in
+        the batch) is acknowledged and left alone.
         """
-        acks, objs = [], []
+        acks, objs, rejected = [], [], {}
         for entry_id, fields in entries:
+            raw = None
             try:
-                objs.append((entry_id, validate(json.loads(fields[b"objective"]), self.config)))
+                raw = json.loads(fields[b"objective"])
+                objs.append((entry_id, validate(raw, self.config)))
             except (KeyError, ValueError, TypeError, ObjectiveError) as exc:
                 logger.error("objective stream entry {} rejected at admission (skipped, acknowledged): {}: {}",
                              _text(entry_id), type(exc).__name__, exc)
                 acks.append(entry_id)
+                if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
+                    rejected[raw["id"]] = f"rejected: {exc}"[:500]
         malformed = len(acks)
         new_flags = self.store.add_queued_many([o for _e, o in objs]) if objs else []
         cfg = self.config.daemon
         retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
         by_queue: dict[str, list] = {}
-        refused = []
+        refused, seen = [], set()
         for (entry_id, obj), new in zip(objs, new_flags):
             acks.append(entry_id)
-            verdict = self.admission(obj)
-            if verdict.decision != "allow":
-                if new:
-                    row = audit_row(obj.id, "admission", {"action": obj.action, "tags": obj.tags}, verdict)
-                    log_row(row)
-                    refused.append((f"refused:{obj.id}", "failed", obj.id, {
-                        "reason": f"refused: {verdict.rule} {verdict.reason}", "action": obj.action,
-                        "ts": time.time(), "audit": [row]}))
+            if obj.id in seen or not new and self._dispatched(obj.id):
+                logger.info("objective {} already dispatched; not enqueued again", obj.id)
                 continue
-            if not new:
-                existing = self.store.get(obj.id)
-                if existing["state"] in FINAL_STATES or Job.exists(obj.id, connection=self.redis):
-                    logger.info("objective {} already dispatched; not enqueued again", obj.id)
-                    continue
+            seen.add(obj.id)
+            verdict = self.admission(obj)
+            if verdict.decision != "allow":   # not new: stored queued by a pass that died before refusing it
+                row = audit_row(obj.id, "admission", {"action": obj.action, "tags": obj.tags}, verdict)
+                log_row(row)
+                refused.append((f"refused:{obj.id}", "failed", obj.id, {
+                    "reason": f"refused: {verdict.rule} {verdict.reason}", "action": obj.action,
+                    "ts": time.time(), "audit": [row]}))
+                continue
             by_queue.setdefault(K.PRIORITY_QUEUE[obj.priority], []).append(obj)
         if refused:   # persisted before the XACK below: a crash in between re-reads and skips them
             self.apply_events(refused)
@@ -337,6 +349,11 @@ class Daemon:
                 description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
             for obj in group:
                 pipe.hset(K.objective_key(obj.id), mapping={"state": "queued", "action": obj.action})
+        for oid, reason in rejected.items():
+            if self.store.get(oid) is None:   # else an entry repeating a known objective's id: that one stands
+                mirror_state(pipe, oid, {"state": "failed", "reason": reason,
+                                         "result": json.dumps({"status": "failed", "reason": reason})},
+                             cfg.result_ttl_s)
         if acks:
             pipe.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, *acks)
         if malformed:
@@ -345,6 +362,12 @@ class Daemon:
         for name, group in by_queue.items():      # one line per queue and batch
             logger.info("{} objective(s) queued on {}: {}", len(group), name,
                         ", ".join(f"{obj.id} action={obj.action}" for obj in group))
+
+    def _dispatched(self, objective_id: str) -> bool:
+        """Whether a stored objective was handled by an earlier admission: past ``queued`` in the
+        store, or its RQ job exists (``queued`` with no job: that admission died before enqueuing
+        or refusing it)."""
+        return self.store.get(objective_id)["state"] != "queued" or Job.exists(objective_id, connection=self.redis)
 
     # ------------------------------------------------------------------ events
     def apply_events(self, events: list[tuple[str, str, str, dict]], acks: list | None = None) -> None:
