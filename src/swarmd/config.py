@@ -29,6 +29,18 @@ DEFAULT_CONFIG_NAME = "llm_config.yaml"
 #: (unavailable, cooling down, failed, or refused by a budget).
 Strategy = Literal["cascade", "local_only", "api_only", "local_fallback"]
 STRATEGIES = get_args(Strategy)
+#: the action of free-text objectives (run by the agent loop)
+AGENT_ACTION = "agent"
+#: the action that plans an agent objective (:mod:`swarmd.workers.planner`)
+PLAN_ACTION = "plan"
+#: the action whose (small) model copies free-text slot values from a goal (:mod:`swarmd.workers.follower`)
+FILL_ACTION = "fill_slot"
+#: the action whose model (the learner tier) verifies a supervised replay's outcome (``yes_no``)
+VERIFY_ACTION = "verify_trace"
+#: what each action an agent objective's model calls go through does for it: every one is
+#: routed with the objective's ``strategy``, so each configured one must be able to serve it
+AGENT_ROUTED = {AGENT_ACTION: "steps", PLAN_ACTION: "plan", FILL_ACTION: "slot fills",
+                VERIFY_ACTION: "verification of a replay"}
 #: Providers that are remote APIs (every other provider runs on hardware of
 #: one's own: in-process, Ollama, echo).
 API_PROVIDERS = ("anthropic",)
@@ -455,11 +467,21 @@ class Config(_Strict):
     @field_validator("actions")
     @classmethod
     def _strategies_servable(cls, actions: dict[str, ActionConfig], info: ValidationInfo) -> dict[str, ActionConfig]:
+        """Each action's ``strategy`` can be served by its chain; the
+        :data:`AGENT_ACTION` action's, by the chain of every other configured
+        action of :data:`AGENT_ROUTED` too (an agent objective routes its plan,
+        slot fills and verification with its strategy: ``local_only`` with
+        ``actions.plan`` on the API tier would reject every agent objective at
+        submit).  An action that is not configured, or whose tier is not in
+        the chain (reported on its own), is not checked."""
         if "escalation" in info.data and "tiers" in info.data:
             partial = _Plans(info.data["tiers"], info.data["escalation"].chain, actions)
-            Invalid.raise_any(((name, "strategy"), expected, short(a.strategy)) for name, a in actions.items()
-                              if a.tier in partial.chain
-                              and (expected := partial.problem(name, a.strategy)) is not None)
+            agent = actions.get(AGENT_ACTION)
+            routed = partial.agent_routing_problems(agent.strategy) if agent and agent.tier in partial.chain else []
+            Invalid.raise_any([*(((name, "strategy"), expected, short(a.strategy)) for name, a in actions.items()
+                                 if a.tier in partial.chain
+                                 and (expected := partial.problem(name, a.strategy)) is not None),
+                               *(((AGENT_ACTION, "strategy"), expected, short(agent.strategy)) for expected in routed)])
         return actions
 
     def chain_from(self, action: str) -> list[str]:
@@ -487,6 +509,12 @@ class Config(_Strict):
         """What ``strategy`` would need and ``action``'s chain lacks (a
         sentence), or ``None`` when it can be served."""
         return _Plans(self.tiers, self.escalation.chain, self.actions).problem(action, strategy)
+
+    def agent_routing_problems(self, strategy: str) -> list[str]:
+        """What the chain of each configured action of :data:`AGENT_ROUTED`
+        other than :data:`AGENT_ACTION` lacks to serve ``strategy`` (one
+        sentence each, naming the action); empty when all can serve it."""
+        return _Plans(self.tiers, self.escalation.chain, self.actions).agent_routing_problems(strategy)
 
 
 class _Plans:
@@ -526,6 +554,12 @@ class _Plans:
             return (f"a strategy with a model to call: no API model ({', '.join(API_PROVIDERS)}) "
                     f"in the chain from {start}")
         return None
+
+    def agent_routing_problems(self, strategy: str) -> list[str]:
+        return [f"{lacking} (actions.{routed}: an agent objective routes its {what} with its strategy)"
+                for routed, what in AGENT_ROUTED.items()
+                if routed != AGENT_ACTION and routed in self.actions and self.actions[routed].tier in self.chain
+                and (lacking := self.problem(routed, strategy)) is not None]
 
 
 # --------------------------------------------------------------------------- loading

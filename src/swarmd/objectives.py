@@ -34,6 +34,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo,
 from redis.commands.core import Script
 
 from swarmd import constants as K
+# the agent objective's actions live in the config module (its validation checks them); importable here too
+from swarmd.config import AGENT_ACTION, AGENT_ROUTED, FILL_ACTION, PLAN_ACTION, VERIFY_ACTION  # noqa: F401
 from swarmd.config import Config, Strategy
 from swarmd.validation import InputError, Invalid, short, validate as validate_model
 
@@ -43,18 +45,6 @@ Priority = Literal["high", "normal", "low"]
 PRIORITIES = get_args(Priority)
 #: RQ 3 accepts job ids of letters, digits, "_" and "-" only; the objective id is the job id.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-#: the action of free-text objectives (run by the agent loop)
-AGENT_ACTION = "agent"
-#: the action that plans an agent objective (:mod:`swarmd.workers.planner`)
-PLAN_ACTION = "plan"
-#: the action whose (small) model copies free-text slot values from a goal (:mod:`swarmd.workers.follower`)
-FILL_ACTION = "fill_slot"
-#: the action whose model (the learner tier) verifies a supervised replay's outcome (``yes_no``)
-VERIFY_ACTION = "verify_trace"
-#: what each action an agent objective's model calls go through does for it: every one is
-#: routed with the objective's ``strategy``, so each configured one must be able to serve it
-AGENT_ROUTED = {AGENT_ACTION: "steps", PLAN_ACTION: "plan", FILL_ACTION: "slot fills",
-                VERIFY_ACTION: "verification of a replay"}
 
 
 class ObjectiveError(InputError):
@@ -159,10 +149,7 @@ class Objective(BaseModel):
         if problem is not None:
             raise Invalid(((), problem, short(strategy)))
         if action == AGENT_ACTION:      # its plan, slot fills and verification are routed with it too
-            Invalid.raise_any(((), f"{lacking} (actions.{routed}: an agent objective routes its {what} with "
-                                   "its strategy)", short(strategy))
-                              for routed, what in AGENT_ROUTED.items() if routed in config.actions
-                              and (lacking := config.strategy_problem(routed, strategy)) is not None)
+            Invalid.raise_any(((), lacking, short(strategy)) for lacking in config.agent_routing_problems(strategy))
         return strategy
 
     def to_dict(self) -> dict:

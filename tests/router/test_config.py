@@ -179,3 +179,21 @@ def test_config_error_is_bad_input_and_a_value_error():
     from swarmd.errors import EXIT_BAD_INPUT, BadInput
     e = _error(SMALL)
     assert isinstance(e, BadInput) and isinstance(e, ValueError) and e.exit_code == EXIT_BAD_INPUT
+
+
+
+AGENT = "  agent:\n    tier: LOCAL_QUALITY\n"
+PLAN = "  plan:\n    tier: LOCAL_QUALITY\n"
+
+
+def test_agent_strategy_must_be_servable_by_every_action_an_agent_objective_routes_through():
+    local_agent = TEXT.replace(AGENT, AGENT + "    strategy: local_only\n")
+    assert parse_config(local_agent, "llm_config.yaml", env={}).actions["agent"].strategy == "local_only"
+    e = _error(local_agent.replace(PLAN, PLAN.replace("LOCAL_QUALITY", "API_FALLBACK")))   # plan: API tier only
+    line = local_agent[:local_agent.index("    strategy: local_only")].count("\n") + 1
+    assert [(p.line, p.key, p.found) for p in e.problems] == [(line, "actions.agent.strategy", "'local_only'")]
+    assert e.expected == ("a strategy with a model to call: no local model in the chain from API_FALLBACK "
+                          "(actions.plan: an agent objective routes its plan with its strategy)")
+    # no plan action configured: nothing to check it against (the agent objective is then unresolved at once)
+    no_plan = local_agent[:local_agent.index(PLAN)] + local_agent[local_agent.index("  fill_slot:\n"):]
+    assert "plan" not in parse_config(no_plan, "llm_config.yaml", env={}).actions
