@@ -31,7 +31,13 @@
   (the scratch sequence holds a :data:`HOLE` there: before it, the first
   body of a batch and the one-by-one path got other logits than a body at
   any other place for 4 prompts in 48, by up to 0.42 in ln p(label), one
-  answer changed).  One-by-one calls always split a prompt the same way
+  answer changed).  Known exception: a batch whose KV cells (prefix, hole
+  and every padded body) pass 512 makes llama.cpp attend over its next
+  256-cell bucket, and a prompt's scores can then differ by a rounding
+  (``bench/classify.py --n 240``: message 98, ln p(label) off by 0.0029,
+  same answer, only in batches of more than 512 cells; keeping batches
+  under 512 cells cost 11% of the batched speed, so they are not).
+  One-by-one calls always split a prompt the same way
   (prefix, then body: :meth:`LlamaCppProvider._eval_split`), so an answer no
   longer depends on the previous request.
 * Free text: greedy decoding in our own loop, which also yields each
