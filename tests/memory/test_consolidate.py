@@ -158,6 +158,9 @@ def test_a_tie_goes_to_the_candidate_when_the_gate_in_use_cannot_show_its_risk_b
     assert group.utility_new == group.utility_old == 0 and group.threshold == NEVER
     assert group.swapped and "cannot show its risk bound" in group.note
     assert GateBook(memory).active()[("classify", ",".join(LABELS), "small", "fixed")][1] == NEVER
+    (again,) = consolidate(memory, _config()).groups     # NEVER in use accepts nothing: no churn of versions
+    assert not again.swapped and GateBook(memory).active()[("classify", ",".join(LABELS), "small", "fixed")][2] \
+        == group.version
 
 
 def test_a_gate_in_use_without_its_risk_bound_gives_way_even_to_a_lucky_held_out_score(memory):

@@ -40,7 +40,8 @@ by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
      :func:`gate_bound` — the 95% Wilson upper bound of the false-accept rate
      of the answers it accepts among all the group's verified records,
      weighted as above — is ≤ ``quality.max_false_accept``; too few of them
-     to tell is not showing it.  Risk control comes first, held-out utility
+     to tell is not showing it (a gate in use at ``NEVER`` accepts nothing and
+     needs no bound: it is replaced only by a better candidate).  Risk control comes first, held-out utility
      second, because the records are a biased sample of the gate in use:
      every answer it rejected is verified by the teacher, only
      ``memory.audit_rate`` of those it accepted are, so its held-out utility
@@ -305,7 +306,7 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
     report.held_out_false_accept = float(w[accepted & ~y_new].sum() / w[accepted].sum()) if accepted.any() else None
     report.swapped = report.utility_new > report.utility_old
     report.note = "better on held-out records: active" if report.swapped else "not better on held-out records: kept the gate in use"
-    if not report.swapped and report.utility_new >= 0:
+    if not report.swapped and report.utility_new >= 0 and thr_old < NEVER:   # NEVER accepts nothing: no risk to show
         c_all, y_all = _decide(train + test, cols, cal_old, temperature) if scored else _decide(train + test, cols, None)
         upper, n_eff = gate_bound(c_all, y_all, thr_old, w_train + w_test)
         if upper > alpha:
