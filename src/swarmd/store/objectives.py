@@ -121,10 +121,16 @@ class Store:
         row = self._conn.execute("SELECT state FROM objectives WHERE id=?", (oid,)).fetchone()
         return row[0] if row is not None and row[0] in FINAL_STATES else None
 
+    def _unless_final(self, assignments: str, values: tuple, oid: str) -> str | None:
+        """``UPDATE objectives SET <assignments>`` (with ``values``) for ``oid``
+        unless its state is final; returns the final state kept (``None``: written, or unknown objective)."""
+        final = tuple(FINAL_STATES)
+        cur = self._conn.execute(f"UPDATE objectives SET {assignments} WHERE id=? "
+                                 f"AND state NOT IN ({','.join('?' * len(final))})", (*values, oid, *final))
+        return None if cur.rowcount else self._final_state(oid)
+
     def _apply(self, kind: str, oid: str, payload: dict) -> str | None:
         """Write one new event; returns the final state kept instead of the event's (see :meth:`persist_events`)."""
-        final = tuple(FINAL_STATES)
-        not_final = f"state NOT IN ({','.join('?' * len(final))})"
         if payload.get("audit"):
             insert_audit_rows(self._conn, payload["audit"])
         if kind == "resolved":   # approve/reject/timeout of a parked objective: queued again
@@ -132,27 +138,20 @@ class Store:
                                "AND state='awaiting_approval'", (payload.get("ts", time.time()), oid))
             return None
         if kind == "started":
-            cur = self._conn.execute(
-                f"UPDATE objectives SET state='running', started_at=?, worker=? WHERE id=? AND {not_final}",
-                (payload.get("ts", time.time()), payload.get("worker"), oid, *final))
-            return None if cur.rowcount else self._final_state(oid)
+            return self._unless_final("state='running', started_at=?, worker=?",
+                                      (payload.get("ts", time.time()), payload.get("worker")), oid)
         if kind == "failed":
-            cur = self._conn.execute(
-                f"UPDATE objectives SET state='failed', finished_at=?, reason=? WHERE id=? AND {not_final}",
-                (payload.get("ts", time.time()), payload.get("reason"), oid, *final))
-            return None if cur.rowcount else self._final_state(oid)
+            return self._unless_final("state='failed', finished_at=?, reason=?",
+                                      (payload.get("ts", time.time()), payload.get("reason")), oid)
         if kind != "finished":
             raise ValueError(f"unknown event kind {kind!r}")
         state = payload["state"]
         assert state in STATES, state
         result = payload.get("result", {})
-        finished = payload.get("ts", time.time()) if state in final else None
-        kept = self._final_state(oid)
-        if kept is None:
-            self._conn.execute(
-                "UPDATE objectives SET state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, "
-                "cost_usd=?, escalations=?, reason=? WHERE id=?",
-                (state, finished, *[result.get(f) for f in _RESULT_FIELDS], oid))
+        finished = payload.get("ts", time.time()) if state in FINAL_STATES else None
+        kept = self._unless_final("state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, cost_usd=?, "
+                                  "escalations=?, reason=?",
+                                  (state, finished, *[result.get(f) for f in _RESULT_FIELDS]), oid)
         base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
         action = payload.get("action", "")
         for i, attempt in enumerate(payload.get("attempts", [])):
