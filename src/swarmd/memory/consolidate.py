@@ -165,10 +165,10 @@ def risk_threshold(confidences, correct, alpha: float, weights=None) -> float:
     for i in range(len(cs)):
         if i + 1 < len(cs) and cs[i + 1] == cs[i]:
             continue                 # the threshold cs[i] accepts every tie: judge it at the last one
-        n_eff = total[i] ** 2 / squares[i]
+        upper, n_eff = _weighted_upper(total[i], wrong[i], squares[i])
         if wilson_upper(0, n_eff) > alpha:
             continue                 # too few accepted for any bound to pass: the sequence starts later
-        if wilson_upper(n_eff * wrong[i] / total[i], n_eff) > alpha:
+        if upper > alpha:
             break
         chosen = float(cs[i])
     return chosen
@@ -185,8 +185,16 @@ def gate_bound(confidences, correct, threshold: float, weights=None) -> tuple[fl
     if not accepted.any():
         return 1.0, 0.0
     wa = w[accepted]
-    n_eff = float(wa.sum() ** 2 / (wa * wa).sum())
-    return wilson_upper(n_eff * float(wa[~y[accepted]].sum() / wa.sum()), n_eff), n_eff
+    return _weighted_upper(float(wa.sum()), float(wa[~y[accepted]].sum()), float((wa * wa).sum()))
+
+
+def _weighted_upper(total: float, wrong: float, squares: float) -> tuple[float, float]:
+    """``(upper, n_eff)`` of weighted answers (``total`` = Σw, ``wrong`` = Σw
+    of the wrong ones, ``squares`` = Σw²): Kish's effective size
+    ``n_eff = total² / squares`` and the 95% Wilson upper bound of the
+    weighted wrong share at that size (:func:`risk_threshold`, :func:`gate_bound`)."""
+    n_eff = total ** 2 / squares
+    return wilson_upper(n_eff * wrong / total, n_eff), n_eff
 
 
 def _held_out(record: Verified) -> bool:
@@ -307,7 +315,7 @@ def refit_group(memory: Memory, config: Config, book: GateBook, action: str, key
     report.swapped = report.utility_new > report.utility_old
     report.note = "better on held-out records: active" if report.swapped else "not better on held-out records: kept the gate in use"
     if not report.swapped and report.utility_new >= 0 and thr_old < NEVER:   # NEVER accepts nothing: no risk to show
-        c_all, y_all = _decide(train + test, cols, cal_old, temperature) if scored else _decide(train + test, cols, None)
+        c_all, y_all = _decide(train + test, cols, cal_old, temperature)    # cols empty: as recorded
         upper, n_eff = gate_bound(c_all, y_all, thr_old, w_train + w_test)
         if upper > alpha:
             report.swapped = True
