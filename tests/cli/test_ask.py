@@ -172,11 +172,12 @@ def test_a_daily_cap_spent_by_the_workers_stops_the_escalation_to_the_api(run, t
     write_url_file(tmp_path / "data", redis_url)                 # as the running daemon does
     with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, \
          FakeOllama([Answer("docs", logprobs=[UNSURE])]) as quality, FakeAnthropic(["feat"]) as api:
-        code, out, _err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
-                              "--json", budgets=DAILY_CAP)
+        code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--input", "x",
+                             "--json", budgets=DAILY_CAP)
         assert len(quality.model_requests()) == 1 and api.requests == []   # escalated, then stopped at the API
     result = json.loads(out)
     assert code == 1 and (result["status"], result["reason"], result["escalations"]) == ("unresolved", "budget", 1)
+    assert "priced tiers refused" not in err       # refused by the shared budget found through redis.url, not for lack of it
     [daily, _monthly] = budget.status(fresh=True)
     assert (daily.spent_usd, daily.reserved_usd) == (DAILY_CAP["daily_usd"], 0.0)
 

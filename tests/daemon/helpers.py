@@ -93,6 +93,11 @@ def wait_final(store_path: Path, ids: list[str], timeout_s: float = 240) -> dict
     return records
 
 
+def redis_state(client, objective_id: str) -> dict[str, str]:
+    """The objective's Redis state hash (:func:`swarmd.constants.objective_key`), decoded."""
+    return {k.decode(): v.decode() for k, v in client.hgetall(K.objective_key(objective_id)).items()}
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -13,16 +13,12 @@ from __future__ import annotations
 import json
 
 from swarmd import constants as K
-from swarmd.config import load_config
 from swarmd.objectives import mirror_state, validate
 from swarmd.store.objectives import Store
 from swarmd.workers import parking
-from tests.daemon.helpers import write_config
+from tests.daemon.helpers import redis_state
 from tests.faults.helpers import Swarmd, echo_config, rows, swarmctl, write_jsonl
 
-
-def _state(client, oid: str) -> dict:
-    return {k.decode(): v.decode() for k, v in client.hgetall(K.objective_key(oid)).items()}
 
 
 def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redis_url, redis_conn):
@@ -45,12 +41,12 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
         assert done.returncode == 0, done.stderr                 # it ended, not timed out
         assert "done: 1" in done.stdout and "failed: 1" in done.stdout
 
-        long_state = _state(redis_conn, "long-1")
+        long_state = redis_state(redis_conn, "long-1")
         assert long_state["state"] == "failed"
         assert long_state["reason"].startswith("rejected: objective: input: expected at most 100 characters "
                                                "(daemon.max_input_chars), found 200 characters")
         assert json.loads(long_state["result"]) == {"status": "failed", "reason": long_state["reason"]}
-        old_state = _state(redis_conn, "old-1")          # read after the batch above: admitted before it
+        old_state = redis_state(redis_conn, "old-1")          # read after the batch above: admitted before it
         assert old_state["state"] == "failed" and "labels: expected at least two labels" in old_state["reason"]
         assert redis_conn.ttl(K.objective_key("old-1")) > 0       # final: expires like any final state
 
@@ -72,60 +68,40 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
         daemon.close()
 
 
-def test_rejected_entry_repeating_a_known_id_leaves_that_objective_alone(tmp_path, redis_conn):
-    from swarmd.daemon.service import Daemon
-
-    config = load_config(write_config(tmp_path, fast_provider="echo"))
-    d = Daemon(config, None, tmp_path / "data", redis_conn)
-    try:
-        good = validate({"id": "known-1", "action": "classify", "input": "x", "labels": "feat,fix"}, config)
-        redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(good.to_dict())})
-        redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps({"id": "known-1", "action": "nope",
-                                                                      "input": "x"})})
-        d.handle(d.read_streams(block_ms=100))
-        assert _state(redis_conn, "known-1")["state"] == "queued"
-        assert d.store.get("known-1")["state"] == "queued"
-    finally:
-        d.store.close()
+def test_rejected_entry_repeating_a_known_id_leaves_that_objective_alone(daemon, redis_conn):
+    good = validate({"id": "known-1", "action": "classify", "input": "x", "labels": "feat,fix"}, daemon.config)
+    redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(good.to_dict())})
+    redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps({"id": "known-1", "action": "nope",
+                                                                  "input": "x"})})
+    daemon.handle(daemon.read_streams(block_ms=100))
+    assert redis_state(redis_conn, "known-1")["state"] == "queued"
+    assert daemon.store.get("known-1")["state"] == "queued"
 
 
-def test_refused_objective_stored_by_a_dead_pass_ends_failed(tmp_path, redis_conn):
+def test_refused_objective_stored_by_a_dead_pass_ends_failed(daemon, redis_conn):
     """The daemon stored the objective ``queued`` and died before refusing it:
     read again, it is refused now (it was acknowledged and left ``queued`` in
     the store and ``submitted`` in Redis)."""
-    from swarmd.daemon.service import Daemon
+    # no policy.yaml beside the config: the agent action is refused at admission
+    agent = validate({"id": "agent-1", "input": "tidy up"}, daemon.config)
+    mirror_state(redis_conn, agent.id, {"state": "submitted", "action": agent.action}, 60)
+    redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(agent.to_dict())})
+    assert daemon.store.add_queued(agent)                          # the dead pass's transaction
+    daemon.handle(daemon.read_streams(block_ms=100))
 
-    config = load_config(write_config(tmp_path, fast_provider="echo"))
-    d = Daemon(config, None, tmp_path / "data", redis_conn)    # no policy.yaml beside it: agent refused
-    try:
-        agent = validate({"id": "agent-1", "input": "tidy up"}, config)
-        mirror_state(redis_conn, agent.id, {"state": "submitted", "action": agent.action}, 60)
-        redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(agent.to_dict())})
-        assert d.store.add_queued(agent)                          # the dead pass's transaction
-        d.handle(d.read_streams(block_ms=100))
-
-        rec = d.store.get("agent-1")
-        assert rec["state"] == "failed" and rec["reason"].startswith("refused: governor.policy-unusable ")
-        assert _state(redis_conn, "agent-1")["state"] == "failed"
-        assert all(parking.queue(name, redis_conn).count == 0 for name in K.QUEUES)   # nothing enqueued
-        assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
-    finally:
-        d.store.close()
+    rec = daemon.store.get("agent-1")
+    assert rec["state"] == "failed" and rec["reason"].startswith("refused: governor.policy-unusable ")
+    assert redis_state(redis_conn, "agent-1")["state"] == "failed"
+    assert all(parking.queue(name, redis_conn).count == 0 for name in K.QUEUES)   # nothing enqueued
+    assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
 
-def test_two_entries_of_one_id_in_a_batch_are_enqueued_once(tmp_path, redis_conn):
+def test_two_entries_of_one_id_in_a_batch_are_enqueued_once(daemon, redis_conn):
     """RQ's enqueue_many refuses a repeated job id (ValueError, which is not
     transient: the daemon's main loop died on it)."""
-    from swarmd.daemon.service import Daemon
-
-    config = load_config(write_config(tmp_path, fast_provider="echo"))
-    d = Daemon(config, None, tmp_path / "data", redis_conn)
-    try:
-        twice = validate({"id": "twice-1", "action": "classify", "input": "x", "labels": "feat,fix"}, config)
-        for _ in range(2):
-            redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(twice.to_dict())})
-        d.handle(d.read_streams(block_ms=100))
-        assert parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn).job_ids == ["twice-1"]
-        assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
-    finally:
-        d.store.close()
+    twice = validate({"id": "twice-1", "action": "classify", "input": "x", "labels": "feat,fix"}, daemon.config)
+    for _ in range(2):
+        redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(twice.to_dict())})
+    daemon.handle(daemon.read_streams(block_ms=100))
+    assert parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn).job_ids == ["twice-1"]
+    assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

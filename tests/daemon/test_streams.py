@@ -9,8 +9,6 @@ import os
 import threading
 import time
 
-import pytest
-
 from swarmd import constants as K
 from swarmd.config import load_config
 from swarmd.daemon.service import Daemon
@@ -24,14 +22,6 @@ def _event(redis_conn, oid: str, kind: str = "started") -> bytes:
 
 def _groups(redis_conn, stream: str) -> dict[str, dict]:
     return {g["name"].decode(): g for g in redis_conn.xinfo_groups(stream)}
-
-
-@pytest.fixture
-def daemon(tmp_path, redis_conn):
-    config = load_config(write_config(tmp_path, fast_provider="echo"))
-    d = Daemon(config, None, tmp_path / "data", redis_conn)
-    yield d
-    d.store.close()
 
 
 def test_daemon_leaves_the_environment_unchanged(tmp_path, redis_conn):

@@ -26,7 +26,7 @@ from swarmd.config import load_config
 from swarmd.daemon.service import Daemon
 from swarmd.objectives import Objective
 from swarmd.workers import parking
-from tests.daemon.helpers import wait_final
+from tests.daemon.helpers import redis_state, wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
 from tests.wait import wait_until
 
@@ -36,11 +36,8 @@ DONE = {"state": "done", "action": "classify", "result": {"answer": "feat", "tie
         "attempts": [ATTEMPT], "ts": 5.0}
 
 
-def _mirror(redis_conn, oid: str) -> dict:
-    return {k.decode(): v.decode() for k, v in redis_conn.hgetall(K.objective_key(oid)).items()}
 
-
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)   # its waits add up to 195 s (start 60, done 60, sweep 60, log 10, store 5): each reports with the log
 def test_job_failed_after_its_worker_reported_done_leaves_the_objective_done(tmp_path, redis_url, redis_conn):
     mark = tmp_path / "killed"
     config = echo_config(tmp_path, retries=("retry_max: 2 ", "retry_max: 0 "))
@@ -65,7 +62,7 @@ def test_job_failed_after_its_worker_reported_done_leaves_the_objective_done(tmp
     finally:
         daemon.close()
     assert (record["state"], record["answer"]) == ("done", "feat")
-    mirror = _mirror(redis_conn, oid)
+    mirror = redis_state(redis_conn, oid)
     assert mirror["state"] == "done" and json.loads(mirror["result"])["answer"] == "feat"
     assert f"objective {oid} stays done: its failed event (failed) ignored" in daemon.log
     assert finished_counts(redis_conn) == {oid: 1}
@@ -81,12 +78,12 @@ def daemon(tmp_path, redis_conn):
 
 def test_late_failed_and_started_events_leave_done_in_store_and_mirror(daemon, redis_conn, log_lines):
     daemon.apply_events([("1-0", "finished", "k1", DONE)])
-    assert _mirror(redis_conn, "k1")["state"] == "done"
+    assert redis_state(redis_conn, "k1")["state"] == "done"
     daemon.apply_events([("failed:k1", "failed", "k1", {"reason": "AbandonedJobError", "ts": 9.0}),
                          ("2-0", "started", "k1", {"worker": "w2", "ts": 9.5})])
     record = daemon.store.get("k1")
     assert (record["state"], record["finished_at"], record["reason"]) == ("done", 5.0, None)
-    mirror = _mirror(redis_conn, "k1")
+    mirror = redis_state(redis_conn, "k1")
     assert mirror["state"] == "done" and json.loads(mirror["result"])["answer"] == "feat"
     assert redis_conn.ttl(K.objective_key("k1")) > 0           # still expires as a final state does
     [line] = [line for line in log_lines if "ignored" in line]
@@ -99,7 +96,7 @@ def test_a_final_mirror_is_kept_even_when_the_store_takes_the_event(daemon, redi
     redis_conn.hset(K.objective_key("k1"), mapping={"state": "unresolved", "result": "{}"})
     daemon.apply_events([("3-0", "started", "k1", {"worker": "w", "ts": 2.0})])
     assert daemon.store.get("k1")["state"] == "running"
-    assert _mirror(redis_conn, "k1") == {"state": "unresolved", "result": "{}"}
+    assert redis_state(redis_conn, "k1") == {"state": "unresolved", "result": "{}"}
     assert any("objective k1 stays unresolved in Redis: its started event (running) ignored there" in line
                for line in log_lines)
 
@@ -111,5 +108,5 @@ def test_a_late_finished_keeps_the_first_final_state_and_still_records_its_cost(
     assert (record["state"], record["reason"], record["answer"]) == ("failed", "job failed", None)
     assert len(record["attempts"]) == 1                         # the call was paid for: in the ledger
     assert daemon.store.spend_since(0)[1] == {"LOCAL_FAST": {"calls": 1, "cost_usd": 0.0}}
-    assert _mirror(redis_conn, "k1")["state"] == "failed"
+    assert redis_state(redis_conn, "k1")["state"] == "failed"
     assert daemon.store.persist_events([("4-0", "finished", "k1", DONE)]) == [(False, None)]   # seen: nothing kept

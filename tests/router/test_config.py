@@ -196,4 +196,5 @@ def test_agent_strategy_must_be_servable_by_every_action_an_agent_objective_rout
                           "(actions.plan: an agent objective routes its plan with its strategy)")
     # no plan action configured: nothing to check it against (the agent objective is then unresolved at once)
     no_plan = local_agent[:local_agent.index(PLAN)] + local_agent[local_agent.index("  fill_slot:\n"):]
-    assert "plan" not in parse_config(no_plan, "llm_config.yaml", env={}).actions
+    loaded = parse_config(no_plan, "llm_config.yaml", env={})
+    assert "plan" not in loaded.actions and loaded.actions["agent"].strategy == "local_only"
