@@ -168,16 +168,21 @@ class ScoreReplay:
             if part.exists():       # the main file and the parts of --fill-only runs (``<stem>-<seed>.json``)
                 self.scores.update(json.loads(part.read_text()))
         self.loaded = len(self.scores)
+        self.new: dict[str, list] = {}      # the scores this process computed (what save() writes)
         self.model_seconds = {"fixed": 0.0, "retrieved": 0.0}
         self.scored = {"fixed": 0, "retrieved": 0}
         self.inner = None
 
     def save(self) -> None:
-        """Keep the scores for the next run (``--scores``): the model is slow on a shared machine."""
-        if self.path:
+        """Keep the scores this process computed for the next run (``--scores``:
+        the model is slow on a shared machine), added to what the file held;
+        the other files' scores stay in theirs (a ``--fill-only`` part file
+        does not become a copy of every other one)."""
+        if self.path and self.new:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            kept = json.loads(self.path.read_text()) if self.path.exists() else {}
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.scores))
+            tmp.write_text(json.dumps({**kept, **self.new}))
             tmp.replace(self.path)
 
     def total_seconds(self) -> float:
@@ -211,7 +216,7 @@ class ScoreReplay:
                     c = inner.classify(dataclasses.replace(prompt, calibration=()))
                     replay.model_seconds[prompt.form] += time.perf_counter() - start
                     replay.scored[prompt.form] += 1
-                    replay.scores[key] = [c.extra["label_logprobs"], c.tokens_in]
+                    replay.scores[key] = replay.new[key] = [c.extra["label_logprobs"], c.tokens_in]
                 scores, tokens_in = replay.scores[key][:2]
                 cal = next((c for c in prompt.calibration if c.applies(model.model, prompt.labels, prompt.form)),
                            None)
@@ -233,7 +238,7 @@ class ScoreReplay:
                         replay.model_seconds[prompts[i].form] += took / len(todo)
                         replay.scored[prompts[i].form] += 1
                         if not isinstance(c, Exception):
-                            replay.scores[keys[i]] = [c.extra["label_logprobs"], c.tokens_in]
+                            replay.scores[keys[i]] = replay.new[keys[i]] = [c.extra["label_logprobs"], c.tokens_in]
                 return [self.classify(p) for p in prompts]
 
             def close(self):

@@ -464,8 +464,9 @@ def split_table(items, vectors, sig, n_gen: int) -> Table:
                 "para best min / median", "other max (same signature)", "misses at fit / 0.85",
                 "false matches at fit / 0.85 (same signature)"):
         table.add_column(col, justify="left" if col.startswith("fit →") else "right")
+    groups = [_split_groups(items, vectors, sig, half, n_gen) for half in halves]
     for f, e in ((0, 1), (1, 0)):
-        fit, ev = (_split_groups(items, vectors, sig, halves[h], n_gen) for h in (f, e))
+        fit, ev = groups[f], groups[e]
         t, separated = rule_threshold([c for c, _s in fit["para"]], [c for c, _s in fit["other"]])
         para = [c for c, _s in ev["para"]]
         other_sig = [c for c, same in ev["other"] if same] or [float("nan")]
