@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     if args.baseline_n:
         from swarmd.router.providers.llama_cpp import embedded_model_path
         model = config.tiers["LOCAL_FAST"][0]
-        path = model.path or embedded_model_path()
+        path = model.path or embedded_model_path(model.quantization)
         baseline = run_baseline(items[:args.baseline_n], labels, config, path, model.n_threads)
         uncached = run_baseline(items[:args.baseline_n // 2], labels, config, path, model.n_threads, reset=True)
 

@@ -52,6 +52,7 @@ from swarmd import cli  # noqa: E402
 from swarmd import constants as K  # noqa: E402
 from swarmd.daemon.redis_server import ensure_redis  # noqa: E402
 from swarmd.objectives import FINAL_STATES  # noqa: E402
+from swarmd.testing.configs import with_fast_provider  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -152,8 +153,7 @@ def main(argv=None) -> int:
         handle = ensure_redis(None, tmp)
         redis_pid = int(Redis.from_url(handle.url).info("server")["process_id"])
         config = tmp / "llm_config.yaml"
-        config.write_text((ROOT / "llm_config.yaml").read_text().replace(
-            "    - provider: llama_cpp\n", "    - provider: echo\n"))
+        config.write_text(with_fast_provider((ROOT / "llm_config.yaml").read_text(), "echo"))
         data = tmp / "data"
         log = tmp / "swarmd.log"
         daemon = subprocess.Popen([sys.executable, "-m", "swarmd", "--workers", "1", "--data-dir", str(data),

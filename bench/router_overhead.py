@@ -64,6 +64,7 @@ from rich.table import Table  # noqa: E402
 from swarmd.config import parse_config  # noqa: E402
 from swarmd.costs import Ledger, LedgerRow  # noqa: E402
 from swarmd.router import Router  # noqa: E402
+from swarmd.testing.configs import with_fast_provider  # noqa: E402
 
 LABELS = ("feat", "fix", "docs")
 WARM_UP = 200
@@ -88,8 +89,7 @@ class SwarmdSide:
     write_behind = True
 
     def __init__(self, tmp: Path):
-        text = (ROOT / "llm_config.yaml").read_text().replace("    - provider: llama_cpp\n",
-                                                               "    - provider: echo\n")
+        text = with_fast_provider((ROOT / "llm_config.yaml").read_text(), "echo")
         self.ledger = Ledger(tmp / "swarmd-ledger.db", write_behind=self.write_behind)
         self.router = Router(parse_config(text, "llm_config.yaml (LOCAL_FAST: echo)"), self.ledger)
 

@@ -15,6 +15,7 @@ from swarmd import constants as K
 from swarmd.objectives import FINAL_STATES
 from swarmd.store.objectives import Store
 from swarmd.testing import failpoints
+from swarmd.testing.configs import with_fast_provider
 from tests import embedded
 from tests.wait import wait_until
 
@@ -32,10 +33,11 @@ def daemon_env(redis_url: str, **extra: str) -> dict:
 
 
 def write_config(tmp: Path, fast_provider: str = "llama_cpp") -> Path:
-    """The shipped config, with LOCAL_FAST switched to ``fast_provider`` and a 1 s heartbeat."""
+    """The shipped config, with LOCAL_FAST switched to ``fast_provider`` (without the embedded
+    model's ``quantization``, which another provider refuses) and a 1 s heartbeat."""
     text = (ROOT / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
     if fast_provider != "llama_cpp":
-        text = text.replace("    - provider: llama_cpp\n", f"    - provider: {fast_provider}\n")
+        text = with_fast_provider(text, fast_provider)
     path = tmp / "llm_config.yaml"
     path.write_text(text)
     return path

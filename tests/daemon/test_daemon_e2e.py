@@ -6,7 +6,7 @@
   SIGTERM stops the daemon cleanly.
 * The other tests do not load the embedded model: their LOCAL_FAST tier is
   ``provider: echo`` (instant, no inference; its model keeps the shipped
-  name ``gemma-3-270m-q4_k_m`` as a label).  SIGKILL of the daemon after it
+  name ``gemma-3-270m-q8_0`` as a label).  SIGKILL of the daemon after it
   read objectives but before dispatch, then a restart: every objective
   completes exactly once; SIGHUP reloads the config; a worker killed mid-job
   has its objective retried and completed once.
@@ -63,7 +63,7 @@ def test_batch_through_daemon_worker_and_embedded_model(tmp_path, redis_url, red
             assert rec["state"] in ("done", "unresolved")
             first = rec["attempts"][0]
             assert (first["tier"], first["provider"], first["model"]) == ("LOCAL_FAST", "llama_cpp",
-                                                                         "gemma-3-270m-q4_k_m")
+                                                                         "gemma-3-270m-q8_0")
             assert rec["answer"] in LABELS.split(",") + ["yes", "no"]
         db = sqlite3.connect(tmp_path / "data" / "memory.db")
         per_objective = dict(db.execute("SELECT objective_id, COUNT(*) FROM ledger GROUP BY objective_id"))
@@ -133,7 +133,7 @@ def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_u
                          str(write_jsonl(tmp_path / "a.jsonl", first)))[0] == 0
         wait_final(tmp_path / "data" / "memory.db", ["before-hup"], timeout_s=60)
         text = config.read_text()
-        config.write_text(text.replace("model: gemma-3-270m-q4_k_m\n", "model: echo-reloaded\n", 1)
+        config.write_text(text.replace("model: gemma-3-270m-q8_0\n", "model: echo-reloaded\n", 1)
                           .replace('daily_at: "23:55"', 'daily_at: "06:30"'))
         daemon.send_signal(signal.SIGHUP)
         wait_until(lambda: log.read_text().count("worker 0 started") >= 2, 60,
@@ -150,7 +150,7 @@ def test_sighup_reloads_config_and_restarts_supervised_workers(tmp_path, redis_u
         daemon.wait(timeout=60)
     db = sqlite3.connect(tmp_path / "data" / "memory.db")
     models = dict(db.execute("SELECT objective_id, model FROM ledger WHERE objective_id IN ('before-hup','after-hup')"))
-    assert models == {"before-hup": "gemma-3-270m-q4_k_m", "after-hup": "echo-reloaded"}   # the worker has the new config
+    assert models == {"before-hup": "gemma-3-270m-q8_0", "after-hup": "echo-reloaded"}   # the worker has the new config
     assert records["after-hup"]["state"] == "done"
 
 

@@ -45,6 +45,17 @@ def test_unknown_key():
     assert e.line == _line_of("n_threads: 2")
 
 
+def test_quantization_is_for_the_embedded_model_only():
+    e = _error(TEXT.replace("      path: null\n", "      path: /models/mine.gguf\n      quantization: q8_0\n", 1))
+    assert e.key == "tiers.LOCAL_FAST[0].quantization" and e.found == "'q8_0'"
+    assert "path null" in e.expected and "llama-quantize" in e.expected
+    e = _error(TEXT.replace("      model: llama3.1:8b\n", "      model: llama3.1:8b\n      quantization: q8_0\n", 1))
+    assert e.key == "tiers.LOCAL_QUALITY[0].quantization"
+    e = _error(TEXT.replace("      quantization: q8_0 ", "      quantization: q2_k ", 1))
+    assert e.key == "tiers.LOCAL_FAST[0].quantization" and e.found == "'q2_k'"
+    assert e.expected == "one of 'q4_k_m' or 'q8_0'"
+
+
 def test_wrong_type():
     e = _error(TEXT.replace("timeout_s: 120", "timeout_s: soon"))
     assert e.key == "tiers.LOCAL_QUALITY[0].timeout_s"
@@ -115,7 +126,12 @@ def test_calibration_scale_must_be_positive_and_bias_a_mapping():
 def test_shipped_calibrations_cover_the_ten_commit_types_in_each_prompt_form():
     config = load_config(ROOT / "llm_config.yaml", env={})
     cals = config.actions["classify"].label_calibration
-    assert sorted(c.prompt for c in cals) == ["fixed", "retrieved"]        # one per prompt form
+    # one per prompt form for the shipped Q8_0 weights and for the packaged Q4_K_M ones
+    assert sorted((c.model, c.prompt) for c in cals) == [
+        ("gemma-3-270m-q4_k_m", "fixed"), ("gemma-3-270m-q4_k_m", "retrieved"),
+        ("gemma-3-270m-q8_0", "fixed"), ("gemma-3-270m-q8_0", "retrieved")]
+    assert config.tiers["LOCAL_FAST"][0].model == "gemma-3-270m-q8_0"
+    assert config.tiers["LOCAL_FAST"][0].quantization == "q8_0"
     for cal in cals:        # each covers exactly the ten types of the commit data
         assert set(cal.bias) == set(cal.label_intercept) == {
             "build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test"}
@@ -155,7 +171,8 @@ def test_every_mistake_is_reported_with_its_line():
     assert str(e).splitlines() == [
         "llm_config.yaml:6: tiers.LOCAL_FAST[0].price_per_mtok_in: expected a number >= 0, found -1",
         "llm_config.yaml:10: tiers.LOCAL_FAST[0].n_thread: expected a known key (provider, model, price_per_mtok_in, "
-        "price_per_mtok_out, context_window, timeout_s, max_output_tokens, path, n_threads, label_temperature, hosts, "
+        "price_per_mtok_out, context_window, timeout_s, max_output_tokens, path, quantization, n_threads, "
+        "label_temperature, hosts, "
         "api_key, base_url, prior_confidence), found unknown key 'n_thread' (did you mean 'n_threads'?)",
         "llm_config.yaml:16: actions.summarize.output: expected one of 'label', 'labels', 'yes_no', 'json', 'text' "
         "or 'code', found 'prose'",

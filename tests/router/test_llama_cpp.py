@@ -118,3 +118,40 @@ def test_thread_count_covers_prompt_evaluation_too():
     from swarmd.router.providers.llama_cpp import load_llama
     llm = load_llama(None, 512, 1)
     assert (llm.n_threads, llm.n_threads_batch) == (1, 1)
+
+
+def test_requantized_copy_is_made_once_the_same_bytes_each_time_and_made_again_for_a_newer_source(tmp_path):
+    import hashlib
+    import os
+
+    from swarmd.router.providers.llama_cpp import _requantized, embedded_model_path
+    source = tmp_path / "gemma.gguf"
+    source.symlink_to(embedded_model_path())            # the packaged Q4_K_M file, as it is
+    first = _requantized(str(source), "q8_0")
+    assert first == str(tmp_path / "gemma.q8_0.gguf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gemma.gguf", "gemma.q8_0.gguf"]   # no temporary left
+    digest = hashlib.sha256(open(first, "rb").read()).hexdigest()
+    made = os.path.getmtime(first)
+    assert _requantized(str(source), "q8_0") == first and os.path.getmtime(first) == made     # reused
+    os.utime(first, (made - 10**6, made - 10**6))      # older than its source: made again, the same bytes
+    assert _requantized(str(source), "q8_0") == first and os.path.getmtime(first) > made - 10**6
+    assert hashlib.sha256(open(first, "rb").read()).hexdigest() == digest
+    # Q8_0 holds 8.5 bits a weight against Q4_K_M's ~4.5-6: larger than its source
+    assert os.path.getsize(first) > os.path.getsize(source)
+
+
+def test_unknown_quantization_is_refused():
+    from swarmd.router.providers.llama_cpp import embedded_model_path
+    with pytest.raises(ValueError, match="unknown quantization 'q2_k'"):
+        embedded_model_path("q2_k")
+
+
+def test_the_packaged_q4_k_m_weights_still_load_and_answer(config):
+    # quantization: q4_k_m (and its own shipped calibration) for who wants the file as packaged
+    from swarmd.router.providers.llama_cpp import LlamaCppProvider
+    model = config.tiers["LOCAL_FAST"][0].model_copy(update={"model": "gemma-3-270m-q4_k_m",
+                                                               "quantization": "q4_k_m"})
+    q4 = LlamaCppProvider(model)
+    assert q4.llm is not LlamaCppProvider(config.tiers["LOCAL_FAST"][0]).llm
+    got = q4.classify(build_prompt(config.actions["classify"], "bump pyyaml from 6.0 to 6.0.1", LABELS))
+    assert got.text == "build" and got.confidence is not None      # its calibration applies

@@ -8,6 +8,8 @@ from ``tests/``).  Nothing here runs in production unless a test asks for it.
 * :mod:`swarmd.testing.governor` — the fixed DNS table, the realistic
   objective workspace and the corpus reader the governor tests and
   ``bench/governor.py`` share.
+* :mod:`swarmd.testing.configs` — the shipped config with LOCAL_FAST
+  switched to another provider (``echo``: no model loaded).
 * :mod:`swarmd.testing.processes` — stopping a swarmd subprocess and
   killing what it left in its data directory (the fault tests and
   ``bench/soak.py``).
