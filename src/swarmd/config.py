@@ -127,8 +127,8 @@ class ModelConfig(_Strict):
     #: llama_cpp with ``path: null`` only: the weights' quantization.  ``q4_k_m`` (or unset) loads the
     #: packaged GGUF as it is; ``q8_0`` loads a copy requantized from it to Q8_0 on first use
     #: (:func:`swarmd.router.providers.llama_cpp.embedded_model_path`), which on these 2 cores
-    #: (AVX without AVX2) classified 1.33x faster batched and 1.08x one by one, same accuracy
-    #: (``bench/classify.py``).
+    #: (AVX without AVX2) classified 1.15x faster, batched and one by one, with the same accuracy
+    #: (``bench/quantization.py``).
     quantization: Literal["q4_k_m", "q8_0"] | None = None
     n_threads: int | None = Field(default=None, gt=0)
     label_temperature: float = Field(default=1.0, gt=0)

