@@ -13,7 +13,7 @@ import sys
 
 import psutil
 
-from swarmd.workers.main import SUPERVISOR_PID_ENV, end_with_supervisor
+from swarmd.workers.main import end_with_supervisor
 from tests.daemon.helpers import start_daemon, write_config
 from tests.wait import wait_until
 

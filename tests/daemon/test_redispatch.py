@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-from rq import Queue
 from rq.job import Job
 
 from swarmd import constants as K

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from rq import Queue
 
 from swarmd import constants as K
 from swarmd.objectives import validate

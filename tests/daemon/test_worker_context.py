@@ -9,7 +9,7 @@ import json
 import threading
 import time
 
-from rq import Queue, get_current_job
+from rq import get_current_job
 from rq.registry import StartedJobRegistry
 
 from swarmd import constants as K
