@@ -32,7 +32,7 @@ from swarmd.jsonl import JsonlError, read_jsonl, require_strings
 from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
-from swarmd.store.objectives import Store
+from swarmd.store.objectives import RESULT_FIELDS, Store
 from swarmd.workers.parking import queue_depths
 
 #: Seconds between polls of ``submit --wait`` and ``logs -f``.
@@ -126,7 +126,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     show = sub.add_parser("show", help="one objective's result and attempts",
                           description="One objective: its result and every attempt (from the store in the data "
-                                      "directory, else from the daemon's Redis).")
+                                      "directory, else from the daemon's Redis, which holds the result but "
+                                      "not the attempts).")
     show.add_argument("id", help="objective id (printed by swarmctl submit)")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(show)
@@ -384,6 +385,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
 
 
+def mirrored_record(client, objective_id: str) -> dict:
+    """One objective as its Redis mirror (:func:`swarmd.constants.objective_key`)
+    holds it, for ``show`` where the store is not reachable: the hash's fields
+    (``state``, ``action`` when known, ``reason``, ``result`` as a dict), ``id``,
+    and the store's result fields (:data:`~swarmd.store.objectives.RESULT_FIELDS`:
+    answer, confidence, tier, model, cost_usd (USD), escalations, reason; ``None``
+    when not mirrored) taken from ``result`` unless the hash has them itself, so
+    ``show`` prints and ``--json`` gives the same keys as from the store.
+    Raises :class:`~swarmd.errors.BadInput` when Redis has no such objective."""
+    raw = client.hgetall(K.objective_key(objective_id))
+    if not raw:
+        raise BadInput(f"no objective {objective_id!r}")
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    record["id"] = objective_id
+    result = record["result"] = json.loads(record["result"]) if "result" in record else {}
+    for key in RESULT_FIELDS:
+        if record.get(key) is None:
+            record[key] = result.get(key)
+    return record
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """One objective: its result and every attempt (from the store, else Redis)."""
     config = load_config(args.config)
@@ -396,13 +418,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         finally:
             store.close()
     if record is None:
-        raw = connect(args).hgetall(K.objective_key(args.id))
-        if not raw:
-            raise BadInput(f"no objective {args.id!r}")
-        record = {k.decode(): v.decode() for k, v in raw.items()}
-        record["id"] = args.id
-        if "result" in record:
-            record["result"] = json.loads(record["result"])
+        record = mirrored_record(connect(args), args.id)
     if args.json:
         print(json.dumps(record))
         return EXIT_OK

@@ -40,7 +40,9 @@ from swarmd.costs.ledger import LedgerRow, insert_row
 from swarmd.memory.traces import apply_trace_event
 from swarmd.store.schema import open_db
 
-_RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")
+#: The result fields of an objective row (columns of ``objectives``, keys of the
+#: ``finished`` event's ``result``), as ``swarmctl show`` prints them.
+RESULT_FIELDS = ("answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason")
 
 
 class Store:
@@ -151,7 +153,7 @@ class Store:
         finished = payload.get("ts", time.time()) if state in FINAL_STATES else None
         kept = self._unless_final("state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, cost_usd=?, "
                                   "escalations=?, reason=?",
-                                  (state, finished, *[result.get(f) for f in _RESULT_FIELDS]), oid)
+                                  (state, finished, *[result.get(f) for f in RESULT_FIELDS]), oid)
         base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
         action = payload.get("action", "")
         for i, attempt in enumerate(payload.get("attempts", [])):
