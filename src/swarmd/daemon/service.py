@@ -303,6 +303,11 @@ class Daemon:
         :func:`mirror_state`, so ``swarmctl submit --wait`` and ``show`` see
         it end.  An entry repeating an id already dispatched (or earlier in
         the batch) is acknowledged and left alone.
+
+        The ``queued`` mirror goes through :func:`mirror_state` too, so it
+        never moves a final state back: a valid entry naming an id that an
+        earlier batch rejected (hash ``failed``, the store does not know the
+        id) is stored and enqueued, but its hash stays ``failed``.
         """
         acks, objs, rejected = [], [], {}
         for entry_id, fields in entries:
@@ -347,8 +352,8 @@ class Daemon:
                 parking.JOB_FUNC, (obj.to_dict(),), job_id=obj.id, timeout=cfg.job_timeout_s,
                 result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
                 description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
-            for obj in group:
-                pipe.hset(K.objective_key(obj.id), mapping={"state": "queued", "action": obj.action})
+            for obj in group:   # not over a final state (an id rejected at admission before, below)
+                mirror_state(pipe, obj.id, {"state": "queued", "action": obj.action}, cfg.result_ttl_s)
         for oid, reason in rejected.items():
             if self.store.get(oid) is None:   # else an entry repeating a known objective's id: that one stands
                 mirror_state(pipe, oid, {"state": "failed", "reason": reason,
