@@ -175,13 +175,30 @@ def quality_at_scale(items, base, memory, index, retriever, labels, n: int) -> d
     index.upsert(list(range(n + 1, n + 1 + len(items))), base)
     out = {}
     for mode in ("vector", "bm25", "hybrid"):
-        p4 = real4 = 0.0
-        for it, v in zip(items, base):
-            found = retriever.search("classify", labels, it["text"], k=4, mode=mode, vector=v)
-            p4 += sum(e.answer == it["label"] for e in found) / 4
-            real4 += sum(e.id > n for e in found) / 4
-        out[mode] = {"p4": p4 / len(items), "real4": real4 / len(items)}
+        p4, found, _times = leave_one_out(retriever, labels, items, base, mode, k=4)
+        real4 = 0.0
+        for top in found:
+            real4 += sum(e.id > n for e in top) / 4
+        out[mode] = {"p4": p4, "real4": real4 / len(items)}
     return out
+
+
+def leave_one_out(retriever, labels, items, vectors, mode: str, k: int) -> tuple[float, list[list], list[float]]:
+    """Query each of ``items`` (commitizen messages, already among the
+    retriever's ``classify`` records) by its text and its row of ``vectors``
+    (its embedding), top ``k`` (≥ 4) in ``mode``: leave-one-out, because the
+    :class:`swarmd.memory.retrieval.Retriever` excludes records of the
+    query's own text.  Returns P@4 (mean share of the top 4 with the query's
+    label, 0..1), the records found per item (in ``items``' order) and each
+    search's wall time in seconds."""
+    p4, found, times = 0.0, [], []
+    for it, v in zip(items, vectors):
+        start = time.perf_counter()
+        top = retriever.search("classify", labels, it["text"], k=k, mode=mode, vector=v)
+        times.append(time.perf_counter() - start)
+        found.append(top)
+        p4 += sum(e.answer == it["label"] for e in top[:4]) / 4
+    return p4 / len(items), found, times
 
 
 # --------------------------------------------------------------------------- 2. retrieval quality
@@ -202,21 +219,17 @@ def bench_quality(items, embedder, workdir: Path, ks=(1, 4, 8)) -> dict:
     vectors = embedder.embed([it["text"] for it in items])
     out = {"n": len(items), "chance": Counter(it["label"] for it in items).most_common(1)[0][1] / len(items)}
     for mode in ("vector", "bm25", "hybrid"):
-        p1 = p4 = vote = 0.0
-        times = []
-        for it, v in zip(items, vectors):
-            start = time.perf_counter()
-            found = retriever.search("classify", labels, it["text"], k=8, mode=mode, vector=v)
-            times.append(time.perf_counter() - start)
-            answers = [e.answer for e in found]
+        p4, found, times = leave_one_out(retriever, labels, items, vectors, mode, k=8)
+        p1 = vote = 0.0
+        for it, top in zip(items, found):
+            answers = [e.answer for e in top]
             p1 += answers[:1] == [it["label"]]
-            p4 += sum(a == it["label"] for a in answers[:4]) / 4
             weights: Counter = Counter()
             for rank, a in enumerate(answers, start=1):
                 weights[a] += 1.0 / rank
             vote += bool(weights) and weights.most_common(1)[0][0] == it["label"]
         n = len(items)
-        out[mode] = {"p1": p1 / n, "p4": p4 / n, "vote8": vote / n, "p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
+        out[mode] = {"p1": p1 / n, "p4": p4, "vote8": vote / n, "p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
     retriever.close()
     memory.close()
     return out
