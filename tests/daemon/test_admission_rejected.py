@@ -107,11 +107,13 @@ def test_two_entries_of_one_id_in_a_batch_are_enqueued_once(daemon, redis_conn):
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
 
-def test_admission_does_not_move_a_rejected_ids_failed_hash_back_to_queued(daemon, redis_conn):
+def test_a_valid_entry_of_an_id_rejected_before_is_not_run_and_the_failed_hash_stands(daemon, redis_conn):
     """An entry rejected at admission leaves its id ``failed`` in Redis only
-    (the store does not know it); a valid entry of the same id read by a later
-    pass is admitted, and its ``queued`` mirror went over the final hash (a
-    plain HSET) where every other writer's :func:`mirror_state` refuses to."""
+    (the store does not know it).  A valid entry of the same id read by a
+    later pass is acknowledged and left alone, as an entry of any id that
+    ended is: before, it was stored and enqueued, and its ``queued`` mirror
+    went over the final hash (a plain HSET); with that write guarded alone,
+    the store would run it while the hash said ``failed``."""
     redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps({"id": "again-1", "action": "nope",
                                                                   "input": "x"})})
     daemon.handle(daemon.read_streams(block_ms=100))
@@ -121,6 +123,7 @@ def test_admission_does_not_move_a_rejected_ids_failed_hash_back_to_queued(daemo
     good = validate({"id": "again-1", "action": "classify", "input": "x", "labels": "feat,fix"}, daemon.config)
     redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(good.to_dict())})
     daemon.handle(daemon.read_streams(block_ms=100))
-    assert daemon.store.get("again-1")["state"] == "queued"          # admitted: this pass did write
+    assert daemon.store.get("again-1") is None                       # not admitted: nothing to run
+    assert parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn).job_ids == []
     assert redis_state(redis_conn, "again-1") == rejected            # the final hash stands, unchanged
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

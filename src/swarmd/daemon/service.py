@@ -81,7 +81,7 @@ from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_pol
 from swarmd.governor.audit import log_row
 from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
-from swarmd.objectives import STATES, Objective, ObjectiveError, mirror_state, validate
+from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, mirror_state, validate
 from swarmd.paths import db_path
 from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
@@ -304,10 +304,13 @@ class Daemon:
         it end.  An entry repeating an id already dispatched (or earlier in
         the batch) is acknowledged and left alone.
 
-        The ``queued`` mirror goes through :func:`mirror_state` too, so it
-        never moves a final state back: a valid entry naming an id that an
-        earlier batch rejected (hash ``failed``, the store does not know the
-        id) is stored and enqueued, but its hash stays ``failed``.
+        A valid entry naming an id whose Redis hash is final already (an id
+        an earlier batch rejected: hash ``failed``, the store does not know
+        it) is acknowledged and left alone, as a known id is: the daemon does
+        not run an id that ended, so the store and the hash never disagree
+        (``swarmctl submit --wait`` of it reports that ``failed``).  The
+        ``queued`` mirror goes through :func:`mirror_state` too, so it never
+        moves a final state back.
         """
         acks, objs, rejected = [], [], {}
         for entry_id, fields in entries:
@@ -322,6 +325,13 @@ class Daemon:
                 if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
                     rejected[raw["id"]] = f"rejected: {exc}"[:500]
         malformed = len(acks)
+        ended = self._ended_in_redis([o.id for _e, o in objs])
+        for entry_id, obj in objs:
+            if obj.id in ended:
+                logger.info("objective {} ended already ({}): not run again; submit it under a new id",
+                            obj.id, ended[obj.id])
+                acks.append(entry_id)
+        objs = [(e, o) for e, o in objs if o.id not in ended]
         new_flags = self.store.add_queued_many([o for _e, o in objs]) if objs else []
         cfg = self.config.daemon
         retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
@@ -352,7 +362,7 @@ class Daemon:
                 parking.JOB_FUNC, (obj.to_dict(),), job_id=obj.id, timeout=cfg.job_timeout_s,
                 result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
                 description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
-            for obj in group:   # not over a final state (an id rejected at admission before, below)
+            for obj in group:   # not over a final state (none here: ids that ended were left alone above)
                 mirror_state(pipe, obj.id, {"state": "queued", "action": obj.action}, cfg.result_ttl_s)
         for oid, reason in rejected.items():
             if self.store.get(oid) is None:   # else an entry repeating a known objective's id: that one stands
@@ -367,6 +377,17 @@ class Daemon:
         for name, group in by_queue.items():      # one line per queue and batch
             logger.info("{} objective(s) queued on {}: {}", len(group), name,
                         ", ".join(f"{obj.id} action={obj.action}" for obj in group))
+
+    def _ended_in_redis(self, ids: list[str]) -> dict[str, str]:
+        """``{id: final state}`` of the ``ids`` whose Redis hash holds a final
+        state (:data:`FINAL_STATES`); one pipelined round trip."""
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for oid in ids:
+            pipe.hget(K.objective_key(oid), "state")
+        return {oid: state.decode() for oid, state in zip(ids, pipe.execute())
+                if state is not None and state.decode() in FINAL_STATES}
 
     def _dispatched(self, objective_id: str) -> bool:
         """Whether a stored objective was handled by an earlier admission: past ``queued`` in the
