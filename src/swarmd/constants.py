@@ -25,7 +25,9 @@ LEGACY_EVENT_GROUP = "daemon"
 HEARTBEAT = PREFIX + "heartbeat"
 
 #: Hash of counters the daemon keeps (integers): ``malformed_objectives`` and
-#: ``malformed_events``, stream entries skipped because they can never be handled.
+#: ``malformed_events``, stream entries skipped because they can never be handled
+#: (an objective entry that fails validation but names a well-formed id is not
+#: counted: it is stored as a ``failed`` objective).
 STATS = PREFIX + "stats"
 
 #: RQ queue names, highest priority first (RQ workers listen in this order).

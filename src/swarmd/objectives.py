@@ -191,6 +191,42 @@ def validate(raw: Any, config: Config, file: str | None = None, line: int | None
                           context={"config": config})
 
 
+def rejected_record(raw: Any, reason: str, max_chars: int) -> dict | None:
+    """The stored row (:meth:`swarmd.store.objectives.Store.add_rejected_many`)
+    of an objective :func:`validate` rejected, or ``None`` when ``raw`` names no
+    usable id (not a dict, no ``id``, or one not of letters, digits, ``_`` and
+    ``-``, 1-128 characters): such an entry is not an objective at all.
+
+    Keys: ``id``, ``reason`` (as given), and each objective field as
+    submitted when it has the field's type, else its default (``action``
+    :data:`AGENT_ACTION`, ``input`` ``""``, ``priority`` ``normal``, ``labels``
+    and ``strategy`` ``None``, ``tags`` ``[]``, ``submitted_at`` now, unix
+    seconds); strings are cut to ``max_chars`` characters (the daemon passes
+    ``daemon.max_input_chars``)."""
+    oid = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(oid, str) or not _ID_RE.match(oid):
+        return None
+
+    def text(key: str, default: str | None) -> str | None:
+        value = raw.get(key)
+        return value[:max_chars] if isinstance(value, str) else default
+
+    def strings(key: str) -> list[str] | None:
+        value = raw.get(key)
+        return [s[:max_chars] for s in value] if isinstance(value, list) and all(
+            isinstance(s, str) for s in value) else None
+
+    def number(key: str) -> float | None:
+        value = raw.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    return {"id": oid, "reason": reason, "action": text("action", AGENT_ACTION),
+            "input": text("input", None) or text("text", ""), "labels": strings("labels"),
+            "priority": text("priority", "normal"), "max_cost_usd": number("max_cost_usd"),
+            "strategy": text("strategy", None), "tags": strings("tags") or [],
+            "submitted_at": number("submitted_at") or time.time()}
+
+
 # KEYS: the objective's state hash; ARGV: the seconds a final state's hash lives, the number n of final
 # states, the n final states, then field, value pairs (``state`` among them).  Returns the hash's state
 # when it is final already (then nothing is written), else nil.

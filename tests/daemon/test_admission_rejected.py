@@ -1,6 +1,7 @@
-"""An objective rejected at admission ends visibly: its Redis state hash
-becomes ``failed`` with a reason, so ``swarmctl submit --wait``, ``show`` and
-``status`` see it end, and nothing runs it.  It stayed ``submitted`` for ever
+"""An objective rejected at admission ends visibly: it is stored ``failed``
+with a reason and its Redis state hash says so, so ``swarmctl submit --wait``,
+``show`` and ``status`` see it end (``status`` counts it failed, not among the
+malformed stream entries), and nothing runs it.  It stayed ``submitted`` for ever
 when the daemon's validation rejected it (its config changed since the
 submit, or an old client wrote the stream), and when the daemon died between
 storing an objective the policy refuses and refusing it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 
 from swarmd import constants as K
+from swarmd.cli.objectives import status_data
 from swarmd.objectives import mirror_state, validate
 from swarmd.store.objectives import Store
 from swarmd.workers import parking
@@ -54,10 +56,13 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
         assert show.returncode == 0, show.stderr
         assert "long-1 summarize: failed" in show.stdout and "rejected: objective: input" in show.stdout
 
-        # nothing ran them: not stored, no job, no event
+        # stored failed with the reason (status counts them there), and nothing ran them: no job, no event
         store = Store(daemon.data / "memory.db")
         try:
-            assert store.get("long-1") is None and store.get("old-1") is None
+            for oid, state in (("long-1", long_state), ("old-1", old_state)):
+                rec = store.get(oid)
+                assert (rec["state"], rec["reason"], rec["attempts"]) == ("failed", state["reason"], [])
+            assert store.get("long-1")["action"] == "summarize" and store.get("long-1")["input"] == "x" * 100
             assert store.get("ok-0")["state"] == "done"
         finally:
             store.close()
@@ -76,6 +81,34 @@ def test_rejected_entry_repeating_a_known_id_leaves_that_objective_alone(daemon,
     daemon.handle(daemon.read_streams(block_ms=100))
     assert redis_state(redis_conn, "known-1")["state"] == "queued"
     assert daemon.store.get("known-1")["state"] == "queued"
+
+
+def test_status_counts_rejected_objectives_as_failed_and_only_the_rest_as_malformed(daemon, redis_conn):
+    """An entry validation rejects that names a well-formed id is a failed
+    objective (it was counted under ``malformed`` and not as failed); an entry
+    that is no objective (not JSON, no usable id, another objective's id) is
+    only counted; each entry is counted once."""
+    known = validate({"id": "known-2", "action": "classify", "input": "x", "labels": "feat,fix"}, daemon.config)
+    for raw in [{"id": "bad-action-1", "action": "no_such_action", "input": "x", "tags": ["t"]},
+                {"id": "one-label-1", "action": "classify", "input": "x", "labels": ["feat"]},
+                known.to_dict(), {"id": "known-2", "action": "nope", "input": "x"},     # the known one stands
+                {"id": "not an id!", "action": "nope"}, {"action": "nope", "input": "x"}]:
+        redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(raw)})
+    redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": "{not json"})
+    daemon.handle(daemon.read_streams(block_ms=100))
+    daemon.heartbeat()
+
+    data = status_data(redis_conn)
+    assert data["objectives"] == {"queued": 1, "running": 0, "awaiting_approval": 0, "done": 0, "failed": 2,
+                                  "unresolved": 0}
+    assert data["malformed"] == {"objectives": 4}
+    rec = daemon.store.get("bad-action-1")
+    assert (rec["state"], rec["action"], rec["tags"]) == ("failed", "no_such_action", ["t"])
+    assert rec["reason"].startswith("rejected: objective: action: ") and "no_such_action" in rec["reason"]
+    assert redis_state(redis_conn, "bad-action-1")["reason"] == rec["reason"]
+    assert "at least two labels" in daemon.store.get("one-label-1")["reason"]
+    assert daemon.store.get("known-2")["state"] == redis_state(redis_conn, "known-2")["state"] == "queued"
+    assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
 
 def test_refused_objective_stored_by_a_dead_pass_ends_failed(daemon, redis_conn):
@@ -108,12 +141,11 @@ def test_two_entries_of_one_id_in_a_batch_are_enqueued_once(daemon, redis_conn):
 
 
 def test_a_valid_entry_of_an_id_rejected_before_is_not_run_and_the_failed_hash_stands(daemon, redis_conn):
-    """An entry rejected at admission leaves its id ``failed`` in Redis only
-    (the store does not know it).  A valid entry of the same id read by a
-    later pass is acknowledged and left alone, as an entry of any id that
-    ended is: before, it was stored and enqueued, and its ``queued`` mirror
-    went over the final hash (a plain HSET); with that write guarded alone,
-    the store would run it while the hash said ``failed``."""
+    """An entry rejected at admission ends its id ``failed`` (stored, and its
+    Redis hash).  A valid entry of the same id read by a later pass is
+    acknowledged and left alone, as an entry of any id that ended is: before,
+    it was stored and enqueued, and its ``queued`` mirror went over the final
+    hash (a plain HSET)."""
     redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps({"id": "again-1", "action": "nope",
                                                                   "input": "x"})})
     daemon.handle(daemon.read_streams(block_ms=100))
@@ -123,7 +155,7 @@ def test_a_valid_entry_of_an_id_rejected_before_is_not_run_and_the_failed_hash_s
     good = validate({"id": "again-1", "action": "classify", "input": "x", "labels": "feat,fix"}, daemon.config)
     redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(good.to_dict())})
     daemon.handle(daemon.read_streams(block_ms=100))
-    assert daemon.store.get("again-1") is None                       # not admitted: nothing to run
-    assert parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn).job_ids == []
+    assert daemon.store.get("again-1")["state"] == "failed"          # the rejected objective stands
     assert redis_state(redis_conn, "again-1") == rejected            # the final hash stands, unchanged
+    assert all(parking.queue(name, redis_conn).count == 0 for name in K.QUEUES)   # nothing enqueued
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

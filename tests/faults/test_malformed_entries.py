@@ -2,7 +2,8 @@
 
 Each is skipped with an error line naming the entry and why, acknowledged
 (never read again), and counted in ``swarmd:stats`` (``swarmctl status
---json`` -> ``malformed``); the daemon keeps running and a valid objective
+--json`` -> ``malformed``), except objective entries naming an id, which end
+failed objectives (``objectives.failed``); the daemon keeps running and a valid objective
 sent after them, and one in the same batch, finish normally.  Events the
 store cannot apply (a finished event whose attempt lacks its fields) are
 found by applying the batch one by one, so the good events beside them are
@@ -54,7 +55,8 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
         assert {r["state"] for r in records.values()} == {"done"}
 
         stats = wait_until(lambda: (s := redis_conn.hgetall(K.STATS)) and len(s) == 2 and s, 30, "the counters")
-        assert stats == {b"malformed_objectives": b"6", b"malformed_events": b"6"}
+        # the two entries naming an id are failed objectives, not malformed entries
+        assert stats == {b"malformed_objectives": b"4", b"malformed_events": b"6"}
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
         assert redis_conn.xpending(K.EVENT_STREAM, K.EVENT_GROUP)["pending"] == 0
         log = daemon.log
@@ -63,9 +65,13 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
         for why in ("KeyError: b'objective'", "JSONDecodeError", "expected a mapping", "no_such_action",
                     "KeyError: b'kind'", "kind 'exploded'", "payload a list", "state 'melted'", "KeyError: 'provider'"):
             assert why in log, why
+        wait_until(lambda: json.loads(redis_conn.hget(K.HEARTBEAT, "counts") or "{}").get("failed") == 2, 30,
+                   "a heartbeat counting the rejected objectives")
         status = swarmctl("--config", str(config), "status", "--json", redis_url=redis_url)
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["malformed"] == {"objectives": 6, "events": 6}
+        data = json.loads(status.stdout)
+        assert data["malformed"] == {"objectives": 4, "events": 6}
+        assert (data["objectives"]["failed"], data["objectives"]["done"]) == (2, 4)
         assert daemon.proc.poll() is None
     finally:
         daemon.close()

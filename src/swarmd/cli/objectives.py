@@ -117,8 +117,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="Show whether the daemon is alive, queue depths, workers and what each "
                                         "is doing, objectives by state, and today's (UTC) spend and calls by tier. "
                                         "--json keys: daemon{alive,uptime_s,pid,host}, queues, workers, "
-                                        "objectives{queued,running,done,failed,unresolved}, spend_today_usd, "
-                                        "by_tier_today, malformed{objectives,events} (stream entries skipped). "
+                                        "objectives{queued,running,awaiting_approval,done,failed,unresolved}, "
+                                        "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
+                                        "entries skipped as no objective: not JSON, no usable id; one naming an "
+                                        "id that the daemon's validation rejects counts in objectives.failed), "
+                                        "sandbox{kind,available,reason}. "
                                         "Exit 3 when the daemon or its Redis is not reachable.")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(status)

@@ -47,8 +47,9 @@ id ``0``) on the next pass, so objectives stay in Redis until the store has
 them.  Entries that can never be handled (not JSON, not an objective, an event
 of unknown shape) are logged, acknowledged and counted in
 :data:`swarmd.constants.STATS` (``malformed_objectives``, ``malformed_events``;
-``swarmctl status --json`` shows them); an objective entry naming an id ends
-``failed`` in Redis (reason ``rejected: ...``, :meth:`Daemon.admit_batch`).
+``swarmctl status --json`` shows them); an objective entry naming a
+well-formed id is not counted there: it ends a ``failed`` objective, in the
+store and in Redis (reason ``rejected: ...``, :meth:`Daemon.admit_batch`).
 
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``after_read``, ``after_store``.
 """
@@ -81,7 +82,7 @@ from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_pol
 from swarmd.governor.audit import log_row
 from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
-from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, mirror_state, validate
+from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, mirror_state, rejected_record, validate
 from swarmd.paths import db_path
 from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
@@ -298,21 +299,27 @@ class Daemon:
         Every rejected objective ends visibly: one the policy's admission
         refuses is stored ``failed`` (reason ``refused: <rule> <reason>``,
         mirrored into Redis); an entry that fails :func:`validate` but names
-        an id the store does not know has its Redis hash set ``failed``
-        (reason ``rejected: <problems>``, at most 500 characters) through
-        :func:`mirror_state`, so ``swarmctl submit --wait`` and ``show`` see
-        it end.  An entry repeating an id already dispatched (or earlier in
-        the batch) is acknowledged and left alone.
+        a well-formed id the store does not know is stored ``failed`` (reason
+        ``rejected: <problems>``, at most 500 characters;
+        :func:`~swarmd.objectives.rejected_record`) and its Redis hash set
+        ``failed`` through :func:`mirror_state`, so ``swarmctl submit
+        --wait``, ``show`` and ``status`` see it end as a failed objective.
+        Only the entries that became no objective (no usable id, or a
+        rejected one repeating another objective's id) are counted in
+        ``malformed_objectives`` of :data:`swarmd.constants.STATS`.  A valid
+        entry repeating the id of an objective already dispatched or rejected
+        (or of one earlier in the batch) is acknowledged and left alone.
 
-        A valid entry naming an id whose Redis hash is final already (an id
-        an earlier batch rejected: hash ``failed``, the store does not know
-        it) is acknowledged and left alone, as a known id is: the daemon does
-        not run an id that ended, so the store and the hash never disagree
-        (``swarmctl submit --wait`` of it reports that ``failed``).  The
-        ``queued`` mirror goes through :func:`mirror_state` too, so it never
-        moves a final state back.
+        A valid entry naming an id whose Redis hash is final already (one
+        the store may not know: an id a daemon rejected before rejected
+        objectives were stored) is acknowledged and left alone, as a known
+        id is: the daemon does not run an id that ended, so the store and the
+        hash never disagree (``swarmctl submit --wait`` of it reports that
+        ``failed``).  The ``queued`` mirror goes through :func:`mirror_state`
+        too, so it never moves a final state back.
         """
-        acks, objs, rejected = [], [], {}
+        cfg = self.config.daemon
+        acks, objs, rejected = [], [], []
         for entry_id, fields in entries:
             raw = None
             try:
@@ -322,9 +329,10 @@ class Daemon:
                 logger.error("objective stream entry {} rejected at admission (skipped, acknowledged): {}: {}",
                              _text(entry_id), type(exc).__name__, exc)
                 acks.append(entry_id)
-                if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
-                    rejected[raw["id"]] = f"rejected: {exc}"[:500]
-        malformed = len(acks)
+                row = rejected_record(raw, f"rejected: {exc}"[:500], cfg.max_input_chars)
+                if row is not None:
+                    rejected.append(row)
+        bad = len(acks)
         ended = self._ended_in_redis([o.id for _e, o in objs])
         for entry_id, obj in objs:
             if obj.id in ended:
@@ -333,7 +341,12 @@ class Daemon:
                 acks.append(entry_id)
         objs = [(e, o) for e, o in objs if o.id not in ended]
         new_flags = self.store.add_queued_many([o for _e, o in objs]) if objs else []
-        cfg = self.config.daemon
+        if rejected:   # persisted before the XACK below: a crash in between re-reads and finds them
+            self.store.add_rejected_many(rejected)
+        # stored failed by this pass or by one that died before the XACK; else the id is another objective's
+        rejected = [r for r in rejected if (rec := self.store.get(r["id"]))["state"] == "failed"
+                    and rec["reason"] == r["reason"]]
+        malformed = bad - len(rejected)
         retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
         by_queue: dict[str, list] = {}
         refused, seen = [], set()
@@ -364,11 +377,9 @@ class Daemon:
                 description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
             for obj in group:   # not over a final state (none here: ids that ended were left alone above)
                 mirror_state(pipe, obj.id, {"state": "queued", "action": obj.action}, cfg.result_ttl_s)
-        for oid, reason in rejected.items():
-            if self.store.get(oid) is None:   # else an entry repeating a known objective's id: that one stands
-                mirror_state(pipe, oid, {"state": "failed", "reason": reason,
-                                         "result": json.dumps({"status": "failed", "reason": reason})},
-                             cfg.result_ttl_s)
+        for row in rejected:
+            mirror_state(pipe, row["id"], {"state": "failed", "reason": row["reason"], "result": json.dumps(
+                {"status": "failed", "reason": row["reason"]})}, cfg.result_ttl_s)
         if acks:
             pipe.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, *acks)
         if malformed:

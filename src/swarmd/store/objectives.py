@@ -72,6 +72,20 @@ class Store:
                 (o.id, o.action, o.input, json.dumps(o.labels), o.priority, o.max_cost_usd, o.strategy,
                  json.dumps(o.tags), "queued", o.submitted_at, now)).rowcount == 1 for o in objs]
 
+    def add_rejected_many(self, rows: list[dict]) -> list[bool]:
+        """Record objectives the daemon's validation rejected as ``failed``
+        (``finished_at`` now, their ``reason``) in one transaction, never to
+        run; ``rows``: :func:`swarmd.objectives.rejected_record` dicts.  Per
+        row, False if its id was already known (that objective is left as it was)."""
+        now = time.time()
+        with self._lock, self._transaction():
+            return [self._conn.execute(
+                "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, strategy, "
+                "tags, state, submitted_at, finished_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (r["id"], r["action"], r["input"], json.dumps(r["labels"]) if r["labels"] is not None else None,
+                 r["priority"], r["max_cost_usd"], r["strategy"], json.dumps(r["tags"]), "failed",
+                 r["submitted_at"], now, r["reason"])).rowcount == 1 for r in rows]
+
     def apply_event(self, event_id: str, kind: str, objective_id: str, payload: dict) -> bool:
         """Persist one worker event exactly once (False if ``event_id`` was seen).
 
