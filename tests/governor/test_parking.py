@@ -69,6 +69,14 @@ def test_park_list_and_approve_requeues_once(redis_conn, config):
         parking.resolve(redis_conn, "p1", "maybe", "bob", config)
 
 
+def test_resolving_does_not_move_a_final_state_mirror_back_to_queued(redis_conn, config):
+    # the mirror's one rule (objectives.mirror_state): whatever writes it, a final state stands
+    _park(redis_conn)
+    redis_conn.hset(K.objective_key("p1"), mapping={"state": "failed", "reason": "worker lost"})
+    parking.resolve(redis_conn, "p1", "approve", "alice", config, now=200.0)
+    assert redis_conn.hgetall(K.objective_key("p1")) == {b"state": b"failed", b"reason": b"worker lost"}
+
+
 def test_expired_lists_only_old_parks(redis_conn, config):
     _park(redis_conn, now=100.0)
     _park(redis_conn, now=150.0, obj={**OBJ, "id": "p2"})

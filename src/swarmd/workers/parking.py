@@ -45,6 +45,7 @@ from swarmd.config import Config
 from swarmd.errors import BadInput
 from swarmd.governor.audit import audit_row, log_row
 from swarmd.governor.policy import Decision
+from swarmd.objectives import mirror_state
 
 #: Resolution → (decision recorded in the audit log, rule id).
 RESOLUTIONS: dict[str, tuple[str, str]] = {
@@ -195,7 +196,8 @@ def resolve(redis: Redis, objective_id: str, resolution: str, by: str, config: C
                     JOB_FUNC, (objective,), job_id=job_id(objective_id, run), timeout=cfg.job_timeout_s,
                     result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
                     description=f"{objective.get('action')} {objective_id} ({resolution})")], pipeline=pipe)
-                pipe.hset(K.objective_key(objective_id), mapping={"state": "queued"})
+                # not over a final state, as every other writer of the mirror
+                mirror_state(pipe, objective_id, {"state": "queued"}, cfg.result_ttl_s)
                 pipe.xadd(K.EVENT_STREAM, {"kind": "resolved", "id": objective_id, "payload": json.dumps(
                     {"resolution": resolution, "by": by, "ts": ts, "audit": [row]})})
                 pipe.execute()
