@@ -44,6 +44,16 @@ def test_risk_threshold_stops_at_the_first_threshold_whose_bound_fails():
     assert utility([0.9, 0.9], [True, False], 0.8, alpha=0.2) == pytest.approx(1 - 4)
 
 
+def test_a_weighted_bound_with_every_answer_wrong_is_computed_not_raised():
+    # Kish's effective size times the weighted wrong share came out one rounding above the size
+    # (0.269 + 0.186 + 1.39, all wrong) and wilson_upper raised: a consolidation stopped there
+    conf, right, weights = [0.9, 0.8, 0.7], [False] * 3, [0.269, 0.186, 1.39]
+    assert risk_threshold(conf, right, alpha=0.15, weights=weights) == NEVER
+    n_eff = sum(weights) ** 2 / sum(w * w for w in weights)
+    assert risk_threshold(conf * 20, right * 20, alpha=0.15, weights=weights * 20) == NEVER
+    assert wilson_upper(n_eff, n_eff) == 1.0
+
+
 def _biased_records(n, seed=0, oid="o", prior="test", prompt=None):
     """A small model that over-predicts ``prior`` (as Gemma 270M does 'test'
     on unseen repositories): raw answers mostly wrong, but its scores carry

@@ -192,9 +192,15 @@ def _weighted_upper(total: float, wrong: float, squares: float) -> tuple[float, 
     """``(upper, n_eff)`` of weighted answers (``total`` = Σw, ``wrong`` = Σw
     of the wrong ones, ``squares`` = Σw²): Kish's effective size
     ``n_eff = total² / squares`` and the 95% Wilson upper bound of the
-    weighted wrong share at that size (:func:`risk_threshold`, :func:`gate_bound`)."""
+    weighted wrong share at that size (:func:`risk_threshold`, :func:`gate_bound`).
+    The share is clamped to [0, 1]: when every answer is wrong, ``n_eff * wrong
+    / total`` came out one rounding above ``n_eff`` (e.g. Σw 1.5916695648885233,
+    Σw² 0.9387347471374378) and :func:`wilson_upper` raised, stopping the
+    consolidation (``bench/learning.py`` on python-semantic-release's commits
+    with a 15%-wrong teacher)."""
     n_eff = total ** 2 / squares
-    return wilson_upper(n_eff * wrong / total, n_eff), n_eff
+    share = min(max(wrong / total, 0.0), 1.0)
+    return wilson_upper(n_eff * share, n_eff), n_eff
 
 
 def _held_out(record: Verified) -> bool:
