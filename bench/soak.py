@@ -92,7 +92,8 @@ def soak_config(tmp: Path) -> Path:
     the embedded model with one thread (yes_no), job timeout 120 s, retries after 1 s."""
     cfg = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
     model = dict(cfg["tiers"]["LOCAL_FAST"][0], n_threads=1)
-    cfg["tiers"]["LOCAL_FAST"] = [dict(model, provider="echo")]
+    echo = {k: v for k, v in model.items() if k != "quantization"}    # the embedded model's only
+    cfg["tiers"]["LOCAL_FAST"] = [dict(echo, provider="echo")]
     cfg["tiers"]["LOCAL_QUALITY"] = [model]
     cfg["actions"]["yes_no"]["tier"] = "LOCAL_QUALITY"
     cfg["daemon"].update(job_timeout_s=120, retry_max=3, retry_intervals_s=[1, 1, 1], heartbeat_s=0.5)
