@@ -15,10 +15,12 @@ the previous call) and once with the context cleared before each call.  It runs 
 (default 100: at ~1 s per message the full 600 would take ~10 minutes; its
 speed is per item, so a subset measures it fairly).
 
-The router runs twice: one message at a time (:meth:`Router.route`), then in
-batches of ``--batch-max`` (:meth:`Router.route_many`: the embedded model
-decodes a batch's bodies together, sharing the few-shot prefix's KV state);
-the batched run must give identical answers and confidences.
+The router runs each message twice: one at a time (:meth:`Router.route`) and
+in batches of ``--batch-max`` (:meth:`Router.route_many`: the embedded model
+decodes a batch's bodies together, sharing the few-shot prefix's KV state),
+the two passes interleaved by chunks of 48 messages (which goes first
+alternates), so that the machine's changing speed falls on both alike; the
+batched run must give identical answers and confidences.
 
 Printed: items/s (median of per-chunk rates and overall), accuracy against
 the authors' labels, AUROC of the router's confidence vs correctness,
@@ -126,34 +128,51 @@ def summarize(results, items, threshold) -> dict:
     }
 
 
-def run_router(items, labels, config, batch: int = 1) -> dict:
-    """Route ``items`` through the router, ``batch`` at a time
-    (:meth:`Router.route_many`: one batched decode per group; 1 = one
-    :meth:`Router.route` per item)."""
+#: messages per interleaved chunk of :func:`run_router_pair`
+CHUNK = 48
+
+
+def run_router_pair(items, labels, config, batch: int) -> tuple[dict, dict | None]:
+    """Route ``items`` one at a time (:meth:`Router.route`) and, with
+    ``batch`` > 1, also in batches of ``batch`` (:meth:`Router.route_many`:
+    one batched decode per group), the two passes interleaved by chunks of
+    :data:`CHUNK` messages (which goes first alternates), so that the
+    machine's changing speed falls on both alike.  Returns the two summaries
+    (:func:`summarize` plus answers, confidences, seconds, items/s and the
+    median of per-chunk items/s); the second is None for ``batch`` 1."""
+    modes = (1, batch) if batch > 1 else (1,)
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(config, Ledger(Path(tmp) / "bench.db"))
         router.route("classify", "warm-up: load the model", labels)      # model load not timed
-        results, chunk_rates = [], []
-        start = chunk_start = time.perf_counter()
-        done_at_chunk = 0
-        for lo in range(0, len(items), batch):
-            group = [item["text"] for item in items[lo:lo + batch]]
-            results += (router.route_many("classify", group, labels) if batch > 1
-                        else [router.route("classify", group[0], labels)])
-            if len(results) - done_at_chunk >= 50:
-                now = time.perf_counter()
-                chunk_rates.append((len(results) - done_at_chunk) / (now - chunk_start))
-                chunk_start, done_at_chunk = now, len(results)
-        elapsed = time.perf_counter() - start
+        results = {m: [] for m in modes}
+        seconds = {m: 0.0 for m in modes}
+        chunk_rates = {m: [] for m in modes}
+        for c, lo in enumerate(range(0, len(items), CHUNK)):
+            texts = [item["text"] for item in items[lo:lo + CHUNK]]
+            for m in (modes if c % 2 == 0 else modes[::-1]):
+                start = time.perf_counter()
+                if m == 1:
+                    got = [router.route("classify", text, labels) for text in texts]
+                else:
+                    got = []
+                    for k in range(0, len(texts), m):
+                        got += router.route_many("classify", texts[k:k + m], labels)
+                took = time.perf_counter() - start
+                results[m] += got
+                seconds[m] += took
+                chunk_rates[m].append(len(texts) / took)
         router.close()
     threshold = config.quality.threshold_for("classify")
-    out = summarize(results, items, threshold)
-    out.update(answers=[r.answer for r in results], confidences=[r.confidence for r in results])
-    out.update(seconds=elapsed, items_per_s=len(items) / elapsed,
-               median_chunk_items_per_s=statistics.median(chunk_rates) if chunk_rates else len(items) / elapsed)
-    if len(items) > HELD_OUT.start:
-        out["held_out"] = summarize(results[HELD_OUT], items[HELD_OUT], threshold)
-    return out
+    out = []
+    for m in modes:
+        r = summarize(results[m], items, threshold)
+        r.update(answers=[x.answer for x in results[m]], confidences=[x.confidence for x in results[m]])
+        r.update(seconds=seconds[m], items_per_s=len(items) / seconds[m],
+                 median_chunk_items_per_s=statistics.median(chunk_rates[m]))
+        if len(items) > HELD_OUT.start:
+            r["held_out"] = summarize(results[m][HELD_OUT], items[HELD_OUT], threshold)
+        out.append(r)
+    return out[0], (out[1] if len(out) > 1 else None)
 
 
 def run_baseline(items, labels, config, model_path: str, n_threads: int | None, reset: bool = False) -> dict:
@@ -205,8 +224,7 @@ def main(argv=None) -> int:
         fit = fit_calibration(items[FIT_SLICE], labels, config)
         print(calibration_yaml(config.tiers["LOCAL_FAST"][0].model, fit))
         return 0
-    router = run_router(items[:args.n], labels, config)
-    batched = run_router(items[:args.n], labels, config, batch=args.batch_max) if args.batch_max > 1 else None
+    router, batched = run_router_pair(items[:args.n], labels, config, batch=args.batch_max)
     baseline = uncached = None
     if args.baseline_n:
         from swarmd.router.providers.llama_cpp import embedded_model_path
