@@ -164,7 +164,7 @@ def _requantized(source: str, quantization: str) -> str:
     tmp = f"{target}.{os.getpid()}.tmp"
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, REQUANTIZED[quantization])
-    params.allow_requantize = True        # the source is already quantized: Q4_K weights, dequantized exactly
+    params.allow_requantize = True        # the source is quantized already (Q4_K, Q5_0, Q6_K and Q8_0 tensors)
     params.nthread = min(os.cpu_count() or 1, 4)
     from llama_cpp import _logger as llama_log  # lazy: optional [local] extra
     level = llama_log.logger.level
