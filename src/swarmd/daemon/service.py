@@ -341,11 +341,12 @@ class Daemon:
                 acks.append(entry_id)
         objs = [(e, o) for e, o in objs if o.id not in ended]
         new_flags = self.store.add_queued_many([o for _e, o in objs]) if objs else []
-        if rejected:   # persisted before the XACK below: a crash in between re-reads and finds them
-            self.store.add_rejected_many(rejected)
-        # stored failed by this pass or by one that died before the XACK; else the id is another objective's
-        rejected = [r for r in rejected if (rec := self.store.get(r["id"]))["state"] == "failed"
-                    and rec["reason"] == r["reason"]]
+        # persisted before the XACK below: a crash in between re-reads and finds them
+        stored = self.store.add_rejected_many(rejected) if rejected else []
+        # stored failed by this pass, or by one that died before the XACK (read back only then);
+        # else the id is another objective's
+        rejected = [r for r, new in zip(rejected, stored) if new or (
+            (rec := self.store.get(r["id"]))["state"] == "failed" and rec["reason"] == r["reason"])]
         malformed = bad - len(rejected)
         retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
         by_queue: dict[str, list] = {}
