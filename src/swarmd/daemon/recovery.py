@@ -1,4 +1,6 @@
-"""Jobs of a dead worker handed back to RQ at once.
+"""RQ upkeep: abandoned, lost, scheduled and failed jobs (:class:`Recovery`).
+
+Jobs of a dead worker are handed back to RQ at once.
 
 RQ counts a job abandoned when its started-job entry (``rq:wip:<queue>``, one
 member ``<job id>:<execution id>`` per running job, scored by the time it
@@ -29,15 +31,19 @@ daemon takes over at once).
 from __future__ import annotations
 
 import socket
+import time
 
 from loguru import logger
 from redis import Redis
 from rq import Worker
+from rq.job import Job
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
-from rq.registry import StartedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 
-__all__ = ["abandon_jobs_of", "promote_due_jobs", "SCHEDULER_NAME"]
+from swarmd import queue as Q
+
+__all__ = ["abandon_jobs_of", "promote_due_jobs", "LOST_AFTER_S", "Recovery", "SCHEDULER_NAME"]
 
 #: Owner of the RQ scheduler locks the daemon holds (stable: a restarted daemon refreshes them).
 SCHEDULER_NAME = f"swarmd-daemon@{socket.gethostname()}"
@@ -46,7 +52,7 @@ SCHEDULER_NAME = f"swarmd-daemon@{socket.gethostname()}"
 def abandon_jobs_of(redis: Redis, worker_name: str, queues) -> list[str]:
     """Mark the jobs worker ``worker_name`` (known dead) was running as abandoned now.
 
-    ``queues``: the RQ queues to look in (:func:`swarmd.workers.parking.swarmd_queues`).
+    ``queues``: the RQ queues to look in (:func:`swarmd.queue.swarmd_queues`).
     Sets the started-job entry of each of its executions to an expiry in the
     past (only entries still there: a job that finished is left alone) and
     unregisters the worker.  Returns the ids of the jobs marked; the caller
@@ -82,3 +88,96 @@ def promote_due_jobs(redis: Redis, queues, serializer) -> None:
                             name=SCHEDULER_NAME)
     scheduler.acquire_locks()
     scheduler.enqueue_scheduled_jobs()
+
+
+#: Seconds an objective must be queued, and its job seen out of every queue, before
+#: :meth:`Daemon.requeue_lost` puts the job back (a worker registers a job it took within milliseconds).
+LOST_AFTER_S = 10.0
+
+
+class Recovery:
+    """The RQ upkeep of :class:`swarmd.daemon.service.Daemon` (a mixin: uses
+    ``redis``, ``store``, ``queues``, ``_lost_seen`` and ``apply_events``)."""
+
+    def worker_died(self, worker_name: str) -> list[str]:
+        """A worker this daemon supervises exited: hand the job(s) it was
+        running back to RQ at once (:func:`swarmd.daemon.recovery.abandon_jobs_of`,
+        then :meth:`reap_abandoned`).  Returns the job ids handed back."""
+        marked = abandon_jobs_of(self.redis, worker_name, Q.swarmd_queues(self.redis))
+        if marked:
+            self.reap_abandoned()
+        return marked
+
+    def reap_abandoned(self) -> None:
+        """Hand jobs whose worker died mid-job back to RQ's own handling now,
+        rather than at some worker's next maintenance (every 10 minutes).
+
+        A swarmd worker's started-job entry lives 15 s past its last
+        heartbeat (:data:`swarmd.workers.context.HEARTBEAT_TTL_S`, renewed
+        every 5 s while the job runs); once it has expired with the
+        job still ``started``, RQ's ``StartedJobRegistry.cleanup`` retries the
+        job if its ``Retry`` has runs left (``daemon.retry_max``) or moves it to
+        the failed registry, which :meth:`sweep_failed` persists. Runs under
+        the queue's maintenance lock, the one RQ workers take for the same
+        cleanup, so a job is never handed back twice."""
+        for queue in Q.swarmd_queues(self.redis):
+            if queue.acquire_maintenance_lock():
+                try:
+                    StartedJobRegistry(queue=queue).cleanup()
+                finally:
+                    queue.release_maintenance_lock()
+
+    def requeue_lost(self) -> list[str]:
+        """Put back in their queue the jobs a worker popped and died before it
+        recorded them as started.  Returns the ids put back.
+
+        RQ workers listening on several queues take a job with BLPOP and only
+        then register it as started (its intermediate queue, which closes that
+        gap, is used for one queue only): a worker killed in between leaves a
+        job with status ``queued`` that is in no queue and no registry, so
+        nothing would ever run it.  An objective ``queued`` in the store for
+        more than :data:`LOST_AFTER_S` whose job is in that state on two
+        passes :data:`LOST_AFTER_S` apart is pushed back to the front of its
+        queue (the ``finished`` marker keeps a job that did run from running twice)."""
+        candidates = self.store.queued_before(time.time() - LOST_AFTER_S)
+        if not candidates:
+            self._lost_seen.clear()
+            return []
+        waiting = {j.decode() if isinstance(j, bytes) else j for name in Q.QUEUES
+                   for j in self.redis.lrange(self.queues[name].key, 0, -1)}
+        maybe = [oid for oid in candidates if oid not in waiting]
+        pipe = self.redis.pipeline(transaction=False)
+        for oid in maybe:
+            pipe.hmget(f"{Job.redis_job_namespace_prefix}{oid}", "status", "origin")
+        now, lost, seen = time.monotonic(), [], {}
+        for oid, (status, origin) in zip(maybe, pipe.execute()):
+            if status != b"queued" or origin is None or origin.decode() not in self.queues:
+                continue
+            seen[oid] = self._lost_seen.get(oid, now)
+            if now - seen[oid] >= LOST_AFTER_S:
+                lost.append((oid, origin.decode()))
+        self._lost_seen = {oid: t for oid, t in seen.items() if oid not in dict(lost)}
+        for oid, origin in lost:
+            self.queues[origin].push_job_id(oid, at_front=True)
+            logger.warning("objective {}: its job was taken from queue {} by a worker that died before starting "
+                           "it; put back in the queue", oid, origin)
+        return [oid for oid, _o in lost]
+
+    def promote_scheduled(self) -> None:
+        """Enqueue RQ retries whose time has come (the daemon is RQ's scheduler:
+        :func:`swarmd.daemon.recovery.promote_due_jobs`)."""
+        promote_due_jobs(self.redis, Q.swarmd_queues(self.redis), Q.JOB_SERIALIZER)
+
+    def sweep_failed(self) -> None:
+        """Persist jobs RQ gave up on (its failed-job registry) as ``failed``."""
+        for queue in Q.swarmd_queues(self.redis):
+            registry = FailedJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids():
+                job = Job.fetch(job_id, connection=self.redis, serializer=Q.JOB_SERIALIZER) \
+                    if Job.exists(job_id, connection=self.redis) else None
+                reason, oid = "job failed", job_id.split("__r")[0]   # resumed runs: <id>__r<n>
+                if job is not None:
+                    info = (job.latest_result().exc_string if job.latest_result() else None) or ""
+                    reason = (info.strip().splitlines() or ["job failed"])[-1][:500]
+                self.apply_events([(f"failed:{job_id}", "failed", oid, {"reason": reason, "ts": time.time()})])
+                registry.remove(job_id, delete_job=False)
