@@ -1,26 +1,17 @@
 """The one error base of swarmd and the exit code each kind of error maps to.
 
-Every exception swarmd defines derives from :class:`SwarmdError`, through one
-of the three categories below.  ``exit_code`` is what ``swarmctl`` and
-``swarmd`` exit with when such an error reaches them (:func:`exit_code_for`;
-the command line prints the message and returns this code, no traceback):
+Every exception swarmd defines derives from :class:`SwarmdError`, through one of the
+categories below.  ``exit_code`` is what ``swarmctl`` and ``swarmd`` exit with when such an
+error reaches them (:func:`exit_code_for`; the message is printed, no traceback):
 
-====  ===============================================================
-code  meaning
-====  ===============================================================
-0     ok
-1     unresolved: the work ran but no answer passed the quality gate,
-      or a wait timed out (:class:`Unresolved`, also the base default)
-2     bad input: config, policy, objective, profile, JSONL line, id or
-      argument the user must fix; the message says where and why
-      (:class:`BadInput`)
-3     the daemon or its Redis cannot be reached (:class:`Unreachable`)
-====  ===============================================================
+* 0 ok;
+* 1 :class:`SwarmdError` itself (the base default) and :class:`Unresolved`;
+* 2 :class:`BadInput`: config, policy, objective, profile, JSONL line, id or argument the
+  user must fix; the message says where and why;
+* 3 :class:`Unreachable`: the daemon or its Redis cannot be reached.
 
-Where a project error belongs: derive input problems from :class:`BadInput`
-(``class ConfigError(BadInput, ValueError)`` keeps ``except ValueError``
-callers working), connection problems from :class:`Unreachable`, anything
-else from :class:`SwarmdError` directly (exit 1).
+Input problems derive from :class:`BadInput` (``class ConfigError(BadInput, ValueError)``
+keeps ``except ValueError`` callers working), connection problems from :class:`Unreachable`.
 """
 
 from __future__ import annotations

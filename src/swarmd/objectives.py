@@ -7,20 +7,12 @@ An objective is a JSON object::
      "strategy": "cascade" | "local_only" | "api_only" | "local_fallback" | null,
      "tags": [str], "submitted_at": float (unix seconds)}
 
-``strategy`` (see :data:`swarmd.config.STRATEGIES`): which tiers may answer;
-validated against the config (for an agent objective against every action
-its model calls go through, :data:`AGENT_ROUTED`), it becomes the action's
-``strategy`` when not given, so the objective carries the one it runs with.
-
-Its life: ``queued → running → done | failed | unresolved``.  An ``agent``
-objective whose next tool action the governor answers with ``ask`` is parked:
-``running → awaiting_approval`` (not final); ``swarmctl approve`` / ``reject``
-or the approval timeout queue it again (``→ queued → running → ...``).  An
-objective the governor's admission rules refuse goes straight to ``failed``.
-Free text with no action (``swarmctl submit "TEXT"``, a JSONL line without
-``action``) is an :data:`AGENT_ACTION` objective: the planner turns its goal
-into steps for the agent loop, or it replays an execution trace
-(:mod:`swarmd.workers.follower`).
+``strategy`` is validated against the config (for an agent objective against every action
+its calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life:
+``queued → running → done | failed | unresolved``; an ``agent`` objective whose next tool
+action the governor answers ``ask`` waits in ``awaiting_approval`` until approved, rejected
+or timed out.  Free text with no action is an :data:`AGENT_ACTION` objective.
+:class:`ObjectiveError` (exit 2) names every bad field.
 """
 
 from __future__ import annotations

@@ -1,28 +1,18 @@
 """The one validation layer: YAML with line numbers, pydantic models, every problem reported.
 
-Every input swarmd reads from a user goes through here: ``llm_config.yaml``
-(:mod:`swarmd.config`), the governor's ``policy.yaml``
-(:mod:`swarmd.governor.policy`), objectives (:mod:`swarmd.objectives`) and
-cost profiles (:mod:`swarmd.costs.profile`).  Each is a pydantic model; this
-module supplies the three pieces they share:
+Every input swarmd reads from a user (``llm_config.yaml``, ``policy.yaml``, objectives,
+cost profiles) is a pydantic model checked here: :func:`parse_yaml` / :func:`read_yaml`
+give the data plus a map from key path to its 1-based line (:class:`YamlDoc`);
+:func:`validate` runs ``model_validate`` and raises every problem at once as an
+:class:`InputError` of :class:`Problem` items (file, line, dotted key path, expected,
+found), one per line of its message::
 
-* :func:`parse_yaml` / :func:`read_yaml`: the document's data plus a map from
-  key path (``("tiers", "LOCAL_FAST", 0, "price_per_mtok_in")``) to its
-  1-based line (:class:`YamlDoc`);
-* :func:`validate`: ``model.model_validate(data)``, turning a pydantic
-  ``ValidationError`` into a list of :class:`Problem` (file, line, dotted key
-  path, what was expected, what was found) and raising all of them at once;
-* :class:`InputError`: the error carrying those problems, one per line of its
-  message, e.g.::
+    llm_config.yaml:23: tiers.LOCAL_FAST[0].price_per_mtok_in: expected a number >= 0, found -1
 
-      llm_config.yaml:23: tiers.LOCAL_FAST[0].price_per_mtok_in: expected a number >= 0, found -1
-
-Validators inside the models raise :class:`Invalid` (a ``ValueError``) with
-one or more ``(key path, expected, found)`` items relative to where the
-validator sits, so cross-field checks also name the exact key and report
-every offender.  ``ConfigError``, ``PolicyError``, ``ObjectiveError`` and
-``ProfileError`` derive from :class:`InputError`, hence from
-:class:`swarmd.errors.BadInput` (exit code 2) and from ``ValueError``.
+Validators inside the models raise :class:`Invalid` (a ``ValueError``) with ``(key path,
+expected, found)`` items relative to where they sit.  ``ConfigError``, ``PolicyError``,
+``ObjectiveError`` and ``ProfileError`` derive from :class:`InputError`, hence from
+:class:`swarmd.errors.BadInput` (exit 2) and ``ValueError``.
 """
 
 from __future__ import annotations

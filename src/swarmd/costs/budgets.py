@@ -1,42 +1,15 @@
 """Spending caps enforced in Redis across every worker on every host.
 
-Caps (``budgets:`` in ``llm_config.yaml``): a daily and a monthly cap in USD
-(UTC day and UTC month), and an objective's own ``max_cost_usd``.  Before a
-call to a priced model the router **reserves** the call's worst-case cost;
-after the call it **settles** the reservation to the actual cost (or
-**releases** it when no call was made).  Reserving is one Lua script
-(``register_script``): it checks every cap against ``spent + reserved +
-amount`` and, only when all of them allow it, adds ``amount`` to ``reserved``
-on every budget key.  So concurrent workers can never commit more than the
-cap; the only overspend possible is a call whose actual cost exceeds its
-reservation, which the conservative estimate below rules out for the
-providers swarmd ships (byte-level tokenizers, ``max_output_tokens`` sent as
-the API's ``max_tokens``).
-
-Worst case of one call (:func:`worst_case_usd`)::
-
-    input tokens  = UTF-8 bytes of the prompt + 32       (estimate_input_tokens)
-    output tokens = the model's max_output_tokens         (llm_config.yaml), or 8 for a
-                    label answer (classify, yes_no: base.LABEL_MAX_TOKENS)
-    cost          = (in × price_per_mtok_in + out × price_per_mtok_out) / 1e6
-
-Byte-level BPE tokenizers (Claude's, Llama's, Gemma's) emit at most one token
-per UTF-8 byte, so the byte count bounds the prompt; 32 tokens cover the
-framing the Messages API adds around one user turn.  For English text this
-over-estimates input about 4× — a reservation is a ceiling, settled to the
-real cost right after the call.
-
-Amounts are stored as integers in nano-USD (1e-9 USD; reservations rounded
-up, actual costs rounded to nearest), so concurrent increments are exact.
-Reservations also go into a lease set (:data:`swarmd.constants.BUDGET_LEASES`)
-with a deadline; a reservation whose worker died before settling is released
-after its deadline by :meth:`Budget.reap_expired` (run by ``reserve`` at most
-every 30 s).
-
-A model that costs nothing never reserves and is never blocked: budgets only
-ever stop calls to priced models.
-
-Pacing (``budgets.pacing``): see :meth:`Budget.pacing_threshold`.
+Caps (``budgets:`` in ``llm_config.yaml``): a daily and a monthly cap in USD (UTC day and
+month) and an objective's own ``max_cost_usd``.  Before a call to a priced model the router
+**reserves** its worst case (:func:`worst_case_usd`: prompt UTF-8 bytes + 32 input tokens,
+``max_output_tokens`` output, or 8 for a label answer); after the call it **settles** the
+reservation to the actual cost, or **releases** it when no call was made.  Reserving is one
+Lua script that checks every cap against ``spent + reserved + amount`` and reserves on all
+of them or none, so concurrent workers cannot commit more than a cap.  Amounts are integer
+nano-USD.  A reservation whose worker died is released after its lease
+(:meth:`Budget.reap_expired`).  Free models never reserve and are never blocked.
+Pacing (``budgets.pacing``): :meth:`Budget.pacing_threshold`.
 """
 
 from __future__ import annotations

@@ -1,38 +1,17 @@
 """The cost ledger: one SQLite row per model call.
 
-Table ``ledger`` (in the store, ``memory.db`` by default)::
+Table ``ledger`` in the store (``memory.db``; created by migration 1 of
+:mod:`swarmd.store.schema`, ``mode`` added by migration 10): ``ts`` (unix seconds),
+``objective_id``, ``action``, ``tier``, ``provider``, ``model``, ``tokens_in``,
+``tokens_out``, ``cost_usd`` (USD), ``latency_ms``, ``confidence``, ``outcome``
+(``accepted``: the gate passed the answer; ``escalated``: it did not and a further tier
+was tried; ``rejected``: it did not and no tier was left; ``error``: the call failed,
+reason in ``error``) and ``mode`` (``learner`` | ``follower`` | ``supervised`` for calls of
+agent objectives and trace replays, else NULL).
 
-    id INTEGER PK, ts REAL (unix seconds), objective_id TEXT NULL,
-    action TEXT, tier TEXT, provider TEXT, model TEXT,
-    tokens_in INTEGER, tokens_out INTEGER, cost_usd REAL,
-    latency_ms REAL, confidence REAL NULL,
-    outcome TEXT  -- accepted | escalated | rejected | error
-    error TEXT NULL,
-    mode TEXT NULL  -- learner | follower | supervised: a call of an agent
-                    -- objective run by the planner/agent loop, or a trace
-                    -- replay (tier TRACE, model <trace id>@v<version>, no
-                    -- model call, cost 0) with its slot fills, unsupervised
-                    -- or supervised (then with the verification call, action
-                    -- verify_trace); see swarmd.workers.follower (migration 10)
-
-``outcome``: *accepted* the quality gate passed the answer; *escalated* it did
-not and a further tier was tried; *rejected* it did not and no tier was left;
-*error* the call failed (the reason is in ``error``).
-
-The table is created by migration 1 of :mod:`swarmd.store.schema`; the file
-is opened with :func:`swarmd.store.schema.open_db` (WAL, busy timeout), so
-processes on one host can append concurrently.
-
-Write-behind (``Ledger(path, write_behind=True)``, used by ``swarmctl ask``):
-:meth:`Ledger.record` queues the row and returns; a background thread writes
-the queued rows in one transaction.  A SQLite commit usually takes ~25 µs,
-but now and then blocks for milliseconds (WAL checkpoint fsync, the
-filesystem under load): ``bench/router_overhead.py`` measured 1.9% of router
-calls over 0.5 ms with the synchronous ledger against 0.3% without one.
-Reads on the same :class:`Ledger` (:meth:`Ledger.rows`, ...) and
-:meth:`Ledger.close` first wait for the queue to be written; queued rows are
-also written at interpreter exit.  A process killed with SIGKILL loses the rows
-of its last milliseconds.
+:class:`LedgerRow` is one row; :class:`Ledger` appends and reads them.  With
+``write_behind=True`` (``swarmctl ask``) :meth:`Ledger.record` queues the row for a
+background thread; reads and :meth:`Ledger.close` wait for the queue first.
 """
 
 from __future__ import annotations

@@ -1,29 +1,16 @@
 """Ledger rows for reports and cost analysis, and their summary.
 
-Sources (:func:`read_rows`): the SQLite store (``memory.db``, table
-``ledger``, see :mod:`swarmd.costs.ledger`), a bare ledger file written by
-:class:`swarmd.costs.Ledger`, or a JSONL export (one ledger row per line, the
-same column names; a JSON array of rows is accepted too).  Required fields:
-``action, tier, tokens_in, tokens_out, cost_usd, outcome``; ``ts`` (unix
-seconds) is needed for time windows.
+:func:`read_rows` reads rows from the SQLite store (table ``ledger``, see
+:mod:`swarmd.costs.ledger`), a bare ledger file, or a JSONL export (one row per line, same
+column names; a JSON array is accepted too).  Required fields: ``action, tier, tokens_in,
+tokens_out, cost_usd, outcome``; ``ts`` (unix seconds) for time windows.
 
-Definitions used by :func:`summarize` (and so by ``swarmctl report``, the
-daily report and ``cost_analysis.py --from-ledger``):
-
-* a **call** is one ledger row; its cost is the row's ``cost_usd`` (USD, as
-  priced when the call was made);
-* a **request** is one routed input.  Each request's cascade ends in exactly
-  one *final* row: outcome ``accepted`` or ``rejected`` (not accepted, no
-  further call), or ``error`` at the last tier of the action's chain;
-* **pure-API cost**: every request as one call to the API tier — the tokens of
-  its final row priced at the API model's prices (:func:`swarmd.costs.api_model`).
-  Token counts from local models are their own tokenizer's, so this is an
-  estimate (tokenizers differ by roughly ±20%);
-* **all calls at API prices**: every row's tokens at the API model's prices
-  (counts the local attempts that escalated too; shown for reference);
-* **escalation rate** (per action): escalated rows ÷ answered rows
-  (accepted + escalated + rejected);
-* **unresolved**: ``rejected`` final rows plus final ``error`` rows.
+:func:`summarize` gives the definitions ``swarmctl report``, the daily report and
+``cost_analysis.py --from-ledger`` share: a **call** is one row; a **request** one routed
+input, ending in exactly one final row (``accepted``, ``rejected``, or ``error`` at the
+chain's last tier); **pure-API cost** prices each request's final row's tokens at the API
+model's prices; **escalation rate** is escalated ÷ answered rows; **unresolved** counts
+final ``rejected`` and ``error`` rows.  Rationale: docs/design.md.
 """
 
 from __future__ import annotations

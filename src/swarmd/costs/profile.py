@@ -1,35 +1,16 @@
 """Workload profiles: what a day of objectives looks like to the router.
 
-A profile (YAML; the built-ins are in ``swarmd/costs/profiles/``)::
+A profile (YAML; the built-ins are in ``swarmd/costs/profiles/``) has ``name``,
+``description``, ``sources`` (where every number comes from), ``objectives_per_day`` and,
+per action, its ``share`` of the objectives (shares sum to 1) and the ``tiers`` its
+requests visit in cascade order, each with mean ``tokens_in``/``tokens_out`` per call,
+``escalation`` (the share of its calls followed by a call at the next listed tier; at the
+last tier the share left unresolved) and optional ``entry`` (calls per objective that start
+at this tier).  :meth:`ActionProfile.visits` and :meth:`ActionProfile.ends` give the calls
+per objective at each tier and where objectives end.
 
-    name: medium
-    description: one line
-    sources: |                      # where every number comes from
-      ...
-    objectives_per_day: 1000
-    actions:
-      classify:
-        share: 0.4                  # fraction of the objectives (shares sum to 1)
-        tiers:                      # the tiers its requests visit, in cascade order
-          LOCAL_FAST:    {tokens_in: 348, tokens_out: 1, escalation: 0.93}
-          LOCAL_QUALITY: {tokens_in: 330, tokens_out: 2, escalation: 0.25}
-          API_FALLBACK:  {tokens_in: 330, tokens_out: 2, escalation: 0.02}
-
-Per tier: ``tokens_in``/``tokens_out`` per call (mean); ``escalation`` the
-share of this tier's calls followed by a call at the next listed tier (at the
-last tier: the share left unresolved, which costs nothing more); optional
-``entry``, the calls per objective that *start* at this tier (default 1 for
-the first listed tier, 0 for the others; above 0 later on when earlier tiers
-were sometimes unavailable).  So, per objective of the action::
-
-    visits[0] = entry[0]
-    visits[k] = entry[k] + visits[k-1] × escalation[k-1]     (calls at tier k)
-    ends[k]   = visits[k] × (1 − escalation[k])  (last tier: visits[k])
-                                                 (objectives whose final call is at tier k)
-
-:func:`from_ledger` measures a profile from ledger rows: per action and tier
-the mean tokens, and the escalation and entry values that reproduce the
-ledger's call counts exactly.
+:func:`load_profile` reads and validates one (:class:`ProfileError` lists every problem);
+:func:`from_ledger` measures one from ledger rows, reproducing their call counts exactly.
 """
 
 from __future__ import annotations

@@ -1,19 +1,13 @@
-"""Cost reports: what swarmd spent in a time window, and what it saved.
+"""Cost reports: what swarmd spent in a time window, and what the API tier alone would have cost.
 
-A report covers ledger rows with ``since_ts <= ts < until_ts`` (unix
-seconds) from the store (``memory.db``) and contains, by tier, model and
-action: calls, tokens, spend (USD), escalation rate, unresolved counts; the
-pure-API cost of the same requests (their final call's tokens at the API
-tier's prices) and the savings; objectives finished in the window by state,
-unresolved by reason (``budget`` among them) and by routing strategy; agent runs by mode
-(``learner``: the planner and the agent loop on model tiers; ``follower``: a
-replayed execution trace; ``supervised``: a replay verified by the learner
-tier, the verification call included) and the savings per trace (:func:`trace_savings`).
-Definitions: :mod:`swarmd.costs.ledger_data`.
+A report covers ledger rows with ``since_ts <= ts < until_ts`` (unix seconds): calls,
+tokens, spend (USD) and escalation rate by tier, model and action; the pure-API cost of
+the same requests; objectives finished in the window by state, unresolved ones by reason
+and by routing strategy; agent runs by mode (``learner``, ``follower``, ``supervised``) and
+the savings per trace (:func:`trace_savings`).  Definitions: :mod:`swarmd.costs.ledger_data`.
 
-Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart
-next to it (:mod:`swarmd.costs.charts`), and summarised in one log line
-(:func:`summary_line`).
+Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart next to it
+(:mod:`swarmd.costs.charts`), and summarised in one log line (:func:`summary_line`).
 """
 
 from __future__ import annotations

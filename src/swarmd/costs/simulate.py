@@ -1,23 +1,17 @@
-"""Expected cost of a workload profile over N days — deterministic.
+"""Expected cost of a workload profile over N days: deterministic.
 
-The simulation is an expected-value calculation, not a random draw: for
-each action, ``objectives × share`` objectives make ``visits[k]`` calls per
-objective at each tier (:meth:`ActionProfile.visits`), each call priced at
-the tier's first model with the profile's mean tokens.  Same inputs, same
-output, to the last digit.
+An expected-value calculation, not a random draw: per action, ``objectives × share``
+objectives make :meth:`ActionProfile.visits` calls per objective at each tier, each priced
+at the tier's first model with the profile's mean tokens.  Same inputs, same output.
 
-* **hybrid cost**: Σ calls × (tokens_in × price_in + tokens_out × price_out) / 1e6
-  at each tier's model (local tiers cost 0 in the shipped config);
-* **pure-API cost**: each objective as one call to the API model
-  (:func:`swarmd.costs.api_model`), with the tokens of the tier its cascade
-  ends at (:meth:`ActionProfile.ends`) — the same definition
+* **hybrid cost**: Σ calls × (tokens_in × price_in + tokens_out × price_out) / 1e6;
+* **pure-API cost**: each objective as one call to the API model with the tokens of the
+  tier its cascade ends at (:meth:`ActionProfile.ends`), the definition
   :func:`swarmd.costs.ledger_data.summarize` applies to a real ledger;
 * **savings** = pure-API − hybrid (and as a percentage of pure-API).
 
-Budgets are not simulated: when the hybrid cost per day exceeds
-``budgets.daily_usd`` the result says so (``exceeds_daily_cap``); running it
-for real, the caps would stop those API calls and the objectives would end
-``unresolved: budget``.
+Budgets are not simulated: a hybrid cost per day above ``budgets.daily_usd`` is flagged
+(``exceeds_daily_cap``).
 """
 
 from __future__ import annotations

@@ -1,36 +1,18 @@
-"""Running tool actions — only after the governor said ``allow``.
+"""Running tool actions, only after the governor said ``allow``.
 
-Shell: a line that is one plain simple command (no redirections, pipes,
-substitutions, assignments) runs as an argv list via ``subprocess`` without any
-shell (``~`` and unquoted globs are expanded here, in Python). Anything else —
-pipelines, chains, redirections, substitutions, subshells — runs with
-``/bin/bash --noprofile --norc -c LINE``; this is only reached when *every*
-simple command in the line was judged ``allow`` (the line's decision is the
-strictest of its parts), so the shell only glues together judged parts.
+:func:`run_tool` runs one action and returns a :class:`ToolResult`.  Shell: one plain
+simple command runs as an argv list with no shell; anything else runs with
+``/bin/bash --noprofile --norc -c LINE``, reached only when every simple command of the
+line was judged ``allow``.  Every command runs inside the bubblewrap sandbox of
+:mod:`.sandbox`, in the workspace, with a scrubbed environment (:func:`scrubbed_env`),
+``stdin`` from ``/dev/null``, a new session (the group is killed on timeout), rlimits, a
+write cap (``sandbox.write_cap_mb``) and output truncated at
+``execution.max_output_bytes``.  Without a working bubblewrap only commands harmless by
+construction run, unconfined (``ToolResult.confinement == "rlimits"``).
 
-Every command runs inside the bubblewrap sandbox of :mod:`.sandbox`
-(workspace read-write, minimal read-only system, private ``/tmp`` and HOME,
-secrets in the workspace masked, no network unless ``sandbox.network``, and
-then only through the filtering proxy of :mod:`.netproxy`) and
-gets: the workspace as working directory; a scrubbed environment
-(:func:`scrubbed_env`: an allowlist of harmless variables, never anything whose
-name matches KEY/TOKEN/SECRET/PASSWORD/..., ``HOME`` private, git hardened
-through ``GIT_CONFIG_*`` variables); ``stdin`` from ``/dev/null``; a new
-session (the whole process group is killed on timeout); rlimits set in
-``preexec_fn`` (CPU seconds, address space, file size, process count, open
-files, no core files); a write cap (``sandbox.write_cap_mb``: the filesystem's
-free space is watched while the command runs and the command is killed past
-the cap); output (stdout+stderr) captured and truncated at
-``execution.max_output_bytes``. Without a working bubblewrap
-(:func:`sandbox.probe`) the governor only allows commands that are harmless by
-construction, and they run with the same limits but unconfined
-(:attr:`ToolResult.confinement` ``rlimits``).
-
-``read_file``/``write_file`` run in Python on the resolved path (opened with
-``O_NOFOLLOW`` and re-checked through ``/proc/self/fd`` to be inside the
-workspace). ``http_get`` connects to the IPs the governor checked (pinned, so DNS
-cannot change between check and connect), does not follow redirects itself,
-and re-checks every hop with :meth:`Governor.check_redirect`.
+``read_file``/``write_file`` run in Python on the resolved path, re-checked to be inside
+the workspace; ``http_get`` connects only to addresses the governor checked and re-checks
+every redirect hop (:meth:`Governor.check_redirect`).  Design: docs/design.md.
 """
 
 from __future__ import annotations

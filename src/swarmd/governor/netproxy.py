@@ -1,35 +1,16 @@
 """The loopback filtering proxy: the only way out of a sandbox with ``sandbox.network: true``.
 
-Laid out after Anthropic's sandbox-runtime (``http-proxy.ts``,
-``linux-sandbox-utils.ts``): the sandbox keeps ``--unshare-net`` (its network
-namespace holds only ``lo``); swarmd runs this HTTP proxy on a unix socket in
-a private runtime directory; the socket is bound into the sandbox and a tiny
-bridge inside it (:data:`BRIDGE`, run by ``/usr/bin/python3``) listens on
-``127.0.0.1:3128`` of the sandbox's own loopback and forwards each connection
-to the socket. ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (and lower case)
-point there; ``NO_PROXY`` is empty.
+swarmd runs this HTTP proxy on a unix socket bound into the sandbox; a bridge inside
+(:data:`BRIDGE`) listens on the sandbox's ``127.0.0.1:3128`` and forwards to it, and
+``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` point there.  It understands ``CONNECT
+host:port`` and absolute-URI requests.  Each is judged exactly as ``http_get`` is
+(:func:`urls.judge_url`; anything but ``allow`` is refused), the name is resolved by the
+proxy and refused when any address is not public (:func:`urls.resolve_checked`), and the
+connection is pinned to a checked address.
 
-Requests understood: ``CONNECT host:port`` (https, judged as
-``https://host:port/``) and absolute-URI requests (``GET http://host/path``,
-any method, judged as that URL; forwarded with ``Connection: close`` and
-``Proxy-*`` headers dropped, one request per client connection). Each request:
-
-1. the URL is judged exactly as ``http_get`` is (:func:`urls.judge_url`
-   without DNS: ``urls.schemes``, ``urls.ports``, ``urls.deny_hosts``, odd IP
-   encodings, then the ``http_get`` rules with ``host`` globs, the domain
-   allowlist); anything but ``allow`` is refused (there is nobody to ask);
-2. the proxy resolves the name itself (``resolve``: host -> list of IP
-   strings, default :func:`urls.default_resolver`) and refuses when ANY
-   address is loopback, private, link-local (cloud metadata
-   ``169.254.169.254``), shared, multicast, unspecified or reserved
-   (:func:`urls.resolve_checked`; ``urls.allow_networks`` exempts CIDRs);
-3. it connects to a checked address (pinned: no second lookup, no DNS
-   rebinding), trying them in order within ``execution.http_timeout_s``.
-
-A refused request gets ``403 Forbidden`` with ``X-Proxy-Error: <rule id>``
-and a log line ``netproxy refused ...`` (rule ids are those of ``urls.py``:
-``url.non-public-address``, ``default.http_get``...); an unreachable host gets
-``502``; a malformed request ``400``. Threads, stdlib only.
+Refused: ``403 Forbidden`` with ``X-Proxy-Error: <rule id>`` and a log line ``netproxy
+refused ...``; unreachable host: ``502``; malformed request: ``400``.  Threads, stdlib only.
+Design: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,40 +1,16 @@
 """Confinement: every shell command runs inside bubblewrap (``bwrap``).
 
-The sandbox is the security boundary; the policy (the ``shell`` package) judges intent
-on top of it. What a command sees (argv built by :func:`bwrap_argv`, after the
-layout of Anthropic's sandbox-runtime):
+The sandbox is the security boundary; the policy (the ``shell`` package) judges intent on
+top of it.  :func:`bwrap_argv` builds the command: the workspace read-write at its real
+path; a minimal read-only system (``/usr``, ``/lib*`` links, a curated ``/etc``) and
+nothing else of the host; a private ``/tmp`` holding a private HOME; secret files in the
+workspace masked (:func:`workspace_masks`); files that run code later (:data:`PROTECTED`)
+read-only; new user, PID, IPC, UTS, cgroup and network namespaces (only ``lo``; with
+``sandbox.network`` the way out is :mod:`.netproxy`); every capability dropped.
 
-- the workspace, read-write, at its real path (so paths judged are paths used);
-- a minimal read-only system: ``/usr`` and the ``/bin``, ``/sbin``, ``/lib*``
-  links, and a curated ``/etc`` (dynamic loader, CA certificates, time zone,
-  ``nsswitch.conf``...; a synthetic ``passwd``/``group``; never ``shadow``,
-  ``sudoers``, ssh host keys). Nothing else of the host: no ``/root``,
-  ``/home``, ``/var``, ``/srv``, ``/run``, data directory or other workspaces,
-  so a symlink pointing out of the workspace dangles;
-- a private ``/tmp`` (tmpfs of ``sandbox.tmp_size_mb``) holding a private
-  HOME ``/tmp/home`` (files such as ``~/.curlrc`` vanish with the command);
-- secret files inside the workspace masked: an empty read-only file bound over
-  every file matching the built-in secret list (``paths.BUILTIN_SECRETS``:
-  ``.env*``, key files...), ``files.secrets`` and ``sandbox.mask``; an empty
-  read-only tmpfs over such directories (:func:`workspace_masks`);
-- files that run code later (``.git/hooks``, ``.git/config``, ``.vscode``,
-  ``.husky``...: :data:`PROTECTED`, plus ``sandbox.protect``) read-only;
-- new user, PID, IPC, UTS, cgroup and network namespaces (``--unshare-all``:
-  the network namespace holds only ``lo``, always). With ``sandbox.network``
-  true the only way out is swarmd's filtering proxy (:mod:`.netproxy`, after
-  sandbox-runtime): its unix socket is bound at ``/run/swarmd-proxy.sock``,
-  the command is started by a small ``/usr/bin/python3`` bridge listening on
-  ``127.0.0.1:3128`` inside the sandbox and forwarding to that socket, and
-  ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (and lower case) point there
-  with ``NO_PROXY`` empty; the proxy lets through only hosts the ``http_get``
-  rules allow, resolving and pinning public addresses itself. uid/gid 1000
-  inside, every capability dropped, ``no_new_privs`` (bwrap sets it), a new
-  session (no terminal injection), killed with its parent.
-
-Limits (rlimits, the write cap watched while the command runs, the output
-cap) are applied by ``execute.py``. :func:`probe` tells whether this machine
-can do all of that; when it cannot, the governor fails closed (shell commands
-are ``ask`` unless harmless by construction, see ``shell/judge.py``).
+Limits (rlimits, write cap, output cap) are applied by :mod:`.execute`.  :func:`probe`
+tells whether this machine can do all of that; when it cannot, the governor fails closed.
+What the sandbox shows and hides, item by item: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,27 +1,15 @@
 """URL judging for ``http_get`` (and each redirect hop).
 
-Built-in checks, in order (all deny): URL too long or containing whitespace,
-control characters or backslashes (``url.malformed``); scheme not in
-``urls.schemes`` (``url.scheme``); user-info such as ``user@host``
-(``url.userinfo``); explicit port not in ``urls.ports`` (``url.port``);
-numeric hosts in any form other than canonical dotted-quad (decimal
-``2130706433``, hex ``0x7f.1``, octal ``0177.0.0.1``, short ``127.1``;
-``url.odd-ip-encoding``); IPv6 zone ids and IPv6 forms embedding IPv4
-(``::ffff:127.0.0.1``, 6to4, Teredo, NAT64; ``url.ipv6-embedded-ipv4``);
-``localhost`` and ``urls.deny_hosts`` (``url.denied-host``); a literal address
-that is not public — loopback, private, link-local including cloud metadata
-``169.254.169.254`` and ``fd00:ec2::254``, unspecified, multicast, reserved,
-shared — unless inside ``urls.allow_networks`` (``url.non-public-address``).
-Then policy rules with ``host`` globs decide (the shipped policy allows a list
-of documentation and package hosts); no rule -> ask (``default.http_get``).
+:func:`judge_url` decides without DNS: built-in checks deny malformed URLs, schemes and
+ports not listed (``urls.schemes``, ``urls.ports``), user-info, odd numeric host encodings,
+IPv6 forms embedding IPv4, ``localhost`` and ``urls.deny_hosts``, and literal addresses
+that are not public unless in ``urls.allow_networks`` (rule ids ``url.*``); then policy
+rules with ``host`` globs decide, and no rule -> ``ask`` (``default.http_get``).
 
-Deciding never uses DNS (a lookup at decision time would leak the name even
-for a denied request and make decisions depend on the machine). Names are
-resolved only when an allowed request runs (:func:`resolve_checked`): every
-address must be public (``url.unresolvable``, ``url.non-public-address``) and
-the connection is pinned to a checked address. DNS goes through the
-injectable ``resolver`` (host -> list of IP strings); the default uses
-``socket.getaddrinfo``. IP literals are never resolved.
+:func:`resolve_checked` resolves a name only when an allowed request runs: every address
+must be public, and the connection is pinned to a checked one.  DNS goes through the
+injectable ``resolver`` (host -> list of IP strings; default :func:`default_resolver`,
+``socket.getaddrinfo``).  IP literals are never resolved.  Each check: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,15 @@
 """Calibration audits: a free tier's accepted answer also asked of the next paid tier.
 
-With probability ``memory.audit_rate`` (default 0.05; drawn from a hash of
-the objective id, :func:`drawn`), an objective whose
-answer a free tier gave and the gate accepted is asked again of the first
-priced model after that tier (:meth:`swarmd.router.Router.ask_paid_after`),
-within the budgets (daily, monthly and the objective's cap: a refused call is
-simply not made).  The worker does this **after** it has reported the
-objective's result, so an audit never delays a result.  The paid answer, when
-it passes the gate's format checks, is the verified answer of an ``audit``
-record judging the free tier's answer (agreement = ``local_correct``); the
-worker pushes it to :data:`swarmd.constants.MEMORY_AUDITS` and the daemon
-writes it, with the paid call's ledger row, in one transaction
-(:func:`drain_audits`).
+With probability ``memory.audit_rate`` (drawn from a hash of the objective id,
+:func:`drawn`), an answer a free tier gave and the gate accepted is asked again of the
+first priced model after that tier (:meth:`swarmd.router.Router.ask_paid_after`), within
+the budgets, **after** the worker reported the result.  A paid answer that passes the
+gate's format checks becomes an ``audit`` record judging the free answer; the worker pushes
+it to :data:`swarmd.constants.MEMORY_AUDITS` and the daemon writes it with the paid call's
+ledger row in one transaction (:func:`drain_audits`).
 
-Audits are what measures the gate's false-accept rate: teacher records only
-ever judge answers the gate rejected.
+Audits are what measures the gate's false-accept rate: teacher records only ever judge
+answers the gate rejected.
 """
 
 from __future__ import annotations

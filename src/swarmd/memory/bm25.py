@@ -1,36 +1,16 @@
-"""BM25 ranking of one collection's verified inputs, on bm25s.
+r"""BM25 ranking of one collection's verified inputs, on bm25s.
 
-One :class:`Bm25Index` per (action, label set) of the learning memory: the
-inputs of its records with an answer, tokenized (:func:`tokenize`: lower-cased
-``\\w+`` tokens, Snowball English stems by PyStemmer, no stopwords) and indexed
-by `bm25s <https://github.com/xhluca/bm25s>`_, which precomputes every
-(record, term) BM25 score into a sparse matrix: a query sums the columns of
-its distinct terms, so it costs the postings of those terms (no per-row
-auxiliary function as in SQLite FTS5's ``bm25()``) and the ranking is exact
-BM25 over all of the query's terms.  Variant: Lucene's (Kamphuis et al. 2020),
-``k1`` 1.2, ``b`` 0.75 (:data:`K1`, :data:`B`, the usual defaults).
+One :class:`Bm25Index` per (action, label set): the inputs of its records with an answer,
+tokenized by :func:`tokenize` (lower-cased ``\w+`` tokens, Snowball English stems, no
+stopwords), ranked by exact BM25 over all of a query's terms (Lucene's variant, :data:`K1`
+1.2, :data:`B` 0.75).
 
-Why not SQLite FTS5 (what this replaced): over 100,000 records its ``bm25()``
-ranking of a whole commit message cost 31 ms p50 / 139 ms p99 of CPU, and
-keeping only the rarest terms to bound that cost lost half of the real
-neighbours among synthetic ones (``bench/retrieval.py``, its "at scale" row).
-
-bm25s cannot add documents to an index.  Records written after the index was
-built (ids above its watermark, read at each search: one ``MAX(id)`` lookup)
-are kept apart and scored with the same formula and the index's statistics
-(record count, document frequencies, average length), so a search is exact
-BM25 over the records it has read whatever the index's age.  The index is
-rebuilt when they exceed :data:`REBUILD_SHARE` of it, or after
-:meth:`Bm25Index.invalidate` (the retriever calls it when a ranked record
-turned out deleted, e.g. pruned by consolidation), off the request path: the
-search that finds a rebuild due starts a background thread (at most one per
-index) that reads and indexes the records and swaps the new index in; searches
-meanwhile rank with the old one plus the records written since (a deleted
-record they still rank is dropped by the retriever, which resolves every id
-against SQLite).  Only the first build, with no index yet, is made by the
-search itself (~3-5.5 s of CPU at 100,000 records: ``bench/retrieval.py``),
-so that no search ranks with made-up statistics.  An input edited in place
-keeps its old ranking until the next rebuild (swarmd never edits one).
+Records written after the index was built are scored apart with the index's statistics,
+so a search sees them at once; the index is rebuilt in a background thread when they
+exceed :data:`REBUILD_SHARE` of it or after :meth:`Bm25Index.invalidate`.  Only the first
+build is made by the search itself.  A deleted record still ranked is dropped by the
+retriever, which resolves every id against SQLite.  Why bm25s and not SQLite FTS5, and how
+the rebuild keeps rankings exact: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,23 +1,17 @@
 """The answer cache, tier ``MEMORY``: verified answers served again, at no cost.
 
-The router asks it first (:meth:`swarmd.router.Router.route`), for label
-outputs only (``label``, ``labels``, ``yes_no``: a free-text or agent answer
-is not reusable this way).  A request hits when, for the same action and the
-same label set (any order):
+The router asks it first (:meth:`swarmd.router.Router.route`) for label outputs only
+(``label``, ``labels``, ``yes_no``).  A request hits, for the same action and label set:
 
-* **exact** — verified records of the same normalised input
-  (:func:`~swarmd.memory.records.normalise_input`) agree on one answer among
+* **exact**: verified records of the same normalised input agree on one answer among
   those of the most trusted source present (human > audit > teacher); or
-* **template** — at least :data:`MIN_TEMPLATE_SUPPORT` distinct verified
-  inputs with the same template (numbers, versions and hashes masked:
-  :func:`~swarmd.memory.records.template_of`) all have one answer, none
-  disagrees, and the template is not disabled.
+* **template**: at least :data:`MIN_TEMPLATE_SUPPORT` distinct verified inputs with the
+  same template (numbers, versions and hashes masked) all have one answer, none disagrees,
+  and the template is not disabled.
 
-A template is disabled for good (table ``cache_disabled``) as soon as an
-answer it served is verified wrong (:meth:`Memory.add_many` does this in the
-same transaction as the record).  Hit precision — the share of verified cache
-answers that were right — is reported by ``swarmctl memory stats`` under the
-model names ``exact`` and ``template`` of tier ``MEMORY``.
+A template is disabled for good (table ``cache_disabled``) as soon as an answer it served
+is verified wrong.  Hit precision is reported by ``swarmctl memory stats`` (tier ``MEMORY``,
+models ``exact`` and ``template``).
 """
 
 from __future__ import annotations

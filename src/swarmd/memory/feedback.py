@@ -1,20 +1,15 @@
 """Human feedback on finished objectives (``swarmctl feedback``): ``human`` records.
 
-One item is ``{"id", "answer"}`` (the right answer) or ``{"id", "verdict":
-"good"|"bad"}`` (a judgement of the objective's answer), with an optional
-``"note"``.  Every item is checked before anything is written, and a batch
-with any bad item writes nothing (:class:`FeedbackError` lists every
-problem, each naming its line: ``feedback.jsonl:3: ...``).  An item is bad
-when its id is unknown, the objective is not final, the answer is outside
-the objective's labels, a verdict is given for an objective without an
-answer, the line is not a JSON object of the allowed keys, or the id already
-appeared in the batch.
+One item is ``{"id", "answer"}`` (the right answer) or ``{"id", "verdict": "good"|"bad"}``
+(a judgement of the objective's answer), with an optional ``"note"``.  Every item is
+checked before anything is written; a batch with any bad item writes nothing
+(:class:`FeedbackError` lists every problem with its line).  An item is bad when its id is
+unknown or repeated, the objective is not final, the answer is outside its labels, a
+verdict is given for an objective without an answer, or the line is not a JSON object of
+the allowed keys.
 
-The record judges the objective's first answered attempt (the lowest tier
-that answered, usually the local one): feedback on a locally answered
-objective verifies that answer, right or wrong.  ``bad`` alone says only that
-the objective's answer is wrong, so it judges the attempt that gave it.  Feedback given again on an
-objective replaces its earlier ``human`` record.
+The record judges the objective's first answered attempt (the lowest tier that answered).
+Feedback given again on an objective replaces its earlier ``human`` record.
 """
 
 from __future__ import annotations

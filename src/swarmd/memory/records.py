@@ -1,29 +1,16 @@
 """Verified outcomes: the learning memory's records, kept in the store's SQLite file.
 
-One row of ``verified_outcomes`` per verified (action, label set, input,
-answer).  ``source`` says who verified it:
+One row of ``verified_outcomes`` per verified (action, label set, input, answer); ``source``
+says who verified it: ``teacher`` (a higher tier's answer accepted after a lower tier's
+attempt), ``human`` (:mod:`swarmd.memory.feedback`) or ``audit``
+(:mod:`swarmd.memory.audit`).  An answer accepted by the quality gate alone is never
+written here.  The ``local_*`` columns describe the first free-tier answer the record
+judges (model, answer, confidence, accepted or not, raw label log-probabilities, prompt
+form ``fixed`` or ``retrieved``).  Times are unix seconds.
 
-* ``teacher`` — a higher tier's answer accepted after a lower tier's attempt
-  (the lower attempts are kept in ``rejected``);
-* ``human`` — ``swarmctl feedback`` (:mod:`swarmd.memory.feedback`);
-* ``audit`` — a calibration audit: an answer accepted at a free tier also
-  asked of the next paid tier (:mod:`swarmd.memory.audit`).
-
-An answer accepted by the quality gate alone is not verified and is never
-written here.  The ``local_*`` columns describe the first free-tier answer
-the verification judges (model, answer, confidence, whether the gate
-accepted it, its raw label log-probabilities, which refitting the
-calibration needs, and the prompt form they were scored in: ``fixed`` or
-``retrieved``, :attr:`swarmd.router.providers.base.Prompt.form`; a model
-scores one input differently in the two, so each form gets its own
-calibration).  Times are unix seconds.
-
-Rows are written by the daemon (teacher records from ``finished`` events,
-audit records from workers' reports), ``swarmctl feedback`` and
-consolidation; workers only read (the answer cache).  A row that cannot be
-decoded (a corrupted JSON column, an answer outside its labels) raises
-:class:`RecordError` naming the row, and readers that iterate skip it with a
-warning.
+Rows are written by the daemon, ``swarmctl feedback`` and consolidation; workers only read
+(the answer cache).  A row that cannot be decoded raises :class:`RecordError` naming it;
+readers that iterate skip it with a warning.
 """
 
 from __future__ import annotations

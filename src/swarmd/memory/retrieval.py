@@ -1,28 +1,16 @@
 """Retrieval of verified examples similar to an input: vector, BM25 and hybrid search.
 
-The pool is the learning memory's verified records with a known answer, of
-one action and one label set (:mod:`swarmd.memory.records`).  Three ways to
-rank it for an input:
+The pool is the verified records with a known answer of one action and label set.  Ways
+to rank it: ``vector`` (cosine of all-MiniLM-L6-v2 embeddings in a
+:class:`~swarmd.memory.vectors.base.VectorIndex`, embedded HNSW by default or Qdrant with
+``memory.qdrant_url``, one collection per action and label set: :func:`collection_name`),
+``bm25`` (:class:`swarmd.memory.bm25.Bm25Index`) and ``hybrid`` (reciprocal rank fusion:
+score = Σ 1 / (:data:`RRF_K` + rank), ranks from 1; Cormack, Clarke & Büttcher 2009).
 
-* ``vector`` — cosine of all-MiniLM-L6-v2 embeddings (:mod:`swarmd.memory.embed`)
-  in a :class:`~swarmd.memory.vectors.base.VectorIndex` (embedded HNSW by
-  default, Qdrant with ``memory.qdrant_url``), one collection per action and
-  label set (:func:`collection_name`);
-* ``bm25`` — BM25 over the inputs with bm25s, one in-memory index per
-  action and label set (:class:`swarmd.memory.bm25.Bm25Index`: records written
-  since its build are found at once, deleted ones dropped, rebuilt in the background);
-* ``hybrid`` — reciprocal rank fusion of the two: score = Σ 1 / (``RRF_K`` + rank),
-  ranks from 1 (Cormack, Clarke & Büttcher 2009; their k = 60).
-
-Which works best for retrieving same-label commit messages is measured by
-``bench/retrieval.py`` (its retrieval table).  The vector index is filled by
-:meth:`Retriever.sync` / :meth:`Retriever.sync_all` (records not yet indexed
-are embedded): the daemon runs it every few seconds and after each
-consolidation (:mod:`swarmd.daemon.memory_jobs`), so it is the one writer of
-the index files; workers only read them and reload a newer file (the HNSW
-backend checks its modification time), so a verified record reaches their
-prompts within seconds, without a restart.  Ids of records pruned since are
-dropped when results are resolved against SQLite.
+:meth:`Retriever.sync` / :meth:`Retriever.sync_all` embed records not yet indexed; the
+daemon runs them (it is the one writer of the index files) and workers reload a newer
+file.  Ids of records pruned since are dropped when results are resolved against SQLite.
+Which ranking works best: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,23 +1,18 @@
 """How honest the quality gate is, measured on verified outcomes (``swarmctl memory stats``).
 
-Per (action, label set, model, prompt form) of the judged local answers
-(the form, ``fixed`` or ``retrieved``, as in :mod:`swarmd.memory.consolidate`:
-each has its own calibration and threshold):
+Per (action, label set, model, prompt form) of the judged local answers:
 
-* ``verified`` — verified records judging that model's answer;
-* ``accepted`` — those whose answer the gate had accepted;
-* ``false_accept`` — share of the accepted answers that were wrong
-  (``None`` when none was accepted);
-* ``false_accept_upper`` — the upper end of its 95% Wilson score interval
-  (:func:`wilson_upper`; 1.0 with no accepted answer: nothing is known);
-* ``coverage`` — ``accepted / verified``.  Teacher records are all rejected
-  answers, so with few human or audit records this under-states the share of
-  objectives answered locally (the main job measures that on objectives);
-* ``threshold`` — the acceptance threshold in use: the learned one of the
-  active calibration (:mod:`swarmd.memory.consolidate`) or the configured one.
+* ``verified``: verified records judging that model's answer;
+* ``accepted``: those whose answer the gate had accepted;
+* ``false_accept``: share of the accepted answers that were wrong (``None`` if none);
+* ``false_accept_upper``: the upper end of its 95% Wilson score interval
+  (:func:`wilson_upper`; 1.0 with no accepted answer);
+* ``coverage``: ``accepted / verified`` (teacher records are all rejected answers, so
+  with few human or audit records this under-states local coverage);
+* ``threshold``: the acceptance threshold in use (learned, else configured).
 
-The answer cache's rows are those of tier ``MEMORY`` (models ``exact`` and
-``template``): there ``1 − false_accept`` is the cache's hit precision.
+Tier ``MEMORY`` rows (models ``exact``, ``template``) are the answer cache's: there
+``1 − false_accept`` is its hit precision.
 """
 
 from __future__ import annotations

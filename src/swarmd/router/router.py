@@ -1,30 +1,18 @@
 """The tiered router: cascade, quality gate, escalation and the cost ledger.
 
-For one request the router:
+For one request :meth:`Router.route` takes the escalation chain from the action's starting
+tier on, keeping the models the request's routing strategy allows
+(:meth:`swarmd.config.Config.plan`); calls the first model of each tier that is not
+cooling down; scores the answer with the quality gate; accepts it when ``confidence >=
+threshold``, else escalates; and writes every call to the cost ledger.  With no acceptable
+answer it returns ``status="unresolved"`` with the most confident answer seen; it never
+raises for a model failure.
 
-1. takes the escalation chain from the action's starting tier on
-   (``actions.<a>.tier`` and ``escalation.chain`` in the config), keeping the
-   models the request's routing strategy allows, in its order
-   (:meth:`swarmd.config.Config.plan`: ``cascade`` all of them,
-   ``local_only`` / ``api_only`` the local / API ones, ``local_fallback`` the
-   API ones first and the local ones only when no API model answered);
-2. in each tier, calls the first model that is not cooling down;
-3. scores the answer with the quality gate (:mod:`swarmd.router.quality`);
-4. accepts it when ``confidence >= threshold``, else escalates to the next tier;
-5. writes every call to the cost ledger.
-
-When no tier gives an acceptable answer it returns ``status="unresolved"``
-with the most confident answer it saw; it never raises for a model failure.
-
-Budgets (optional, :mod:`swarmd.costs.budgets`): before a call to a model
-with a non-zero price the router reserves the call's worst case against the
-daily, monthly and per-objective caps, and settles the reservation to the
-actual cost after the call.  A call the caps refuse is not made (the model is
-listed in ``skipped`` with the reason); free models are never blocked.  When a
-result stays below the threshold after a paid tier was refused, it is
-``unresolved`` with ``reason="budget"`` and the best local answer.  While
-spend runs ahead of plan, answers from a free tier whose next tier is paid are
-accepted at the paced threshold (:meth:`Budget.pacing_threshold`).
+With a :class:`~swarmd.costs.Budget`, a call to a priced model first reserves its worst case
+against every cap and settles to the actual cost after it; a call the caps refuse is not
+made (listed in ``skipped``), and a result left below the threshold is ``unresolved`` with
+``reason="budget"``.  While spend runs ahead of plan, free-tier answers are accepted at the
+paced threshold (:meth:`Budget.pacing_threshold`).
 """
 
 from __future__ import annotations

@@ -1,27 +1,14 @@
 """Embedded HNSW backend (the default): a faiss ``IndexHNSWFlat`` in one file under the data directory.
 
-Library choice (``bench/retrieval.py --ann``: 100,000 × 384 unit vectors,
-one thread, M 16, ef_construction 128, ef_search 64; measured 2026-12-01 on
-2 shared cores at load average ~9): build 104 s / query p50 0.115 ms /
-recall@10 0.964 for faiss-cpu, 147 s / 0.304 ms / 0.952 for usearch, 57 s /
-0.093 ms / 0.963 for hnswlib (wall p99 12-40 ms for all three: time spent
-waiting for a core).  faiss-cpu (MIT, Meta; manylinux wheels with AVX2
-kernels chosen at run time) is the one used: hnswlib ships no wheel for
-CPython 3.11 (its source build uses ``-march=native``: a binary that may
-not run on another CPU of the same architecture) and its last release is
-from 2023; importing usearch 2.26.6 before onnxruntime 1.32 crashes the
-interpreter (segmentation fault in ``import onnxruntime``).
-
-Cosine similarity is the inner product of unit vectors (callers store
-unit vectors, as :class:`swarmd.memory.embed.Embedder` makes).  HNSW graphs
-cannot drop a node, so a deleted or replaced id is a tombstone, excluded from
-searches by an ID selector, and the graph is rebuilt without tombstones when
-they exceed :data:`REBUILD_TOMBSTONES` of the nodes.  The file (an ``.npz``
-with the serialised index, the record id of every node, -1 for tombstones)
-is written by :meth:`HnswIndex.flush` to a temporary name and renamed, so a
-reader never sees half a file; a reader in another process (a worker) with
-nothing unsaved reloads it when its modification time changes (checked at
-most every :data:`RELOAD_CHECK_S` seconds).
+Cosine similarity is the inner product of unit vectors (callers store unit vectors, as
+:class:`swarmd.memory.embed.Embedder` makes).  A deleted or replaced id is a tombstone,
+excluded from searches by an ID selector; the graph is rebuilt without tombstones when
+they exceed :data:`REBUILD_TOMBSTONES` of the nodes.  The file (an ``.npz``: the serialised
+index and the record id of every node, -1 for tombstones) is written by
+:meth:`HnswIndex.flush` to a temporary name and renamed, so a reader never sees half a
+file; a reader in another process with nothing unsaved reloads it when its modification
+time changes (checked at most every :data:`RELOAD_CHECK_S` seconds).
+Why faiss: docs/design.md.
 """
 
 from __future__ import annotations

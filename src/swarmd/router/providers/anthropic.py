@@ -1,31 +1,15 @@
 """Anthropic provider (the API_FALLBACK tier): the Messages API through the official SDK.
 
-``anthropic.Anthropic(api_key, base_url, timeout, max_retries)`` then
-``messages.create(model, max_tokens, messages=[{"role": "user", ...}],
-stop_sequences)``.  What the SDK does, and how it maps here (checked against
-anthropic 2.12.0, which is built on ``httpx2``):
+:class:`AnthropicProvider` sends one user turn with ``messages.create(model, max_tokens,
+messages, stop_sequences)`` (SDK ``max_retries`` 1) and returns a :class:`Completion`.
+No API key, connection errors, timeouts and busy answers (:data:`BUSY_STATUSES`,
+:data:`BUSY_TYPES`) raise :class:`ProviderUnavailable`; other HTTP errors and malformed
+replies raise :class:`ProviderError`.  Whitespace-only stop sequences, which the API
+rejects, are applied here to the returned text.
 
-* it sends the key as ``Authorization: Bearer <key>`` (not ``x-api-key``) and
-  ``anthropic-version: 2026-10-21``;
-* it retries ``max_retries`` times (we use 1) on connection errors, timeouts,
-  408/409/429 and every 5xx, sleeping ~0.4-0.5 s (or ``retry-after``) between
-  tries, so one call can take about ``2 × timeout_s + 0.5 s``;
-* timeouts raise ``anthropic.APITimeoutError`` (a subclass of
-  ``APIConnectionError``), refused/DNS ``APIConnectionError``;
-* HTTP >= 400 raises an ``APIStatusError`` subclass with ``status_code``,
-  ``type`` (``error.type``) and ``api_message`` (``error.message``);
-* a 200 body that is not JSON raises ``json.JSONDecodeError`` if labelled
-  ``application/json``, and is *returned as a str* otherwise; JSON of the
-  wrong shape is not validated (missing fields surface as ``AttributeError``
-  or dict blocks), so the reply is checked here.
-
-The API rejects empty or whitespace-only stop sequences (400 "each stop
-sequence must contain non-whitespace"), and :class:`Prompt` defaults to
-``("\\n\\n",)``: such stops are applied here, on the returned text, instead.
-
-Error messages never contain the API key: they are built from status, error
-type and message only, scrubbed of the key, and raised without chaining the SDK
-exception (whose request carries the key in its headers).
+Error messages never contain the API key: they are built from status, error type and
+message only, scrubbed of the key, and raised without chaining the SDK exception (whose
+request carries the key).  What the SDK does, as checked: docs/design.md.
 """
 
 from __future__ import annotations

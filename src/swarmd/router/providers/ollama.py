@@ -1,31 +1,14 @@
 """Ollama provider (the LOCAL_QUALITY tier): ``POST /api/generate`` on one or more hosts.
 
-Talks to Ollama through the official ``ollama`` client (``ollama.Client(host,
-timeout)``, which wraps ``httpx``).  What that client does, and how it maps
-here (checked against ollama-python 0.6.3):
-
-* connection refused / unknown host: the client raises the builtin
-  ``ConnectionError`` (the ``httpx.ConnectError`` is kept as ``__context__``);
-* timeouts are *not* wrapped: ``httpx.ConnectTimeout`` / ``httpx.ReadTimeout``
-  (``httpx.TimeoutException``) escape the client, as do other transport errors
-  (``httpx.RemoteProtocolError`` when the server drops the connection);
-* an HTTP status >= 400 becomes ``ollama.ResponseError`` with ``.status_code``
-  and ``.error`` (the ``{"error": ...}`` message);
-* a body that is not JSON raises ``json.JSONDecodeError``; JSON of the wrong
-  shape raises ``pydantic.ValidationError`` or ``TypeError``;
-* the client never retries.
-
-``generate`` accepts ``logprobs`` / ``top_logprobs`` (client >= 0.6.1); servers
-that predate logprobs ignore the field and return none, so
-:attr:`Completion.token_logprobs` is then ``None``.
-
-Hosts are tried in order.  A host that cannot be reached (refused, DNS,
-timeout, dropped connection) is skipped for the rest of the call and remembered
-as down for ``cooldown_s`` seconds; a busy host (HTTP 429/503) is skipped for
-the call only.  When no host answers, :class:`ProviderUnavailable` names every
-host and why.  A host that answers with anything else unusable (other HTTP
-errors, a malformed reply) raises :class:`ProviderError` at once: the request
-or the model is the problem, not the host.
+:class:`OllamaProvider` talks to Ollama through the official ``ollama`` client and
+returns a :class:`Completion` (``token_logprobs`` ``None`` when the server returns none).
+Hosts are tried in order.  A host that cannot be reached (refused, DNS, timeout, dropped
+connection) is skipped for the rest of the call and remembered as down for
+``cooldown_s`` seconds; a busy host (HTTP 429/503) is skipped for the call only.  When no
+host answers, :class:`ProviderUnavailable` names every host and why.  A host that answers
+with anything else unusable (other HTTP errors, a malformed reply) raises
+:class:`ProviderError` at once: the request or the model is the problem, not the host.
+What the client raises, as checked: docs/design.md.
 """
 
 from __future__ import annotations
