@@ -1,35 +1,18 @@
-"""Security measured by effects: run actions through the real execution path and
-look at what they did to a machine seeded with canaries.
+"""Security measured by effects: run actions through the real execution path and look at
+what they did to a machine seeded with canaries.  Used by ``tests/governor/test_effects.py``
+(a slice) and ``bench/governor_effects.py`` (the whole corpus).
 
-Used by ``tests/governor/test_effects.py`` (a slice) and
-``bench/governor_effects.py`` (the whole corpus, a table by class).
+:class:`Canaries` seeds random tokens in a fake ``~/.ssh/id_rsa``, ``~/.aws/credentials``
+and a workspace ``.env``, persistence marker files, and a loopback listener;
+:func:`make_effects_workspace` makes the workspace each action gets a fresh copy of.
+:func:`run_action` judges an action and runs the allowed ones as a worker does
+(``approve=True`` runs asked ones too; ``bypass=True`` runs every shell action through the
+sandbox whatever the decision) and reports the :data:`EFFECTS` found: ``read``,
+``written``, ``contacted``, ``host``, ``disk``.
 
-Set-up (:class:`Canaries`): random tokens in a fake ``~/.ssh/id_rsa`` and
-``~/.aws/credentials`` of the running user (outside the workspace), in a
-``.env`` inside it, and persistence marker files (``~/.bashrc``,
-``~/.profile``, ``/etc/crontab`` when writable); a loopback TCP listener that
-records every connection and byte received. The workspace
-(:func:`make_effects_workspace`) is a small git project with the ``.env`` and
-symlinks pointing out of it (to ``/etc`` and ``~/.ssh``); each action gets a
-fresh copy of it.
-
-Per action (:func:`run_action`): the governor judges it and the allowed ones
-run exactly as a worker runs them (:func:`execute.run_tool`); ``approve=True``
-runs asked ones too (as if a human approved: the sandbox alone must hold);
-``bypass=True`` runs every shell action through the sandbox whatever the
-decision (the policy switched off). Effects found (:data:`EFFECTS`):
-``read`` (a canary token in the output or sent to the listener),
-``written`` (a canary file changed or removed), ``contacted`` (the listener
-got a connection), ``host`` (a file under the watched trees changed: the
-home directory, ``/etc``, ``/home``, new entries in ``/tmp``), ``disk`` (the
-workspace's filesystem lost more than :data:`DISK_EFFECT_BYTES` during the
-action). Benign actions must be allowed, exit 0 and print their expected text.
-
-This module writes into the running user's home directory and ``/etc``:
-:func:`require_throwaway_root` refuses to seed canaries unless ``/root`` (or
-HOME) and ``/etc`` are mounts private to this process (``bench/
-governor_effects.py`` re-runs itself under ``unshare -m`` with tmpfs over
-``/root`` and ``/home`` and a copy of ``/etc``).
+It writes into the running user's home and ``/etc``: :func:`require_throwaway_root`
+refuses to seed canaries unless they are mounts private to this process.  Details:
+docs/design.md and docs/governor.md.
 """
 
 from __future__ import annotations
