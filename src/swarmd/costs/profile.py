@@ -39,7 +39,7 @@ class ProfileError(InputError):
 class Step:
     """One tier of an action's cascade: mean ``tokens_in``/``tokens_out`` per
     call, ``escalation`` (0..1) and ``entry`` (calls per objective starting
-    here) as in the module docstring."""
+    here), combined as docs/design.md, swarmd.costs.profile, shows."""
 
     tier: str
     tokens_in: float

@@ -81,7 +81,7 @@ class ToolResult:
 
 
 def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None, *, home: str = SANDBOX_HOME) -> dict[str, str]:
-    """Environment for tool processes (see module docstring).
+    """Environment for tool processes (docs/design.md, swarmd.governor.execute).
 
     Starts from an allowlist of names in ``base`` (default ``os.environ``),
     drops any whose name looks secret, and adds fixed safe values; ``HOME``

@@ -195,7 +195,7 @@ def workspace_masks(root: str, policy: Policy) -> Masks:
 def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: str | None = None,
                proxy_socket: str | None = None) -> list[str]:
     """The bwrap prefix for one command in workspace ``root`` (real path);
-    append the command's argv. See the module docstring for the layout.
+    append the command's argv. The layout: docs/design.md, swarmd.governor.sandbox.
     With ``sandbox.network`` the prefix ends with the proxy bridge, which
     execs the appended argv; ``proxy_socket``: the proxy's unix socket
     (default: :func:`netproxy.shared` for ``policy``).

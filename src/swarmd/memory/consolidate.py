@@ -109,7 +109,7 @@ def risk_threshold(confidences, correct, alpha: float, weights=None) -> float:
     the distinct confidences from the highest down and stopping at the first
     failure, the answers with confidence ≥ ``t`` have a false-accept rate
     whose 95% Wilson upper bound is ≤ ``alpha``; :data:`~swarmd.memory.gate.NEVER`
-    when the first one tested already fails (see the module docstring).  The
+    when the first one tested already fails (docs/design.md, swarmd.memory.consolidate).  The
     scan starts once enough answers are accepted for a bound with no error to
     pass (22 at α = 0.15): above that, no threshold can be judged.  Thresholds are
     observed confidences, so the gate never admits a range it has not seen.
