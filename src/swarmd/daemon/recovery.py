@@ -13,8 +13,8 @@ any host is found by the daemon's reaper (every 2 s) within ~17 s.
 When ``swarmd --workers N`` sees one of its own workers exit
 (:class:`swarmd.daemon.supervisor.Supervisor`), there is no need to wait even
 that long: :func:`abandon_jobs_of` marks the entries of every job that worker
-was running as expired now (RQ keeps the set of a worker's executions at
-``rq:worker:<name>:executions``), and the caller runs the same RQ cleanup.
+was running as expiring now (``Worker.get_current_executions``,
+``StartedJobRegistry.add_execution``), and the caller runs the same RQ cleanup.
 The dead worker is also unregistered, so ``swarmctl status`` stops listing it.
 
 RQ retries a job after ``daemon.retry_intervals_s`` by putting it in a
@@ -36,8 +36,7 @@ import time
 from loguru import logger
 from redis import Redis
 from rq import Worker
-from rq.job import Job
-from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
+from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 
@@ -53,29 +52,32 @@ def abandon_jobs_of(redis: Redis, worker_name: str, queues) -> list[str]:
     """Mark the jobs worker ``worker_name`` (known dead) was running as abandoned now.
 
     ``queues``: the RQ queues to look in (:func:`swarmd.queue.swarmd_queues`).
-    Sets the started-job entry of each of its executions to an expiry in the
-    past (only entries still there: a job that finished is left alone) and
-    unregisters the worker.  Returns the ids of the jobs marked; the caller
-    then runs ``StartedJobRegistry.cleanup`` (RQ retries or fails each one).
+    Sets the started-job entry of each of the worker's executions
+    (``Worker.get_current_executions``) to expire now
+    (``StartedJobRegistry.add_execution`` with ``ttl=0``; only entries still
+    there: a job that finished is left alone) and unregisters the worker.
+    Returns the ids of the jobs marked (``[]`` for a worker RQ does not know);
+    the caller then runs ``StartedJobRegistry.cleanup`` (RQ retries or fails each one).
     """
-    members = [m.decode() if isinstance(m, bytes) else m
-               for m in redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))]
-    keys = [StartedJobRegistry(queue=queue).key for queue in queues]
-    pairs = [(key, member) for key in keys for member in members]
-    pipe = redis.pipeline()
-    for key, member in pairs:
-        pipe.zscore(key, member)
-    present = [pair for pair, score in zip(pairs, pipe.execute()) if score is not None]
-    for key, member in present:
-        pipe.zadd(key, {member: 1}, xx=True)    # score 1: expired in 1970
-    pipe.execute()
-    marked = sorted({member.split(":", 1)[0] for _key, member in present})
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=redis)
-    if worker is not None:
-        worker.register_death()
+    if worker is None:
+        return []
+    executions = worker.get_current_executions(refresh=True)
+    marked: set[str] = set()
+    with redis.pipeline() as pipe:
+        for queue in queues:
+            registry = StartedJobRegistry(queue=queue)
+            running = set(registry.get_job_and_execution_ids(cleanup=False)) if executions else set()
+            for execution in executions:
+                if (execution.job_id, execution.id) in running:
+                    registry.add_execution(execution, pipeline=pipe, ttl=0, xx=True)   # expires now
+                    marked.add(execution.job_id)
+        pipe.execute()
+    worker.register_death()
     if marked:
-        logger.warning("worker {} died running job(s) {}; handed back to RQ now", worker_name, ", ".join(marked))
-    return marked
+        logger.warning("worker {} died running job(s) {}; handed back to RQ now", worker_name,
+                       ", ".join(sorted(marked)))
+    return sorted(marked)
 
 
 def promote_due_jobs(redis: Redis, queues, serializer) -> None:
@@ -143,19 +145,16 @@ class Recovery:
         if not candidates:
             self._lost_seen.clear()
             return []
-        waiting = {j.decode() if isinstance(j, bytes) else j for name in Q.QUEUES
-                   for j in self.redis.lrange(self.queues[name].key, 0, -1)}
+        waiting = {job_id for name in Q.QUEUES for job_id in self.queues[name].get_job_ids()}
         maybe = [oid for oid in candidates if oid not in waiting]
-        pipe = self.redis.pipeline(transaction=False)
-        for oid in maybe:
-            pipe.hmget(f"{Job.redis_job_namespace_prefix}{oid}", "status", "origin")
+        jobs = Job.fetch_many(maybe, connection=self.redis, serializer=Q.JOB_SERIALIZER) if maybe else []
         now, lost, seen = time.monotonic(), [], {}
-        for oid, (status, origin) in zip(maybe, pipe.execute()):
-            if status != b"queued" or origin is None or origin.decode() not in self.queues:
+        for oid, job in zip(maybe, jobs):
+            if job is None or job.get_status(refresh=False) != JobStatus.QUEUED or job.origin not in self.queues:
                 continue
             seen[oid] = self._lost_seen.get(oid, now)
             if now - seen[oid] >= LOST_AFTER_S:
-                lost.append((oid, origin.decode()))
+                lost.append((oid, job.origin))
         self._lost_seen = {oid: t for oid, t in seen.items() if oid not in dict(lost)}
         for oid, origin in lost:
             self.queues[origin].push_job_id(oid, at_front=True)

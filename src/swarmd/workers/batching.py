@@ -57,6 +57,7 @@ from swarmd import constants as K
 from swarmd.workers.agent import AGENT_ACTION
 from swarmd.workers.jobs import emit
 from swarmd.workers.parking import JOB_FUNC
+from swarmd.rqcompat import register_claimed
 
 #: Queued ids looked at per free place in a batch: a batch of ``batch_max`` looks at the first
 #: ``(batch_max - 1) * PEEK_FACTOR`` ids of the queue for jobs it can take.
@@ -123,13 +124,11 @@ def claim_batch(worker, job: Job, queue: Queue) -> list[tuple[Job, Execution]]:
 def _claim(worker, job: Job, queue: Queue, key: tuple, room: int) -> list[tuple[Job, Execution]]:
     """The claim transaction of :func:`claim_batch` (module docstring, step 1)."""
     ctx, conn = worker.ctx, worker.connection
-    ttl = worker.get_heartbeat_ttl(job)
     with conn.pipeline() as pipe:
         for _try in range(CLAIM_TRIES):
             try:
                 pipe.watch(queue.key)
-                ids = [i.decode() if isinstance(i, bytes) else i
-                       for i in pipe.lrange(queue.key, 0, room * PEEK_FACTOR - 1)]
+                ids = queue.get_job_ids(0, room * PEEK_FACTOR)
                 if not ids:
                     return []
                 fetched = worker.job_class.fetch_many(ids, connection=conn, serializer=worker.serializer)
@@ -138,11 +137,7 @@ def _claim(worker, job: Job, queue: Queue, key: tuple, room: int) -> list[tuple[
                     return []
                 pipe.multi()
                 job.prepare_for_execution(worker.name, pipe)
-                claimed = []
-                for mate in mates:
-                    pipe.lrem(queue.key, 1, mate.id)
-                    claimed.append((mate, Execution.create(mate, ttl, pipeline=pipe, worker_name=worker.name)))
-                    mate.prepare_for_execution(worker.name, pipe)
+                claimed = [(mate, register_claimed(worker, mate, queue, pipe)) for mate in mates]
                 pipe.execute()
             except WatchError:
                 continue

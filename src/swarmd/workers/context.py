@@ -68,6 +68,7 @@ from swarmd.memory.gate import open_router_memory
 from swarmd.memory.traces import TraceStore
 from swarmd.paths import db_path
 from swarmd.router import Router, RouteResult
+from swarmd.rqcompat import ContextCallJob
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers.batching import claim_batch, route_ahead
 from swarmd.workers.parking import JOB_FUNCS, JOB_SERIALIZER
@@ -156,8 +157,9 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
     return ctx
 
 
-class ContextJob(Job):
-    """An RQ job whose function receives the worker's context first.
+class ContextJob(ContextCallJob):
+    """An RQ job whose function receives the worker's context first
+    (:class:`swarmd.rqcompat.ContextCallJob`).
 
     :class:`ContextWorker` sets :attr:`ctx` (and :attr:`ended`) before running the job.
     """
@@ -167,21 +169,6 @@ class ContextJob(Job):
     allowed_funcs: frozenset[str] = JOB_FUNCS
     #: called with the job when its function has returned or raised (the worker's heartbeats for it end)
     ended = None
-
-    def _execute(self) -> Any:
-        # Job._execute is the one place RQ calls the job function (as
-        # func(*args, **kwargs)); overridden to put the context first.  Job
-        # arguments as stored in Redis are untouched.
-        try:
-            if self.ctx is None:
-                raise RuntimeError(f"job {self.id} has no worker context: run it with swarmd's ContextWorker")
-            if self.func_name not in self.allowed_funcs:
-                raise PermissionError(f"job {self.id} names {self.func_name!r}, which is not a swarmd job "
-                                      f"function ({', '.join(sorted(self.allowed_funcs))}); refused")
-            return self.func(self.ctx, *self.args, **self.kwargs)
-        finally:
-            if self.ended is not None:
-                self.ended(self)
 
 
 class ContextWorker(SimpleWorker):

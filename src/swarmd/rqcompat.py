@@ -1,0 +1,66 @@
+"""The one module that relies on RQ internals (RQ 3.x: ``rq>=3.0,<4`` in pyproject.toml).
+
+Everything else in swarmd uses RQ's public API.  Two things have no public way:
+
+* :class:`ContextCallJob` overrides ``Job._execute``, the one place RQ calls a
+  job function (``func(*args, **kwargs)``), so that the function gets the
+  worker's context first (:mod:`swarmd.workers.context`).
+* :func:`register_claimed` gives a job taken from its queue inside the batch
+  claim's transaction (:mod:`swarmd.workers.batching`) the bookkeeping RQ's
+  ``rq.executions.prepare_execution`` gives a job a worker dequeues (that
+  function runs its own pipeline, so it cannot join a ``MULTI``).
+
+``tests/test_rqcompat.py`` fails when the installed RQ changes either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+
+__all__ = ["ContextCallJob", "register_claimed"]
+
+
+class ContextCallJob(Job):
+    """An RQ job whose function receives ``ctx`` first: ``func(ctx, *args, **kwargs)``.
+
+    The worker sets :attr:`ctx`, :attr:`allowed_funcs` and :attr:`ended`
+    before running the job.  Raises ``RuntimeError`` when run without a
+    context and ``PermissionError`` when the job names a function outside
+    :attr:`allowed_funcs` (before importing it).  Job arguments as stored in
+    Redis are untouched.
+    """
+
+    ctx: Any = None
+    #: the function names this job may name
+    allowed_funcs: frozenset[str] = frozenset()
+    #: called with the job when its function has returned or raised
+    ended = None
+
+    def _execute(self) -> Any:
+        try:
+            if self.ctx is None:
+                raise RuntimeError(f"job {self.id} has no worker context: run it with swarmd's ContextWorker")
+            if self.func_name not in self.allowed_funcs:
+                raise PermissionError(f"job {self.id} names {self.func_name!r}, which is not a swarmd job "
+                                      f"function ({', '.join(sorted(self.allowed_funcs))}); refused")
+            return self.func(self.ctx, *self.args, **self.kwargs)
+        finally:
+            if self.ended is not None:
+                self.ended(self)
+
+
+def register_claimed(worker, job: Job, queue: Queue, pipe) -> Execution:
+    """Queue ``pipe`` (a pipeline in ``MULTI``) to take ``job`` out of
+    ``queue`` and register it as started by ``worker`` (an RQ worker), as RQ
+    registers a job it dequeues: an ``Execution`` in the started-job registry
+    and in the worker's execution index, TTL ``worker.get_heartbeat_ttl(job)``
+    seconds, and job status ``started``.  Returns the execution; the caller
+    adds it to ``worker.executions`` once the transaction has run."""
+    queue.remove(job, pipeline=pipe)
+    execution = Execution.create(job, worker.get_heartbeat_ttl(job), pipeline=pipe, worker_name=worker.name)
+    job.prepare_for_execution(worker.name, pipe)
+    return execution
