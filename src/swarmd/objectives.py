@@ -184,7 +184,7 @@ def validate(raw: Any, config: Config, file: str | None = None, line: int | None
 
 
 def rejected_record(raw: Any, reason: str, max_chars: int) -> dict | None:
-    """The stored row (:meth:`swarmd.store.objectives.Store.add_rejected_many`)
+    """The stored row (:meth:`swarmd.daemon.store.Store.add_rejected_many`)
     of an objective :func:`validate` rejected, or ``None`` when ``raw`` names no
     usable id (not a dict, no ``id``, or one not of letters, digits, ``_`` and
     ``-``, 1-128 characters): such an entry is not an objective at all.

@@ -18,7 +18,7 @@ from swarmd.costs.ledger_data import read_rows, summarize
 from swarmd.costs.report import build_report, parse_since, render_markdown, summary_line, write_report
 from swarmd.daemon.report_jobs import daily_report, register_report_jobs
 from swarmd.objectives import Objective
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from tests.costs.conftest import API_PRICES, ROOT, build_ledger, make_config
 
 NOW = time.time()

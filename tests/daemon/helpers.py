@@ -13,7 +13,7 @@ import yaml
 
 from swarmd import constants as K
 from swarmd.objectives import FINAL_STATES
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from swarmd.testing import failpoints
 from swarmd.testing.configs import with_fast_provider
 from tests import embedded

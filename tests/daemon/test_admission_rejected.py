@@ -16,7 +16,7 @@ import json
 from swarmd import constants as K
 from swarmd.cli.objectives import status_data
 from swarmd.objectives import mirror_state, validate
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from swarmd.workers import parking
 from tests.daemon.helpers import redis_state
 from tests.faults.helpers import Swarmd, echo_config, rows, swarmctl, write_jsonl

@@ -20,7 +20,7 @@ import redis
 import yaml
 
 from swarmd import cli
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from tests.daemon.helpers import ROOT, start_daemon, wait_final
 from tests.fakes import Answer, as_reply, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic

@@ -12,7 +12,7 @@ import pytest
 
 from swarmd import cli
 from swarmd.objectives import Objective
-from swarmd.store.objectives import RESULT_FIELDS
+from swarmd.daemon.store import RESULT_FIELDS
 
 UNRESOLVED = {"state": "unresolved", "action": "classify", "ts": 5.0, "attempts": [], "result": {
     "id": "u1", "answer": "fix", "confidence": 0.4213, "tier": "API_FALLBACK", "model": "claude-x",

@@ -10,7 +10,7 @@ import pytest
 
 from swarmd import constants as K
 from swarmd.objectives import validate
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from swarmd.workers.context import ContextWorker, build_context
 from swarmd.workers.parking import JOB_FUNC
 from swarmd.workers import parking

@@ -11,7 +11,7 @@ import yaml
 from swarmd import cli
 from swarmd import constants as K
 from swarmd.objectives import Objective
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from tests.daemon.helpers import ROOT, daemon_env
 
 

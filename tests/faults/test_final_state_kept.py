@@ -10,7 +10,7 @@ event as ignored.
 End to end: ``swarmd --workers 1`` (echo provider, ``retry_max: 0``) whose
 worker SIGKILLs itself right after its ``finished`` event (failpoint
 ``worker_after_report``).  In process: :meth:`swarmd.daemon.service.Daemon.apply_events`
-and :class:`swarmd.store.objectives.Store` with late ``failed``, ``started``
+and :class:`swarmd.daemon.store.Store` with late ``failed``, ``started``
 and ``finished`` events.  Real redis-server throughout.
 """
 

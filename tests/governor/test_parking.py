@@ -16,7 +16,7 @@ from swarmd import constants as K
 from swarmd.config import load_config
 from swarmd.governor import AuditBuffer, Decision, query_audit
 from swarmd.objectives import Objective
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from swarmd.workers import parking
 
 REPO = Path(__file__).resolve().parents[2]

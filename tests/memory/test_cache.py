@@ -64,7 +64,7 @@ def test_a_human_answer_outranks_a_teacher_on_the_same_input(memory):
 
 
 def test_a_template_whose_answer_is_verified_wrong_is_disabled(memory, tmp_path, log_lines):
-    from swarmd.store.objectives import Store
+    from swarmd.daemon.store import Store
     from swarmd.objectives import Objective
 
     cache = AnswerCache(memory)

@@ -10,7 +10,7 @@ import pytest
 from swarmd.memory.feedback import Feedback, FeedbackError, apply_feedback, apply_file, parse_lines
 from swarmd.memory.records import Memory
 from swarmd.objectives import Objective
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 
 LABELS = ["feat", "fix", "docs"]
 

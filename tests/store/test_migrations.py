@@ -17,7 +17,7 @@ import pytest
 from swarmd.costs import Ledger, LedgerRow
 from swarmd.governor import query_audit
 from swarmd.store import SCHEMA_VERSION, SchemaTooNew, connect, open_db
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from swarmd.store.schema import MIGRATIONS, Migration, migrate, user_version
 
 V0_SQL = (Path(__file__).parent / "schema_v0.sql").read_text(encoding="utf-8")

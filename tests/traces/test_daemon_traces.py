@@ -13,7 +13,7 @@ import pytest
 from swarmd.costs.report import build_report, render_markdown
 from swarmd.memory.traces import TraceStore
 from swarmd.store.db import connect
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from tests.fakes import Answer, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.config import API_PRICES, make_config

@@ -11,7 +11,7 @@ import pytest
 from swarmd.memory.traces import (NotLearnable, TraceError, TraceStore, check, extract_params, learn,
                                   updated_confidence)
 from swarmd.objectives import Objective
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 from swarmd.validation import validate
 from swarmd.memory.traces import Trace
 

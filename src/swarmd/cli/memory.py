@@ -24,7 +24,7 @@ from swarmd.memory.feedback import Feedback, apply_feedback, apply_file
 from swarmd.memory.gate import GateBook
 from swarmd.memory.records import Memory
 from swarmd.memory.stats import gate_stats
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 
 FEEDBACK_EPILOG = """\
 examples:

@@ -32,7 +32,7 @@ from swarmd.jsonl import JsonlError, read_jsonl, require_strings
 from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
-from swarmd.store.objectives import RESULT_FIELDS, Store
+from swarmd.daemon.store import RESULT_FIELDS, Store
 from swarmd.workers.parking import queue_depths
 
 #: Seconds between polls of ``submit --wait`` and ``logs -f``.
@@ -392,7 +392,7 @@ def mirrored_record(client, objective_id: str) -> dict:
     """One objective as its Redis mirror (:func:`swarmd.constants.objective_key`)
     holds it, for ``show`` where the store is not reachable: the hash's fields
     (``state``, ``action`` when known, ``reason``, ``result`` as a dict), ``id``,
-    and the store's result fields (:data:`~swarmd.store.objectives.RESULT_FIELDS`:
+    and the store's result fields (:data:`~swarmd.daemon.store.RESULT_FIELDS`:
     answer, confidence, tier, model, cost_usd (USD), escalations, reason; ``None``
     when not mirrored) taken from ``result`` unless the hash has them itself, so
     ``show`` prints and ``--json`` gives the same keys as from the store.

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from swarmd.store.db import transaction
 from swarmd.store.schema import open_db
 
 
@@ -129,15 +130,9 @@ class Ledger:
                     return
                 batch, self._pending, self._writing = self._pending, [], True
             try:
-                with self._lock:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        for row in batch:
-                            insert_row(self._conn, row)
-                    except BaseException:
-                        self._conn.execute("ROLLBACK")
-                        raise
-                    self._conn.execute("COMMIT")
+                with self._lock, transaction(self._conn):
+                    for row in batch:
+                        insert_row(self._conn, row)
             except Exception:
                 logger.exception("cost ledger: could not write {} rows to {} (retrying in {:.0f} s)",
                                  len(batch), self.path, self.RETRY_S)

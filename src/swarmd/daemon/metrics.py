@@ -73,7 +73,7 @@ class DaemonMetrics:
     """The daemon's metrics over its store (``db_path``), Redis and budget.
 
     ``store``: an object with ``counts() -> {state: n}`` (the daemon's
-    :class:`~swarmd.store.objectives.Store`) or ``None``; ``redis``: the daemon's
+    :class:`~swarmd.daemon.store.Store`) or ``None``; ``redis``: the daemon's
     client or ``None``; ``budget``: a :class:`~swarmd.costs.budgets.Budget`
     or ``None``; ``from_start``: count ledger rows already present too
     (default: only rows added from now on).  ``registry`` holds everything.

@@ -42,7 +42,7 @@ from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule
 from swarmd.daemon.recovery import LOST_AFTER_S, Recovery
 from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
 from swarmd.daemon.streams import TRANSIENT, StreamReader, ensure_group
-from swarmd.store.objectives import Store
+from swarmd.daemon.store import Store
 
 #: Seconds before the first retry after Redis or the store failed; doubles up to :data:`RETRY_MAX_S`.
 RETRY_START_S = 0.5

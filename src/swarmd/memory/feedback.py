@@ -139,7 +139,7 @@ def apply_feedback(memory: Memory, get_objective: Callable[[str], dict | None],
                    items: list[Feedback], problems: list[str] = ()) -> list[Verified]:
     """Check every item, then write all their ``human`` records in one
     transaction; returns them.  ``get_objective``: id → the stored objective
-    with its attempts (:meth:`swarmd.store.objectives.Store.get`) or ``None``;
+    with its attempts (:meth:`swarmd.daemon.store.Store.get`) or ``None``;
     ``problems``: ones found earlier (malformed lines), reported with these.
 
     Raises :class:`FeedbackError` listing every problem in line order; then nothing is written.

@@ -29,6 +29,7 @@ from loguru import logger
 from swarmd.config import PromptForm
 from swarmd.errors import BadInput
 from swarmd.router.router import MEMORY_TIER
+from swarmd.store.db import transaction
 from swarmd.store.schema import open_db
 
 SOURCES = ("teacher", "human", "audit")
@@ -217,8 +218,9 @@ class Memory:
         return added
 
     def transaction(self):
-        """A ``BEGIN IMMEDIATE`` … ``COMMIT`` block (rolled back on any exception)."""
-        return _Transaction(self.conn)
+        """A ``BEGIN IMMEDIATE`` … ``COMMIT`` block (rolled back on any exception):
+        :func:`swarmd.store.db.transaction` on this memory's connection."""
+        return transaction(self.conn)
 
     # ------------------------------------------------------------------ reads
     def records(self, where: str = "1", params: tuple = (), order: str = "id") -> Iterator[Verified]:
@@ -241,16 +243,3 @@ class Memory:
         """Close the connection."""
         with self.lock:
             self.conn.close()
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, kind, exc, tb):
-        self.conn.execute("ROLLBACK" if kind else "COMMIT")
-        return False

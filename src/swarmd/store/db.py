@@ -24,8 +24,8 @@ of them share these settings:
   connection turns them on; on everywhere, a table that declares a foreign key
   (see :mod:`swarmd.store.schema`) gets it enforced whoever writes.
 * autocommit (``isolation_level=None``): a statement outside ``BEGIN`` commits
-  at once; multi-statement writes use explicit ``BEGIN IMMEDIATE`` (see
-  :class:`swarmd.store.objectives.Store`).  Rows come back as
+  at once; multi-statement writes go through :func:`transaction` (``BEGIN
+  IMMEDIATE`` … ``COMMIT``).  Rows come back as
   :class:`sqlite3.Row` (index or column name).
 
 Tables are not created here: :func:`swarmd.store.schema.open_db` connects and
@@ -35,6 +35,8 @@ then migrates the file to the current schema.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Seconds a connection waits for another writer's lock before ``database is locked``.
@@ -63,3 +65,20 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction on ``conn`` (autocommit, as from :func:`connect`):
+    ``BEGIN IMMEDIATE`` (takes the write lock now, waiting up to
+    :data:`BUSY_TIMEOUT_S`), yields ``conn``, then ``COMMIT``; ``ROLLBACK``
+    and re-raise on any exception (``BaseException`` included, so an
+    interrupted batch writes nothing).  Callers sharing ``conn`` between
+    threads hold their lock around it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

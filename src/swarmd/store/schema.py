@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd.errors import BadInput
-from swarmd.store.db import connect
+from swarmd.store.db import connect, transaction
 
 
 @dataclass(frozen=True)
@@ -304,18 +304,13 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRAT
     for m in migrations:
         if m.version <= user_version(conn):       # cheap check without the write lock
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             found = user_version(conn)           # another process may have migrated meanwhile
             if m.version == found + 1:
                 for statement in _statements(m.sql):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {int(m.version)}")
                 applied += 1
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
     found = user_version(conn)
     if found > latest:
         raise SchemaTooNew(f"{where or 'database'}: schema version {found} is newer than this swarmd's "

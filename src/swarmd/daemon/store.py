@@ -1,5 +1,9 @@
 """The daemon's objective store (``memory.db``): objectives, their attempts,
-and the rows that arrive with worker events (cost ledger, audit log).
+and the rows that arrive with worker events (cost ledger, audit log, traces).
+
+It lives in the daemon, above the components whose rows it writes in one
+transaction (:mod:`swarmd.costs.ledger`, :mod:`swarmd.governor.audit`,
+:mod:`swarmd.agent.traces`); :mod:`swarmd.store` below them all only opens files.
 
 Tables (created by :mod:`swarmd.store.schema`, opened with
 :func:`~swarmd.store.schema.open_db`):
@@ -29,7 +33,6 @@ Only the daemon writes objectives; ``swarmctl`` and reports read.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import threading
 import time
 from pathlib import Path
@@ -38,6 +41,7 @@ from swarmd.governor.audit import insert_rows as insert_audit_rows
 from swarmd.objectives import FINAL_STATES, STATES, Objective
 from swarmd.costs.ledger import LedgerRow, insert_row
 from swarmd.memory.traces import apply_trace_event
+from swarmd.store.db import transaction
 from swarmd.store.schema import open_db
 
 #: The result fields of an objective row (columns of ``objectives``, keys of the
@@ -65,7 +69,7 @@ class Store:
         """Record objectives as queued in one transaction; per objective, False
         if it was already known."""
         now = time.time()
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._conn):
             return [self._conn.execute(
                 "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, strategy, "
                 "tags, state, submitted_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -78,7 +82,7 @@ class Store:
         run; ``rows``: :func:`swarmd.objectives.rejected_record` dicts.  Per
         row, False if its id was already known (that objective is left as it was)."""
         now = time.time()
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._conn):
             return [self._conn.execute(
                 "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, strategy, "
                 "tags, state, submitted_at, finished_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -115,22 +119,12 @@ class Store:
         written (the calls were paid for).  Raises (and writes nothing) if any
         event is malformed."""
         out = []
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._conn):
             for event_id, kind, objective_id, payload in events:
                 cur = self._conn.execute("INSERT OR IGNORE INTO events_seen VALUES (?)", (event_id,))
                 kept = self._apply(kind, objective_id, payload) if cur.rowcount else None
                 out.append((bool(cur.rowcount), kept))
         return out
-
-    @contextmanager
-    def _transaction(self):
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def _final_state(self, oid: str) -> str | None:
         """The objective's state if it is final (``None`` if not, or if the objective is unknown)."""
