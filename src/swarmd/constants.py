@@ -15,11 +15,7 @@ OBJECTIVE_GROUP = "daemon"
 #: Stream of worker events (``started``, ``finished``, ``failed``, ``resolved``) the daemon persists.
 EVENT_STREAM = PREFIX + "events"
 #: Consumer group the daemon reads (and acknowledges) :data:`EVENT_STREAM` with.
-#: Daemons before this name read the event stream as :data:`LEGACY_EVENT_GROUP`;
-#: the first daemon with this name reads the stream from its start (events are
-#: persisted once each, by id) and drops the old group.
 EVENT_GROUP = "daemon-events"
-LEGACY_EVENT_GROUP = "daemon"
 
 #: Hash of the daemon's heartbeat: pid, host, started_at, ts, counts, spend.
 HEARTBEAT = PREFIX + "heartbeat"

@@ -5,7 +5,7 @@ categories below.  ``exit_code`` is what ``swarmctl`` and ``swarmd`` exit with w
 error reaches them (:func:`exit_code_for`; the message is printed, no traceback):
 
 * 0 ok;
-* 1 :class:`SwarmdError` itself (the base default) and :class:`Unresolved`;
+* 1 :class:`SwarmdError` itself (the base default);
 * 2 :class:`BadInput`: config, policy, objective, profile, JSONL line, id or argument the
   user must fix; the message says where and why;
 * 3 :class:`Unreachable`: the daemon or its Redis cannot be reached.
@@ -28,13 +28,6 @@ class SwarmdError(Exception):
 
     exit_code: int = EXIT_UNRESOLVED
     label: str = "error"
-
-
-class Unresolved(SwarmdError):
-    """The work ran but did not finish with an accepted answer (exit 1)."""
-
-    exit_code = EXIT_UNRESOLVED
-    label = "unresolved"
 
 
 class BadInput(SwarmdError):

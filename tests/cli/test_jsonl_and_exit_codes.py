@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from swarmd.cli.common import run
-from swarmd.errors import BadInput, SwarmdError, Unreachable, Unresolved, exit_code_for
+from swarmd.errors import BadInput, SwarmdError, Unreachable, exit_code_for
 from swarmd.jsonl import MAX_SHOWN, JsonlError, read_jsonl, require_strings
 
 
@@ -80,7 +80,7 @@ def test_jsonl_error_is_bad_input_and_a_value_error():
 
 
 @pytest.mark.parametrize("exc, code, label", [
-    (BadInput("b"), 2, "bad input"), (Unreachable("u"), 3, "unreachable"), (Unresolved("r"), 1, "unresolved"),
+    (BadInput("b"), 2, "bad input"), (Unreachable("u"), 3, "unreachable"),
     (SwarmdError("s"), 1, "error"),
 ])
 def test_each_error_category_has_its_exit_code_and_label(exc, code, label, capsys):

@@ -62,7 +62,7 @@ def test_worst_case_is_prompt_bytes_plus_overhead_and_max_output():
 
 def test_settle_records_the_exact_cost(redis_conn):
     budget = Budget(redis_conn, BudgetConfig(daily_usd=1.0), clock=lambda: T0)
-    r = budget.reserve(0.05)
+    r = budget.try_reserve(0.05)
     budget.settle(r, model(3.0, 15.0).cost_usd(1234, 567))
     day = budget.status(fresh=True)[0]
     assert day.spent_usd == 0.012207 and day.reserved_usd == 0.0
@@ -81,8 +81,8 @@ def _hammer(url: str, cap: float, n: int, seed: int, peak: list | None = None) -
     for _ in range(n):
         amount = rng.uniform(0.01, 0.05)
         largest = max(largest, amount)
-        r = budget.reserve(amount)
-        if r is None:
+        r = budget.try_reserve(amount)
+        if isinstance(r, Denial):
             continue
         if rng.random() < 0.15:
             budget.release(r)
@@ -137,7 +137,7 @@ def test_overspend_is_bounded_by_one_reservation_when_a_call_costs_more(redis_co
     was wrong) cannot push spend past the cap by more than that one call."""
     budget = Budget(redis_conn, BudgetConfig(daily_usd=0.10), clock=lambda: T0)
     spent_total = 0.0
-    while (r := budget.reserve(0.03)) is not None:
+    while isinstance(r := budget.try_reserve(0.03), Reservation):
         actual = 0.03 if spent_total + 0.03 <= 0.10 else 0.045
         budget.settle(r, actual)
         spent_total += actual
@@ -158,7 +158,7 @@ def test_daily_and_monthly_caps_refuse_with_reasons(redis_conn):
     budget.settle(first, 0.9)
     next_day = Budget(redis_conn, BudgetConfig(daily_usd=1.0, monthly_usd=1.5), clock=lambda: T0 + 3600)
     redis_conn.delete(DAY_KEY)                                    # as if a new day had begun
-    assert next_day.reserve(0.5) is not None
+    assert isinstance(next_day.try_reserve(0.5), Reservation)
     denial = next_day.try_reserve(0.2)
     assert denial.scope == "monthly" and denial.committed_usd == pytest.approx(1.4)
 
@@ -166,19 +166,19 @@ def test_daily_and_monthly_caps_refuse_with_reasons(redis_conn):
 def test_objective_cap_is_shared_across_calls_and_workers(redis_url, redis_conn):
     a = Budget(redis_conn, BudgetConfig(daily_usd=100.0), clock=lambda: T0)
     other_worker = Budget(redis.Redis.from_url(redis_url), BudgetConfig(daily_usd=100.0), clock=lambda: T0)
-    r = a.reserve(0.04, objective_id="obj-1", max_cost_usd=0.05)
+    r = a.try_reserve(0.04, objective_id="obj-1", max_cost_usd=0.05)
     a.settle(r, 0.03)
-    assert other_worker.reserve(0.03, objective_id="obj-1", max_cost_usd=0.05) is None    # 0.03 + 0.03 > 0.05
-    assert other_worker.try_reserve(0.03, objective_id="obj-1", max_cost_usd=0.05).scope == "objective"
-    assert other_worker.reserve(0.02, objective_id="obj-1", max_cost_usd=0.05) is not None
-    assert other_worker.reserve(0.03, objective_id="obj-2", max_cost_usd=0.05) is not None
-    assert a.objective_spent_usd("obj-1") == pytest.approx(0.03)
+    denial = other_worker.try_reserve(0.03, objective_id="obj-1", max_cost_usd=0.05)   # 0.03 + 0.03 > 0.05
+    assert isinstance(denial, Denial) and denial.scope == "objective"
+    assert isinstance(other_worker.try_reserve(0.02, objective_id="obj-1", max_cost_usd=0.05), Reservation)
+    assert isinstance(other_worker.try_reserve(0.03, objective_id="obj-2", max_cost_usd=0.05), Reservation)
+    assert int(redis_conn.hget(K.budget_objective_key("obj-1"), "spent")) / NANO_PER_USD == pytest.approx(0.03)
 
 
 def test_budget_keys_expire(redis_conn):
     now = time.time()
     budget = Budget(redis_conn, BudgetConfig(daily_usd=1.0), clock=lambda: now)
-    budget.reserve(0.01, objective_id="o", max_cost_usd=1.0)
+    assert isinstance(budget.try_reserve(0.01, objective_id="o", max_cost_usd=1.0), Reservation)
     day, month = budget.status(fresh=True)
     assert day.key == K.budget_day_key(time.strftime("%Y-%m-%d", time.gmtime(now)))
     assert 2 * 86400 <= redis_conn.ttl(day.key) <= 3 * 86400         # the day's end + 2 days
@@ -189,8 +189,8 @@ def test_budget_keys_expire(redis_conn):
 def test_reservation_of_a_dead_worker_is_released_after_its_lease(redis_conn, log_lines):
     now = [T0]
     budget = Budget(redis_conn, BudgetConfig(daily_usd=1.0), clock=lambda: now[0])
-    r = budget.reserve(0.6, lease_s=10)
-    assert budget.reserve(0.6) is None
+    r = budget.try_reserve(0.6, lease_s=10)
+    assert isinstance(budget.try_reserve(0.6), Denial)
     now[0] += 11
     assert budget.reap_expired() == 1
     assert any("never settled" in line for line in log_lines)

@@ -54,21 +54,6 @@ def test_an_event_wakes_a_daemon_waiting_on_empty_streams(daemon, redis_conn):
     assert waited < 10                                         # woken by the entry, not by the 20 s timeout
 
 
-def test_events_pending_under_the_old_shared_group_are_persisted_after_upgrade(tmp_path, redis_conn):
-    redis_conn.xgroup_create(K.EVENT_STREAM, K.LEGACY_EVENT_GROUP, id="0", mkstream=True)
-    old = _event(redis_conn, "old-1")
-    redis_conn.xreadgroup(K.LEGACY_EVENT_GROUP, "old-daemon", {K.EVENT_STREAM: ">"})   # read, never acknowledged
-    config = load_config(write_config(tmp_path, fast_provider="echo"))
-    d = Daemon(config, None, tmp_path / "data", redis_conn)
-    try:
-        d.reclaim()
-        assert set(_groups(redis_conn, K.EVENT_STREAM)) == {K.EVENT_GROUP}
-        assert redis_conn.xpending(K.EVENT_STREAM, K.EVENT_GROUP)["pending"] == 0
-        assert d.store.apply_events([(old.decode(), "started", "old-1", {})]) == [False]   # persisted already
-    finally:
-        d.store.close()
-
-
 def test_a_burst_of_events_is_persisted_and_logged_in_few_batches(tmp_path, redis_conn, log_lines):
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"coalesce_ms": 100.0})})

@@ -277,12 +277,6 @@ class Budget:
         committed = (int(reply[1]) + int(reply[2])) / NANO_PER_USD
         return Denial(scope, cap, committed, amount_usd)
 
-    def reserve(self, amount_usd: float, objective_id: str | None = None, max_cost_usd: float | None = None,
-                lease_s: float = 300.0) -> Reservation | None:
-        """:meth:`try_reserve`, returning ``None`` instead of a :class:`Denial`."""
-        got = self.try_reserve(amount_usd, objective_id, max_cost_usd, lease_s)
-        return got if isinstance(got, Reservation) else None
-
     def settle(self, reservation: Reservation, actual_usd: float) -> bool:
         """Replace ``reservation`` by the call's actual cost (USD) on every hash
         it was held on.  Returns ``False`` when the lease had already been
@@ -341,10 +335,6 @@ class Budget:
                                     int(reserved or 0) / NANO_PER_USD, elapsed))
         self._status_cache = (now, out)
         return out
-
-    def objective_spent_usd(self, objective_id: str) -> float:
-        """Settled spend (USD) of one objective with a ``max_cost_usd`` cap."""
-        return int(self.redis.hget(K.budget_objective_key(objective_id), "spent") or 0) / NANO_PER_USD
 
     # ------------------------------------------------------------------ pacing
     def ahead_of_plan(self) -> list[PeriodStatus]:

@@ -159,15 +159,6 @@ class Ledger:
         with self._lock:
             return [dict(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
-    def spend_by_tier(self, since_ts: float) -> dict[str, dict]:
-        """``{tier: {"calls": n, "cost_usd": x}}`` for rows since a unix time."""
-        self.flush()
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT tier, COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost "
-                "FROM ledger WHERE ts >= ? GROUP BY tier", (since_ts,))
-            return {r["tier"]: {"calls": r["calls"], "cost_usd": r["cost"]} for r in cur}
-
     def close(self) -> None:
         """Write queued rows (write-behind), then close the connection.  Idempotent."""
         if self._writer is not None:

@@ -120,8 +120,7 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         self._failing: set[str] = set()   # periodic jobs failing on Redis right now
         self._lost_seen: dict[str, float] = {}   # requeue_lost: job id -> when first seen lost
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
-        if ensure_group(redis, Q.EVENT_STREAM, Q.EVENT_GROUP):   # read from the start: covers the old group's
-            redis.xgroup_destroy(Q.EVENT_STREAM, K.LEGACY_EVENT_GROUP)   # pending entries (no-op if none)
+        ensure_group(redis, Q.EVENT_STREAM, Q.EVENT_GROUP)
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self) -> None:

@@ -131,10 +131,6 @@ class Supervisor:
             logger.info("restarting {} worker(s) for the new config (each after its current job)", asked)
         return asked
 
-    def pids(self) -> list[int]:
-        """PIDs of the workers running now."""
-        return [s.process.pid for s in self.slots if s.process and s.process.poll() is None]
-
     def stop(self) -> None:
         """SIGTERM every worker, wait up to ``grace_s`` seconds, then SIGKILL."""
         self._stop.set()

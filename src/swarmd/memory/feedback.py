@@ -56,14 +56,6 @@ def apply_file(memory: Memory, get_objective: Callable[[str], dict | None], path
     return apply_feedback(memory, get_objective, items, problems)
 
 
-def parse_lines(path: str | Path) -> list[Feedback]:
-    """The items of a JSONL feedback file; raises :class:`FeedbackError` when any line is malformed."""
-    items, problems = read_lines(path)
-    if problems:
-        raise FeedbackError(problems)
-    return items
-
-
 def read_lines(path: str | Path) -> tuple[list[Feedback], list[str]]:
     """(items, problems) of a JSONL feedback file (:func:`swarmd.jsonl.scan_jsonl`:
     blank lines skipped): every malformed line is a problem ``file:line: why``;
