@@ -80,14 +80,14 @@ from loguru import logger  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from swarmd.config import parse_config  # noqa: E402
+from swarmd.config import VERIFY_ACTION, parse_config  # noqa: E402
 from swarmd.costs.ledger import LEARNER, TRACE_TIER  # noqa: E402
 from swarmd.daemon.redis_server import free_port  # noqa: E402
 from swarmd.governor import AuditBuffer, Governor, load_policy  # noqa: E402
 from swarmd.memory.traces import TraceStore  # noqa: E402
 from swarmd.router import Router  # noqa: E402
 from swarmd.workers.agent import workspace_dir  # noqa: E402
-from swarmd.workers.follower import VERIFY_ACTION, run_with_traces  # noqa: E402
+from swarmd.workers.follower import run_with_traces  # noqa: E402
 
 FAMILIES = ("tests", "version", "pattern", "csv", "changelog")
 CSV2JSON = """import csv, json, os, sys

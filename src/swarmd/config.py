@@ -393,7 +393,7 @@ class GovernorConfig(_Strict):
     """The governor as the workers and the daemon use it (see docs/governor.md).
 
     ``policy``: the policy file, relative to the directory of this config
-    file unless absolute (:meth:`policy_path`).  ``approval_timeout_s``:
+    file unless absolute (:attr:`Config.policy_path`).  ``approval_timeout_s``:
     seconds a parked (``awaiting_approval``) objective waits for ``swarmctl
     approve``/``reject`` before the daemon turns the ask into a deny.
     ``max_steps``: tool calls (model replies) one ``agent`` objective may
@@ -407,15 +407,6 @@ class GovernorConfig(_Strict):
     max_steps: int = Field(default=8, gt=0)
     max_denials: int = Field(default=1, gt=0)
     output_chars: int = Field(default=1000, ge=0)
-
-    def policy_path(self, config_source: str | None) -> Path:
-        """The policy file: ``policy`` if absolute, else beside ``config_source``
-        (the config file's path; the current directory when ``None``)."""
-        p = Path(self.policy).expanduser()
-        if p.is_absolute():
-            return p
-        base = Path(config_source).resolve().parent if config_source else Path.cwd()
-        return base / p
 
 
 class Config(_Strict):
@@ -442,6 +433,21 @@ class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     governor: GovernorConfig = GovernorConfig()
     source: str | None = Field(default=None, exclude=True)
+
+    @property
+    def source_path(self) -> Path | None:
+        """The config file this was loaded from, absolute (``None``: parsed
+        from text); the daemon re-reads it on SIGHUP."""
+        return Path(os.path.abspath(self.source)) if self.source else None   # not resolved: a symlink is re-read
+
+    @property
+    def policy_path(self) -> Path:
+        """The governor's policy file: ``governor.policy`` if absolute, else
+        beside the config file (the current directory for a config parsed from text)."""
+        p = Path(self.governor.policy).expanduser()
+        if p.is_absolute():
+            return p
+        return (Path(self.source).resolve().parent if self.source else Path.cwd()) / p
 
     @field_validator("tiers")
     @classmethod

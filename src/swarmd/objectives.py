@@ -27,7 +27,7 @@ from redis.commands.core import Script
 
 from swarmd import constants as K
 # the agent objective's actions live in the config module (its validation checks them); importable here too
-from swarmd.config import AGENT_ACTION, AGENT_ROUTED, FILL_ACTION, PLAN_ACTION, VERIFY_ACTION  # noqa: F401
+from swarmd.config import AGENT_ACTION
 from swarmd.config import Config, Strategy
 from swarmd.validation import InputError, Invalid, short, validate as validate_model
 

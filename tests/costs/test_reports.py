@@ -165,7 +165,7 @@ def test_daemon_report_jobs_and_metrics(tmp_path, redis_conn, log_lines):
     port = _free_port()
     config = make_config(budgets={"daily_usd": 5.0, "monthly_usd": 100.0},
                          reports={"daily_at": "23:55", "dir": "reports"}, metrics={"port": port, "refresh_s": 1})
-    daemon = Daemon(config, None, tmp_path, redis_conn)
+    daemon = Daemon(config, tmp_path, redis_conn)
     scheduler = BackgroundScheduler()
     extra = register_report_jobs(scheduler, daemon)
     try:
@@ -194,7 +194,7 @@ def test_metrics_off_and_report_off(tmp_path, redis_conn):
     from swarmd.daemon.service import Daemon
 
     config = make_config(reports={"daily_at": None}, metrics={"port": None})
-    daemon = Daemon(config, None, tmp_path, redis_conn)
+    daemon = Daemon(config, tmp_path, redis_conn)
     scheduler = BackgroundScheduler()
     assert register_report_jobs(scheduler, daemon) == {} and scheduler.get_jobs() == []
     daemon.store.close()

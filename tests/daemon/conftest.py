@@ -14,6 +14,6 @@ def daemon(tmp_path, redis_conn):
     """An in-process :class:`Daemon` on the test's real Redis, the echo provider
     as LOCAL_FAST (``write_config``), its store under ``tmp_path / "data"``."""
     config = load_config(write_config(tmp_path, fast_provider="echo"))
-    d = Daemon(config, None, tmp_path / "data", redis_conn)
+    d = Daemon(config, tmp_path / "data", redis_conn)
     yield d
     d.store.close()

@@ -26,7 +26,7 @@ def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path
     from swarmd.daemon.service import Daemon
 
     config = load_config(write_config(tmp_path, fast_provider="echo"))
-    first = Daemon(config, None, tmp_path / "data", redis_conn)
+    first = Daemon(config, tmp_path / "data", redis_conn)
     _submit(redis_conn, config, "dup-1")
     first.handle(first.read_streams(block_ms=100))                      # admitted and enqueued
     queue = parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn)
@@ -39,7 +39,7 @@ def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path
     Job.fetch("dup-1", connection=redis_conn, serializer=parking.JOB_SERIALIZER).delete()   # its result expired
     _submit(redis_conn, config, "dup-1")                                 # the same id again
 
-    second = Daemon(config, None, tmp_path / "data", redis_conn)
+    second = Daemon(config, tmp_path / "data", redis_conn)
     second.reclaim()                                                     # start-up: new events persisted first
     second.handle(second.read_streams(block_ms=100))
     assert second.store.get("dup-1")["state"] == "done"

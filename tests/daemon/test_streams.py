@@ -27,7 +27,7 @@ def _groups(redis_conn, stream: str) -> dict[str, dict]:
 def test_daemon_leaves_the_environment_unchanged(tmp_path, redis_conn):
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     before = dict(os.environ)
-    d = Daemon(config, None, tmp_path / "elsewhere", redis_conn)
+    d = Daemon(config, tmp_path / "elsewhere", redis_conn)
     d.store.close()
     assert dict(os.environ) == before
     assert (tmp_path / "elsewhere" / "memory.db").exists()     # the data dir it was given is used
@@ -57,7 +57,7 @@ def test_an_event_wakes_a_daemon_waiting_on_empty_streams(daemon, redis_conn):
 def test_a_burst_of_events_is_persisted_and_logged_in_few_batches(tmp_path, redis_conn, log_lines):
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"coalesce_ms": 100.0})})
-    d = Daemon(config, None, tmp_path / "data", redis_conn)
+    d = Daemon(config, tmp_path / "data", redis_conn)
     runner = threading.Thread(target=d.run, daemon=True)
     runner.start()
     try:

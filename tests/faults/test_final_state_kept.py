@@ -70,7 +70,7 @@ def test_job_failed_after_its_worker_reported_done_leaves_the_objective_done(tmp
 
 @pytest.fixture
 def daemon(tmp_path, redis_conn):
-    d = Daemon(load_config(echo_config(tmp_path)), None, tmp_path / "data", redis_conn)
+    d = Daemon(load_config(echo_config(tmp_path)), tmp_path / "data", redis_conn)
     d.store.add_queued(Objective(id="k1", action="classify", input="x", labels=["feat", "fix"], submitted_at=1.0))
     yield d
     d.store.close()

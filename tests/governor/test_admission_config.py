@@ -60,17 +60,17 @@ def test_policy_path_is_relative_to_the_config_file(tmp_path):
     path = tmp_path / "conf" / "llm_config.yaml"
     path.write_text(_config({"policy": "rules/policy.yaml"}))
     cfg = load_config(path, env={})
-    assert cfg.governor.policy_path(cfg.source) == tmp_path / "conf" / "rules" / "policy.yaml"
+    assert cfg.policy_path == tmp_path / "conf" / "rules" / "policy.yaml"
     path.write_text(_config({"policy": "/etc/swarmd/policy.yaml"}))
     cfg = load_config(path, env={})
-    assert str(cfg.governor.policy_path(cfg.source)) == "/etc/swarmd/policy.yaml"
+    assert str(cfg.policy_path) == "/etc/swarmd/policy.yaml"
 
 
 def test_shipped_config_has_the_agent_action_and_governor_defaults():
     cfg = load_config(REPO / "llm_config.yaml", env={})
     g = cfg.governor
     assert (g.approval_timeout_s, g.max_steps, g.max_denials) == (3600, 8, 1)
-    assert g.policy_path(cfg.source) == REPO / "policy.yaml"
+    assert cfg.policy_path == REPO / "policy.yaml"
     assert cfg.actions["agent"].output == "json" and cfg.actions["agent"].tier != "LOCAL_FAST"
     prompt = build_prompt(cfg.actions["agent"], "Objective: x\nSteps so far: none")
     assert '{"done": "final answer"}' in prompt.text and prompt.text.endswith("Next step:")

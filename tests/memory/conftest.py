@@ -31,7 +31,7 @@ class Swarm:
         from swarmd.daemon.service import Daemon
 
         self.redis, self.config = redis_conn, config
-        self.daemon = Daemon(config, None, tmp_path / "data", redis_conn)
+        self.daemon = Daemon(config, tmp_path / "data", redis_conn)
         self.ctx = build_context(config, redis_conn, tmp_path / "data", "w-memory")
 
     def submit(self, *objectives: dict) -> None:

@@ -27,10 +27,10 @@ from rq.job import Job
 from swarmd import constants as K
 from swarmd import queue as Q
 from swarmd.agent import approvals
-from swarmd.config import Config
+from swarmd.config import AGENT_ACTION, Config
 from swarmd.governor import Decision, Governor, PolicyError, audit_row, load_policy
 from swarmd.governor.audit import log_row
-from swarmd.objectives import AGENT_ACTION, FINAL_STATES, Objective, ObjectiveError, mirror_state, rejected_record, validate
+from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, mirror_state, rejected_record, validate
 from swarmd.daemon.streams import as_text
 from swarmd.testing.failpoints import failpoint
 
@@ -44,7 +44,7 @@ class Admission:
     def _load_governor(config: Config) -> tuple[Governor | None, str | None]:
         """The governor for admission, or ``(None, why)`` when the policy file
         cannot be loaded (then ``agent`` objectives are refused)."""
-        path = config.governor.policy_path(config.source)
+        path = config.policy_path
         try:
             return Governor(load_policy(path)), None
         except PolicyError as exc:

@@ -11,7 +11,6 @@ the data dir; never a Redis merely found on localhost) and stops it on exit.  Th
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     :class:`~swarmd.config.ConfigError` for a bad config.
     """
     config = load_config(config_path)
-    config_path = os.path.abspath(config.source) if config.source else None
+    config_path = str(config.source_path) if config.source_path else None   # the workers' --config
     data = resolve_data_dir(data_dir)
     log_path = setup_logging(data, config.daemon.log)
     notifier = Notifier()
@@ -63,7 +62,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     logger.info("swarmd starting: data dir {}, log {}, Redis {}{}", data, log_path, mask_url(handle.url),
                 " (started by swarmd)" if handle.started else "")
     redis = Redis.from_url(handle.url)
-    daemon = Daemon(config, config_path, data, redis, notifier)
+    daemon = Daemon(config, data, redis, notifier)
     daemon.install_signal_handlers()
     redis_died: list[int] = []
 

@@ -87,7 +87,7 @@ def day_start(now: float | None = None) -> float:
 class Daemon(StreamReader, Admission, Events, Recovery):
     """One daemon over one Redis and one SQLite store.
 
-    ``config_path``: the config file (re-read on SIGHUP).  ``data_dir``:
+    ``config``: re-read from :attr:`Config.source_path` on SIGHUP.  ``data_dir``:
     where the store, the log and the Redis URL file live.  ``redis``: a client
     for the Redis in use.  ``notifier``: a :class:`swarmd.daemon.notify.Notifier`
     (or ``None``).  Leaves the process environment alone: the data
@@ -95,9 +95,8 @@ class Daemon(StreamReader, Admission, Events, Recovery):
     (:class:`swarmd.daemon.supervisor.Supervisor`).
     """
 
-    def __init__(self, config: Config, config_path: str | None, data_dir: Path, redis: Redis,
-                 notifier=None, consumer: str | None = None):
-        self.config, self.config_path, self.data_dir = config, config_path, data_dir
+    def __init__(self, config: Config, data_dir: Path, redis: Redis, notifier=None, consumer: str | None = None):
+        self.config, self.data_dir = config, data_dir
         self.redis = redis
         self.notifier = notifier
         self.consumer = consumer or f"{socket.gethostname()}"
@@ -138,7 +137,7 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         if self.notifier:
             self.notifier.reloading()
         try:
-            new = load_config(self.config_path)
+            new = load_config(self.config.source_path)
         except Exception as exc:
             logger.error("config reload failed, keeping the old config: {}", exc)
         else:

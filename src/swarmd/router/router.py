@@ -31,12 +31,9 @@ from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
 from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt
 from swarmd.router.quality import Verdict, assess
-from swarmd.router.tiers import Availability
+from swarmd.router.tiers import MEMORY_TIER, Availability
 
 ACCEPTED, UNRESOLVED = "accepted", "unresolved"
-#: the tier name of answers served by the learning memory's answer cache
-#: (:mod:`swarmd.memory.cache`), asked before the escalation chain
-MEMORY_TIER = "MEMORY"
 #: outputs the answer cache may serve
 CACHED_OUTPUTS = ("label", "labels", "yes_no")
 #: outputs whose requests :meth:`Router.route_many` may send to a model as one batch (one label each)

@@ -1,4 +1,4 @@
-"""Availability of models: an unreachable backend cools down and is skipped.
+"""Tiers: availability of models (an unreachable backend cools down and is skipped) and :data:`MEMORY_TIER`.
 
 When a call raises :class:`ProviderUnavailable`, the model is marked down for
 ``escalation.cooldown_s`` seconds (60 by default) and the reason is logged
@@ -11,6 +11,11 @@ import time
 from typing import Callable
 
 from loguru import logger
+
+#: The tier name of answers served by the learning memory's answer cache
+#: (:mod:`swarmd.memory.cache`), asked before the escalation chain; read by
+#: the router and by :mod:`swarmd.memory`, which need not import the router for it.
+MEMORY_TIER = "MEMORY"
 
 
 class Availability:

@@ -54,7 +54,7 @@ from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
 
 from swarmd import constants as K
-from swarmd.workers.agent import AGENT_ACTION
+from swarmd.config import AGENT_ACTION
 from swarmd.workers.jobs import emit
 from swarmd.workers.parking import JOB_FUNC
 from swarmd.rqcompat import register_claimed

@@ -87,7 +87,7 @@ class PolicySource:
     One per worker; jobs run one at a time, so no locking."""
 
     def __init__(self, config: Config):
-        self.path = config.governor.policy_path(config.source)
+        self.path = config.policy_path
         self._loaded: tuple[int, Policy] | None = None
 
     def get(self) -> Policy:

@@ -51,13 +51,14 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 
 from swarmd import constants as K
+from swarmd.config import AGENT_ACTION
 from swarmd.governor import AuditBuffer, Governor, PolicyError
 from swarmd.memory.audit import maybe_audit
 from swarmd.objectives import FINAL_STATES
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
-from swarmd.workers.agent import AGENT_ACTION, workspace_dir
+from swarmd.workers.agent import workspace_dir
 from swarmd.workers.follower import run_with_traces
 
 if TYPE_CHECKING:   # annotations only: the context imports swarmd.workers.batching, which imports emit from here
