@@ -38,7 +38,7 @@ Reported (a table): objectives acknowledged; **lost** (acknowledged, not
 final in the store at the end: must be 0); **run twice** (objectives with
 more than one ``finished`` event of a final state in the event stream: must
 be 0); duplicate runs the workers refused (``not run again`` in the worker
-logs: the guard of :func:`swarmd.constants.finished_key` at work); kills by
+logs: the guard of :func:`swarmd.queue.finished_key` at work); kills by
 component; longest and median recovery per component; throughput
 (objectives/s) of the baseline and of the fault phase, and their ratio.
 Exit status 0 when lost and run twice are both 0, 1 otherwise.
@@ -78,6 +78,7 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 import yaml  # noqa: E402
 
+from swarmd import queue as Q
 from swarmd import constants as K  # noqa: E402
 from swarmd.cli import main as swarmctl  # noqa: E402
 from swarmd.objectives import FINAL_STATES  # noqa: E402
@@ -272,7 +273,7 @@ class Soak:
     # ------------------------------------------------------------------ results
     def run_twice(self) -> list[str]:
         finished = Counter()
-        for _i, f in self.client().xrange(K.EVENT_STREAM):
+        for _i, f in self.client().xrange(Q.EVENT_STREAM):
             if f.get(b"kind") == b"finished" and json.loads(f[b"payload"]).get("state") in FINAL_STATES:
                 finished[f[b"id"].decode()] += 1
         return sorted(oid for oid, n in finished.items() if n > 1)

@@ -84,10 +84,10 @@ from swarmd.config import VERIFY_ACTION, parse_config  # noqa: E402
 from swarmd.costs.ledger import LEARNER, TRACE_TIER  # noqa: E402
 from swarmd.daemon.redis_server import free_port  # noqa: E402
 from swarmd.governor import AuditBuffer, Governor, load_policy  # noqa: E402
-from swarmd.memory.traces import TraceStore  # noqa: E402
+from swarmd.agent.traces import TraceStore  # noqa: E402
 from swarmd.router import Router  # noqa: E402
-from swarmd.workers.agent import workspace_dir  # noqa: E402
-from swarmd.workers.follower import run_with_traces  # noqa: E402
+from swarmd.agent.loop import workspace_dir  # noqa: E402
+from swarmd.agent.follower import run_with_traces  # noqa: E402
 
 FAMILIES = ("tests", "version", "pattern", "csv", "changelog")
 CSV2JSON = """import csv, json, os, sys
@@ -131,7 +131,7 @@ GOALS = {
 }
 _STEP = r"\d+\. (?:shell|read_file|write_file|http_get)"
 _TOOL_STEP = _STEP + r" \{"
-#: a step as the verification input shows it (swarmd.workers.follower.verify_input)
+#: a step as the verification input shows it (swarmd.agent.follower.verify_input)
 _VERIFIED_STEP = _STEP + ": "
 
 
@@ -421,7 +421,7 @@ def rule_threshold(same_best: list[float], other: list[float]) -> tuple[float, b
 
 def _goal_vectors(goals: list[str]):
     from swarmd.memory.embed import shared_embedder
-    from swarmd.memory.traces import extract_params, signature_of, template_of
+    from swarmd.agent.traces import extract_params, signature_of, template_of
 
     return shared_embedder().embed([template_of(g) for g in goals]), \
         [signature_of(extract_params(g)) for g in goals]
@@ -564,7 +564,7 @@ def similarities(per_family: int, seed: int) -> int:
 
     import numpy as np
 
-    from swarmd.memory.traces import MIN_EMBEDDING_SIMILARITY, represent, similarity
+    from swarmd.agent.traces import MIN_EMBEDDING_SIMILARITY, represent, similarity
 
     items = [(o["family"], o["goal"]) for o in make_objectives(per_family, seed)] + list(PARAPHRASES) \
         + [("other", g) for g in OTHER_TASKS]

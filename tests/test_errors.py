@@ -33,7 +33,7 @@ def test_input_and_connection_errors_have_their_exit_codes():
     classes = _exception_classes()
     for name in ("swarmd.config.ConfigError", "swarmd.governor.policy.PolicyError", "swarmd.objectives.ObjectiveError",
                  "swarmd.costs.profile.ProfileError", "swarmd.router.router.RequestError",
-                 "swarmd.workers.parking.NotParked", "swarmd.jsonl.JsonlError"):
+                 "swarmd.agent.approvals.NotParked", "swarmd.jsonl.JsonlError"):
         assert issubclass(classes[name], BadInput) and classes[name].exit_code == 2, name
     assert issubclass(classes["swarmd.daemon.redis_server.RedisUnavailable"], Unreachable)
     assert classes["swarmd.daemon.redis_server.RedisUnavailable"].exit_code == 3

@@ -31,9 +31,9 @@ Strategy = Literal["cascade", "local_only", "api_only", "local_fallback"]
 STRATEGIES = get_args(Strategy)
 #: the action of free-text objectives (run by the agent loop)
 AGENT_ACTION = "agent"
-#: the action that plans an agent objective (:mod:`swarmd.workers.planner`)
+#: the action that plans an agent objective (:mod:`swarmd.agent.planner`)
 PLAN_ACTION = "plan"
-#: the action whose (small) model copies free-text slot values from a goal (:mod:`swarmd.workers.follower`)
+#: the action whose (small) model copies free-text slot values from a goal (:mod:`swarmd.agent.follower`)
 FILL_ACTION = "fill_slot"
 #: the action whose model (the learner tier) verifies a supervised replay's outcome (``yes_no``)
 VERIFY_ACTION = "verify_trace"
@@ -308,7 +308,7 @@ class MemoryConfig(_Strict):
 
 
 class TracesConfig(_Strict):
-    """Execution traces (:mod:`swarmd.memory.traces`): agent objectives a strong
+    """Execution traces (:mod:`swarmd.agent.traces`): agent objectives a strong
     tier solved are stored as traces and replayed without a model (follower mode).
 
     ``enabled``: learn and follow traces.  ``follow_threshold``: the confidence
@@ -318,13 +318,13 @@ class TracesConfig(_Strict):
     which a trace below ``follow_threshold`` is still replayed, **supervised**:
     the learner tier then verifies the replay's outcome with one short call
     (action ``verify_trace``) before the objective is done
-    (:mod:`swarmd.workers.follower`); default 0.75, the confidence of a new
-    trace (:data:`swarmd.memory.traces.NEW_CONFIDENCE`), so a trace is
+    (:mod:`swarmd.agent.follower`); default 0.75, the confidence of a new
+    trace (:data:`swarmd.agent.traces.NEW_CONFIDENCE`), so a trace is
     replayed from its first match on; ``null``: never supervised, a trace
     below the threshold is not replayed.  ``min_similarity``: cosine similarity (0..1) of the
     ``tokens-v1`` goal representations, parameters masked, for a trace to match
     a goal; ``min_embedding_similarity``: the same for the MiniLM embedding
-    (default from the similarities measured in :data:`swarmd.memory.traces.MIN_EMBEDDING_SIMILARITY`).
+    (default from the similarities measured in :data:`swarmd.agent.traces.MIN_EMBEDDING_SIMILARITY`).
     """
 
     enabled: bool = True

@@ -2,7 +2,8 @@
 
 All keys share the ``swarmd:`` prefix so one Redis can be shared with other
 software.  RQ keeps its own ``rq:`` keys for the queues named in
-:data:`QUEUES`.
+:data:`swarmd.queue.QUEUES`; the worker event stream and the other names of the
+daemon<->worker contract are in :mod:`swarmd.queue`.
 """
 
 PREFIX = "swarmd:"
@@ -12,10 +13,7 @@ OBJECTIVE_STREAM = PREFIX + "objectives"
 #: Consumer group the daemon reads (and acknowledges) :data:`OBJECTIVE_STREAM` with.
 OBJECTIVE_GROUP = "daemon"
 
-#: Stream of worker events (``started``, ``finished``, ``failed``, ``resolved``) the daemon persists.
-EVENT_STREAM = PREFIX + "events"
-#: Consumer group the daemon reads (and acknowledges) :data:`EVENT_STREAM` with.
-EVENT_GROUP = "daemon-events"
+#: The worker event stream and its consumer group: :mod:`swarmd.queue`.
 
 #: Hash of the daemon's heartbeat: pid, host, started_at, ts, counts, spend.
 HEARTBEAT = PREFIX + "heartbeat"
@@ -25,12 +23,6 @@ HEARTBEAT = PREFIX + "heartbeat"
 #: (an objective entry that fails validation but names a well-formed id is not
 #: counted: it is stored as a ``failed`` objective).
 STATS = PREFIX + "stats"
-
-#: RQ queue names, highest priority first (RQ workers listen in this order).
-QUEUES = ("high", "default", "low")
-
-#: Objective priority → RQ queue.
-PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 
 #: Budgets (:mod:`swarmd.costs.budgets`).  Spend hashes have the fields
 #: ``spent`` (settled) and ``reserved`` (held for calls in flight), integers in
@@ -61,13 +53,6 @@ def budget_objective_key(objective_id: str) -> str:
     return f"{PREFIX}budget:objective:{objective_id}"
 
 
-def finished_key(objective_id: str) -> str:
-    """String set (in the same transaction) when a worker reports an objective
-    final: a job run again after its worker died past that point sees it and
-    does not run the objective a second time (:func:`swarmd.workers.jobs.run_objective`)."""
-    return f"{PREFIX}finished:{objective_id}"
-
-
 def objective_key(objective_id: str) -> str:
     """Hash with one objective's state (``state``, ``action``, ``result`` JSON, ...)."""
     return f"{PREFIX}objective:{objective_id}"
@@ -79,17 +64,10 @@ def objective_key(objective_id: str) -> str:
 PARKED = PREFIX + "parked"
 
 
-def resume_queue(site: str) -> str:
-    """RQ queue of the resumed runs of objectives parked on ``site`` (see
-    :func:`swarmd.workers.parking.site`): only that machine's workers listen
-    on it, because only that machine holds the objective's workspace."""
-    return f"resume:{site}"
-
-
 def park_key(objective_id: str) -> str:
     """String (JSON) with one parked objective: the objective, the proposed
     action and the governor's decision, the agent loop state, and once decided
-    the ``resolution`` (see :mod:`swarmd.workers.parking`)."""
+    the ``resolution`` (see :mod:`swarmd.agent.approvals`)."""
     return f"{PREFIX}park:{objective_id}"
 
 

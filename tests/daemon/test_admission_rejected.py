@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.cli.objectives import status_data
 from swarmd.objectives import mirror_state, validate
 from swarmd.daemon.store import Store
-from swarmd.workers import parking
 from tests.daemon.helpers import redis_state
 from tests.faults.helpers import Swarmd, echo_config, rows, swarmctl, write_jsonl
 
@@ -66,7 +66,7 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
             assert store.get("ok-0")["state"] == "done"
         finally:
             store.close()
-        assert not {b"long-1", b"old-1"} & {f[b"id"] for _i, f in redis_conn.xrange(K.EVENT_STREAM)}
+        assert not {b"long-1", b"old-1"} & {f[b"id"] for _i, f in redis_conn.xrange(Q.EVENT_STREAM)}
         assert not redis_conn.exists("rq:job:long-1", "rq:job:old-1")
         assert daemon.log.count("rejected at admission (skipped, acknowledged)") == 2
     finally:
@@ -125,7 +125,7 @@ def test_refused_objective_stored_by_a_dead_pass_ends_failed(daemon, redis_conn)
     rec = daemon.store.get("agent-1")
     assert rec["state"] == "failed" and rec["reason"].startswith("refused: governor.policy-unusable ")
     assert redis_state(redis_conn, "agent-1")["state"] == "failed"
-    assert all(parking.queue(name, redis_conn).count == 0 for name in K.QUEUES)   # nothing enqueued
+    assert all(Q.queue(name, redis_conn).count == 0 for name in Q.QUEUES)   # nothing enqueued
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
 
@@ -136,7 +136,7 @@ def test_two_entries_of_one_id_in_a_batch_are_enqueued_once(daemon, redis_conn):
     for _ in range(2):
         redis_conn.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(twice.to_dict())})
     daemon.handle(daemon.read_streams(block_ms=100))
-    assert parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn).job_ids == ["twice-1"]
+    assert Q.queue(Q.PRIORITY_QUEUE["normal"], redis_conn).job_ids == ["twice-1"]
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
 
@@ -157,5 +157,5 @@ def test_a_valid_entry_of_an_id_rejected_before_is_not_run_and_the_failed_hash_s
     daemon.handle(daemon.read_streams(block_ms=100))
     assert daemon.store.get("again-1")["state"] == "failed"          # the rejected objective stands
     assert redis_state(redis_conn, "again-1") == rejected            # the final hash stands, unchanged
-    assert all(parking.queue(name, redis_conn).count == 0 for name in K.QUEUES)   # nothing enqueued
+    assert all(Q.queue(name, redis_conn).count == 0 for name in Q.QUEUES)   # nothing enqueued
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

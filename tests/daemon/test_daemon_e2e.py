@@ -24,6 +24,7 @@ import pytest
 
 from swarmd import cli
 from swarmd import constants as K
+from swarmd import queue as Q
 from tests.daemon.helpers import ROOT, start_daemon, daemon_env, wait_final, write_config, write_jsonl
 from tests.wait import wait_until
 
@@ -108,7 +109,7 @@ def test_sigkill_before_dispatch_then_restart_completes_each_once(tmp_path, redi
     assert crashing.wait(timeout=30) == -signal.SIGKILL
     pending = redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
     assert pending["pending"] == 6          # read, never acknowledged, nothing enqueued
-    assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in K.QUEUES)
+    assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in Q.QUEUES)
 
     daemon = start_daemon(tmp_path, redis_url, config, workers=1)
     try:
@@ -117,7 +118,7 @@ def test_sigkill_before_dispatch_then_restart_completes_each_once(tmp_path, redi
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     assert all(r["state"] == "done" and r["answer"] == "feat" for r in records.values())
-    finished = [f[b"id"].decode() for _id, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    finished = [f[b"id"].decode() for _id, f in redis_conn.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert sorted(finished) == sorted(r["id"] for r in rows)                          # each exactly once
     assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
 
@@ -183,5 +184,5 @@ def test_worker_killed_mid_job_the_objective_is_retried_and_completes_once(tmp_p
     assert "exited with -9" in log                              # the supervisor saw the crash and restarted it
     # the killed job and the jobs claimed with it in its batch (swarmd.workers.batching): all queued at once
     assert f"died running job(s) {', '.join(r['id'] for r in rows)}; handed back to RQ now" in log
-    finished = [f[b"id"].decode() for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    finished = [f[b"id"].decode() for _i, f in redis_conn.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert sorted(finished) == sorted(r["id"] for r in rows)    # each exactly once, the killed one included

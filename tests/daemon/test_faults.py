@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from tests.daemon.helpers import daemon_env, wait_final, write_config
 from tests.wait import wait_until
 
@@ -90,7 +91,7 @@ def test_redis_killed_the_daemon_exits_and_restarts_from_the_append_only_file(sw
     swarm.submit(after)
     records = wait_final(swarm.data / "memory.db", first + after, timeout_s=60)
     assert all(r["state"] == "done" for r in records.values())
-    finished = [f[b"id"].decode() for _i, f in client.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    finished = [f[b"id"].decode() for _i, f in client.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert sorted(finished) == sorted(first + after)     # each exactly once, across the crash
 
 
@@ -100,13 +101,13 @@ def test_malformed_stream_entries_are_skipped_logged_and_acknowledged(swarm):
     r.xadd(K.OBJECTIVE_STREAM, {"objective": "{not json"})
     r.xadd(K.OBJECTIVE_STREAM, {"something": "else"})
     swarm.submit(["good-1"])
-    r.xadd(K.EVENT_STREAM, {"kind": "finished", "id": "nobody"})          # no payload
-    r.xadd(K.EVENT_STREAM, {"kind": "finished", "id": "x", "payload": "{"})
+    r.xadd(Q.EVENT_STREAM, {"kind": "finished", "id": "nobody"})          # no payload
+    r.xadd(Q.EVENT_STREAM, {"kind": "finished", "id": "x", "payload": "{"})
     swarm.submit(["good-2"])
     records = wait_final(swarm.data / "memory.db", ["good-1", "good-2"], timeout_s=60)
     assert all(rec["state"] == "done" for rec in records.values())
     wait_until(lambda: r.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
-               and r.xpending(K.EVENT_STREAM, K.EVENT_GROUP)["pending"] == 0, 10, "everything acknowledged")
+               and r.xpending(Q.EVENT_STREAM, Q.EVENT_GROUP)["pending"] == 0, 10, "everything acknowledged")
     log = (swarm.data / "daemon_hybrid.log").read_text()
     assert log.count("rejected at admission") == 2
     assert log.count("is malformed and is dropped") == 2

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from swarmd import cli
-from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.workers.context import HEARTBEAT_TTL_S
 from tests.daemon.helpers import daemon_env, start_daemon, wait_final, write_config
 
@@ -59,5 +59,5 @@ def test_unsupervised_worker_killed_mid_job_is_found_by_its_heartbeat(tmp_path, 
           f"(heartbeat TTL {HEARTBEAT_TTL_S} s)")
     assert record["state"] == "done"
     assert recovered_s <= 30
-    finished = [f[b"id"] for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    finished = [f[b"id"] for _i, f in redis_conn.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert finished == [b"remote-1"]                             # exactly once

@@ -10,10 +10,10 @@ import json
 from rq.job import Job
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.config import load_config
 from swarmd.objectives import validate
 from swarmd.workers.context import ContextWorker, build_context
-from swarmd.workers import parking
 from tests.daemon.helpers import write_config
 
 
@@ -29,14 +29,14 @@ def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path
     first = Daemon(config, tmp_path / "data", redis_conn)
     _submit(redis_conn, config, "dup-1")
     first.handle(first.read_streams(block_ms=100))                      # admitted and enqueued
-    queue = parking.queue(K.PRIORITY_QUEUE["normal"], redis_conn)
+    queue = Q.queue(Q.PRIORITY_QUEUE["normal"], redis_conn)
     assert queue.count == 1
     first.store.close()                                                  # the daemon goes down
 
     ctx = build_context(config, redis_conn, tmp_path / "data", "w1")
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)   # the job runs; its events wait unread
-    assert redis_conn.xlen(K.EVENT_STREAM) >= 1
-    Job.fetch("dup-1", connection=redis_conn, serializer=parking.JOB_SERIALIZER).delete()   # its result expired
+    assert redis_conn.xlen(Q.EVENT_STREAM) >= 1
+    Job.fetch("dup-1", connection=redis_conn, serializer=Q.JOB_SERIALIZER).delete()   # its result expired
     _submit(redis_conn, config, "dup-1")                                 # the same id again
 
     second = Daemon(config, tmp_path / "data", redis_conn)
@@ -44,6 +44,6 @@ def test_finished_id_resubmitted_while_daemon_was_down_is_not_run_twice(tmp_path
     second.handle(second.read_streams(block_ms=100))
     assert second.store.get("dup-1")["state"] == "done"
     assert queue.count == 0 and not Job.exists("dup-1", connection=redis_conn)   # not enqueued again
-    finished = [f for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    finished = [f for _i, f in redis_conn.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert len(finished) == 1
     second.store.close()

@@ -9,11 +9,11 @@ import json
 import pytest
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.objectives import validate
 from swarmd.daemon.store import Store
 from swarmd.workers.context import ContextWorker, build_context
-from swarmd.workers.parking import JOB_FUNC
-from swarmd.workers import parking
+from swarmd.queue import JOB_FUNC
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.router.test_strategies import make
 
@@ -21,12 +21,12 @@ from tests.router.test_strategies import make
 def run_jobs(config, redis_conn, tmp_path, objectives: list[dict]) -> list[dict]:
     """Enqueue ``objectives`` and run them with one burst worker; returns the ``finished`` payloads."""
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-strategy")
-    queue = parking.queue("default", redis_conn)
+    queue = Q.queue("default", redis_conn)
     for obj in objectives:
         queue.enqueue(JOB_FUNC, obj)
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
     ctx.close()
-    return [json.loads(f[b"payload"]) for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    return [json.loads(f[b"payload"]) for _i, f in redis_conn.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
 
 
 @pytest.mark.parametrize("strategy, tier, api_calls", [("api_only", "API_FALLBACK", 1), ("local_only", "LOCAL_FAST", 0),

@@ -10,6 +10,7 @@ import threading
 import time
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.config import load_config
 from swarmd.daemon.service import Daemon
 from tests.daemon.helpers import write_config
@@ -17,7 +18,7 @@ from tests.wait import wait_until
 
 
 def _event(redis_conn, oid: str, kind: str = "started") -> bytes:
-    return redis_conn.xadd(K.EVENT_STREAM, {"kind": kind, "id": oid, "payload": json.dumps({"worker": "w", "ts": 1.0})})
+    return redis_conn.xadd(Q.EVENT_STREAM, {"kind": kind, "id": oid, "payload": json.dumps({"worker": "w", "ts": 1.0})})
 
 
 def _groups(redis_conn, stream: str) -> dict[str, dict]:
@@ -34,13 +35,13 @@ def test_daemon_leaves_the_environment_unchanged(tmp_path, redis_conn):
 
 
 def test_event_stream_is_read_and_acknowledged_under_its_own_group(daemon, redis_conn):
-    assert K.EVENT_GROUP != K.OBJECTIVE_GROUP
+    assert Q.EVENT_GROUP != K.OBJECTIVE_GROUP
     event_id = _event(redis_conn, "g-1")
     daemon.handle(daemon.read_streams(block_ms=100))
-    groups = _groups(redis_conn, K.EVENT_STREAM)
-    assert set(groups) == {K.EVENT_GROUP}                      # no other group reads the event stream
-    assert groups[K.EVENT_GROUP]["last-delivered-id"] == event_id
-    assert groups[K.EVENT_GROUP]["pending"] == 0               # acknowledged under the group that read it
+    groups = _groups(redis_conn, Q.EVENT_STREAM)
+    assert set(groups) == {Q.EVENT_GROUP}                      # no other group reads the event stream
+    assert groups[Q.EVENT_GROUP]["last-delivered-id"] == event_id
+    assert groups[Q.EVENT_GROUP]["pending"] == 0               # acknowledged under the group that read it
     assert set(_groups(redis_conn, K.OBJECTIVE_STREAM)) == {K.OBJECTIVE_GROUP}
 
 
@@ -66,9 +67,9 @@ def test_a_burst_of_events_is_persisted_and_logged_in_few_batches(tmp_path, redi
             time.sleep(0.002)
 
         def all_acknowledged():
-            group = _groups(redis_conn, K.EVENT_STREAM)[K.EVENT_GROUP]
+            group = _groups(redis_conn, Q.EVENT_STREAM)[Q.EVENT_GROUP]
             return not group["pending"] and \
-                group["last-delivered-id"] == redis_conn.xinfo_stream(K.EVENT_STREAM)["last-generated-id"]
+                group["last-delivered-id"] == redis_conn.xinfo_stream(Q.EVENT_STREAM)["last-generated-id"]
         wait_until(all_acknowledged, 30, "events all acknowledged")
     finally:
         d.stop()

@@ -16,14 +16,13 @@ from collections import Counter
 import pytest
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
-from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.config import load_config
 from swarmd.router import Router
 from swarmd.router.providers import ProviderError, make_provider
 from swarmd.router.providers.echo import EchoProvider
-from swarmd.workers import parking
 from swarmd.workers.context import ContextWorker, WorkerContext
-from swarmd.workers.parking import JOB_FUNC
+from swarmd.queue import JOB_FUNC
 from tests.daemon.helpers import ROOT, wait_final, write_config
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
 from tests.wait import wait_until
@@ -58,7 +57,7 @@ def _spy_batches(ctx: WorkerContext) -> list[list[str]]:
 
 def _enqueue(redis_conn, objectives: list[dict]):
     """Enqueue as the daemon does: one job per objective, job id = objective id."""
-    queue = parking.queue("default", redis_conn)
+    queue = Q.queue("default", redis_conn)
     for obj in objectives:
         queue.enqueue(JOB_FUNC, obj, job_id=obj["id"])
     return queue
@@ -66,7 +65,7 @@ def _enqueue(redis_conn, objectives: list[dict]):
 
 def _events(redis_conn) -> list[tuple[str, str, dict]]:
     return [(f[b"kind"].decode(), f[b"id"].decode(), json.loads(f[b"payload"]))
-            for _i, f in redis_conn.xrange(K.EVENT_STREAM)]
+            for _i, f in redis_conn.xrange(Q.EVENT_STREAM)]
 
 
 def _objective(oid: str, labels=("feat", "fix"), text: str | None = None) -> dict:
@@ -111,7 +110,7 @@ def test_an_objective_reported_final_already_is_not_run_again(tmp_path, redis_co
     (route_ahead's check) or alone (jobs.start: the check and ``started`` in one script)."""
     ctx = _context(tmp_path, redis_conn, batch_max=batch_max)
     calls = _spy_batches(ctx)
-    redis_conn.set(K.finished_key("r1"), "done")           # what the first run's finished event left
+    redis_conn.set(Q.finished_key("r1"), "done")           # what the first run's finished event left
     queue = _enqueue(redis_conn, [_objective(f"r{i}") for i in range(3)])
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
     assert [(k, i) for k, i, _p in _events(redis_conn)] == \

@@ -12,14 +12,13 @@ import time
 from rq import get_current_job
 from rq.registry import StartedJobRegistry
 
-from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.config import load_config
 from swarmd.router import Router
 from swarmd.router.providers import make_provider
 from swarmd.workers import context as worker_context
 from swarmd.workers.context import ContextWorker, WorkerContext, build_context
-from swarmd.workers.parking import JOB_FUNC
-from swarmd.workers import parking
+from swarmd.queue import JOB_FUNC
 from tests.daemon.helpers import write_config
 
 
@@ -31,7 +30,7 @@ def router_identity(ctx: WorkerContext, tag: str) -> list:
 def test_two_jobs_receive_the_same_context_built_once(tmp_path, redis_conn):
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-ctx")
-    queue = parking.queue("default", redis_conn)
+    queue = Q.queue("default", redis_conn)
     jobs = [queue.enqueue(f"{__name__}.router_identity", tag) for tag in ("a", "b")]
     ContextWorker([queue], ctx, job_funcs={f"{__name__}.router_identity"}, connection=redis_conn).work(burst=True)
     assert [j.return_value() for j in jobs] == [["a", id(ctx), id(ctx.router)], ["b", id(ctx), id(ctx.router)]]
@@ -48,12 +47,12 @@ def test_objectives_reuse_the_model_loaded_at_start_up(tmp_path, redis_conn):
     ctx = WorkerContext(config, Router(config, provider_factory=counting_factory), redis_conn, tmp_path, "w-model")
     ctx.router.warm_up()
     assert len(built) == 1                                    # loaded at start-up, before any job
-    queue = parking.queue("default", redis_conn)
+    queue = Q.queue("default", redis_conn)
     for i in range(2):
         queue.enqueue(JOB_FUNC, {"id": f"ctx-{i}", "action": "classify", "input": f"fix crash {i}",
                                  "labels": ["feat", "fix"]})
     ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
-    finished = [json.loads(f[b"payload"]) for _i, f in redis_conn.xrange(K.EVENT_STREAM) if f[b"kind"] == b"finished"]
+    finished = [json.loads(f[b"payload"]) for _i, f in redis_conn.xrange(Q.EVENT_STREAM) if f[b"kind"] == b"finished"]
     assert [(p["state"], p["worker"]) for p in finished] == [("done", "w-model")] * 2
     assert len(built) == 1                                    # not once per job
 
@@ -81,7 +80,7 @@ def test_the_heartbeat_keeps_a_long_job_alive_and_ends_with_it(tmp_path, redis_c
     monkeypatch.setattr(worker_context, "HEARTBEAT_TTL_S", 3)
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-beat")
-    queue = parking.queue("default", redis_conn)
+    queue = Q.queue("default", redis_conn)
     first = queue.enqueue(f"{__name__}.outlive_ttl", "default", 3.5, None)
     second = queue.enqueue(f"{__name__}.outlive_ttl", "default", 3.5, first.id)
     worker = ContextWorker([queue], ctx, job_funcs={f"{__name__}.outlive_ttl"}, connection=redis_conn)
@@ -98,7 +97,7 @@ def test_the_worker_heartbeat_is_one_round_trip(tmp_path, redis_conn, monkeypatc
     ContextWorker sends the same writes in one pipeline."""
     config = load_config(write_config(tmp_path, fast_provider="echo"))
     ctx = build_context(config, redis_conn, tmp_path / "data", "w-hb")
-    worker = ContextWorker([parking.queue("default", redis_conn)], ctx, connection=redis_conn, name="w-hb")
+    worker = ContextWorker([Q.queue("default", redis_conn)], ctx, connection=redis_conn, name="w-hb")
     worker.register_birth()
     redis_conn.hset(worker.key, "last_heartbeat", "then")
     redis_conn.persist(worker.key)

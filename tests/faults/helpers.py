@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.daemon.redis_server import free_port
 from swarmd.testing.processes import stop_swarmd
 from tests.daemon.helpers import daemon_env, write_config, write_jsonl
@@ -48,7 +49,7 @@ def rows(prefix: str, n: int) -> list[dict]:
 
 def finished_counts(client: redis.Redis) -> Counter:
     """How many ``finished`` events each objective id has in the event stream."""
-    return Counter(f[b"id"].decode() for _i, f in client.xrange(K.EVENT_STREAM) if f.get(b"kind") == b"finished")
+    return Counter(f[b"id"].decode() for _i, f in client.xrange(Q.EVENT_STREAM) if f.get(b"kind") == b"finished")
 
 
 def swarmctl(*argv: str, redis_url: str | None = None, data_dir: Path | None = None,

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
 from tests.wait import wait_until
@@ -33,7 +34,7 @@ def test_daemon_sigkilled_between_store_and_enqueue_loses_and_repeats_nothing(tm
         db = tmp_path / "data" / "memory.db"
         queued = sqlite3.connect(db).execute("SELECT COUNT(*) FROM objectives WHERE state='queued'").fetchone()[0]
         assert queued == 200                                          # in the store ...
-        assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in K.QUEUES)    # ... not in RQ
+        assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in Q.QUEUES)    # ... not in RQ
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 200   # ... not acked
 
         daemon.start()

@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts
 from tests.wait import wait_until
@@ -73,7 +74,7 @@ def test_disk_full_objectives_stay_in_redis_are_retried_and_none_is_lost(tmp_pat
         assert f"(the store {small_disk / 'memory.db'}) failed (OperationalError: database or disk is full); " \
                "nothing is acknowledged" in text
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == len(batch)  # held in Redis
-        assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in K.QUEUES)                      # none dispatched
+        assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in Q.QUEUES)                      # none dispatched
 
         (small_disk / "filler").unlink()
         records = wait_final(small_disk / "memory.db", [r["id"] for r in batch], timeout_s=90)

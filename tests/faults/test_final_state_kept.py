@@ -22,10 +22,10 @@ import pytest
 from rq.job import Job
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.config import load_config
 from swarmd.daemon.service import Daemon
 from swarmd.objectives import Objective
-from swarmd.workers import parking
 from tests.daemon.helpers import redis_state, wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
 from tests.wait import wait_until
@@ -53,8 +53,8 @@ def test_job_failed_after_its_worker_reported_done_leaves_the_objective_done(tmp
         assert mark.read_text() == oid                 # the worker died after reporting
 
         def swept() -> bool:      # RQ failed the abandoned job and the daemon's sweep took it from the registry
-            job = Job.fetch(oid, connection=redis_conn, serializer=parking.JOB_SERIALIZER)
-            failed = [parking.queue(name, redis_conn).failed_job_registry for name in K.QUEUES]
+            job = Job.fetch(oid, connection=redis_conn, serializer=Q.JOB_SERIALIZER)
+            failed = [Q.queue(name, redis_conn).failed_job_registry for name in Q.QUEUES]
             return job.get_status() == "failed" and not any(oid in r.get_job_ids() for r in failed)
         wait_until(swept, 60, lambda: f"the failed job to be swept; log: {daemon.log[-1500:]}", interval=0.2)
         wait_until(lambda: "ignored" in daemon.log, 10, lambda: f"the ignored event logged: {daemon.log[-1500:]}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, rows, swarmctl
 from tests.wait import wait_until
@@ -47,7 +48,7 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
             pipe.xadd(K.OBJECTIVE_STREAM, fields)
         pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(rows("good", 1)[0])})   # same batch: admitted
         for fields in BAD_EVENTS:
-            pipe.xadd(K.EVENT_STREAM, fields)
+            pipe.xadd(Q.EVENT_STREAM, fields)
         pipe.execute()
         daemon.submit(rows("after", 3))
         ids = ["good-0", "after-0", "after-1", "after-2"]
@@ -58,7 +59,7 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
         # the two entries naming an id are failed objectives, not malformed entries
         assert stats == {b"malformed_objectives": b"4", b"malformed_events": b"6"}
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
-        assert redis_conn.xpending(K.EVENT_STREAM, K.EVENT_GROUP)["pending"] == 0
+        assert redis_conn.xpending(Q.EVENT_STREAM, Q.EVENT_GROUP)["pending"] == 0
         log = daemon.log
         assert log.count("rejected at admission (skipped, acknowledged)") == 6
         assert log.count("is malformed and is dropped (acknowledged, counted)") == 6

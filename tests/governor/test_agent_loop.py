@@ -14,7 +14,7 @@ import yaml
 from swarmd.config import GovernorConfig, parse_config
 from swarmd.governor import AuditBuffer, Governor, load_policy
 from swarmd.router import Router
-from swarmd.workers.agent import parse_step, render_input, run_agent, workspace_dir
+from swarmd.agent.loop import parse_step, render_input, run_agent, workspace_dir
 from tests.fakes import closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
 

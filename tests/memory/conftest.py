@@ -12,11 +12,11 @@ import pytest
 from rq import Queue
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.memory.audit import drain_audits
 from swarmd.memory.records import Memory
 from swarmd.objectives import validate
 from swarmd.workers.context import ContextWorker, build_context
-from swarmd.workers import parking
 from tests.fakes import closed_port_url
 from tests.fakes.config import make_config
 
@@ -50,7 +50,7 @@ class Swarm:
     def run(self, *objectives: dict) -> None:
         """Submit ``objectives``, run their jobs and persist their events and audits."""
         self.submit(*objectives)
-        ContextWorker([parking.queue(q, self.redis) for q in K.QUEUES], self.ctx,
+        ContextWorker([Q.queue(q, self.redis) for q in Q.QUEUES], self.ctx,
                       connection=self.redis).work(burst=True)
         self.drain()
 

@@ -13,10 +13,10 @@ import redis
 from rq import Queue
 
 from swarmd import constants as K
+from swarmd import queue as Q
 from swarmd.memory.audit import drain_audits
 from swarmd.memory.stats import gate_stats
 from swarmd.workers.context import ContextWorker
-from swarmd.workers import parking
 from tests.fakes import Answer, Delay
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.ollama_server import FakeOllama
@@ -36,7 +36,7 @@ class Watcher(threading.Thread):
 
     def run(self):
         while not self.stop.is_set() and self.audit_at is None:
-            if self.finished_at is None and any(f[b"kind"] == b"finished" for _i, f in self.redis.xrange(K.EVENT_STREAM)):
+            if self.finished_at is None and any(f[b"kind"] == b"finished" for _i, f in self.redis.xrange(Q.EVENT_STREAM)):
                 self.finished_at, self.audits_at_finish = time.monotonic(), self.redis.llen(K.MEMORY_AUDITS)
             if self.finished_at is not None and self.redis.llen(K.MEMORY_AUDITS):
                 self.audit_at = time.monotonic()
@@ -50,7 +50,7 @@ def test_an_audit_runs_after_the_result_is_reported_and_records_the_disagreement
         swarm.submit(OBJ)
         watcher = Watcher(redis.Redis.from_url(redis_url))
         watcher.start()
-        ContextWorker([parking.queue(q, redis_conn) for q in K.QUEUES], swarm.ctx,
+        ContextWorker([Q.queue(q, redis_conn) for q in Q.QUEUES], swarm.ctx,
                       connection=redis_conn).work(burst=True)
         watcher.join(timeout=10)
         watcher.stop.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from swarmd import queue as Q
 from swarmd.memory.records import Memory, RecordError, Verified, template_of
 from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -76,12 +77,10 @@ def test_a_teacher_record_whose_attempts_lack_ts_is_dated_and_warned_about(memor
 def test_a_redelivered_finished_event_writes_no_second_record(swarm_factory, redis_conn):
     import json
 
-    from swarmd import constants as K
-
     with FakeOllama([Answer("fix", logprobs=[UNSURE])]) as fast, FakeAnthropic(["feat"]) as api:
         swarm = swarm_factory(fast.url, api.url)
         swarm.run(_obj("t-2"))
-    (event_id, fields), = [e for e in redis_conn.xrange(K.EVENT_STREAM) if e[1][b"kind"] == b"finished"]
+    (event_id, fields), = [e for e in redis_conn.xrange(Q.EVENT_STREAM) if e[1][b"kind"] == b"finished"]
     swarm.daemon.apply_events([(event_id.decode(), "finished", "t-2", json.loads(fields[b"payload"]))])
     assert swarm.daemon.memory.count() == 1
 

@@ -13,10 +13,10 @@ import yaml
 
 from swarmd.config import parse_config
 from swarmd.governor import AuditBuffer, Governor, load_policy
-from swarmd.memory.traces import TraceStore
+from swarmd.agent.traces import TraceStore
 from swarmd.router import Router
-from swarmd.workers.agent import workspace_dir
-from swarmd.workers.follower import run_with_traces
+from swarmd.agent.loop import workspace_dir
+from swarmd.agent.follower import run_with_traces
 from tests.fakes import closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from swarmd.cli.swarmctl import main
-from swarmd.memory.traces import TraceStore, learn
+from swarmd.agent.traces import TraceStore, learn
 from tests.traces.test_store import ran
 
 

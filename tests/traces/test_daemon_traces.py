@@ -11,7 +11,7 @@ import time
 import pytest
 
 from swarmd.costs.report import build_report, render_markdown
-from swarmd.memory.traces import TraceStore
+from swarmd.agent.traces import TraceStore
 from swarmd.store.db import connect
 from swarmd.daemon.store import Store
 from tests.fakes import Answer, closed_port_url

@@ -68,7 +68,7 @@ def test_the_embedded_model_copies_free_text_from_a_goal(tmp_path, api):
     import yaml
 
     from swarmd.config import parse_config
-    from swarmd.memory.traces import quote_span
+    from swarmd.agent.traces import quote_span
     from swarmd.router import Router
     from tests.traces.conftest import REPO
 

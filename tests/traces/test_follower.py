@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from swarmd.memory.traces import TraceStore
+from swarmd.agent.traces import TraceStore
 from tests.traces.conftest import PRICES, Runner, done, step
 
 GOAL = "Set the version in VERSION.txt to 2.3.1 and verify it"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from swarmd.memory import traces as traces_mod
+from swarmd.agent.traces import params as traces_mod
 from swarmd.memory.embed import EmbedderUnavailable
-from swarmd.memory.traces import (EMBEDDING, REPRESENTATION, Trace, TraceError, TraceStore, goal_representation,
+from swarmd.agent.traces import (EMBEDDING, REPRESENTATION, Trace, TraceError, TraceStore, goal_representation,
                                   learn, represent, similarity)
 from swarmd.validation import validate
 

@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from swarmd.memory.traces import (NotLearnable, TraceError, TraceStore, check, extract_params, learn,
+from swarmd.agent.traces import (NotLearnable, TraceError, TraceStore, check, extract_params, learn,
                                   updated_confidence)
 from swarmd.objectives import Objective
 from swarmd.daemon.store import Store
 from swarmd.validation import validate
-from swarmd.memory.traces import Trace
+from swarmd.agent.traces import Trace
 
 
 def ran(n, command, output="", exit_code=0, tool="shell", **args):
@@ -120,7 +120,7 @@ def test_daemon_store_applies_trace_events_once_and_survives_a_bad_one(tmp_path)
 
 
 def test_quote_span_keeps_the_goals_spelling_and_refuses_what_is_not_there():
-    from swarmd.memory.traces import quote_span
+    from swarmd.agent.traces import quote_span
     goal = "Add the entry Fix Billing leak to HISTORY.md"
     assert quote_span(goal, " fix billing leak ") == "Add the entry 'Fix Billing leak' to HISTORY.md"
     assert [quote_span(goal, v) for v in ("Fix billing leaks", "", "leak; rm x", "-rf")] == [None] * 4
@@ -132,7 +132,7 @@ def test_slot_then_fill_gives_the_text_back():
     moved), for any mix of parameter values and other words."""
     from hypothesis import given, settings, strategies as st
 
-    from swarmd.memory.traces import fill, slot
+    from swarmd.agent.traces import fill, slot
 
     goal = "Convert data/in.csv to JSON in out/in.json with 'full name' at v1.2.3 from src/ 42 times"
     params = extract_params(goal)

@@ -5,7 +5,7 @@ them; ``policy run`` judges them and runs the allowed ones exactly as a
 worker would (same sandbox, same limits), so an operator sees what a policy
 really lets through; ``audit`` reads the audit log in the daemon's store; ``approvals``,
 ``approve`` and ``reject`` decide agent actions the governor answered with
-``ask`` (parked as ``awaiting_approval``, see :mod:`swarmd.workers.parking`):
+``ask`` (parked as ``awaiting_approval``, see :mod:`swarmd.agent.approvals`):
 ``approve`` runs the action (the governor judges it again first: a ``deny``
 still wins) and resumes the objective; ``reject`` resumes it with the action
 refused, which counts as a deny.  Both are audited.  Unattended parks become
@@ -28,6 +28,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from swarmd.agent import approvals
 from swarmd.cli.common import add_redis_url, connect, err, existing_db, out, print_fields, table
 from swarmd.config import load_config
 from swarmd.errors import EXIT_OK, BadInput, Unreachable
@@ -36,7 +37,6 @@ from swarmd.governor.execute import run_actions
 from swarmd.governor.governor import TOOL_ARGS, Governor
 from swarmd.governor.policy import PolicyError, load_policy
 from swarmd.jsonl import read_jsonl
-from swarmd.workers import parking
 
 #: The ``args`` key that ``policy check --arg`` fills, per tool.
 _ARG_KEY = {"shell": "command", "read_file": "path", "write_file": "path", "http_get": "url"}
@@ -274,12 +274,12 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     """``approvals``: print parked objectives, oldest first."""
     client = connect(args)
     try:
-        parked = parking.list_parked(client)
+        parked = approvals.list_parked(client)
     except RedisError as exc:
         raise Unreachable(f"reading approvals failed: {exc}") from None
     now = time.time()
     rows = [{"id": rec["id"], "tool": rec["tool"], "args": rec["args"], "rule": rec["rule"],
-             "reason": rec["reason"], "age_s": round(parking.age_s(rec, now), 1),
+             "reason": rec["reason"], "age_s": round(approvals.age_s(rec, now), 1),
              "action": rec["objective"].get("action"), "parked_at": rec["parked_at"]} for rec in parked]
     if args.json:
         for row in rows:
@@ -302,8 +302,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     client = connect(args)
     by = args.by or f"{getpass.getuser()}@{socket.gethostname()}"
     try:
-        rec = parking.resolve(client, args.id, args.resolution, by, config)
-    except parking.NotParked as exc:
+        rec = approvals.resolve(client, args.id, args.resolution, by, config)
+    except approvals.NotParked as exc:
         raise BadInput(f"{exc} (see swarmctl approvals)") from None
     except RedisError as exc:
         raise Unreachable(f"{args.resolution} failed: {exc}") from None

@@ -33,7 +33,7 @@ from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, 
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.daemon.store import RESULT_FIELDS, Store
-from swarmd.workers.parking import queue_depths
+from swarmd.queue import queue_depths
 
 #: Seconds between polls of ``submit --wait`` and ``logs -f``.
 POLL_S = 0.3

@@ -1,7 +1,7 @@
 """``swarmctl traces list | show | disable | export``: the execution traces.
 
 Traces live in the daemon's store (``<data dir>/memory.db``, table
-``traces``; see :mod:`swarmd.memory.traces`).  ``list`` shows the active
+``traces``; see :mod:`swarmd.agent.traces`).  ``list`` shows the active
 version of each trace (``--all``: every version) with its confidence, runs,
 success rate, what it cost to learn and what its replays saved; a trace whose
 stored body no longer loads (corrupted or hand-edited) is listed as
@@ -19,7 +19,7 @@ import sqlite3
 
 from swarmd.cli.common import DB_HELP, err, existing_db, out, print_fields, table
 from swarmd.errors import EXIT_OK, BadInput
-from swarmd.memory.traces import TraceError, TraceStore
+from swarmd.agent.traces import TraceError, TraceStore
 
 EPILOG = """\
 examples:
@@ -106,7 +106,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``traces show ID``: one version's fields and steps (JSON with ``--json``).
-    Raises :class:`~swarmd.memory.traces.TraceError` (exit 2) for an unknown or unusable trace."""
+    Raises :class:`~swarmd.agent.traces.TraceError` (exit 2) for an unknown or unusable trace."""
     store = _store(args)
     try:
         stored = store.get(args.id, args.version)

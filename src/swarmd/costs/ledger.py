@@ -32,7 +32,7 @@ from swarmd.store.schema import open_db
 
 #: ``LedgerRow.mode`` of an agent objective's calls (see the module docstring)
 LEARNER, FOLLOWER, SUPERVISED = "learner", "follower", "supervised"
-#: the ``tier`` of a trace replay's row (no model call; :mod:`swarmd.workers.follower`)
+#: the ``tier`` of a trace replay's row (no model call; :mod:`swarmd.agent.follower`)
 TRACE_TIER = "TRACE"
 
 

@@ -31,7 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from swarmd.store.db import connect
-from swarmd.workers.parking import queue_depths
+from swarmd.queue import queue_depths
 
 LABELS = ("tier", "model", "action")
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)

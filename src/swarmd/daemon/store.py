@@ -20,7 +20,7 @@ Tables (created by :mod:`swarmd.store.schema`, opened with
   event is not counted twice.
 * ``ledger`` — the cost ledger (columns: :mod:`swarmd.costs.ledger`): one row
   per attempt, written here in the same transaction as the attempt.
-* ``traces`` — execution traces (:mod:`swarmd.memory.traces`): the
+* ``traces`` — execution traces (:mod:`swarmd.agent.traces`): the
   ``trace`` of a ``finished`` event (replay results, learned traces) is
   applied in the same transaction.
 * ``audit_log`` — every governor decision (columns: :mod:`swarmd.governor.audit`):
@@ -40,7 +40,7 @@ from pathlib import Path
 from swarmd.governor.audit import insert_rows as insert_audit_rows
 from swarmd.objectives import FINAL_STATES, STATES, Objective
 from swarmd.costs.ledger import LedgerRow, insert_row
-from swarmd.memory.traces import apply_trace_event
+from swarmd.agent.traces import apply_trace_event
 from swarmd.store.db import transaction
 from swarmd.store.schema import open_db
 

@@ -5,7 +5,7 @@ that exits unexpectedly is restarted after a backoff that doubles from 1 s up
 to 60 s, and resets after a worker has stayed up for 60 s.  Stopping sends
 SIGTERM (RQ's warm shutdown: the current job finishes) and SIGKILL after
 ``grace_s`` seconds.  A worker gets SIGTERM too when the daemon itself dies,
-even by SIGKILL (:data:`swarmd.workers.main.SUPERVISOR_PID_ENV`).  ``on_exit(worker_name)`` is called as soon as a worker
+even by SIGKILL (:data:`swarmd.queue.SUPERVISOR_PID_ENV`).  ``on_exit(worker_name)`` is called as soon as a worker
 is seen to have exited unexpectedly (the daemon hands its job back to RQ at
 once: :meth:`swarmd.daemon.service.Daemon.worker_died`). :meth:`Supervisor.restart_all` (the daemon's SIGHUP)
 restarts every worker the same warm way so it loads the new config.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from swarmd.workers.main import SUPERVISOR_PID_ENV
+from swarmd.queue import SUPERVISOR_PID_ENV
 
 BACKOFF_START_S, BACKOFF_MAX_S, STABLE_AFTER_S = 1.0, 60.0, 60.0
 

@@ -201,7 +201,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             disabled INTEGER NOT NULL DEFAULT 0, -- swarmctl traces disable
             signature TEXT NOT NULL,             -- parameter names and path suffixes (compatibility)
             goal TEXT NOT NULL,
-            body TEXT NOT NULL,                  -- JSON of swarmd.memory.traces.Trace
+            body TEXT NOT NULL,                  -- JSON of swarmd.agent.traces.Trace
             confidence REAL NOT NULL,
             runs INTEGER NOT NULL DEFAULT 0,     -- replays and learner confirmations
             successes INTEGER NOT NULL DEFAULT 0,

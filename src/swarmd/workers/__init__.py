@@ -21,12 +21,12 @@ Where each responsibility lives:
   objective the worker claims up to ``daemon.batch_max - 1`` more of the same
   action and label set from its queue (registered as started, as RQ does),
   routes them in one model pass, then completes each job on its own.
-* :mod:`swarmd.workers.agent` — the agent loop: model proposes, governor
+* :mod:`swarmd.agent.loop` — the agent loop: model proposes, governor
   decides, tool runs (no I/O of its own).
-* :mod:`swarmd.workers.planner` — the planner: an agent goal becomes a short
+* :mod:`swarmd.agent.planner` — the planner: an agent goal becomes a short
   list of steps.
-* :mod:`swarmd.workers.follower` — agent objectives with execution traces:
+* :mod:`swarmd.agent.follower` — agent objectives with execution traces:
   follow a stored trace without a model, or learn one.
-* :mod:`swarmd.workers.parking` — objectives parked on a governor ``ask``:
+* :mod:`swarmd.agent.approvals` — objectives parked on a governor ``ask``:
   park records, resolution, resume queues (used by the daemon and the CLI too).
 """

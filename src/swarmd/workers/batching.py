@@ -7,7 +7,7 @@ objective at a time never has several to give it, so
 :class:`swarmd.workers.context.ContextWorker` asks this module, for each job it
 dequeues, for the further jobs to run with it:
 
-1. :func:`claim_batch`: when the dequeued job is :data:`~swarmd.workers.parking.JOB_FUNC`
+1. :func:`claim_batch`: when the dequeued job is :data:`~swarmd.queue.JOB_FUNC`
    for an action the router batches (:meth:`Router.batches`: a ``label`` or
    ``yes_no`` action whose first model is free and answers batches) and
    ``daemon.batch_max`` > 1, the worker takes up to ``batch_max - 1`` further
@@ -24,7 +24,7 @@ dequeues, for the further jobs to run with it:
    as started by this worker; a worker killed mid-batch leaves every
    unfinished one abandoned, which RQ's ``StartedJobRegistry.cleanup``
    retries (:mod:`swarmd.daemon.recovery`), and the finished marker
-   (:func:`swarmd.constants.finished_key`) keeps one that was reported from
+   (:func:`swarmd.queue.finished_key`) keeps one that was reported from
    running again.
 2. :func:`route_ahead`: the objectives not reported final already get their
    ``started`` events (one pipeline), then one :meth:`Router.route_many`
@@ -53,10 +53,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
 
-from swarmd import constants as K
 from swarmd.config import AGENT_ACTION
-from swarmd.workers.jobs import emit
-from swarmd.workers.parking import JOB_FUNC
+from swarmd.queue import JOB_FUNC, Started, emit, finished_key
 from swarmd.rqcompat import register_claimed
 
 #: Queued ids looked at per free place in a batch: a batch of ``batch_max`` looks at the first
@@ -70,7 +68,7 @@ CLAIM_TRIES = 3
 def batch_key(ctx, job: Job) -> tuple | None:
     """What ``job`` must share with the jobs routed together with it:
     ``(action, labels tuple, strategy, max_cost_usd)`` of a
-    :data:`~swarmd.workers.parking.JOB_FUNC` job whose action the context's
+    :data:`~swarmd.queue.JOB_FUNC` job whose action the context's
     router batches (:meth:`swarmd.router.Router.batches`), else ``None`` (also
     for a job whose data cannot be read: it then runs, and fails, alone)."""
     try:
@@ -163,14 +161,14 @@ def route_ahead(worker, jobs: list[Job]) -> None:
     ctx = worker.ctx
     objectives = [j.args[0] for j in jobs]
     ids = [o["id"] for o in objectives]
-    finals = ctx.redis.mget([K.finished_key(i) for i in ids])
+    finals = ctx.redis.mget([finished_key(i) for i in ids])
     todo = [o for o, final in zip(objectives, finals) if final is None]
     if not todo:
         return
     pipe = ctx.redis.pipeline(transaction=False)
-    payload = {"worker": ctx.name, "ts": time.time()}
+    now = time.time()
     for objective in todo:
-        emit(pipe, "started", objective["id"], payload)
+        emit(pipe, Started(objective["id"], worker=ctx.name, ts=now))
     pipe.execute()
     first, todo_ids = todo[0], [o["id"] for o in todo]
     ctx.routed.update(dict.fromkeys(todo_ids))

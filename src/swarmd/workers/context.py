@@ -27,9 +27,9 @@ takes up to ``daemon.batch_max - 1`` further jobs of the same action and label
 set from its queue, one model pass answers them all, and each job is then run
 and completed on its own (:mod:`swarmd.workers.batching`).
 
-Jobs are stored as JSON (:data:`swarmd.workers.parking.JOB_SERIALIZER`, never
+Jobs are stored as JSON (:data:`swarmd.queue.JOB_SERIALIZER`, never
 pickles) and a job naming any function but those of
-:data:`swarmd.workers.parking.JOB_FUNCS` is refused, so whoever can write to
+:data:`swarmd.queue.JOB_FUNCS` is refused, so whoever can write to
 the Redis cannot make a worker run code of their choosing.
 
 While a job runs, a thread of the worker renews its RQ heartbeat every
@@ -65,13 +65,13 @@ from swarmd.config import Config
 from swarmd.costs import Budget
 from swarmd.governor import Policy, PolicyError, load_policy
 from swarmd.memory.gate import open_router_memory
-from swarmd.memory.traces import TraceStore
+from swarmd.agent.traces import TraceStore
 from swarmd.paths import db_path
 from swarmd.router import Router, RouteResult
 from swarmd.rqcompat import ContextCallJob
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers.batching import claim_batch, route_ahead
-from swarmd.workers.parking import JOB_FUNCS, JOB_SERIALIZER
+from swarmd.queue import JOB_FUNCS, JOB_SERIALIZER
 
 #: Seconds between heartbeats of a worker while it runs a job.
 HEARTBEAT_INTERVAL_S = 5
@@ -115,7 +115,7 @@ class WorkerContext:
     ``name``: the worker's name, reported in events.  ``traces``: the
     execution traces in the same store, read by agent objectives (``None``:
     none; the daemon writes them); the goal embedder they use is loaded on the
-    first agent objective, once per process (:func:`swarmd.memory.traces.goal_representation`;
+    first agent objective, once per process (:func:`swarmd.agent.traces.goal_representation`;
     loading it takes ~0.2 s, which a worker that never runs an agent objective does not pay).
     """
 
@@ -174,7 +174,7 @@ class ContextJob(ContextCallJob):
 class ContextWorker(SimpleWorker):
     """A :class:`rq.SimpleWorker` that hands ``ctx`` to every job it runs
     (jobs are :class:`ContextJob`).  ``job_funcs``: the job functions it
-    runs (default :data:`swarmd.workers.parking.JOB_FUNCS`; any other job
+    runs (default :data:`swarmd.queue.JOB_FUNCS`; any other job
     fails with ``PermissionError``).  ``queues`` and ``kwargs``: as for
     :class:`rq.SimpleWorker` (``serializer`` defaults to JSON)."""
 

@@ -5,16 +5,16 @@ and receives the worker's context first (:class:`swarmd.workers.context.WorkerCo
 the router, and with it the in-process model, built once per process and
 reused by every job; the policy; the Redis connection; the data directory).
 The job reports to the daemon through the event stream
-(:data:`swarmd.constants.EVENT_STREAM`): ``started`` when it begins,
+(:data:`swarmd.queue.EVENT_STREAM`): ``started`` when it begins,
 ``finished`` with the result, attempts and their ledger data when it ends.  A
 model failure is an ``unresolved`` result, never a crashed job; a crashed job
 (a bug, a timeout) is retried by RQ and, once retries are spent, reported by
 the daemon from RQ's failed-job registry.
 
 Objectives of the ``agent`` action run the agent loop
-(:mod:`swarmd.workers.agent`) instead of one router call, as a follower of
+(:mod:`swarmd.agent.loop`) instead of one router call, as a follower of
 a stored execution trace or as the learner after the planner
-(:mod:`swarmd.workers.follower`; trace updates travel in the ``finished``
+(:mod:`swarmd.agent.follower`; trace updates travel in the ``finished``
 event's ``trace``): every tool action
 is judged by the governor (policy: ``governor.policy`` in the config,
 re-read when the file changes), tools run in ``<data dir>/workspaces/<id>``
@@ -22,7 +22,7 @@ re-read when the file changes), tools run in ``<data dir>/workspaces/<id>``
 passes to the workers it starts), and the decisions travel to the daemon in
 the ``finished`` event's ``audit`` list (workers may have no access to the
 daemon's SQLite).  An ``ask`` parks the objective
-(:mod:`swarmd.workers.parking`): the park record and the ``finished`` event
+(:mod:`swarmd.agent.approvals`): the park record and the ``finished`` event
 with state ``awaiting_approval`` are written in one Redis transaction.
 
 A label objective routed ahead together with others of its queue
@@ -30,85 +30,32 @@ A label objective routed ahead together with others of its queue
 (``ctx.routed``, checked for a final report and ``started`` reported already)
 instead of calling the router; the rest is the same.
 
-A ``finished`` event with a final state is written together with
-:func:`swarmd.constants.finished_key` (one transaction): a worker that dies
+A final ``finished`` event is written with
+:func:`swarmd.queue.finished_key` (one transaction): a worker that dies
 after reporting but before RQ records the job as done leaves a job that RQ
 runs again, and that run only logs that the objective is finished already.
 An objective routed alone has that marker checked and its ``started`` event
-written in one round trip (:func:`start`, a Lua script).
+written in one round trip (:func:`swarmd.queue.start`, a Lua script).
 
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker_after_report``.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import TYPE_CHECKING
 
 from loguru import logger
-from redis.client import Pipeline
-from redis.commands.core import Script
 
-from swarmd import constants as K
+from swarmd.agent import approvals
 from swarmd.config import AGENT_ACTION
 from swarmd.governor import AuditBuffer, Governor, PolicyError
 from swarmd.memory.audit import maybe_audit
-from swarmd.objectives import FINAL_STATES
+from swarmd.queue import Finished, Started, emit, reported_final, start
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
-from swarmd.workers import parking
-from swarmd.workers.agent import workspace_dir
-from swarmd.workers.follower import run_with_traces
-
-if TYPE_CHECKING:   # annotations only: the context imports swarmd.workers.batching, which imports emit from here
-    from swarmd.workers.context import WorkerContext
-
-
-#: Seconds the "reported final" marker (:func:`swarmd.constants.finished_key`) lives: longer than any retry.
-FINISHED_MARK_TTL_S = 7 * 86400
-
-
-def emit(connection, kind: str, objective_id: str, payload: dict) -> None:
-    """Append one event to the daemon's event stream (``connection`` may be a
-    pipeline).  A ``finished`` event with a final state also sets the
-    objective's finished marker, in one transaction with the event."""
-    fields = {"kind": kind, "id": objective_id, "payload": json.dumps(payload)}
-    if kind != "finished" or payload.get("state") not in FINAL_STATES:
-        connection.xadd(K.EVENT_STREAM, fields)
-        return
-    pipe = connection if isinstance(connection, Pipeline) else connection.pipeline()
-    pipe.xadd(K.EVENT_STREAM, fields)
-    pipe.set(K.finished_key(objective_id), payload["state"], ex=FINISHED_MARK_TTL_S)
-    if pipe is not connection:
-        pipe.execute()
-
-
-def reported_final(connection, objective_id: str) -> str | None:
-    """The final state a worker already reported for this objective, or ``None``."""
-    state = connection.get(K.finished_key(objective_id))
-    return state.decode() if isinstance(state, bytes) else state
-
-
-# KEYS: the objective's finished marker, the event stream; ARGV: objective id, started payload (JSON).
-# Returns the marker's value (the final state reported already), or nil after appending ``started``.
-_START_LUA = b"""
-local done = redis.call('GET', KEYS[1])
-if done then return done end
-redis.call('XADD', KEYS[2], '*', 'kind', 'started', 'id', ARGV[1], 'payload', ARGV[2])
-return false
-"""
-_START = Script(None, _START_LUA)   # the client is given per call: the worker's connection
-
-
-def start(connection, objective_id: str, payload: dict) -> str | None:
-    """:func:`reported_final` and, only when that is ``None``, the ``started``
-    event (``payload``: ``{"worker", "ts"}``, as :func:`emit` writes it) in one
-    round trip: a Lua script, so atomic.  Returns the final state reported
-    already (then nothing is written), or ``None`` once ``started`` is appended."""
-    state = _START(keys=[K.finished_key(objective_id), K.EVENT_STREAM],
-                   args=[objective_id, json.dumps(payload)], client=connection)
-    return state.decode() if isinstance(state, bytes) else state
+from swarmd.agent.loop import workspace_dir
+from swarmd.workers.context import WorkerContext
+from swarmd.agent.follower import run_with_traces
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
@@ -129,7 +76,7 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
     elif objective.get("action") == AGENT_ACTION:
         done = reported_final(ctx.redis, oid)
     else:                   # the check and "started" in one round trip
-        done = start(ctx.redis, oid, {"worker": ctx.name, "ts": time.time()})
+        done = start(ctx.redis, Started(oid, worker=ctx.name, ts=time.time()))
     if done is not None:   # a re-run of a job whose worker died after reporting it
         logger.warning("objective {} was reported {} already; not run again", oid, done)
         return {"state": done, "result": {}, "attempts": [], "action": objective.get("action"),
@@ -146,7 +93,7 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
     except RequestError as exc:
         result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
-    emit(ctx.redis, "finished", oid, payload)
+    emit(ctx.redis, Finished.from_payload(oid, payload))
     failpoint("worker_after_report", oid)
     if result is not None and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
             != "local_only":         # after the result is reported: an audit never delays it; it asks the API
@@ -160,13 +107,13 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
     "ts", "worker"}`` (``state`` may be ``awaiting_approval``)."""
     oid = objective["id"]
     conn = ctx.redis
-    record = parking.load(conn, oid)
+    record = approvals.load(conn, oid)
     if record is not None and record.get("resolution") is None:
         # Parked already (this job is a re-run of the one that parked it): wait for the human.
         logger.info("objective {} is awaiting approval; nothing to run", oid)
         return {"state": "awaiting_approval", "result": {"status": "awaiting_approval"}, "attempts": [],
                 "audit": [], "action": AGENT_ACTION, "ts": time.time(), "worker": ctx.name}
-    emit(conn, "started", oid, {"worker": ctx.name, "ts": time.time()})
+    emit(conn, Started(oid, worker=ctx.name, ts=time.time()))
     audit = AuditBuffer()
     try:
         governor = Governor(ctx.policy.get(), audit=audit)
@@ -185,9 +132,9 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
     if outcome is not None and outcome.pending is not None:
         tool, args, decision = outcome.pending
         run = int(record["run"]) + 1 if record else 0
-        parking.park(pipe, objective, run, tool, args, decision, outcome.loop)
+        approvals.park(pipe, objective, run, tool, args, decision, outcome.loop)
     elif record is not None:
-        parking.clear(pipe, oid)
-    emit(pipe, "finished", oid, payload)
+        approvals.clear(pipe, oid)
+    emit(pipe, Finished.from_payload(oid, payload))
     pipe.execute()
     return payload

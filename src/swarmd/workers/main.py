@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from swarmd.config import load_config
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.workers.context import ContextWorker, build_context
-from swarmd.workers.parking import worker_queues
+from swarmd.queue import SUPERVISOR_PID_ENV, worker_queues
 
 
 #: Longest wait (seconds) between a worker's attempts to reach a Redis that went away: RQ's
@@ -52,12 +52,6 @@ def wait_for_redis(connection: Redis, max_wait_s: float = MAX_RECONNECT_WAIT_S) 
             time.sleep(delay)
             delay = min(delay * 2, max_wait_s)
 
-
-#: Environment variable carrying the supervising daemon's pid to each worker it starts
-#: (:class:`swarmd.daemon.supervisor.Supervisor`): the worker asks the kernel for SIGTERM
-#: when that process dies (:func:`end_with_supervisor`), so a SIGKILLed daemon leaves no
-#: orphan workers behind outside systemd (under systemd the cgroup ends them anyway).
-SUPERVISOR_PID_ENV = "SWARMD_SUPERVISOR_PID"
 
 #: prctl(2) option: the signal this process gets when its parent dies (linux/prctl.h)
 _PR_SET_PDEATHSIG = 1
@@ -98,8 +92,8 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
                name: str | None = None, data_dir: str | os.PathLike | None = None) -> int:
     """Run one worker until SIGTERM (or, with ``burst``, until the queues are empty).
 
-    Listens on this site's resume queue, then :data:`swarmd.constants.QUEUES`
-    in priority order (:func:`swarmd.workers.parking.worker_queues`).
+    Listens on this site's resume queue, then :data:`swarmd.queue.QUEUES`
+    in priority order (:func:`swarmd.queue.worker_queues`).
     ``data_dir``: where objective workspaces go (resolved by
     :func:`swarmd.paths.data_dir` when ``None``).  Returns an exit code (0
     ok).  Raises :class:`swarmd.config.ConfigError` for a bad config.

@@ -8,7 +8,7 @@ any action.  When no tier of that chain gives a usable plan (every planner
 unreachable, refused by a budget, or its reply not a list of steps) the
 objective cannot be planned: the caller ends it ``unresolved`` with
 :attr:`Plan.reason`, at once.  The steps go to the agent loop
-(:func:`swarmd.workers.agent.run_agent`, ``start={"plan": ...}``), which
+(:func:`swarmd.agent.loop.run_agent`, ``start={"plan": ...}``), which
 shows them to the model after the objective.
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from swarmd.objectives import PLAN_ACTION
+from swarmd.config import PLAN_ACTION
 from swarmd.router import RequestError, Router
-from swarmd.workers.agent import route_for, why_unanswered
+from swarmd.agent.loop import route_for, why_unanswered
 
 #: most steps kept from a plan, and characters per step
 MAX_STEPS, STEP_CHARS = 12, 200

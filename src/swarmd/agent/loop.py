@@ -46,14 +46,13 @@ from typing import Any
 
 from loguru import logger
 
-from swarmd.config import GovernorConfig
+from swarmd.config import AGENT_ACTION, GovernorConfig
 from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
-from swarmd.objectives import AGENT_ACTION  # noqa: F401  (the action whose objectives run this loop)
 from swarmd.router import RequestError, RouteResult, Router
 from swarmd.router.prompts import MAX_INPUT_CHARS
-from swarmd.workers.parking import resolution_decision
+from swarmd.agent.approvals import resolution_decision
 
 #: Characters of a reply that was not a valid step, kept in the transcript.
 _REPLY_CHARS = 200
@@ -77,7 +76,7 @@ class AgentOutcome:
     attempts: list[dict] = field(default_factory=list)
     loop: dict = field(default_factory=dict)
     pending: tuple[str, dict, Decision] | None = None
-    #: what happened to execution traces (:meth:`swarmd.memory.traces.TraceStore.apply`), or ``None``
+    #: what happened to execution traces (:meth:`swarmd.agent.traces.TraceStore.apply`), or ``None``
     trace: dict | None = None
 
 
@@ -186,7 +185,7 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
     ``governor`` should carry an audit sink (decisions are recorded under
     the objective id); ``workspace``: the objective's directory (tools run
     there).  ``resume``: a park record with a ``resolution`` (see
-    :mod:`swarmd.workers.parking`) to continue a parked run.  ``start``
+    :mod:`swarmd.agent.approvals`) to continue a parked run.  ``start``
     (without ``resume``): the loop state to begin from, e.g. ``{"plan":
     [steps], "transcript": [steps a replay ran], "steps": n}``; ``plan``
     (the planner's steps) is shown to the model after the objective, and

@@ -10,7 +10,7 @@ When the governor answers an ``agent`` objective's proposed tool action with
      "parked_at": float,            # unix seconds
      "tool": str, "args": {...},    # the proposed action
      "rule": str, "reason": str,    # the governor's ask
-     "loop": {...},                 # the agent loop state (see swarmd.workers.agent)
+     "loop": {...},                 # the agent loop state (see swarmd.agent.loop)
      "resolution": null | {"decision": "approve" | "reject" | "timeout",
                            "by": str, "ts": float, "rule": str, "reason": str},
      "site": str}                   # the machine holding the workspace (site())
@@ -19,7 +19,7 @@ and the id sits in the sorted set :data:`swarmd.constants.PARKED` (score:
 ``parked_at``).  :func:`resolve` (``swarmctl approve``/``reject``, or the
 daemon's approval-timeout job) writes the resolution, removes the id from the
 set, re-enqueues the objective as RQ job ``<id>__r<run+1>`` on the parking
-site's queue :func:`swarmd.constants.resume_queue` (job ids must be
+site's queue :func:`swarmd.queue.resume_queue` (job ids must be
 unique per run; objective ids cannot contain ``_``, so this never collides)
 and appends a ``resolved`` event with the audit row to the event stream, all
 in one Redis transaction: exactly one resolver wins.  The resumed job reads
@@ -30,15 +30,12 @@ when it ends without parking again (:func:`clear`).
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import WatchError
 from rq import Queue, Retry
-from rq.serializers import JSONSerializer
 
 from swarmd import constants as K
 from swarmd.config import Config
@@ -46,6 +43,7 @@ from swarmd.errors import BadInput
 from swarmd.governor.audit import audit_row, log_row
 from swarmd.governor.policy import Decision
 from swarmd.objectives import mirror_state
+from swarmd.queue import JOB_FUNC, PRIORITY_QUEUE, Resolved, emit, job_id, queue, resume_queue, site
 
 #: Resolution → (decision recorded in the audit log, rule id).
 RESOLUTIONS: dict[str, tuple[str, str]] = {
@@ -53,56 +51,8 @@ RESOLUTIONS: dict[str, tuple[str, str]] = {
     "reject": ("deny", "approval.rejected"),
     "timeout": ("deny", "approval.timeout"),
 }
-JOB_FUNC = "swarmd.workers.jobs.run_objective"
-#: The only job functions a swarmd worker runs (:class:`swarmd.workers.context.ContextJob`
-#: refuses any other): whoever can write to the Redis can enqueue a job naming any
-#: importable function, and RQ would call it.
-JOB_FUNCS = frozenset({JOB_FUNC})
-#: How RQ stores jobs (arguments, results) in Redis: JSON, not RQ's default pickle,
-#: which runs code when a job is loaded. Every Queue, worker and Job.fetch uses it.
-JOB_SERIALIZER = JSONSerializer
-
-
-def queue(name: str, redis: Redis) -> Queue:
-    """The RQ queue ``name`` with swarmd's job serializer (:data:`JOB_SERIALIZER`)."""
-    return Queue(name, connection=redis, serializer=JOB_SERIALIZER)
-
-
 class NotParked(BadInput, LookupError):
     """The objective is not parked (unknown id, never parked, or already resolved)."""
-
-
-def job_id(objective_id: str, run: int) -> str:
-    """RQ job id of run ``run`` of an objective: the id itself for run 0, else ``<id>__r<run>``."""
-    return objective_id if run == 0 else f"{objective_id}__r{run}"
-
-
-def site() -> str:
-    """The machine whose disk holds this worker's objective workspaces:
-    ``$SWARMD_SITE`` when set (e.g. workers on several hosts that share one
-    data directory over NFS can share a site), else the host name."""
-    return os.environ.get("SWARMD_SITE") or socket.gethostname()
-
-
-def worker_queues() -> list[str]:
-    """Queues a worker listens on, in order: resumed runs of objectives parked
-    on this site first, then :data:`swarmd.constants.QUEUES` by priority."""
-    return [K.resume_queue(site()), *K.QUEUES]
-
-
-def swarmd_queues(redis: Redis) -> list[Queue]:
-    """Every RQ queue swarmd enqueues on: :data:`swarmd.constants.QUEUES` and
-    each ``resume:<site>`` queue RQ knows of (registered at its first job)."""
-    prefix = K.resume_queue("")
-    return [queue(name, redis) for name in K.QUEUES] + \
-        [q for q in Queue.all(connection=redis, serializer=JOB_SERIALIZER) if q.name.startswith(prefix)]
-
-
-def queue_depths(redis: Redis) -> dict[str, int]:
-    """Jobs waiting per RQ queue: every queue of :data:`swarmd.constants.QUEUES`
-    (0 included), then each ``resume:<site>`` queue that has jobs waiting."""
-    depths = {q.name: q.count for q in swarmd_queues(redis)}
-    return {name: n for name, n in depths.items() if n or name in K.QUEUES}
 
 
 def park(pipe, objective: dict, run: int, tool: str, args: dict, decision: Decision, loop: dict,
@@ -186,8 +136,8 @@ def resolve(redis: Redis, objective_id: str, resolution: str, by: str, config: C
                 row = audit_row(objective_id, record["tool"], record["args"], Decision(verdict, rule, reason))
                 run = int(record["run"]) + 1
                 objective = record["objective"]
-                name = K.resume_queue(record["site"]) if record.get("site") else \
-                    K.PRIORITY_QUEUE.get(objective.get("priority", "normal"), "default")
+                name = resume_queue(record["site"]) if record.get("site") else \
+                    PRIORITY_QUEUE.get(objective.get("priority", "normal"), "default")
                 resume = queue(name, redis)   # back to the machine that holds the workspace
                 pipe.multi()
                 pipe.set(key, json.dumps(record))
@@ -198,8 +148,7 @@ def resolve(redis: Redis, objective_id: str, resolution: str, by: str, config: C
                     description=f"{objective.get('action')} {objective_id} ({resolution})")], pipeline=pipe)
                 # not over a final state, as every other writer of the mirror
                 mirror_state(pipe, objective_id, {"state": "queued"}, cfg.result_ttl_s)
-                pipe.xadd(K.EVENT_STREAM, {"kind": "resolved", "id": objective_id, "payload": json.dumps(
-                    {"resolution": resolution, "by": by, "ts": ts, "audit": [row]})})
+                emit(pipe, Resolved(objective_id, resolution=resolution, by=by, ts=ts, audit=[row]))
                 pipe.execute()
                 break
             except WatchError:

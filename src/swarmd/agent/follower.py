@@ -3,7 +3,7 @@
 :func:`run_with_traces` is how a worker runs an ``agent`` objective:
 
 1. **Follower** — the objective's goal matches a stored trace
-   (:meth:`swarmd.memory.traces.TraceStore.match`: similar goal, compatible
+   (:meth:`swarmd.agent.traces.TraceStore.match`: similar goal, compatible
    parameters) that may be followed (confidence ≥ ``traces.follow_threshold``,
    success rate > ``traces.min_success_rate``): :func:`replay` runs its steps
    with the goal's parameter values in the slots (extracted deterministically:
@@ -32,12 +32,12 @@
    ``governor.max_denials`` as in the loop).  A failed precondition means the
    trace does not apply: the learner starts from nothing, no penalty.  An
    ``ask`` parks the objective as the loop does; the resumed run is the learner's.
-4. **Learner** — the planner (:mod:`swarmd.workers.planner`) turns the goal
+4. **Learner** — the planner (:mod:`swarmd.agent.planner`) turns the goal
    into steps; without a plan the objective ends ``unresolved`` at once with
    the planner's reason.  The agent loop runs with the plan.  When it ends
    ``done`` and its last answer came from a tier able to plan (the chain of
    ``actions.plan``), the run is learned as a trace
-   (:func:`swarmd.memory.traces.learn`).
+   (:func:`swarmd.agent.traces.learn`).
 
 Every model call an agent objective makes (plan, agent steps, slot fills,
 verification) is routed with the objective's ``strategy`` (``cascade``,
@@ -73,16 +73,15 @@ from pathlib import Path
 
 from loguru import logger
 
-from swarmd.config import Config
+from swarmd.config import FILL_ACTION, PLAN_ACTION, VERIFY_ACTION, Config
 from swarmd.costs.ledger import FOLLOWER, LEARNER, SUPERVISED, TRACE_TIER
 from swarmd.governor import Decision, Governor
 from swarmd.governor.execute import run_tool
-from swarmd.memory.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
+from swarmd.agent.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
                                   StoredTrace, TraceError, TraceStore, Validation, check, fill, learn, quote_span)
-from swarmd.objectives import FILL_ACTION, VERIFY_ACTION
 from swarmd.router import RequestError, Router
-from swarmd.workers.agent import AgentOutcome, record_run, route_for, run_agent, why_unanswered
-from swarmd.workers.planner import PLAN_ACTION, make_plan
+from swarmd.agent.loop import AgentOutcome, record_run, route_for, run_agent, why_unanswered
+from swarmd.agent.planner import make_plan
 
 #: characters of a replayed step's arguments and of its output shown to the verifier: enough for
 #: the commands and the summary lines of bench/traces.py's chores, while one verification stays a
@@ -370,7 +369,7 @@ def fill_missing(objective: dict, match: Match, router: Router, traces: TraceSto
     """Find the values of ``match.missing`` (quoted parameters the goal shows
     without quotes) with the :data:`FILL_ACTION` action (the small model
     copies the span of the goal; see ``llm_config.yaml``), quote each span
-    (:func:`~swarmd.memory.traces.quote_span`: it must be in the goal
+    (:func:`~swarmd.agent.traces.quote_span`: it must be in the goal
     verbatim and safe) and match the quoted goal again at the full
     thresholds.  Returns the new :class:`Match` of the same trace (or
     ``None``) and the router's attempts (dicts marked ``action`` and ``mode``
