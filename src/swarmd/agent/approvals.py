@@ -1,30 +1,15 @@
-"""Parked objectives: an ``ask`` from the governor waits in Redis for a human.
+"""Approvals: an ``ask`` from the governor parks the objective until a human decides.
 
-When the governor answers an ``agent`` objective's proposed tool action with
-``ask``, the job ends and the objective is **parked** (state
-``awaiting_approval``).  A park record (JSON at
-:func:`swarmd.constants.park_key`) holds::
-
-    {"objective": {...},            # the objective dict, as the job got it
-     "run": int,                    # which run parked it (0 = the first job)
-     "parked_at": float,            # unix seconds
-     "tool": str, "args": {...},    # the proposed action
-     "rule": str, "reason": str,    # the governor's ask
-     "loop": {...},                 # the agent loop state (see swarmd.agent.loop)
-     "resolution": null | {"decision": "approve" | "reject" | "timeout",
-                           "by": str, "ts": float, "rule": str, "reason": str},
-     "site": str}                   # the machine holding the workspace (site())
-
-and the id sits in the sorted set :data:`swarmd.constants.PARKED` (score:
-``parked_at``).  :func:`resolve` (``swarmctl approve``/``reject``, or the
-daemon's approval-timeout job) writes the resolution, removes the id from the
-set, re-enqueues the objective as RQ job ``<id>__r<run+1>`` on the parking
-site's queue :func:`swarmd.queue.resume_queue` (job ids must be
-unique per run; objective ids cannot contain ``_``, so this never collides)
-and appends a ``resolved`` event with the audit row to the event stream, all
-in one Redis transaction: exactly one resolver wins.  The resumed job reads
-the record (:func:`load`), runs or refuses the action, and deletes the record
-when it ends without parking again (:func:`clear`).
+:func:`park` writes the park record (JSON at :func:`swarmd.constants.park_key`:
+the objective, run number, proposed tool and args, the governor's rule and
+reason, the agent loop state, the site holding the workspace) and adds the id
+to :data:`swarmd.constants.PARKED`.  :func:`resolve` (``swarmctl
+approve``/``reject``, or the daemon's timeout job) records the resolution,
+re-enqueues the objective as job ``<id>__r<run+1>`` on the site's resume queue
+and appends a ``resolved`` event, in one Redis transaction: exactly one
+resolver wins (others get :class:`NotParked`).  The resumed job reads the
+record (:func:`load`) and deletes it when it ends without parking again
+(:func:`clear`).  Record layout: docs/design.md (swarmd.agent.approvals).
 """
 
 from __future__ import annotations

@@ -1,64 +1,17 @@
 """Agent objectives with execution traces: follow a trace, or learn one.
 
-:func:`run_with_traces` is how a worker runs an ``agent`` objective:
-
-1. **Follower** — the objective's goal matches a stored trace
-   (:meth:`swarmd.agent.traces.TraceStore.match`: similar goal, compatible
-   parameters) that may be followed (confidence ≥ ``traces.follow_threshold``,
-   success rate > ``traces.min_success_rate``): :func:`replay` runs its steps
-   with the goal's parameter values in the slots (extracted deterministically:
-   no model is called; only free text the goal gives without quotes is
-   copied from it by the small model of ``actions.fill_slot``,
-   :func:`fill_missing`), each step through the governor and its sandbox
-   (:func:`swarmd.governor.execute.run_tool`) exactly as the agent loop runs
-   a model's step, and checks each step's validations.  All pass: the
-   objective is ``done`` with the trace's answer, filled; cost 0.
-2. **Supervised follower** — a trace whose confidence is below
-   ``traces.follow_threshold`` but at least ``traces.supervise_from``
-   (default 0.75, a new trace's confidence) is replayed the same way, and
-   when every step passed, the learner tier verifies the outcome with one
-   short call (:func:`verify`: action :data:`VERIFY_ACTION`, a ``yes_no``
-   over the goal, the replayed steps with their checks and outputs, cut,
-   and the answer).  ``yes``: the objective is ``done`` (a success for the
-   trace).  ``no``: the learner takes over from the last step, whose
-   transcript entry says the answer was not verified (a failure for the
-   trace, as a failed validation).  No usable verdict (a reply that is not
-   yes/no, every verifier unavailable or refused by a budget): not verified,
-   the learner takes over, the trace's confidence is left as it is (no
-   judgement was made; a learner run that reproduces the trace confirms it).
-3. A replay that fails a validation, or whose step the governor denies,
-   hands over to the **learner** from that step: the agent loop continues
-   with the replayed steps in its transcript (a denial counts towards
-   ``governor.max_denials`` as in the loop).  A failed precondition means the
-   trace does not apply: the learner starts from nothing, no penalty.  An
-   ``ask`` parks the objective as the loop does; the resumed run is the learner's.
-4. **Learner** — the planner (:mod:`swarmd.agent.planner`) turns the goal
-   into steps; without a plan the objective ends ``unresolved`` at once with
-   the planner's reason.  The agent loop runs with the plan.  When it ends
-   ``done`` and its last answer came from a tier able to plan (the chain of
-   ``actions.plan``), the run is learned as a trace
-   (:func:`swarmd.agent.traces.learn`).
-
-Every model call an agent objective makes (plan, agent steps, slot fills,
-verification) is routed with the objective's ``strategy`` (``cascade``,
-``local_only``, ``api_only``, ``local_fallback``: :data:`swarmd.config.STRATEGIES`;
-an objective without one uses each action's own), so ``local_only`` never
-reaches the API and ``api_only`` never a local model.  A strategy an action's
-chain cannot serve is that call's failure (no plan: ``unresolved``; no verdict:
-not verified; no slot value: the learner), never an exception.
-
-What happened to traces travels in :attr:`AgentOutcome.trace` (``{"follow":
-{"id", "version", "ok", "saved_usd"}, "learn": <trace JSON>,
-"min_similarity": x, "min_embedding_similarity": y}``) for the daemon to apply in its store transaction
-(:meth:`TraceStore.apply`); workers only read traces.  Ledger marking: every
-attempt dict carries ``mode`` (:data:`swarmd.costs.ledger.LEARNER` for the
-planner and the agent loop, :data:`~swarmd.costs.ledger.FOLLOWER` for an
-unsupervised replay and its slot fills, :data:`~swarmd.costs.ledger.SUPERVISED`
-for a supervised replay, its slot fills and its verification call, whose
-``action`` is :data:`VERIFY_ACTION`); a replay adds one attempt of tier
-:data:`swarmd.costs.ledger.TRACE_TIER`, provider ``trace``, model ``<id>@v<version>``, cost 0.
-A replay's ``saved_usd`` is the learner run's cost less what the replay's own
-model calls cost (slot fills, verification).
+:func:`run_with_traces` runs an ``agent`` objective: a stored trace that
+matches the goal (:meth:`swarmd.agent.traces.TraceStore.match`) and may be
+followed is replayed without a model (:func:`replay`; free text for unquoted
+slots from the ``fill_slot`` model), each step through the governor and its
+sandbox, each validation checked; a supervised replay is verified by the
+learner tier (:func:`verify`).  A failed validation or denial hands over to the
+learner from that step; otherwise the learner plans (:mod:`swarmd.agent.planner`)
+and runs the agent loop, and a ``done`` run from a tier able to plan becomes a
+trace.  Every call uses the objective's ``strategy``; a call that cannot be
+served is that step's failure, never an exception.  Returns the trace update
+in :attr:`AgentOutcome.trace` for the daemon; attempts carry the ledger ``mode``.
+The whole protocol: docs/design.md (swarmd.agent.follower).
 """
 
 from __future__ import annotations

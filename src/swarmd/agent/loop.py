@@ -1,40 +1,14 @@
 """The agent loop of ``agent`` objectives: model proposes, governor decides, tool runs.
 
-One step:
-
-1. ask the router (action :data:`AGENT_ACTION`, output ``json``, under the
-   objective's routing ``strategy``: ``local_only`` never calls the API,
-   ``api_only`` only the API, ``local_fallback`` the API first and local
-   tiers when it did not answer) for the next step, given the objective and
-   the transcript so far.  A reply that is not
-   JSON fails the quality gate and the router escalates to the next tier; a
-   reply that is JSON of the wrong shape is told to the model as an invalid
-   step; if no tier gives usable JSON the objective ends ``unresolved``;
-2. ``{"done": answer}`` ends the objective ``done`` with that answer;
-3. ``{"tool": name, "args": {...}}`` goes to the governor:
-
-   * ``allow`` — runs in the objective's workspace
-     (:func:`swarmd.governor.execute.run_tool`); the output (cut at
-     ``governor.output_chars``) goes into the next prompt;
-   * ``deny`` — does not run; the model is told; after
-     ``governor.max_denials`` denials the objective ends ``failed`` with
-     reason ``denied: <rule> <reason>``;
-   * ``ask`` — the loop stops and the objective is parked
-     (``awaiting_approval``); the caller stores :attr:`AgentOutcome.loop`
-     and resumes later with the human's decision (:func:`run_agent` with
-     ``resume``): approve runs the action, reject/timeout counts as a deny.
-
-At most ``governor.max_steps`` model replies per objective (over all runs);
-then the objective ends ``unresolved``.  The objective's ``max_cost_usd``
-goes to every router call (with the workers' shared budget it caps the
-objective's calls in total; a refused call ends the loop ``unresolved``).  This module does no Redis or SQLite
-I/O: :mod:`swarmd.workers.jobs` stores parks and reports events.
-
-Loop state (``AgentOutcome.loop``, JSON): ``transcript`` (list of steps:
-``{"n", "tool", "args", "decision", "rule", "reason", "ran", "exit_code",
-"output", "error"}`` or ``{"n", "invalid", "reply"}``), ``steps``,
-``denials``, ``cost_usd`` (USD over all runs), ``escalations``, and
-``confidence``/``tier``/``model`` of the last model call.
+Each step asks the router (action :data:`AGENT_ACTION`, JSON output, the
+objective's ``strategy`` and ``max_cost_usd``) for the next step:
+``{"done": answer}`` ends it ``done``; ``{"tool", "args"}`` goes to the
+governor: ``allow`` runs it in the workspace, ``deny`` tells the model (after
+``governor.max_denials`` the objective ends ``failed``), ``ask`` stops the loop
+for a human (:attr:`AgentOutcome.loop` holds the state; :func:`run_agent` with
+``resume`` continues).  No usable JSON from any tier, or ``governor.max_steps``
+replies: ``unresolved``.  No Redis or SQLite I/O here (the job does it).
+Step by step, and the loop state's fields: docs/design.md (swarmd.agent.loop).
 """
 
 from __future__ import annotations
