@@ -112,3 +112,15 @@ def test_job_ids_and_queues():
     assert Q.JOB_FUNC in Q.JOB_FUNCS and Q.JOB_FUNC == "swarmd.workers.jobs.run_objective"   # stored in Redis
     assert set(Q.PRIORITY_QUEUE.values()) == set(Q.QUEUES)
     assert Q.worker_queues()[1:] == list(Q.QUEUES) and Q.worker_queues()[0] == Q.resume_queue(Q.site())
+
+
+def test_the_daemon_and_the_cli_reach_workers_only_through_the_contract():
+    """daemon/ imports nothing of workers/ (TYPE_CHECKING imports included); cli/
+    imports only the worker command's entry point (swarmd.workers.main)."""
+    from tests.importgraph import graph
+
+    edges, _lazy = graph(type_checking=True)
+    into_workers = {(m, t) for m, targets in edges.items() for t in targets
+                    if t.startswith("swarmd.workers") and m.startswith(("swarmd.daemon", "swarmd.cli"))}
+    assert into_workers == {("swarmd.cli.daemon", "swarmd.workers.main")}
+    assert "swarmd.queue" in edges["swarmd.workers.jobs"] and "swarmd.queue" in edges["swarmd.daemon.events"]
