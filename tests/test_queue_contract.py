@@ -51,7 +51,7 @@ def test_every_kind_has_its_class_and_the_kinds_are_the_documented_four():
 
 MALFORMED = [
     # (fields, the field the error must name)
-    ({"id": "o", "payload": "{}"}, "'kind'"),
+    ({"id": "o", "payload": "{}"}, "'kind' is missing"),
     ({"kind": "exploded", "id": "o", "payload": "{}"}, "'kind'"),
     ({"kind": "started", "payload": "{}"}, "'id'"),
     ({"kind": "started", "id": "", "payload": "{}"}, "'id'"),

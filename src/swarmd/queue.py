@@ -272,6 +272,8 @@ def parse_event(entry_fields: dict, entry: str = "?") -> Event:
     errors).  Raises :class:`BadInput` naming the entry and the field for an
     unknown kind or a malformed field."""
     kind = _text({_text(k): v for k, v in entry_fields.items()}.get("kind"))
+    if kind is None:
+        raise BadInput(f"event-stream entry {entry}: field 'kind' is missing")
     if kind not in EVENTS:
         raise BadInput(f"event-stream entry {entry}: field 'kind' is {kind!r}, expected one of "
                        f"{', '.join(EVENT_KINDS)}")

@@ -64,7 +64,8 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
         assert log.count("rejected at admission (skipped, acknowledged)") == 6
         assert log.count("is malformed and is dropped (acknowledged, counted)") == 6
         for why in ("KeyError: b'objective'", "JSONDecodeError", "expected a mapping", "no_such_action",
-                    "KeyError: b'kind'", "kind 'exploded'", "payload a list", "state 'melted'", "KeyError: 'provider'"):
+                    "field 'kind' is missing", "field 'kind' is 'exploded'", "field 'payload' is a JSON list",
+                    "field 'state' is 'melted'", "KeyError: 'provider'"):
             assert why in log, why
         wait_until(lambda: json.loads(redis_conn.hget(K.HEARTBEAT, "counts") or "{}").get("failed") == 2, 30,
                    "a heartbeat counting the rejected objectives")
