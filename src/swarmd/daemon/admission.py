@@ -98,19 +98,7 @@ class Admission:
         too, so it never moves a final state back.
         """
         cfg = self.config.daemon
-        acks, objs, rejected = [], [], []
-        for entry_id, fields in entries:
-            raw = None
-            try:
-                raw = json.loads(fields[b"objective"])
-                objs.append((entry_id, validate(raw, self.config)))
-            except (KeyError, ValueError, TypeError, ObjectiveError) as exc:
-                logger.error("objective stream entry {} rejected at admission (skipped, acknowledged): {}: {}",
-                             as_text(entry_id), type(exc).__name__, exc)
-                acks.append(entry_id)
-                row = rejected_record(raw, f"rejected: {exc}"[:500], cfg.max_input_chars)
-                if row is not None:
-                    rejected.append(row)
+        objs, acks, rejected = self._validate_entries(entries)
         bad = len(acks)
         ended = self._ended_in_redis([o.id for _e, o in objs])
         for entry_id, obj in objs:
@@ -127,11 +115,54 @@ class Admission:
         rejected = [r for r, new in zip(rejected, stored) if new or (
             (rec := self.store.get(r["id"]))["state"] == "failed" and rec["reason"] == r["reason"])]
         malformed = bad - len(rejected)
-        retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
+        acks += [entry_id for entry_id, _obj in objs]
+        by_queue, refused = self._sort_admitted(objs, new_flags)
+        if refused:   # persisted before the XACK below: a crash in between re-reads and skips them
+            self.apply_events(refused)
+        failpoint("after_store")
+        pipe = self.redis.pipeline()
+        self._enqueue(pipe, by_queue)
+        for row in rejected:
+            mirror_state(pipe, row["id"], {"state": "failed", "reason": row["reason"], "result": json.dumps(
+                {"status": "failed", "reason": row["reason"]})}, cfg.result_ttl_s)
+        if acks:
+            pipe.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, *acks)
+        if malformed:
+            pipe.hincrby(K.STATS, "malformed_objectives", malformed)
+        pipe.execute()
+        for name, group in by_queue.items():      # one line per queue and batch
+            logger.info("{} objective(s) queued on {}: {}", len(group), name,
+                        ", ".join(f"{obj.id} action={obj.action}" for obj in group))
+
+    def _validate_entries(self, entries: list) -> tuple[list, list, list]:
+        """``(objs, acks, rejected)`` of objective-stream ``entries``: ``[(entry
+        id, Objective)]`` of the valid ones; the entry ids of the others (each
+        logged); the :func:`~swarmd.objectives.rejected_record` rows of those
+        naming a usable id."""
+        acks, objs, rejected = [], [], []
+        for entry_id, fields in entries:
+            raw = None
+            try:
+                raw = json.loads(fields[b"objective"])
+                objs.append((entry_id, validate(raw, self.config)))
+            except (KeyError, ValueError, TypeError, ObjectiveError) as exc:
+                logger.error("objective stream entry {} rejected at admission (skipped, acknowledged): {}: {}",
+                             as_text(entry_id), type(exc).__name__, exc)
+                acks.append(entry_id)
+                row = rejected_record(raw, f"rejected: {exc}"[:500], self.config.daemon.max_input_chars)
+                if row is not None:
+                    rejected.append(row)
+        return objs, acks, rejected
+
+    def _sort_admitted(self, objs: list, new_flags: list[bool]) -> tuple[dict[str, list], list]:
+        """``(by_queue, refused)`` for the stored ``objs`` (``[(entry id,
+        Objective)]``; ``new_flags``: whether the store had not known each):
+        ``{RQ queue name: [Objective]}`` of those to enqueue, and the
+        ``failed`` events of those the governor's admission refuses (audited).
+        Ids dispatched already, or repeated in the batch, are left out (logged)."""
         by_queue: dict[str, list] = {}
         refused, seen = [], set()
-        for (entry_id, obj), new in zip(objs, new_flags):
-            acks.append(entry_id)
+        for (_entry_id, obj), new in zip(objs, new_flags):
             if obj.id in seen or not new and self._dispatched(obj.id):
                 logger.info("objective {} already dispatched; not enqueued again", obj.id)
                 continue
@@ -145,29 +176,22 @@ class Admission:
                     "ts": time.time(), "audit": [row]}))
                 continue
             by_queue.setdefault(Q.PRIORITY_QUEUE[obj.priority], []).append(obj)
-        if refused:   # persisted before the XACK below: a crash in between re-reads and skips them
-            self.apply_events(refused)
-        failpoint("after_store")
-        pipe = self.redis.pipeline()
+        return by_queue, refused
+
+    def _enqueue(self, pipe, by_queue: dict[str, list]) -> None:
+        """Queue on ``pipe`` one RQ job per objective of ``by_queue`` (job id =
+        objective id, ``Retry`` from ``daemon.retry_max``/``retry_intervals_s``)
+        and its ``queued`` Redis mirror."""
+        cfg = self.config.daemon
+        retry = Retry(max=cfg.retry_max, interval=cfg.retry_intervals_s) if cfg.retry_max else None
         for name, group in by_queue.items():
             queue = self.queues[name]
             queue.enqueue_many([Queue.prepare_data(
                 Q.JOB_FUNC, (obj.to_dict(),), job_id=obj.id, timeout=cfg.job_timeout_s,
                 result_ttl=cfg.result_ttl_s, failure_ttl=cfg.result_ttl_s, retry=retry,
                 description=f"{obj.action} {obj.id}") for obj in group], pipeline=pipe)
-            for obj in group:   # not over a final state (none here: ids that ended were left alone above)
+            for obj in group:   # not over a final state (none here: ids that ended were left alone before)
                 mirror_state(pipe, obj.id, {"state": "queued", "action": obj.action}, cfg.result_ttl_s)
-        for row in rejected:
-            mirror_state(pipe, row["id"], {"state": "failed", "reason": row["reason"], "result": json.dumps(
-                {"status": "failed", "reason": row["reason"]})}, cfg.result_ttl_s)
-        if acks:
-            pipe.xack(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP, *acks)
-        if malformed:
-            pipe.hincrby(K.STATS, "malformed_objectives", malformed)
-        pipe.execute()
-        for name, group in by_queue.items():      # one line per queue and batch
-            logger.info("{} objective(s) queued on {}: {}", len(group), name,
-                        ", ".join(f"{obj.id} action={obj.action}" for obj in group))
 
     def _ended_in_redis(self, ids: list[str]) -> dict[str, str]:
         """``{id: final state}`` of the ``ids`` whose Redis hash holds a final
