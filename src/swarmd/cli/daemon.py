@@ -21,7 +21,8 @@ from swarmd.workers.main import run_worker
 
 EPILOG = """\
 examples:
-  swarmd --workers 1                 # daemon + one worker + its own Redis (no Redis URL given)
+  swarmd                             # daemon + cores/n_threads workers + its own Redis (no Redis URL given)
+  swarmd --workers 1                 # daemon + one worker
   swarmd worker --redis-url redis://:PASSWORD@host:6379/0   # an extra worker on another host
 signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the
   config and restarts the supervised workers, each after its current job
@@ -42,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "and costs in <data-dir>/memory.db. Logs to <data-dir>/daemon_hybrid.log. Without a Redis "
                     "URL it starts its own redis-server (unix socket in the data dir); a configured Redis that "
                     "answers without a password is refused unless daemon.allow_unauthenticated_redis: true.")
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="also start and supervise N local worker processes (default 0)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="start and supervise N local worker processes (default: the cores divided by the "
+                             "embedded model's n_threads, at least 1; 0: none, workers run elsewhere)")
     parser.set_defaults(func=cmd_daemon)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     worker = sub.add_parser("worker", parents=[common], help="run one worker alone (e.g. on another host)",
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """``swarmd``: the daemon until SIGTERM (:func:`swarmd.daemon.main.run_daemon`)."""
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise BadInput(f"--workers must be >= 0, found {args.workers}")
     return run_daemon(args.config, args.data_dir, redis_url(args, daemon=True), args.workers)
 

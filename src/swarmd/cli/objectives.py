@@ -121,7 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
-                                        "sandbox{kind,available,reason}. "
+                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...). "
                                         "Exit 3 when the daemon or its Redis is not reachable.")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(status)
@@ -336,6 +336,12 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
 # --------------------------------------------------------------------------- status, show
 
 
+#: ``status``'s warning when no RQ worker is registered on the daemon's Redis.
+NO_WORKERS = ("no worker is running: objectives stay queued until one starts. Start the daemon with "
+              "`swarmd --workers N` (its default starts cores / n_threads workers), or run `swarmd worker` "
+              "beside it")
+
+
 def status_data(client) -> dict:
     """The ``status --json`` document (see ``swarmctl status --help``), from the
     daemon's heartbeat hash, RQ's worker registry and the queue lengths."""
@@ -356,6 +362,7 @@ def status_data(client) -> dict:
         "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
         "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
                       if k.startswith(b"malformed_")},
+        "warnings": [NO_WORKERS] if not workers else [],
     }
 
 
@@ -376,6 +383,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print("[yellow]malformed stream entries skipped:[/] "
                   + ", ".join(f"{k} {v}" for k, v in data["malformed"].items()))
     out.print(f"sandbox: {'[green]' if conf.available else '[red]'}{conf.reason}[/]")
+    for warning in data["warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     workers = table("worker", "state", "current job", title="workers")
     for w in data["workers"]:
         workers.add_row(w["name"], w["state"], w["current_job"] or "-")

@@ -22,7 +22,7 @@ from swarmd.config import load_config
 from swarmd.daemon.notify import Notifier
 from swarmd.daemon.redis_server import RedisUnavailable, ensure_redis, mask_url, write_url_file
 from swarmd.daemon.service import Daemon
-from swarmd.daemon.supervisor import Supervisor
+from swarmd.daemon.supervisor import Supervisor, available_cores, default_workers, oversubscription
 from swarmd.errors import EXIT_UNREACHABLE
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.paths import db_path
@@ -40,8 +40,12 @@ def setup_logging(data_dir: Path, log_cfg) -> Path:
     return path
 
 
-def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | None, workers: int) -> int:
-    """Start Redis (if needed), the daemon and ``workers`` supervised workers;
+def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | None, workers: int | None,
+               cores: int | None = None) -> int:
+    """Start Redis (if needed), the daemon and ``workers`` supervised workers
+    (``None``: :func:`~swarmd.daemon.supervisor.default_workers` for ``cores``,
+    default :func:`~swarmd.daemon.supervisor.available_cores`; more than the
+    cores fit is started, with a warning in the log and on stderr);
     block until stopped (SIGTERM); returns the exit code (3: no Redis, or
     swarmd's own redis-server died while it ran).
 
@@ -53,6 +57,12 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     config_path = os.path.abspath(config.source) if config.source else None
     data = resolve_data_dir(data_dir)
     log_path = setup_logging(data, config.daemon.log)
+    cores = cores or available_cores()
+    workers = default_workers(config, cores) if workers is None else workers
+    crowded = oversubscription(config, workers, cores)
+    if crowded:
+        logger.warning("{}", crowded)
+        print(f"swarmd: warning: {crowded}", file=sys.stderr, flush=True)
     notifier = Notifier()
     try:
         handle = ensure_redis(redis_url, data, allow_unauthenticated=config.daemon.allow_unauthenticated_redis)
@@ -60,8 +70,8 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
         logger.error("{}", exc)
         return EXIT_UNREACHABLE
     write_url_file(data, handle.url)
-    logger.info("swarmd starting: data dir {}, log {}, Redis {}{}", data, log_path, mask_url(handle.url),
-                " (started by swarmd)" if handle.started else "")
+    logger.info("swarmd starting: data dir {}, log {}, Redis {}{}, {} worker(s) on {} cores", data, log_path,
+                mask_url(handle.url), " (started by swarmd)" if handle.started else "", workers, cores)
     redis = Redis.from_url(handle.url)
     daemon = Daemon(config, config_path, data, redis, notifier)
     daemon.install_signal_handlers()
