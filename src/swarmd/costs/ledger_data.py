@@ -11,19 +11,29 @@ Definitions used by :func:`summarize` (and so by ``swarmctl report``, the
 daily report and ``cost_analysis.py --from-ledger``):
 
 * a **call** is one ledger row; its cost is the row's ``cost_usd`` (USD, as
-  priced when the call was made);
+  priced when the call was made).  Rows of tier ``MEMORY`` are the answer
+  cache's hits (cost 0, 0 tokens: no model was called, so their API-only cost
+  counts 0 too, which understates the savings); a miss writes no row;
 * a **request** is one routed input.  Each request's cascade ends in exactly
   one *final* row: outcome ``accepted`` or ``rejected`` (not accepted, no
   further call), or ``error`` at the last tier of the action's chain;
-* **pure-API cost**: every request as one call to the API tier — the tokens of
-  its final row priced at the API model's prices (:func:`swarmd.costs.api_model`).
-  Token counts from local models are their own tokenizer's, so this is an
-  estimate (tokenizers differ by roughly ±20%);
+* an **answered** request's final row is ``accepted``; the others are
+  **unresolved** (``rejected`` final rows plus final ``error`` rows);
+* **pure-API cost** (the baseline of the savings): every *answered* request as
+  one call to the API tier — the tokens of its final row priced at the API
+  model's prices (:func:`swarmd.costs.api_model`).  Token counts from local
+  models are their own tokenizer's, so this is an estimate (tokenizers differ
+  by roughly ±20%);
+* **unresolved API cost**: the same for the unresolved requests — what API-only
+  answers to them would cost; nothing was saved on them and it is still owed,
+  so it is shown apart and never counted as saved;
+* **savings** = pure-API cost − spend, where the spend counts every call (those
+  of unresolved requests too: they bought nothing); percentage of the pure-API
+  cost (0 when nothing was answered);
 * **all calls at API prices**: every row's tokens at the API model's prices
   (counts the local attempts that escalated too; shown for reference);
-* **escalation rate** (per action): escalated rows ÷ answered rows
+* **escalation rate** (per action): escalated rows ÷ rows with a reply
   (accepted + escalated + rejected);
-* **unresolved**: ``rejected`` final rows plus final ``error`` rows.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import sqlite3
 from pathlib import Path
 
 from swarmd.config import Config
-from swarmd.costs.pricing import api_model, price_usd
+from swarmd.costs.pricing import UNPRICED_TIERS, api_model, price_usd
 from swarmd.errors import BadInput
 from swarmd.store.db import connect
 from swarmd.jsonl import read_jsonl
@@ -192,21 +202,23 @@ def summarize(rows: list[dict], config: Config) -> dict:
     """Spend and behaviour of ``rows`` (see the module docstring for definitions).
 
     Returns ``{"calls", "requests", "tokens_in", "tokens_out", "cost_usd",
-    "pure_api_cost_usd", "all_calls_at_api_usd", "savings_usd", "savings_pct",
-    "escalations", "escalation_rate", "unresolved", "errors", "first_ts",
+    "answered", "pure_api_cost_usd", "unresolved_api_cost_usd",
+    "all_calls_at_api_usd", "savings_usd", "savings_pct", "escalations",
+    "escalation_rate", "unresolved", "errors", "first_ts",
     "last_ts", "api_model": {"model", "price_per_mtok_in", "price_per_mtok_out"},
     "by_tier": {tier: bucket}, "by_model": {"tier/model": bucket},
     "by_mode": {"learner"|"follower": bucket} (rows of agent runs only),
     "by_action": {action: bucket + {"requests", "accepted", "escalated",
-    "rejected", "errors", "unresolved", "escalation_rate", "pure_api_cost_usd",
-    "savings_usd"}}}`` where a bucket is ``{"calls", "tokens_in",
+    "rejected", "errors", "answered", "unresolved", "escalation_rate",
+    "pure_api_cost_usd", "unresolved_api_cost_usd", "savings_usd"}}}`` where a bucket is ``{"calls", "tokens_in",
     "tokens_out", "cost_usd"}``.  Money in USD; ``savings_pct`` in percent of
-    the pure-API cost (0 when that is 0).
+    the pure-API cost (0 when that is 0).  ``pure_api_cost_usd`` covers the
+    answered requests only, ``unresolved_api_cost_usd`` the unresolved ones.
     """
     api = api_model(config)
     last_tier = {a: config.chain_from(a)[-1] for a in config.actions}
     total, by_tier, by_model, by_action, by_mode = _bucket(), {}, {}, {}, {}
-    pure_api = all_at_api = 0.0
+    pure_api = unresolved_api = all_at_api = 0.0
     for row in rows:
         _add(total, row)
         _add(by_tier.setdefault(row["tier"], _bucket()), row)
@@ -214,8 +226,8 @@ def summarize(rows: list[dict], config: Config) -> dict:
         if row.get("mode"):
             _add(by_mode.setdefault(row["mode"], _bucket()), row)
         a = by_action.setdefault(row["action"], {**_bucket(), "requests": 0, "accepted": 0, "escalated": 0,
-                                                 "rejected": 0, "errors": 0, "unresolved": 0,
-                                                 "pure_api_cost_usd": 0.0})
+                                                 "rejected": 0, "errors": 0, "answered": 0, "unresolved": 0,
+                                                 "pure_api_cost_usd": 0.0, "unresolved_api_cost_usd": 0.0})
         _add(a, row)
         outcome = row["outcome"]
         a[{"accepted": "accepted", "escalated": "escalated", "rejected": "rejected"}.get(outcome, "errors")] += 1
@@ -223,25 +235,31 @@ def summarize(rows: list[dict], config: Config) -> dict:
         all_at_api += at_api
         if is_final(row, last_tier):
             a["requests"] += 1
-            a["pure_api_cost_usd"] += at_api
-            pure_api += at_api
-            a["unresolved"] += outcome != "accepted"
-    order = {t: i for i, t in enumerate(config.escalation.chain)}
+            if outcome == "accepted":
+                a["answered"] += 1
+                a["pure_api_cost_usd"] += at_api
+                pure_api += at_api
+            else:
+                a["unresolved"] += 1
+                a["unresolved_api_cost_usd"] += at_api
+                unresolved_api += at_api
+    order = {t: i for i, t in enumerate((*UNPRICED_TIERS, *config.escalation.chain))}
     by_tier = dict(sorted(by_tier.items(), key=lambda kv: order.get(kv[0], len(order))))
     by_model = dict(sorted(by_model.items(), key=lambda kv: order.get(kv[0].split("/", 1)[0], len(order))))
     for a in by_action.values():
-        answered = a["accepted"] + a["escalated"] + a["rejected"]
-        a["escalation_rate"] = a["escalated"] / answered if answered else 0.0
+        replied = a["accepted"] + a["escalated"] + a["rejected"]
+        a["escalation_rate"] = a["escalated"] / replied if replied else 0.0
         a["savings_usd"] = a["pure_api_cost_usd"] - a["cost_usd"]
-    answered = sum(a["accepted"] + a["escalated"] + a["rejected"] for a in by_action.values())
+    replied = sum(a["accepted"] + a["escalated"] + a["rejected"] for a in by_action.values())
     escalations = sum(a["escalated"] for a in by_action.values())
     savings = pure_api - total["cost_usd"]
     return {
         **total,
         "requests": sum(a["requests"] for a in by_action.values()),
-        "pure_api_cost_usd": pure_api, "all_calls_at_api_usd": all_at_api,
+        "answered": sum(a["answered"] for a in by_action.values()),
+        "pure_api_cost_usd": pure_api, "unresolved_api_cost_usd": unresolved_api, "all_calls_at_api_usd": all_at_api,
         "savings_usd": savings, "savings_pct": 100 * savings / pure_api if pure_api else 0.0,
-        "escalations": escalations, "escalation_rate": escalations / answered if answered else 0.0,
+        "escalations": escalations, "escalation_rate": escalations / replied if replied else 0.0,
         "unresolved": sum(a["unresolved"] for a in by_action.values()),
         "errors": sum(a["errors"] for a in by_action.values()),
         "first_ts": rows[0]["ts"] if rows else None, "last_ts": rows[-1]["ts"] if rows else None,

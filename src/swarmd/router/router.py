@@ -37,7 +37,7 @@ from loguru import logger
 
 from swarmd.config import Config, ModelConfig
 from swarmd.costs.budgets import Budget, NoBudgetStore, Reservation, worst_case_usd
-from swarmd.costs.ledger import Ledger, LedgerRow
+from swarmd.costs.ledger import MEMORY_TIER, Ledger, LedgerRow  # noqa: F401  (MEMORY_TIER re-exported)
 from swarmd.errors import BadInput
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
@@ -46,9 +46,6 @@ from swarmd.router.quality import Verdict, assess
 from swarmd.router.tiers import Availability
 
 ACCEPTED, UNRESOLVED = "accepted", "unresolved"
-#: the tier name of answers served by the learning memory's answer cache
-#: (:mod:`swarmd.memory.cache`), asked before the escalation chain
-MEMORY_TIER = "MEMORY"
 #: outputs the answer cache may serve
 CACHED_OUTPUTS = ("label", "labels", "yes_no")
 #: outputs whose requests :meth:`Router.route_many` may send to a model as one batch (one label each)
