@@ -27,7 +27,7 @@ for real, the caps would stop those API calls and the objectives would end
 from __future__ import annotations
 
 from swarmd.config import Config
-from swarmd.costs.pricing import api_model, price_usd, tier_cost_usd, tier_is_free
+from swarmd.costs.pricing import UNPRICED_TIERS, api_model, price_usd, tier_cost_usd, tier_is_free
 from swarmd.costs.profile import Profile, check_against
 
 METHOD = "expected values (deterministic; no random sampling)"
@@ -88,7 +88,7 @@ def simulate(profile: Profile, config: Config, days: float) -> dict:
         row["savings_usd"] = row["pure_api_cost_usd"] - row["hybrid_cost_usd"]
         row["savings_pct"] = _pct(row["savings_usd"], row["pure_api_cost_usd"])
         by_action[name] = row
-    order = {t: i for i, t in enumerate(config.escalation.chain)}
+    order = {t: i for i, t in enumerate((*UNPRICED_TIERS, *config.escalation.chain))}
     by_tier = dict(sorted(by_tier.items(), key=lambda kv: order.get(kv[0], len(order))))
     calls = sum(t["calls"] for t in by_tier.values())
     answered = sum(t["answered"] for t in by_tier.values())
