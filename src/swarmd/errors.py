@@ -9,8 +9,10 @@ the command line prints the message and returns this code, no traceback):
 code  meaning
 ====  ===============================================================
 0     ok
-1     unresolved: the work ran but no answer passed the quality gate,
-      or a wait timed out (:class:`Unresolved`, also the base default)
+1     no accepted answer: an input ``ask`` routed, or an objective
+      ``submit --wait`` waited for or ``show`` showed, ended unresolved
+      or failed, or the wait ended (``--timeout``, awaiting approval)
+      before it finished (:class:`Unresolved`, also the base default)
 2     bad input: config, policy, objective, profile, JSONL line, id or
       argument the user must fix; the message says where and why
       (:class:`BadInput`)
@@ -29,6 +31,16 @@ EXIT_OK = 0
 EXIT_UNRESOLVED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
+
+#: The rule above in the words of ``swarmctl --help`` and ``swarmd --help`` (one rule for every command).
+EXIT_RULE = """\
+exit codes (the same rule for every command):
+  0  ok
+  1  no accepted answer: an input `ask` routed, or an objective `submit --wait` waited for or
+     `show` showed, ended unresolved or failed, or the wait ended (--timeout, awaiting
+     approval) before it finished
+  2  bad input or usage: the message says where and why
+  3  the daemon or its Redis cannot be reached (`status`: the daemon is not running)"""
 
 
 class SwarmdError(Exception):

@@ -16,7 +16,7 @@ import argparse
 
 from swarmd.cli.common import add_redis_url, ping, redis_url, run
 from swarmd.daemon.main import run_daemon
-from swarmd.errors import BadInput
+from swarmd.errors import EXIT_RULE, BadInput
 from swarmd.workers.main import run_worker
 
 EPILOG = """\
@@ -26,7 +26,8 @@ examples:
   swarmd worker --redis-url redis://:PASSWORD@host:6379/0   # an extra worker on another host
 signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the
   config and restarts the supervised workers, each after its current job
-exit codes: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable."""
+""" + EXIT_RULE + """
+  (swarmd: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable)"""
 
 
 def build_parser() -> argparse.ArgumentParser:

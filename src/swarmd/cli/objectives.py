@@ -51,7 +51,8 @@ budgets: priced calls are reserved and settled in the daemon's shared budget (it
 --redis-url says), so the daily and monthly caps of llm_config.yaml count and stop them as they do
 the workers'.  With no Redis known or reachable: a config without caps calls priced tiers unchecked;
 one with a cap refuses them (free tiers still answer) and says so on stderr.
-exit codes: 0 accepted (with --file: every item processed), 1 unresolved, 2 bad input."""
+exit codes: 0 accepted (with --file: every item), 1 unresolved (with --file: any item; all are
+still printed), 2 bad input, 3 (with a cap) the daemon's Redis unreachable."""
 
 SUBMIT_EPILOG = """\
 examples:
@@ -65,8 +66,8 @@ tags.  Free text (or a line without action)
 is an agent objective: planned by actions.plan's tier, or replayed from an execution trace.
 A strategy must be one the action's chain can serve (for an agent objective: the chains of
 agent, plan, fill_slot and verify_trace, which all route with it), else nothing is submitted.
-exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
-3 daemon unreachable."""
+exit codes: 0 submitted (with --wait: every objective done), 1 with --wait: one ended unresolved
+or failed, awaits approval, or --timeout passed first, 2 bad input, 3 daemon unreachable."""
 
 #: Help of ``ask --strategy`` and ``submit --strategy``.
 STRATEGY_HELP = "routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)"
@@ -130,7 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="one objective's result and attempts",
                           description="One objective: its result and every attempt (from the store in the data "
                                       "directory, else from the daemon's Redis, which holds the result but "
-                                      "not the attempts).")
+                                      "not the attempts). Exit 0 done or not final yet, 1 ended unresolved or "
+                                      "failed, 2 no such objective, 3 Redis unreachable.")
     show.add_argument("id", help="objective id (printed by swarmctl submit)")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(show)
@@ -203,7 +205,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             ledger.close()                      # writes the rows still queued
         if client is not None:
             client.close()
-    return EXIT_UNRESOLVED if unresolved and not args.file else EXIT_OK
+    return EXIT_UNRESOLVED if unresolved else EXIT_OK
 
 
 def ask_budget(args: argparse.Namespace, config) -> tuple[Budget | NoBudgetStore | None, Redis | None]:
@@ -297,7 +299,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _wait(client, ids: list[str], timeout: float | None) -> int:
     """Progress bar until every objective is final or parked awaiting approval
     (which needs a person: `swarmctl approvals`), or ``timeout`` seconds; then a
-    summary.  Returns 0 when all settled, else 1."""
+    summary.  Returns 0 when every objective is ``done``, else 1 (one ended
+    unresolved or failed, awaits approval, or the timeout passed first)."""
     settled = (*FINAL_STATES, "awaiting_approval")
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout if timeout else None
@@ -330,7 +333,7 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
         err.print("[yellow]timed out before every objective finished[/]")
     elif any(states.get(i) == "awaiting_approval" for i in ids):
         err.print("some objectives await approval: see `swarmctl approvals`")
-    return EXIT_OK if done else EXIT_UNRESOLVED
+    return EXIT_OK if all(states.get(i) == "done" for i in ids) else EXIT_UNRESOLVED
 
 
 # --------------------------------------------------------------------------- status, show
@@ -397,6 +400,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
 
 
+#: Final states without an accepted answer: ``show`` exits 1 on them (:data:`swarmd.errors.EXIT_RULE`).
+NO_ANSWER_STATES = tuple(s for s in FINAL_STATES if s != "done")
+
+
 def mirrored_record(client, objective_id: str) -> dict:
     """One objective as its Redis mirror (:func:`swarmd.constants.objective_key`)
     holds it, for ``show`` where the store is not reachable: the hash's fields
@@ -419,7 +426,8 @@ def mirrored_record(client, objective_id: str) -> dict:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """One objective: its result and every attempt (from the store, else Redis)."""
+    """One objective: its result and every attempt (from the store, else Redis);
+    1 when it ended without an answer (:data:`NO_ANSWER_STATES`)."""
     config = load_config(args.config)
     path = db_path(data_dir(args.data_dir), config.storage.db)
     record = None
@@ -431,9 +439,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             store.close()
     if record is None:
         record = mirrored_record(connect(args), args.id)
+    code = EXIT_UNRESOLVED if record.get("state") in NO_ANSWER_STATES else EXIT_OK
     if args.json:
         print(json.dumps(record))
-        return EXIT_OK
+        return code
     out.print(f"[bold]{record['id']}[/] {record.get('action', '')}: {record.get('state')}")
     print_fields((key, record.get(key)) for key in
                  ("strategy", "answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason"))
@@ -445,7 +454,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, f"{a['cost_usd']:.6f}",
                              f"{a['latency_ms']:.0f}", a["outcome"])
         out.print(attempts)
-    return EXIT_OK
+    return code
 
 
 # --------------------------------------------------------------------------- logs

@@ -12,6 +12,7 @@ import argparse
 
 from swarmd.cli import costs, governor, memory, objectives, traces
 from swarmd.cli.common import run
+from swarmd.errors import EXIT_RULE
 
 #: Command groups, in the order ``swarmctl --help`` lists them.
 GROUPS = (objectives, costs, governor, memory, traces)
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``swarmctl`` argument parser with every subcommand of :data:`GROUPS`."""
     parser = argparse.ArgumentParser(
         prog="swarmctl", description=DESCRIPTION,
-        epilog="Exit codes: 0 ok, 1 unresolved answer, 2 bad input, 3 daemon unreachable.",
+        epilog=EXIT_RULE,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="llm_config.yaml to use (default: $SWARMD_CONFIG, ./llm_config.yaml)")
     parser.add_argument("--data-dir", help="data directory (default: $SWARMD_DATA_DIR, $STATE_DIRECTORY "
