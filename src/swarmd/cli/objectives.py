@@ -23,7 +23,7 @@ from rq import Worker
 
 from swarmd import constants as K
 from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
-from swarmd.config import STRATEGIES, load_config
+from swarmd.config import AGENT_ACTION, STRATEGIES, load_config
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
@@ -32,6 +32,7 @@ from swarmd.jsonl import JsonlError, read_jsonl, require_strings
 from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
+from swarmd.router.reach import plan_problem
 from swarmd.store.objectives import RESULT_FIELDS, Store
 from swarmd.workers.parking import queue_depths
 
@@ -66,6 +67,10 @@ tags.  Free text (or a line without action)
 is an agent objective: planned by actions.plan's tier, or replayed from an execution trace.
 A strategy must be one the action's chain can serve (for an agent objective: the chains of
 agent, plan, fill_slot and verify_trace, which all route with it), else nothing is submitted.
+Nothing is submitted either when no model of an objective's plan can answer as the running daemon
+sees it (no Ollama host answering, no ANTHROPIC_API_KEY): the error says what to configure.
+summarize/extract/generate_code start at LOCAL_QUALITY (Ollama): the embedded model does not answer
+them (its summaries looped or copied in 19 of 20: bench/generative.py).
 exit codes: 0 submitted (with --wait: every objective done), 1 with --wait: one ended unresolved
 or failed, awaits approval, or --timeout passed first, 2 bad input, 3 daemon unreachable."""
 
@@ -168,6 +173,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     router = Router(config, ledger, budget=budget)
     try:
         router.check_request(args.action, default_labels, args.strategy)
+        problem = plan_problem(config, args.action, args.strategy)
+        if problem is not None:
+            raise RequestError(problem)
     except RequestError:  # a BadInput (exit 2)
         router.close()
         if client is not None:
@@ -282,6 +290,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if len(set(ids)) != len(ids):
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
+    _check_reach(client, config, objectives)
     pipe = client.pipeline(transaction=True)
     for obj in objectives:
         # not over a final state: the daemon does not run a known id again, so "submitted" would stay
@@ -294,6 +303,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return EXIT_OK
     err.print(f"submitted {len(ids)} objective(s)")
     return _wait(client, ids, args.timeout)
+
+
+def _check_reach(client, config, objectives) -> None:
+    """Refuse the whole submission (:class:`~swarmd.errors.BadInput`, exit 2)
+    when an objective's plan has no model the running daemon can reach
+    (:func:`swarmd.router.reach.plan_problem` over the ``model_problems`` of
+    its heartbeat: the daemon's API key and Ollama hosts, not this shell's),
+    rather than let it end "every tier unavailable".  Agent objectives are not
+    checked (an execution trace may replay them without a model); without a
+    heartbeat (no daemon running yet) nothing is checked."""
+    raw = client.hget(K.HEARTBEAT, "model_problems")
+    if not raw:
+        return
+    problems = json.loads(raw)
+    found = [f"objective {o.id}: {problem}" for o in objectives
+             if o.action != AGENT_ACTION and o.action in config.actions
+             and (problem := plan_problem(config, o.action, o.strategy, problems)) is not None]
+    if found:
+        raise BadInput("nothing submitted:\n" + "\n".join(dict.fromkeys(found)))
 
 
 def _wait(client, ids: list[str], timeout: float | None) -> int:

@@ -84,6 +84,7 @@ from swarmd.memory.outcomes import observe_finished
 from swarmd.memory.records import Memory
 from swarmd.objectives import FINAL_STATES, STATES, Objective, ObjectiveError, mirror_state, rejected_record, validate
 from swarmd.paths import db_path
+from swarmd.router.reach import model_problems
 from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
 from swarmd.daemon.recovery import abandon_jobs_of, promote_due_jobs
 from swarmd.daemon.report_jobs import register_report_jobs, schedule_daily_report
@@ -100,6 +101,9 @@ TRANSIENT = (RedisError, OSError, sqlite3.OperationalError)
 #: Seconds an objective must be queued, and its job seen out of every queue, before
 #: :meth:`Daemon.requeue_lost` puts the job back (a worker registers a job it took within milliseconds).
 LOST_AFTER_S = 10.0
+#: Seconds between two probes of the configured models (:meth:`Daemon.probe_models`): an Ollama
+#: started later is seen by ``swarmctl submit`` within this long.
+MODEL_PROBE_S = 30.0
 #: Kinds of event-stream entries (:mod:`swarmd.workers.jobs`, :mod:`swarmd.workers.parking`).
 EVENT_KINDS = ("started", "finished", "failed", "resolved")
 
@@ -191,6 +195,9 @@ class Daemon:
         self._backoff = Backoff()
         self._failing: set[str] = set()   # periodic jobs failing on Redis right now
         self._lost_seen: dict[str, float] = {}   # requeue_lost: job id -> when first seen lost
+        #: models of the config that cannot answer from here (:func:`swarmd.router.reach.model_problems`),
+        #: refreshed every MODEL_PROBE_S seconds and published in the heartbeat for ``swarmctl submit``
+        self.model_problems: dict[str, str] | None = None
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
         if ensure_group(redis, K.EVENT_STREAM, K.EVENT_GROUP):   # read from the start: covers the old group's
             redis.xgroup_destroy(K.EVENT_STREAM, K.LEGACY_EVENT_GROUP)   # pending entries (no-op if none)
@@ -217,6 +224,7 @@ class Daemon:
         else:
             old, self.config = self.config, new
             logger.info("config reloaded from {}", self.config.source)
+            self.guarded(self.probe_models)()       # the new config's models, for submit's check
             if self.scheduler.running:
                 schedule_daily_report(self.scheduler, self)
                 schedule_consolidation(self.scheduler, self)
@@ -547,6 +555,18 @@ class Daemon:
                 self.apply_events([(f"failed:{job_id}", "failed", oid, {"reason": reason, "ts": time.time()})])
                 registry.remove(job_id, delete_job=False)
 
+    def probe_models(self) -> None:
+        """Which models of the config cannot answer from here (no API key, no
+        Ollama host answering: :func:`swarmd.router.reach.model_problems`),
+        for the heartbeat; a change is logged."""
+        problems = model_problems(self.config)
+        if problems != self.model_problems:
+            if problems:
+                logger.warning("models that cannot answer now: {}", "; ".join(f"{k}: {v}" for k, v in problems.items()))
+            elif self.model_problems:
+                logger.info("every configured model can answer again")
+        self.model_problems = problems
+
     def heartbeat(self) -> None:
         """Publish liveness, counts and today's spend for ``swarmctl status``."""
         counts = self.store.counts()
@@ -556,7 +576,8 @@ class Daemon:
         pipe.hset(K.HEARTBEAT, mapping={
             "pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at, "ts": time.time(),
             "interval_s": self.config.daemon.heartbeat_s, "counts": json.dumps(counts),
-            "spend_today_usd": spend, "by_tier_today": json.dumps(by_tier)})
+            "spend_today_usd": spend, "by_tier_today": json.dumps(by_tier),
+            **({"model_problems": json.dumps(self.model_problems)} if self.model_problems is not None else {})})
         pipe.expire(K.HEARTBEAT, ttl)
         pipe.execute()
         if self.notifier:
@@ -588,6 +609,8 @@ class Daemon:
         """Run until :meth:`stop`; returns the exit code (0)."""
         self.scheduler.add_job(self.guarded(self.heartbeat), "interval", seconds=self.config.daemon.heartbeat_s,
                                id="heartbeat", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.guarded(self.probe_models), "interval", seconds=MODEL_PROBE_S, id="probe_models",
+                               max_instances=1, coalesce=True)
         self.scheduler.add_job(self.guarded(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.guarded(self.reap_abandoned), "interval", seconds=2, id="reap_abandoned",
@@ -601,6 +624,7 @@ class Daemon:
                                id="expire_approvals", max_instances=1, coalesce=True)
         register_report_jobs(self.scheduler, self)   # daily cost report, metrics
         register_memory_jobs(self.scheduler, self)   # calibration audits, daily consolidation
+        self.guarded(self.probe_models)()     # before the first heartbeat: submit checks against it
         self.scheduler.start()
         try:
             self.heartbeat()

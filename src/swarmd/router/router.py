@@ -43,6 +43,7 @@ from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
 from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt
 from swarmd.router.quality import Verdict, assess
+from swarmd.router.reach import model_key
 from swarmd.router.tiers import Availability
 
 ACCEPTED, UNRESOLVED = "accepted", "unresolved"
@@ -168,8 +169,9 @@ class Router:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def model_key(tier: str, model: ModelConfig, index: int) -> str:
-        """The key a model is known by in cool-downs and ``skipped``: ``tier/provider/model#index``."""
-        return f"{tier}/{model.provider}/{model.model}#{index}"
+        """The key a model is known by in cool-downs and ``skipped``: ``tier/provider/model#index``
+        (:func:`swarmd.router.reach.model_key`)."""
+        return model_key(tier, model, index)
 
     def _provider(self, key: str, model: ModelConfig) -> Provider:
         if key not in self._providers:
