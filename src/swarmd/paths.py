@@ -14,14 +14,18 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 
-def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The data directory (created if missing), as an absolute path: a
-    relative ``--data-dir`` or variable is taken from the current directory
-    here, once, so processes started elsewhere (redis-server runs in its own
-    directory, workers and ``swarmctl`` get the path passed on) see the same one."""
+def data_dir(explicit: str | os.PathLike | None = None, create: bool = True) -> Path:
+    """The data directory, as an absolute path: a relative ``--data-dir`` or
+    variable is taken from the current directory here, once, so processes
+    started elsewhere (redis-server runs in its own directory, workers and
+    ``swarmctl`` get the path passed on) see the same one.  Created if
+    missing when ``create`` (the daemon, commands that write); a command that
+    only reads passes ``create=False`` and gets the path, which may not
+    exist."""
     chosen = explicit or os.environ.get("SWARMD_DATA_DIR") or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     path = Path(chosen).expanduser().absolute() if chosen else Path(user_data_dir("swarmd"))
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

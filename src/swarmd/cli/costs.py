@@ -109,10 +109,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     analysis.add_argument("--save-profile", metavar="YAML",
                           help="write the profile used (e.g. the one measured by --from-ledger) as YAML, "
                                "reusable with --profile")
-    # also after the subcommand (cost_analysis.py's form); SUPPRESS keeps swarmctl's global --config otherwise
-    analysis.add_argument("--config", default=argparse.SUPPRESS,
-                          help="llm_config.yaml with the prices (default: swarmctl --config, $SWARMD_CONFIG, "
-                               "./llm_config.yaml)")
     analysis.set_defaults(func=cmd_cost_analysis)
 
 
@@ -204,7 +200,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``swarmctl report``: the cost report of a window, printed and written
     as Markdown + PNG (unless ``--no-write``)."""
     config = load_config(args.config)
-    data = data_dir(args.data_dir)
+    data = data_dir(args.data_dir, create=False)    # reports/ is created under it only once the ledger was read
     db = Path(args.db) if args.db else db_path(data, config.storage.db)
     now = time.time()
     try:

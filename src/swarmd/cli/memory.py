@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="chat-jsonl")
     p.add_argument("--min-value", type=float, help="only records valued at least this (0..1, set by consolidation)")
     p.add_argument("--since", help="only records verified since 30m/12h/7d/2w ago or YYYY-MM-DD[ HH:MM]")
-    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("-o", "--output", required=True, help="file to write ('-': standard output; the summary then "
+                                                         "goes to stderr)")
     p.set_defaults(func=cmd_export)
 
 
@@ -174,10 +175,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         memory.close()
     secrets = ", ".join(f"{k} {v}" for k, v in sorted(summary.secrets.items())) or "none"
-    out.print(f"{summary.written} lines written to {summary.path} ({summary.format}) from {summary.read} records; "
-              f"left out: {summary.duplicates} duplicates, {summary.no_answer} without an answer, "
-              f"{summary.below_value} below --min-value, {summary.unknown_action} of unknown actions; "
-              f"secrets scrubbed: {secrets}")
+    to_stdout = args.output == "-"              # the dataset is on stdout: the summary goes to stderr
+    (err if to_stdout else out).print(
+        f"{summary.written} lines written to {'stdout' if to_stdout else summary.path} ({summary.format}) from "
+        f"{summary.read} records; left out: {summary.duplicates} duplicates, {summary.no_answer} without an "
+        f"answer, {summary.below_value} below --min-value, {summary.unknown_action} of unknown actions; "
+        f"secrets scrubbed: {secrets}")
     err.print("patterns scrubbed: private keys, sk-/sk-ant- keys, AWS key ids, GitHub and Slack tokens, JWTs, "
               "URL credentials, password/secret/token/api_key assignments")
     return EXIT_OK

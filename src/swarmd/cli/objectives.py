@@ -28,8 +28,8 @@ from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
-from swarmd.jsonl import JsonlError, read_jsonl, require_strings
-from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, validate
+from swarmd.jsonl import JsonlError, read_jsonl
+from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.router.reach import plan_problem
@@ -45,7 +45,9 @@ examples:
   swarmctl ask --action yes_no --input 'Is 9 a prime number?' --json
   swarmctl ask --action classify --labels feat,fix --file items.jsonl > results.jsonl
 
-items.jsonl has one {"id": ..., "text": ...} object per line (optional "labels": "a,b").
+items.jsonl has one {"id": ..., "text": ...} object per line (optional "labels": "a,b"), or
+submit's objective lines {"action": ..., "input": ..., "id"?, "labels"?} (a line's action
+overrides --action; a missing id is generated).
 --json keys: id, answer, confidence, tier, model, status, escalations, cost_usd, latency_ms
 (and reason when unresolved: "budget" when a cap refused a priced tier)
 budgets: priced calls are reserved and settled in the daemon's shared budget (its Redis, found as
@@ -87,11 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "quality gate's confidence is below the threshold. Every call is written to the "
                     "cost ledger in the data directory, and every priced call is held against the "
                     "daemon's shared daily/monthly budget (see 'budgets' below).")
-    ask.add_argument("--action", required=True, help="an action from llm_config.yaml (classify, yes_no, summarize, ...)")
+    ask.add_argument("--action", help="an action from llm_config.yaml (classify, yes_no, summarize, ...); "
+                                      "required with --input; with --file the default of lines without one")
     ask.add_argument("--labels", help="comma-separated label set for classify/tag, e.g. feat,fix,docs")
     src = ask.add_mutually_exclusive_group()
     src.add_argument("--input", help="the text to process")
-    src.add_argument("--file", help="JSONL file of {id, text} items ('-' for stdin); one JSON result per line on stdout")
+    src.add_argument("--file", help="JSONL file of {id, text} items or of submit's objective lines {action, input} "
+                                    "('-' for stdin); one JSON result per line on stdout")
     ask.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--no-ledger", action="store_true", help="do not write calls to the cost ledger")
@@ -160,22 +164,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     default_labels = labels(args.labels)
     if args.file:
-        items = read_jsonl(args.file, require_strings("id", "text"))
+        items = read_jsonl(args.file, _ask_item(args.action))
     elif args.input is not None:
         if not args.input.strip():
             raise BadInput("--input is empty")
-        items = [{"id": None, "text": args.input}]
+        if not args.action:
+            raise BadInput("--action is required with --input")
+        items = [{"id": None, "text": args.input, "action": args.action, "labels": None}]
     else:
         raise BadInput("give --input TEXT or --file items.jsonl")
     budget, client = ask_budget(args, config)
     ledger = None if args.no_ledger else Ledger(db_path(data_dir(args.data_dir), config.storage.db),
                                                 write_behind=True)
     router = Router(config, ledger, budget=budget)
-    try:
-        router.check_request(args.action, default_labels, args.strategy)
-        problem = plan_problem(config, args.action, args.strategy)
-        if problem is not None:
-            raise RequestError(problem)
+    try:   # every (action, labels) of a file checked before anything is routed
+        for action, item_labels in dict.fromkeys((i["action"], _item_labels(i, default_labels)) for i in items):
+            router.check_request(action, item_labels, args.strategy)
+            problem = plan_problem(config, action, args.strategy)
+            if problem is not None:
+                raise RequestError(problem)
     except RequestError:  # a BadInput (exit 2)
         router.close()
         if client is not None:
@@ -185,9 +192,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     try:
         if args.file:
             with Progress(console=err, transient=True) as progress:
-                task = progress.add_task(f"{args.action}", total=len(items))
+                task = progress.add_task(args.action or "ask", total=len(items))
                 for chunk in _label_chunks(items, default_labels, config.daemon.batch_max):
-                    results = router.route_many(args.action, [item["text"] for item in chunk],
+                    results = router.route_many(chunk[0]["action"], [item["text"] for item in chunk],
                                                 _item_labels(chunk[0], default_labels),
                                                 request_ids=[item["id"] for item in chunk], strategy=args.strategy)
                     for result in results:
@@ -243,16 +250,48 @@ def ask_budget(args: argparse.Namespace, config) -> tuple[Budget | NoBudgetStore
     return Budget(client, config), client
 
 
+def _ask_item(action: str | None):
+    """The ``parse`` of ``ask --file`` lines (:func:`swarmd.jsonl.read_jsonl`):
+    an ask item ``{"id", "text", "labels"?}`` or one of ``submit``'s objective
+    lines ``{"action"?, "input", "id"?, "labels"?, ...}`` (``text`` is
+    ``input``'s alias, as in submit; a line's ``action`` overrides
+    ``--action``, the default; a missing id is generated).  Returns
+    ``{"id", "text", "labels", "action"}``; raises ``ValueError`` naming
+    what is wrong (read_jsonl adds ``file:line``)."""
+    def parse(obj: dict) -> dict:
+        text = obj.get("input") if obj.get("input") is not None else obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("missing or empty string field(s): text (or input, as in submit's lines)")
+        item_action = obj.get("action") or action
+        if not isinstance(item_action, str):
+            raise ValueError("no action: give --action or an \"action\" field")
+        item_labels = obj.get("labels")
+        if item_labels is not None and not isinstance(item_labels, str) and not (
+                isinstance(item_labels, list) and all(isinstance(x, str) for x in item_labels)):
+            raise ValueError(f"labels: expected a comma-separated string or a list of strings, found "
+                             f"{type(item_labels).__name__}")
+        oid = obj.get("id")
+        if oid is not None and (not isinstance(oid, str) or not oid.strip()):
+            raise ValueError("id: expected a non-empty string")
+        return {"id": oid or new_id(), "text": text, "labels": item_labels, "action": item_action}
+    return parse
+
+
 def _item_labels(item: dict, default: tuple[str, ...]) -> tuple[str, ...]:
-    return labels(item["labels"]) if isinstance(item.get("labels"), str) else default
+    found = item.get("labels")
+    if isinstance(found, list):
+        return tuple(x.strip() for x in found)
+    return labels(found) if isinstance(found, str) else default
 
 
 def _label_chunks(items: list[dict], default: tuple[str, ...], size: int):
-    """Runs of consecutive ``items`` with the same label set, at most ``size``
-    long (``daemon.batch_max``): each is routed as one batch, in file order."""
+    """Runs of consecutive ``items`` with the same action and label set, at
+    most ``size`` long (``daemon.batch_max``): each is routed as one batch, in
+    file order."""
     chunk: list[dict] = []
     for item in items:
-        if chunk and (len(chunk) >= size or _item_labels(item, default) != _item_labels(chunk[0], default)):
+        if chunk and (len(chunk) >= size or item["action"] != chunk[0]["action"]
+                      or _item_labels(item, default) != _item_labels(chunk[0], default)):
             yield chunk
             chunk = []
         chunk.append(item)
@@ -283,7 +322,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         try:
             objectives = [validate(raw, config)]
         except ObjectiveError as exc:
-            raise BadInput(f"nothing submitted:\nobjective: {exc}") from None
+            raise BadInput(f"nothing submitted:\n{exc}") from None   # exc names the objective already
     else:
         raise BadInput("give the objective text, --input TEXT with --action, or --file objectives.jsonl")
     ids = [o.id for o in objectives]
@@ -457,7 +496,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """One objective: its result and every attempt (from the store, else Redis);
     1 when it ended without an answer (:data:`NO_ANSWER_STATES`)."""
     config = load_config(args.config)
-    path = db_path(data_dir(args.data_dir), config.storage.db)
+    path = db_path(data_dir(args.data_dir, create=False), config.storage.db)
     record = None
     if path.exists():
         store = Store(path)
@@ -495,7 +534,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise BadInput(f"--lines must be >= 0, found {args.lines}")
     config = load_config(args.config)
-    path = db_path(data_dir(args.data_dir), config.daemon.log.path)
+    path = db_path(data_dir(args.data_dir, create=False), config.daemon.log.path)
     if not path.exists():
         raise BadInput(f"no log at {path} (has the daemon run with this --data-dir?)")
     fh = open(path, "rb")  # noqa: SIM115 - reopened on rotation, closed below

@@ -24,29 +24,31 @@ from swarmd.daemon.redis_server import RedisUnavailable, ensure_redis, mask_url,
 from swarmd.daemon.service import Daemon
 from swarmd.daemon.supervisor import Supervisor, available_cores, default_workers, oversubscription
 from swarmd.errors import EXIT_UNREACHABLE
+from swarmd.logs import configure as configure_logs
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.paths import db_path
 
 
-def setup_logging(data_dir: Path, log_cfg) -> Path:
-    """loguru to stderr and to the daemon log file (``daemon.log`` of the config:
-    path under ``data_dir`` unless absolute, level, rotation, retention); returns its path."""
+def setup_logging(data_dir: Path, log_cfg, verbose: int = 0) -> Path:
+    """loguru to the daemon log file (``daemon.log`` of the config: path under
+    ``data_dir`` unless absolute, level, rotation, retention), and to stderr
+    only with ``verbose`` (``-v``; :func:`swarmd.logs.configure`); RQ's
+    :mod:`logging` records go the same way.  Returns the file's path."""
     path = db_path(data_dir, log_cfg.path)
-    logger.remove()
-    fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level:<7} | {process} | {message}"
-    logger.add(sys.stderr, level=log_cfg.level, format=fmt)
-    logger.add(str(path), level=log_cfg.level, format=fmt, rotation=log_cfg.rotation,
-               retention=log_cfg.retention, enqueue=True)
+    configure_logs(verbose, path, log_cfg.level, rotation=log_cfg.rotation, retention=log_cfg.retention,
+                   enqueue=True)
     return path
 
 
 def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | None, workers: int | None,
-               cores: int | None = None) -> int:
+               cores: int | None = None, verbose: int = 0) -> int:
     """Start Redis (if needed), the daemon and ``workers`` supervised workers
     (``None``: :func:`~swarmd.daemon.supervisor.default_workers` for ``cores``,
     default :func:`~swarmd.daemon.supervisor.available_cores`; more than the
     cores fit is started, with a warning in the log and on stderr);
-    block until stopped (SIGTERM); returns the exit code (3: no Redis, or
+    block until stopped (SIGTERM); returns the exit code.  Log lines go to
+    the log file, and to stderr only with ``verbose`` (``-v``); start-up
+    warnings and fatal errors are printed on stderr as well (3: no Redis, or
     swarmd's own redis-server died while it ran).
 
     ``redis_url``: the Redis to use, ``None`` for "start our own" (:func:`swarmd.daemon.redis_server.ensure_redis`); the
@@ -56,7 +58,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     config = load_config(config_path)
     config_path = os.path.abspath(config.source) if config.source else None
     data = resolve_data_dir(data_dir)
-    log_path = setup_logging(data, config.daemon.log)
+    log_path = setup_logging(data, config.daemon.log, verbose)
     cores = cores or available_cores()
     workers = default_workers(config, cores) if workers is None else workers
     crowded = oversubscription(config, workers, cores)
@@ -68,6 +70,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
         handle = ensure_redis(redis_url, data, allow_unauthenticated=config.daemon.allow_unauthenticated_redis)
     except RedisUnavailable as exc:
         logger.error("{}", exc)
+        print(f"swarmd: error: {exc}", file=sys.stderr, flush=True)   # the log is not on the terminal
         return EXIT_UNREACHABLE
     write_url_file(data, handle.url)
     logger.info("swarmd starting: data dir {}, log {}, Redis {}{}, {} worker(s) on {} cores", data, log_path,
@@ -78,8 +81,10 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     redis_died: list[int] = []
 
     def on_redis_exit(code: int) -> None:   # systemd's Restart=on-failure then starts both again
-        logger.error("swarmd's own redis-server exited with code {} (killed?); stopping swarmd so that it is "
-                     "restarted together with its Redis, from the append-only file", code)
+        message = (f"swarmd's own redis-server exited with code {code} (killed?); stopping swarmd so that it is "
+                   "restarted together with its Redis, from the append-only file")
+        logger.error("{}", message)
+        print(f"swarmd: error: {message}", file=sys.stderr, flush=True)
         redis_died.append(code)
         daemon.stop()
 
