@@ -4,7 +4,9 @@ The memory lives in the daemon's store (``<data dir>/memory.db``; see
 :mod:`swarmd.memory`).  ``feedback`` verifies (or corrects) finished
 objectives' answers, all or nothing; ``memory stats`` shows how honest the
 quality gate is on verified answers (false-accept rate with its 95% Wilson
-upper bound, coverage, threshold in use); ``memory consolidate`` runs the
+upper bound, coverage, threshold in use) and which gates are still
+unverified on this deployment, with the reviews missing
+(:mod:`swarmd.memory.verification`); ``memory consolidate`` runs the
 daemon's consolidation now (deduplicate, value, prune, refit the gate) and
 returns when it is done; ``memory export`` writes the fine-tuning dataset.
 """
@@ -24,6 +26,7 @@ from swarmd.memory.feedback import Feedback, apply_feedback, apply_file
 from swarmd.memory.gate import GateBook
 from swarmd.memory.records import Memory
 from swarmd.memory.stats import gate_stats
+from swarmd.memory.verification import unverified_gates
 from swarmd.store.objectives import Store
 
 FEEDBACK_EPILOG = """\
@@ -124,10 +127,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
             if row.threshold is None and row.action in config.actions:
                 row.threshold = config.quality.threshold_for(row.action)
         total = memory.count()
+        unverified = unverified_gates(memory, config.memory.min_verified)
     finally:
         memory.close()
     if args.json:
-        print(json.dumps({"records": total, "gates": [r.to_json() for r in rows]}))
+        print(json.dumps({"records": total, "gates": [r.to_json() for r in rows],
+                          "unverified": [g.to_json() for g in unverified]}))
         return EXIT_OK
     t = table("action", "labels", "tier", "model", "prompt", "verified", "accepted", "false_accept", "95% upper",
               "coverage", "threshold", title=f"quality gate on verified answers ({total} records)")
@@ -137,6 +142,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
                   pct(r.false_accept_upper), pct(r.coverage), "–" if r.threshold is None else
                   ("never" if r.threshold > 1 else f"{r.threshold:.3f}"))
     out.print(t)
+    if unverified:
+        u = table("action", "labels", "model", "prompt", "accepted unchecked", "verified", "reviews needed",
+                  title="unverified gates: answers accepted under the shipped calibration, not yet checked on "
+                        "this deployment (consolidation refits a gate from memory.min_verified reviews)")
+        for g in unverified:
+            u.add_row(g.action, g.labels, g.model, g.prompt, str(g.accepted), str(g.verified), str(g.reviews_needed))
+        out.print(u)
     return EXIT_OK
 
 

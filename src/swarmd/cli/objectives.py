@@ -22,17 +22,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rq import Worker
 
 from swarmd import constants as K
-from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
+from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
 from swarmd.config import AGENT_ACTION, STRATEGIES, load_config
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl
+from swarmd.memory.records import Memory
+from swarmd.memory.verification import UnverifiedGate, unverified_gates
 from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.router.reach import plan_problem
+from swarmd.router.router import verification_of
 from swarmd.store.objectives import RESULT_FIELDS, Store
 from swarmd.workers.parking import queue_depths
 
@@ -131,7 +134,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
-                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...). "
+                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...), "
+                                        "unverified_gates (quality gates that accepted answers under the shipped "
+                                        "calibration, with the reviews still needed; from the store in the data "
+                                        "directory). "
                                         "Exit 3 when the daemon or its Redis is not reachable.")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(status)
@@ -211,7 +217,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 print_fields([("answer", str(result.answer)), ("confidence", f"{result.confidence:.3f}"),
                               ("status", result.status + (f" ({result.reason})" if result.reason else "")),
                               ("tier", result.tier), ("model", result.model), ("escalations", result.escalations),
-                              ("cost", f"${result.cost_usd:.6f}"), ("latency", f"{result.latency_ms:.0f} ms")])
+                              ("cost", f"${result.cost_usd:.6f}"), ("latency", f"{result.latency_ms:.0f} ms"),
+                              ("verification", result.verification)])
                 for skipped in result.skipped:
                     err.print(f"[yellow]skipped[/] {skipped}")
     finally:
@@ -363,6 +370,21 @@ def _check_reach(client, config, objectives) -> None:
         raise BadInput("nothing submitted:\n" + "\n".join(dict.fromkeys(found)))
 
 
+#: What ``unverified`` means, where an answer is marked so (``show``, ``submit --wait``).
+UNVERIFIED = ("accepted by a quality gate that has not shown its risk bound on this deployment (the shipped "
+              "calibration, fitted on another repository); `swarmctl memory stats` says how many reviews "
+              "(`swarmctl feedback`) let consolidation check it")
+
+
+def _unverified(client, ids: list[str]) -> list[str]:
+    """The ids among ``ids`` whose Redis result says ``verification: unverified``."""
+    pipe = client.pipeline(transaction=False)
+    for oid in ids:
+        pipe.hget(K.objective_key(oid), "result")
+    return [oid for oid, raw in zip(ids, pipe.execute())
+            if raw and json.loads(raw).get("verification") == "unverified"]
+
+
 def _wait(client, ids: list[str], timeout: float | None) -> int:
     """Progress bar until every objective is final or parked awaiting approval
     (which needs a person: `swarmctl approvals`), or ``timeout`` seconds; then a
@@ -395,6 +417,11 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
     for oid in ids:
         summary[states.get(oid, "unknown")] = summary.get(states.get(oid, "unknown"), 0) + 1
     out.print("  ".join(f"{k}: {v}" for k, v in sorted(summary.items())))
+    answered = [i for i in ids if states.get(i) == "done"]
+    unverified = _unverified(client, answered)
+    if unverified:
+        out.print(f"[yellow]unverified: {len(unverified)} of {len(answered)} done[/] ({UNVERIFIED}): "
+                  + ", ".join(unverified[:10]) + (" ..." if len(unverified) > 10 else ""))
     done = all(states.get(i) in settled for i in ids)
     if not done:
         err.print("[yellow]timed out before every objective finished[/]")
@@ -436,9 +463,25 @@ def status_data(client) -> dict:
     }
 
 
+def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:
+    """:func:`swarmd.memory.verification.unverified_gates` of the daemon's store
+    when it is in this machine's data directory, else ``[]`` (status runs on
+    another host: its Redis has no such list)."""
+    config = load_config(args.config)
+    path = default_db(args.config, args.data_dir)
+    if not os.path.exists(path):
+        return []
+    memory = Memory(path)
+    try:
+        return unverified_gates(memory, config.memory.min_verified)
+    finally:
+        memory.close()
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Daemon liveness, queues, workers, objectives by state, today's spend; 3 when not alive."""
     data = status_data(connect(args))
+    data["unverified_gates"] = [g.to_json() for g in _unverified_gates(args)]
     conf = probe()  # this machine's: swarmctl runs beside the daemon
     data["sandbox"] = {"kind": conf.kind, "available": conf.available, "reason": conf.reason}
     d = data["daemon"]
@@ -453,6 +496,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print("[yellow]malformed stream entries skipped:[/] "
                   + ", ".join(f"{k} {v}" for k, v in data["malformed"].items()))
     out.print(f"sandbox: {'[green]' if conf.available else '[red]'}{conf.reason}[/]")
+    for gate in data["unverified_gates"]:
+        out.print(f"[yellow]unverified gate:[/] {escape(UnverifiedGate(**gate).sentence())}")
     for warning in data["warnings"]:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     workers = table("worker", "state", "current job", title="workers")
@@ -506,6 +551,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             store.close()
     if record is None:
         record = mirrored_record(connect(args), args.id)
+    record["verification"] = (record["result"].get("verification") if "result" in record
+                              else verification_of(record.get("state"), record.get("tier"), record.get("attempts") or []))
     code = EXIT_UNRESOLVED if record.get("state") in NO_ANSWER_STATES else EXIT_OK
     if args.json:
         print(json.dumps(record))
@@ -513,6 +560,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     out.print(f"[bold]{record['id']}[/] {record.get('action', '')}: {record.get('state')}")
     print_fields((key, record.get(key)) for key in
                  ("strategy", "answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason"))
+    if record["verification"] == "unverified":
+        out.print(f"[yellow]unverified:[/] {UNVERIFIED}")
+    elif record["verification"]:
+        print_fields([("verification", record["verification"])])
     if record.get("attempts"):
         attempts = table("tier", "model", "answer", "confidence", "cost (USD)", "latency ms", "outcome",
                          title="attempts")

@@ -136,8 +136,12 @@ def write_jsonl(rows: list[dict], path: str | Path) -> int:
 def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> dict | None:
     """Objectives that finished in the window (store only): ``{"by_state":
     {state: n}, "unresolved_by_reason": {reason: n}, "by_strategy":
-    {strategy: {"objectives", "done", "unresolved", "failed", "cost_usd"}}}``
-    (strategy ``cascade`` for objectives stored before strategies existed), or
+    {strategy: {"objectives", "done", "unresolved", "failed", "cost_usd"}},
+    "verification": {"verified": n, "unverified": n}}`` (strategy ``cascade``
+    for objectives stored before strategies existed; ``verification``: done
+    objectives whose accepted attempt records its quality gate, ``learned`` =
+    verified on this deployment, ``shipped`` = unverified, see
+    :func:`swarmd.router.router.verification_of`), or
     ``None`` when the source holds no objectives at all: a JSONL export, a
     ledger file from before schema versioning (no ``objectives`` table), or a
     ledger written by the router alone (``swarmctl ask``, benches: the table
@@ -151,13 +155,18 @@ def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: f
             return None
         columns = {r["name"] for r in conn.execute("PRAGMA table_info(objectives)")}
         strategy = "strategy" if "strategy" in columns else "NULL"      # a file not migrated to version 9
-        sql, args = (f"SELECT state, reason, {strategy} AS strategy, cost_usd FROM objectives "
-                     "WHERE finished_at IS NOT NULL"), []
+        window, args = "o.finished_at IS NOT NULL", []
         if since_ts is not None:
-            sql, args = sql + " AND finished_at >= ?", args + [since_ts]
+            window, args = window + " AND o.finished_at >= ?", args + [since_ts]
         if until_ts is not None:
-            sql, args = sql + " AND finished_at < ?", args + [until_ts]
-        found = conn.execute(sql, args).fetchall()
+            window, args = window + " AND o.finished_at < ?", args + [until_ts]
+        found = conn.execute(f"SELECT state, reason, {strategy} AS strategy, cost_usd FROM objectives o "
+                             f"WHERE {window}", args).fetchall()
+        gates = dict(conn.execute(
+            "SELECT json_extract(a.data, '$.gate'), COUNT(*) FROM objectives o JOIN attempts a "
+            f"ON a.objective_id = o.id WHERE {window} AND o.state = 'done' "
+            "AND json_extract(a.data, '$.outcome') = 'accepted' AND json_extract(a.data, '$.gate') IS NOT NULL "
+            "GROUP BY 1", args).fetchall())
     except sqlite3.OperationalError:
         return None
     finally:
@@ -177,7 +186,8 @@ def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: f
         if state in bucket:
             bucket[state] += 1
         bucket["cost_usd"] += cost or 0.0
-    return {"by_state": by_state, "unresolved_by_reason": reasons, "by_strategy": by_strategy}
+    return {"by_state": by_state, "unresolved_by_reason": reasons, "by_strategy": by_strategy,
+            "verification": {"verified": gates.get("learned", 0), "unverified": gates.get("shipped", 0)}}
 
 
 def _bucket() -> dict:

@@ -149,6 +149,12 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
     if objectives is not None:
         lines += ["", "## Objectives finished in the window", ""]
         lines += _table(["state", "objectives"], sorted(objectives["by_state"].items()))
+        checked = objectives.get("verification") or {}
+        if checked.get("unverified"):
+            lines += ["", f"**Unverified: {checked['unverified']} answers** were accepted by a quality gate that has "
+                      "not shown its risk bound on this deployment (the shipped calibration, fitted on another "
+                      f"repository; {checked.get('verified', 0)} by a gate verified here). `swarmctl memory stats` "
+                      "says how many reviews (`swarmctl feedback`) let consolidation check it."]
         if objectives["unresolved_by_reason"]:
             lines += ["", "Unresolved by reason:", ""]
             lines += _table(["reason", "objectives"], sorted(objectives["unresolved_by_reason"].items(),
