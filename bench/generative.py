@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--show", action="store_true", help="print every input's first line and its summary")
     args = parser.parse_args()
     logger.remove()
-    config = load_config(ROOT / "llm_config.yaml", env={})
+    config = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={})
     action = config.actions["summarize"]
     model = config.tiers["LOCAL_FAST"][0]
     threshold = config.quality.threshold_for("summarize")

@@ -3,7 +3,9 @@
 The data directory is, in order: ``--data-dir``, ``$SWARMD_DATA_DIR``,
 ``$STATE_DIRECTORY`` (set by systemd's ``StateDirectory=``, i.e.
 ``/var/lib/swarmd``), else the user's data directory from :mod:`platformdirs`
-(``~/.local/share/swarmd`` on Linux).
+(``~/.local/share/swarmd`` on Linux).  The daemon records there the config
+it loaded (``config.path``, :func:`write_config_path`), which ``swarmctl``
+uses when no ``--config`` or ``$SWARMD_CONFIG`` is given.
 """
 
 from __future__ import annotations
@@ -33,3 +35,32 @@ def db_path(data: Path, configured: str) -> Path:
     """The SQLite store: ``configured`` if absolute, else under ``data``."""
     p = Path(configured).expanduser()
     return p if p.is_absolute() else data / p
+
+
+#: File in the data directory naming the config the running daemon loaded (one absolute path).
+CONFIG_PATH_FILE = "config.path"
+
+
+def write_config_path(data: Path, config_path: str | os.PathLike | None) -> None:
+    """Record in ``<data>/config.path`` the config file the daemon loaded
+    (absolute), so that ``swarmctl --data-dir DATA`` prices, validates and
+    routes with the same file (:func:`read_config_path`); ``None`` removes
+    the record.  Written atomically (a temporary file, then rename)."""
+    target = data / CONFIG_PATH_FILE
+    if config_path is None:
+        target.unlink(missing_ok=True)
+        return
+    tmp = target.with_name(f".{CONFIG_PATH_FILE}.{os.getpid()}")
+    tmp.write_text(os.path.abspath(config_path) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def read_config_path(data: Path) -> str | None:
+    """The config path the daemon of ``data`` recorded, when that record
+    exists and names an existing file; else ``None``.  Never raises."""
+    try:
+        path = (data / CONFIG_PATH_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return path if path and os.path.isfile(path) else None
+

@@ -17,7 +17,7 @@ from swarmd.cli import main as swarmctl
 from tests.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = str(ROOT / "llm_config.yaml")
+CONFIG = str(ROOT / "src" / "swarmd" / "llm_config.yaml")
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 def _config(tmp_path, api_url: str, port: int):
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"context_window": 100000, "timeout_s": 5}
     data["tiers"] = {
         "LOCAL_FAST": [{"provider": "echo", "model": "echo-free", "price_per_mtok_in": 0, "price_per_mtok_out": 0,

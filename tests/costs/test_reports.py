@@ -246,7 +246,7 @@ def test_metrics_off_and_report_off(tmp_path, redis_conn):
 
 def test_config_keys_validated_with_file_and_line():
     from swarmd.config import ConfigError, parse_config
-    text = (ROOT / "llm_config.yaml").read_text()
+    text = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
     with pytest.raises(ConfigError, match=r"llm_config.yaml:\d+: reports.daily_at: expected a local time"):
         parse_config(text.replace('daily_at: "23:55"', 'daily_at: "7pm"'), "llm_config.yaml")
     with pytest.raises(ConfigError, match=r":\d+: budgets.pacing.threshold_factor: expected a number > 0 and <= 1"):

@@ -35,7 +35,7 @@ def daemon_env(redis_url: str, **extra: str) -> dict:
 def write_config(tmp: Path, fast_provider: str = "llama_cpp") -> Path:
     """The shipped config, with LOCAL_FAST switched to ``fast_provider`` (without the embedded
     model's ``quantization``, which another provider refuses) and a 1 s heartbeat."""
-    text = (ROOT / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
+    text = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
     if fast_provider != "llama_cpp":
         text = with_fast_provider(text, fast_provider)
     path = tmp / "llm_config.yaml"

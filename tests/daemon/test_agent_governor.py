@@ -86,10 +86,10 @@ def done(answer: str) -> str:
 def write_agent_config(tmp: Path, model_url: str, approval_timeout_s: float = 3600) -> Path:
     """The shipped config with the agent action on LOCAL_FAST = the fake, and a
     test policy (the shipped one plus an admission section refusing tag 'untrusted')."""
-    policy = yaml.safe_load((ROOT / "policy.yaml").read_text())
+    policy = yaml.safe_load((ROOT / "src" / "swarmd" / "policy.yaml").read_text())
     policy["admission"] = {"deny_tags": ["untrusted"]}
     (tmp / "policy.yaml").write_text(yaml.safe_dump(policy))
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"price_per_mtok_in": 0, "price_per_mtok_out": 0, "context_window": 8192, "timeout_s": 5,
               "max_output_tokens": 256}
     data["tiers"] = {

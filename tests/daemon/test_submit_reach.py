@@ -14,7 +14,7 @@ from swarmd.router.reach import model_problems, plan_problem
 from tests.daemon.helpers import ROOT, daemon_env, start_daemon, write_config
 from tests.fakes.ollama_server import FakeOllama
 
-SHIPPED = (ROOT / "llm_config.yaml").read_text()
+SHIPPED = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
 CLOSED = "http://127.0.0.1:9"          # daemon_env's Ollama: nothing listens on the discard port
 
 

@@ -19,7 +19,7 @@ from swarmd.daemon.supervisor import available_cores, default_workers, oversubsc
 from tests.daemon.helpers import ROOT, daemon_env, write_config
 from tests.wait import wait_until
 
-SHIPPED = (ROOT / "llm_config.yaml").read_text()
+SHIPPED = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
 
 
 def _with_threads(text: str, n_threads: str) -> str:

@@ -26,7 +26,7 @@ SECRET_VARS = {"ANTHROPIC_API_KEY": "sk-ant-api03-abcdefghijklmnop", "OPENAI_API
 
 
 def policy_with(**changes):
-    data = yaml.safe_load((REPO / "policy.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "policy.yaml").read_text())
     for key, value in changes.items():
         if key == "extra_rules":
             data["rules"] = value + data["rules"]

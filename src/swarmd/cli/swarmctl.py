@@ -5,8 +5,10 @@
 ``func`` (namespace -> exit code).  :func:`main` parses and runs one command
 through :func:`swarmd.cli.common.run`, which maps errors to exit codes.
 The global flags (:data:`GLOBAL_FLAGS`) are accepted before and after the
-subcommand.  Log lines (loguru) go to ``<data dir>/swarmctl.log`` when the
-data directory exists, and to stderr only with ``-v`` (:func:`setup_logs`).
+subcommand.  Without ``--config`` (or ``$SWARMD_CONFIG``) a command uses the
+config the daemon of its data directory recorded (``config.path``).  Log
+lines (loguru) go to ``<data dir>/swarmctl.log`` when the data directory
+exists, and to stderr only with ``-v`` (:func:`setup`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from swarmd.cli import costs, governor, memory, objectives, traces
 from swarmd.cli.common import Parser, add_global_flags, run
 from swarmd.errors import EXIT_RULE
 from swarmd.logs import configure as configure_logs
-from swarmd.paths import data_dir
+from swarmd.paths import data_dir, read_config_path
 
 #: Command groups, in the order ``swarmctl --help`` lists them.
 GROUPS = (objectives, costs, governor, memory, traces)
@@ -53,11 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logs(args: argparse.Namespace) -> None:
-    """Log lines to ``<data dir>/swarmctl.log`` (INFO; only when that directory
+def setup(args: argparse.Namespace) -> None:
+    """Before any command: the config (``--config``, else ``$SWARMD_CONFIG``,
+    else the one the daemon of the data directory recorded in ``config.path``,
+    :func:`swarmd.paths.read_config_path`; else :func:`swarmd.config.default_config_path`
+    decides) and the log lines: to ``<data dir>/swarmctl.log`` (INFO; only when that directory
     exists and is writable: a command that reads never creates it) and, with
     ``-v``, to stderr (:func:`swarmd.logs.configure`)."""
     data = data_dir(args.data_dir, create=False)
+    if getattr(args, "config", None) is None and not os.environ.get("SWARMD_CONFIG"):
+        args.config = read_config_path(data)
     log_file = data / LOG_FILE
     writable = os.access(log_file if log_file.exists() else data, os.W_OK) if data.is_dir() else False
     try:
@@ -68,4 +75,4 @@ def setup_logs(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``swarmctl``; returns the exit code (:mod:`swarmd.errors`)."""
-    return run(build_parser(), argv, setup=setup_logs)
+    return run(build_parser(), argv, setup=setup)

@@ -6,7 +6,8 @@ it resolves the Redis URL (:func:`swarmd.cli.common.redis_url`) and calls
 refused unless ``daemon.allow_unauthenticated_redis``; without a URL the
 daemon starts its own ``redis-server`` (unix socket and append-only file in
 the data dir; never a Redis merely found on localhost) and stops it on exit.  The URL in use is written to
-``<data-dir>/redis.url`` so ``swarmctl --data-dir DIR`` finds it.
+``<data-dir>/redis.url`` and the config's path to ``<data-dir>/config.path``, so ``swarmctl --data-dir
+DIR`` finds both.
 """
 
 from __future__ import annotations
@@ -26,15 +27,31 @@ from swarmd.daemon.supervisor import Supervisor, available_cores, default_worker
 from swarmd.errors import EXIT_UNREACHABLE
 from swarmd.logs import configure as configure_logs
 from swarmd.paths import data_dir as resolve_data_dir
-from swarmd.paths import db_path
+from swarmd.paths import db_path, write_config_path
+
+
+def stderr_is_journal() -> bool:
+    """True when stderr is connected to systemd's journal: ``$JOURNAL_STREAM``
+    (``DEVICE:INODE``, set by systemd for a service's output) names stderr's
+    file (systemd.exec(5): a variable inherited by a child whose stderr
+    goes elsewhere does not count)."""
+    try:
+        device, inode = (int(x) for x in os.environ.get("JOURNAL_STREAM", "").split(":"))
+        st = os.fstat(2)
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
 
 
 def setup_logging(data_dir: Path, log_cfg, verbose: int = 0) -> Path:
     """loguru to the daemon log file (``daemon.log`` of the config: path under
     ``data_dir`` unless absolute, level, rotation, retention), and to stderr
-    only with ``verbose`` (``-v``; :func:`swarmd.logs.configure`); RQ's
+    only with ``verbose`` (``-v``; :func:`swarmd.logs.configure`) or when
+    stderr is systemd's journal (:func:`stderr_is_journal`); RQ's
     :mod:`logging` records go the same way.  Returns the file's path."""
     path = db_path(data_dir, log_cfg.path)
+    if stderr_is_journal():                 # under systemd: keep the log in the journal too
+        verbose = max(verbose, 1)
     configure_logs(verbose, path, log_cfg.level, rotation=log_cfg.rotation, retention=log_cfg.retention,
                    enqueue=True)
     return path
@@ -73,6 +90,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
         print(f"swarmd: error: {exc}", file=sys.stderr, flush=True)   # the log is not on the terminal
         return EXIT_UNREACHABLE
     write_url_file(data, handle.url)
+    write_config_path(data, config_path)     # swarmctl --data-dir DATA then uses the same config
     logger.info("swarmd starting: data dir {}, log {}, Redis {}{}, {} worker(s) on {} cores", data, log_path,
                 mask_url(handle.url), " (started by swarmd)" if handle.started else "", workers, cores)
     redis = Redis.from_url(handle.url)
