@@ -13,6 +13,7 @@ from swarmd.config import parse_config
 from swarmd.router.reach import model_problems, plan_problem
 from tests.daemon.helpers import ROOT, daemon_env, start_daemon, write_config
 from tests.fakes.ollama_server import FakeOllama
+from tests.wait import LONG_S
 
 SHIPPED = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
 CLOSED = "http://127.0.0.1:9"          # daemon_env's Ollama: nothing listens on the discard port
@@ -85,7 +86,7 @@ def test_submit_refuses_what_the_daemon_cannot_answer(tmp_path, redis_url, redis
         assert code == 0 and out.out.strip() == "cls-local"       # the embedded (here echo) model answers it
     finally:
         daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=120)
+        daemon.wait(timeout=LONG_S)
 
 
 def _ask(tmp_path, monkeypatch, capsys, *argv: str) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from swarmd.cli.daemon import build_parser
 from swarmd.config import parse_config
 from swarmd.daemon.supervisor import available_cores, default_workers, oversubscription
 from tests.daemon.helpers import ROOT, daemon_env, write_config
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 SHIPPED = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
 
@@ -83,7 +83,7 @@ def _daemon(tmp_path, redis_url, config, *flags: str) -> subprocess.Popen:
 
 def _stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    proc.wait(timeout=LONG_S)
 
 
 def _started_line(tmp_path, proc) -> str:
@@ -95,7 +95,7 @@ def _started_line(tmp_path, proc) -> str:
         text = log.read_text() if log.exists() else ""
         return next((line for line in text.splitlines() if "swarmd starting" in line), None)
 
-    return wait_until(started, 120, "swarmd's start-up line in its log")
+    return wait_until(started, LONG_S, "swarmd's start-up line in its log")
 
 
 def test_swarmd_without_workers_starts_the_default_and_warns_when_oversubscribed(tmp_path, redis_url, redis_conn):
@@ -127,7 +127,7 @@ def test_status_warns_when_no_worker_runs(tmp_path, redis_url, redis_conn, monke
     config = write_config(tmp_path, fast_provider="echo")
     proc = _daemon(tmp_path, redis_url, config, "--workers", "0")
     try:
-        wait_until(lambda: proc.poll() is None and redis_conn.exists(K.HEARTBEAT), 120, "the daemon's heartbeat")
+        wait_until(lambda: proc.poll() is None and redis_conn.exists(K.HEARTBEAT), LONG_S, "the daemon's heartbeat")
         for key, value in daemon_env(redis_url).items():
             monkeypatch.setenv(key, value)
         capsys.readouterr()

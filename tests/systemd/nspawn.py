@@ -1,4 +1,5 @@
 """A real systemd booted as PID 1 in ``systemd-nspawn`` over an overlay of this machine's root.
+from tests.wait import LONG_S
 
 :class:`Container` mounts a tmpfs, an overlay whose lower layer is the host's
 ``/`` (so the container has the host's packages, Python and pip cache) and
@@ -120,10 +121,10 @@ class Container:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=LONG_S)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=LONG_S)
         for path in reversed(self._mounted):
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
         self._mounted.clear()

@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 
 from tests.systemd.nspawn import SYSTEM_PATH, BootFailed, Container, why_not
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "systemd.md"
@@ -93,7 +93,7 @@ def _copy_checkout(dest: Path) -> None:
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
 
 
-def _wait(what: str, check, timeout_s: float = 30, interval_s: float = 0.2):
+def _wait(what: str, check, timeout_s: float = LONG_S, interval_s: float = 0.2):
     """Poll ``check()`` until it returns something truthy; fail naming ``what``
     and what ``check()`` returns then, after ``timeout_s``."""
     return wait_until(check, timeout_s, lambda: f"{what} (now: {check()!r})", interval_s)
@@ -272,14 +272,14 @@ def test_agent_shell_runs_in_bwrap_and_stop_waits_for_the_job(box):
     try:
         assert fake.stdout.readline().strip() == "ready"
         box.run(f"{CTL} submit --id sd-agent --action agent --input 'RUN<sleep 5>'", user="swarmd")
-        _wait("sd-agent running", lambda: _store_state(box, "sd-agent") == "running", timeout_s=60)
+        _wait("sd-agent running", lambda: _store_state(box, "sd-agent") == "running", timeout_s=LONG_S)
         since = box.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
         t0 = time.monotonic()
         box.run("systemctl stop swarmd", timeout=120)
         took = _timed("stop during a running job", t0)
     finally:
         fake.terminate()
-        fake.wait(timeout=10)
+        fake.wait(timeout=LONG_S)
     journal = box.journal("swarmd", since)
     state = _store_state(box, "sd-agent")
     assert state == "done", f"{state}; {journal[-3000:]}"

@@ -105,8 +105,9 @@ def connect(args: argparse.Namespace) -> Redis:
     return ping(redis_url(args))
 
 
-class UsageError(Exception):
-    """A command line argparse refused: the ``parser`` that refused it and argparse's ``message``."""
+class UsageError(BadInput):
+    """A command line argparse refused (exit 2): the ``parser`` that refused it
+    and argparse's ``message``; :func:`run` reports it with the usage line."""
 
     def __init__(self, parser: argparse.ArgumentParser, message: str):
         super().__init__(message)
