@@ -13,11 +13,13 @@ import math
 import yaml
 
 from swarmd import constants as K
+from swarmd.cli.objectives import _wait
 from swarmd.cli.swarmctl import main
 from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.ollama_server import FakeOllama
 from tests.memory.conftest import LABELS
+from tests.wait import LONG_S
 
 N, MIN_VERIFIED = 60, 50
 RIGHT, WRONG = math.log(0.95), math.log(0.75)      # both above the shipped threshold 0.70
@@ -57,6 +59,10 @@ def test_unverified_until_reviews_and_consolidation_verify_the_gate(swarm_factor
         assert json.loads(out)["verification"] == "unverified"
         result = json.loads(swarm.redis.hget(K.objective_key("u-1"), "result"))      # what submit --wait reads
         assert result["verification"] == "unverified"
+        capsys.readouterr()
+        assert _wait(swarm.redis, ["u-1", "u-2"], LONG_S) == 0          # submit --wait's summary, once all are final
+        assert "unverified: 2 of 2 done (accepted by a quality gate that has not shown its risk bound" in \
+            capsys.readouterr().out
         code, out, _ = _ctl(tmp_path, redis_url, capsys, "memory", "stats", "--json")
         assert json.loads(out)["unverified"] == [{"action": "classify", "labels": KEY, "model": "small",
                                                   "prompt": "fixed", "accepted": N, "verified": 0,
