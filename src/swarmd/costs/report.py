@@ -128,7 +128,7 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
         ["unresolved requests (nothing saved)", report["unresolved"]],
         ["unresolved requests, API tier only (still owed)", _usd(report["unresolved_api_cost_usd"])],
         ["every call priced at the API tier (reference)", _usd(report["all_calls_at_api_usd"])],
-        ["escalation rate (escalated ÷ answered calls)", f"{100 * report['escalation_rate']:.1f}%"],
+        ["escalation rate (escalated ÷ calls with a reply)", f"{100 * report['escalation_rate']:.1f}%"],
         ["objectives unresolved: budget", budget_unresolved],
         ["failed calls (errors)", report["errors"]],
     ])
