@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=600, help="messages through the router (default 600)")
     parser.add_argument("--baseline-n", type=int, default=100, help="messages through the baseline (default 100; 0 skips)")
-    parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "src" / "swarmd" / "llm_config.yaml"))
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     parser.add_argument("--batch-max", type=int, default=None,
                         help="also route the messages in batches of this many (Router.route_many; default "

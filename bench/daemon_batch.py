@@ -74,11 +74,11 @@ class Side:
         self.dir = tmp / name
         self.data = self.dir / "data"
         self.data.mkdir(parents=True)
-        shipped = (ROOT / "llm_config.yaml").read_text()
+        shipped = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
         assert "batch_max: 8 " in shipped, "the shipped config's daemon.batch_max line changed"
         self.config = self.dir / "llm_config.yaml"
         self.config.write_text(shipped.replace("batch_max: 8 ", f"batch_max: {batch_max} "))
-        (self.dir / "policy.yaml").write_text((ROOT / "policy.yaml").read_text())
+        (self.dir / "policy.yaml").write_text((ROOT / "src" / "swarmd" / "policy.yaml").read_text())
         env = dict(os.environ, ANTHROPIC_API_KEY="", OLLAMA_HOST="http://127.0.0.1:9", PYTHONPATH=str(ROOT / "src"))
         env.pop("REDIS_URL", None)
         self.log = open(self.dir / "swarmd.stderr", "wb")
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                         help="daemon.batch_max of the batched side (default: the shipped config's)")
     parser.add_argument("--offset", type=int, default=300, help="first message of the data set (default 300)")
     args = parser.parse_args(argv)
-    batch_max = args.batch_max or load_config(ROOT / "llm_config.yaml").daemon.batch_max
+    batch_max = args.batch_max or load_config(ROOT / "src" / "swarmd" / "llm_config.yaml").daemon.batch_max
     lines = DATA.read_text().splitlines()
     texts = [json.loads(line)["text"] for line in lines[args.offset:args.offset + args.n]]
     warm = [json.loads(line)["text"] for line in lines[:WARM_UP]]

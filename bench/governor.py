@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ns = ap.parse_args()
     actions = load_corpus(CORPUS / "dangerous.jsonl") + load_corpus(CORPUS / "benign.jsonl")
-    gov = Governor(load_policy(REPO / "policy.yaml"), resolver=table_resolver)
+    gov = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"), resolver=table_resolver)
     with tempfile.TemporaryDirectory() as tmp:
         ws = str(make_workspace(Path(tmp)))
         results: dict[str, list[tuple[float, float, float, int]]] = {"cold": [], "warm": []}

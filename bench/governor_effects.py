@@ -52,7 +52,7 @@ from swarmd.governor.sandbox import probe  # noqa: E402
 from swarmd.testing.governor import load_corpus, make_workspace, table_resolver  # noqa: E402
 
 CORPUS = REPO / "tests" / "governor" / "corpus"   # data files, read (not imported)
-POLICY = REPO / "policy.yaml"
+POLICY = REPO / "src" / "swarmd" / "policy.yaml"
 
 
 #: harness self-check: actions whose effects the harness must see when they run unconfined

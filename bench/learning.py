@@ -279,7 +279,7 @@ def time_forms(items, replay: ScoreReplay, k: int, mode: str, n: int = 40) -> di
 
 
 def make_config(teacher_url: str, **memory):
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     data["escalation"]["chain"] = ["LOCAL_FAST", "API_FALLBACK"]
     data["actions"] = {"classify": data["actions"]["classify"]}
     data["quality"]["per_action"] = {}

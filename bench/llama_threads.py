@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=150, help="messages per thread count (default 150)")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "src" / "swarmd" / "llm_config.yaml"))
     args = parser.parse_args(argv)
     try:
         counts = [int(t) for t in args.threads.split(",")]

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--start", type=int, default=300, help="first message (default 300: not fitted on)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--batch", type=int, default=8, help="prompts per batched decode (default 8)")
-    parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "src" / "swarmd" / "llm_config.yaml"))
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or args.batch < 2:

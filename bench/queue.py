@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         handle = ensure_redis(None, tmp)
         redis_pid = int(Redis.from_url(handle.url).info("server")["process_id"])
         config = tmp / "llm_config.yaml"
-        config.write_text(with_fast_provider((ROOT / "llm_config.yaml").read_text(), "echo"))
+        config.write_text(with_fast_provider((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text(), "echo"))
         data = tmp / "data"
         log = tmp / "swarmd.log"
         daemon = subprocess.Popen([sys.executable, "-m", "swarmd", "--workers", "1", "--data-dir", str(data),

@@ -313,7 +313,7 @@ def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, 
     spec.loader.exec_module(classify)
     auroc = classify.auroc
 
-    config = load_config(ROOT / "llm_config.yaml")
+    config = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml")
     action = config.actions["classify"]
     model = config.tiers["LOCAL_FAST"][0]
     labels = tuple(sorted({it["label"] for it in items}))

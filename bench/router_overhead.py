@@ -89,7 +89,7 @@ class SwarmdSide:
     write_behind = True
 
     def __init__(self, tmp: Path):
-        text = with_fast_provider((ROOT / "llm_config.yaml").read_text(), "echo")
+        text = with_fast_provider((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text(), "echo")
         self.ledger = Ledger(tmp / "swarmd-ledger.db", write_behind=self.write_behind)
         self.router = Router(parse_config(text, "llm_config.yaml (LOCAL_FAST: echo)"), self.ledger)
 

@@ -91,7 +91,7 @@ COMPONENTS = ("daemon", "worker", "redis")
 def soak_config(tmp: Path) -> Path:
     """The shipped config: LOCAL_FAST on the echo provider (classify), LOCAL_QUALITY
     the embedded model with one thread (yes_no), job timeout 120 s, retries after 1 s."""
-    cfg = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     model = dict(cfg["tiers"]["LOCAL_FAST"][0], n_threads=1)
     echo = {k: v for k, v in model.items() if k != "quantization"}    # the embedded model's only
     cfg["tiers"]["LOCAL_FAST"] = [dict(echo, provider="echo")]

@@ -340,7 +340,7 @@ def bench_config(url: str, threshold: float | None, supervise_from: float | None
     """The shipped config: local tiers on closed ports, API tier = the strong model;
     ``threshold=None``: traces off; ``supervise_from``: ``traces.supervise_from``
     (``None``: no supervised following)."""
-    data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "llm_config.yaml").read_text())
     dead = {"provider": "ollama", "model": "down", "hosts": [f"http://127.0.0.1:{free_port()}"],
             "price_per_mtok_in": 0, "price_per_mtok_out": 0, "context_window": 8192, "timeout_s": 5}
     api = dict(data["tiers"]["API_FALLBACK"][0], base_url=url)
@@ -363,7 +363,7 @@ def run(objectives: list[dict], model: StrongModel, threshold: float | None, roo
     """Every objective once, in order, over fresh workspaces: one row per
     objective, and the traces at the end (``traces/versions, confidence range``)."""
     config = bench_config(model.url, threshold, supervise_from)
-    governor = Governor(load_policy(REPO / "policy.yaml"), audit=AuditBuffer())
+    governor = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"), audit=AuditBuffer())
     store = TraceStore(root / "memory.db") if threshold is not None else None
     router = Router(config)
     family_of_trace: dict[str, str] = {}

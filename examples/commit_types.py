@@ -160,7 +160,7 @@ def main(argv=None) -> int:
                              "them: duplicates aside, at least memory.min_verified = 100 are needed for a refit)")
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "main-job"), help="swarmd data directory")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--config", default=str(ROOT / "llm_config.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "src" / "swarmd" / "llm_config.yaml"))
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     lines = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]

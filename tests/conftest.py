@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:  # so `from tests.fakes import ...` works
 
 from tests import embedded  # noqa: E402  (needs ROOT on sys.path)
 from tests.wait import wait_until  # noqa: E402
+from tests.wait import LONG_S
 
 
 def _free_port() -> int:
@@ -78,7 +79,7 @@ def redis_server(tmp_path_factory):
                 return None
 
         try:
-            started = wait_until(state, 10, "redis-server to answer PING")
+            started = wait_until(state, LONG_S, "redis-server to answer PING")
         except AssertionError:
             started = "silent"
         client.close()
@@ -94,7 +95,7 @@ def redis_server(tmp_path_factory):
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=LONG_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -619,15 +620,27 @@ def _apply_env(data: dict, env) -> dict:
     return data
 
 
+def shipped_config_path() -> Path:
+    """The default config shipped inside the package (``swarmd/llm_config.yaml``,
+    read through :mod:`importlib.resources`; its ``governor.policy`` names
+    ``swarmd/policy.yaml`` beside it)."""
+    return Path(str(resources.files("swarmd").joinpath(DEFAULT_CONFIG_NAME)))
+
+
 def default_config_path(env: dict[str, str] | None = None) -> Path:
-    """``$SWARMD_CONFIG``, else ``./llm_config.yaml``, else the one shipped beside the package."""
+    """``$SWARMD_CONFIG``, else ``./llm_config.yaml`` when the current directory
+    has one, else :func:`shipped_config_path`.  A current directory that cannot
+    be read (or no longer exists) counts as having none: never raises."""
     env = os.environ if env is None else env
     if env.get("SWARMD_CONFIG"):
         return Path(env["SWARMD_CONFIG"])
-    here = Path.cwd() / DEFAULT_CONFIG_NAME
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG_NAME
+    try:
+        here = Path.cwd() / DEFAULT_CONFIG_NAME
+        if here.is_file():
+            return here
+    except OSError:       # PermissionError: an unreadable cwd; FileNotFoundError: a deleted one
+        pass
+    return shipped_config_path()
 
 
 def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Config:

@@ -4,11 +4,19 @@ Every exception swarmd defines derives from :class:`SwarmdError`, through one of
 categories below.  ``exit_code`` is what ``swarmctl`` and ``swarmd`` exit with when such an
 error reaches them (:func:`exit_code_for`; the message is printed, no traceback):
 
-* 0 ok;
-* 1 :class:`SwarmdError` itself (the base default);
-* 2 :class:`BadInput`: config, policy, objective, profile, JSONL line, id or argument the
-  user must fix; the message says where and why;
-* 3 :class:`Unreachable`: the daemon or its Redis cannot be reached.
+====  ===============================================================
+code  meaning
+====  ===============================================================
+0     ok
+1     no accepted answer: an input ``ask`` routed, or an objective
+      ``submit --wait`` waited for or ``show`` showed, ended unresolved
+      or failed, or the wait ended (``--timeout``, awaiting approval)
+      before it finished (:data:`EXIT_UNRESOLVED`, also the base default)
+2     bad input: config, policy, objective, profile, JSONL line, id or
+      argument the user must fix; the message says where and why
+      (:class:`BadInput`)
+3     the daemon or its Redis cannot be reached (:class:`Unreachable`)
+====  ===============================================================
 
 Input problems derive from :class:`BadInput` (``class ConfigError(BadInput, ValueError)``
 keeps ``except ValueError`` callers working), connection problems from :class:`Unreachable`.
@@ -20,6 +28,16 @@ EXIT_OK = 0
 EXIT_UNRESOLVED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
+
+#: The rule above in the words of ``swarmctl --help`` and ``swarmd --help`` (one rule for every command).
+EXIT_RULE = """\
+exit codes (the same rule for every command):
+  0  ok
+  1  no accepted answer: an input `ask` routed, or an objective `submit --wait` waited for or
+     `show` showed, ended unresolved or failed, or the wait ended (--timeout, awaiting
+     approval) before it finished
+  2  bad input or usage: the message says where and why
+  3  the daemon or its Redis cannot be reached (`status`: the daemon is not running)"""
 
 
 class SwarmdError(Exception):

@@ -86,7 +86,7 @@ def test_file_one_json_line_per_item_with_its_id_and_labels(run, tmp_path):
     with FakeOllama([Answer("fix", logprobs=[SURE]), Answer("no", logprobs=[UNSURE])]) as fast, \
          FakeOllama([Answer("yes", logprobs=[math.log(0.5)])]) as quality, FakeAnthropic(["maybe"]) as api:
         code, out, err = run(fast, quality, api, "--action", "classify", "--labels", LABELS, "--file", str(items))
-    assert code == 0                                     # a batch exits 0; each line says its status
+    assert code == 1                                     # one item unresolved: exit 1; every line printed
     results = [json.loads(line) for line in out.splitlines()]
     assert [(r["id"], r["answer"], r["status"]) for r in results] == [("a", "fix", "accepted"),
                                                                        ("b", "yes", "unresolved")]

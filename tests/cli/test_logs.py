@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from swarmd.cli import main as swarmctl
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = str(ROOT / "llm_config.yaml")
+CONFIG = str(ROOT / "src" / "swarmd" / "llm_config.yaml")
 
 
 @pytest.fixture
@@ -66,13 +66,13 @@ def following(log):
     seen: list[str] = []
     threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     try:
-        wait_until(lambda: seen == ["line 5\n"], 30, lambda: f"the last line first, got {seen!r}")
+        wait_until(lambda: seen == ["line 5\n"], LONG_S, lambda: f"the last line first, got {seen!r}")
         yield proc, seen
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=LONG_S)
         except subprocess.TimeoutExpired:   # say what it printed; an earlier failure shows as the context
             proc.kill()
             _out, err = proc.communicate(timeout=30)
@@ -84,7 +84,7 @@ def test_follow_prints_lines_written_later_until_interrupted(log):
     with following(log) as (proc, seen):
         with log.open("a") as fh:
             fh.write("written later 1\nwritten later 2\n")
-        wait_until(lambda: seen[1:] == ["written later 1\n", "written later 2\n"], 30,
+        wait_until(lambda: seen[1:] == ["written later 1\n", "written later 2\n"], LONG_S,
                    lambda: f"the appended lines, got {seen!r}")
         assert proc.poll() is None                  # still following
     assert proc.returncode == 130 and "interrupted" in proc.stderr.read()
@@ -94,4 +94,4 @@ def test_follow_goes_on_in_the_new_file_after_a_rotation(log):
     with following(log) as (_proc, seen):
         log.rename(log.with_name("daemon_hybrid.2026-12-01.log"))      # what loguru's rotation does
         log.write_text("after rotation\n")
-        wait_until(lambda: seen[1:] == ["after rotation\n"], 30, lambda: f"the new file's line, got {seen!r}")
+        wait_until(lambda: seen[1:] == ["after rotation\n"], LONG_S, lambda: f"the new file's line, got {seen!r}")

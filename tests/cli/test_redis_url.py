@@ -24,7 +24,7 @@ def setup(tmp_path, monkeypatch):
     data.mkdir()
     write_url_file(data, "redis://file:6379/0")
     config = tmp_path / "cfg.yaml"
-    config.write_text((ROOT / "llm_config.yaml").read_text().replace("  redis_url: null", "  redis_url: redis://config:6379/0"))
+    config.write_text((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text().replace("  redis_url: null", "  redis_url: redis://config:6379/0"))
     monkeypatch.setenv("REDIS_URL", "redis://env:6379/0")
     return argparse.Namespace(redis_url="redis://flag:6379/0", data_dir=str(data), config=str(config)), data
 
@@ -38,7 +38,7 @@ def test_each_source_wins_over_the_ones_after_it(setup, monkeypatch):
     assert redis_url(args) == "redis://file:6379/0"
     (data / "redis.url").unlink()
     assert redis_url(args) == "redis://config:6379/0"
-    args.config = str(ROOT / "llm_config.yaml")                 # redis_url: null
+    args.config = str(ROOT / "src" / "swarmd" / "llm_config.yaml")                 # redis_url: null
     with pytest.raises(Unreachable, match="no Redis known") as info:
         redis_url(args)
     assert info.value.exit_code == 3 and str(data) in str(info.value)
@@ -49,5 +49,5 @@ def test_the_daemon_skips_the_file_it_writes_and_may_start_its_own(setup, monkey
     args.redis_url = None
     monkeypatch.delenv("REDIS_URL")
     assert redis_url(args, daemon=True) == "redis://config:6379/0"
-    args.config = str(ROOT / "llm_config.yaml")
+    args.config = str(ROOT / "src" / "swarmd" / "llm_config.yaml")
     assert redis_url(args, daemon=True) is None

@@ -20,7 +20,7 @@ from swarmd.cli import main as swarmctl
 from tests.daemon.helpers import ROOT, start_daemon, wait_final, write_jsonl
 from tests.fakes import Answer
 from tests.fakes.anthropic_server import FakeAnthropic, api_key_of
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 CAP = 0.02
 KEY = "sk-ant-e2e-test-key"
@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 def _config(tmp_path, api_url: str, port: int):
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"context_window": 100000, "timeout_s": 5}
     data["tiers"] = {
         "LOCAL_FAST": [{"provider": "echo", "model": "echo-free", "price_per_mtok_in": 0, "price_per_mtok_out": 0,
@@ -72,7 +72,7 @@ def test_two_workers_share_the_daily_cap(tmp_path, redis_url, redis_conn, monkey
             monkeypatch.setenv("REDIS_URL", redis_url)
             assert swarmctl(["--config", str(config), "--data-dir", str(tmp_path / "data"), "submit", "--file",
                              str(write_jsonl(tmp_path / "o.jsonl", objectives))]) == 0
-            records = wait_final(tmp_path / "data" / "memory.db", [o["id"] for o in objectives], timeout_s=120)
+            records = wait_final(tmp_path / "data" / "memory.db", [o["id"] for o in objectives])
             done = [records[f"r{i}"] for i in range(20) if records[f"r{i}"]["state"] == "done"]
             calls_line = (f'swarmd_llm_calls_total{{action="reason",model="{PAID}",outcome="accepted",'
                           f'tier="API_FALLBACK"}} {float(len(done))}')
@@ -82,11 +82,11 @@ def test_two_workers_share_the_daily_cap(tmp_path, redis_url, redis_conn, monkey
                 bodies[0] = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
                 return bodies[0] if calls_line in bodies[0] else None
 
-            body = wait_until(metrics_refreshed, 30, lambda: f"{calls_line!r} in /metrics; last body: "
+            body = wait_until(metrics_refreshed, LONG_S, lambda: f"{calls_line!r} in /metrics; last body: "
                               f"{[line for line in bodies[0].splitlines() if 'calls_total' in line]}", interval=0.2)
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            proc.wait(timeout=LONG_S)
     reasons = [records[f"r{i}"] for i in range(20)]
     blocked = [r for r in reasons if r["state"] == "unresolved" and r["reason"] == "budget"]
     assert done and blocked and len(done) + len(blocked) == 20

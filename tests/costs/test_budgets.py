@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from swarmd import constants as K
-from swarmd.config import BudgetConfig, ModelConfig
+from swarmd.config import BudgetConfig, ModelConfig, shipped_config_path
 from swarmd.costs.pricing import api_model, price_usd
 from swarmd.costs.budgets import NANO_PER_USD, Budget, Denial, Reservation, estimate_input_tokens, worst_case_usd
 from tests.fakes import closed_port_url
@@ -47,7 +47,7 @@ def test_prices_are_per_million_tokens():
 
 def test_shipped_api_price_units(config):
     from swarmd.config import load_config
-    shipped = api_model(load_config("llm_config.yaml"))
+    shipped = api_model(load_config(shipped_config_path()))
     assert (shipped.price_per_mtok_in, shipped.price_per_mtok_out) == (2.0, 10.0)
     assert shipped.cost_usd(1_000_000, 1_000_000) == 12.0       # $2 + $10 per million in + out
 

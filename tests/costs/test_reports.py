@@ -59,9 +59,10 @@ def test_report_numbers_on_a_known_ledger(tmp_path, config):
     assert report["calls"] == 6 and report["requests"] == 3
     spent = api_usd(250, 2) + api_usd(850, 70)
     assert report["cost_usd"] == pytest.approx(spent)
-    # pure API: each request's final call's tokens at the API prices
-    assert report["pure_api_cost_usd"] == pytest.approx(api_usd(250, 2) + api_usd(50, 1) + api_usd(850, 70))
-    assert report["savings_usd"] == pytest.approx(api_usd(50, 1))
+    # pure API: each answered request's final call's tokens at the API prices; the rejected summarize apart
+    assert report["pure_api_cost_usd"] == pytest.approx(api_usd(250, 2) + api_usd(50, 1))
+    assert report["unresolved_api_cost_usd"] == pytest.approx(api_usd(850, 70))
+    assert report["savings_usd"] == pytest.approx(api_usd(50, 1) - api_usd(850, 70))
     assert report["all_calls_at_api_usd"] == pytest.approx(sum(api_usd(i, o) for i, o in
                                                                [(300, 1), (280, 2), (250, 2), (50, 1), (900, 60), (850, 70)]))
     assert report["by_tier"]["LOCAL_FAST"] == {"calls": 2, "tokens_in": 350, "tokens_out": 2, "cost_usd": 0.0}
@@ -72,6 +73,49 @@ def test_report_numbers_on_a_known_ledger(tmp_path, config):
     assert report["by_action"]["summarize"]["unresolved"] == 1 and report["unresolved"] == 1
     assert report["escalation_rate"] == pytest.approx(3 / 6)
     assert report["objectives"] is None                         # a ledger written by the router alone
+
+
+def test_savings_count_only_answered_requests(tmp_path, config):
+    """Three requests, one answered: the savings compare the answered one's
+    API-only cost with all the spend; the two unresolved ones are counted
+    apart with what API-only answers would cost.  Every number by hand at
+    the test config's $3 in / $15 out per million tokens."""
+    db = tmp_path / "memory.db"
+    ledger = Ledger(db)
+    for row in [
+        LedgerRow("classify", "LOCAL_FAST", "ollama", "small", 300, 1, 0.0, 40, 0.9, "accepted", "a", ts=NOW - 60),
+        LedgerRow("classify", "LOCAL_FAST", "ollama", "small", 300, 1, 0.0, 40, 0.2, "escalated", "b", ts=NOW - 50),
+        LedgerRow("classify", "LOCAL_QUALITY", "ollama", "llama3.1:8b", 280, 2, 0.0, 400, 0.3, "escalated", "b",
+                  ts=NOW - 49),
+        LedgerRow("classify", "API_FALLBACK", "anthropic", "claude-sonnet-5-5", 250, 2, 0.00078, 900, 0.4,
+                  "rejected", "b", ts=NOW - 48),
+        LedgerRow("summarize", "LOCAL_QUALITY", "ollama", "llama3.1:8b", 900, 60, 0.0, 800, 0.1, "rejected", "c",
+                  ts=NOW - 40),
+    ]:
+        ledger.record(row)
+    ledger.close()
+    report = build_report(db, config, NOW - 3600, NOW)
+    # answered: a, its final call 300 in / 1 out at the API: (300 × 3 + 1 × 15) / 1e6 = 0.000915
+    # spent: b's API call, (250 × 3 + 2 × 15) / 1e6 = 0.00078; saved 0.000915 − 0.00078 = 0.000135
+    # unresolved: b (0.00078 at the API) and c ((900 × 3 + 60 × 15) / 1e6 = 0.0036): 0.00438, not saved
+    assert (report["requests"], report["answered"], report["unresolved"]) == (3, 1, 2)
+    assert report["pure_api_cost_usd"] == pytest.approx(0.000915)
+    assert report["cost_usd"] == pytest.approx(0.00078)
+    assert report["savings_usd"] == pytest.approx(0.000135)
+    assert report["savings_pct"] == pytest.approx(100 * 0.000135 / 0.000915)          # 14.75%
+    assert report["unresolved_api_cost_usd"] == pytest.approx(0.00438)
+    assert report["by_action"]["summarize"]["savings_usd"] == pytest.approx(0.0)
+    assert report["by_action"]["summarize"]["unresolved_api_cost_usd"] == pytest.approx(0.0036)
+    md = render_markdown(report)
+    assert "| saved on answered requests (API-only − spent) | $0.0001 (14.8%) |" in md
+    assert "| unresolved requests (nothing saved) | 2 |" in md
+    assert "| unresolved requests, API tier only (still owed) | $0.0044 |" in md
+    line = summary_line(report)
+    assert "1 answered" in line and "saved $0.0001 (14.8%)" in line
+    assert "unresolved 2 (API-only $0.0044, not saved)" in line
+    from swarmd.costs.charts import report_title
+    title = report_title(report)
+    assert "(14.8%)" in title and "2 unresolved (API-only $0.0044, not saved)" in title
 
 
 def test_report_counts_unresolved_budget_objectives_from_the_store(tmp_path, config):
@@ -202,7 +246,7 @@ def test_metrics_off_and_report_off(tmp_path, redis_conn):
 
 def test_config_keys_validated_with_file_and_line():
     from swarmd.config import ConfigError, parse_config
-    text = (ROOT / "llm_config.yaml").read_text()
+    text = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
     with pytest.raises(ConfigError, match=r"llm_config.yaml:\d+: reports.daily_at: expected a local time"):
         parse_config(text.replace('daily_at: "23:55"', 'daily_at: "7pm"'), "llm_config.yaml")
     with pytest.raises(ConfigError, match=r":\d+: budgets.pacing.threshold_factor: expected a number > 0 and <= 1"):

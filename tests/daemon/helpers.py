@@ -17,7 +17,7 @@ from swarmd.daemon.store import Store
 from swarmd.testing import failpoints
 from swarmd.testing.configs import with_fast_provider
 from tests import embedded
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def daemon_env(redis_url: str, **extra: str) -> dict:
 def write_config(tmp: Path, fast_provider: str = "llama_cpp") -> Path:
     """The shipped config, with LOCAL_FAST switched to ``fast_provider`` (without the embedded
     model's ``quantization``, which another provider refuses) and a 1 s heartbeat."""
-    text = (ROOT / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
+    text = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
     if fast_provider != "llama_cpp":
         text = with_fast_provider(text, fast_provider)
     path = tmp / "llm_config.yaml"
@@ -65,7 +65,7 @@ def start_daemon(tmp: Path, redis_url: str, config: Path, workers: int = 1, **en
 
     client = redis.Redis.from_url(redis_url)
     try:
-        wait_until(heartbeat, 60, lambda: f"the daemon's heartbeat; its stderr: {stderr.read_text()[-2000:]}")
+        wait_until(heartbeat, LONG_S, lambda: f"the daemon's heartbeat; its stderr: {stderr.read_text()[-2000:]}")
     except BaseException:
         proc.kill()          # never leave a half-started daemon behind a failed test
         proc.wait()
@@ -75,7 +75,7 @@ def start_daemon(tmp: Path, redis_url: str, config: Path, workers: int = 1, **en
     return proc
 
 
-def wait_final(store_path: Path, ids: list[str], timeout_s: float = 240) -> dict[str, dict]:
+def wait_final(store_path: Path, ids: list[str], timeout_s: float = LONG_S) -> dict[str, dict]:
     """Poll the store until every id is in a final state; return the records."""
     records: dict[str, dict | None] = {}
 

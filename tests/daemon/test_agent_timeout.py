@@ -18,7 +18,7 @@ def test_unattended_park_times_out_to_deny(redis_server, tmp_path, capsys):
         s = Swarm(tmp_path, redis_server, model, approval_timeout_s=1)
         try:
             s.submit(capsys, "agent-timeout", "case-timeout: publish")
-            rec = wait_final(s.db, ["agent-timeout"], timeout_s=60)["agent-timeout"]
+            rec = wait_final(s.db, ["agent-timeout"])["agent-timeout"]
             assert rec["state"] == "failed"
             assert rec["reason"].startswith("denied: approval.timeout no decision within "
                                             "governor.approval_timeout_s=1s")

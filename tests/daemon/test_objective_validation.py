@@ -13,7 +13,7 @@ from swarmd.errors import BadInput
 from swarmd.objectives import Objective, ObjectiveError, validate
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = load_config(ROOT / "llm_config.yaml", env={})
+CONFIG = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={})
 
 
 def problems(raw, **where) -> list[tuple]:

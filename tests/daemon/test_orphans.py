@@ -15,7 +15,7 @@ import psutil
 
 from swarmd.workers.main import end_with_supervisor
 from tests.daemon.helpers import start_daemon, write_config
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 
 def test_workers_end_when_their_daemon_is_sigkilled(tmp_path, redis_url):
@@ -28,13 +28,13 @@ def test_workers_end_when_their_daemon_is_sigkilled(tmp_path, redis_url):
             workers[:] = [p for p in psutil.Process(daemon.pid).children() if "worker" in " ".join(p.cmdline())]
             return len(workers) == 2
 
-        wait_until(two_workers, 30, "the daemon's two workers")
+        wait_until(two_workers, LONG_S, "the daemon's two workers")
         # the workers stay up while the daemon lives (the signal is tied to it, not to a passing thread)
         assert all(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
     finally:
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
-    wait_until(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), 30,
+    wait_until(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), LONG_S,
                lambda: f"workers {[w.pid for w in workers]} to end after their daemon was SIGKILLed")
 
 

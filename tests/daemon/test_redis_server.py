@@ -19,7 +19,7 @@ from swarmd.daemon.redis_server import (
 )
 from tests.daemon.helpers import write_config
 from tests.faults.helpers import Swarmd
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 
 def closed_url(password: str | None = None) -> str:
@@ -102,7 +102,7 @@ def test_bad_explicit_url_masks_password(tmp_path, log_lines):
     t0 = time.monotonic()
     with pytest.raises(RedisUnavailable) as err:
         ensure_redis(url, tmp_path, connect_timeout_s=1)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 20         # gives up after its 1 s connect timeout (margin: a busy machine)
     message = str(err.value)
     assert "hunter2-secret" not in message
     assert mask_url(url) in message and ":****@127.0.0.1" in message
@@ -205,7 +205,7 @@ def test_leftover_server_is_stopped_before_a_new_start(own, tmp_path):
     """A daemon that died without stop() leaves its server; the next start must not share the AOF with it."""
     orphan = own()
     new = own()
-    assert orphan.process.wait(timeout=10) == 0
+    assert orphan.process.wait(timeout=LONG_S) == 0
     assert redis.Redis.from_url(new.url).ping()
 
 
@@ -247,7 +247,7 @@ def test_server_that_never_answers_times_out(tmp_path, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(RedisUnavailable) as err:
         ensure_redis(None, tmp_path / "data", start_timeout_s=1)
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 40         # gave up after 1 s, not after the server's 60 s sleep
     assert "did not answer PING within 1 s" in str(err.value) and "starting..." in str(err.value)
 
 
@@ -260,7 +260,7 @@ def test_stop_kills_a_server_that_ignores_sigterm():
     t0 = time.monotonic()
     handle.stop(timeout_s=0.5)
     assert proc.returncode == -9
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 40         # killed after 0.5 s, not after the server's 60 s sleep
     proc.stdout.close()
 
 
@@ -269,7 +269,7 @@ def test_watch_reports_the_death_of_our_server_not_its_stop(own):
     killed = own()
     killed.watch(died.append, interval_s=0.05)
     killed.process.kill()
-    wait_until(lambda: died, 10, "the watcher's report of the kill")
+    wait_until(lambda: died, LONG_S, "the watcher's report of the kill")
     assert died == [-9]
     stopped = own()
     before = set(threading.enumerate())
@@ -293,7 +293,6 @@ def test_own_server_in_a_relative_data_dir(own, tmp_path, monkeypatch):
     assert aof_files(tmp_path / "rel" / "data"), "no append-only file in the data dir"
 
 
-@pytest.mark.timeout(90)
 def test_swarmd_with_a_relative_data_dir_brings_up_its_own_redis(tmp_path, monkeypatch):
     monkeypatch.delenv("SWARMD_DATA_DIR", raising=False)
     daemon = Swarmd(tmp_path, write_config(tmp_path, fast_provider="echo"), workers=0, data=Path("rel/data"),

@@ -45,13 +45,13 @@ def test_show_from_redis_prints_tier_reason_confidence_and_cost_as_from_the_stor
     daemon.apply_events([("1-0", "finished", "u1", UNRESOLVED),
                          ("failed:f1", "failed", "f1", {"reason": "JobTimeoutException: 300 s", "ts": 6.0})])
     code, text = show("u1")
-    assert code == 0 and "u1" in text and "unresolved" in text.splitlines()[0]
+    assert code == 1 and "u1" in text and "unresolved" in text.splitlines()[0]     # no accepted answer: exit 1
     assert fields(text) == {"answer": "fix", "confidence": "0.4213", "tier": "API_FALLBACK", "model": "claude-x",
                             "cost_usd": "0.00125", "escalations": "2", "reason": "budget"}
     assert fields(text) == fields(show("u1", store=True)[1])          # same labels and values as from the store
 
     code, text = show("f1")
-    assert code == 0 and "failed" in text.splitlines()[0] and fields(text) == {"reason": "JobTimeoutException: 300 s"}
+    assert code == 1 and "failed" in text.splitlines()[0] and fields(text) == {"reason": "JobTimeoutException: 300 s"}
 
     for oid in ("u1", "f1"):
         mirrored, stored = json.loads(show(oid, "--json")[1]), json.loads(show(oid, "--json", store=True)[1])

@@ -21,7 +21,7 @@ def submit(redis_url, monkeypatch, capsys, tmp_path):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SWARMD_DATA_DIR", str(tmp_path / "data"))
 
-    def run(*argv, config=ROOT / "llm_config.yaml"):
+    def run(*argv, config=ROOT / "src" / "swarmd" / "llm_config.yaml"):
         capsys.readouterr()
         code = cli.main(["--config", str(config), "submit", *argv])
         captured = capsys.readouterr()
@@ -80,7 +80,7 @@ def test_free_text_and_lines_without_action_become_agent_objectives(submit, redi
 
 def test_unreachable_redis_exits_3(monkeypatch, capsys):
     monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:9/0")
-    code = cli.main(["--config", str(ROOT / "llm_config.yaml"), "submit", "--action", "summarize", "--input", "x"])
+    code = cli.main(["--config", str(ROOT / "src" / "swarmd" / "llm_config.yaml"), "submit", "--action", "summarize", "--input", "x"])
     err = capsys.readouterr().err
     assert code == 3 and "hunter2" not in err and "127.0.0.1:9" in err
 
@@ -115,7 +115,7 @@ def test_strategy_flag_reaches_the_stream_and_show_prints_it(submit, redis_conn,
     store.add_queued(Objective(**sent))
     store.close()
     capsys.readouterr()
-    assert cli.main(["--config", str(ROOT / "llm_config.yaml"), "show", "st1"]) == 0
+    assert cli.main(["--config", str(ROOT / "src" / "swarmd" / "llm_config.yaml"), "show", "st1"]) == 0
     assert "local_fallback" in [line.split()[-1] for line in capsys.readouterr().out.splitlines()
                                 if line.split()[:1] == ["strategy"]]
 
@@ -128,7 +128,7 @@ def test_unknown_strategy_flag_exits_2_and_nothing_is_sent(submit, redis_conn):
 
 def plan_on_the_api(tmp_path):
     """The shipped config with ``actions.plan`` starting at API_FALLBACK: its chain has no local model."""
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     data["actions"]["plan"]["tier"] = "API_FALLBACK"
     path = tmp_path / "plan_on_the_api.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -25,7 +25,7 @@ from swarmd.workers.context import ContextWorker, WorkerContext
 from swarmd.queue import JOB_FUNC
 from tests.daemon.helpers import ROOT, wait_final, write_config
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 
 class PoisonedEcho(EchoProvider):
@@ -164,7 +164,6 @@ def test_a_batch_that_cannot_be_routed_together_is_routed_one_by_one(tmp_path, r
     assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == ["f0", "f1", "f2"]
 
 
-@pytest.mark.timeout(120)
 def test_worker_killed_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path, redis_url, redis_conn):
     """``swarmd --workers 1`` (echo provider, job retries after 1 s) whose worker SIGKILLs itself once
     in a batch, after its first job completed: the other jobs of the batch are handed back to RQ,
@@ -177,8 +176,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_runs_nothing_twice(tmp_path, 
     try:
         daemon.start()
         daemon.submit(batch)
-        records = wait_final(daemon.data / "memory.db", ids, timeout_s=90)
-        wait_until(lambda: len(finished_counts(redis_conn)) == len(ids), 30, "every finished event")
+        records = wait_final(daemon.data / "memory.db", ids)
+        wait_until(lambda: len(finished_counts(redis_conn)) == len(ids), LONG_S, "every finished event")
     finally:
         daemon.close()
     assert {r["state"] for r in records.values()} == {"done"}

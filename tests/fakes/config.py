@@ -18,7 +18,7 @@ def make_config(fast_url: str = "http://127.0.0.1:9", quality_url: str = "http:/
                 api_url: str = "http://127.0.0.1:9", budgets: dict | None = None, **sections) -> Config:
     """The shipped llm_config.yaml with both local tiers on (fake) Ollama hosts,
     the API tier on a (fake) Anthropic URL at $3/$15 per MTok, and ``budgets``."""
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"context_window": 8192, "timeout_s": 2, "max_output_tokens": 64}
     data["tiers"] = {
         "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [fast_url],

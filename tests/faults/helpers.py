@@ -23,7 +23,7 @@ from swarmd import queue as Q
 from swarmd.daemon.redis_server import free_port
 from swarmd.testing.processes import stop_swarmd
 from tests.daemon.helpers import daemon_env, write_config, write_jsonl
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 __all__ = ["RedisProcess", "Swarmd", "echo_config", "rows", "finished_counts", "swarmctl", "write_jsonl"]
 
@@ -53,7 +53,7 @@ def finished_counts(client: redis.Redis) -> Counter:
 
 
 def swarmctl(*argv: str, redis_url: str | None = None, data_dir: Path | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess:
+             timeout: float = LONG_S) -> subprocess.CompletedProcess:
     """``swarmctl ARGV`` as its own process (exit code, stdout, stderr as text)."""
     env = daemon_env(redis_url or "")
     if not redis_url:
@@ -93,7 +93,7 @@ class RedisProcess:
                 return False
 
         try:
-            wait_until(up, 10, "the test's redis-server to answer PING")
+            wait_until(up, LONG_S, "the test's redis-server to answer PING")
         finally:
             client.close()
 
@@ -101,7 +101,7 @@ class RedisProcess:
         """Stop it with ``sig`` and wait for it to exit."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=LONG_S)
 
     def close(self) -> None:
         self.stop(signal.SIGKILL)
@@ -140,7 +140,7 @@ class Swarmd:
         """The Redis URL in use (the own server's from ``redis.url``)."""
         return self.redis_url or (self.data / "redis.url").read_text().strip()
 
-    def start(self, timeout: float = 60) -> "Swarmd":
+    def start(self, timeout: float = LONG_S) -> "Swarmd":
         """Start it; returns once its heartbeat is in Redis."""
         env = daemon_env(self.redis_url or "", **self.env)
         if not self.redis_url:
@@ -180,7 +180,7 @@ class Swarmd:
     def kill(self) -> None:
         """SIGKILL the daemon process alone (its workers and redis-server are left as they are)."""
         self.proc.kill()
-        self.proc.wait(timeout=30)
+        self.proc.wait(timeout=LONG_S)
 
     def close(self) -> None:
-        stop_swarmd(self.proc, self.data, timeout_s=60)
+        stop_swarmd(self.proc, self.data, timeout_s=LONG_S)

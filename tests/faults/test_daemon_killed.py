@@ -18,7 +18,7 @@ from swarmd import constants as K
 from swarmd import queue as Q
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 
 def test_daemon_sigkilled_between_store_and_enqueue_loses_and_repeats_nothing(tmp_path, redis_url, redis_conn):
@@ -30,7 +30,7 @@ def test_daemon_sigkilled_between_store_and_enqueue_loses_and_repeats_nothing(tm
     try:
         crashing.start()
         crashing.submit(batch)
-        assert crashing.proc.wait(timeout=60) == -signal.SIGKILL
+        assert crashing.proc.wait(timeout=LONG_S) == -signal.SIGKILL
         db = tmp_path / "data" / "memory.db"
         queued = sqlite3.connect(db).execute("SELECT COUNT(*) FROM objectives WHERE state='queued'").fetchone()[0]
         assert queued == 200                                          # in the store ...
@@ -38,9 +38,9 @@ def test_daemon_sigkilled_between_store_and_enqueue_loses_and_repeats_nothing(tm
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 200   # ... not acked
 
         daemon.start()
-        records = wait_final(db, [r["id"] for r in batch], timeout_s=90)
+        records = wait_final(db, [r["id"] for r in batch])
         assert {r["state"] for r in records.values()} == {"done"}
-        wait_until(lambda: len(finished_counts(redis_conn)) == len(batch), 30, "every finished event")
+        wait_until(lambda: len(finished_counts(redis_conn)) == len(batch), LONG_S, "every finished event")
         counts = finished_counts(redis_conn)
         assert set(counts) == {r["id"] for r in batch} and set(counts.values()) == {1}   # each exactly once
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

@@ -21,7 +21,7 @@ from swarmd import constants as K
 from swarmd import queue as Q
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_disk_full_objectives_stay_in_redis_are_retried_and_none_is_lost(tmp_pat
         batch = [{"id": f"full-{i}", "action": "classify", "input": f"{i} {big}", "labels": "feat,fix"}
                  for i in range(100)]
         daemon.submit(batch)
-        wait_until(lambda: "retrying in 2.0s" in log.read_text(), 60,
+        wait_until(lambda: "retrying in 2.0s" in log.read_text(), LONG_S,
                    lambda: f"three failed admissions; log: {log.read_text()[-1500:]}", interval=0.2)
         text = log.read_text()
         assert f"(the store {small_disk / 'memory.db'}) failed (OperationalError: database or disk is full); " \
@@ -77,9 +77,9 @@ def test_disk_full_objectives_stay_in_redis_are_retried_and_none_is_lost(tmp_pat
         assert all(redis_conn.llen(f"rq:queue:{q}") == 0 for q in Q.QUEUES)                      # none dispatched
 
         (small_disk / "filler").unlink()
-        records = wait_final(small_disk / "memory.db", [r["id"] for r in batch], timeout_s=90)
+        records = wait_final(small_disk / "memory.db", [r["id"] for r in batch])
         assert {r["state"] for r in records.values()} == {"done"}
-        wait_until(lambda: len(finished_counts(redis_conn)) == len(batch), 30, "every finished event")
+        wait_until(lambda: len(finished_counts(redis_conn)) == len(batch), LONG_S, "every finished event")
         assert set(finished_counts(redis_conn).values()) == {1}
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
         assert "reading and handling the streams works again" in log.read_text()

@@ -18,7 +18,7 @@ from swarmd import constants as K
 from swarmd import queue as Q
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, rows, swarmctl
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 BAD_OBJECTIVES = [
     {"text": "no objective field"},
@@ -52,10 +52,10 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
         pipe.execute()
         daemon.submit(rows("after", 3))
         ids = ["good-0", "after-0", "after-1", "after-2"]
-        records = wait_final(tmp_path / "data" / "memory.db", ids, timeout_s=60)
+        records = wait_final(tmp_path / "data" / "memory.db", ids)
         assert {r["state"] for r in records.values()} == {"done"}
 
-        stats = wait_until(lambda: (s := redis_conn.hgetall(K.STATS)) and len(s) == 2 and s, 30, "the counters")
+        stats = wait_until(lambda: (s := redis_conn.hgetall(K.STATS)) and len(s) == 2 and s, LONG_S, "the counters")
         # the two entries naming an id are failed objectives, not malformed entries
         assert stats == {b"malformed_objectives": b"4", b"malformed_events": b"6"}
         assert redis_conn.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0
@@ -67,7 +67,7 @@ def test_malformed_stream_entries_are_skipped_acknowledged_and_counted(tmp_path,
                     "field 'kind' is missing", "field 'kind' is 'exploded'", "field 'payload' is a JSON list",
                     "field 'state' is 'melted'", "KeyError: 'provider'"):
             assert why in log, why
-        wait_until(lambda: json.loads(redis_conn.hget(K.HEARTBEAT, "counts") or "{}").get("failed") == 2, 30,
+        wait_until(lambda: json.loads(redis_conn.hget(K.HEARTBEAT, "counts") or "{}").get("failed") == 2, LONG_S,
                    "a heartbeat counting the rejected objectives")
         status = swarmctl("--config", str(config), "status", "--json", redis_url=redis_url)
         assert status.returncode == 0, status.stderr

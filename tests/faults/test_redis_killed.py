@@ -21,7 +21,7 @@ import sqlite3
 from swarmd import constants as K
 from tests.daemon.helpers import wait_final
 from tests.faults.helpers import Swarmd, echo_config, finished_counts, rows
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 
 def test_own_redis_sigkilled_mid_run_daemon_exits_3_and_after_restart_nothing_is_lost(tmp_path):
@@ -36,10 +36,10 @@ def test_own_redis_sigkilled_mid_run_daemon_exits_3_and_after_restart_nothing_is
         def done() -> int:
             return sqlite3.connect(db).execute("SELECT COUNT(*) FROM objectives WHERE state='done'").fetchone()[0]
 
-        wait_until(lambda: done() >= 30, 60, "30 objectives done before the kill")
+        wait_until(lambda: done() >= 30, LONG_S, "30 objectives done before the kill")
         pid = int((tmp_path / "data" / "redis" / "redis-server.pid").read_text())
         os.kill(pid, signal.SIGKILL)
-        assert daemon.proc.wait(timeout=90) == 3          # noticed: stops, for systemd to restart it
+        assert daemon.proc.wait(timeout=LONG_S) == 3          # noticed: stops, for systemd to restart it
         assert "own redis-server exited with code -9" in daemon.log
         assert done() < len(before)                       # the kill landed mid-run
 
@@ -47,10 +47,10 @@ def test_own_redis_sigkilled_mid_run_daemon_exits_3_and_after_restart_nothing_is
         after = rows("after", 20)
         daemon.submit(after)
         ids = [r["id"] for r in before + after]
-        records = wait_final(db, ids, timeout_s=90)
+        records = wait_final(db, ids)
         assert {r["state"] for r in records.values()} == {"done"}
         client = daemon.client()
-        wait_until(lambda: len(finished_counts(client)) == len(ids), 30, "every finished event")
+        wait_until(lambda: len(finished_counts(client)) == len(ids), LONG_S, "every finished event")
         counts = finished_counts(client)
         assert set(counts) == set(ids) and set(counts.values()) == {1}     # none lost, none run twice
         assert client.xpending(K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)["pending"] == 0

@@ -29,7 +29,7 @@ def load_corpus(name: str) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def policy():
-    return load_policy(REPO / "policy.yaml")
+    return load_policy(REPO / "src" / "swarmd" / "policy.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def test_admission_refuses_listed_actions_and_tags():
 
 
 def test_no_admission_section_admits_everything():
-    gov = Governor(load_policy(REPO / "policy.yaml"))
+    gov = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"))
     assert gov.admit("agent", ["anything"]).decision == "allow"
 
 
@@ -39,7 +39,7 @@ def test_admission_section_is_validated_with_its_line():
 
 
 def _config(governor: dict) -> str:
-    data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "llm_config.yaml").read_text())
     data["governor"] = governor
     return yaml.safe_dump(data, sort_keys=False)
 
@@ -67,10 +67,10 @@ def test_policy_path_is_relative_to_the_config_file(tmp_path):
 
 
 def test_shipped_config_has_the_agent_action_and_governor_defaults():
-    cfg = load_config(REPO / "llm_config.yaml", env={})
+    cfg = load_config(REPO / "src" / "swarmd" / "llm_config.yaml", env={})
     g = cfg.governor
     assert (g.approval_timeout_s, g.max_steps, g.max_denials) == (3600, 8, 1)
-    assert cfg.policy_path == REPO / "policy.yaml"
+    assert cfg.policy_path == REPO / "src" / "swarmd" / "policy.yaml"
     assert cfg.actions["agent"].output == "json" and cfg.actions["agent"].tier != "LOCAL_FAST"
     prompt = build_prompt(cfg.actions["agent"], "Objective: x\nSteps so far: none")
     assert '{"done": "final answer"}' in prompt.text and prompt.text.endswith("Next step:")

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def agent_config(url: str):
-    data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"price_per_mtok_in": 1.0, "price_per_mtok_out": 5.0, "context_window": 8192, "timeout_s": 5,
               "max_output_tokens": 128}
     dead = closed_port_url()
@@ -41,7 +41,7 @@ def step(tool: str, **args) -> str:
 
 @pytest.fixture
 def governor():
-    return Governor(load_policy(REPO / "policy.yaml"), audit=AuditBuffer())
+    return Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"), audit=AuditBuffer())
 
 
 def run(replies, tmp_path, governor, resume=None, **cfg):

@@ -15,7 +15,7 @@ from swarmd.cli.governor import register
 
 from .conftest import REPO
 
-POLICY = str(REPO / "policy.yaml")
+POLICY = str(REPO / "src" / "swarmd" / "policy.yaml")
 
 
 def run(capsys, *argv):

@@ -77,7 +77,7 @@ def test_corpus_fails_without_the_policy_rules(policy, workspace):
     shell line is caught only by the catch-all ``default.shell`` ask (an
     ``http_get`` to a host off the allowlist is meant to get
     ``default.http_get`` ask)."""
-    data = yaml.safe_load((REPO / "policy.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "policy.yaml").read_text(encoding="utf-8"))
     data["rules"] = []
     bare = Governor(parse_policy(yaml.safe_dump(data), "policy-without-rules.yaml"), resolver=table_resolver)
     policy_ids = {r.id for r in policy.rules}

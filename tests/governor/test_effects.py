@@ -17,7 +17,7 @@ from swarmd.governor.sandbox import probe
 
 from .conftest import REPO, load_corpus
 
-POLICY = str(REPO / "policy.yaml")
+POLICY = str(REPO / "src" / "swarmd" / "policy.yaml")
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for unshare -m"),
     pytest.mark.skipif(not probe().available, reason="bwrap not usable here"),

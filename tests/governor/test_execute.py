@@ -26,7 +26,7 @@ SECRET_VARS = {"ANTHROPIC_API_KEY": "sk-ant-api03-abcdefghijklmnop", "OPENAI_API
 
 
 def policy_with(**changes):
-    data = yaml.safe_load((REPO / "policy.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "policy.yaml").read_text())
     for key, value in changes.items():
         if key == "extra_rules":
             data["rules"] = value + data["rules"]
@@ -124,14 +124,14 @@ def test_timeout_kills_process_group(ws, limits, conf):
     t = time.monotonic()
     r = run_argv(["sleep", "30"], ws, limits.model_copy(update={"timeout_s": 1}), ALLOW, confinement=conf)
     assert r.ran and r.timed_out and r.exit_code == -9 and "timed out" in r.error
-    assert time.monotonic() - t < 8
+    assert time.monotonic() - t < 25          # killed at the 1 s timeout, not after sleep's 30 s (margin: a busy machine)
 
 
 def test_timeout_kills_children_of_a_pipeline(ws, limits, conf):
     t = time.monotonic()
     r = run_argv(["/bin/sh", "-c", "sleep 30 | cat"], ws, limits.model_copy(update={"timeout_s": 1}), ALLOW,
                  confinement=conf)
-    assert r.timed_out and time.monotonic() - t < 8
+    assert r.timed_out and time.monotonic() - t < 25   # not after sleep's 30 s
 
 
 def test_output_truncated(cgov, ws, limits):
@@ -157,8 +157,7 @@ def test_cpu_limit_kills_busy_loop(ws, limits, conf):
     t = time.monotonic()
     r = run_argv(["sha256sum", "/dev/zero"], ws,
                  limits.model_copy(update={"cpu_s": 1, "timeout_s": 20}), ALLOW, confinement=conf)
-    assert not r.timed_out and r.exit_code in (-24, -9)  # SIGXCPU (soft) or SIGKILL (hard)
-    assert time.monotonic() - t < 15
+    assert not r.timed_out and r.exit_code in (-24, -9)  # SIGXCPU (soft) or SIGKILL (hard), before the 20 s timeout
 
 
 def test_memory_limit(ws, limits, conf):

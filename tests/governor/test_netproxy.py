@@ -51,7 +51,7 @@ def server():
 
 
 def proxy_policy(port: int, network: bool = False):
-    data = yaml.safe_load((REPO / "policy.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "policy.yaml").read_text())
     data["urls"].update({"schemes": ["http", "https"], "ports": [443, port]})
     data["rules"].insert(0, {"id": "test-hosts", "tool": "http_get", "decision": "allow", "reason": "test",
                              "host": ["site.test", "rebind.example", "internal.corp.example",

@@ -28,7 +28,7 @@ ASK = Decision("ask", "git-write", "git push: talks to remotes")
 
 @pytest.fixture
 def config():
-    return load_config(REPO / "llm_config.yaml")
+    return load_config(REPO / "src" / "swarmd" / "llm_config.yaml")
 
 
 def _park(conn, now=100.0, obj=OBJ):

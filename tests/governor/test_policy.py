@@ -30,7 +30,7 @@ def err(text: str) -> PolicyError:
 
 
 def test_shipped_policy_loads():
-    p = load_policy(REPO / "policy.yaml")
+    p = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
     ids = [r.id for r in p.rules]
     assert "git-read" in ids and "http-allowlisted" in ids
     assert p.urls.schemes == ["https"]

@@ -12,7 +12,7 @@ from swarmd.governor.sandbox import probe
 
 from .conftest import REPO, make_workspace
 
-POLICY = str(REPO / "policy.yaml")
+POLICY = str(REPO / "src" / "swarmd" / "policy.yaml")
 FIELDS = {"id", "decision", "rule", "reason", "ran", "exit_code", "output", "truncated", "error", "confinement"}
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not probe().available, reason="bwrap not usable 
 
 
 def sandbox_policy(**sandbox):
-    data = yaml.safe_load((REPO / "policy.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "policy.yaml").read_text())
     data.setdefault("sandbox", {}).update(sandbox)
     return parse_policy(yaml.safe_dump(data))
 

@@ -161,7 +161,6 @@ def test_hostile_input_never_raises(gov, workspace):
     assert gov.decide("shell", "ls", workspace).rule == "governor.bad-arguments"
 
 
-@pytest.mark.timeout(20)
 @pytest.mark.parametrize("cmd", [
     "echo ``'${'", "echo `echo '${'`", "echo ``'${' }", "cat $(echo '${x')", 'ls "`printf %s ${`"',
 ])

@@ -12,7 +12,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.ollama_server import FakeOllama
 from tests.memory.conftest import LABELS, SURE, UNSURE
 
-ROOT_CONFIG = str(Path(__file__).resolve().parents[2] / "llm_config.yaml")
+ROOT_CONFIG = str(Path(__file__).resolve().parents[2] / "src" / "swarmd" / "llm_config.yaml")
 
 
 def _swarm(swarm_factory):

@@ -19,7 +19,7 @@ from swarmd.memory.retrieval import Retriever, collection_name, rrf
 from swarmd.memory.vectors import open_index
 from swarmd.store.db import connect
 from swarmd.store.schema import MIGRATIONS, migrate
-from tests.wait import wait_until
+from tests.wait import LONG_S, wait_until
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "commits-commitizen.jsonl"
 LABELS = ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "style", "test")
@@ -70,7 +70,7 @@ def test_bm25_finds_new_records_at_once_and_rebuilds_as_they_grow(memory):
     assert found[0][1] == pytest.approx(math.log(1 + 30.5 / 0.5) / (1 + 1.2), abs=1e-5)
     _fill(memory, [{"id": "new2", "text": "parser tests", "label": "test"}])
     assert len(index.search("parser", 5)) == 2                              # 2 > 5% of 30: a rebuild starts
-    wait_until(lambda: index.builds == 2, 30, "the background rebuild")
+    wait_until(lambda: index.builds == 2, LONG_S, "the background rebuild")
     assert len(index) == 32 and not index.building
 
 
@@ -106,7 +106,7 @@ def test_a_due_rebuild_runs_in_the_background_while_searches_use_the_old_index(m
     assert during[2][1] == pytest.approx(idf / (1 + 1.2 * (0.25 + 0.75 * 2 / (122 / 41))), abs=1e-5)
     assert index.search("parser", 5) == during and index.builds == 1     # again: still the old index, one build
     index.release.set()
-    wait_until(lambda: index.builds == 2 and not index.building, 30, "the background rebuild to be swapped in")
+    wait_until(lambda: index.builds == 2 and not index.building, LONG_S, "the background rebuild to be swapped in")
     after = index.search("parser", 5)
     fresh = Bm25Index(memory, "classify", LABELS)          # built at once over the same 44 records
     assert after == fresh.search("parser", 5) and after != during and len(index) == 44
@@ -134,9 +134,9 @@ def test_a_deleted_record_is_never_found_during_or_after_a_background_rebuild(me
     _fill(memory, [{"id": "c", "text": "bumping tests", "label": "test"}])
     assert found() == ["bumping tests"] and index.builds == 1
     index.release.set()
-    wait_until(lambda: index.builds == 2, 30, "the background rebuild to be swapped in")
+    wait_until(lambda: index.builds == 2, LONG_S, "the background rebuild to be swapped in")
     assert found() == ["bumping tests"]         # its index still holds b, deleted during the build: rebuilt again
-    wait_until(lambda: index.builds == 3 and not index.building, 30, "the second rebuild")
+    wait_until(lambda: index.builds == 3 and not index.building, LONG_S, "the second rebuild")
     assert found() == ["bumping tests"] and len(index) == 21 and not index.building and index.builds == 3
 
 
@@ -176,7 +176,7 @@ def test_bm25_drops_deleted_records_and_rebuilds(memory):
     index = retriever.bm25("classify", LABELS)
     assert index.builds == 1
     index.search("bumping", 5)                            # the deleted record seen by the search: rebuilt
-    wait_until(lambda: index.builds == 2, 30, "the background rebuild")
+    wait_until(lambda: index.builds == 2, LONG_S, "the background rebuild")
     assert len(index) == 1
 
 

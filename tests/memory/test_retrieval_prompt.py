@@ -29,7 +29,7 @@ RETRIEVED_CAL = {"model": "small", "slope": 1.0, "intercept": 0.0, "prompt": "re
 
 
 def _config(fast_url, api_url, calibrations=()):
-    actions = yaml.safe_load((ROOT / "llm_config.yaml").read_text())["actions"]
+    actions = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())["actions"]
     actions["classify"]["label_calibration"] = list(calibrations)
     return make_config(fast_url, closed_port_url(), api_url, actions=actions,
                        memory={"retrieval_examples": 2, "retrieval_mode": "bm25", "audit_rate": 0.0})

@@ -9,7 +9,7 @@ import pytest
 from swarmd.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXT = (ROOT / "llm_config.yaml").read_text()
+TEXT = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text()
 
 
 def _line_of(needle: str) -> int:
@@ -23,7 +23,7 @@ def _error(text: str) -> ConfigError:
 
 
 def test_shipped_config_is_valid_and_has_the_three_tiers():
-    config = load_config(ROOT / "llm_config.yaml", env={})
+    config = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={})
     assert list(config.tiers) == ["LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK"]
     assert [m.provider for t in config.tiers.values() for m in t] == ["llama_cpp", "ollama", "anthropic"]
     assert {"classify", "tag", "yes_no", "extract", "summarize", "generate_code", "reason", "plan"} <= set(config.actions)
@@ -109,7 +109,7 @@ def test_env_overrides_and_secret_never_shown():
 
 
 def test_price_units_are_per_million_tokens():
-    model = load_config(ROOT / "llm_config.yaml", env={}).tiers["API_FALLBACK"][0]
+    model = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={}).tiers["API_FALLBACK"][0]
     # 1,000 input tokens at $2/MTok + 500 output tokens at $10/MTok
     assert (model.price_per_mtok_in, model.price_per_mtok_out) == (2.0, 10.0)
     assert model.cost_usd(1000, 500) == pytest.approx(0.002 + 0.005)
@@ -124,7 +124,7 @@ def test_calibration_scale_must_be_positive_and_bias_a_mapping():
 
 
 def test_shipped_calibrations_cover_the_ten_commit_types_in_each_prompt_form():
-    config = load_config(ROOT / "llm_config.yaml", env={})
+    config = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={})
     cals = config.actions["classify"].label_calibration
     # one per prompt form for the shipped Q8_0 weights and for the packaged Q4_K_M ones
     assert sorted((c.model, c.prompt) for c in cals) == [

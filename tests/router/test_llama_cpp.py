@@ -19,7 +19,7 @@ LABELS = ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "st
 
 @pytest.fixture(scope="module")
 def config():
-    return load_config(ROOT / "llm_config.yaml", env={"ANTHROPIC_API_KEY": "", "OLLAMA_HOST": "http://127.0.0.1:9"})
+    return load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={"ANTHROPIC_API_KEY": "", "OLLAMA_HOST": "http://127.0.0.1:9"})
 
 
 @pytest.fixture(scope="module")

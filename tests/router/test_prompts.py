@@ -12,7 +12,7 @@ LABELS = ("build", "docs", "feat", "fix")
 
 
 def test_retrieved_examples_follow_the_unchanged_prefix():
-    action = load_config(ROOT / "llm_config.yaml", env={}).actions["classify"]
+    action = load_config(ROOT / "src" / "swarmd" / "llm_config.yaml", env={}).actions["classify"]
     plain = build_prompt(action, "fix the README link", LABELS)
     long = "x" * 300
     with_examples = build_prompt(action, "fix the README link", LABELS,

@@ -26,7 +26,7 @@ def config_text(api_url: str, strategy: str | None = None, api: bool = True, bud
     API tier on ``api_url`` ($3 / $15 per MTok); ``strategy``: the classify
     and summarize actions' default; ``api=False``: no API model at all;
     ``sections``: top-level keys replaced."""
-    data = yaml.safe_load((ROOT / "llm_config.yaml").read_text())
+    data = yaml.safe_load((ROOT / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"context_window": 8192, "timeout_s": 2, "max_output_tokens": 64}
     data["tiers"] = {
         "LOCAL_FAST": [{"provider": "echo", "model": "echo-fast", "price_per_mtok_in": 0, "price_per_mtok_out": 0,

@@ -23,6 +23,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.wait import LONG_S
+
 SYSTEMD = Path("/usr/lib/systemd/systemd")
 #: PATH inside the container: the system's only, as a service or an admin's root shell has it.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -120,10 +122,10 @@ class Container:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=LONG_S)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=LONG_S)
         for path in reversed(self._mounted):
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
         self._mounted.clear()

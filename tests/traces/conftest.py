@@ -31,7 +31,7 @@ def trace_config(api_url: str, planner: bool = True, fast_url: str | None = None
     LOCAL_QUALITY (``quality_url``: a fake Ollama) on closed ports unless
     given, API_FALLBACK the fake (``planner=False``: on a closed port too);
     ``traces`` overrides."""
-    data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "llm_config.yaml").read_text())
     common = {"context_window": 8192, "timeout_s": 5, "max_output_tokens": 256}
     data["tiers"] = {
         "LOCAL_FAST": [{"provider": "ollama", "model": "small", "hosts": [fast_url or closed_port_url()],
@@ -64,7 +64,7 @@ class Runner:
         self.config = trace_config(api.url, fast_url=fast_url, quality_url=quality_url, **traces)
         self.store = TraceStore(tmp_path / "memory.db")
         self.audit = AuditBuffer()
-        self.governor = Governor(load_policy(REPO / "policy.yaml"), audit=self.audit)
+        self.governor = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"), audit=self.audit)
 
     def workspace(self, oid: str, files: dict[str, str] | None = None, dirs: tuple[str, ...] = ()) -> Path:
         ws = workspace_dir(self.tmp_path, oid)

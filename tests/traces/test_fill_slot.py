@@ -72,7 +72,7 @@ def test_the_embedded_model_copies_free_text_from_a_goal(tmp_path, api):
     from swarmd.router import Router
     from tests.traces.conftest import REPO
 
-    data = yaml.safe_load((REPO / "llm_config.yaml").read_text())
+    data = yaml.safe_load((REPO / "src" / "swarmd" / "llm_config.yaml").read_text())
     data["tiers"] = {k: v for k, v in data["tiers"].items() if k == "LOCAL_FAST"}
     data["escalation"]["chain"] = ["LOCAL_FAST"]
     for action in data["actions"].values():

@@ -11,6 +11,7 @@ Exit codes: :func:`run` maps a :class:`~swarmd.errors.SwarmdError` to its
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from rich.text import Text
 
 from swarmd.config import ConfigError, load_config
 from swarmd.daemon.redis_server import mask_url, read_url_file
-from swarmd.errors import BadInput, SwarmdError, Unreachable, exit_code_for
+from swarmd.errors import EXIT_BAD_INPUT, BadInput, SwarmdError, Unreachable, exit_code_for
 from swarmd.paths import data_dir, db_path
 
 #: Columns of output going to a pipe or file (rich's default there is 80, which folds wide tables).
@@ -62,7 +63,8 @@ def redis_url(args: argparse.Namespace, *, daemon: bool = False) -> str | None:
     4. ``daemon.redis_url`` of the config (``args.config``);
     5. for the daemon ``None``, which :func:`swarmd.daemon.redis_server.ensure_redis`
        reads as "start swarmd's own ``redis-server``"; for any other command
-       :class:`~swarmd.errors.Unreachable` (exit 3): a Redis merely found on
+       :class:`~swarmd.errors.Unreachable` (exit 3; the message says when
+       the data directory does not exist: it is never created here): a Redis merely found on
        localhost:6379 is never used (it may be anyone's, e.g. Debian's).
 
     The URL may hold a password: pass it on, log only
@@ -70,15 +72,17 @@ def redis_url(args: argparse.Namespace, *, daemon: bool = False) -> str | None:
     :class:`~swarmd.config.ConfigError` for a bad config when step 4 is reached.
     """
     url = getattr(args, "redis_url", None) or os.environ.get("REDIS_URL")
-    if not url and not daemon:
-        url = read_url_file(data_dir(getattr(args, "data_dir", None)))
+    data = data_dir(getattr(args, "data_dir", None), create=False)
+    if not url and not daemon and data.is_dir():
+        url = read_url_file(data)
     if not url:
         url = load_config(getattr(args, "config", None)).daemon.redis_url
     if url or daemon:
         return url or None
-    raise Unreachable("no Redis known: no --redis-url, $REDIS_URL, redis.url in the data dir "
-                      f"({data_dir(getattr(args, 'data_dir', None))}) or daemon.redis_url in the config. Is swarmd "
-                      "running? Pass --data-dir of the running daemon (e.g. --data-dir /var/lib/swarmd)")
+    where = (f"redis.url in the data dir ({data})" if data.is_dir() else
+             f"data dir ({data} does not exist: no daemon has run with it; swarmctl did not create it)")
+    raise Unreachable(f"no Redis known: no --redis-url, $REDIS_URL, {where} or daemon.redis_url in the config. "
+                      "Is swarmd running? Pass --data-dir of the running daemon (e.g. --data-dir /var/lib/swarmd)")
 
 
 def ping(url: str) -> Redis:
@@ -101,18 +105,101 @@ def connect(args: argparse.Namespace) -> Redis:
     return ping(redis_url(args))
 
 
-def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+class UsageError(BadInput):
+    """A command line argparse refused (exit 2): the ``parser`` that refused it
+    and argparse's ``message``; :func:`run` reports it with the usage line."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class Parser(argparse.ArgumentParser):
+    """The argument parser of ``swarmctl`` and ``swarmd`` (and, through
+    ``add_subparsers``, of every subcommand): a usage error raises
+    :class:`UsageError` for :func:`run` to report (naming unknown flags)
+    instead of printing argparse's message and exiting."""
+
+    def error(self, message: str):
+        """Raise :class:`UsageError` (argparse calls this for every usage error)."""
+        raise UsageError(self, message)
+
+
+def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subcommand parser under it, depth first."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):     # aliases map to the same parser
+                found += parsers(sub)
+    return found
+
+
+def add_global_flags(parser: argparse.ArgumentParser, flags: list[tuple[tuple[str, ...], dict]]) -> None:
+    """Add ``flags`` (``(option strings, add_argument keywords)``) to ``parser``
+    and to every subcommand under it, so that they are accepted before and
+    after the subcommand (``swarmctl status --data-dir X``).  Under the root
+    their default is ``SUPPRESS``: a flag given before the subcommand is not
+    reset by the subcommand's default.  A subcommand with an option of the
+    same name keeps its own."""
+    for target in parsers(parser):
+        for names, kwargs in flags:
+            if any(name in target._option_string_actions for name in names):
+                continue
+            target.add_argument(*names, **(kwargs if target is parser else {**kwargs, "default": argparse.SUPPRESS}))
+
+
+def unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[tuple[str, str | None]]:
+    """The flags in ``argv`` (before ``--``) that no parser of the tree knows,
+    each with the closest known flag (``None`` if none is close): what a usage
+    error reports instead of argparse's ``invalid choice: '2'`` for
+    ``swarmd --wrkers 2``.  Negative numbers and ``-`` are values, not flags;
+    a unique prefix of a known long flag is known (argparse accepts it)."""
+    known = {name for p in parsers(parser) for name in p._option_string_actions}
+    found = []
+    for token in argv[:argv.index("--")] if "--" in argv else argv:
+        name = token.split("=", 1)[0]
+        if not name.startswith("-") or name == "-" or name.lstrip("-").replace(".", "", 1).isdigit():
+            continue
+        if name in known or (name.startswith("--") and any(k.startswith(name) for k in known)):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        found.append((name, close[0] if close else None))
+    return found
+
+
+def usage_error(parser: argparse.ArgumentParser, exc: UsageError, argv: list[str]) -> int:
+    """Print a usage error on stderr (the refusing parser's usage line, then
+    ``PROG: error: MESSAGE``, unknown flags named first) and return 2."""
+    unknown = unknown_flags(parser, argv)
+    message = exc.message
+    if unknown:
+        message = "; ".join(f"unknown flag {name}" + (f" (did you mean {close}?)" if close else "")
+                            for name, close in unknown)
+    exc.parser.print_usage(sys.stderr)
+    print(f"{exc.parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None, setup=None) -> int:
     """Parse ``argv`` with ``parser`` and run the chosen command's ``func(args)``;
-    returns the exit code.  ``--help`` is 0 and a usage error 2 (argparse prints
-    them); a :class:`~swarmd.errors.SwarmdError` the command raises is printed as
+    returns the exit code.  ``--help`` is 0; a usage error 2, printed by
+    :func:`usage_error` (which names unknown flags); ``setup(args)``, when
+    given, runs between parsing and the command (logging: :func:`swarmd.logs.configure`);
+    a :class:`~swarmd.errors.SwarmdError` the command raises is printed as
     ``label: message`` on stderr and becomes its ``exit_code``
     (:func:`swarmd.errors.exit_code_for`); Ctrl-C is 130.  Other exceptions are
     bugs and propagate with their traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
+    except UsageError as exc:
+        return usage_error(parser, exc, argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
+        if setup is not None:
+            setup(args)
         return args.func(args)
     except KeyboardInterrupt as exc:
         err.print("interrupted")
@@ -133,7 +220,7 @@ def default_db(config_path: str | None, data: str | None) -> str:
         configured = load_config(config_path).storage.db
     except ConfigError:
         configured = "memory.db"
-    return str(db_path(data_dir(data), configured))
+    return str(db_path(data_dir(data, create=False), configured))
 
 
 def existing_db(args: argparse.Namespace) -> str:

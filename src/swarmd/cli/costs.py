@@ -51,8 +51,10 @@ examples:
   swarmctl cost-analysis --from-ledger ~/.local/share/swarmd/memory.db --since 7d
   swarmctl cost-analysis --from-ledger memory.db --days 30 --iterations-per-day 5000 --save-profile measured.yaml
 
---json keys: days, objectives, objectives_per_day, calls, pure_api_cost_usd,
-hybrid_cost_usd, savings_usd, savings_pct, unresolved, per_day, daily_cap_usd,
+--json keys: days, objectives, objectives_per_day, answered, calls,
+pure_api_cost_usd (the answered objectives on the API tier only),
+hybrid_cost_usd, savings_usd, savings_pct (on the answered objectives),
+unresolved, unresolved_api_cost_usd (not saved), per_day, daily_cap_usd,
 exceeds_daily_cap, by_tier, by_action, top_actions, profile, method, api_model;
 with --from-ledger also ledger (actual figures), validity and measured_profile.
 exit codes: 0 ok (also when the validity check fails: it is reported), 2 bad input."""
@@ -107,10 +109,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     analysis.add_argument("--save-profile", metavar="YAML",
                           help="write the profile used (e.g. the one measured by --from-ledger) as YAML, "
                                "reusable with --profile")
-    # also after the subcommand (cost_analysis.py's form); SUPPRESS keeps swarmctl's global --config otherwise
-    analysis.add_argument("--config", default=argparse.SUPPRESS,
-                          help="llm_config.yaml with the prices (default: swarmctl --config, $SWARMD_CONFIG, "
-                               "./llm_config.yaml)")
     analysis.set_defaults(func=cmd_cost_analysis)
 
 
@@ -148,9 +146,11 @@ def print_analysis(result: dict, console: Console) -> None:
         console.print(f"[bold]Ledger[/] {ledger['path']}: {ledger['rows']} calls, {ledger['objectives']} requests "
                       f"over {ledger['span_days']:.2f} day(s)")
         console.print(f"  actual spend ${ledger['cost_usd']:.6f} (at today's config prices "
-                      f"${ledger['cost_repriced_usd']:.6f}); API-only ${ledger['pure_api_cost_usd']:.6f}; saved "
-                      f"{ledger['savings_pct']:.1f}%; escalation {100 * ledger['escalation_rate']:.1f}%; "
-                      f"unresolved {ledger['unresolved']}")
+                      f"${ledger['cost_repriced_usd']:.6f}); {ledger['answered']} answered: API-only "
+                      f"${ledger['pure_api_cost_usd']:.6f}, saved ${ledger['savings_usd']:.6f} "
+                      f"({ledger['savings_pct']:.1f}%); escalation {100 * ledger['escalation_rate']:.1f}%")
+        console.print(f"  unresolved {ledger['unresolved']} requests: nothing saved; API-only answers would cost "
+                      f"${ledger['unresolved_api_cost_usd']:.6f}")
         v = result["validity"]
         verdict = "[green]ok[/]" if v["ok"] else "[red]FAILED[/]"
         console.print(f"  validity: measured profile simulated at the ledger's volume costs "
@@ -160,11 +160,14 @@ def print_analysis(result: dict, console: Console) -> None:
     console.print(f"[bold]{result['profile']}[/]: {result['days']:g} days x {result['objectives_per_day']:,.1f} "
                   f"objectives/day = {result['objectives']:,.0f} objectives, {result['calls']:,.0f} model calls "
                   f"({result['method']})")
-    console.print(f"  pure API   ${result['pure_api_cost_usd']:,.4f}   (every objective one call to {api['model']} "
+    console.print(f"  pure API   ${result['pure_api_cost_usd']:,.4f}   (every answered objective, "
+                  f"{result['answered']:,.1f} expected, one call to {api['model']} "
                   f"at ${api['price_per_mtok_in']:g}/${api['price_per_mtok_out']:g} per million tokens in/out)")
-    console.print(f"  hybrid     ${result['hybrid_cost_usd']:,.4f}   (${result['per_day']['hybrid_cost_usd']:,.4f} per day)")
-    console.print(f"  savings    ${result['savings_usd']:,.4f}   ({result['savings_pct']:.1f}%)")
-    console.print(f"  unresolved {result['unresolved']:,.1f} objectives (expected)")
+    console.print(f"  hybrid     ${result['hybrid_cost_usd']:,.4f}   (${result['per_day']['hybrid_cost_usd']:,.4f} per day; "
+                  f"every call, the unresolved objectives' too)")
+    console.print(f"  savings    ${result['savings_usd']:,.4f}   ({result['savings_pct']:.1f}%, on the answered objectives)")
+    console.print(f"  unresolved {result['unresolved']:,.1f} objectives (expected): nothing saved; API-only answers "
+                  f"would cost ${result['unresolved_api_cost_usd']:,.4f}")
     if result["exceeds_daily_cap"]:
         console.print(f"  [yellow]hybrid spend per day exceeds budgets.daily_usd (${result['daily_cap_usd']:g}): "
                       f"the cap would stop API calls and those objectives would end unresolved: budget[/]")
@@ -175,11 +178,12 @@ def print_analysis(result: dict, console: Console) -> None:
                       f"{100 * t['share_answered']:.1f}%", f"{t['tokens_in']:,.0f}", f"{t['tokens_out']:,.0f}",
                       f"{t['cost_usd']:,.4f}")
     console.print(tiers)
-    actions = table("action", "objectives", "calls", "paid calls", "hybrid (USD)", "pure API (USD)", "savings",
-                    title="per action")
+    actions = table("action", "objectives", "unresolved", "calls", "paid calls", "hybrid (USD)",
+                    "pure API, answered (USD)", "savings", "pure API, unresolved (USD)", title="per action")
     for name, a in result["by_action"].items():
-        actions.add_row(name, f"{a['objectives']:,.1f}", f"{a['calls']:,.1f}", f"{a['paid_calls']:,.1f}",
-                        f"{a['hybrid_cost_usd']:,.4f}", f"{a['pure_api_cost_usd']:,.4f}", f"{a['savings_pct']:.1f}%")
+        actions.add_row(name, f"{a['objectives']:,.1f}", f"{a['unresolved']:,.1f}", f"{a['calls']:,.1f}",
+                        f"{a['paid_calls']:,.1f}", f"{a['hybrid_cost_usd']:,.4f}", f"{a['pure_api_cost_usd']:,.4f}",
+                        f"{a['savings_pct']:.1f}%", f"{a['unresolved_api_cost_usd']:,.4f}")
     console.print(actions)
     console.print("top actions by cost: " + ", ".join(f"{a} ${c:,.4f}" for a, c in result["top_actions"]))
     if result.get("sources"):
@@ -196,7 +200,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``swarmctl report``: the cost report of a window, printed and written
     as Markdown + PNG (unless ``--no-write``)."""
     config = load_config(args.config)
-    data = data_dir(args.data_dir)
+    data = data_dir(args.data_dir, create=False)    # reports/ is created under it only once the ledger was read
     db = Path(args.db) if args.db else db_path(data, config.storage.db)
     now = time.time()
     try:

@@ -14,58 +14,72 @@ from __future__ import annotations
 
 import argparse
 
-from swarmd.cli.common import add_redis_url, ping, redis_url, run
+from swarmd.cli.common import REDIS_URL_HELP, Parser, add_global_flags, ping, redis_url, run
 from swarmd.daemon.main import run_daemon
-from swarmd.errors import BadInput
+from swarmd.errors import EXIT_RULE, BadInput
+from swarmd.logs import configure as configure_logs
 from swarmd.workers.main import run_worker
+
+#: Flags of ``swarmd`` and ``swarmd worker``, before or after ``worker``: (option strings, add_argument keywords).
+GLOBAL_FLAGS = [
+    (("--config",), {"help": "llm_config.yaml (default: $SWARMD_CONFIG, ./llm_config.yaml, the one shipped in "
+                             "the package)"}),
+    (("--data-dir",), {"help": "data directory (default: $SWARMD_DATA_DIR, $STATE_DIRECTORY under systemd, else "
+                               "~/.local/share/swarmd)"}),
+    (("--redis-url",), {"help": REDIS_URL_HELP}),
+    (("-v", "--verbose"), {"action": "count", "default": 0,
+                           "help": "log lines on stderr too (they always go to the log file; -vv: DEBUG)"}),
+]
 
 EPILOG = """\
 examples:
-  swarmd --workers 1                 # daemon + one worker + its own Redis (no Redis URL given)
+  swarmd                             # daemon + cores/n_threads workers + its own Redis (no Redis URL given)
+  swarmd --workers 1                 # daemon + one worker
   swarmd worker --redis-url redis://:PASSWORD@host:6379/0   # an extra worker on another host
 signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the
   config and restarts the supervised workers, each after its current job
-exit codes: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable."""
+""" + EXIT_RULE + """
+  (swarmd: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``swarmd`` argument parser (the daemon, and its ``worker`` subcommand)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="llm_config.yaml (default: $SWARMD_CONFIG, ./llm_config.yaml)")
-    common.add_argument("--data-dir", help="data directory (default: $SWARMD_DATA_DIR, $STATE_DIRECTORY "
-                                           "under systemd, else ~/.local/share/swarmd)")
-    add_redis_url(common)
-    parser = argparse.ArgumentParser(
-        prog="swarmd", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+    parser = Parser(
+        prog="swarmd", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="The swarmd daemon: reads objectives pushed with `swarmctl submit`, dispatches them to "
                     "RQ workers that route every LLM call through cheap tiers first, and persists results "
                     "and costs in <data-dir>/memory.db. Logs to <data-dir>/daemon_hybrid.log. Without a Redis "
                     "URL it starts its own redis-server (unix socket in the data dir); a configured Redis that "
                     "answers without a password is refused unless daemon.allow_unauthenticated_redis: true.")
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="also start and supervise N local worker processes (default 0)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="start and supervise N local worker processes (default: the cores divided by the "
+                             "embedded model's n_threads, at least 1; 0: none, workers run elsewhere)")
     parser.set_defaults(func=cmd_daemon)
+    for names, kwargs in GLOBAL_FLAGS:
+        parser.add_argument(*names, **kwargs)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    worker = sub.add_parser("worker", parents=[common], help="run one worker alone (e.g. on another host)",
+    worker = sub.add_parser("worker", help="run one worker alone (e.g. on another host)",
                             description="One RQ worker in the foreground: it loads the router (and the embedded "
                                         "model) once, then runs objectives from the daemon's queues until "
                                         "SIGTERM (the current job finishes first).")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.add_argument("--name", help="worker name (default host:pid)")
     worker.set_defaults(func=cmd_worker)
+    add_global_flags(parser, GLOBAL_FLAGS)
     return parser
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """``swarmd``: the daemon until SIGTERM (:func:`swarmd.daemon.main.run_daemon`)."""
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise BadInput(f"--workers must be >= 0, found {args.workers}")
-    return run_daemon(args.config, args.data_dir, redis_url(args, daemon=True), args.workers)
+    return run_daemon(args.config, args.data_dir, redis_url(args, daemon=True), args.workers, verbose=args.verbose)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """``swarmd worker``: one worker in the foreground (:func:`swarmd.workers.main.run_worker`),
     after checking that its Redis answers (else exit 3)."""
+    configure_logs(max(1, args.verbose), None, "INFO")   # a worker's stderr is its log (worker-N.log under swarmd)
     url = redis_url(args)
     ping(url).close()
     return run_worker(url, args.config, burst=args.burst, name=args.name, data_dir=args.data_dir)

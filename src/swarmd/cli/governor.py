@@ -24,6 +24,7 @@ import os
 import socket
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -43,7 +44,7 @@ _ARG_KEY = {"shell": "command", "read_file": "path", "write_file": "path", "http
 
 CHECK_EPILOG = """\
 examples:
-  # one shell command, judged against ./policy.yaml with the current directory as workspace
+  # one shell command, judged against the config's policy with the current directory as workspace
   %(prog)s --tool shell --arg "git log --oneline | head -5"
   # a read outside the workspace, machine-readable answer
   %(prog)s --tool read_file --arg /etc/passwd --json
@@ -150,17 +151,28 @@ def _policy_command(policy_sub: argparse._SubParsersAction, name: str, help: str
     """One ``swarmctl policy NAME`` parser, with ``--policy``."""
     p = policy_sub.add_parser(name, help=help, description=description, epilog=epilog,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policy", default="policy.yaml", help="policy file (default: ./policy.yaml)")
+    p.add_argument("--policy", default=None,
+                   help="policy file (default: the config's governor.policy, beside the config file: the daemon's "
+                        "policy; for the shipped config the policy shipped in the package)")
     return p
 
 
 # --------------------------------------------------------------------------- policy check
 
 
+def policy_file(args: argparse.Namespace) -> Path:
+    """``--policy``, else the policy the daemon of ``--config`` loads
+    (:meth:`swarmd.config.GovernorConfig.policy_path`)."""
+    if args.policy:
+        return Path(args.policy)
+    config = load_config(args.config)
+    return config.policy_path
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """``policy check``: judge one action or a JSONL file of them and print the decisions."""
     try:
-        policy = load_policy(args.policy)
+        policy = load_policy(policy_file(args))
     except PolicyError as exc:
         raise BadInput(f"invalid policy\n{exc}") from None
     workspace = os.path.abspath(args.workspace or os.getcwd())
@@ -192,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``policy run``: judge every action of ``--file``, run the allowed ones in
     ``--workspace`` like a worker, print one result per action."""
     try:
-        policy = load_policy(args.policy)
+        policy = load_policy(policy_file(args))
     except PolicyError as exc:
         raise BadInput(f"invalid policy\n{exc}") from None
     workspace = os.path.abspath(args.workspace)

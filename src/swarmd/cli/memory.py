@@ -4,7 +4,9 @@ The memory lives in the daemon's store (``<data dir>/memory.db``; see
 :mod:`swarmd.memory`).  ``feedback`` verifies (or corrects) finished
 objectives' answers, all or nothing; ``memory stats`` shows how honest the
 quality gate is on verified answers (false-accept rate with its 95% Wilson
-upper bound, coverage, threshold in use); ``memory consolidate`` runs the
+upper bound, coverage, threshold in use) and which gates are still
+unverified on this deployment, with the reviews missing
+(:mod:`swarmd.memory.verification`); ``memory consolidate`` runs the
 daemon's consolidation now (deduplicate, value, prune, refit the gate) and
 returns when it is done; ``memory export`` writes the fine-tuning dataset.
 """
@@ -25,6 +27,7 @@ from swarmd.memory.gate import GateBook
 from swarmd.memory.records import Memory
 from swarmd.memory.stats import gate_stats
 from swarmd.daemon.store import Store
+from swarmd.memory.verification import unverified_gates
 
 FEEDBACK_EPILOG = """\
 examples:
@@ -81,7 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="chat-jsonl")
     p.add_argument("--min-value", type=float, help="only records valued at least this (0..1, set by consolidation)")
     p.add_argument("--since", help="only records verified since 30m/12h/7d/2w ago or YYYY-MM-DD[ HH:MM]")
-    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("-o", "--output", required=True, help="file to write ('-': standard output; the summary then "
+                                                         "goes to stderr)")
     p.set_defaults(func=cmd_export)
 
 
@@ -123,10 +127,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
             if row.threshold is None and row.action in config.actions:
                 row.threshold = config.quality.threshold_for(row.action)
         total = memory.count()
+        unverified = unverified_gates(memory, config.memory.min_verified)
     finally:
         memory.close()
     if args.json:
-        print(json.dumps({"records": total, "gates": [r.to_json() for r in rows]}))
+        print(json.dumps({"records": total, "gates": [r.to_json() for r in rows],
+                          "unverified": [g.to_json() for g in unverified]}))
         return EXIT_OK
     t = table("action", "labels", "tier", "model", "prompt", "verified", "accepted", "false_accept", "95% upper",
               "coverage", "threshold", title=f"quality gate on verified answers ({total} records)")
@@ -136,6 +142,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
                   pct(r.false_accept_upper), pct(r.coverage), "–" if r.threshold is None else
                   ("never" if r.threshold > 1 else f"{r.threshold:.3f}"))
     out.print(t)
+    if unverified:
+        u = table("action", "labels", "model", "prompt", "accepted unchecked", "verified", "reviews needed",
+                  title="unverified gates: answers accepted under the shipped calibration, not yet checked on "
+                        "this deployment (consolidation refits a gate from memory.min_verified reviews)")
+        for g in unverified:
+            u.add_row(g.action, g.labels, g.model, g.prompt, str(g.accepted), str(g.verified), str(g.reviews_needed))
+        out.print(u)
     return EXIT_OK
 
 
@@ -174,10 +187,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         memory.close()
     secrets = ", ".join(f"{k} {v}" for k, v in sorted(summary.secrets.items())) or "none"
-    out.print(f"{summary.written} lines written to {summary.path} ({summary.format}) from {summary.read} records; "
-              f"left out: {summary.duplicates} duplicates, {summary.no_answer} without an answer, "
-              f"{summary.below_value} below --min-value, {summary.unknown_action} of unknown actions; "
-              f"secrets scrubbed: {secrets}")
+    to_stdout = args.output == "-"              # the dataset is on stdout: the summary goes to stderr
+    (err if to_stdout else out).print(
+        f"{summary.written} lines written to {'stdout' if to_stdout else summary.path} ({summary.format}) from "
+        f"{summary.read} records; left out: {summary.duplicates} duplicates, {summary.no_answer} without an "
+        f"answer, {summary.below_value} below --min-value, {summary.unknown_action} of unknown actions; "
+        f"secrets scrubbed: {secrets}")
     err.print("patterns scrubbed: private keys, sk-/sk-ant- keys, AWS key ids, GitHub and Slack tokens, JWTs, "
               "URL credentials, password/secret/token/api_key assignments")
     return EXIT_OK

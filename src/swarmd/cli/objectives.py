@@ -22,18 +22,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rq import Worker
 
 from swarmd import constants as K
-from swarmd.cli.common import add_redis_url, connect, err, labels, out, print_fields, table
-from swarmd.config import STRATEGIES, load_config
+from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
+from swarmd.config import AGENT_ACTION, STRATEGIES, load_config
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
 from swarmd.governor.sandbox import probe
-from swarmd.jsonl import JsonlError, read_jsonl, require_strings
-from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, validate
+from swarmd.jsonl import JsonlError, read_jsonl
+from swarmd.memory.records import Memory
+from swarmd.memory.verification import UnverifiedGate, unverified_gates
+from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.daemon.store import RESULT_FIELDS, Store
 from swarmd.queue import queue_depths
+from swarmd.router.reach import plan_problem
+from swarmd.router.router import verification_of
 
 #: Seconds between polls of ``submit --wait`` and ``logs -f``.
 POLL_S = 0.3
@@ -44,14 +48,17 @@ examples:
   swarmctl ask --action yes_no --input 'Is 9 a prime number?' --json
   swarmctl ask --action classify --labels feat,fix --file items.jsonl > results.jsonl
 
-items.jsonl has one {"id": ..., "text": ...} object per line (optional "labels": "a,b").
+items.jsonl has one {"id": ..., "text": ...} object per line (optional "labels": "a,b"), or
+submit's objective lines {"action": ..., "input": ..., "id"?, "labels"?} (a line's action
+overrides --action; a missing id is generated).
 --json keys: id, answer, confidence, tier, model, status, escalations, cost_usd, latency_ms
 (and reason when unresolved: "budget" when a cap refused a priced tier)
 budgets: priced calls are reserved and settled in the daemon's shared budget (its Redis, found as
 --redis-url says), so the daily and monthly caps of llm_config.yaml count and stop them as they do
 the workers'.  With no Redis known or reachable: a config without caps calls priced tiers unchecked;
 one with a cap refuses them (free tiers still answer) and says so on stderr.
-exit codes: 0 accepted (with --file: every item processed), 1 unresolved, 2 bad input."""
+exit codes: 0 accepted (with --file: every item), 1 unresolved (with --file: any item; all are
+still printed), 2 bad input, 3 (with a cap) the daemon's Redis unreachable."""
 
 SUBMIT_EPILOG = """\
 examples:
@@ -65,8 +72,12 @@ tags.  Free text (or a line without action)
 is an agent objective: planned by actions.plan's tier, or replayed from an execution trace.
 A strategy must be one the action's chain can serve (for an agent objective: the chains of
 agent, plan, fill_slot and verify_trace, which all route with it), else nothing is submitted.
-exit codes: 0 submitted (with --wait: all settled), 1 --wait timed out, 2 bad input,
-3 daemon unreachable."""
+Nothing is submitted either when no model of an objective's plan can answer as the running daemon
+sees it (no Ollama host answering, no ANTHROPIC_API_KEY): the error says what to configure.
+summarize/extract/generate_code start at LOCAL_QUALITY (Ollama): the embedded model does not answer
+them (its summaries looped or copied in 19 of 20: bench/generative.py).
+exit codes: 0 submitted (with --wait: every objective done), 1 with --wait: one ended unresolved
+or failed, awaits approval, or --timeout passed first, 2 bad input, 3 daemon unreachable."""
 
 #: Help of ``ask --strategy`` and ``submit --strategy``.
 STRATEGY_HELP = "routing strategy (default: the action's, cascade unless llm_config.yaml says otherwise)"
@@ -81,11 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "quality gate's confidence is below the threshold. Every call is written to the "
                     "cost ledger in the data directory, and every priced call is held against the "
                     "daemon's shared daily/monthly budget (see 'budgets' below).")
-    ask.add_argument("--action", required=True, help="an action from llm_config.yaml (classify, yes_no, summarize, ...)")
+    ask.add_argument("--action", help="an action from llm_config.yaml (classify, yes_no, summarize, ...); "
+                                      "required with --input; with --file the default of lines without one")
     ask.add_argument("--labels", help="comma-separated label set for classify/tag, e.g. feat,fix,docs")
     src = ask.add_mutually_exclusive_group()
     src.add_argument("--input", help="the text to process")
-    src.add_argument("--file", help="JSONL file of {id, text} items ('-' for stdin); one JSON result per line on stdout")
+    src.add_argument("--file", help="JSONL file of {id, text} items or of submit's objective lines {action, input} "
+                                    "('-' for stdin); one JSON result per line on stdout")
     ask.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
     ask.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ask.add_argument("--no-ledger", action="store_true", help="do not write calls to the cost ledger")
@@ -121,7 +134,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
-                                        "sandbox{kind,available,reason}. "
+                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...), "
+                                        "unverified_gates (quality gates that accepted answers under the shipped "
+                                        "calibration, with the reviews still needed; from the store in the data "
+                                        "directory). "
                                         "Exit 3 when the daemon or its Redis is not reachable.")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(status)
@@ -130,7 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="one objective's result and attempts",
                           description="One objective: its result and every attempt (from the store in the data "
                                       "directory, else from the daemon's Redis, which holds the result but "
-                                      "not the attempts).")
+                                      "not the attempts). Exit 0 done or not final yet, 1 ended unresolved or "
+                                      "failed, 2 no such objective, 3 Redis unreachable.")
     show.add_argument("id", help="objective id (printed by swarmctl submit)")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     add_redis_url(show)
@@ -153,19 +170,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     default_labels = labels(args.labels)
     if args.file:
-        items = read_jsonl(args.file, require_strings("id", "text"))
+        items = read_jsonl(args.file, _ask_item(args.action))
     elif args.input is not None:
         if not args.input.strip():
             raise BadInput("--input is empty")
-        items = [{"id": None, "text": args.input}]
+        if not args.action:
+            raise BadInput("--action is required with --input")
+        items = [{"id": None, "text": args.input, "action": args.action, "labels": None}]
     else:
         raise BadInput("give --input TEXT or --file items.jsonl")
     budget, client = ask_budget(args, config)
     ledger = None if args.no_ledger else Ledger(db_path(data_dir(args.data_dir), config.storage.db),
                                                 write_behind=True)
     router = Router(config, ledger, budget=budget)
-    try:
-        router.check_request(args.action, default_labels, args.strategy)
+    try:   # every (action, labels) of a file checked before anything is routed
+        for action, item_labels in dict.fromkeys((i["action"], _item_labels(i, default_labels)) for i in items):
+            router.check_request(action, item_labels, args.strategy)
+            problem = plan_problem(config, action, args.strategy)
+            if problem is not None:
+                raise RequestError(problem)
     except RequestError:  # a BadInput (exit 2)
         router.close()
         if client is not None:
@@ -175,9 +198,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     try:
         if args.file:
             with Progress(console=err, transient=True) as progress:
-                task = progress.add_task(f"{args.action}", total=len(items))
+                task = progress.add_task(args.action or "ask", total=len(items))
                 for chunk in _label_chunks(items, default_labels, config.daemon.batch_max):
-                    results = router.route_many(args.action, [item["text"] for item in chunk],
+                    results = router.route_many(chunk[0]["action"], [item["text"] for item in chunk],
                                                 _item_labels(chunk[0], default_labels),
                                                 request_ids=[item["id"] for item in chunk], strategy=args.strategy)
                     for result in results:
@@ -194,7 +217,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 print_fields([("answer", str(result.answer)), ("confidence", f"{result.confidence:.3f}"),
                               ("status", result.status + (f" ({result.reason})" if result.reason else "")),
                               ("tier", result.tier), ("model", result.model), ("escalations", result.escalations),
-                              ("cost", f"${result.cost_usd:.6f}"), ("latency", f"{result.latency_ms:.0f} ms")])
+                              ("cost", f"${result.cost_usd:.6f}"), ("latency", f"{result.latency_ms:.0f} ms"),
+                              ("verification", result.verification)])
                 for skipped in result.skipped:
                     err.print(f"[yellow]skipped[/] {skipped}")
     finally:
@@ -203,7 +227,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             ledger.close()                      # writes the rows still queued
         if client is not None:
             client.close()
-    return EXIT_UNRESOLVED if unresolved and not args.file else EXIT_OK
+    return EXIT_UNRESOLVED if unresolved else EXIT_OK
 
 
 def ask_budget(args: argparse.Namespace, config) -> tuple[Budget | NoBudgetStore | None, Redis | None]:
@@ -233,16 +257,48 @@ def ask_budget(args: argparse.Namespace, config) -> tuple[Budget | NoBudgetStore
     return Budget(client, config), client
 
 
+def _ask_item(action: str | None):
+    """The ``parse`` of ``ask --file`` lines (:func:`swarmd.jsonl.read_jsonl`):
+    an ask item ``{"id", "text", "labels"?}`` or one of ``submit``'s objective
+    lines ``{"action"?, "input", "id"?, "labels"?, ...}`` (``text`` is
+    ``input``'s alias, as in submit; a line's ``action`` overrides
+    ``--action``, the default; a missing id is generated).  Returns
+    ``{"id", "text", "labels", "action"}``; raises ``ValueError`` naming
+    what is wrong (read_jsonl adds ``file:line``)."""
+    def parse(obj: dict) -> dict:
+        text = obj.get("input") if obj.get("input") is not None else obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("missing or empty string field(s): text (or input, as in submit's lines)")
+        item_action = obj.get("action") or action
+        if not isinstance(item_action, str):
+            raise ValueError("no action: give --action or an \"action\" field")
+        item_labels = obj.get("labels")
+        if item_labels is not None and not isinstance(item_labels, str) and not (
+                isinstance(item_labels, list) and all(isinstance(x, str) for x in item_labels)):
+            raise ValueError(f"labels: expected a comma-separated string or a list of strings, found "
+                             f"{type(item_labels).__name__}")
+        oid = obj.get("id")
+        if oid is not None and (not isinstance(oid, str) or not oid.strip()):
+            raise ValueError("id: expected a non-empty string")
+        return {"id": oid or new_id(), "text": text, "labels": item_labels, "action": item_action}
+    return parse
+
+
 def _item_labels(item: dict, default: tuple[str, ...]) -> tuple[str, ...]:
-    return labels(item["labels"]) if isinstance(item.get("labels"), str) else default
+    found = item.get("labels")
+    if isinstance(found, list):
+        return tuple(x.strip() for x in found)
+    return labels(found) if isinstance(found, str) else default
 
 
 def _label_chunks(items: list[dict], default: tuple[str, ...], size: int):
-    """Runs of consecutive ``items`` with the same label set, at most ``size``
-    long (``daemon.batch_max``): each is routed as one batch, in file order."""
+    """Runs of consecutive ``items`` with the same action and label set, at
+    most ``size`` long (``daemon.batch_max``): each is routed as one batch, in
+    file order."""
     chunk: list[dict] = []
     for item in items:
-        if chunk and (len(chunk) >= size or _item_labels(item, default) != _item_labels(chunk[0], default)):
+        if chunk and (len(chunk) >= size or item["action"] != chunk[0]["action"]
+                      or _item_labels(item, default) != _item_labels(chunk[0], default)):
             yield chunk
             chunk = []
         chunk.append(item)
@@ -273,13 +329,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         try:
             objectives = [validate(raw, config)]
         except ObjectiveError as exc:
-            raise BadInput(f"nothing submitted:\nobjective: {exc}") from None
+            raise BadInput(f"nothing submitted:\n{exc}") from None   # exc names the objective already
     else:
         raise BadInput("give the objective text, --input TEXT with --action, or --file objectives.jsonl")
     ids = [o.id for o in objectives]
     if len(set(ids)) != len(ids):
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
+    _check_reach(client, config, objectives)
     pipe = client.pipeline(transaction=True)
     for obj in objectives:
         # not over a final state: the daemon does not run a known id again, so "submitted" would stay
@@ -294,10 +351,45 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return _wait(client, ids, args.timeout)
 
 
+def _check_reach(client, config, objectives) -> None:
+    """Refuse the whole submission (:class:`~swarmd.errors.BadInput`, exit 2)
+    when an objective's plan has no model the running daemon can reach
+    (:func:`swarmd.router.reach.plan_problem` over the ``model_problems`` of
+    its heartbeat: the daemon's API key and Ollama hosts, not this shell's),
+    rather than let it end "every tier unavailable".  Agent objectives are not
+    checked (an execution trace may replay them without a model); without a
+    heartbeat (no daemon running yet) nothing is checked."""
+    raw = client.hget(K.HEARTBEAT, "model_problems")
+    if not raw:
+        return
+    problems = json.loads(raw)
+    found = [f"objective {o.id}: {problem}" for o in objectives
+             if o.action != AGENT_ACTION and o.action in config.actions
+             and (problem := plan_problem(config, o.action, o.strategy, problems)) is not None]
+    if found:
+        raise BadInput("nothing submitted:\n" + "\n".join(dict.fromkeys(found)))
+
+
+#: What ``unverified`` means, where an answer is marked so (``show``, ``submit --wait``).
+UNVERIFIED = ("accepted by a quality gate that has not shown its risk bound on this deployment (the shipped "
+              "calibration, fitted on another repository); `swarmctl memory stats` says how many reviews "
+              "(`swarmctl feedback`) let consolidation check it")
+
+
+def _unverified(client, ids: list[str]) -> list[str]:
+    """The ids among ``ids`` whose Redis result says ``verification: unverified``."""
+    pipe = client.pipeline(transaction=False)
+    for oid in ids:
+        pipe.hget(K.objective_key(oid), "result")
+    return [oid for oid, raw in zip(ids, pipe.execute())
+            if raw and json.loads(raw).get("verification") == "unverified"]
+
+
 def _wait(client, ids: list[str], timeout: float | None) -> int:
     """Progress bar until every objective is final or parked awaiting approval
     (which needs a person: `swarmctl approvals`), or ``timeout`` seconds; then a
-    summary.  Returns 0 when all settled, else 1."""
+    summary.  Returns 0 when every objective is ``done``, else 1 (one ended
+    unresolved or failed, awaits approval, or the timeout passed first)."""
     settled = (*FINAL_STATES, "awaiting_approval")
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout if timeout else None
@@ -325,15 +417,26 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
     for oid in ids:
         summary[states.get(oid, "unknown")] = summary.get(states.get(oid, "unknown"), 0) + 1
     out.print("  ".join(f"{k}: {v}" for k, v in sorted(summary.items())))
+    answered = [i for i in ids if states.get(i) == "done"]
+    unverified = _unverified(client, answered)
+    if unverified:
+        out.print(f"[yellow]unverified: {len(unverified)} of {len(answered)} done[/] ({UNVERIFIED}): "
+                  + ", ".join(unverified[:10]) + (" ..." if len(unverified) > 10 else ""))
     done = all(states.get(i) in settled for i in ids)
     if not done:
         err.print("[yellow]timed out before every objective finished[/]")
     elif any(states.get(i) == "awaiting_approval" for i in ids):
         err.print("some objectives await approval: see `swarmctl approvals`")
-    return EXIT_OK if done else EXIT_UNRESOLVED
+    return EXIT_OK if all(states.get(i) == "done" for i in ids) else EXIT_UNRESOLVED
 
 
 # --------------------------------------------------------------------------- status, show
+
+
+#: ``status``'s warning when no RQ worker is registered on the daemon's Redis.
+NO_WORKERS = ("no worker is running: objectives stay queued until one starts. Start the daemon with "
+              "`swarmd --workers N` (its default starts cores / n_threads workers), or run `swarmd worker` "
+              "beside it")
 
 
 def status_data(client) -> dict:
@@ -356,12 +459,29 @@ def status_data(client) -> dict:
         "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
         "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
                       if k.startswith(b"malformed_")},
+        "warnings": [NO_WORKERS] if not workers else [],
     }
+
+
+def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:
+    """:func:`swarmd.memory.verification.unverified_gates` of the daemon's store
+    when it is in this machine's data directory, else ``[]`` (status runs on
+    another host: its Redis has no such list)."""
+    config = load_config(args.config)
+    path = default_db(args.config, args.data_dir)
+    if not os.path.exists(path):
+        return []
+    memory = Memory(path)
+    try:
+        return unverified_gates(memory, config.memory.min_verified)
+    finally:
+        memory.close()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Daemon liveness, queues, workers, objectives by state, today's spend; 3 when not alive."""
     data = status_data(connect(args))
+    data["unverified_gates"] = [g.to_json() for g in _unverified_gates(args)]
     conf = probe()  # this machine's: swarmctl runs beside the daemon
     data["sandbox"] = {"kind": conf.kind, "available": conf.available, "reason": conf.reason}
     d = data["daemon"]
@@ -376,6 +496,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print("[yellow]malformed stream entries skipped:[/] "
                   + ", ".join(f"{k} {v}" for k, v in data["malformed"].items()))
     out.print(f"sandbox: {'[green]' if conf.available else '[red]'}{conf.reason}[/]")
+    for gate in data["unverified_gates"]:
+        out.print(f"[yellow]unverified gate:[/] {escape(UnverifiedGate(**gate).sentence())}")
+    for warning in data["warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     workers = table("worker", "state", "current job", title="workers")
     for w in data["workers"]:
         workers.add_row(w["name"], w["state"], w["current_job"] or "-")
@@ -386,6 +510,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         tiers.add_row(tier, str(v["calls"]), f"{v['cost_usd']:.6f}")
     out.print(tiers)
     return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
+
+
+#: Final states without an accepted answer: ``show`` exits 1 on them (:data:`swarmd.errors.EXIT_RULE`).
+NO_ANSWER_STATES = tuple(s for s in FINAL_STATES if s != "done")
 
 
 def mirrored_record(client, objective_id: str) -> dict:
@@ -410,9 +538,10 @@ def mirrored_record(client, objective_id: str) -> dict:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """One objective: its result and every attempt (from the store, else Redis)."""
+    """One objective: its result and every attempt (from the store, else Redis);
+    1 when it ended without an answer (:data:`NO_ANSWER_STATES`)."""
     config = load_config(args.config)
-    path = db_path(data_dir(args.data_dir), config.storage.db)
+    path = db_path(data_dir(args.data_dir, create=False), config.storage.db)
     record = None
     if path.exists():
         store = Store(path)
@@ -422,12 +551,19 @@ def cmd_show(args: argparse.Namespace) -> int:
             store.close()
     if record is None:
         record = mirrored_record(connect(args), args.id)
+    record["verification"] = (record["result"].get("verification") if "result" in record
+                              else verification_of(record.get("state"), record.get("tier"), record.get("attempts") or []))
+    code = EXIT_UNRESOLVED if record.get("state") in NO_ANSWER_STATES else EXIT_OK
     if args.json:
         print(json.dumps(record))
-        return EXIT_OK
+        return code
     out.print(f"[bold]{record['id']}[/] {record.get('action', '')}: {record.get('state')}")
     print_fields((key, record.get(key)) for key in
                  ("strategy", "answer", "confidence", "tier", "model", "cost_usd", "escalations", "reason"))
+    if record["verification"] == "unverified":
+        out.print(f"[yellow]unverified:[/] {UNVERIFIED}")
+    elif record["verification"]:
+        print_fields([("verification", record["verification"])])
     if record.get("attempts"):
         attempts = table("tier", "model", "answer", "confidence", "cost (USD)", "latency ms", "outcome",
                          title="attempts")
@@ -436,7 +572,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, f"{a['cost_usd']:.6f}",
                              f"{a['latency_ms']:.0f}", a["outcome"])
         out.print(attempts)
-    return EXIT_OK
+    return code
 
 
 # --------------------------------------------------------------------------- logs
@@ -449,7 +585,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise BadInput(f"--lines must be >= 0, found {args.lines}")
     config = load_config(args.config)
-    path = db_path(data_dir(args.data_dir), config.daemon.log.path)
+    path = db_path(data_dir(args.data_dir, create=False), config.daemon.log.path)
     if not path.exists():
         raise BadInput(f"no log at {path} (has the daemon run with this --data-dir?)")
     fh = open(path, "rb")  # noqa: SIM115 - reopened on rotation, closed below

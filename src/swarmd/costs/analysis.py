@@ -13,7 +13,7 @@ from pathlib import Path
 
 from swarmd.config import Config
 from swarmd.costs.ledger_data import LedgerReadError, read_rows, summarize
-from swarmd.costs.pricing import price_usd, tier_model
+from swarmd.costs.pricing import tier_cost_usd
 from swarmd.costs.profile import Profile, from_ledger, ledger_span_days, load_profile
 from swarmd.costs.simulate import simulate
 from swarmd.costs.report import parse_since
@@ -72,9 +72,11 @@ def analyse(config: Config, *, profile: str | None = None, from_ledger_path: str
         result["ledger"] = {
             "path": str(from_ledger_path), "rows": len(rows), "span_days": span,
             "objectives": measured.extra["objectives"], "cost_usd": actual["cost_usd"],
-            "cost_repriced_usd": repriced, "pure_api_cost_usd": actual["pure_api_cost_usd"],
+            "cost_repriced_usd": repriced, "answered": actual["answered"],
+            "pure_api_cost_usd": actual["pure_api_cost_usd"],
             "savings_usd": actual["savings_usd"], "savings_pct": actual["savings_pct"],
             "escalation_rate": actual["escalation_rate"], "unresolved": actual["unresolved"],
+            "unresolved_api_cost_usd": actual["unresolved_api_cost_usd"],
             "by_tier": actual["by_tier"], "by_action": actual["by_action"],
         }
         result["validity"] = {
@@ -95,8 +97,9 @@ def analyse(config: Config, *, profile: str | None = None, from_ledger_path: str
 
 def _reprice(row: dict, config: Config) -> float:
     """A ledger row's tokens at the current price of its tier's first model
-    (the row's own cost when its tier is gone from the config)."""
+    (0 at the answer cache and trace replays; the row's own cost when its
+    tier is gone from the config)."""
     try:
-        return price_usd(tier_model(config, row["tier"]), int(row["tokens_in"] or 0), int(row["tokens_out"] or 0))
+        return tier_cost_usd(config, row["tier"], int(row["tokens_in"] or 0), int(row["tokens_out"] or 0))
     except KeyError:
         return float(row["cost_usd"] or 0.0)

@@ -1,7 +1,9 @@
 """PNG charts for cost reports and cost analyses (matplotlib, Agg backend: no display needed).
 
 Both charts have two panels: cost by action, actual (or hybrid) next to the
-same work on the API tier only, in USD; and calls by tier.
+answered work on the API tier only, in USD; and calls by tier.  Titles
+(:func:`report_title`, :func:`analysis_title`) give the savings over the
+answered objectives and the unresolved ones apart.
 """
 
 from __future__ import annotations
@@ -42,18 +44,31 @@ def _two_panels(title: str, by_action: dict[str, tuple[float, float]], by_tier: 
     return Path(path)
 
 
+def report_title(report: dict) -> str:
+    """The report chart's title: spend vs the answered requests' API-only cost,
+    the savings on them, and the unresolved requests apart (not saved)."""
+    return (f"swarmd spend: ${report['cost_usd']:.4f} vs ${report['pure_api_cost_usd']:.4f} API-only for "
+            f"{report['answered']} answered; saved ${report['savings_usd']:.4f} ({report['savings_pct']:.1f}%)\n"
+            f"{report['unresolved']} unresolved (API-only ${report['unresolved_api_cost_usd']:.4f}, not saved)")
+
+
+def analysis_title(result: dict) -> str:
+    """The analysis chart's title (the same split as :func:`report_title`)."""
+    return (f"{result['profile']}: {result['days']:g} days, {result['objectives']:,.0f} objectives, "
+            f"{result['answered']:,.0f} answered; hybrid ${result['hybrid_cost_usd']:,.2f} vs API-only "
+            f"${result['pure_api_cost_usd']:,.2f} ({result['savings_pct']:.1f}% saved)\n"
+            f"{result['unresolved']:,.0f} unresolved (API-only ${result['unresolved_api_cost_usd']:,.2f}, not saved)")
+
+
 def plot_report(report: dict, path: str | Path) -> Path:
     """Chart of a :func:`swarmd.costs.report.build_report` dict; returns ``path``."""
-    saved = f"saved ${report['savings_usd']:.4f} ({report['savings_pct']:.1f}%)"
-    return _two_panels(f"swarmd spend: ${report['cost_usd']:.4f} vs ${report['pure_api_cost_usd']:.4f} API-only; {saved}",
+    return _two_panels(report_title(report),
                        {a: (v["cost_usd"], v["pure_api_cost_usd"]) for a, v in report["by_action"].items()},
                        {t: v["calls"] for t, v in report["by_tier"].items()}, path, "swarmd (actual)")
 
 
 def plot_analysis(result: dict, path: str | Path) -> Path:
     """Chart of a :func:`swarmd.costs.simulate.simulate` result; returns ``path``."""
-    return _two_panels(f"{result['profile']}: {result['days']:g} days, {result['objectives']:,.0f} objectives; "
-                       f"hybrid ${result['hybrid_cost_usd']:,.2f} vs API-only ${result['pure_api_cost_usd']:,.2f} "
-                       f"({result['savings_pct']:.1f}% saved)",
+    return _two_panels(analysis_title(result),
                        {a: (v["hybrid_cost_usd"], v["pure_api_cost_usd"]) for a, v in result["by_action"].items()},
                        {t: v["calls"] for t, v in result["by_tier"].items()}, path, "swarmd (hybrid)")

@@ -34,6 +34,9 @@ from swarmd.store.schema import open_db
 LEARNER, FOLLOWER, SUPERVISED = "learner", "follower", "supervised"
 #: the ``tier`` of a trace replay's row (no model call; :mod:`swarmd.agent.follower`)
 TRACE_TIER = "TRACE"
+#: the ``tier`` of an answer served by the learning memory's answer cache (no model call, cost 0;
+#: :mod:`swarmd.memory.cache`), asked before the escalation chain
+MEMORY_TIER = "MEMORY"
 
 
 @dataclass

@@ -6,11 +6,14 @@ column names; a JSON array is accepted too).  Required fields: ``action, tier, t
 tokens_out, cost_usd, outcome``; ``ts`` (unix seconds) for time windows.
 
 :func:`summarize` gives the definitions ``swarmctl report``, the daily report and
-``cost_analysis.py --from-ledger`` share: a **call** is one row; a **request** one routed
-input, ending in exactly one final row (``accepted``, ``rejected``, or ``error`` at the
-chain's last tier); **pure-API cost** prices each request's final row's tokens at the API
-model's prices; **escalation rate** is escalated ÷ answered rows; **unresolved** counts
-final ``rejected`` and ``error`` rows.  Rationale: docs/design.md.
+``cost_analysis.py --from-ledger`` share: a **call** is one row (``MEMORY`` rows are answer-cache
+hits: cost 0, API-only cost 0); a **request** one routed input, ending in exactly one final row
+(``accepted``, ``rejected``, or ``error`` at the chain's last tier); an **answered** request's
+final row is ``accepted``, the others are **unresolved**; **pure-API cost** prices each
+*answered* request's final row's tokens at the API model's prices; **unresolved API cost** is
+the same for the unresolved ones (still owed, never saved); **savings** = pure-API cost − spend
+(every call counted); **escalation rate** is escalated ÷ rows with a reply.  Rationale:
+docs/design.md.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sqlite3
 from pathlib import Path
 
 from swarmd.config import Config
-from swarmd.costs.pricing import api_model, price_usd
+from swarmd.costs.pricing import UNPRICED_TIERS, api_model, price_usd
 from swarmd.errors import BadInput
 from swarmd.store.db import connect
 from swarmd.jsonl import read_jsonl
@@ -113,8 +116,12 @@ def write_jsonl(rows: list[dict], path: str | Path) -> int:
 def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: float | None = None) -> dict | None:
     """Objectives that finished in the window (store only): ``{"by_state":
     {state: n}, "unresolved_by_reason": {reason: n}, "by_strategy":
-    {strategy: {"objectives", "done", "unresolved", "failed", "cost_usd"}}}``
-    (strategy ``cascade`` for objectives stored before strategies existed), or
+    {strategy: {"objectives", "done", "unresolved", "failed", "cost_usd"}},
+    "verification": {"verified": n, "unverified": n}}`` (strategy ``cascade``
+    for objectives stored before strategies existed; ``verification``: done
+    objectives whose accepted attempt records its quality gate, ``learned`` =
+    verified on this deployment, ``shipped`` = unverified, see
+    :func:`swarmd.router.router.verification_of`), or
     ``None`` when the source holds no objectives at all: a JSONL export, a
     ledger file from before schema versioning (no ``objectives`` table), or a
     ledger written by the router alone (``swarmctl ask``, benches: the table
@@ -128,13 +135,18 @@ def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: f
             return None
         columns = {r["name"] for r in conn.execute("PRAGMA table_info(objectives)")}
         strategy = "strategy" if "strategy" in columns else "NULL"      # a file not migrated to version 9
-        sql, args = (f"SELECT state, reason, {strategy} AS strategy, cost_usd FROM objectives "
-                     "WHERE finished_at IS NOT NULL"), []
+        window, args = "o.finished_at IS NOT NULL", []
         if since_ts is not None:
-            sql, args = sql + " AND finished_at >= ?", args + [since_ts]
+            window, args = window + " AND o.finished_at >= ?", args + [since_ts]
         if until_ts is not None:
-            sql, args = sql + " AND finished_at < ?", args + [until_ts]
-        found = conn.execute(sql, args).fetchall()
+            window, args = window + " AND o.finished_at < ?", args + [until_ts]
+        found = conn.execute(f"SELECT state, reason, {strategy} AS strategy, cost_usd FROM objectives o "
+                             f"WHERE {window}", args).fetchall()
+        gates = dict(conn.execute(
+            "SELECT json_extract(a.data, '$.gate'), COUNT(*) FROM objectives o JOIN attempts a "
+            f"ON a.objective_id = o.id WHERE {window} AND o.state = 'done' "
+            "AND json_extract(a.data, '$.outcome') = 'accepted' AND json_extract(a.data, '$.gate') IS NOT NULL "
+            "GROUP BY 1", args).fetchall())
     except sqlite3.OperationalError:
         return None
     finally:
@@ -154,7 +166,8 @@ def read_objectives(path: str | Path, since_ts: float | None = None, until_ts: f
         if state in bucket:
             bucket[state] += 1
         bucket["cost_usd"] += cost or 0.0
-    return {"by_state": by_state, "unresolved_by_reason": reasons, "by_strategy": by_strategy}
+    return {"by_state": by_state, "unresolved_by_reason": reasons, "by_strategy": by_strategy,
+            "verification": {"verified": gates.get("learned", 0), "unverified": gates.get("shipped", 0)}}
 
 
 def _bucket() -> dict:
@@ -179,21 +192,23 @@ def summarize(rows: list[dict], config: Config) -> dict:
     """Spend and behaviour of ``rows`` (see the module docstring for definitions).
 
     Returns ``{"calls", "requests", "tokens_in", "tokens_out", "cost_usd",
-    "pure_api_cost_usd", "all_calls_at_api_usd", "savings_usd", "savings_pct",
-    "escalations", "escalation_rate", "unresolved", "errors", "first_ts",
+    "answered", "pure_api_cost_usd", "unresolved_api_cost_usd",
+    "all_calls_at_api_usd", "savings_usd", "savings_pct", "escalations",
+    "escalation_rate", "unresolved", "errors", "first_ts",
     "last_ts", "api_model": {"model", "price_per_mtok_in", "price_per_mtok_out"},
     "by_tier": {tier: bucket}, "by_model": {"tier/model": bucket},
     "by_mode": {"learner"|"follower": bucket} (rows of agent runs only),
     "by_action": {action: bucket + {"requests", "accepted", "escalated",
-    "rejected", "errors", "unresolved", "escalation_rate", "pure_api_cost_usd",
-    "savings_usd"}}}`` where a bucket is ``{"calls", "tokens_in",
+    "rejected", "errors", "answered", "unresolved", "escalation_rate",
+    "pure_api_cost_usd", "unresolved_api_cost_usd", "savings_usd"}}}`` where a bucket is ``{"calls", "tokens_in",
     "tokens_out", "cost_usd"}``.  Money in USD; ``savings_pct`` in percent of
-    the pure-API cost (0 when that is 0).
+    the pure-API cost (0 when that is 0).  ``pure_api_cost_usd`` covers the
+    answered requests only, ``unresolved_api_cost_usd`` the unresolved ones.
     """
     api = api_model(config)
     last_tier = {a: config.chain_from(a)[-1] for a in config.actions}
     total, by_tier, by_model, by_action, by_mode = _bucket(), {}, {}, {}, {}
-    pure_api = all_at_api = 0.0
+    pure_api = unresolved_api = all_at_api = 0.0
     for row in rows:
         _add(total, row)
         _add(by_tier.setdefault(row["tier"], _bucket()), row)
@@ -201,8 +216,8 @@ def summarize(rows: list[dict], config: Config) -> dict:
         if row.get("mode"):
             _add(by_mode.setdefault(row["mode"], _bucket()), row)
         a = by_action.setdefault(row["action"], {**_bucket(), "requests": 0, "accepted": 0, "escalated": 0,
-                                                 "rejected": 0, "errors": 0, "unresolved": 0,
-                                                 "pure_api_cost_usd": 0.0})
+                                                 "rejected": 0, "errors": 0, "answered": 0, "unresolved": 0,
+                                                 "pure_api_cost_usd": 0.0, "unresolved_api_cost_usd": 0.0})
         _add(a, row)
         outcome = row["outcome"]
         a[{"accepted": "accepted", "escalated": "escalated", "rejected": "rejected"}.get(outcome, "errors")] += 1
@@ -210,25 +225,31 @@ def summarize(rows: list[dict], config: Config) -> dict:
         all_at_api += at_api
         if is_final(row, last_tier):
             a["requests"] += 1
-            a["pure_api_cost_usd"] += at_api
-            pure_api += at_api
-            a["unresolved"] += outcome != "accepted"
-    order = {t: i for i, t in enumerate(config.escalation.chain)}
+            if outcome == "accepted":
+                a["answered"] += 1
+                a["pure_api_cost_usd"] += at_api
+                pure_api += at_api
+            else:
+                a["unresolved"] += 1
+                a["unresolved_api_cost_usd"] += at_api
+                unresolved_api += at_api
+    order = {t: i for i, t in enumerate((*UNPRICED_TIERS, *config.escalation.chain))}
     by_tier = dict(sorted(by_tier.items(), key=lambda kv: order.get(kv[0], len(order))))
     by_model = dict(sorted(by_model.items(), key=lambda kv: order.get(kv[0].split("/", 1)[0], len(order))))
     for a in by_action.values():
-        answered = a["accepted"] + a["escalated"] + a["rejected"]
-        a["escalation_rate"] = a["escalated"] / answered if answered else 0.0
+        replied = a["accepted"] + a["escalated"] + a["rejected"]
+        a["escalation_rate"] = a["escalated"] / replied if replied else 0.0
         a["savings_usd"] = a["pure_api_cost_usd"] - a["cost_usd"]
-    answered = sum(a["accepted"] + a["escalated"] + a["rejected"] for a in by_action.values())
+    replied = sum(a["accepted"] + a["escalated"] + a["rejected"] for a in by_action.values())
     escalations = sum(a["escalated"] for a in by_action.values())
     savings = pure_api - total["cost_usd"]
     return {
         **total,
         "requests": sum(a["requests"] for a in by_action.values()),
-        "pure_api_cost_usd": pure_api, "all_calls_at_api_usd": all_at_api,
+        "answered": sum(a["answered"] for a in by_action.values()),
+        "pure_api_cost_usd": pure_api, "unresolved_api_cost_usd": unresolved_api, "all_calls_at_api_usd": all_at_api,
         "savings_usd": savings, "savings_pct": 100 * savings / pure_api if pure_api else 0.0,
-        "escalations": escalations, "escalation_rate": escalations / answered if answered else 0.0,
+        "escalations": escalations, "escalation_rate": escalations / replied if replied else 0.0,
         "unresolved": sum(a["unresolved"] for a in by_action.values()),
         "errors": sum(a["errors"] for a in by_action.values()),
         "first_ts": rows[0]["ts"] if rows else None, "last_ts": rows[-1]["ts"] if rows else None,

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from swarmd.config import Config
 from swarmd.costs.ledger_data import is_final
+from swarmd.costs.pricing import UNPRICED_TIERS
 from swarmd.validation import InputError, Invalid, Loc, Problem, parse_yaml, validate
 
 BUILTIN = ("light", "medium", "heavy")
@@ -186,11 +187,13 @@ def load_profile(name_or_path: str) -> Profile:
 
 def check_against(profile: Profile, config: Config) -> None:
     """Raise :class:`ProfileError` when the profile names a tier the config
-    does not define (its prices would be unknown)."""
-    known = ", ".join(config.tiers)
+    does not define (its prices would be unknown); the ledger's unpriced
+    tiers (:data:`~swarmd.costs.pricing.UNPRICED_TIERS`: the answer cache
+    ``MEMORY``, trace replays ``TRACE``) are accepted at cost 0."""
+    known = ", ".join([*config.tiers, *(t for t in UNPRICED_TIERS if t not in config.tiers)])
     bad = [Problem(f"profile {profile.name}", None, f"actions.{name}.tiers.{step.tier}", f"a tier of the config "
                    f"({known})", repr(step.tier)) for name, action in profile.actions.items()
-           for step in action.steps if step.tier not in config.tiers]
+           for step in action.steps if step.tier not in config.tiers and step.tier not in UNPRICED_TIERS]
     if bad:
         raise ProfileError(bad)
 
@@ -210,9 +213,11 @@ def from_ledger(rows: list[dict], config: Config, name: str = "ledger") -> Profi
 
     Per action: objectives = its final rows (:func:`swarmd.costs.ledger_data.is_final`;
     the number of calls at its first tier if it has none); share = its
-    objectives ÷ all objectives.  Per tier it visited (in ``escalation.chain``
+    objectives ÷ all objectives.  Per tier it visited (the answer cache
+    ``MEMORY`` and trace replays ``TRACE`` first, then ``escalation.chain``
     order): mean tokens per call over its rows, ``escalation`` = min(1,
-    calls at the next tier ÷ calls here), ``entry`` = the calls at a tier not
+    calls at the next tier ÷ calls here) (at ``MEMORY``/``TRACE``: their rows
+    not accepted ÷ their rows, since a cache miss writes no row), ``entry`` = the calls at a tier not
     explained by escalation from the tier before, per objective; at the last
     tier ``escalation`` = its ``rejected`` rows ÷ its calls.  These reproduce
     each tier's call count exactly.  ``objectives_per_day`` = objectives ÷
@@ -220,13 +225,14 @@ def from_ledger(rows: list[dict], config: Config, name: str = "ledger") -> Profi
     """
     if not rows:
         raise ProfileError(name, "", "ledger rows to measure", "none")
-    order = {t: i for i, t in enumerate(config.escalation.chain)}
+    order = {t: i for i, t in enumerate((*UNPRICED_TIERS, *config.escalation.chain))}
     last_tier = {a: config.chain_from(a)[-1] for a in config.actions}
     stats: dict[str, dict] = {}
     for row in rows:
         a = stats.setdefault(row["action"], {"objectives": 0, "tiers": {}})
-        t = a["tiers"].setdefault(row["tier"], {"calls": 0, "tin": 0, "tout": 0, "rejected": 0})
+        t = a["tiers"].setdefault(row["tier"], {"calls": 0, "tin": 0, "tout": 0, "rejected": 0, "accepted": 0})
         t["calls"] += 1
+        t["accepted"] += row["outcome"] == "accepted"
         t["tin"] += int(row["tokens_in"] or 0)
         t["tout"] += int(row["tokens_out"] or 0)
         t["rejected"] += row["outcome"] == "rejected"
@@ -243,7 +249,9 @@ def from_ledger(rows: list[dict], config: Config, name: str = "ledger") -> Profi
         for i, tier in enumerate(tiers):
             t = a["tiers"][tier]
             arriving = calls[i - 1] * steps[i - 1].escalation if i else 0.0
-            if i + 1 < len(tiers):
+            if tier in UNPRICED_TIERS and i + 1 < len(tiers):
+                escalation = 1 - t["accepted"] / t["calls"]   # a cache miss writes no row: the next tier's entry
+            elif i + 1 < len(tiers):
                 escalation = min(1.0, calls[i + 1] / calls[i])
             else:
                 escalation = t["rejected"] / t["calls"]

@@ -2,9 +2,11 @@
 
 A report covers ledger rows with ``since_ts <= ts < until_ts`` (unix seconds): calls,
 tokens, spend (USD) and escalation rate by tier, model and action; the pure-API cost of
-the same requests; objectives finished in the window by state, unresolved ones by reason
-and by routing strategy; agent runs by mode (``learner``, ``follower``, ``supervised``) and
-the savings per trace (:func:`trace_savings`).  Definitions: :mod:`swarmd.costs.ledger_data`.
+the answered requests and the savings on them; the unresolved requests apart (count and
+their API-only cost: not saved); objectives finished in the window by state, unresolved
+ones by reason and by routing strategy; agent runs by mode (``learner``, ``follower``,
+``supervised``) and the savings per trace (:func:`trace_savings`).  Definitions:
+:mod:`swarmd.costs.ledger_data`.
 
 Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart next to it
 (:mod:`swarmd.costs.charts`), and summarised in one log line (:func:`summary_line`).
@@ -114,12 +116,14 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
         ["calls (model calls, every tier)", report["calls"]],
         ["requests (routed inputs)", report["requests"]],
         ["spent", _usd(report["cost_usd"])],
-        [f"same requests, API tier only ({api['model']} at ${api['price_per_mtok_in']:g} in / "
+        ["answered requests", report["answered"]],
+        [f"answered requests, API tier only ({api['model']} at ${api['price_per_mtok_in']:g} in / "
          f"${api['price_per_mtok_out']:g} out per million tokens)", _usd(report["pure_api_cost_usd"])],
-        ["saved", f"{_usd(report['savings_usd'])} ({report['savings_pct']:.1f}%)"],
+        ["saved on answered requests (API-only − spent)", f"{_usd(report['savings_usd'])} ({report['savings_pct']:.1f}%)"],
+        ["unresolved requests (nothing saved)", report["unresolved"]],
+        ["unresolved requests, API tier only (still owed)", _usd(report["unresolved_api_cost_usd"])],
         ["every call priced at the API tier (reference)", _usd(report["all_calls_at_api_usd"])],
-        ["escalation rate (escalated ÷ answered calls)", f"{100 * report['escalation_rate']:.1f}%"],
-        ["unresolved requests", report["unresolved"]],
+        ["escalation rate (escalated ÷ calls with a reply)", f"{100 * report['escalation_rate']:.1f}%"],
         ["objectives unresolved: budget", budget_unresolved],
         ["failed calls (errors)", report["errors"]],
     ])
@@ -131,14 +135,21 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
         [m, v["calls"], v["tokens_in"], v["tokens_out"], f"{v['cost_usd']:.6f}"] for m, v in report["by_model"].items()])
     lines += ["", "## By action", ""]
     lines += _table(["action", "requests", "calls", "escalation rate", "unresolved", "cost (USD)",
-                     "API-only (USD)", "saved (USD)"], [
+                     "API-only, answered (USD)", "saved (USD)", "API-only, unresolved (USD)"], [
         [a, v["requests"], v["calls"], f"{100 * v['escalation_rate']:.1f}%", v["unresolved"],
-         f"{v['cost_usd']:.6f}", f"{v['pure_api_cost_usd']:.6f}", f"{v['savings_usd']:.6f}"]
+         f"{v['cost_usd']:.6f}", f"{v['pure_api_cost_usd']:.6f}", f"{v['savings_usd']:.6f}",
+         f"{v['unresolved_api_cost_usd']:.6f}"]
         for a, v in sorted(report["by_action"].items(), key=lambda kv: -kv[1]["cost_usd"])])
     objectives = report.get("objectives")
     if objectives is not None:
         lines += ["", "## Objectives finished in the window", ""]
         lines += _table(["state", "objectives"], sorted(objectives["by_state"].items()))
+        checked = objectives.get("verification") or {}
+        if checked.get("unverified"):
+            lines += ["", f"**Unverified: {checked['unverified']} answers** were accepted by a quality gate that has "
+                      "not shown its risk bound on this deployment (the shipped calibration, fitted on another "
+                      f"repository; {checked.get('verified', 0)} by a gate verified here). `swarmctl memory stats` "
+                      "says how many reviews (`swarmctl feedback`) let consolidation check it."]
         if objectives["unresolved_by_reason"]:
             lines += ["", "Unresolved by reason:", ""]
             lines += _table(["reason", "objectives"], sorted(objectives["unresolved_by_reason"].items(),
@@ -161,18 +172,24 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
     if chart_name:
         lines += ["", f"![spend by action and calls by tier]({chart_name})"]
     lines += ["", "Definitions: a request's final call is its accepted or rejected row (or an error at its last "
-              "tier); API-only prices that call's tokens at the API tier; local token counts come from the "
-              "local tokenizer, so API-only is an estimate. Source: `" + report.get("db", "?") + "`.", ""]
+              "tier); it is answered when that call was accepted, unresolved otherwise. API-only prices that "
+              "call's tokens at the API tier; the savings compare the answered requests' API-only cost with "
+              "everything spent (unresolved requests' calls included); an unresolved request saved nothing, and "
+              "its API-only cost is shown apart. Local token counts come from the local tokenizer, so API-only "
+              "is an estimate. Source: `" + report.get("db", "?") + "`.", ""]
     return "\n".join(lines)
 
 
 def summary_line(report: dict, path: str | Path | None = None) -> str:
-    """One log line: window, calls, spend, API-only cost, savings, escalation, unresolved."""
+    """One log line: window, calls, spend, the answered requests' API-only cost
+    and the savings on them, escalation, the unresolved requests and their
+    API-only cost (not saved)."""
     hours = (report["until_ts"] - report["since_ts"]) / 3600
     return (f"cost report {_when(report['since_ts'])} +{hours:.0f}h: {report['calls']} calls, "
-            f"{report['requests']} requests, spent ${report['cost_usd']:.4f}, API-only ${report['pure_api_cost_usd']:.4f}, "
-            f"saved ${report['savings_usd']:.4f} ({report['savings_pct']:.1f}%), escalation "
-            f"{100 * report['escalation_rate']:.1f}%, unresolved {report['unresolved']}"
+            f"{report['requests']} requests, {report['answered']} answered: spent ${report['cost_usd']:.4f}, "
+            f"API-only ${report['pure_api_cost_usd']:.4f}, saved ${report['savings_usd']:.4f} "
+            f"({report['savings_pct']:.1f}%), escalation {100 * report['escalation_rate']:.1f}%; "
+            f"unresolved {report['unresolved']} (API-only ${report['unresolved_api_cost_usd']:.4f}, not saved)"
             + (f" -> {path}" if path else ""))
 
 

@@ -36,6 +36,7 @@ from swarmd import queue as Q
 from swarmd.config import Config, load_config
 from swarmd.memory.records import Memory
 from swarmd.paths import db_path
+from swarmd.router.reach import model_problems
 from swarmd.daemon.admission import Admission
 from swarmd.daemon.events import Events
 from swarmd.daemon.memory_jobs import VectorSync, register_memory_jobs, schedule_consolidation
@@ -47,6 +48,9 @@ from swarmd.daemon.store import Store
 #: Seconds before the first retry after Redis or the store failed; doubles up to :data:`RETRY_MAX_S`.
 RETRY_START_S = 0.5
 RETRY_MAX_S = 8.0
+#: Seconds between two probes of the configured models (:meth:`Daemon.probe_models`): an Ollama
+#: started later is seen by ``swarmctl submit`` within this long.
+MODEL_PROBE_S = 30.0
 
 
 class Backoff:
@@ -118,6 +122,9 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         self._backoff = Backoff()
         self._failing: set[str] = set()   # periodic jobs failing on Redis right now
         self._lost_seen: dict[str, float] = {}   # requeue_lost: job id -> when first seen lost
+        #: models of the config that cannot answer from here (:func:`swarmd.router.reach.model_problems`),
+        #: refreshed every MODEL_PROBE_S seconds and published in the heartbeat for ``swarmctl submit``
+        self.model_problems: dict[str, str] | None = None
         ensure_group(redis, K.OBJECTIVE_STREAM, K.OBJECTIVE_GROUP)
         ensure_group(redis, Q.EVENT_STREAM, Q.EVENT_GROUP)
 
@@ -143,6 +150,7 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         else:
             old, self.config = self.config, new
             logger.info("config reloaded from {}", self.config.source)
+            self.guarded(self.probe_models)()       # the new config's models, for submit's check
             if self.scheduler.running:
                 schedule_daily_report(self.scheduler, self)
                 schedule_consolidation(self.scheduler, self)
@@ -158,6 +166,18 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         if self.notifier:
             self.notifier.ready()
 
+    def probe_models(self) -> None:
+        """Which models of the config cannot answer from here (no API key, no
+        Ollama host answering: :func:`swarmd.router.reach.model_problems`),
+        for the heartbeat; a change is logged."""
+        problems = model_problems(self.config)
+        if problems != self.model_problems:
+            if problems:
+                logger.warning("models that cannot answer now: {}", "; ".join(f"{k}: {v}" for k, v in problems.items()))
+            elif self.model_problems:
+                logger.info("every configured model can answer again")
+        self.model_problems = problems
+
     def heartbeat(self) -> None:
         """Publish liveness, counts and today's spend for ``swarmctl status``."""
         counts = self.store.counts()
@@ -167,7 +187,8 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         pipe.hset(K.HEARTBEAT, mapping={
             "pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at, "ts": time.time(),
             "interval_s": self.config.daemon.heartbeat_s, "counts": json.dumps(counts),
-            "spend_today_usd": spend, "by_tier_today": json.dumps(by_tier)})
+            "spend_today_usd": spend, "by_tier_today": json.dumps(by_tier),
+            **({"model_problems": json.dumps(self.model_problems)} if self.model_problems is not None else {})})
         pipe.expire(K.HEARTBEAT, ttl)
         pipe.execute()
         if self.notifier:
@@ -199,6 +220,8 @@ class Daemon(StreamReader, Admission, Events, Recovery):
         """Run until :meth:`stop`; returns the exit code (0)."""
         self.scheduler.add_job(self.guarded(self.heartbeat), "interval", seconds=self.config.daemon.heartbeat_s,
                                id="heartbeat", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.guarded(self.probe_models), "interval", seconds=MODEL_PROBE_S, id="probe_models",
+                               max_instances=1, coalesce=True)
         self.scheduler.add_job(self.guarded(self.sweep_failed), "interval", seconds=5, id="sweep_failed",
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.guarded(self.reap_abandoned), "interval", seconds=2, id="reap_abandoned",
@@ -212,6 +235,7 @@ class Daemon(StreamReader, Admission, Events, Recovery):
                                id="expire_approvals", max_instances=1, coalesce=True)
         register_report_jobs(self.scheduler, self)   # daily cost report, metrics
         register_memory_jobs(self.scheduler, self)   # calibration audits, daily consolidation
+        self.guarded(self.probe_models)()     # before the first heartbeat: submit checks against it
         self.scheduler.start()
         try:
             self.heartbeat()

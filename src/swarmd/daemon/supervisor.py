@@ -9,6 +9,8 @@ even by SIGKILL (:data:`swarmd.queue.SUPERVISOR_PID_ENV`).  ``on_exit(worker_nam
 is seen to have exited unexpectedly (the daemon hands its job back to RQ at
 once: :meth:`swarmd.daemon.service.Daemon.worker_died`). :meth:`Supervisor.restart_all` (the daemon's SIGHUP)
 restarts every worker the same warm way so it loads the new config.
+How many workers by default, and when they oversubscribe the cores:
+:func:`default_workers`, :func:`oversubscription`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,48 @@ from loguru import logger
 from swarmd.queue import SUPERVISOR_PID_ENV
 
 BACKOFF_START_S, BACKOFF_MAX_S, STABLE_AFTER_S = 1.0, 60.0, 60.0
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask, as ``taskset`` or a
+    cpuset leaves it; ``os.cpu_count()`` where there is no mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(config, cores: int) -> int:
+    """CPU threads one worker's embedded model spins: ``n_threads`` of the
+    first ``llama_cpp`` model of the escalation chain (LOCAL_FAST in the
+    shipped config); ``n_threads: null`` means every CPU (``cores``, as
+    llama.cpp then takes them); 1 with no ``llama_cpp`` model (a worker then
+    waits on the network, not on the CPU)."""
+    for tier in config.escalation.chain:
+        for model in config.tiers.get(tier, ()):
+            if model.provider == "llama_cpp":
+                return model.n_threads or cores
+    return 1
+
+
+def default_workers(config, cores: int) -> int:
+    """``swarmd``'s worker count when ``--workers`` is not given: ``cores //
+    threads_per_worker``, at least 1.  llama.cpp's threads spin, and
+    oversubscribed they ran ~10x slower on 2 cores (the ``n_threads`` comment
+    of llm_config.yaml), so 2 cores with ``n_threads: 2`` get 1 worker."""
+    return max(1, cores // threads_per_worker(config, cores))
+
+
+def oversubscription(config, workers: int, cores: int) -> str | None:
+    """The start-up warning when ``workers x n_threads > cores`` (see
+    :func:`default_workers`), naming the numbers and the fix; ``None`` when
+    the workers fit the cores."""
+    threads = threads_per_worker(config, cores)
+    if workers * threads <= cores:
+        return None
+    return (f"{workers} workers x n_threads {threads} = {workers * threads} threads on {cores} cores: "
+            f"oversubscribed, llama.cpp's spinning threads run several times slower; use --workers "
+            f"{default_workers(config, cores)} (the default) or lower n_threads in the config")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Policy file loading and validation.
 
-A policy is a YAML file (the shipped default is ``policy.yaml`` at the repo root)
+A policy is a YAML file (the shipped default is ``swarmd/policy.yaml`` in the package)
 validated by the pydantic v2 models below (every model forbids unknown keys)
 through :mod:`swarmd.validation`.  Every problem is reported in one
 :class:`PolicyError`, each naming the file, the line, the key path

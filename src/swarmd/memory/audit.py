@@ -24,7 +24,7 @@ from swarmd import constants as K
 from swarmd.costs.ledger import LedgerRow, insert_row
 from swarmd.memory.outcomes import local_fields
 from swarmd.memory.records import Memory, RecordError, Verified
-from swarmd.router.tiers import MEMORY_TIER
+from swarmd.costs.ledger import MEMORY_TIER
 
 
 def drawn(objective_id: str, rate: float) -> bool:

@@ -14,8 +14,10 @@ and answers by ``[REDACTED:<name>]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +89,8 @@ def _line(fmt: str, config: Config, r: Verified, found: Counter) -> dict:
 
 def export(memory: Memory, config: Config, path: str | Path, fmt: str = "chat-jsonl",
            min_value: float | None = None, since: float | None = None) -> ExportSummary:
-    """Write the dataset to ``path`` (see the module docstring); returns the summary.
+    """Write the dataset to ``path`` (``"-"``: standard output; see the module
+    docstring); returns the summary.
 
     ``min_value``: only records whose consolidated value is at least this;
     ``since``: only records verified at or after this unix time.  Raises
@@ -117,9 +120,12 @@ def export(memory: Memory, config: Config, path: str | Path, fmt: str = "chat-js
             if (SOURCE_RANK[r.source], r.verified_at) <= (SOURCE_RANK[best[key].source], best[key].verified_at):
                 continue
         best[key] = r
-    with open(path, "w", encoding="utf-8") as fh:
+    stdout = str(path) == "-"
+    with contextlib.nullcontext(sys.stdout) if stdout else open(path, "w", encoding="utf-8") as fh:
         for r in best.values():
             fh.write(json.dumps(_line(fmt, config, r, found), ensure_ascii=False) + "\n")
             summary.written += 1
+    if stdout:
+        fh.flush()
     summary.secrets = dict(found)
     return summary

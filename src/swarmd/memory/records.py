@@ -28,7 +28,7 @@ from loguru import logger
 
 from swarmd.config import PromptForm
 from swarmd.errors import BadInput
-from swarmd.router.tiers import MEMORY_TIER
+from swarmd.costs.ledger import MEMORY_TIER
 from swarmd.store.db import transaction
 from swarmd.store.schema import open_db
 

@@ -25,13 +25,14 @@ from loguru import logger
 
 from swarmd.config import Config, ModelConfig
 from swarmd.costs.budgets import Budget, NoBudgetStore, Reservation, worst_case_usd
-from swarmd.costs.ledger import Ledger, LedgerRow
+from swarmd.costs.ledger import MEMORY_TIER, Ledger, LedgerRow
 from swarmd.errors import BadInput
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
 from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt
 from swarmd.router.quality import Verdict, assess
-from swarmd.router.tiers import MEMORY_TIER, Availability
+from swarmd.router.reach import model_key
+from swarmd.router.tiers import Availability
 
 ACCEPTED, UNRESOLVED = "accepted", "unresolved"
 #: outputs the answer cache may serve
@@ -71,6 +72,11 @@ class Attempt:
     #: answer cache.  Its scores are only comparable within one form, so the
     #: learning memory refits a calibration per form
     prompt: str | None = None
+    #: the quality gate that judged a local model's answer: ``learned`` (a calibration and
+    #: threshold consolidation fitted and risk-controlled on this deployment's verified
+    #: answers, :mod:`swarmd.memory.gate`) or ``shipped`` (the config's, fitted elsewhere, or a
+    #: learned threshold lowered by budget pacing); ``None`` for API models and the answer cache
+    gate: str | None = None
 
     def ledger_row(self, action: str, objective_id: str | None) -> LedgerRow:
         """This attempt as a cost-ledger row."""
@@ -106,20 +112,50 @@ class RouteResult:
     reason: str | None = None
     id: str | None = None
 
+    @property
+    def verification(self) -> str | None:
+        """Whether the accepted answer's quality gate has shown its risk bound
+        on this deployment (:func:`verification_of`): ``verified``,
+        ``unverified`` or ``None`` (not accepted, or an API model's answer)."""
+        return verification_of(self.status, self.tier, [asdict(a) for a in self.attempts])
+
     def to_json(self) -> dict:
         """The stable JSON shape: ``id, answer, confidence, tier, model, status,
-        escalations, cost_usd, latency_ms`` (plus ``reason`` when unresolved)."""
+        escalations, cost_usd, latency_ms`` (plus ``reason`` when unresolved,
+        ``verification`` when accepted by a local model or the answer cache)."""
         out = {k: getattr(self, k) for k in ("id", "answer", "confidence", "tier", "model", "status",
                                               "escalations", "cost_usd", "latency_ms")}
         out["confidence"] = round(self.confidence, 4)
         out["latency_ms"] = round(self.latency_ms, 1)
         if self.reason:
             out["reason"] = self.reason
+        if self.verification:
+            out["verification"] = self.verification
         return out
 
     def attempts_json(self) -> list[dict]:
         """Every attempt as a dict (for persistence)."""
         return [asdict(a) for a in self.attempts]
+
+
+def verification_of(status: str | None, tier: str | None, attempts: list[dict]) -> str | None:
+    """``verified`` / ``unverified`` / ``None`` for an answer with ``status``
+    and ``tier`` and its ``attempts`` (dicts of :class:`Attempt`, as stored):
+
+    * ``verified`` — served by the answer cache (tier ``MEMORY``: verified
+      answers), or accepted under a ``learned`` gate (its threshold was chosen
+      by consolidation so that the 95% upper bound of its false-accept rate on
+      this deployment's verified answers stays <= ``quality.max_false_accept``);
+    * ``unverified`` — accepted under the ``shipped`` gate: a calibration fitted
+      on another repository (or none), never checked on this deployment;
+    * ``None`` — not accepted, an API model's answer, or attempts stored before
+      gates were recorded."""
+    if status not in ("accepted", "done"):
+        return None
+    if tier == MEMORY_TIER:
+        return "verified"
+    gate = next((a.get("gate") for a in attempts if a.get("outcome") == "accepted"), None)
+    return {"learned": "verified", "shipped": "unverified"}.get(gate)
 
 
 class Router:
@@ -156,8 +192,9 @@ class Router:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def model_key(tier: str, model: ModelConfig, index: int) -> str:
-        """The key a model is known by in cool-downs and ``skipped``: ``tier/provider/model#index``."""
-        return f"{tier}/{model.provider}/{model.model}#{index}"
+        """The key a model is known by in cool-downs and ``skipped``: ``tier/provider/model#index``
+        (:func:`swarmd.router.reach.model_key`)."""
+        return model_key(tier, model, index)
 
     def _provider(self, key: str, model: ModelConfig) -> Provider:
         if key not in self._providers:
@@ -388,6 +425,9 @@ class Router:
                                                   (answered or {}).pop(key, None))
                 finally:                        # settled to the cost, or released when no call was made
                     self._settle(reservation, attempt)
+                if attempt is not None and not model.is_api:
+                    learned = learned_thresholds.get((model.model, model_prompt.form))
+                    attempt.gate = "learned" if learned is not None and accept_at >= learned else "shipped"
                 if attempt is None:          # unavailable: try the tier's next model
                     skipped.append(f"{key}: {self.availability.down_reason(key)}")
                     continue

