@@ -23,7 +23,7 @@ from rq import Worker
 
 from swarmd import constants as K
 from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
-from swarmd.config import AGENT_ACTION, STRATEGIES, load_config
+from swarmd.config import AGENT_ACTION, STRATEGIES, ConfigError, load_config
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
@@ -466,8 +466,12 @@ def status_data(client) -> dict:
 def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:
     """:func:`swarmd.memory.verification.unverified_gates` of the daemon's store
     when it is in this machine's data directory, else ``[]`` (status runs on
-    another host: its Redis has no such list)."""
-    config = load_config(args.config)
+    another host: its Redis has no such list), or when the config cannot be
+    loaded (status reports the daemon, whatever this shell's config)."""
+    try:
+        config = load_config(args.config)
+    except ConfigError:
+        return []
     path = default_db(args.config, args.data_dir)
     if not os.path.exists(path):
         return []
