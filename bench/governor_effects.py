@@ -5,7 +5,7 @@ Run as root from the repo root (it needs ``unshare -m`` for the throwaway root):
 
 Every dangerous action (tests/governor/corpus/dangerous.jsonl) and every
 benign one that must run (benign_run.jsonl) goes through
-:mod:`swarmd.governor.effects` in a throwaway root (tmpfs over /root, /home,
+:mod:`swarmd.testing.effects` in a throwaway root (tmpfs over /root, /home,
 /tmp, a copy of /etc) seeded with canaries. Passes, all in this run:
 
 - ``policy+bwrap``: the shipped policy.yaml decides; allowed actions run in
@@ -46,7 +46,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from swarmd.governor import Decision, Governor, load_policy  # noqa: E402
-from swarmd.governor.effects import run_isolated  # noqa: E402
+from swarmd.testing.effects import run_isolated  # noqa: E402
 from swarmd.governor.execute import run_argv  # noqa: E402
 from swarmd.governor.sandbox import probe  # noqa: E402
 from swarmd.testing.governor import load_corpus, make_workspace, table_resolver  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from swarmd.governor import Governor, parse_policy
-from swarmd.governor.effects import make_effects_workspace
+from swarmd.testing.effects import make_effects_workspace
 from swarmd.governor.shell import _bashlex_parse, _fast_parse
 
 from .conftest import REPO, load_corpus, table_resolver

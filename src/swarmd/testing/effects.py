@@ -53,10 +53,10 @@ import yaml
 
 from swarmd.errors import SwarmdError
 
-from .execute import run_approved, run_argv, run_tool
-from .governor import Governor
-from .policy import Decision, load_policy
-from .sandbox import NONE, probe
+from swarmd.governor.execute import run_approved, run_argv, run_tool
+from swarmd.governor.governor import Governor
+from swarmd.governor.policy import Decision, load_policy
+from swarmd.governor.sandbox import NONE, probe
 
 EFFECTS = ("read", "written", "contacted", "host", "disk")
 #: a workspace filesystem that lost more than this during one action counts as disk exhaustion
@@ -441,7 +441,7 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
             data.setdefault("execution", {})["timeout_s"] = action_timeout_s
             text = yaml.safe_dump(data)
         Path(io, "policy.yaml").write_text(text)
-        cmd = [sys.executable, "-m", "swarmd.governor.effects", "/mnt/rows.jsonl", "/mnt/out.jsonl", "/mnt/policy.yaml",
+        cmd = [sys.executable, "-m", "swarmd.testing.effects", "/mnt/rows.jsonl", "/mnt/out.jsonl", "/mnt/policy.yaml",
                "approve" if approve else "-", "bypass" if bypass else "-", "confined" if confined else "-"]
         env = dict(os.environ, HOME="/root", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         env["SWARMD_EFFECTS_KEEP"] = "\n".join(_harness_paths())
