@@ -36,7 +36,6 @@ and re-checks every hop with :meth:`Governor.check_redirect`.
 from __future__ import annotations
 
 import dataclasses
-import glob as globmod
 import http.client
 import os
 import re
@@ -271,17 +270,11 @@ def _kill_group(pid: int) -> None:
 
 
 def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
-    root = j.root or "/"
-    if j.parsed is not None and j.parsed.plain is not None:
-        argv: list[str] = []
-        for w in j.parsed.plain:
-            text = home + w.text[1:] if w.tilde and (w.text == "~" or w.text.startswith("~/")) else w.text
-            if w.glob and argv:
-                matches = sorted(globmod.glob(text, root_dir=root) if not text.startswith("/") else globmod.glob(text))
-                argv.extend(matches or [text])
-            else:
-                argv.append(text)
-        return argv
+    """argv for an allowed line: the words themselves when the line is one plain command
+    without globs; else the shell, which expands globs inside the sandbox (never on the host)."""
+    if j.parsed is not None and j.parsed.plain is not None and not any(w.glob for w in j.parsed.plain):
+        return [home + w.text[1:] if w.tilde and (w.text == "~" or w.text.startswith("~/")) else w.text
+                for w in j.parsed.plain]
     sh = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
     return [sh, "--noprofile", "--norc", "-c", command] if sh.endswith("bash") else [sh, "-c", command]
 

@@ -37,12 +37,16 @@ class Redirect:
 
 @dataclass(frozen=True, slots=True)
 class Simple:
-    """One simple command: leading assignments, words (argv), redirections."""
+    """One simple command: leading assignments, words (argv), redirections.
+    ``holder``: only carries the redirections of a subshell/group, or the
+    ``expands`` of a loop: words the shell expands without running a command
+    (a ``for`` list), judged like path arguments when they are globs."""
 
     assigns: tuple[Word, ...]
     words: tuple[Word, ...]
     redirects: tuple[Redirect, ...]
-    holder: bool = False  # only carries the redirections of a subshell/group
+    holder: bool = False
+    expands: tuple[Word, ...] = ()
 
 @dataclass(frozen=True, slots=True)
 class Parsed:

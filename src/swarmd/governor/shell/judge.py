@@ -7,7 +7,7 @@ import os
 import re
 from functools import lru_cache
 
-from ..paths import PathProblem, is_secret, judge_path, resolve, walk
+from ..paths import PathProblem, inside, is_secret, judge_path, resolve, walk
 from ..policy import Decision, Policy, rule_decision, strictest
 from ..urls import judge_url
 from .builtins import ASSIGNING_BUILTINS, EXEC_WRAPPERS, PRIVESC, SHELL_BUILTINS_DENIED, WRAPPERS, _WRAPPER_SKIP, _WRAPPER_VALUED, _builtin_assignment, _check_test
@@ -92,6 +92,14 @@ def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = Tr
                 except PathProblem as e:
                     out.append(_d("deny", "files.bad-path", str(e)))
                     return out
+                if not inside(os.path.realpath(_literal_prefix(lexical)), root):
+                    # the sandbox expands it, and sees only the workspace and what the policy lists there:
+                    # the pattern is judged as written (never expanded on the host, whose names it would reveal)
+                    d = judge_path(policy, cand, mode, root, cwd, listed_outside)
+                    out.append(d)
+                    if d.decision == "deny":
+                        return out
+                    continue
                 matches = globmod.glob(lexical)
                 if len(matches) > MAX_GLOB_MATCHES:
                     out.append(_d("ask", "shell.too-many-matches", f"glob {text!r} matches too many files"))
@@ -106,6 +114,12 @@ def _judge_path_word(ctx: _Ctx, word: Word, mode: str, listed_outside: bool = Tr
             if d.decision == "deny":
                 return out
     return out
+
+def _literal_prefix(pattern: str) -> str:
+    """The directory part of absolute glob ``pattern`` before its first component with a glob character."""
+    parts = pattern.split("/")
+    k = next(i for i, p in enumerate(parts) if any(c in p for c in "*?["))
+    return "/".join(parts[:k]) or "/"
 
 def _program_name(ctx: _Ctx, w: Word) -> tuple[str, Decision | None]:
     text = w.text
@@ -222,6 +236,13 @@ def _judge_words(ctx: _Ctx, words: tuple[Word, ...], depth: int = 0) -> list[Dec
             return [_d("deny", "shell.brace-expansion", f"brace expansion in {w.text[:40]!r}")]
         if any("IFS" in p for p in w.params):
             return [_d("deny", "shell.ifs", "uses $IFS to split words")]
+    for w in words[1:]:
+        # filename expansion lists directories whatever the program does with the names (echo, basename,
+        # a grep pattern, a wrapper's option): every glob is judged as a path read, as the sandbox expands it
+        if w.glob and not w.dynamic:
+            found = _judge_path_word(ctx, w, "read")
+            if found and found[-1].decision == "deny":
+                return [found[-1]]
     base = program.rsplit("/", 1)[-1]
     args = [w.text for w in words[1:]]
     if base in SHELL_BUILTINS_DENIED:
@@ -311,6 +332,12 @@ def _judge_cd(ctx: _Ctx, words: tuple[Word, ...]) -> list[Decision]:
 
 def _judge_simple(ctx: _Ctx, s: Simple) -> list[Decision]:
     out: list[Decision] = []
+    for w in s.expands:  # a for list: its globs are expanded by the shell (names of what they match)
+        if w.glob and not w.dynamic:
+            found = _judge_path_word(ctx, w, "read")
+            out.extend(found)
+            if found and found[-1].decision == "deny":
+                return out
     for a in s.assigns:
         name = a.text.split("=", 1)[0].rstrip("+")
         if _DANGEROUS_VAR.match(name):
@@ -332,7 +359,8 @@ def _judge_simple(ctx: _Ctx, s: Simple) -> list[Decision]:
     return _judge_words(ctx, s.words) + out
 
 def _label(s: Simple) -> str:
-    text = " ".join(w.text for w in s.words) or " ".join(w.text for w in s.assigns) or "(redirection)"
+    text = (" ".join(w.text for w in s.words) or " ".join(w.text for w in s.assigns)
+            or ("for ... in " + " ".join(w.text for w in s.expands) if s.expands else "(redirection)"))
     return text if len(text) <= 60 else text[:57] + "..."
 
 #: read-only listing programs: harmless by construction when every path argument stays in the workspace
@@ -340,6 +368,10 @@ HARMLESS = frozenset("ls cat head tail wc grep egrep fgrep sort uniq cut tr diff
                      "realpath readlink pwd echo printf true false test [ nl tac rev column comm join paste fold fmt "
                      "expand unexpand md5sum sha1sum sha256sum sha512sum b2sum cksum seq tree date which whoami id "
                      "uname nproc od hexdump strings".split())
+
+#: the HARMLESS programs whose arguments are not judged as paths (text), or test files (``test -e``)
+_TEXT_HARMLESS = frozenset("echo printf true false test [ basename dirname seq date which whoami id uname "
+                           "nproc".split())
 
 def harmless(parsed: Parsed) -> bool:
     """True when every simple command of ``parsed`` is a :data:`HARMLESS`
@@ -352,6 +384,8 @@ def harmless(parsed: Parsed) -> bool:
             return False
         for w in c.words[1:]:
             t = w.text
+            if c.words[0].text in _TEXT_HARMLESS and (t.startswith(("/", "~")) or ".." in t or w.glob):
+                return False  # unconfined, a file test or an expansion would look at the host
             if w.dynamic or t in ("-L", "-H", "--follow", "--dereference", "--dereference-recursive", "-l") or (
                     t.startswith("-") and not t.startswith("--") and ("R" in t or "L" in t)):
                 return False

@@ -150,11 +150,14 @@ class _Walker:
         elif k in ("for", "while", "until", "if"):
             if k in ("while", "until") and _endless(node, k):
                 self.issues.append(_d("ask", "shell.endless-loop", f"{k} loop that never ends on its own"))
+            listed = []
             for p in node.parts:
                 if p.kind == "word":
-                    self.word(p)
+                    listed.append(self.word(p))
                 elif p.kind != "reservedword":
                     self.node(p)
+            if any(w.glob for w in listed):  # a for list: the shell expands its globs (judged as paths)
+                self.commands.append(Simple((), (), (), holder=True, expands=tuple(listed)))
         elif k == "function":
             self.issues.append(_d("deny", "shell.function-definition", "shell function definitions (e.g. fork bombs)"))
         elif k in ("reservedword", "operator", "pipe"):
