@@ -26,17 +26,19 @@ the cap); output (stdout+stderr) captured and truncated at
 construction, and they run with the same limits but unconfined
 (:attr:`ToolResult.confinement` ``rlimits``).
 
-``read_file``/``write_file`` run in Python on the resolved path (opened with
-``O_NOFOLLOW`` and re-checked through ``/proc/self/fd`` to be inside the
-workspace). ``http_get`` connects to the IPs the governor checked (pinned, so DNS
-cannot change between check and connect), does not follow redirects itself,
-and re-checks every hop with :meth:`Governor.check_redirect`.
+``read_file``/``write_file`` run inside the same sandbox too (:mod:`.helpers`: the worker
+never opens a path the agent chose; regular files only, the call's timeout). ``http_get``:
+the worker resolves the name, checks every address and connects to one (pinned, so DNS
+cannot change between check and connect); the request and the reply's parsing (TLS, HTTP)
+run inside the sandbox on that connection; redirects are not followed there but
+re-checked hop by hop with :meth:`Governor.check_redirect`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import json
 import os
 import re
 import resource
@@ -54,11 +56,11 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from . import helpers
 from .governor import Governor, Judgement
-from .paths import inside
 from .policy import Decision, ExecutionPolicy, Policy
 from .sandbox import SANDBOX_HOME, Confinement, bwrap_argv, probe, workspace_masks
-from .urls import redirect_target, resolve_checked
+from .urls import UrlVerdict, redirect_target, resolve_checked
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|REDIS_URL|"
                           r"DATABASE_URL|_DSN|CONN", re.IGNORECASE)
@@ -148,7 +150,8 @@ def _private_home(conf: Confinement) -> tuple[str, str | None]:
 
 def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision, *,
              policy: Policy | None = None, confinement: Confinement | None = None,
-             proxy_socket: str | None = None) -> ToolResult:
+             proxy_socket: str | None = None, stdin_data: bytes | None = None,
+             pass_fds: tuple[int, ...] = ()) -> ToolResult:
     """Run ``argv`` (no shell is added here) in ``workspace`` (a real path) with
     the scrubbed environment, rlimits, timeout, output cap and write cap;
     inside bubblewrap when ``confinement`` (default :func:`sandbox.probe`) is
@@ -156,6 +159,8 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
     with ``sandbox.network`` the network goes through ``proxy_socket``, by
     default the process's shared :mod:`.netproxy` for ``policy``).
 
+    ``stdin_data``: bytes fed to the command's stdin (default: ``/dev/null``);
+    ``pass_fds``: descriptors the command inherits (the fetch tool's connected socket).
     Returns a :class:`ToolResult` (``ran=True``). Does NOT consult the governor:
     callers must only pass argv that was judged ``allow`` (use :func:`run_tool`).
     """
@@ -168,19 +173,21 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
         full = argv
     logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])
     try:
-        return _run(full, argv[0], workspace, home, limits, pol, decision, conf)
+        return _run(full, argv[0], workspace, home, limits, pol, decision, conf, stdin_data, pass_fds)
     finally:
         if tmp_home:
             shutil.rmtree(tmp_home, ignore_errors=True)
 
 
 def _run(full: list[str], name: str, workspace: str, home: str, limits: ExecutionPolicy, pol: Policy,
-         decision: Decision, conf: Confinement) -> ToolResult:
+         decision: Decision, conf: Confinement, stdin_data: bytes | None = None,
+         pass_fds: tuple[int, ...] = ()) -> ToolResult:
     confinement = "bwrap" if conf.available else "rlimits"
     try:
         proc = subprocess.Popen(full, cwd=workspace, env=scrubbed_env(workspace, home=home),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True,
+                                stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, pass_fds=pass_fds,
                                 preexec_fn=_preexec(limits, pol.sandbox.open_files))
     except OSError as e:
         return ToolResult(decision, ran=True, exit_code=127, output="", confinement=confinement,
@@ -204,6 +211,8 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    if stdin_data is not None:
+        threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True).start()
     watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid)
     timed_out = False
     try:
@@ -225,6 +234,20 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
         error = f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB"
     return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
                       timed_out=timed_out, confinement=confinement, error=error)
+
+
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
+    """Write ``data`` to ``proc``'s stdin and close it (a command that stops reading just ends the feed)."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
 
 
 class _WriteCap:
@@ -279,58 +302,69 @@ def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
     return [sh, "--noprofile", "--norc", "-c", command] if sh.endswith("bash") else [sh, "-c", command]
 
 
-def _open_checked(real: str, root: str, flags: int, *, outside_ok: bool = False) -> int:
-    fd = os.open(real, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+def _helper(gov: Governor, j: Judgement, source: str, args: list[str], workspace: str, limits: ExecutionPolicy,
+            **kw: Any) -> ToolResult:
+    """Run one of :mod:`.helpers`' programs like a shell command (same sandbox, limits, timeout)."""
+    return run_argv([helpers.PYTHON, "-I", "-S", "-c", source, *args], workspace, limits, j.decision,
+                    policy=gov.policy, confinement=gov.confinement, **kw)
+
+
+def _file_result(j: Judgement, res: ToolResult, output: str = "", truncated: bool = False) -> ToolResult:
+    """A file tool's :class:`ToolResult` from its helper's run: the helper's message is the error."""
+    if res.error is None and res.exit_code != 0:
+        msg = res.output.strip().splitlines()
+        res.error = msg[-1][:500] if msg else f"exited with {res.exit_code}"
+    if res.error is not None:
+        return ToolResult(j.decision, ran=True, exit_code=res.exit_code, timed_out=res.timed_out,
+                          confinement=res.confinement, error=res.error)
+    return ToolResult(j.decision, ran=True, exit_code=0, output=output, truncated=truncated,
+                      confinement=res.confinement)
+
+
+def _read_file(gov: Governor, j: Judgement, limits: ExecutionPolicy) -> ToolResult:
+    """``read_file`` inside the sandbox (:data:`helpers.FILE_TOOL`): regular files only, with the call's timeout."""
+    assert j.real_path and j.root
+    cap = limits.max_output_bytes
+    res = _helper(gov, j, helpers.FILE_TOOL, ["read", j.real_path, str(cap)], j.root,
+                  limits.model_copy(update={"max_output_bytes": cap + 1}))
+    raw = res.output.encode("utf-8", "surrogateescape")
+    return _file_result(j, res, raw[:cap].decode("utf-8", "replace"), res.truncated or len(raw) > cap)
+
+
+def _write_file(gov: Governor, j: Judgement, content: str, limits: ExecutionPolicy) -> ToolResult:
+    """``write_file`` inside the sandbox (:data:`helpers.FILE_TOOL`): the content goes in on stdin."""
+    assert j.real_path and j.root
+    res = _helper(gov, j, helpers.FILE_TOOL, ["write", j.real_path], j.root, limits,
+                  stdin_data=content.encode("utf-8"))
+    return _file_result(j, res)
+
+
+def _fetch(gov: Governor, j: Judgement, v: "UrlVerdict", target: str, limits: ExecutionPolicy
+           ) -> tuple[int, str | None, bytes | str, bool, ToolResult | None]:
+    """One GET of ``target`` on ``v``'s first checked address: the worker connects (pinned, no DNS),
+    the request and the reply's parsing (TLS, HTTP) run inside the sandbox (:data:`helpers.FETCH`),
+    in an empty private directory. Returns ``(status, location, body, truncated, failure)``."""
+    sock = socket.create_connection((v.ips[0], v.port), limits.http_timeout_s)
+    empty = tempfile.mkdtemp(prefix="swarmd-fetch-")
     try:
-        actual = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else real
-    except OSError:
-        actual = real
-    if not (inside(actual, root) or (outside_ok and actual == real)):
-        os.close(fd)
-        raise PermissionError(f"{real} moved outside the workspace")
-    return fd
-
-
-def _read_file(j: Judgement, limits: ExecutionPolicy) -> ToolResult:
-    assert j.real_path and j.root
-    # a path outside the workspace was allowed only because files.read_outside_workspace lists it
-    outside_ok = j.decision.rule == "files.read_outside_workspace" and not inside(j.real_path, j.root)
-    fd = _open_checked(j.real_path, j.root, os.O_RDONLY, outside_ok=outside_ok)
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(limits.max_output_bytes + 1)
-    return ToolResult(j.decision, ran=True, exit_code=0, output=data[:limits.max_output_bytes].decode(
-        "utf-8", errors="replace"), truncated=len(data) > limits.max_output_bytes, confinement="python")
-
-
-def _write_file(j: Judgement, content: str) -> ToolResult:
-    assert j.real_path and j.root
-    parent = os.path.dirname(j.real_path)
-    if not inside(os.path.realpath(parent), j.root):
-        raise PermissionError("parent directory outside the workspace")
-    os.makedirs(parent, exist_ok=True)
-    fd = _open_checked(j.real_path, j.root, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "wb") as f:
-        f.write(content.encode("utf-8"))
-    return ToolResult(j.decision, ran=True, exit_code=0, output="", confinement="python")
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ip: str, timeout: float):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._ip = ip
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
-class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ip: str, timeout: float):
-        super().__init__(host, port, timeout=timeout)
-        self._ip = ip
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+        lim = limits.model_copy(update={"timeout_s": min(limits.timeout_s, limits.http_timeout_s + 5),
+                                        "max_output_bytes": limits.max_output_bytes + 4096})
+        res = _helper(gov, j, helpers.FETCH, [str(sock.fileno()), v.scheme, v.host, str(v.port), target,
+                                              str(limits.max_output_bytes), str(limits.http_timeout_s)],
+                      empty, lim, pass_fds=(sock.fileno(),))
+    finally:
+        sock.close()
+        shutil.rmtree(empty, ignore_errors=True)
+    head, _, body = res.output.partition("\n")
+    if res.error is None and res.exit_code == 0:
+        try:
+            h = json.loads(head)
+            return int(h["status"]), h.get("location"), body, bool(h.get("truncated")), None
+        except (ValueError, KeyError, TypeError):
+            pass
+    return 0, None, "", False, ToolResult(j.decision, ran=True, exit_code=res.exit_code, timed_out=res.timed_out,
+                                          confinement=res.confinement,
+                                          error=res.error or (res.output.strip()[-500:] or "fetch failed"))
 
 
 def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, objective_id: str | None) -> ToolResult:
@@ -346,30 +380,23 @@ def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, ob
             v = dataclasses.replace(v, ips=ips)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        cls = _PinnedHTTPS if v.scheme == "https" else _PinnedHTTP
-        conn = cls(v.host, v.port, v.ips[0], limits.http_timeout_s)
-        try:
-            conn.request("GET", target, headers={"User-Agent": "swarmd-governor/1", "Accept-Encoding": "identity"})
-            resp = conn.getresponse()
-            body = resp.read(limits.max_output_bytes + 1)
-            status, location = resp.status, resp.getheader("Location")
-        finally:
-            conn.close()
+        status, location, body, truncated, failed = _fetch(gov, j, v, target, limits)
+        if failed is not None:
+            return failed
         if status in (301, 302, 303, 307, 308) and location:
             hop = gov.check_redirect(url, location, objective_id=objective_id)
             if hop.decision != "allow":
-                return ToolResult(hop, ran=True, exit_code=status, confinement="python",
+                return ToolResult(hop, ran=True, exit_code=status, confinement=gov.confinement.kind,
                                   error=f"redirect to {location[:200]!r} refused: {hop.rule}: {hop.reason}")
             url = redirect_target(url, location)
             j = gov.judge("http_get", {"url": url}, "/")
             if j.decision.decision != "allow":
-                return ToolResult(j.decision, ran=True, exit_code=status, confinement="python",
+                return ToolResult(j.decision, ran=True, exit_code=status, confinement=gov.confinement.kind,
                                   error="redirect target refused on re-check")
             continue
-        return ToolResult(first, ran=True, exit_code=status,
-                          output=body[:limits.max_output_bytes].decode("utf-8", errors="replace"),
-                          truncated=len(body) > limits.max_output_bytes, confinement="python")
-    return ToolResult(first, ran=True, confinement="python", error="too many redirects")
+        return ToolResult(first, ran=True, exit_code=status, output=str(body), truncated=truncated,
+                          confinement="bwrap" if gov.confinement.available else "rlimits")
+    return ToolResult(first, ran=True, confinement=gov.confinement.kind, error="too many redirects")
 
 
 def run_tool(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, *,
@@ -435,9 +462,9 @@ def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], wo
             res = run_argv(_shell_argv(j, args["command"], SANDBOX_HOME), j.root or workspace, limits, j.decision,
                            policy=gov.policy, confinement=conf)
         elif tool == "read_file":
-            res = _read_file(j, limits)
+            res = _read_file(gov, j, limits)
         elif tool == "write_file":
-            res = _write_file(j, args["content"])
+            res = _write_file(gov, j, args["content"], limits)
         else:
             res = _http_get(gov, j, args["url"], limits, objective_id)
     except (OSError, http.client.HTTPException, ssl.SSLError, ValueError) as e:
