@@ -36,6 +36,7 @@ from swarmd.errors import SwarmdError
 from .audit import redact
 from .paths import is_secret, judge_path
 from .policy import Decision, Policy, compile_globs, strictest
+from . import sandbox
 from .sandbox import PROTECTED
 
 #: the copy's tree and its base manifest inside an :class:`AgentCopy` directory
@@ -257,14 +258,27 @@ def make_copy(real: str, dest: str, policy: Policy) -> AgentCopy:
             masked.append(rel)
     if _is_repo(real):
         _snapshot(ac)
+    _give_to_sandbox(tree)
     base = {"real": real, "masked": masked, "made": time.time(), "entries": {}}
     ac_entries = base["entries"]
     now = scan(tree)
     real_now = scan(real)
     for rel, st in now.items():
-        ac_entries[rel] = {"copy": _sig(st), "real": _real_sig(real_now.get(rel))}
+        ac_entries[rel] = {"copy": _sig(st), "real": _real_sig(real_now.get(rel)), "orig": True}
     _save_base(ac, base)
     return ac
+
+
+def _give_to_sandbox(tree: str) -> None:
+    """The copy belongs to the agent: when the worker is root and the sandbox runs as
+    a dedicated host uid (``sandbox.HOST_UID``), every entry of the copy (its fresh
+    ``.git`` included) is given to that uid, before the base manifest is taken."""
+    uid = getattr(sandbox, "HOST_UID", None)
+    if uid is None or not getattr(sandbox, "PRIVILEGED", False):
+        return
+    os.chown(tree, uid, uid)
+    for rel in scan(tree, skip_top_git=False):
+        os.chown(os.path.join(tree, rel), uid, uid, follow_symlinks=False)
 
 
 def _snapshot(ac: AgentCopy) -> None:
@@ -500,7 +514,10 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
         old = entries.get(c.path)
         rst = _lstat(real, c.path)
         conflict = (rst is not None and c.op != "delete") if old is None else old.get("real") != _real_sig(rst)
-        d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict)
+        if c.op == "delete" and tracked is None and not (old or {}).get("orig"):
+            d = judge(policy, ac, c, gitdirs, protect, set(), conflict)  # the objective's own file, applied earlier
+        else:
+            d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict)
         judged.append(Change(c.op, c.path, c.kind, d, c.mode, c.note))
     judged = _collapse(judged)
     dels = sorted((c for c in judged if c.op == "delete"), key=lambda c: (-c.path.count("/"), c.path))
@@ -715,8 +732,14 @@ def _remember(ac: AgentCopy, base: dict, paths: list[str]) -> None:
         if st is None:
             entries.pop(rel, None)
             continue
-        entries[rel] = {"copy": _sig(st), "real": _real_sig(rst)}
+        entries[rel] = {"copy": _sig(st), "real": _real_sig(rst), "orig": entries.get(rel, {}).get("orig", False)}
     _save_base(ac, base)
+
+
+def dismiss(ac: AgentCopy, paths: "list[str]") -> None:
+    """Mark changes of ``paths`` as seen without applying them (a person rejected
+    them): they are not reported again unless the agent changes them again."""
+    _remember(ac, _load_base(ac), list(paths))
 
 
 def diff_text(ac: AgentCopy, changes: "list[Change] | list[dict]", limit: int = DIFF_CHARS) -> str:

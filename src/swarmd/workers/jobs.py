@@ -17,9 +17,11 @@ a stored execution trace or as the learner after the planner
 (:mod:`swarmd.workers.follower`; trace updates travel in the ``finished``
 event's ``trace``): every tool action
 is judged by the governor (policy: ``governor.policy`` in the config,
-re-read when the file changes), tools run in ``<data dir>/workspaces/<id>``
-(the context's data directory: the worker's ``--data-dir``, which the daemon
-passes to the workers it starts), and the decisions travel to the daemon in
+re-read when the file changes), tools run in the objective's own copy of
+``<data dir>/workspaces/<id>`` (the context's data directory: the worker's
+``--data-dir``, which the daemon passes to the workers it starts; the judged
+change set is applied to the workspace at each approval point, see
+:mod:`swarmd.workers.changes`), and the decisions travel to the daemon in
 the ``finished`` event's ``audit`` list (workers may have no access to the
 daemon's SQLite).  An ``ask`` parks the objective
 (:mod:`swarmd.workers.parking`): the park record and the ``finished`` event
@@ -43,7 +45,9 @@ Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -52,12 +56,14 @@ from redis.commands.core import Script
 
 from swarmd import constants as K
 from swarmd.governor import AuditBuffer, Governor, PolicyError
+from swarmd.governor.workspace import WorkspaceError
 from swarmd.memory.audit import maybe_audit
 from swarmd.objectives import FINAL_STATES
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers import parking
-from swarmd.workers.agent import AGENT_ACTION, workspace_dir
+from swarmd.workers.agent import AGENT_ACTION
+from swarmd.workers.changes import CHANGESET_TOOL, agent_copy, approval_point, resume_changes
 from swarmd.workers.follower import run_with_traces
 
 if TYPE_CHECKING:   # annotations only: the context imports swarmd.workers.batching, which imports emit from here
@@ -174,11 +180,24 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
         payload = {"state": "failed", "result": {"status": "failed", "reason": f"governor policy unusable: {exc}"},
                    "attempts": []}
     else:
-        workspace = workspace_dir(ctx.data_dir, oid)
-        outcome = run_with_traces(objective, ctx.router, governor, ctx.config, workspace, ctx.traces, resume=record)
-        payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
-        if outcome.trace:
-            payload["trace"] = outcome.trace
+        try:    # the agent works on its own copy; only the judged change set reaches the workspace
+            copy = agent_copy(ctx.data_dir, oid, governor.policy)
+        except (WorkspaceError, OSError) as exc:
+            outcome = None
+            payload = {"state": "failed", "attempts": [],
+                       "result": {"status": "failed", "reason": f"workspace copy failed: {exc}"}}
+        else:
+            if record is not None and record.get("tool") == CHANGESET_TOOL:
+                outcome = resume_changes(copy, governor.policy, record)
+            else:
+                outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree), ctx.traces,
+                                          resume=record)
+            outcome = approval_point(copy, governor.policy, outcome)
+            payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
+            if outcome.trace:
+                payload["trace"] = outcome.trace
+            if outcome.state in FINAL_STATES:
+                shutil.rmtree(copy.dir, ignore_errors=True)
     payload.update(audit=audit.drain(), action=AGENT_ACTION, ts=time.time(), worker=ctx.name)
     pipe = conn.pipeline()
     if outcome is not None and outcome.pending is not None:
