@@ -51,15 +51,16 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from loguru import logger
 
-from . import helpers
+from . import envelope, helpers
 from .governor import Governor, Judgement
 from .policy import Decision, ExecutionPolicy, Policy
-from .sandbox import SANDBOX_HOME, Confinement, bwrap_argv, probe, workspace_masks
+from .sandbox import (HOST_UID, MASK_SCAN_LIMIT, PRIVILEGED, SANDBOX_HOME, Confinement, bwrap_argv, hand_over,
+                      probe, workspace_masks)
 from .urls import UrlVerdict, redirect_target, resolve_checked
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|REDIS_URL|"
@@ -123,13 +124,16 @@ def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None, *, home:
     return env
 
 
-def _preexec(limits: ExecutionPolicy, open_files: int = 1024):  # noqa: ANN202 - returns the preexec callable
+def _preexec(limits: ExecutionPolicy, open_files: int = 1024, join: "Callable[[], None] | None" = None):  # noqa: ANN202
+    """The child's set-up between fork and exec: enter the objective's envelope (``join``), set rlimits."""
     cpu = int(limits.cpu_s)
     mem = int(limits.memory_mb) * 1024 * 1024
     fsize = int(limits.file_size_mb) * 1024 * 1024
     nproc = int(limits.max_processes)
 
     def apply() -> None:
+        if join is not None:
+            join()
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -151,7 +155,7 @@ def _private_home(conf: Confinement) -> tuple[str, str | None]:
 def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision, *,
              policy: Policy | None = None, confinement: Confinement | None = None,
              proxy_socket: str | None = None, stdin_data: bytes | None = None,
-             pass_fds: tuple[int, ...] = ()) -> ToolResult:
+             pass_fds: tuple[int, ...] = (), objective_id: str | None = None) -> ToolResult:
     """Run ``argv`` (no shell is added here) in ``workspace`` (a real path) with
     the scrubbed environment, rlimits, timeout, output cap and write cap;
     inside bubblewrap when ``confinement`` (default :func:`sandbox.probe`) is
@@ -161,34 +165,58 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
 
     ``stdin_data``: bytes fed to the command's stdin (default: ``/dev/null``);
     ``pass_fds``: descriptors the command inherits (the fetch tool's connected socket).
+    ``objective_id``: whose resource envelope (:mod:`.envelope`: cgroups shared by all the
+    objective's commands) the command joins; None: an envelope of its own for this call.
+    A command stopped by the envelope, a full ``/tmp``/``/dev/shm`` or the write cap gets
+    ``error`` naming the limit.
     Returns a :class:`ToolResult` (``ran=True``). Does NOT consult the governor:
     callers must only pass argv that was judged ``allow`` (use :func:`run_tool`).
     """
     conf = confinement if confinement is not None else probe()
     pol = policy if policy is not None else _DEFAULT_POLICY
     home, tmp_home = _private_home(conf)
-    if conf.available:
-        full = bwrap_argv(conf, workspace, pol, workspace_masks(workspace, pol), proxy_socket=proxy_socket) + argv
-    else:
-        full = argv
-    logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])
+    env = envelope.envelope_for(objective_id, memory_mb=limits.memory_mb, max_processes=limits.max_processes,
+                                cpu_cores=pol.sandbox.cpu_cores)
+    scratch = envelope.Scratch(None, 0, 0)
     try:
-        return _run(full, argv[0], workspace, home, limits, pol, decision, conf, stdin_data, pass_fds)
+        if conf.available:
+            hand_over(workspace)
+            masks = workspace_masks(workspace, pol)
+            if not masks.complete:
+                return ToolResult(decision, ran=False, confinement=conf.kind, error=(
+                    f"refused: the workspace has more than {MASK_SCAN_LIMIT} entries; the search for secret "
+                    "files to mask did not finish, so nothing runs unmasked"))
+            scratch = envelope.scratch(pol.sandbox.tmp_size_mb * 1024 * 1024, pol.sandbox.tmp_inodes,
+                                       HOST_UID if PRIVILEGED else None)
+            full = bwrap_argv(conf, workspace, pol, masks, proxy_socket=proxy_socket, scratch=scratch.path) + argv
+        else:
+            full = argv
+        logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])
+        before = env.counters()
+        res = _run(full, argv[0], workspace, home, limits, pol, decision, conf, stdin_data, pass_fds,
+                   env.join if env.dirs else None)
+        breach = env.breach(before) or scratch.full()
+        if breach is not None:
+            res.error = breach
+        return res
     finally:
+        scratch.close()
+        if objective_id is None:
+            env.close()
         if tmp_home:
             shutil.rmtree(tmp_home, ignore_errors=True)
 
 
 def _run(full: list[str], name: str, workspace: str, home: str, limits: ExecutionPolicy, pol: Policy,
          decision: Decision, conf: Confinement, stdin_data: bytes | None = None,
-         pass_fds: tuple[int, ...] = ()) -> ToolResult:
+         pass_fds: tuple[int, ...] = (), join: "Callable[[], None] | None" = None) -> ToolResult:
     confinement = "bwrap" if conf.available else "rlimits"
     try:
         proc = subprocess.Popen(full, cwd=workspace, env=scrubbed_env(workspace, home=home),
                                 stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, pass_fds=pass_fds,
-                                preexec_fn=_preexec(limits, pol.sandbox.open_files))
+                                preexec_fn=_preexec(limits, pol.sandbox.open_files, join))
     except OSError as e:
         return ToolResult(decision, ran=True, exit_code=127, output="", confinement=confinement,
                           error=f"cannot start {name!r}: {e.strerror or e}")
@@ -213,7 +241,7 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
     t.start()
     if stdin_data is not None:
         threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True).start()
-    watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid)
+    watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid, pol.sandbox.write_cap_inodes)
     timed_out = False
     try:
         code = proc.wait(timeout=limits.timeout_s)
@@ -231,7 +259,9 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
     out = b"".join(sink).decode("utf-8", errors="replace")
     error = f"timed out after {limits.timeout_s}s" if timed_out else None
     if watch.tripped:
-        error = f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB"
+        error = (f"stopped: made more than sandbox.write_cap_inodes={pol.sandbox.write_cap_inodes} files"
+                 if watch.tripped == "inodes" else
+                 f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB")
     return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
                       timed_out=timed_out, confinement=confinement, error=error)
 
@@ -252,30 +282,32 @@ def _feed(proc: subprocess.Popen, data: bytes) -> None:
 
 class _WriteCap:
     """Kills process group ``pgid`` once the filesystem holding ``path`` has
-    lost more than ``cap`` bytes of free space since the start (checked every
-    :data:`WRITE_CAP_POLL_S` seconds with ``statvfs``: cheap, and it counts
-    every file however many there are). Other writers on the same filesystem
-    count too, so the cap errs on the side of stopping."""
+    lost more than ``cap`` bytes or ``inodes`` inodes of free space since the
+    start (checked every :data:`WRITE_CAP_POLL_S` seconds with ``statvfs``:
+    cheap, and it counts every file however many there are). Other writers on
+    the same filesystem count too, so the cap errs on the side of stopping.
+    ``tripped``: ``""``, ``"bytes"`` or ``"inodes"``."""
 
-    def __init__(self, path: str, cap: int, pgid: int):
-        self.path, self.cap, self.pgid = path, cap, pgid
-        self.tripped = False
+    def __init__(self, path: str, cap: int, pgid: int, inodes: int = 1 << 62):
+        self.path, self.cap, self.pgid, self.inodes = path, cap, pgid, inodes
+        self.tripped = ""
         self._stop = threading.Event()
         self._start = self._free()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self._t.start()
 
-    def _free(self) -> int:
+    def _free(self) -> tuple[int, int]:
         try:
             st = os.statvfs(self.path)
         except OSError:
-            return 0
-        return st.f_bavail * st.f_frsize
+            return 0, 0
+        return st.f_bavail * st.f_frsize, st.f_favail
 
     def _loop(self) -> None:
         while not self._stop.wait(WRITE_CAP_POLL_S):
-            if self._start - self._free() > self.cap:
-                self.tripped = True
+            free, files = self._free()
+            if self._start[0] - free > self.cap or self._start[1] - files > self.inodes:
+                self.tripped = "bytes" if self._start[0] - free > self.cap else "inodes"
                 _kill_group(self.pgid)
                 return
 
@@ -303,7 +335,7 @@ def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
 
 
 def _helper(gov: Governor, j: Judgement, source: str, args: list[str], workspace: str, limits: ExecutionPolicy,
-            **kw: Any) -> ToolResult:
+            **kw: Any) -> ToolResult:  # kw: run_argv's stdin_data, pass_fds, objective_id
     """Run one of :mod:`.helpers`' programs like a shell command (same sandbox, limits, timeout)."""
     return run_argv([helpers.PYTHON, "-I", "-S", "-c", source, *args], workspace, limits, j.decision,
                     policy=gov.policy, confinement=gov.confinement, **kw)
@@ -321,26 +353,27 @@ def _file_result(j: Judgement, res: ToolResult, output: str = "", truncated: boo
                       confinement=res.confinement)
 
 
-def _read_file(gov: Governor, j: Judgement, limits: ExecutionPolicy) -> ToolResult:
+def _read_file(gov: Governor, j: Judgement, limits: ExecutionPolicy, objective_id: str | None = None) -> ToolResult:
     """``read_file`` inside the sandbox (:data:`helpers.FILE_TOOL`): regular files only, with the call's timeout."""
     assert j.real_path and j.root
     cap = limits.max_output_bytes
     res = _helper(gov, j, helpers.FILE_TOOL, ["read", j.real_path, str(cap)], j.root,
-                  limits.model_copy(update={"max_output_bytes": cap + 1}))
+                  limits.model_copy(update={"max_output_bytes": cap + 1}), objective_id=objective_id)
     raw = res.output.encode("utf-8", "surrogateescape")
     return _file_result(j, res, raw[:cap].decode("utf-8", "replace"), res.truncated or len(raw) > cap)
 
 
-def _write_file(gov: Governor, j: Judgement, content: str, limits: ExecutionPolicy) -> ToolResult:
+def _write_file(gov: Governor, j: Judgement, content: str, limits: ExecutionPolicy,
+                objective_id: str | None = None) -> ToolResult:
     """``write_file`` inside the sandbox (:data:`helpers.FILE_TOOL`): the content goes in on stdin."""
     assert j.real_path and j.root
     res = _helper(gov, j, helpers.FILE_TOOL, ["write", j.real_path], j.root, limits,
-                  stdin_data=content.encode("utf-8"))
+                  stdin_data=content.encode("utf-8"), objective_id=objective_id)
     return _file_result(j, res)
 
 
-def _fetch(gov: Governor, j: Judgement, v: "UrlVerdict", target: str, limits: ExecutionPolicy
-           ) -> tuple[int, str | None, bytes | str, bool, ToolResult | None]:
+def _fetch(gov: Governor, j: Judgement, v: "UrlVerdict", target: str, limits: ExecutionPolicy,
+           objective_id: str | None = None) -> tuple[int, str | None, bytes | str, bool, ToolResult | None]:
     """One GET of ``target`` on ``v``'s first checked address: the worker connects (pinned, no DNS),
     the request and the reply's parsing (TLS, HTTP) run inside the sandbox (:data:`helpers.FETCH`),
     in an empty private directory. Returns ``(status, location, body, truncated, failure)``."""
@@ -351,7 +384,7 @@ def _fetch(gov: Governor, j: Judgement, v: "UrlVerdict", target: str, limits: Ex
                                         "max_output_bytes": limits.max_output_bytes + 4096})
         res = _helper(gov, j, helpers.FETCH, [str(sock.fileno()), v.scheme, v.host, str(v.port), target,
                                               str(limits.max_output_bytes), str(limits.http_timeout_s)],
-                      empty, lim, pass_fds=(sock.fileno(),))
+                      empty, lim, pass_fds=(sock.fileno(),), objective_id=objective_id)
     finally:
         sock.close()
         shutil.rmtree(empty, ignore_errors=True)
@@ -380,7 +413,7 @@ def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, ob
             v = dataclasses.replace(v, ips=ips)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        status, location, body, truncated, failed = _fetch(gov, j, v, target, limits)
+        status, location, body, truncated, failed = _fetch(gov, j, v, target, limits, objective_id)
         if failed is not None:
             return failed
         if status in (301, 302, 303, 307, 308) and location:
@@ -460,11 +493,11 @@ def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], wo
         if tool == "shell":
             conf = gov.confinement
             res = run_argv(_shell_argv(j, args["command"], SANDBOX_HOME), j.root or workspace, limits, j.decision,
-                           policy=gov.policy, confinement=conf)
+                           policy=gov.policy, confinement=conf, objective_id=objective_id)
         elif tool == "read_file":
-            res = _read_file(gov, j, limits)
+            res = _read_file(gov, j, limits, objective_id)
         elif tool == "write_file":
-            res = _write_file(gov, j, args["content"], limits)
+            res = _write_file(gov, j, args["content"], limits, objective_id)
         else:
             res = _http_get(gov, j, args["url"], limits, objective_id)
     except (OSError, http.client.HTTPException, ssl.SSLError, ValueError) as e:
