@@ -39,6 +39,7 @@ from swarmd.governor.policy import PolicyError, load_policy
 from swarmd.governor.workspace import WorkspaceError, iter_changes, make_copy, sync
 from swarmd.jsonl import read_jsonl
 from swarmd.workers import parking
+from swarmd.workers.changes import CHANGESET_TOOL
 
 #: The ``args`` key that ``policy check --arg`` fills, per tool.
 _ARG_KEY = {"shell": "command", "read_file": "path", "write_file": "path", "http_get": "url"}
@@ -313,10 +314,18 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         err.print("no objectives awaiting approval")
         return EXIT_OK
     waiting = table("id", "tool", "args", "rule", "reason", "age")
+    diffs = []
     for row in rows:
-        waiting.add_row(row["id"], row["tool"], json.dumps(row["args"], ensure_ascii=False)[:100], row["rule"],
-                        row["reason"][:120], _age(row["age_s"]))
+        shown = row["args"]
+        if row["tool"] == CHANGESET_TOOL:   # a change set: list the changes, the diff below the table
+            shown = " ".join(f"{c['op']}:{c['path']}" for c in row["args"].get("changes", []))
+            diffs.append((row["id"], row["args"].get("diff", "")))
+        waiting.add_row(row["id"], row["tool"], (shown if isinstance(shown, str) else
+                                                 json.dumps(shown, ensure_ascii=False))[:100],
+                        row["rule"], row["reason"][:120], _age(row["age_s"]))
     out.print(waiting)
+    for oid, diff in diffs:
+        out.print(f"--- {oid}: changes awaiting approval\n{diff}", markup=False, highlight=False)
     return EXIT_OK
 
 

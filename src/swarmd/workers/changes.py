@@ -58,11 +58,13 @@ def approval_point(ac: AgentCopy, policy: Policy, outcome: AgentOutcome) -> Agen
     changes = _summary(res)
     outcome.result["changes"] = changes
     if not res["pending"] or outcome.pending is not None:
+        if res["pending"]:
+            outcome.loop["changes"] = changes      # kept in the park record: swarmctl show prints them
         return outcome
     decision = strictest([Decision(c["decision"], c["rule"], c["reason"]) for c in res["pending"]], None)
     args = {"changes": [{"op": c["op"], "path": c["path"], "rule": c["rule"]} for c in res["pending"]][:MAX_LISTED],
             "diff": res["diff"]}
-    loop = dict(outcome.loop, final={"state": outcome.state, "result": outcome.result})
+    loop = dict(outcome.loop, final={"state": outcome.state, "result": outcome.result}, changes=changes)
     result = dict(outcome.result, status="awaiting_approval",
                   reason=f"ask: {decision.rule} {len(res['pending'])} change(s) wait for approval",
                   pending={"tool": CHANGESET_TOOL, "args": args, "rule": decision.rule, "reason": decision.reason})
@@ -88,5 +90,5 @@ def resume_changes(ac: AgentCopy, policy: Policy, record: dict) -> AgentOutcome:
     res["diff"] = diff_text(ac, res["pending"]) if res["pending"] and decision.decision == "allow" else ""
     final = record["loop"].get("final") or {"state": "done", "result": {}}
     result = dict(final["result"], changes=_summary(res), approval=decision.rule)
-    loop = {k: v for k, v in record["loop"].items() if k != "final"}
+    loop = {k: v for k, v in record["loop"].items() if k not in ("final", "changes")}
     return AgentOutcome(final["state"], result, [], loop, None)
