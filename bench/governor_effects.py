@@ -46,7 +46,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from swarmd.governor import Decision, Governor, load_policy  # noqa: E402
-from swarmd.testing.effects import run_isolated  # noqa: E402
+from swarmd.testing.effects import cannot_run, run_isolated  # noqa: E402
 from swarmd.governor.execute import run_argv  # noqa: E402
 from swarmd.governor.sandbox import probe  # noqa: E402
 from swarmd.testing.governor import load_corpus, make_workspace, table_resolver  # noqa: E402
@@ -105,11 +105,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="every 5th row only")
     ap.add_argument("--no-bypass", action="store_true", help="skip the 'sandbox only' and 'no sandbox' passes")
     ns = ap.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (unshare -m for the throwaway root)", file=sys.stderr)
-        return 2
-    if not probe().available:
-        print(f"no sandbox here: {probe().reason}", file=sys.stderr)
+    if why := cannot_run():
+        print(why, file=sys.stderr)
         return 2
     dangerous = load_corpus(CORPUS / "dangerous.jsonl")
     benign = load_corpus(CORPUS / "benign_run.jsonl")
