@@ -24,6 +24,7 @@ from swarmd.daemon.redis_server import RedisUnavailable, ensure_redis, mask_url,
 from swarmd.daemon.service import Daemon
 from swarmd.daemon.supervisor import Supervisor
 from swarmd.errors import EXIT_UNREACHABLE
+from swarmd.governor.secrets import register, register_config
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.paths import db_path
 
@@ -50,6 +51,9 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     :class:`~swarmd.config.ConfigError` for a bad config.
     """
     config = load_config(config_path)
+    register_config(config)  # the redactor masks its secrets in every log line, trace and result
+    if redis_url:
+        register(redis_url)
     config_path = os.path.abspath(config.source) if config.source else None
     data = resolve_data_dir(data_dir)
     log_path = setup_logging(data, config.daemon.log)
@@ -59,6 +63,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     except RedisUnavailable as exc:
         logger.error("{}", exc)
         return EXIT_UNREACHABLE
+    register(handle.url)  # its password, if any, is masked everywhere
     write_url_file(data, handle.url)
     logger.info("swarmd starting: data dir {}, log {}, Redis {}{}", data, log_path, mask_url(handle.url),
                 " (started by swarmd)" if handle.started else "")

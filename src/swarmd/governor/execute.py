@@ -59,6 +59,7 @@ from loguru import logger
 from . import envelope, helpers
 from .governor import Governor, Judgement
 from .policy import Decision, ExecutionPolicy, Policy
+from .secrets import redact
 from .sandbox import (HOST_UID, MASK_SCAN_LIMIT, PRIVILEGED, SANDBOX_HOME, Confinement, bwrap_argv, hand_over,
                       probe, workspace_masks)
 from .urls import UrlVerdict, redirect_target, resolve_checked
@@ -503,4 +504,5 @@ def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], wo
     except (OSError, http.client.HTTPException, ssl.SSLError, ValueError) as e:
         res = ToolResult(j.decision, ran=True, confinement="python", error=f"{type(e).__name__}: {e}")
     logger.debug("governor ran {} in {:.1f} ms", tool, (time.monotonic() - started) * 1000)
+    res.output, res.error = redact(res.output), redact(res.error)  # nothing secret leaves (secrets.py)
     return res
