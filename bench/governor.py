@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src")]
 
 from swarmd.governor import Governor, load_policy  # noqa: E402
-from swarmd.governor.shell import _fast_parse, parse_command  # noqa: E402
+from swarmd.governor.shell import fast_parse, parse_command  # noqa: E402
 from swarmd.testing.governor import load_corpus, make_workspace, table_resolver  # noqa: E402
 
 CORPUS = REPO / "tests" / "governor" / "corpus"   # data files, read (not imported)
@@ -80,7 +80,7 @@ def main() -> int:
         for r in rows:
             print(f"{r[0]} | {r[1]} | {r[2]:,.0f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.1%}")
     lines = [a["args"]["command"] for a in actions if a["tool"] == "shell"]
-    print(f"shell lines parsed without bashlex (fast path): {sum(_fast_parse(x) is not None for x in lines)} "
+    print(f"shell lines parsed without bashlex (fast path): {sum(fast_parse(x) is not None for x in lines)} "
           f"of {len(lines)}")
     return 0
 
