@@ -36,7 +36,7 @@ from swarmd.governor.audit import query_audit
 from swarmd.governor.execute import run_actions
 from swarmd.governor.governor import TOOL_ARGS, Governor
 from swarmd.governor.policy import PolicyError, load_policy
-from swarmd.governor.workspace import WorkspaceError, iter_changes, make_copy, sync
+from swarmd.governor.workspace import WorkspaceError, discard, iter_changes, make_copy, sync
 from swarmd.jsonl import read_jsonl
 from swarmd.workers import parking
 from swarmd.workers.changes import CHANGESET_TOOL
@@ -216,19 +216,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             ac = make_copy(workspace, os.path.join(tmp, "copy"), policy)
         except (WorkspaceError, OSError) as exc:
             raise BadInput(f"cannot copy workspace {workspace!r}: {exc}") from None
-        results = run_actions(gov, actions, ac.tree)
-        if args.json:
-            for r in results:
-                print(json.dumps(r))
-        else:
-            t = table("id", "decision", "rule", "ran", "exit", "confinement", "output", title="policy run")
-            for r in results:
-                first = (r["output"] or r["error"] or "").strip().splitlines()
-                t.add_row(str(r["id"]), r["decision"], r["rule"], "yes" if r["ran"] else "no",
-                          "" if r["exit_code"] is None else str(r["exit_code"]), r["confinement"],
-                          (first[0][:60] if first else ""))
-            out.print(t)
-        changes = list(iter_changes(sync(ac, policy)))
+        try:
+            results = run_actions(gov, actions, ac.tree)
+            if args.json:
+                for r in results:
+                    print(json.dumps(r))
+            else:
+                t = table("id", "decision", "rule", "ran", "exit", "confinement", "output", title="policy run")
+                for r in results:
+                    first = (r["output"] or r["error"] or "").strip().splitlines()
+                    t.add_row(str(r["id"]), r["decision"], r["rule"], "yes" if r["ran"] else "no",
+                              "" if r["exit_code"] is None else str(r["exit_code"]), r["confinement"],
+                              (first[0][:60] if first else ""))
+                out.print(t)
+            changes = list(iter_changes(sync(ac, policy)))
+        finally:
+            discard(ac)
     if args.json:
         for c in changes:
             print(json.dumps(c))

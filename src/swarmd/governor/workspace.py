@@ -1,7 +1,8 @@
 """The agent's own copy of a workspace, and the reviewed change set that brings its work back.
 
 An agent never writes the real workspace. :func:`make_copy` gives each objective a copy
-(``cp -a --reflink=auto`` of every entry but ``.git``; chosen by ``bench/workspace_copy.py``)
+(``cp -a --reflink=auto`` of every entry but ``.git`` into a private tmpfs, on disk for large
+workspaces; chosen by ``bench/workspace_copy.py``)
 with secret files written empty (their bytes never enter the copy) and, when the real
 workspace is a git repository, a fresh repository holding one commit of that copy: no
 history, no remotes' credentials, nothing masked in git's view. The base manifest
@@ -57,6 +58,10 @@ SNAPSHOT_ENV = {"GIT_AUTHOR_NAME": "swarmd", "GIT_AUTHOR_EMAIL": "swarmd@localho
 #: system or global config, nothing that runs a program
 GIT_SAFE = ["-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.pager=cat",
             "-c", "protocol.allow=never", "-c", "core.untrackedCache=false", "-c", "diff.external="]
+#: workspaces up to this many bytes (allocated blocks) are copied to a private tmpfs (created
+#: in a tenth of the time on a busy disk, capped in bytes and inodes: docs/benchmarks.md);
+#: larger ones, or without root, go to the data directory's disk
+COPY_IN_MEMORY_MAX = 256 << 20
 #: characters of unified diff kept per asked change (shown by ``swarmctl show``/``approvals``)
 DIFF_CHARS = 4000
 _KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}
@@ -210,9 +215,35 @@ def _masks(policy: Policy) -> "tuple":
     return compile_globs(list(policy.sandbox.mask), path=True), compile_globs(list(policy.sandbox.protect), path=True)
 
 
-def make_copy(real: str, dest: str, policy: Policy) -> AgentCopy:
+def _mount_tmpfs(dest: str, size_bytes: int, inodes: int) -> bool:
+    """Mount a private tmpfs of ``size_bytes`` and ``inodes`` on ``dest`` (root only);
+    False when it cannot be mounted (then the copy lives on the data directory's disk)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes},nr_inodes={inodes},mode=0700",
+                        "swarmd-copy", dest], capture_output=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        logger.warning("workspace copy: cannot mount a tmpfs on {} ({}); copying to disk", dest,
+                       r.stderr.decode("utf-8", "replace").strip()[:200])
+    return r.returncode == 0
+
+
+def discard(ac: AgentCopy) -> None:
+    """Remove an objective's copy (unmounting its tmpfs first). Never raises."""
+    if os.path.ismount(ac.dir):
+        subprocess.run(["umount", "-l", ac.dir], capture_output=True, stdin=subprocess.DEVNULL)
+    shutil.rmtree(ac.dir, ignore_errors=True)
+
+
+def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = None) -> AgentCopy:
     """Make the agent's copy of workspace ``real`` in directory ``dest`` (created;
     must not exist or be empty). Returns the :class:`AgentCopy`.
+
+    ``dest`` becomes a private tmpfs (root; ``in_memory`` None: when the workspace
+    holds at most :data:`COPY_IN_MEMORY_MAX` bytes) sized for the copy plus
+    ``sandbox.write_cap_mb`` and ``sandbox.write_cap_inodes``: the agent's
+    writable layer is then capped in bytes and inodes by the kernel; otherwise a
+    directory on ``dest``'s disk. Remove it with :func:`discard`.
 
     Entries named ``.git`` are not copied (anywhere); special files are dropped;
     secret files (built-in list, ``files.secrets``, ``sandbox.mask``) are written
@@ -225,6 +256,23 @@ def make_copy(real: str, dest: str, policy: Policy) -> AgentCopy:
     real = os.path.realpath(real)
     os.makedirs(dest, mode=0o700, exist_ok=True)
     ac = AgentCopy(os.path.realpath(dest), real)
+    real_now = scan(real)
+    size = sum(st.st_blocks * 512 for st in real_now.values())
+    if in_memory is not False and (in_memory or size <= COPY_IN_MEMORY_MAX) and not os.path.ismount(ac.dir):
+        extra = policy.sandbox.write_cap_mb * 1024 * 1024
+        _mount_tmpfs(ac.dir, 2 * size + extra + (16 << 20),
+                     len(real_now) + 1024 + int(getattr(policy.sandbox, "write_cap_inodes", 100_000)))
+    try:
+        _fill(ac, real_now, policy)
+    except BaseException:
+        discard(ac)
+        raise
+    return ac
+
+
+def _fill(ac: AgentCopy, real_now: dict[str, os.stat_result], policy: Policy) -> None:
+    """The body of :func:`make_copy`: copy, mask, snapshot, hand over, base manifest."""
+    real = ac.real
     tree = ac.tree
     os.makedirs(tree, mode=0o755, exist_ok=True)
     os.chmod(tree, stat.S_IMODE(os.stat(real).st_mode) & 0o777)
@@ -262,11 +310,9 @@ def make_copy(real: str, dest: str, policy: Policy) -> AgentCopy:
     base = {"real": real, "masked": masked, "made": time.time(), "entries": {}}
     ac_entries = base["entries"]
     now = scan(tree)
-    real_now = scan(real)
     for rel, st in now.items():
         ac_entries[rel] = {"copy": _sig(st), "real": _real_sig(real_now.get(rel)), "orig": True}
     _save_base(ac, base)
-    return ac
 
 
 def _give_to_sandbox(tree: str) -> None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from loguru import logger
+
 from swarmd.governor import Decision, Policy
 from swarmd.governor.policy import strictest
-from swarmd.governor.workspace import AgentCopy, apply, change_set, diff_text, dismiss, make_copy, sync
+from swarmd.governor.workspace import AgentCopy, apply, change_set, diff_text, discard, dismiss, make_copy, sync
 from swarmd.workers.agent import AgentOutcome, workspace_dir
 from swarmd.workers.parking import resolution_decision
 
@@ -38,6 +40,10 @@ def agent_copy(data_dir: Path, objective_id: str, policy: Policy) -> AgentCopy:
     real = workspace_dir(data_dir, objective_id)
     ac = AgentCopy(os.path.realpath(Path(data_dir) / "agent-copies" / objective_id), os.path.realpath(real))
     if not ac.exists():
+        if os.path.isdir(ac.dir) and os.listdir(ac.dir):
+            logger.warning("objective {}: its copy in {} is incomplete or gone (a tmpfs lost to a reboot?); "
+                           "making a new one: changes not applied yet are lost", objective_id, ac.dir)
+            discard(ac)
         return make_copy(ac.real, ac.dir, policy)
     return ac
 

@@ -45,7 +45,6 @@ Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +55,7 @@ from redis.commands.core import Script
 
 from swarmd import constants as K
 from swarmd.governor import AuditBuffer, Governor, PolicyError
-from swarmd.governor.workspace import WorkspaceError
+from swarmd.governor.workspace import WorkspaceError, discard
 from swarmd.memory.audit import maybe_audit
 from swarmd.objectives import FINAL_STATES
 from swarmd.router import RequestError
@@ -197,7 +196,7 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
             if outcome.trace:
                 payload["trace"] = outcome.trace
             if outcome.state in FINAL_STATES:
-                shutil.rmtree(copy.dir, ignore_errors=True)
+                discard(copy)
     payload.update(audit=audit.drain(), action=AGENT_ACTION, ts=time.time(), worker=ctx.name)
     pipe = conn.pipeline()
     if outcome is not None and outcome.pending is not None:
