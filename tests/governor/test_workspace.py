@@ -229,3 +229,22 @@ def test_the_agents_git_shows_no_secret_and_no_credential(tmp_path, real, capsys
     # masked: git sees no change (lines of git's own warnings aside)
     assert [x for x in res["8"]["output"].splitlines() if not x.startswith("warning:")] == []
     assert changes == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting the copy's tmpfs needs root")
+def test_the_copy_is_a_private_tmpfs_capped_in_bytes_and_inodes(tmp_path, real):
+    from swarmd.governor.policy import parse_policy
+    from swarmd.governor.workspace import discard, make_copy
+    pol = parse_policy("version: 1\nsandbox:\n  write_cap_mb: 1\n  write_cap_inodes: 100\n")
+    ac = make_copy(str(real), str(tmp_path / "copy"), pol)
+    try:
+        assert os.path.ismount(ac.dir) and (Path(ac.tree) / "src" / "app.py").read_text() == "print('hello')\n"
+        st = os.statvfs(ac.dir)
+        assert st.f_blocks * st.f_frsize < 64 << 20         # a 1 MiB cap plus the copy and its git pack
+        with pytest.raises(OSError) as e:                    # inodes: the copy's entries + 1024 + 100
+            for i in range(5000):
+                (Path(ac.tree) / f"f{i}").touch()
+        assert e.value.errno == 28                            # ENOSPC
+    finally:
+        discard(ac)
+    assert not os.path.exists(ac.dir)
