@@ -781,24 +781,37 @@ exec "$@"
 """
 
 
+def _cgroup_dirs(name: str) -> list[tuple[str, dict[str, str]]]:
+    """(directory, limit file -> key) of the cgroups capping one shard: v1 memory and pids where they
+    are mounted, else the v2 hierarchy."""
+    if os.path.isdir("/sys/fs/cgroup/memory") or os.path.isdir("/sys/fs/cgroup/pids"):
+        return [(f"/sys/fs/cgroup/memory/{name}", {"memory.limit_in_bytes": "memory"}),
+                (f"/sys/fs/cgroup/pids/{name}", {"pids.max": "pids"})]
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return [(f"/sys/fs/cgroup/{name}", {"memory.max": "memory", "pids.max": "pids"})]
+    return []
+
+
 def _cgroup(name: str, memory_bytes: int, pids: int) -> list[str]:
-    """Create cgroups capping one shard (v1 memory and pids here, or v2); returns their procs files.
-    The caps protect the shared machine from exhaustion rows that the governor does not bound."""
+    """Create the cgroups capping one shard; returns their ``cgroup.procs`` files (none without cgroups:
+    then nothing bounds an exhaustion row the governor does not bound). The caps protect the shared
+    machine; they are far above the envelope the detectors measure."""
     procs = []
-    for ctrl, files in (("memory", {"memory.limit_in_bytes": memory_bytes}), ("pids", {"pids.max": pids})):
-        d = f"/sys/fs/cgroup/{ctrl}/{name}"
-        if not os.path.isdir(f"/sys/fs/cgroup/{ctrl}"):
+    for d, files in _cgroup_dirs(name):
+        if not os.path.isdir(os.path.dirname(d)):
             continue
         os.makedirs(d, exist_ok=True)
-        for f, v in files.items():
-            Path(d, f).write_text(str(v))
+        for f, what in files.items():
+            try:
+                Path(d, f).write_text(str(memory_bytes if what == "memory" else pids))
+            except OSError:
+                pass
         procs.append(os.path.join(d, "cgroup.procs"))
     return procs
 
 
 def _drop_cgroup(name: str) -> None:
-    for ctrl in ("memory", "pids"):
-        d = f"/sys/fs/cgroup/{ctrl}/{name}"
+    for d, _ in _cgroup_dirs(name):
         for _ in range(50):
             try:
                 os.rmdir(d)
