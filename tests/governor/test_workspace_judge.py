@@ -1,0 +1,73 @@
+"""Change-set judging on real files: the copy is edited directly (as the sandbox would), then judged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from swarmd.governor import load_policy
+from swarmd.governor.workspace import apply, change_set, discard, dismiss, make_copy
+
+from .conftest import REPO
+
+
+@pytest.fixture
+def copy(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src" / "a.py").write_text("a = 1\n")
+    (ws / "scratch.log").write_text("untracked\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["init", "-q"], ["add", "src"], ["-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", "i"]):
+        subprocess.run(["git", *args], cwd=ws, env=env, check=True, capture_output=True)
+    ac = make_copy(str(ws), str(tmp_path / "copy"), load_policy(REPO / "policy.yaml"))
+    yield ac, ws, Path(ac.tree)
+    discard(ac)
+
+
+def judged(ac) -> dict:
+    return {c.path: (c.op, c.decision.decision, c.decision.rule)
+            for c in change_set(ac, load_policy(REPO / "policy.yaml")).changes}
+
+
+def test_git_metadata_in_any_case_and_escaping_relative_links(copy):
+    ac, _, tree = copy
+    (tree / "sub" / ".GIT").mkdir(parents=True)
+    (tree / "sub" / ".GIT" / "config").write_text("[core]\n\thooksPath = x\n")
+    (tree / "src" / "out").symlink_to("../../x")
+    (tree / "src" / "in").symlink_to("../scratch.log")
+    got = judged(ac)
+    assert got["sub/.GIT"][1:] == ("deny", "workspace.git-metadata")
+    assert got["src/out"][1:] == ("deny", "workspace.symlink-escape")
+    assert got["src/in"][1] == "allow"
+
+
+def test_untracked_deletion_applies_tracked_asks_and_conflicts_ask(copy):
+    ac, ws, tree = copy
+    (tree / "scratch.log").unlink()
+    (tree / "src" / "a.py").unlink()
+    (tree / "src" / "b.py").write_text("b\n")
+    (ws / "src" / "b.py").write_text("the operator's\n")            # written in the real workspace meanwhile
+    (tree / ".gitmodules").write_text("[submodule \"x\"]\n")
+    got = judged(ac)
+    assert got["scratch.log"] == ("delete", "allow", "write-workspace")
+    assert got["src/a.py"] == ("delete", "ask", "workspace.delete-tracked")
+    assert got["src/b.py"][1:] == ("ask", "workspace.conflict")
+    assert got[".gitmodules"][1] == "ask"                            # workspace.protected or the policy's ask
+    res = apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    assert not (ws / "scratch.log").exists() and (ws / "src" / "a.py").exists()
+    assert (ws / "src" / "b.py").read_text() == "the operator's\n"
+    assert sorted(c["path"] for c in res["pending"]) == [".gitmodules", "src/a.py", "src/b.py"]
+    dismiss(ac, ["src/a.py"])                                        # rejected: not asked again
+    assert "src/a.py" not in judged(ac) and "src/b.py" in judged(ac)
+
+
+def test_an_unchanged_copy_has_an_empty_change_set_and_touching_is_not_a_change(copy):
+    ac, _, tree = copy
+    assert judged(ac) == {}
+    os.utime(tree / "src" / "a.py")                                  # ctime moves, content does not
+    os.chmod(tree / "src" / "a.py", 0o644)
+    assert judged(ac) == {}
