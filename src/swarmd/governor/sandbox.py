@@ -165,13 +165,23 @@ def _drop() -> list[str]:
             "--no-new-privs", "--"]
 
 
+_handed_over: set[str] = set()
+
+
 def hand_over(root: str, limit: int = MASK_SCAN_LIMIT) -> None:
     """Give the entries of workspace ``root`` to :data:`HOST_UID` (root worker only), so that
     the non-root sandboxed user can work in it. Symbolic links are not followed; files with
     other hard links (which may be files outside the workspace) and special files keep their
-    owner. Walks at most ``limit`` entries. Never raises."""
+    owner. Walks at most ``limit`` entries, once per workspace and process (later entries are
+    made by the sandboxed user itself; the root directory is checked every time). Never raises."""
     if not PRIVILEGED:
         return
+    try:
+        if root in _handed_over and os.lstat(root).st_uid == HOST_UID:
+            return
+    except OSError:
+        return
+    _handed_over.add(root)
 
     def give(path: str, st: os.stat_result) -> None:
         if st.st_uid != HOST_UID and (stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1)):
