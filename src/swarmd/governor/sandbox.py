@@ -11,24 +11,26 @@ layout of Anthropic's sandbox-runtime):
   ``sudoers``, ssh host keys). Nothing else of the host: no ``/root``,
   ``/home``, ``/var``, ``/srv``, ``/run``, data directory or other workspaces,
   so a symlink pointing out of the workspace dangles;
-- a private ``/tmp`` (tmpfs of ``sandbox.tmp_size_mb``) holding a private
-  HOME ``/tmp/home`` (files such as ``~/.curlrc`` vanish with the command);
+- a private ``/tmp`` and ``/dev/shm`` (one tmpfs capped in bytes and inodes,
+  :func:`envelope.scratch`) holding a private HOME ``/tmp/home`` (files such
+  as ``~/.curlrc`` vanish with the command);
 - secret files inside the workspace masked: an empty read-only file bound over
   every file matching the built-in secret list (``paths.BUILTIN_SECRETS``:
   ``.env*``, key files...), ``files.secrets`` and ``sandbox.mask``; an empty
   read-only tmpfs over such directories (:func:`workspace_masks`);
 - files that run code later (``.git/hooks``, ``.git/config``, ``.vscode``,
   ``.husky``...: :data:`PROTECTED`, plus ``sandbox.protect``) read-only;
-- new user, PID, IPC, UTS, cgroup and network namespaces (``--unshare-all``:
-  the network namespace holds only ``lo``, always). With ``sandbox.network``
+- new PID, IPC, UTS, cgroup and network namespaces (the network namespace
+  holds only ``lo``, always), and a user namespace for a non-root worker. With ``sandbox.network``
   true the only way out is swarmd's filtering proxy (:mod:`.netproxy`, after
   sandbox-runtime): its unix socket is bound at ``/run/swarmd-proxy.sock``,
   the command is started by a small ``/usr/bin/python3`` bridge listening on
   ``127.0.0.1:3128`` inside the sandbox and forwarding to that socket, and
   ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (and lower case) point there
   with ``NO_PROXY`` empty; the proxy lets through only hosts the ``http_get``
-  rules allow, resolving and pinning public addresses itself. uid/gid 1000
-  inside, every capability dropped, ``no_new_privs`` (bwrap sets it), a new
+  rules allow, resolving and pinning public addresses itself. Never root on
+  the host: a root worker's command drops to :data:`HOST_UID` (setpriv),
+  otherwise uid 1000 inside maps to the worker's uid. Every capability dropped, ``no_new_privs`` (bwrap sets it), a new
   session (no terminal injection), killed with its parent.
 
 Limits (rlimits, the write cap watched while the command runs, the output
