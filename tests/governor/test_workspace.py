@@ -52,11 +52,12 @@ def real(tmp_path) -> Path:
     return ws
 
 
-def policy_run(tmp_path: Path, ws: Path, rows: list[dict], capsys, policy: str = POLICY) -> tuple[dict, list]:
+def policy_run(tmp_path: Path, ws: Path, rows: list[dict], capsys, *extra: str) -> tuple[dict, list]:
     """Run ``swarmctl policy run --json``; returns (results by id, change rows)."""
     f = tmp_path / "actions.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert main(["policy", "run", "--policy", policy, "--workspace", str(ws), "--file", str(f), "--json"]) == 0
+    assert main(["policy", "run", "--policy", POLICY, "--workspace", str(ws), "--file", str(f), "--json",
+                 *extra]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     return {r["id"]: r for r in lines if "id" in r}, [r for r in lines if "change" in r]
 
@@ -248,3 +249,22 @@ def test_the_copy_is_a_private_tmpfs_capped_in_bytes_and_inodes(tmp_path, real):
     finally:
         discard(ac)
     assert not os.path.exists(ac.dir)
+
+
+def test_commits_are_made_by_swarmd_from_the_applied_change_set_not_by_the_agents_git(tmp_path, real, capsys):
+    canary = tmp_path / "canary"
+    res, changes = policy_run(tmp_path, real, [
+        {"id": "hook", "tool": "write_file", "args": {"path": "hook.sh", "content": f"touch {canary}\n"}},
+        shell("edit", "echo 'x = 2' >> src/app.py"),
+        shell("commit", "git add -A && git commit -qm 'agent commit'"),
+    ], capsys, "--commit", "apply the agent's edit")
+    assert res["commit"]["exit_code"] == 0, res["commit"]["output"]
+    home = str(tmp_path)
+    log = git(real, "log", "--format=%s|%an", home=home).stdout.splitlines()
+    assert log == ["apply the agent's edit|swarmd", "init|op"]           # not the agent's commit
+    shown = git(real, "show", "--stat", "--format=", "HEAD", home=home).stdout
+    assert "src/app.py" in shown and "hook.sh" in shown
+    assert git(real, "status", "--porcelain", home=home).stdout == ""
+    assert [c["commit"] for c in changes if c["change"] == "commit"] == [git(real, "rev-parse", "HEAD",
+                                                                                home=home).stdout.strip()]
+    operator_next(real, tmp_path, canary)

@@ -36,7 +36,7 @@ from swarmd.governor.audit import query_audit
 from swarmd.governor.execute import run_actions
 from swarmd.governor.governor import TOOL_ARGS, Governor
 from swarmd.governor.policy import PolicyError, load_policy
-from swarmd.governor.workspace import WorkspaceError, discard, iter_changes, make_copy, sync
+from swarmd.governor.workspace import WorkspaceError, commit, discard, iter_changes, make_copy, sync
 from swarmd.jsonl import read_jsonl
 from swarmd.workers import parking
 from swarmd.workers.changes import CHANGESET_TOOL
@@ -120,6 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--workspace", required=True, help="workspace directory the actions run in")
     run.add_argument("--file", required=True, help="JSONL file of actions: {\"id\", \"tool\", \"args\"} per line")
     run.add_argument("--json", action="store_true", help="one JSON result per line instead of a table")
+    run.add_argument("--commit", metavar="MESSAGE", help="commit the applied change set in the workspace's git "
+                                                          "repository with this message (as swarmd, hooks off)")
     run.set_defaults(func=cmd_run)
 
     aud = sub.add_parser(
@@ -229,7 +231,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                               "" if r["exit_code"] is None else str(r["exit_code"]), r["confinement"],
                               (first[0][:60] if first else ""))
                 out.print(t)
-            changes = list(iter_changes(sync(ac, policy)))
+            res = sync(ac, policy)
+            if args.commit and res["applied"]:
+                res["commit"] = commit(ac, sorted({c["path"] for c in res["applied"]}), args.commit)
+            changes = list(iter_changes(res))
         finally:
             discard(ac)
     if args.json:

@@ -822,6 +822,22 @@ def sync(ac: AgentCopy, policy: Policy) -> dict:
     return res
 
 
+def commit(ac: AgentCopy, paths: "list[str]", message: str) -> str | None:
+    """Commit ``paths`` (applied changes, relative) in the real workspace's repository as
+    swarmd (hooks off, no system or global config). Returns the new commit id, or None
+    when the workspace is not a repository or nothing was staged. The agent's own
+    commits (in its copy) are never carried over. Raises :class:`WorkspaceError` when
+    git fails."""
+    if not paths or not os.path.isdir(os.path.join(ac.real, ".git")):
+        return None
+    home = ac.dir
+    _git(ac.real, "add", "-A", "--", *paths, env_home=home)
+    if not _git(ac.real, "diff", "--cached", "--name-only", env_home=home).strip():
+        return None
+    _git(ac.real, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m", message, env_home=home)
+    return _git(ac.real, "rev-parse", "HEAD", env_home=home).strip()
+
+
 def iter_changes(res: dict) -> Iterator[dict]:
     """The rows of a :func:`sync` result for printing: applied, refused, pending, errors."""
     for c in res["applied"]:
@@ -832,5 +848,7 @@ def iter_changes(res: dict) -> Iterator[dict]:
         yield {"change": "pending", **c}
     for e in res["errors"]:
         yield {"change": "error", **e}
+    if res.get("commit"):
+        yield {"change": "commit", "path": ".", "commit": res["commit"]}
 
 

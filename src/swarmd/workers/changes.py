@@ -11,8 +11,9 @@ paths), the objective parks once more with the pseudo-tool
 ``swarmctl approvals`` and ``swarmctl show``); the loop's end is kept in the
 park record and :func:`resume_changes` finishes it after the decision:
 approve applies those changes (judged again: a deny still wins), reject or
-timeout leaves them out. Commits, if any, are the operator's: swarmd applies
-files, never the agent's git.
+timeout leaves them out. Commits are made by swarmd from the applied change
+set when ``governor.commit_changes`` is set (:func:`swarmd.governor.workspace.commit`),
+never by the agent's git.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from loguru import logger
 
 from swarmd.governor import Decision, Policy
 from swarmd.governor.policy import strictest
-from swarmd.governor.workspace import AgentCopy, apply, change_set, diff_text, discard, dismiss, make_copy, sync
+from swarmd.governor.workspace import (AgentCopy, apply, change_set, commit, diff_text, discard, dismiss, make_copy,
+                                       sync)
 from swarmd.workers.agent import AgentOutcome, workspace_dir
 from swarmd.workers.parking import resolution_decision
 
@@ -49,18 +51,28 @@ def agent_copy(data_dir: Path, objective_id: str, policy: Policy) -> AgentCopy:
 
 
 def _summary(res: dict) -> dict:
-    return {"applied": len(res["applied"]), "refused": [(c["path"], c["rule"]) for c in res["refused"]][:MAX_LISTED],
+    return {"applied": len(res["applied"]), "commit": res.get("commit"), "refused": [(c["path"], c["rule"]) for c in res["refused"]][:MAX_LISTED],
             "pending": [(c["op"], c["path"], c["rule"]) for c in res["pending"]][:MAX_LISTED],
             "errors": res["errors"][:MAX_LISTED], "diff": res.get("diff", "")}
 
 
-def approval_point(ac: AgentCopy, policy: Policy, outcome: AgentOutcome) -> AgentOutcome:
+def _commit(ac: AgentCopy, res: dict, objective_id: str | None) -> None:
+    if res["applied"]:
+        res["commit"] = commit(ac, sorted({c["path"] for c in res["applied"]}),
+                               f"swarmd: changes of objective {objective_id} ({len(res['applied'])} path(s))")
+
+
+def approval_point(ac: AgentCopy, policy: Policy, outcome: AgentOutcome, *, commit_as: str | None = None) -> AgentOutcome:
     """Apply what the policy allows of the copy's change set; record it in
     ``outcome.result["changes"]`` (``applied`` count, ``refused``/``pending``
     ``(path, rule)`` lists, ``diff`` of the pending ones). A loop that ended
     while changes wait for a person becomes a park on :data:`CHANGESET_TOOL`
-    (its end is kept in ``loop["final"]``). Returns the outcome to report."""
+    (its end is kept in ``loop["final"]``). ``commit_as``: an objective id to
+    commit the applied changes under (``governor.commit_changes``). Returns the
+    outcome to report."""
     res = sync(ac, policy)
+    if commit_as is not None:
+        _commit(ac, res, commit_as)
     changes = _summary(res)
     outcome.result["changes"] = changes
     if not res["pending"] or outcome.pending is not None:
@@ -78,7 +90,7 @@ def approval_point(ac: AgentCopy, policy: Policy, outcome: AgentOutcome) -> Agen
                         outcome.trace)
 
 
-def resume_changes(ac: AgentCopy, policy: Policy, record: dict) -> AgentOutcome:
+def resume_changes(ac: AgentCopy, policy: Policy, record: dict, *, commit_as: str | None = None) -> AgentOutcome:
     """Finish an objective parked on :data:`CHANGESET_TOOL` after the person's
     decision (``record``: the park record with its resolution): approve applies
     the listed changes still in the change set (a ``deny`` now is not applied),
@@ -93,6 +105,8 @@ def resume_changes(ac: AgentCopy, policy: Policy, record: dict) -> AgentOutcome:
         dismiss(ac, sorted(paths))
         res = {"applied": [], "refused": [], "errors": [],
                "pending": [c.to_json() for c in cs.changes if c.path in paths]}
+    if commit_as is not None:
+        _commit(ac, res, commit_as)
     res["diff"] = diff_text(ac, res["pending"]) if res["pending"] and decision.decision == "allow" else ""
     final = record["loop"].get("final") or {"state": "done", "result": {}}
     result = dict(final["result"], changes=_summary(res), approval=decision.rule)

@@ -186,12 +186,13 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
             payload = {"state": "failed", "attempts": [],
                        "result": {"status": "failed", "reason": f"workspace copy failed: {exc}"}}
         else:
+            commit_as = oid if ctx.config.governor.commit_changes else None
             if record is not None and record.get("tool") == CHANGESET_TOOL:
-                outcome = resume_changes(copy, governor.policy, record)
+                outcome = resume_changes(copy, governor.policy, record, commit_as=commit_as)
             else:
                 outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree), ctx.traces,
                                           resume=record)
-            outcome = approval_point(copy, governor.policy, outcome)
+            outcome = approval_point(copy, governor.policy, outcome, commit_as=commit_as)
             payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
             if outcome.trace:
                 payload["trace"] = outcome.trace
