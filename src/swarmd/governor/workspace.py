@@ -28,7 +28,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 from loguru import logger
 
@@ -36,6 +35,7 @@ from swarmd.errors import SwarmdError
 
 from .audit import redact
 from .paths import is_secret, judge_path
+from .secrets import scrub_git_config
 from .policy import Decision, Policy, compile_globs, strictest
 from . import sandbox
 from .sandbox import PROTECTED
@@ -192,21 +192,6 @@ def _git(cwd: str, *args: str, env_home: str, check: bool = True, timeout: float
     return r.stdout.decode("utf-8", "surrogateescape")
 
 
-def scrub_url(url: str) -> str:
-    """A remote URL without credentials: user-info dropped from ``scheme://user:pw@host``
-    URLs (``https://TOKEN@github.com/x`` too); query strings dropped. Other forms
-    (``host:path``, paths) are kept."""
-    if "://" not in url:
-        return url
-    try:
-        p = urlsplit(url)
-        host = p.hostname or ""
-        netloc = (f"[{host}]" if ":" in host else host) + (f":{p.port}" if p.port else "")
-        return urlunsplit((p.scheme, netloc, p.path, "", ""))
-    except ValueError:
-        return "invalid-url-removed"
-
-
 def _is_repo(real: str) -> bool:
     return os.path.lexists(os.path.join(real, ".git"))
 
@@ -250,7 +235,7 @@ def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = 
     empty and secret directories emptied, so the copy never holds their bytes. When
     ``real`` is a git repository the copy gets a fresh one: branch of the same
     name, one commit of the copied tree (masked files empty), remotes with
-    credentials removed (:func:`scrub_url`), no history. Raises
+    credentials removed (:func:`secrets.scrub_git_config`), no history. Raises
     :class:`WorkspaceError` when copying fails.
     """
     real = os.path.realpath(real)
@@ -349,8 +334,13 @@ def _snapshot(ac: AgentCopy) -> None:
     for line in remotes.splitlines():
         key, _, url = line.partition(" ")
         name = key[len("remote."):-len(".url")]
-        if name and url:
-            _git(tree, "remote", "add", name, scrub_url(url), env_home=home, check=False)
+        if name and url:      # query strings dropped (tokens); user-info removed by scrub_git_config below
+            _git(tree, "remote", "add", name, url.split("?", 1)[0] if "://" in url else url, env_home=home,
+                 check=False)
+    try:
+        scrub_git_config(tree)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise WorkspaceError(f"cannot scrub the copy's git config in {tree}: {e}") from None
 
 
 def _quote(path: str) -> bytes:
