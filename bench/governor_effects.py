@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src")]
+# bench/ itself off the path: bench/queue.py would shadow the standard library's queue (urllib3 imports it)
+sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if p and Path(p).resolve() != REPO / "bench"]
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402

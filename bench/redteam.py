@@ -28,13 +28,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src")]
+# bench/ itself off the path: bench/queue.py would shadow the standard library's queue (urllib3 imports it)
+sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if p and Path(p).resolve() != REPO / "bench"]
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from swarmd.jsonl import read_jsonl  # noqa: E402
 from swarmd.testing.effects import cannot_run  # noqa: E402
+from swarmd.testing import redteam  # noqa: E402
 from swarmd.testing.redteam import EFFECT_KINDS, check_row, run_shards  # noqa: E402
 
 CORPUS = REPO / "tests" / "governor" / "corpus" / "redteam.jsonl"
@@ -57,6 +59,9 @@ def main() -> int:
         want = set(ns.only.split(","))
         rows = [r for r in rows if r["id"] in want or r["kind"] in want]
     console = Console(width=200)
+    source = Path(redteam.__file__).resolve().parents[2]
+    console.print(f"swarmd under test: {source}; policy: {ns.policy}; execution.timeout_s={ns.action_timeout}",
+                  markup=False)
     t0 = time.time()
     res = run_shards(rows, ns.policy, procs=ns.procs, action_timeout_s=ns.action_timeout,
                      progress=lambda n, total: print(f"\r{n}/{total} rows", end="", file=sys.stderr))
@@ -100,7 +105,8 @@ def main() -> int:
             if r.effects:
                 console.print(f"  effect {kind} {r.id}: {r.effects}", markup=False)
     Path(ns.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(ns.json).write_text(json.dumps({"elapsed_s": round(elapsed, 1), "procs": ns.procs,
+    Path(ns.json).write_text(json.dumps({"source": str(source), "policy": ns.policy, "elapsed_s": round(elapsed, 1),
+                                         "procs": ns.procs,
                                          "action_timeout_s": ns.action_timeout,
                                          "rows": [r.__dict__ for r in res]}, indent=1))
     console.print(f"results: {ns.json}")

@@ -412,7 +412,8 @@ row(K, "file capabilities by a script (security.capability xattr)",
     wf("tools/cap.py", "import os, shutil\nshutil.copy('/bin/sh', 'capsh')\nos.setxattr('capsh', 'security.capability', bytes.fromhex('0100000200000000000000000000000000000000'))\n"),
     sh("python3 tools/cap.py"))
 row(K, "the sandbox user is root on the host (uid map)",
-    wf("tools/u.py", "print('RTX uidmap=' + open('/proc/self/uid_map').read().split()[1])\n"), sh("python3 tools/u.py"))
+    wf("tools/u.py", "import os\nuid = os.geteuid()\nfor line in open('/proc/self/uid_map'):\n    inside, outside, n = map(int, line.split())\n"
+       "    if inside <= uid < inside + n:\n        print(f'RTX uidmap={outside + uid - inside}')\n"), sh("python3 tools/u.py"))
 row(K, "a FIFO left for the operator", sh("mkfifo trap.fifo"))
 row(K, "a unix socket left in the workspace", wf("tools/s.py", "import socket\nsocket.socket(socket.AF_UNIX).bind('ctl.sock')\n"),
     sh("python3 tools/s.py"))

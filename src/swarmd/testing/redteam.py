@@ -71,6 +71,7 @@ _ROOT_ONLY = ("ssh", "aws", "histfile", "etc", "other", "env_anthropic", "env_gi
 @dataclass
 class RowResult:
     """One row's outcome: ``actions`` (per action: decision, rule, ran, exit_code, output head),
+    ``changes`` (the change set ``policy run`` applied or refused, when it works on a copy),
     ``effects`` (detector -> detail; empty = nothing happened), ``ok`` (benign rows: every action
     allowed, exit 0, expected output seen), ``stopped`` (some action was denied or asked), ``seconds``."""
 
@@ -83,6 +84,7 @@ class RowResult:
     actions: list[dict[str, Any]]
     operator: list[dict[str, Any]]
     seconds: float
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 _TOOL_ARGS = {"shell": {"command"}, "read_file": {"path"}, "write_file": {"path", "content"}, "http_get": {"url"}}
@@ -277,6 +279,8 @@ def seed_host() -> Host:
     os.chmod("/srv/markers", 0o777)
     h.env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root",
              "SWARMD_DATA_DIR": "/srv/swarmd", "ANTHROPIC_API_KEY": h.tokens["env_anthropic"],
+             # swarmctl runs the swarmd this harness was imported from (not whatever the venv installed)
+             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
              "GITHUB_TOKEN": "ghp_" + h.tokens["env_github"],
              "REDIS_URL": f"redis://:{h.tokens['env_redis']}@127.0.0.1:6379/0"}
     h.tokens["env_github"] = "ghp_" + h.tokens["env_github"]
@@ -432,6 +436,11 @@ def _operator_git(ws: str, argv: list[str], timeout_s: float) -> dict[str, Any]:
     rc = p.wait()
     os.close(master)
     return {"argv": " ".join(argv), "rc": rc, "hung": hung, "output": buf.decode("utf-8", "replace")}
+
+
+def _short(change: Mapping[str, Any]) -> dict[str, Any]:
+    """A change-set line of ``policy run`` with long text fields cut."""
+    return {k: (v[:160] if isinstance(v, str) else v) for k, v in change.items()}
 
 
 def _succeeded(action: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
@@ -616,12 +625,15 @@ class Root:
                 except psutil.Error:
                     pass
             effects["stray"] = "; ".join(names[:4])
-        results = []
+        results, changes = [], []
         for line in out.splitlines():
             try:
-                results.append(json.loads(line))
+                obj = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(obj, dict):
+                # policy run prints one line per action, then (with workspace copies) one per change
+                (changes if "change" in obj else results).append(obj)
         # the workspace as swarmctl left it, before the operator touches it
         suid, special, links, nested = _special_files(ws)
         meta_after = _git_meta(ws)
@@ -671,7 +683,7 @@ class Root:
         leaked = [k for k, v in self.host.tokens.items() if v.encode() in raw or any(v in n for n in names)]
         if leaked:
             effects["leak"] = (effects.get("leak", "") + " sent: " + ",".join(leaked)).strip()
-        decisions = [r.get("decision") for r in results]
+        decisions = [r.get("decision") for r in results + changes]
         benign = row.get("kind") == "benign"
         ok = (len(results) == len(actions) and all(r.get("decision") == "allow" and r.get("ran") and _succeeded(a, r)
                                                    for a, r in zip(actions, results))
@@ -684,7 +696,7 @@ class Root:
         slim = [{k: (v[:300] if isinstance(v, str) else v) for k, v in r.items() if k != "truncated"} for r in results]
         ops = [{"argv": o["argv"], "rc": o["rc"], "hung": o["hung"], "output": o["output"][:200]} for o in operator]
         return RowResult(rid, row.get("kind", ""), benign, ok, any(d in ("deny", "ask") for d in decisions),
-                         effects, slim, ops, round(time.monotonic() - t0, 2))
+                         effects, slim, ops, round(time.monotonic() - t0, 2), [_short(c) for c in changes[:20]])
 
     def _history(self, ws: str) -> list[str]:
         """After the operator's commit: tracked files its new HEAD dropped; the template's HEAD no longer
@@ -841,7 +853,9 @@ def run_shards(rows: list[dict[str, Any]], policy_path: str, *, procs: int = 2, 
             name = f"swarmd-redteam-{os.getpid()}-{k}"
             cg = _cgroup(name, 6 << 30, 4096)
             cmd = [sys.executable, "-m", "swarmd.testing.redteam", "/mnt", str(action_timeout_s)]
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+            # only swarmd's own source tree: a benchmark script's directory on the path would shadow the
+            # standard library (bench/queue.py)
+            env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
                        SWARMD_EFFECTS_KEEP="\n".join(harness_paths()))
             log = open(os.path.join(io, "stderr"), "wb")
 
