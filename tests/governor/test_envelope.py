@@ -45,10 +45,12 @@ def worker_lives(ws):
 
 
 def test_sandboxed_user_is_never_root_on_the_host(ws):
-    r = run(ws, "import os\nopen('mine.txt', 'w').write('x')\nos.chmod('mine.txt', 0o4755)\nprint(os.getuid())")
+    r = run(ws, "import os\nopen('mine.txt', 'w').write('x')\nos.chmod('mine.txt', 0o4755)\n"
+                "inside, outside, _ = open('/proc/self/uid_map').read().split()[:3]\nprint(os.getuid(), inside, outside)")
     assert r.exit_code == 0, r
+    uid, inside, outside = map(int, r.output.split())
     st = os.stat(os.path.join(ws, "mine.txt"))
-    assert st.st_uid != 0 and int(r.output) != 0
+    assert st.st_uid != 0 and uid == inside and outside != 0, (r.output, st.st_uid)
     if PRIVILEGED:
         assert st.st_uid == HOST_UID  # a setuid bit, if any, is a non-root uid's
 

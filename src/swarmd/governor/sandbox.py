@@ -29,8 +29,8 @@ layout of Anthropic's sandbox-runtime):
   ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (and lower case) point there
   with ``NO_PROXY`` empty; the proxy lets through only hosts the ``http_get``
   rules allow, resolving and pinning public addresses itself. Never root on
-  the host: a root worker's command drops to :data:`HOST_UID` (setpriv),
-  otherwise uid 1000 inside maps to the worker's uid. Every capability dropped, ``no_new_privs`` (bwrap sets it), a new
+  the host: uid 1000 inside, mapped to :data:`HOST_UID` for a root worker
+  (setpriv, then a user namespace of its own), else to the worker's uid. Every capability dropped, ``no_new_privs`` (bwrap sets it), a new
   session (no terminal injection), killed with its parent.
 
 Limits (rlimits, the write cap watched while the command runs, the output
@@ -63,10 +63,12 @@ from .policy import Policy, compile_globs
 PRIVILEGED = os.geteuid() == 0
 #: host uid (and gid) of sandboxed processes when the worker is root: owns nothing else on the host
 HOST_UID = 61000
-#: uid inside the sandbox
-SANDBOX_UID = HOST_UID if PRIVILEGED else 1000
+#: uid inside the sandbox (a user namespace maps it to HOST_UID, or to a non-root worker's own uid)
+SANDBOX_UID = 1000
 #: drops root to HOST_UID inside the sandbox, after bubblewrap has set up the mounts
 SETPRIV = "/usr/bin/setpriv"
+#: then maps SANDBOX_UID to HOST_UID in a user namespace of its own (util-linux >= 2.38)
+UNSHARE = "/usr/bin/unshare"
 #: HOME inside the sandbox (on the private /tmp)
 SANDBOX_HOME = "/tmp/home"
 #: /etc entries bound read-only when they exist (nothing secret; no shadow, sudoers, ssh keys)
@@ -127,9 +129,9 @@ def probe() -> Confinement:
     path = shutil.which("bwrap")
     if not path:
         c = Confinement("none", None, "bwrap (bubblewrap) is not installed: shell commands need approval")
-    elif PRIVILEGED and not os.access(SETPRIV, os.X_OK):
-        c = Confinement("none", None, f"{SETPRIV} (util-linux) is missing: a root worker cannot drop the sandboxed "
-                                      "user to a non-root uid; shell commands need approval")
+    elif PRIVILEGED and not (os.access(SETPRIV, os.X_OK) and os.access(UNSHARE, os.X_OK)):
+        c = Confinement("none", None, f"{SETPRIV} or {UNSHARE} (util-linux) is missing: a root worker cannot drop the "
+                                      "sandboxed user to a non-root uid; shell commands need approval")
     else:
         argv = [path, *_namespaces(), "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
                 *_system_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", *_drop(),
@@ -160,11 +162,13 @@ def _namespaces() -> list[str]:
 
 
 def _drop() -> list[str]:
-    """The prefix that runs the command as :data:`HOST_UID` with no capabilities (root worker only)."""
+    """The prefix that runs the command as :data:`HOST_UID` with no capabilities, seen inside as
+    :data:`SANDBOX_UID` through a user namespace of its own (root worker only; otherwise
+    bubblewrap's user namespace does the same for the worker's uid)."""
     if not PRIVILEGED:
         return []
     return [SETPRIV, f"--reuid={HOST_UID}", f"--regid={HOST_UID}", "--clear-groups", "--inh-caps=-all",
-            "--no-new-privs", "--"]
+            "--no-new-privs", "--", UNSHARE, "--user", f"--map-user={SANDBOX_UID}", f"--map-group={SANDBOX_UID}", "--"]
 
 
 _handed_over: set[str] = set()
