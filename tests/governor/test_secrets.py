@@ -1,5 +1,5 @@
 """Nothing secret leaves (issue 21, deliverable 4): one redactor (governor/secrets.py) on tool
-outputs and errors, audit entries and log lines, covering the process's own secret values (API
+outputs and errors, audit entries, log lines, prompts, agent traces and results, covering the process's own secret values (API
 key, Redis password, tokens from the config and the environment) and detect-secrets' rule set;
 the mask scan never fails open; git config credentials are scrubbed."""
 
@@ -13,13 +13,15 @@ import pytest
 from loguru import logger
 
 from swarmd.config import load_config
-from swarmd.governor import Governor, secrets
+from swarmd.governor import Governor, load_policy, secrets
 from swarmd.governor import sandbox as sandbox_mod
 from swarmd.governor.audit import AuditLog
 from swarmd.governor.execute import run_tool
 from swarmd.governor.sandbox import probe
 
 from .conftest import REPO, make_workspace, table_resolver
+from .test_agent_loop import run as run_loop
+from .test_agent_loop import step
 
 
 @pytest.fixture()
@@ -108,3 +110,20 @@ def test_scrub_git_config_removes_credentials(tmp_path):
     listed = subprocess.run(["git", "-C", repo, "config", "--local", "--list"], capture_output=True, text=True,
                             env=env, check=True).stdout
     assert tok not in listed and "remote.origin.url=https://example.com/r.git" in listed
+
+
+def test_prompts_traces_and_results_never_carry_secrets(planted, tmp_path):
+    """The agent loop for real (fake model server): a tool output with the planted secrets goes
+    into the next prompt, the model echoes a secret as its answer; the prompts the model got,
+    the loop's trace and the result carry none."""
+    ws_src, values = planted
+    gov = Governor(load_policy(REPO / "policy.yaml"), resolver=table_resolver)
+    ws = tmp_path / "data"
+    (ws / "workspaces" / "o1").mkdir(parents=True)
+    (ws / "workspaces" / "o1" / "notes_secret.txt").write_text(open(os.path.join(ws_src, "notes_secret.txt")).read())
+    out, prompts = run_loop([step("read_file", path="notes_secret.txt"), '{"done": "key ' + values[0] + '"}'],
+                            ws, gov)
+    assert out.state == "done", out
+    assert len(prompts) == 2 and "[REDACTED]" in prompts[1]
+    assert not leaked(repr(prompts), values) and not leaked(repr(out.result), values)
+    assert not leaked(repr(out.loop), values)
