@@ -387,7 +387,7 @@ def _save_base(ac: AgentCopy, base: dict) -> None:
     p = os.path.join(ac.dir, BASE)
     tmp = p + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(base, f)
+        f.write(json.dumps(base))       # one C-encoded string: json.dump writes piece by piece, 5x slower
     os.replace(tmp, p)
 
 
