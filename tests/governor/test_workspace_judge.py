@@ -71,3 +71,34 @@ def test_an_unchanged_copy_has_an_empty_change_set_and_touching_is_not_a_change(
     os.utime(tree / "src" / "a.py")                                  # ctime moves, content does not
     os.chmod(tree / "src" / "a.py", 0o644)
     assert judged(ac) == {}
+
+
+@pytest.mark.parametrize("resolution", ["approve", "reject"])
+def test_approval_point_parks_pending_changes_and_the_resolution_finishes_them(copy, resolution):
+    from swarmd.workers.agent import AgentOutcome
+    from swarmd.workers.changes import CHANGESET_TOOL, approval_point, resume_changes
+    from swarmd.workers.parking import RESOLUTIONS
+    ac, ws, tree = copy
+    pol = load_policy(REPO / "policy.yaml")
+    (tree / "src" / "a.py").unlink()
+    (tree / "new.txt").write_text("n\n")
+    out = approval_point(ac, pol, AgentOutcome("done", {"answer": "ok"}, loop={"steps": 2}))
+    assert out.state == "awaiting_approval" and out.pending[0] == CHANGESET_TOOL
+    assert out.pending[1]["changes"] == [{"op": "delete", "path": "src/a.py", "rule": "workspace.delete-tracked"}]
+    assert "-a = 1" in out.pending[1]["diff"] and (ws / "new.txt").read_text() == "n\n"
+    decision, rule = RESOLUTIONS[resolution]
+    record = {"tool": out.pending[0], "args": out.pending[1], "loop": out.loop,
+              "resolution": {"decision": resolution, "by": "t", "ts": 0, "rule": rule, "reason": "r"}}
+    done = approval_point(ac, pol, resume_changes(ac, pol, record))
+    assert (done.state, done.result["answer"], done.pending) == ("done", "ok", None)
+    assert (ws / "src" / "a.py").exists() == (resolution == "reject")
+    assert judged(ac) == {}                                          # nothing asked again
+
+
+def test_a_change_set_that_cannot_be_read_fails_the_objective(copy):
+    from swarmd.workers.agent import AgentOutcome
+    from swarmd.workers.changes import approval_point
+    ac, _, _ = copy
+    Path(ac.dir, "base.json").write_text("{broken")
+    out = approval_point(ac, load_policy(REPO / "policy.yaml"), AgentOutcome("done", {"answer": "ok"}))
+    assert out.state == "failed" and out.result["reason"].startswith("workspace change set not applied: ")

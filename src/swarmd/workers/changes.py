@@ -19,14 +19,15 @@ never by the agent's git.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from loguru import logger
 
 from swarmd.governor import Decision, Policy
 from swarmd.governor.policy import strictest
-from swarmd.governor.workspace import (AgentCopy, apply, change_set, commit, diff_text, discard, dismiss, make_copy,
-                                       sync)
+from swarmd.governor.workspace import (AgentCopy, WorkspaceError, apply, change_set, commit, diff_text, discard,
+                                       dismiss, make_copy, sync)
 from swarmd.workers.agent import AgentOutcome, workspace_dir
 from swarmd.workers.parking import resolution_decision
 
@@ -69,10 +70,17 @@ def approval_point(ac: AgentCopy, policy: Policy, outcome: AgentOutcome, *, comm
     while changes wait for a person becomes a park on :data:`CHANGESET_TOOL`
     (its end is kept in ``loop["final"]``). ``commit_as``: an objective id to
     commit the applied changes under (``governor.commit_changes``). Returns the
-    outcome to report."""
-    res = sync(ac, policy)
-    if commit_as is not None:
-        _commit(ac, res, commit_as)
+    outcome to report; when the change set cannot be computed or applied (base
+    manifest unreadable, git failing) the objective fails with that reason."""
+    try:
+        res = sync(ac, policy)
+        if commit_as is not None:
+            _commit(ac, res, commit_as)
+    except (WorkspaceError, OSError, subprocess.SubprocessError) as exc:   # fail closed: the objective fails
+        logger.error("objective change set in {} not applied: {}", ac.dir, exc)
+        result = dict(outcome.result, status="failed", reason=f"workspace change set not applied: {exc}")
+        result.pop("pending", None)
+        return AgentOutcome("failed", result, outcome.attempts, outcome.loop, None, outcome.trace)
     changes = _summary(res)
     outcome.result["changes"] = changes
     if not res["pending"] or outcome.pending is not None:
