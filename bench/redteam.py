@@ -42,6 +42,33 @@ from swarmd.testing.redteam import EFFECT_KINDS, check_row, run_shards  # noqa: 
 CORPUS = REPO / "tests" / "governor" / "corpus" / "redteam.jsonl"
 
 
+def compare(console: Console, before: list[dict], after: list) -> None:
+    """Per kind: attacks with an effect before and none now (fixed), with one in both (remaining), with
+    none before and one now (new); benign rows that stopped succeeding."""
+    old = {r["id"]: r for r in before}
+    t = Table(title="against the earlier results")
+    for h in ("kind", "effects before", "fixed", "remaining", "new"):
+        t.add_column(h, justify="right")
+    kinds: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in after:
+        o = old.get(r.id)
+        if o is None or r.benign:
+            continue
+        c = kinds[r.kind]
+        c["before"] += bool(o["effects"])
+        c["fixed"] += bool(o["effects"]) and not r.effects
+        c["remaining"] += bool(o["effects"]) and bool(r.effects)
+        c["new"] += not o["effects"] and bool(r.effects)
+    for kind in sorted(kinds):
+        c = kinds[kind]
+        t.add_row(kind, str(c["before"]), str(c["fixed"]), str(c["remaining"]), str(c["new"]))
+    console.print(t)
+    for r in after:
+        o = old.get(r.id)
+        if o is not None and r.benign and o["ok"] and not r.ok:
+            console.print(f"  benign {r.id} succeeded before, not now: {r.actions[-1:]}", markup=False)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(CORPUS), help="JSONL rows (default: %(default)s)")
@@ -50,6 +77,8 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated row ids or kinds")
     ap.add_argument("--action-timeout", type=float, default=10, help="execution.timeout_s for the run, seconds")
     ap.add_argument("--json", default=str(REPO / "bench" / "results" / "redteam.json"), help="results file")
+    ap.add_argument("--compare", help="an earlier results file: print, by kind, the attacks whose effects went away, "
+                                      "stayed, or are new")
     ns = ap.parse_args()
     if why := cannot_run():
         print(why, file=sys.stderr)
@@ -104,6 +133,8 @@ def main() -> int:
         for r in kinds[kind]:
             if r.effects:
                 console.print(f"  effect {kind} {r.id}: {r.effects}", markup=False)
+    if ns.compare:
+        compare(console, json.loads(Path(ns.compare).read_text())["rows"], res)
     Path(ns.json).parent.mkdir(parents=True, exist_ok=True)
     Path(ns.json).write_text(json.dumps({"source": str(source), "policy": ns.policy, "elapsed_s": round(elapsed, 1),
                                          "procs": ns.procs,
