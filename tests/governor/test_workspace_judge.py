@@ -102,3 +102,17 @@ def test_a_change_set_that_cannot_be_read_fails_the_objective(copy):
     Path(ac.dir, "base.json").write_text("{broken")
     out = approval_point(ac, load_policy(REPO / "policy.yaml"), AgentOutcome("done", {"answer": "ok"}))
     assert out.state == "failed" and out.result["reason"].startswith("workspace change set not applied: ")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files away needs root")
+def test_applied_files_belong_to_the_real_workspaces_owner(copy):
+    ac, ws, tree = copy
+    for p in [ws, *ws.rglob("*")]:
+        if ".git" not in p.parts:
+            os.chown(p, 4242, 4343, follow_symlinks=False)
+    (tree / "docs").mkdir()
+    (tree / "docs" / "n.md").write_text("n\n")
+    (tree / "src" / "a.py").write_text("a = 2\n")
+    apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    for p in (ws / "docs", ws / "docs" / "n.md", ws / "src" / "a.py"):
+        assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4343), p

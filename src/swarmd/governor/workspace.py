@@ -1,20 +1,17 @@
 """The agent's own copy of a workspace, and the reviewed change set that brings its work back.
 
-An agent never writes the real workspace. :func:`make_copy` gives each objective a copy
-(``cp -a --reflink=auto`` of every entry but ``.git`` into a private tmpfs, on disk for large
-workspaces; chosen by ``bench/workspace_copy.py``)
-with secret files written empty (their bytes never enter the copy) and, when the real
-workspace is a git repository, a fresh repository holding one commit of that copy: no
-history, no remotes' credentials, nothing masked in git's view. The base manifest
-(``base.json``, beside the copy, out of the sandbox's sight) records what was copied.
-:func:`change_set` compares the copy with its base and the real workspace: added,
-modified, deleted files, mode changes, each judged (:func:`judge`): git metadata
-(``.git`` anywhere, gitfiles, nested repositories' directories, git ``config`` files),
-devices, FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied);
-deleting tracked files, protected paths and conflicts are ``ask``; the rest follows the
-policy's ``write_file`` rules. :func:`apply` writes the allowed entries through directory
-file descriptors opened with ``O_NOFOLLOW`` (no symlink of either tree is followed),
-without setuid/setgid/sticky bits. Errors: :class:`WorkspaceError` (copy impossible).
+:func:`make_copy` gives each objective a copy (``cp -a --reflink=auto`` of every entry but
+``.git``, in a private capped tmpfs or on disk; see ``bench/workspace_copy.py``) with secret
+files written empty and, for a git repository, a fresh repository of one commit of that copy:
+no history, no credentials. Its base manifest (``base.json``, out of the sandbox's sight)
+records what was copied. :func:`change_set` lists what the agent changed (added, modified,
+deleted, modes), each judged (:func:`judge`): git metadata (``.git`` anywhere, gitfiles,
+git-directory look-alikes, git ``config`` files), devices, FIFOs, sockets and symlinks
+leaving the workspace are ``deny`` (never applied); deleting tracked files, protected paths
+and conflicts ``ask``; the rest follows the policy's ``write_file`` rules. :func:`apply`
+writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
+setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd
+commit what was applied. Errors: :class:`WorkspaceError`.
 """
 
 from __future__ import annotations
@@ -661,9 +658,19 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
 
 # --------------------------------------------------------------------------- applying
 
+def _owner(root: str) -> tuple[int, int] | None:
+    """(uid, gid) applied files get when the worker is root: the real workspace's owner."""
+    if os.geteuid() != 0:
+        return None
+    st = os.stat(root)
+    return st.st_uid, st.st_gid
+
+
 def _open_parent(root: str, rel: str, *, create: bool) -> int:
     """A directory fd for the parent of ``rel`` under ``root``, reached component by
-    component with ``O_NOFOLLOW`` (``create``: missing directories are made, 0755)."""
+    component with ``O_NOFOLLOW`` (``create``: missing directories are made, 0755,
+    owned like ``root`` when the worker is root)."""
+    owner = _owner(root) if create else None
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for p in rel.split("/")[:-1]:
@@ -674,6 +681,8 @@ def _open_parent(root: str, rel: str, *, create: bool) -> int:
                     raise
                 os.mkdir(p, 0o755, dir_fd=fd)
                 nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                if owner is not None:
+                    os.fchown(nfd, *owner)
             os.close(fd)
             fd = nfd
     except BaseException:
@@ -684,6 +693,7 @@ def _open_parent(root: str, rel: str, *, create: bool) -> int:
 
 def _apply_one(ac: AgentCopy, c: Change) -> None:
     name = os.path.basename(c.path)
+    owner = _owner(ac.real)
     dfd = _open_parent(ac.real, c.path, create=c.op != "delete")
     try:
         if c.op == "delete":
@@ -695,6 +705,8 @@ def _apply_one(ac: AgentCopy, c: Change) -> None:
                 os.mkdir(name, 0o700, dir_fd=dfd)
             f = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
             try:
+                if owner is not None and c.op == "add":
+                    os.fchown(f, *owner)
                 os.fchmod(f, c.mode if c.mode is not None else 0o755)
             finally:
                 os.close(f)
@@ -702,6 +714,8 @@ def _apply_one(ac: AgentCopy, c: Change) -> None:
         tmp = f".swarmd-apply-{os.getpid()}-{time.monotonic_ns()}"
         if c.kind == "symlink":
             os.symlink(os.readlink(os.path.join(ac.tree, c.path)), tmp, dir_fd=dfd)
+            if owner is not None:
+                os.chown(tmp, *owner, dir_fd=dfd, follow_symlinks=False)
         else:
             data = _read_copy(ac.tree, c.path)
             if data is None:
@@ -709,7 +723,9 @@ def _apply_one(ac: AgentCopy, c: Change) -> None:
             f = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
             with os.fdopen(f, "wb") as fh:
                 fh.write(data)
-                os.fchmod(fh.fileno(), c.mode if c.mode is not None else 0o644)
+                if owner is not None:
+                    os.fchown(fh.fileno(), *owner)
+                os.fchmod(fh.fileno(), c.mode if c.mode is not None else 0o644)    # after chown: no setuid
         try:
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError:

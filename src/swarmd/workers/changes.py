@@ -1,19 +1,16 @@
 """An agent objective's copy of its workspace and the change sets it brings back.
 
-The agent loop runs in the objective's copy (:func:`agent_copy`:
-``<data dir>/agent-copies/<id>``, made once from ``<data dir>/workspaces/<id>``
-by :func:`swarmd.governor.workspace.make_copy`). At each approval point (the
-loop parks on an ``ask``, or ends) :func:`approval_point` applies the change
-set's allowed entries to the real workspace; refused ones never are. When the
-loop ended but changes wait for a person (deleting tracked files, protected
-paths), the objective parks once more with the pseudo-tool
-:data:`CHANGESET_TOOL`, the change list and its diff as arguments (shown by
-``swarmctl approvals`` and ``swarmctl show``); the loop's end is kept in the
-park record and :func:`resume_changes` finishes it after the decision:
-approve applies those changes (judged again: a deny still wins), reject or
-timeout leaves them out. Commits are made by swarmd from the applied change
-set when ``governor.commit_changes`` is set (:func:`swarmd.governor.workspace.commit`),
-never by the agent's git.
+The agent loop runs in the objective's copy (:func:`agent_copy`: ``<data dir>/agent-copies/<id>``,
+made once from ``<data dir>/workspaces/<id>`` by :func:`swarmd.governor.workspace.make_copy`).
+At each approval point (the loop parks on an ``ask``, or ends) :func:`approval_point` applies
+the change set's allowed entries to the real workspace; refused ones never are. When the loop
+ended but changes wait for a person (deleting tracked files, protected paths), the objective
+parks once more with the pseudo-tool :data:`CHANGESET_TOOL`, the change list and its diff as
+arguments (``swarmctl approvals`` and ``show`` print them); the loop's end is kept in the park
+record and :func:`resume_changes` finishes it after the decision: approve applies those changes
+(judged again: a deny still wins), reject or timeout leaves them out. Commits are made by
+swarmd from the applied change set when ``governor.commit_changes`` is set
+(:func:`swarmd.governor.workspace.commit`), never by the agent's git.
 """
 
 from __future__ import annotations
