@@ -206,7 +206,7 @@ class SandboxPolicy(_Model):
     write_cap_mb: Annotated[int, Field(ge=1, le=1024 * 1024)] = 256
     tmp_size_mb: Annotated[int, Field(ge=1, le=64 * 1024)] = 128
     tmp_inodes: Annotated[int, Field(ge=64, le=10_000_000)] = 16384
-    write_cap_inodes: Annotated[int, Field(ge=16, le=100_000_000)] = 100_000
+    write_cap_inodes: Annotated[int, Field(ge=16, le=100_000_000)] = 20_000
     cpu_cores: Annotated[float, Field(gt=0, le=1024)] = 1.0
     open_files: Annotated[int, Field(ge=16, le=65536)] = 1024
     mask: Globs
