@@ -157,6 +157,10 @@ class Envelope:
             return f"refused: the objective's process envelope is full (pids.max={self.pids}, execution.max_processes)"
         return None
 
+    def procs(self) -> tuple[str, ...]:
+        """The ``cgroup.procs`` files a process writes its pid to, to enter this envelope."""
+        return tuple(os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.dirs.values()))
+
     def join(self) -> None:
         """Move the calling process into this envelope (called in the child between fork and exec)."""
         pid = str(os.getpid())
