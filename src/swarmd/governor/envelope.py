@@ -3,7 +3,7 @@ private ``/tmp`` + ``/dev/shm`` capped in bytes and inodes.
 
 Contract: :func:`envelope_for` gives the objective's :class:`Envelope` (created on first use,
 kept until :func:`release`); ``execute.py`` puts every sandboxed process of that objective
-into its cgroups (``join`` in the child before ``exec``) and mounts one capped scratch
+into its cgroups (:meth:`Envelope.procs`, written by a launcher before ``exec``) and mounts one capped scratch
 filesystem per command (:func:`scratch`). After each command :meth:`Envelope.breach` names
 what was exceeded (the action fails with that reason; the worker lives).
 
@@ -160,12 +160,6 @@ class Envelope:
     def procs(self) -> tuple[str, ...]:
         """The ``cgroup.procs`` files a process writes its pid to, to enter this envelope."""
         return tuple(os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.dirs.values()))
-
-    def join(self) -> None:
-        """Move the calling process into this envelope (called in the child between fork and exec)."""
-        pid = str(os.getpid())
-        for d in dict.fromkeys(self.dirs.values()):
-            _write(os.path.join(d, "cgroup.procs"), pid)
 
     def close(self) -> None:
         """Kill what is left in the envelope and remove its cgroups. Never raises."""

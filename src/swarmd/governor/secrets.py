@@ -55,11 +55,15 @@ _STRUCTURAL = (
 _KEEP_NAME = (
     re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic|token)\s+)?[^\s'\"]+"),
     re.compile(r"(?i)(x-api-key\s*[:=]\s*)[^\s'\"]+"),
-    re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|access[_-]?token|"
-               r"auth[_-]?token|client[_-]?secret|private[_-]?key)\s*[=:]\s*)[^\s&'\";]+"),
+    # a credential-named pair whose value looks like a literal (not code: no call, attribute or type)
+    re.compile(r"(?i)\b((?:[a-z0-9]+[_-])*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
+               r"access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?key)(?:=|:[ \t]*))"
+               r"(?![\s\"'])(?=[^\s&'\";()\[\]{}]*[^A-Za-z\s&'\";()\[\]{}])[^\s&'\";()\[\]{}]+(?=[\s&;,]|\Z)"),
     re.compile(r"(?i)([?&](?:[a-z0-9_\-]*(?:token|key|secret|sig|signature|password|auth)[a-z0-9_\-]*)=)[^&#\s]+"),
-    re.compile(r"(://)[^/\s:@]+:[^/\s@]+(?=@)"),
+    re.compile(r"(://)[^/\s:@{}]+:[^/\s@{}]+(?=@)"),
 )
+#: values of code, not secrets: template placeholders and variables (``{pw}``, ``${TOKEN}``, ``%(pw)s``)
+_PLACEHOLDER = re.compile(r"\A(?:\{.*\}|\$\{?\w+\}?|%\(\w+\)s|<\w+>)\Z")
 #: lines worth the keyword and basic-auth detectors (cheap prefilter)
 _CANDIDATE_LINE = re.compile(r"(?i)pass|pwd|secret|token|key|auth|cred|://[^/\s]*@")
 
@@ -124,8 +128,9 @@ class Redactor:
         with default_settings():
             for det in _LINE_DETECTORS:
                 for sec in det.analyze_line(filename="output.txt", line=line, line_number=1):
-                    if sec.secret_value and len(sec.secret_value) >= 4 and MASK not in sec.secret_value:
-                        found.add(sec.secret_value)
+                    v = sec.secret_value
+                    if v and len(v) >= 4 and MASK not in v and not _PLACEHOLDER.match(v):
+                        found.add(v)
         for v in sorted(found, key=len, reverse=True):
             line = line.replace(v, MASK)
         return line
