@@ -5,7 +5,7 @@ Run as root from the repo root (it needs ``unshare -m`` for the throwaway root):
 
 Every dangerous action (tests/governor/corpus/dangerous.jsonl) and every
 benign one that must run (benign_run.jsonl) goes through
-:mod:`swarmd.governor.effects` in a throwaway root (tmpfs over /root, /home,
+:mod:`swarmd.testing.effects` in a throwaway root (tmpfs over /root, /home,
 /tmp, a copy of /etc) seeded with canaries. Passes, all in this run:
 
 - ``policy+bwrap``: the shipped policy.yaml decides; allowed actions run in
@@ -40,13 +40,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src")]
+# bench/ itself off the path: bench/queue.py would shadow the standard library's queue (urllib3 imports it)
+sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if p and Path(p).resolve() != REPO / "bench"]
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from swarmd.governor import Decision, Governor, load_policy  # noqa: E402
-from swarmd.governor.effects import run_isolated  # noqa: E402
+from swarmd.testing.effects import cannot_run, run_isolated  # noqa: E402
 from swarmd.governor.execute import run_argv  # noqa: E402
 from swarmd.governor.sandbox import probe  # noqa: E402
 from swarmd.testing.governor import load_corpus, make_workspace, table_resolver  # noqa: E402
@@ -105,11 +106,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="every 5th row only")
     ap.add_argument("--no-bypass", action="store_true", help="skip the 'sandbox only' and 'no sandbox' passes")
     ns = ap.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (unshare -m for the throwaway root)", file=sys.stderr)
-        return 2
-    if not probe().available:
-        print(f"no sandbox here: {probe().reason}", file=sys.stderr)
+    if why := cannot_run():
+        print(why, file=sys.stderr)
         return 2
     dangerous = load_corpus(CORPUS / "dangerous.jsonl")
     benign = load_corpus(CORPUS / "benign_run.jsonl")

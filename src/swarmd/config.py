@@ -401,9 +401,13 @@ class GovernorConfig(_Strict):
     make in total.  ``max_denials``: denied actions after which the objective
     ends ``failed`` (1 = the first deny ends it).  ``output_chars``:
     characters of each tool's output fed back to the model.
+    ``commit_changes``: when the objective's workspace is a git repository,
+    swarmd commits each applied change set there itself (hooks off); the
+    agent's own git history never leaves its copy (docs/governor.md).
     """
 
     policy: str = Field(default="policy.yaml", min_length=1)
+    commit_changes: bool = False
     approval_timeout_s: float = Field(default=3600, gt=0)
     max_steps: int = Field(default=8, gt=0)
     max_denials: int = Field(default=1, gt=0)

@@ -265,3 +265,27 @@ def test_approve_and_reject_bad_input_and_unreachable(swarm, capsys):
     dead = closed_port_url().replace("http://", "redis://") + "/0"
     assert swarm.ctl(capsys, "approve", "agent-deny", "--redis-url", dead)[0] == 3
     assert swarm.ctl(capsys, "approvals", "--redis-url", dead)[0] == 3
+
+
+def test_deleting_a_file_the_workspace_had_parks_the_change_set_until_approved(swarm, capsys):
+    ws = swarm.workspace("agent-move")
+    ws.mkdir(parents=True)
+    (ws / "keep.txt").write_text("kept by the operator\n")
+    swarm.model.script("case-move", step("shell", command="mv keep.txt moved.txt"), done("moved it"))
+    swarm.submit(capsys, "agent-move", "case-move: rename keep.txt")
+    rec = swarm.wait_state("agent-move", ("awaiting_approval",))
+    assert rec["reason"].startswith("ask: workspace.delete-tracked ")
+    # the allowed part is applied at the approval point; the deletion waits, shown with its diff
+    assert (ws / "moved.txt").read_text() == "kept by the operator\n" and (ws / "keep.txt").exists()
+    code, out = swarm.ctl(capsys, "approvals", "--json")
+    parked = {json.loads(line)["id"]: json.loads(line) for line in out.splitlines()}["agent-move"]
+    assert parked["tool"] == "apply_changes" and parked["rule"] == "workspace.delete-tracked"
+    assert parked["args"]["changes"] == [{"op": "delete", "path": "keep.txt", "rule": "workspace.delete-tracked"}]
+    assert "-kept by the operator" in parked["args"]["diff"]
+    code, out = swarm.ctl(capsys, "show", "agent-move")
+    assert "pending  delete keep.txt  (workspace.delete-tracked)" in out and "-kept by the operator" in out
+    assert swarm.ctl(capsys, "approve", "agent-move", "--by", "tester")[0] == 0
+    rec = wait_final(swarm.db, ["agent-move"], timeout_s=60)["agent-move"]
+    assert (rec["state"], rec["answer"]) == ("done", "moved it")
+    assert not (ws / "keep.txt").exists() and (ws / "moved.txt").exists()
+    assert not (swarm.data / "agent-copies" / "agent-move").exists()      # the copy goes with the objective

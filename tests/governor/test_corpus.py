@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from swarmd.governor import Governor, parse_policy
-from swarmd.governor.effects import make_effects_workspace
-from swarmd.governor.shell import _bashlex_parse, _fast_parse
+from swarmd.testing.effects import make_effects_workspace
+from swarmd.governor.shell import bashlex_parse, fast_parse
 
 from .conftest import REPO, load_corpus, table_resolver
 
@@ -100,9 +100,9 @@ def test_fast_path_agrees_with_bashlex():
         if row["tool"] != "shell":
             continue
         cmd = row["args"]["command"]
-        fast = _fast_parse(cmd)
+        fast = fast_parse(cmd)
         if fast is None:
             continue
-        assert fast == _bashlex_parse(cmd), cmd
+        assert fast == bashlex_parse(cmd), cmd
         checked += 1
     assert checked >= 300

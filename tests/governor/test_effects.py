@@ -2,7 +2,7 @@
 
 Actions go through the real execution path in a throwaway root (a private
 mount namespace with tmpfs over /root, /home and /tmp and a copy of /etc)
-seeded with canaries; see :mod:`swarmd.governor.effects`.
+seeded with canaries; see :mod:`swarmd.testing.effects`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from swarmd.governor.effects import NotThrowaway, require_throwaway_root, run_isolated
+from swarmd.testing.effects import NotThrowaway, require_throwaway_root, run_isolated
 from swarmd.governor.sandbox import probe
 
 from .conftest import REPO, load_corpus

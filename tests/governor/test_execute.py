@@ -68,7 +68,7 @@ def test_plain_command_runs_without_shell(cgov, ws, conf):
     assert r.confinement == ("bwrap" if conf.available else "rlimits")
 
 
-def test_glob_expanded_in_python(gov, ws):
+def test_glob_expanded_in_the_sandbox(gov, ws):
     r = run_tool(gov, "shell", {"command": "ls src/*.py"}, ws)
     assert r.exit_code == 0 and sorted(r.output.split()) == ["src/app.py", "src/env.py", "src/util.py"]
 

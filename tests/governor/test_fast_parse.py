@@ -1,4 +1,4 @@
-"""The no-bashlex fast path (``_fast_parse``) against bashlex itself.
+"""The no-bashlex fast path (``fast_parse``) against bashlex itself.
 
 The fast path may only answer for lines it is sure about, and then its
 :class:`Parsed` must equal the bashlex path's in every field (words after
@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from swarmd.governor.shell import _bashlex_parse, _fast_parse, parse_command
+from swarmd.governor.shell import bashlex_parse, fast_parse, parse_command
 
 from .conftest import load_corpus
 
@@ -25,17 +25,17 @@ SHELL_LINES = [r["args"]["command"] for r in load_corpus("dangerous.jsonl") + lo
 
 def agrees(line: str) -> bool:
     """True when the fast path answered for ``line``; fails when it answered differently from bashlex."""
-    fast = _fast_parse(line)
+    fast = fast_parse(line)
     if fast is None:
         return False
-    assert fast == _bashlex_parse(line), line
+    assert fast == bashlex_parse(line), line
     return True
 
 
 def test_corpus_decisions_do_not_depend_on_the_fast_path(gov, workspace, monkeypatch):
     fast = [gov.decide("shell", {"command": line}, workspace) for line in SHELL_LINES]
     parse_command.cache_clear()
-    monkeypatch.setattr("swarmd.governor.shell.parse._fast_parse", lambda _line: None)
+    monkeypatch.setattr("swarmd.governor.shell.parse.fast_parse", lambda _line: None)
     try:
         slow = [gov.decide("shell", {"command": line}, workspace) for line in SHELL_LINES]
     finally:
@@ -76,7 +76,7 @@ def test_common_lines_take_the_fast_path(line):
     "time ls", "'if' x", "echo \"a\\\"\"", "echo \"$\"", "echo é", "ls\x07", "ls \u00a0x", "[[ -f x ]]",
 ])
 def test_uncertain_lines_go_to_bashlex(line):
-    assert _fast_parse(line) is None, line
+    assert fast_parse(line) is None, line
 
 
 # --------------------------------------------------------------------------- generated lines

@@ -103,7 +103,7 @@ def test_refuses_allowlisted_names_resolving_to_non_public_addresses(server, hos
 def test_unresolvable_and_malformed_requests_are_refused(server):
     port = server.server_address[1]
     with NetProxy(proxy_policy(port), lambda host: []) as p:
-        assert b"url.unresolvable" in ask(p, b"CONNECT pypi.org:443 HTTP/1.1\r\n\r\n")
+        assert b"url.unresolvable" in ask(p, b"CONNECT www.python.org:443 HTTP/1.1\r\n\r\n")
         assert ask(p, b"GET /relative HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")
         assert ask(p, b"CONNECT nocolon HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")
         assert ask(p, b"garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
@@ -137,7 +137,7 @@ def test_without_network_the_sandbox_gets_no_proxy(tmp_path):
 def test_with_network_the_sandbox_gets_the_shared_proxy_of_its_policy(tmp_path):
     pol = proxy_policy(8080, network=True)
     a = bwrap_argv(probe(), str(tmp_path), pol, workspace_masks(str(tmp_path), pol))
-    assert "--share-net" not in a and "--unshare-all" in a
+    assert "--share-net" not in a and ("--unshare-all" in a or "--unshare-net" in a)
     sock = a[a.index(SANDBOX_SOCKET) - 1]
     assert a[a.index(SANDBOX_SOCKET) - 2] == "--bind" and sock == shared(pol).socket_path
     assert a[-1] == SANDBOX_SOCKET and a[-3] == "-c"  # the bridge execs the command appended after it

@@ -33,8 +33,12 @@ def test_allowed_actions_run_in_the_sandbox_others_never(tmp_path, capsys):
         {"id": "home", "tool": "shell", "args": {"command": "echo $HOME; cat made.txt"}},
     ])
     assert main(["policy", "run", "--policy", POLICY, "--workspace", ws, "--file", f, "--json"]) == 0
-    res = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    res = {r["id"]: r for r in lines if "id" in r}
     assert all(set(r) == FIELDS for r in res.values())
+    # the actions ran in the objective's copy; the change set was applied to the workspace at the end
+    assert [(c["change"], c["path"]) for c in lines if "change" in c] == [("applied", "made.txt")]
+    assert open(os.path.join(ws, "made.txt")).read() == "x"
     assert (res["ls"]["decision"], res["ls"]["ran"], res["ls"]["exit_code"], res["ls"]["confinement"]) == \
         ("allow", True, 0, "bwrap")
     assert res["ls"]["output"].split() == ["app.py", "env.py", "util.py"]

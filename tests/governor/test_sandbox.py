@@ -16,7 +16,7 @@ import yaml
 
 from swarmd.governor import Decision, parse_policy
 from swarmd.governor.execute import run_argv
-from swarmd.governor.sandbox import probe, workspace_masks
+from swarmd.governor.sandbox import SANDBOX_UID, probe, workspace_masks
 
 from .conftest import REPO, make_workspace
 
@@ -101,7 +101,7 @@ def test_no_network_by_default(ws):
 def test_no_privileges_inside(ws):
     r = sh(ws, "id -u; grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status")
     lines = r.output.split()
-    assert lines[0] == "1000"
+    assert lines[0] == str(SANDBOX_UID) == "1000"
     assert "0000000000000000" in lines and lines[lines.index("NoNewPrivs:") + 1] == "1"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from loguru import logger
 
 from swarmd.config import AGENT_ACTION, GovernorConfig
-from swarmd.governor import Decision, Governor
+from swarmd.governor import Decision, Governor, envelope, redact
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
 from swarmd.router import RequestError, RouteResult, Router
@@ -186,7 +186,11 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
         if pending:
             result["pending"] = {"tool": pending[0], "args": pending[1], "rule": pending[2].rule,
                                  "reason": pending[2].reason}
-        return AgentOutcome(status, result, attempts, {"transcript": transcript, **state, **last}, pending)
+        if status != "awaiting_approval":
+            envelope.release(str(objective["id"]))  # the objective's cgroups go with it (governor/envelope.py)
+        # results and traces leave the worker redacted (the pending action itself is kept exact: it may run)
+        return AgentOutcome(status, redact(result), attempts, redact({"transcript": transcript, **state, **last}),
+                            pending)
 
     def denied(step: dict) -> AgentOutcome | None:
         state["denials"] += 1

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ from swarmd.governor.audit import query_audit
 from swarmd.governor.execute import run_actions
 from swarmd.governor.governor import TOOL_ARGS, Governor
 from swarmd.governor.policy import PolicyError, load_policy
+from swarmd.governor.workspace import WorkspaceError, commit, discard, iter_changes, make_copy, sync
 from swarmd.jsonl import read_jsonl
+from swarmd.agent.changes import CHANGESET_TOOL
 
 #: The ``args`` key that ``policy check --arg`` fills, per tool.
 _ARG_KEY = {"shell": "command", "read_file": "path", "write_file": "path", "http_get": "url"}
@@ -69,10 +72,13 @@ examples:
   %(prog)s --file actions.jsonl --workspace /tmp/scratch
   %(prog)s --file actions.jsonl --workspace /tmp/scratch --json    # one JSON result per line
 
-Allowed actions run exactly as a worker runs them: shell commands in the bubblewrap sandbox
-(see `swarmctl status` and docs/governor.md), with the policy's limits; asked and denied ones
-never run. Result fields: id, decision, rule, reason, ran, exit_code, output (cut), confinement.
-Actions change files in the workspace: use a copy.
+Allowed actions run exactly as a worker runs them: in the objective's own copy of the workspace,
+shell commands in the bubblewrap sandbox (see `swarmctl status` and docs/governor.md), with the
+policy's limits; asked and denied ones never run. Result fields: id, decision, rule, reason, ran,
+exit_code, output (cut), confinement. At the end the change set (copy vs workspace) is judged and
+applied as a worker applies it: rows {"change": applied|refused|pending|error, "op", "path",
+"decision", "rule", "reason"}; refused ones (git metadata, special files, symlinks out...) never
+reach the workspace, pending ones (ask: deleting tracked files, protected paths) are not applied.
 exit codes: 0 every action judged (whatever the decisions), 2 bad input (policy, workspace, JSONL line).
 """
 
@@ -115,6 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--workspace", required=True, help="workspace directory the actions run in")
     run.add_argument("--file", required=True, help="JSONL file of actions: {\"id\", \"tool\", \"args\"} per line")
     run.add_argument("--json", action="store_true", help="one JSON result per line instead of a table")
+    run.add_argument("--commit", metavar="MESSAGE", help="commit the applied change set in the workspace's git "
+                                                          "repository with this message (as swarmd, hooks off)")
     run.set_defaults(func=cmd_run)
 
     aud = sub.add_parser(
@@ -201,8 +209,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``policy run``: judge every action of ``--file``, run the allowed ones in
-    ``--workspace`` like a worker, print one result per action."""
+    """``policy run``: judge every action of ``--file`` and run the allowed ones
+    like a worker: in the objective's own copy of ``--workspace``
+    (:func:`swarmd.governor.workspace.make_copy`), then apply the change set to
+    the workspace through the policy (:func:`swarmd.governor.workspace.sync`);
+    print one result per action, then one row per change."""
     try:
         policy = load_policy(policy_file(args))
     except PolicyError as exc:
@@ -214,18 +225,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     gov = Governor(policy)
     if not gov.confinement.available:
         err(f"warning: {gov.confinement.reason}")
-    results = run_actions(gov, actions, workspace)
+    with tempfile.TemporaryDirectory(prefix="swarmd-policy-run-") as tmp:
+        try:
+            ac = make_copy(workspace, os.path.join(tmp, "copy"), policy)
+        except (WorkspaceError, OSError) as exc:
+            raise BadInput(f"cannot copy workspace {workspace!r}: {exc}") from None
+        try:
+            results = run_actions(gov, actions, ac.tree)
+            if args.json:
+                for r in results:
+                    print(json.dumps(r))
+            else:
+                t = table("id", "decision", "rule", "ran", "exit", "confinement", "output", title="policy run")
+                for r in results:
+                    first = (r["output"] or r["error"] or "").strip().splitlines()
+                    t.add_row(str(r["id"]), r["decision"], r["rule"], "yes" if r["ran"] else "no",
+                              "" if r["exit_code"] is None else str(r["exit_code"]), r["confinement"],
+                              (first[0][:60] if first else ""))
+                out.print(t)
+            res = sync(ac, policy)
+            if args.commit and res["applied"]:
+                res["commit"] = commit(ac, sorted({c["path"] for c in res["applied"]}), args.commit)
+            changes = list(iter_changes(res))
+        finally:
+            discard(ac)
     if args.json:
-        for r in results:
-            print(json.dumps(r))
+        for c in changes:
+            print(json.dumps(c))
         return EXIT_OK
-    t = table("id", "decision", "rule", "ran", "exit", "confinement", "output", title="policy run")
-    for r in results:
-        first = (r["output"] or r["error"] or "").strip().splitlines()
-        t.add_row(str(r["id"]), r["decision"], r["rule"], "yes" if r["ran"] else "no",
-                  "" if r["exit_code"] is None else str(r["exit_code"]), r["confinement"],
-                  (first[0][:60] if first else ""))
-    out.print(t)
+    if changes:
+        t = table("change", "op", "path", "decision", "rule", "reason", title="change set (applied to the workspace)")
+        for c in changes:
+            t.add_row(c["change"], c.get("op", ""), c["path"], c.get("decision", ""), c.get("rule", ""),
+                      (c.get("reason") or c.get("error") or "")[:80])
+        out.print(t)
     return EXIT_OK
 
 
@@ -301,10 +334,18 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         err.print("no objectives awaiting approval")
         return EXIT_OK
     waiting = table("id", "tool", "args", "rule", "reason", "age")
+    diffs = []
     for row in rows:
-        waiting.add_row(row["id"], row["tool"], json.dumps(row["args"], ensure_ascii=False)[:100], row["rule"],
-                        row["reason"][:120], _age(row["age_s"]))
+        shown = row["args"]
+        if row["tool"] == CHANGESET_TOOL:   # a change set: list the changes, the diff below the table
+            shown = " ".join(f"{c['op']}:{c['path']}" for c in row["args"].get("changes", []))
+            diffs.append((row["id"], row["args"].get("diff", "")))
+        waiting.add_row(row["id"], row["tool"], (shown if isinstance(shown, str) else
+                                                 json.dumps(shown, ensure_ascii=False))[:100],
+                        row["rule"], row["reason"][:120], _age(row["age_s"]))
     out.print(waiting)
+    for oid, diff in diffs:
+        out.print(f"--- {oid}: changes awaiting approval\n{diff}", markup=False, highlight=False)
     return EXIT_OK
 
 

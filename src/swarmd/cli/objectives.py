@@ -34,6 +34,7 @@ from swarmd.memory.verification import UnverifiedGate, unverified_gates
 from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
+from swarmd.agent import approvals
 from swarmd.daemon.store import RESULT_FIELDS, Store
 from swarmd.queue import queue_depths
 from swarmd.router.reach import plan_problem
@@ -576,7 +577,33 @@ def cmd_show(args: argparse.Namespace) -> int:
             attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, f"{a['cost_usd']:.6f}",
                              f"{a['latency_ms']:.0f}", a["outcome"])
         out.print(attempts)
+    if record.get("state") == "awaiting_approval":
+        _print_changes(_parked_changes(args, record["id"]))
     return code
+
+
+def _parked_changes(args: argparse.Namespace, objective_id: str) -> dict | None:
+    """The workspace changes kept in a park record (``loop["changes"]``), or ``None``."""
+    try:
+        rec = approvals.load(connect(args), objective_id)
+    except RedisError:
+        return None
+    return (rec or {}).get("loop", {}).get("changes")
+
+
+def _print_changes(changes: dict | None) -> None:
+    """The workspace change set of an agent objective (see :mod:`swarmd.agent.changes`):
+    applied count, refused and pending entries with their rules, the pending ones' diff."""
+    if not changes:
+        return
+    out.print(f"workspace changes: {changes.get('applied', 0)} applied, {len(changes.get('refused') or [])} "
+              f"refused, {len(changes.get('pending') or [])} awaiting approval", markup=False)
+    for path, rule in changes.get("refused") or []:
+        out.print(f"  refused  {path}  ({rule})", markup=False)
+    for op, path, rule in changes.get("pending") or []:
+        out.print(f"  pending  {op} {path}  ({rule})", markup=False)
+    if changes.get("diff"):
+        out.print(changes["diff"], markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------- logs

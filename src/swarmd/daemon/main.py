@@ -25,6 +25,7 @@ from swarmd.daemon.redis_server import RedisUnavailable, ensure_redis, mask_url,
 from swarmd.daemon.service import Daemon
 from swarmd.daemon.supervisor import Supervisor, available_cores, default_workers, oversubscription
 from swarmd.errors import EXIT_UNREACHABLE
+from swarmd.governor.secrets import register, register_config
 from swarmd.logs import configure as configure_logs
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.paths import db_path, write_config_path
@@ -73,6 +74,9 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     :class:`~swarmd.config.ConfigError` for a bad config.
     """
     config = load_config(config_path)
+    register_config(config)  # the redactor masks its secrets in every log line, trace and result
+    if redis_url:
+        register(redis_url)
     config_path = str(config.source_path) if config.source_path else None   # the workers' --config
     data = resolve_data_dir(data_dir)
     log_path = setup_logging(data, config.daemon.log, verbose)
@@ -89,6 +93,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
         logger.error("{}", exc)
         print(f"swarmd: error: {exc}", file=sys.stderr, flush=True)   # the log is not on the terminal
         return EXIT_UNREACHABLE
+    register(handle.url)  # its password, if any, is masked everywhere
     write_url_file(data, handle.url)
     write_config_path(data, config_path)     # swarmctl --data-dir DATA then uses the same config
     logger.info("swarmd starting: data dir {}, log {}, Redis {}{}, {} worker(s) on {} cores", data, log_path,

@@ -18,6 +18,9 @@ Modules: :mod:`~swarmd.governor.governor` (:class:`Governor`, the one entry poin
 from .audit import AuditBuffer, AuditLog, AuditRow, audit_row, query_audit, redact
 from .governor import Governor, Judgement
 from .policy import Decision, Policy, PolicyError, load_policy, parse_policy
+from .secrets import install_log_redaction
+
+install_log_redaction()  # every log line of a process that uses the governor goes through the redactor
 
 __all__ = ["AuditBuffer", "AuditLog", "AuditRow", "Decision", "Governor", "Judgement", "Policy", "PolicyError",
            "audit_row", "load_policy", "parse_policy", "query_audit", "redact"]

@@ -11,7 +11,6 @@ file (the project's store is ``memory.db``), opened with
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -23,43 +22,7 @@ from loguru import logger
 
 from swarmd.store.schema import open_db
 
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), "sk-ant-[REDACTED]"),
-    (re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{16,}"), "sk-[REDACTED]"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "gh_[REDACTED]"),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), "github_pat_[REDACTED]"),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "xox-[REDACTED]"),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "AKIA[REDACTED]"),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), "AIza[REDACTED]"),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}"), "[REDACTED-JWT]"),
-    (re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic|token)\s+)?[^\s'\"]+"), r"\1[REDACTED]"),
-    (re.compile(r"(?i)(x-api-key\s*[:=]\s*)[^\s'\"]+"), r"\1[REDACTED]"),
-    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
-                r"access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?key)\s*[=:]\s*)[^\s&'\";]+"),
-     r"\1[REDACTED]"),
-    (re.compile(r"(?i)([?&](?:[a-z0-9_\-]*(?:token|key|secret|sig|signature|password|auth)[a-z0-9_\-]*)=)[^&#\s]+"),
-     r"\1[REDACTED]"),
-    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), r"\1[REDACTED]@"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"),
-     "[REDACTED-PRIVATE-KEY]"),
-)
-
-
-def redact(value: Any) -> Any:
-    """Return ``value`` with secrets masked in every string (recursing into
-    dicts/lists): API keys (``sk-ant-...``, ``ghp_...``, AWS ``AKIA...``),
-    ``Authorization:`` headers, ``password=``/``token=``-style pairs, tokens in
-    URL query strings and user:password in URLs, PEM private keys."""
-    if isinstance(value, str):
-        for pat, repl in _REDACTIONS:
-            value = pat.sub(repl, value)
-        return value
-    if isinstance(value, dict):
-        return {str(k): redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    return value
-
+from .secrets import redact  # noqa: F401 - the one redactor (tool outputs, prompts, logs, traces, audit entries)
 
 @dataclass(frozen=True, slots=True)
 class AuditRow:

@@ -10,19 +10,25 @@ write cap (``sandbox.write_cap_mb``) and output truncated at
 ``execution.max_output_bytes``.  Without a working bubblewrap only commands harmless by
 construction run, unconfined (``ToolResult.confinement == "rlimits"``).
 
-``read_file``/``write_file`` run in Python on the resolved path, re-checked to be inside
-the workspace; ``http_get`` connects only to addresses the governor checked and re-checks
-every redirect hop (:meth:`Governor.check_redirect`).  Design: docs/design.md.
+Every command runs inside the bubblewrap sandbox of :mod:`.sandbox` with a scrubbed
+environment (:func:`scrubbed_env`), stdin from ``/dev/null``, a new session (the process
+group is killed on timeout), the objective's resource envelope (:mod:`.envelope`: cgroups,
+rlimits), a write cap in bytes and inodes, and output truncated at
+``execution.max_output_bytes``.  ``read_file``/``write_file`` run inside the same sandbox
+(:mod:`.helpers`: the worker never opens a path the agent chose; regular files only, with a
+timeout).  ``http_get``: the worker resolves, checks and connects (pinned); the request and
+the reply's parsing run inside the sandbox; each redirect is re-checked
+(:meth:`Governor.check_redirect`).  Without a working bubblewrap only commands harmless by
+construction run, unconfined with the same limits.  Design: docs/design.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob as globmod
 import http.client
+import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -37,11 +43,13 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from . import envelope, helpers
 from .governor import Governor, Judgement
-from .paths import inside
 from .policy import Decision, ExecutionPolicy, Policy
-from .sandbox import SANDBOX_HOME, Confinement, bwrap_argv, probe, workspace_masks
-from .urls import redirect_target, resolve_checked
+from .secrets import redact
+from .sandbox import (HOST_UID, MASK_SCAN_LIMIT, PRIVILEGED, SANDBOX_HOME, Confinement, bwrap_argv, hand_over,
+                      probe, workspace_masks)
+from .urls import UrlVerdict, redirect_target, resolve_checked
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|REDIS_URL|"
                           r"DATABASE_URL|_DSN|CONN", re.IGNORECASE)
@@ -104,20 +112,23 @@ def scrubbed_env(workspace: str, base: Mapping[str, str] | None = None, *, home:
     return env
 
 
-def _preexec(limits: ExecutionPolicy, open_files: int = 1024):  # noqa: ANN202 - returns the preexec callable
-    cpu = int(limits.cpu_s)
-    mem = int(limits.memory_mb) * 1024 * 1024
-    fsize = int(limits.file_size_mb) * 1024 * 1024
-    nproc = int(limits.max_processes)
+#: enters the cgroups named by its arguments (``N file... command...``), then execs the command
+_JOIN = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
+#: util-linux prlimit: sets the rlimits, then execs the command
+PRLIMIT = "/usr/bin/prlimit"
 
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
-    return apply
+
+def _launcher(limits: ExecutionPolicy, open_files: int = 1024, procs: "list[str] | tuple[str, ...]" = ()) -> list[str]:
+    """The prefix that enters the objective's envelope (``procs``: its ``cgroup.procs`` files) and
+    sets the rlimits (CPU seconds, address space, file size, processes, no core files, open
+    files) before exec'ing bubblewrap. Small programs instead of a Python ``preexec_fn``, so
+    that ``subprocess`` can start them with ``vfork`` (forking the worker's whole address
+    space cost 20-40 ms a command on this machine)."""
+    cpu = int(limits.cpu_s)
+    out = ["/bin/sh", "-c", _JOIN, "sh", str(len(procs)), *procs] if procs else []
+    return out + [PRLIMIT, f"--cpu={cpu}:{cpu + 1}", f"--as={int(limits.memory_mb) * 1024 * 1024}",
+                  f"--fsize={int(limits.file_size_mb) * 1024 * 1024}", f"--nproc={int(limits.max_processes)}",
+                  "--core=0", f"--nofile={open_files}", "--"]
 
 
 def _private_home(conf: Confinement) -> tuple[str, str | None]:
@@ -131,7 +142,8 @@ def _private_home(conf: Confinement) -> tuple[str, str | None]:
 
 def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision: Decision, *,
              policy: Policy | None = None, confinement: Confinement | None = None,
-             proxy_socket: str | None = None) -> ToolResult:
+             proxy_socket: str | None = None, stdin_data: bytes | None = None,
+             pass_fds: tuple[int, ...] = (), objective_id: str | None = None) -> ToolResult:
     """Run ``argv`` (no shell is added here) in ``workspace`` (a real path) with
     the scrubbed environment, rlimits, timeout, output cap and write cap;
     inside bubblewrap when ``confinement`` (default :func:`sandbox.probe`) is
@@ -139,32 +151,58 @@ def run_argv(argv: list[str], workspace: str, limits: ExecutionPolicy, decision:
     with ``sandbox.network`` the network goes through ``proxy_socket``, by
     default the process's shared :mod:`.netproxy` for ``policy``).
 
+    ``stdin_data``: bytes fed to the command's stdin (default: ``/dev/null``);
+    ``pass_fds``: descriptors the command inherits (the fetch tool's connected socket).
+    ``objective_id``: whose resource envelope (:mod:`.envelope`: cgroups shared by all the
+    objective's commands) the command joins; None: an envelope of its own for this call.
+    A command stopped by the envelope, a full ``/tmp``/``/dev/shm`` or the write cap gets
+    ``error`` naming the limit.
     Returns a :class:`ToolResult` (``ran=True``). Does NOT consult the governor:
     callers must only pass argv that was judged ``allow`` (use :func:`run_tool`).
     """
     conf = confinement if confinement is not None else probe()
     pol = policy if policy is not None else _DEFAULT_POLICY
     home, tmp_home = _private_home(conf)
-    if conf.available:
-        full = bwrap_argv(conf, workspace, pol, workspace_masks(workspace, pol), proxy_socket=proxy_socket) + argv
-    else:
-        full = argv
-    logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])
+    env = envelope.envelope_for(objective_id, memory_mb=limits.memory_mb, max_processes=limits.max_processes,
+                                cpu_cores=pol.sandbox.cpu_cores)
+    scratch = envelope.Scratch(None, 0, 0)
     try:
-        return _run(full, argv[0], workspace, home, limits, pol, decision, conf)
+        if conf.available:
+            hand_over(workspace)
+            masks = workspace_masks(workspace, pol)
+            if not masks.complete:
+                return ToolResult(decision, ran=False, confinement=conf.kind, error=(
+                    f"refused: the workspace has more than {MASK_SCAN_LIMIT} entries; the search for secret "
+                    "files to mask did not finish, so nothing runs unmasked"))
+            scratch = envelope.scratch(pol.sandbox.tmp_size_mb * 1024 * 1024, pol.sandbox.tmp_inodes,
+                                       HOST_UID if PRIVILEGED else None)
+            full = bwrap_argv(conf, workspace, pol, masks, proxy_socket=proxy_socket, scratch=scratch.path) + argv
+        else:
+            full = argv
+        logger.info("governor exec confinement={} argv0={}", conf.kind, argv[0])
+        before = env.counters()
+        res = _run(full, argv[0], workspace, home, limits, pol, decision, conf, stdin_data, pass_fds, env.procs())
+        breach = env.breach(before) or scratch.full()
+        if breach is not None:
+            res.error = breach
+        return res
     finally:
+        scratch.close()
+        if objective_id is None:
+            env.close()
         if tmp_home:
             shutil.rmtree(tmp_home, ignore_errors=True)
 
 
 def _run(full: list[str], name: str, workspace: str, home: str, limits: ExecutionPolicy, pol: Policy,
-         decision: Decision, conf: Confinement) -> ToolResult:
+         decision: Decision, conf: Confinement, stdin_data: bytes | None = None,
+         pass_fds: tuple[int, ...] = (), procs: "tuple[str, ...]" = ()) -> ToolResult:
     confinement = "bwrap" if conf.available else "rlimits"
     try:
-        proc = subprocess.Popen(full, cwd=workspace, env=scrubbed_env(workspace, home=home),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True,
-                                preexec_fn=_preexec(limits, pol.sandbox.open_files))
+        proc = subprocess.Popen(_launcher(limits, pol.sandbox.open_files, procs) + full, cwd=workspace, env=scrubbed_env(workspace, home=home),
+                                stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, pass_fds=pass_fds)
     except OSError as e:
         return ToolResult(decision, ran=True, exit_code=127, output="", confinement=confinement,
                           error=f"cannot start {name!r}: {e.strerror or e}")
@@ -187,7 +225,9 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid)
+    if stdin_data is not None:
+        threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True).start()
+    watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid, pol.sandbox.write_cap_inodes)
     timed_out = False
     try:
         code = proc.wait(timeout=limits.timeout_s)
@@ -205,37 +245,55 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
     out = b"".join(sink).decode("utf-8", errors="replace")
     error = f"timed out after {limits.timeout_s}s" if timed_out else None
     if watch.tripped:
-        error = f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB"
+        error = (f"stopped: made more than sandbox.write_cap_inodes={pol.sandbox.write_cap_inodes} files"
+                 if watch.tripped == "inodes" else
+                 f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB")
     return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
                       timed_out=timed_out, confinement=confinement, error=error)
 
 
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
+    """Write ``data`` to ``proc``'s stdin and close it (a command that stops reading just ends the feed)."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+
 class _WriteCap:
     """Kills process group ``pgid`` once the filesystem holding ``path`` has
-    lost more than ``cap`` bytes of free space since the start (checked every
-    :data:`WRITE_CAP_POLL_S` seconds with ``statvfs``: cheap, and it counts
-    every file however many there are). Other writers on the same filesystem
-    count too, so the cap errs on the side of stopping."""
+    lost more than ``cap`` bytes or ``inodes`` inodes of free space since the
+    start (checked every :data:`WRITE_CAP_POLL_S` seconds with ``statvfs``:
+    cheap, and it counts every file however many there are). Other writers on
+    the same filesystem count too, so the cap errs on the side of stopping.
+    ``tripped``: ``""``, ``"bytes"`` or ``"inodes"``."""
 
-    def __init__(self, path: str, cap: int, pgid: int):
-        self.path, self.cap, self.pgid = path, cap, pgid
-        self.tripped = False
+    def __init__(self, path: str, cap: int, pgid: int, inodes: int = 1 << 62):
+        self.path, self.cap, self.pgid, self.inodes = path, cap, pgid, inodes
+        self.tripped = ""
         self._stop = threading.Event()
         self._start = self._free()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self._t.start()
 
-    def _free(self) -> int:
+    def _free(self) -> tuple[int, int]:
         try:
             st = os.statvfs(self.path)
         except OSError:
-            return 0
-        return st.f_bavail * st.f_frsize
+            return 0, 0
+        return st.f_bavail * st.f_frsize, st.f_favail
 
     def _loop(self) -> None:
         while not self._stop.wait(WRITE_CAP_POLL_S):
-            if self._start - self._free() > self.cap:
-                self.tripped = True
+            free, files = self._free()
+            if self._start[0] - free > self.cap or self._start[1] - files > self.inodes:
+                self.tripped = "bytes" if self._start[0] - free > self.cap else "inodes"
                 _kill_group(self.pgid)
                 return
 
@@ -253,73 +311,79 @@ def _kill_group(pid: int) -> None:
 
 
 def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
-    root = j.root or "/"
-    if j.parsed is not None and j.parsed.plain is not None:
-        argv: list[str] = []
-        for w in j.parsed.plain:
-            text = home + w.text[1:] if w.tilde and (w.text == "~" or w.text.startswith("~/")) else w.text
-            if w.glob and argv:
-                matches = sorted(globmod.glob(text, root_dir=root) if not text.startswith("/") else globmod.glob(text))
-                argv.extend(matches or [text])
-            else:
-                argv.append(text)
-        return argv
+    """argv for an allowed line: the words themselves when the line is one plain command
+    without globs; else the shell, which expands globs inside the sandbox (never on the host)."""
+    if j.parsed is not None and j.parsed.plain is not None and not any(w.glob for w in j.parsed.plain):
+        return [home + w.text[1:] if w.tilde and (w.text == "~" or w.text.startswith("~/")) else w.text
+                for w in j.parsed.plain]
     sh = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
     return [sh, "--noprofile", "--norc", "-c", command] if sh.endswith("bash") else [sh, "-c", command]
 
 
-def _open_checked(real: str, root: str, flags: int, *, outside_ok: bool = False) -> int:
-    fd = os.open(real, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+def _helper(gov: Governor, j: Judgement, source: str, args: list[str], workspace: str, limits: ExecutionPolicy,
+            **kw: Any) -> ToolResult:  # kw: run_argv's stdin_data, pass_fds, objective_id
+    """Run one of :mod:`.helpers`' programs like a shell command (same sandbox, limits, timeout)."""
+    return run_argv([helpers.PYTHON, "-I", "-S", "-c", source, *args], workspace, limits, j.decision,
+                    policy=gov.policy, confinement=gov.confinement, **kw)
+
+
+def _file_result(j: Judgement, res: ToolResult, output: str = "", truncated: bool = False) -> ToolResult:
+    """A file tool's :class:`ToolResult` from its helper's run: the helper's message is the error."""
+    if res.error is None and res.exit_code != 0:
+        msg = res.output.strip().splitlines()
+        res.error = msg[-1][:500] if msg else f"exited with {res.exit_code}"
+    if res.error is not None:
+        return ToolResult(j.decision, ran=True, exit_code=res.exit_code, timed_out=res.timed_out,
+                          confinement=res.confinement, error=res.error)
+    return ToolResult(j.decision, ran=True, exit_code=0, output=output, truncated=truncated,
+                      confinement=res.confinement)
+
+
+def _read_file(gov: Governor, j: Judgement, limits: ExecutionPolicy, objective_id: str | None = None) -> ToolResult:
+    """``read_file`` inside the sandbox (:data:`helpers.FILE_TOOL`): regular files only, with the call's timeout."""
+    assert j.real_path and j.root
+    cap = limits.max_output_bytes
+    res = _helper(gov, j, helpers.FILE_TOOL, ["read", j.real_path, str(cap)], j.root,
+                  limits.model_copy(update={"max_output_bytes": cap + 1}), objective_id=objective_id)
+    raw = res.output.encode("utf-8", "surrogateescape")
+    return _file_result(j, res, raw[:cap].decode("utf-8", "replace"), res.truncated or len(raw) > cap)
+
+
+def _write_file(gov: Governor, j: Judgement, content: str, limits: ExecutionPolicy,
+                objective_id: str | None = None) -> ToolResult:
+    """``write_file`` inside the sandbox (:data:`helpers.FILE_TOOL`): the content goes in on stdin."""
+    assert j.real_path and j.root
+    res = _helper(gov, j, helpers.FILE_TOOL, ["write", j.real_path], j.root, limits,
+                  stdin_data=content.encode("utf-8"), objective_id=objective_id)
+    return _file_result(j, res)
+
+
+def _fetch(gov: Governor, j: Judgement, v: "UrlVerdict", target: str, limits: ExecutionPolicy,
+           objective_id: str | None = None) -> tuple[int, str | None, bytes | str, bool, ToolResult | None]:
+    """One GET of ``target`` on ``v``'s first checked address: the worker connects (pinned, no DNS),
+    the request and the reply's parsing (TLS, HTTP) run inside the sandbox (:data:`helpers.FETCH`),
+    in an empty private directory. Returns ``(status, location, body, truncated, failure)``."""
+    sock = socket.create_connection((v.ips[0], v.port), limits.http_timeout_s)
+    empty = tempfile.mkdtemp(prefix="swarmd-fetch-")
     try:
-        actual = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else real
-    except OSError:
-        actual = real
-    if not (inside(actual, root) or (outside_ok and actual == real)):
-        os.close(fd)
-        raise PermissionError(f"{real} moved outside the workspace")
-    return fd
-
-
-def _read_file(j: Judgement, limits: ExecutionPolicy) -> ToolResult:
-    assert j.real_path and j.root
-    # a path outside the workspace was allowed only because files.read_outside_workspace lists it
-    outside_ok = j.decision.rule == "files.read_outside_workspace" and not inside(j.real_path, j.root)
-    fd = _open_checked(j.real_path, j.root, os.O_RDONLY, outside_ok=outside_ok)
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(limits.max_output_bytes + 1)
-    return ToolResult(j.decision, ran=True, exit_code=0, output=data[:limits.max_output_bytes].decode(
-        "utf-8", errors="replace"), truncated=len(data) > limits.max_output_bytes, confinement="python")
-
-
-def _write_file(j: Judgement, content: str) -> ToolResult:
-    assert j.real_path and j.root
-    parent = os.path.dirname(j.real_path)
-    if not inside(os.path.realpath(parent), j.root):
-        raise PermissionError("parent directory outside the workspace")
-    os.makedirs(parent, exist_ok=True)
-    fd = _open_checked(j.real_path, j.root, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "wb") as f:
-        f.write(content.encode("utf-8"))
-    return ToolResult(j.decision, ran=True, exit_code=0, output="", confinement="python")
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ip: str, timeout: float):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._ip = ip
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
-class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ip: str, timeout: float):
-        super().__init__(host, port, timeout=timeout)
-        self._ip = ip
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+        lim = limits.model_copy(update={"timeout_s": min(limits.timeout_s, limits.http_timeout_s + 5),
+                                        "max_output_bytes": limits.max_output_bytes + 4096})
+        res = _helper(gov, j, helpers.FETCH, [str(sock.fileno()), v.scheme, v.host, str(v.port), target,
+                                              str(limits.max_output_bytes), str(limits.http_timeout_s)],
+                      empty, lim, pass_fds=(sock.fileno(),), objective_id=objective_id)
+    finally:
+        sock.close()
+        shutil.rmtree(empty, ignore_errors=True)
+    head, _, body = res.output.partition("\n")
+    if res.error is None and res.exit_code == 0:
+        try:
+            h = json.loads(head)
+            return int(h["status"]), h.get("location"), body, bool(h.get("truncated")), None
+        except (ValueError, KeyError, TypeError):
+            pass
+    return 0, None, "", False, ToolResult(j.decision, ran=True, exit_code=res.exit_code, timed_out=res.timed_out,
+                                          confinement=res.confinement,
+                                          error=res.error or (res.output.strip()[-500:] or "fetch failed"))
 
 
 def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, objective_id: str | None) -> ToolResult:
@@ -335,30 +399,23 @@ def _http_get(gov: Governor, j: Judgement, url: str, limits: ExecutionPolicy, ob
             v = dataclasses.replace(v, ips=ips)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        cls = _PinnedHTTPS if v.scheme == "https" else _PinnedHTTP
-        conn = cls(v.host, v.port, v.ips[0], limits.http_timeout_s)
-        try:
-            conn.request("GET", target, headers={"User-Agent": "swarmd-governor/1", "Accept-Encoding": "identity"})
-            resp = conn.getresponse()
-            body = resp.read(limits.max_output_bytes + 1)
-            status, location = resp.status, resp.getheader("Location")
-        finally:
-            conn.close()
+        status, location, body, truncated, failed = _fetch(gov, j, v, target, limits, objective_id)
+        if failed is not None:
+            return failed
         if status in (301, 302, 303, 307, 308) and location:
             hop = gov.check_redirect(url, location, objective_id=objective_id)
             if hop.decision != "allow":
-                return ToolResult(hop, ran=True, exit_code=status, confinement="python",
+                return ToolResult(hop, ran=True, exit_code=status, confinement=gov.confinement.kind,
                                   error=f"redirect to {location[:200]!r} refused: {hop.rule}: {hop.reason}")
             url = redirect_target(url, location)
             j = gov.judge("http_get", {"url": url}, "/")
             if j.decision.decision != "allow":
-                return ToolResult(j.decision, ran=True, exit_code=status, confinement="python",
+                return ToolResult(j.decision, ran=True, exit_code=status, confinement=gov.confinement.kind,
                                   error="redirect target refused on re-check")
             continue
-        return ToolResult(first, ran=True, exit_code=status,
-                          output=body[:limits.max_output_bytes].decode("utf-8", errors="replace"),
-                          truncated=len(body) > limits.max_output_bytes, confinement="python")
-    return ToolResult(first, ran=True, confinement="python", error="too many redirects")
+        return ToolResult(first, ran=True, exit_code=status, output=str(body), truncated=truncated,
+                          confinement="bwrap" if gov.confinement.available else "rlimits")
+    return ToolResult(first, ran=True, confinement=gov.confinement.kind, error="too many redirects")
 
 
 def run_tool(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, *,
@@ -422,14 +479,15 @@ def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], wo
         if tool == "shell":
             conf = gov.confinement
             res = run_argv(_shell_argv(j, args["command"], SANDBOX_HOME), j.root or workspace, limits, j.decision,
-                           policy=gov.policy, confinement=conf)
+                           policy=gov.policy, confinement=conf, objective_id=objective_id)
         elif tool == "read_file":
-            res = _read_file(j, limits)
+            res = _read_file(gov, j, limits, objective_id)
         elif tool == "write_file":
-            res = _write_file(j, args["content"])
+            res = _write_file(gov, j, args["content"], limits, objective_id)
         else:
             res = _http_get(gov, j, args["url"], limits, objective_id)
     except (OSError, http.client.HTTPException, ssl.SSLError, ValueError) as e:
         res = ToolResult(j.decision, ran=True, confinement="python", error=f"{type(e).__name__}: {e}")
     logger.debug("governor ran {} in {:.1f} ms", tool, (time.monotonic() - started) * 1000)
+    res.output, res.error = redact(res.output), redact(res.error)  # nothing secret leaves (secrets.py)
     return res

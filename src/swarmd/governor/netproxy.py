@@ -122,7 +122,7 @@ class NetProxy:
 
         self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
         self._server.daemon_threads = True
-        os.chmod(self.socket_path, 0o600)
+        os.chmod(self.socket_path, 0o666)  # the non-root sandboxed user connects; the directory is 0700
         self._thread: threading.Thread | None = None
 
     def start(self) -> "NetProxy":

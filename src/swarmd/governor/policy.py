@@ -194,7 +194,10 @@ class SandboxPolicy(_Model):
     MiB a command may add to the workspace's filesystem (free space is watched
     while it runs; the command is killed past it). ``tmp_size_mb``: size of
     the private ``/tmp`` (which holds the private HOME). ``open_files``:
-    RLIMIT_NOFILE. ``mask``: extra workspace-relative globs bound over with an
+    RLIMIT_NOFILE. ``tmp_inodes``: inodes of ``/tmp`` + ``/dev/shm`` (one tmpfs of
+    ``tmp_size_mb``). ``write_cap_inodes``: inodes a command may add to the workspace's
+    filesystem (watched like ``write_cap_mb``). ``cpu_cores``: CPU share of one objective's
+    envelope (cgroup CFS quota, cores). ``mask``: extra workspace-relative globs bound over with an
     empty file (besides the built-in and ``files.secrets`` lists).
     ``protect``: workspace-relative globs mounted read-only inside the
     sandbox (files that run code later: git hooks, editor tasks)."""
@@ -202,6 +205,9 @@ class SandboxPolicy(_Model):
     network: bool = False
     write_cap_mb: Annotated[int, Field(ge=1, le=1024 * 1024)] = 256
     tmp_size_mb: Annotated[int, Field(ge=1, le=64 * 1024)] = 128
+    tmp_inodes: Annotated[int, Field(ge=64, le=10_000_000)] = 16384
+    write_cap_inodes: Annotated[int, Field(ge=16, le=100_000_000)] = 20_000
+    cpu_cores: Annotated[float, Field(gt=0, le=1024)] = 1.0
     open_files: Annotated[int, Field(ge=16, le=65536)] = 1024
     mask: Globs
     protect: Globs

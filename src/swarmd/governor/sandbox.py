@@ -8,9 +8,14 @@ workspace masked (:func:`workspace_masks`); files that run code later (:data:`PR
 read-only; new user, PID, IPC, UTS, cgroup and network namespaces (only ``lo``; with
 ``sandbox.network`` the way out is :mod:`.netproxy`); every capability dropped.
 
-Limits (rlimits, write cap, output cap) are applied by :mod:`.execute`.  :func:`probe`
-tells whether this machine can do all of that; when it cannot, the governor fails closed.
-What the sandbox shows and hides, item by item: docs/design.md.
+The sandbox shows the workspace read-write at its real path, a minimal read-only system
+and a curated ``/etc``, a private ``/tmp`` and ``/dev/shm`` (one tmpfs capped in bytes and
+inodes, :func:`envelope.scratch`) with a private HOME, secret files of the workspace masked
+(:func:`workspace_masks`), files that run code later read-only (:data:`PROTECTED`), new PID,
+IPC, UTS, cgroup and network namespaces (only ``lo``; with ``sandbox.network`` the filtering
+proxy of :mod:`.netproxy`), and never root on the host (:data:`HOST_UID`).  Limits are
+applied by :mod:`.execute`; :func:`probe` tells whether this machine can do all of that,
+and when it cannot the governor fails closed.  Item by item: docs/design.md.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -30,7 +36,18 @@ from . import netproxy
 from .paths import is_secret, walk
 from .policy import Policy, compile_globs
 
+#: True when the worker runs as root: bubblewrap then runs without a user namespace and the command
+#: drops to :data:`HOST_UID` (setpriv), so the sandboxed user is never root on the host and
+#: RLIMIT_NPROC binds; otherwise bubblewrap maps uid 1000 inside to the worker's own (non-root) uid
+PRIVILEGED = os.geteuid() == 0
+#: host uid (and gid) of sandboxed processes when the worker is root: owns nothing else on the host
+HOST_UID = 61000
+#: uid inside the sandbox (a user namespace maps it to HOST_UID, or to a non-root worker's own uid)
 SANDBOX_UID = 1000
+#: drops root to HOST_UID inside the sandbox, after bubblewrap has set up the mounts
+SETPRIV = "/usr/bin/setpriv"
+#: then maps SANDBOX_UID to HOST_UID in a user namespace of its own (util-linux >= 2.38)
+UNSHARE = "/usr/bin/unshare"
 #: HOME inside the sandbox (on the private /tmp)
 SANDBOX_HOME = "/tmp/home"
 #: /etc entries bound read-only when they exist (nothing secret; no shadow, sudoers, ssh keys)
@@ -91,10 +108,13 @@ def probe() -> Confinement:
     path = shutil.which("bwrap")
     if not path:
         c = Confinement("none", None, "bwrap (bubblewrap) is not installed: shell commands need approval")
+    elif PRIVILEGED and not (os.access(SETPRIV, os.X_OK) and os.access(UNSHARE, os.X_OK)):
+        c = Confinement("none", None, f"{SETPRIV} or {UNSHARE} (util-linux) is missing: a root worker cannot drop the "
+                                      "sandboxed user to a non-root uid; shell commands need approval")
     else:
-        argv = [path, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-                "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr",
-                *_system_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/usr/bin/true"]
+        argv = [path, *_namespaces(), "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+                *_system_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", *_drop(),
+                "/usr/bin/true"]
         try:
             r = subprocess.run(argv, capture_output=True, timeout=20)
             ok, err = r.returncode == 0, r.stderr.decode("utf-8", "replace").strip()[:200]
@@ -105,6 +125,64 @@ def probe() -> Confinement:
                                        "shell commands need approval"))
     (logger.info if c.available else logger.warning)("governor confinement: {}", c.reason)
     return c
+
+
+def _namespaces() -> list[str]:
+    """Namespaces and capabilities: with a root worker, no user namespace (root sets up the
+    mounts) and only the capabilities setpriv needs to drop to :data:`HOST_UID` (and to enter
+    the workspace, owned by that uid); setuid to a non-root uid clears them all before the
+    command runs. Otherwise a user namespace mapping uid 1000 to the worker's own uid."""
+    if PRIVILEGED:
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                "--cap-add", "CAP_DAC_OVERRIDE"]
+    return ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--cap-drop", "ALL"]
+
+
+def _drop() -> list[str]:
+    """The prefix that runs the command as :data:`HOST_UID` with no capabilities, seen inside as
+    :data:`SANDBOX_UID` through a user namespace of its own (root worker only; otherwise
+    bubblewrap's user namespace does the same for the worker's uid)."""
+    if not PRIVILEGED:
+        return []
+    return [SETPRIV, f"--reuid={HOST_UID}", f"--regid={HOST_UID}", "--clear-groups", "--inh-caps=-all",
+            "--no-new-privs", "--", UNSHARE, "--user", f"--map-user={SANDBOX_UID}", f"--map-group={SANDBOX_UID}", "--"]
+
+
+_handed_over: set[str] = set()
+
+
+def hand_over(root: str, limit: int = MASK_SCAN_LIMIT) -> None:
+    """Give the entries of workspace ``root`` to :data:`HOST_UID` (root worker only), so that
+    the non-root sandboxed user can work in it. Symbolic links are not followed; files with
+    other hard links (which may be files outside the workspace) and special files keep their
+    owner. Walks at most ``limit`` entries, once per workspace and process (later entries are
+    made by the sandboxed user itself; the root directory is checked every time). Never raises."""
+    if not PRIVILEGED:
+        return
+    try:
+        if root in _handed_over and os.lstat(root).st_uid == HOST_UID:
+            return
+    except OSError:
+        return
+    _handed_over.add(root)
+
+    def give(path: str, st: os.stat_result) -> None:
+        if st.st_uid != HOST_UID and (stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1)):
+            try:
+                os.chown(path, HOST_UID, HOST_UID, follow_symlinks=False)
+            except OSError:
+                pass
+    try:
+        give(root, os.lstat(root))
+    except OSError:
+        return
+    for e in walk(root, limit=limit):
+        try:
+            give(e.path, e.stat(follow_symlinks=False))
+        except OSError:
+            pass
 
 
 def _system_links() -> list[str]:
@@ -192,13 +270,30 @@ def workspace_masks(root: str, policy: Policy) -> Masks:
     return Masks(tuple(files), tuple(dirs), tuple(protected), complete)
 
 
+def _parents(dest: str, made: set[str]) -> list[str]:
+    """``--dir`` operations making the parents of mount point ``dest`` traversable (0755) by the
+    sandboxed user (bubblewrap run by root creates them 0700); ``made``: parents already made."""
+    out: list[str] = []
+    parent = os.path.dirname(dest)
+    todo = []
+    while parent != "/" and parent not in made:
+        todo.append(parent)
+        made.add(parent)
+        parent = os.path.dirname(parent)
+    for d in reversed(todo):
+        out += ["--perms", "0755", "--dir", d]
+    return out
+
+
 def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: str | None = None,
-               proxy_socket: str | None = None) -> list[str]:
+               proxy_socket: str | None = None, scratch: str | None = None) -> list[str]:
     """The bwrap prefix for one command in workspace ``root`` (real path);
     append the command's argv. The layout: docs/design.md, swarmd.governor.sandbox.
     With ``sandbox.network`` the prefix ends with the proxy bridge, which
     execs the appended argv; ``proxy_socket``: the proxy's unix socket
-    (default: :func:`netproxy.shared` for ``policy``).
+    (default: :func:`netproxy.shared` for ``policy``). ``scratch``: a capped tmpfs with ``tmp``,
+    ``tmp/home`` and ``shm`` (:func:`envelope.scratch`) bound at ``/tmp`` and ``/dev/shm``;
+    without it both are bubblewrap tmpfs of ``sandbox.tmp_size_mb`` (bytes capped, not inodes).
 
     Raises ``RuntimeError`` when ``conf`` is not a working bubblewrap,
     ``OSError`` when the proxy cannot be started.
@@ -207,16 +302,21 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
         raise RuntimeError("bwrap_argv needs a working bubblewrap (see sandbox.probe())")
     sb = policy.sandbox
     rt = _runtime_dir()
-    a = [conf.bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-         "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    a = [conf.bwrap, *_namespaces(), "--hostname", "sandbox", "--die-with-parent", "--new-session"]
     a += ["--ro-bind", "/usr", "/usr", *_system_links()]
+    made: set[str] = set()
     for f in ETC_FILES:
         if os.path.exists(f):
-            a += ["--ro-bind", f, f]
+            a += [*_parents(f, made), "--ro-bind", f, f]
     a += ["--ro-bind", os.path.join(rt, "passwd"), "/etc/passwd", "--ro-bind", os.path.join(rt, "group"),
-          "/etc/group", "--proc", "/proc", "--dev", "/dev",
-          "--size", str(sb.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", SANDBOX_HOME,
-          "--bind", root, root]
+          "/etc/group", "--proc", "/proc", "--dev", "/dev"]
+    if scratch is not None:  # one capped tmpfs (bytes and inodes) for /tmp and /dev/shm
+        a += ["--bind", os.path.join(scratch, "tmp"), "/tmp", "--bind", os.path.join(scratch, "shm"), "/dev/shm"]
+    else:  # --dev gives an unbounded /dev/shm: replaced by a capped one
+        size = str(sb.tmp_size_mb * 1024 * 1024)
+        a += ["--size", size, "--tmpfs", "/tmp", "--dir", SANDBOX_HOME, "--size", size, "--tmpfs", "/dev/shm"]
+    a += _parents(root, made)
+    a += ["--bind", root, root]
     empty = os.path.join(rt, "empty")
     for f in masks.files:
         a += ["--ro-bind", empty, f]
@@ -226,9 +326,9 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
         a += ["--ro-bind", p, p]
     a += ["--chdir", cwd or root]
     if not sb.network:
-        return a + ["--"]
+        return a + ["--", *_drop()]
     sock = proxy_socket or netproxy.shared(policy).socket_path
-    a += ["--bind", sock, netproxy.SANDBOX_SOCKET]
+    a += [*_parents(netproxy.SANDBOX_SOCKET, made), "--bind", sock, netproxy.SANDBOX_SOCKET]
     for k, v in netproxy.PROXY_ENV.items():
         a += ["--setenv", k, v]
-    return a + ["--", BRIDGE_PYTHON, "-I", "-S", "-c", netproxy.BRIDGE, netproxy.SANDBOX_SOCKET]
+    return a + ["--", *_drop(), BRIDGE_PYTHON, "-I", "-S", "-c", netproxy.BRIDGE, netproxy.SANDBOX_SOCKET]

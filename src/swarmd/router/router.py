@@ -27,6 +27,7 @@ from swarmd.config import Config, ModelConfig
 from swarmd.costs.budgets import Budget, NoBudgetStore, Reservation, worst_case_usd
 from swarmd.costs.ledger import MEMORY_TIER, Ledger, LedgerRow
 from swarmd.errors import BadInput
+from swarmd.governor.secrets import redact, register_config
 from swarmd.router.prompts import build_prompt
 from swarmd.router.providers import Provider, ProviderError, ProviderUnavailable, make_provider
 from swarmd.router.providers.base import LABEL_MAX_TOKENS, Prompt
@@ -181,6 +182,7 @@ class Router:
                  clock: Callable[[], float] = time.monotonic, budget: Budget | NoBudgetStore | None = None,
                  memory=None):
         self.config = config
+        register_config(config)  # its API keys and passwords are masked in everything that leaves
         self.ledger = ledger
         self.budget = budget
         self.memory = memory
@@ -332,7 +334,7 @@ class Router:
     def _prompt(self, action: str, text: str, labels: tuple[str, ...]) -> tuple[Prompt, dict[str, float], tuple]:
         """The request's prompt (with the learning memory's calibrations, if
         any), the learned thresholds per (model, prompt form) and the learned calibrations."""
-        prompt = build_prompt(self.config.actions[action], text, labels)
+        prompt = build_prompt(self.config.actions[action], redact(text), labels)  # no secret reaches a model
         learned_cals, learned_thresholds = self._learned_gate(action, labels)
         if learned_cals:        # first match wins in the provider: learned before shipped
             prompt = replace(prompt, calibration=learned_cals + tuple(prompt.calibration))
@@ -512,6 +514,7 @@ class Router:
         """The prompt with the learning memory's retrieved examples after the
         cached prefix (``memory.examples``), or ``None`` without examples or
         when retrieval fails (logged; the fixed prompt is used)."""
+        text = redact(text)  # no secret reaches a model (secrets.py)
         examples_of = getattr(self.memory, "examples", None)
         if examples_of is None:
             return None

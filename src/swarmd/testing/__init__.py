@@ -10,6 +10,9 @@ from ``tests/``).  Nothing here runs in production unless a test asks for it.
   ``bench/governor.py`` share.
 * :mod:`swarmd.testing.configs` — the shipped config with LOCAL_FAST
   switched to another provider (``echo``: no model loaded).
+* :mod:`swarmd.testing.effects` — security measured by effects: actions run
+  through the real execution path in a canary-seeded throwaway root
+  (``bench/governor_effects.py``, ``bench/redteam.py``).
 * :mod:`swarmd.testing.processes` — stopping a swarmd subprocess and
   killing what it left in its data directory (the fault tests and
   ``bench/soak.py``).

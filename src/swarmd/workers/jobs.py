@@ -17,9 +17,11 @@ a stored execution trace or as the learner after the planner
 (:mod:`swarmd.agent.follower`; trace updates travel in the ``finished``
 event's ``trace``): every tool action
 is judged by the governor (policy: ``governor.policy`` in the config,
-re-read when the file changes), tools run in ``<data dir>/workspaces/<id>``
-(the context's data directory: the worker's ``--data-dir``, which the daemon
-passes to the workers it starts), and the decisions travel to the daemon in
+re-read when the file changes), tools run in the objective's own copy of
+``<data dir>/workspaces/<id>`` (the context's data directory: the worker's
+``--data-dir``, which the daemon passes to the workers it starts; the judged
+change set is applied to the workspace at each approval point, see
+:mod:`swarmd.agent.changes`), and the decisions travel to the daemon in
 the ``finished`` event's ``audit`` list (workers may have no access to the
 daemon's SQLite).  An ``ask`` parks the objective
 (:mod:`swarmd.agent.approvals`): the park record and the ``finished`` event
@@ -43,19 +45,22 @@ Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from loguru import logger
 
 from swarmd.agent import approvals
 from swarmd.config import AGENT_ACTION
 from swarmd.governor import AuditBuffer, Governor, PolicyError
+from swarmd.governor.workspace import WorkspaceError, discard
 from swarmd.memory.audit import maybe_audit
+from swarmd.objectives import FINAL_STATES
 from swarmd.queue import Finished, Started, emit, reported_final, start
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
-from swarmd.agent.loop import workspace_dir
-from swarmd.workers.context import WorkerContext
+from swarmd.agent.changes import CHANGESET_TOOL, agent_copy, approval_point, resume_changes
 from swarmd.agent.follower import run_with_traces
+from swarmd.workers.context import WorkerContext
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
@@ -122,11 +127,25 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
         payload = {"state": "failed", "result": {"status": "failed", "reason": f"governor policy unusable: {exc}"},
                    "attempts": []}
     else:
-        workspace = workspace_dir(ctx.data_dir, oid)
-        outcome = run_with_traces(objective, ctx.router, governor, ctx.config, workspace, ctx.traces, resume=record)
-        payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
-        if outcome.trace:
-            payload["trace"] = outcome.trace
+        try:    # the agent works on its own copy; only the judged change set reaches the workspace
+            copy = agent_copy(ctx.data_dir, oid, governor.policy)
+        except (WorkspaceError, OSError) as exc:
+            outcome = None
+            payload = {"state": "failed", "attempts": [],
+                       "result": {"status": "failed", "reason": f"workspace copy failed: {exc}"}}
+        else:
+            commit_as = oid if ctx.config.governor.commit_changes else None
+            if record is not None and record.get("tool") == CHANGESET_TOOL:
+                outcome = resume_changes(copy, governor.policy, record, commit_as=commit_as)
+            else:
+                outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree), ctx.traces,
+                                          resume=record)
+            outcome = approval_point(copy, governor.policy, outcome, commit_as=commit_as)
+            payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
+            if outcome.trace:
+                payload["trace"] = outcome.trace
+            if outcome.state in FINAL_STATES:
+                discard(copy)
     payload.update(audit=audit.drain(), action=AGENT_ACTION, ts=time.time(), worker=ctx.name)
     pipe = conn.pipeline()
     if outcome is not None and outcome.pending is not None:

@@ -28,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swarmd.config import load_config
+from swarmd.governor.secrets import register, register_config
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.workers.context import ContextWorker, build_context
 from swarmd.queue import SUPERVISOR_PID_ENV, worker_queues
@@ -100,6 +101,8 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     """
     end_with_supervisor()
     config = load_config(config_path)
+    register_config(config)  # the redactor masks the config's secrets and the Redis password everywhere
+    register(redis_url)
     connection = Redis.from_url(redis_url)
     wait_for_redis(connection)
     ctx = build_context(config, connection, resolve_data_dir(data_dir), name or default_worker_name())

@@ -16,11 +16,11 @@ Every built-in rule id and why: docs/design.md and docs/governor.md.
 
 from __future__ import annotations
 
-from .fastlex import _fast_parse
+from .fastlex import fast_parse
 from .ir import Parsed, Redirect, Simple, Word
 from .judge import HARMLESS, harmless, judge_command
-from .parse import _bashlex_parse, parse_command
+from .parse import bashlex_parse, parse_command
 from .text import OPTION_TABLES, OptionTable
 
-__all__ = ["HARMLESS", "OPTION_TABLES", "OptionTable", "Parsed", "Redirect", "Simple", "Word", "harmless",
-           "judge_command", "parse_command"]
+__all__ = ["HARMLESS", "OPTION_TABLES", "OptionTable", "Parsed", "Redirect", "Simple", "Word", "bashlex_parse",
+           "fast_parse", "harmless", "judge_command", "parse_command"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .ir import Parsed, RESERVED, Redirect, Simple, Word, _ASSIGN, _NotSimple, _scan_raw
+from .ir import Parsed, RESERVED, Redirect, Simple, Word, ASSIGNMENT, NotSimple, raw_word_features
 
 
 _LIT_RUN = re.compile(r"[A-Za-z0-9_./:,+@%^=*?\[\]{}~-]+")
@@ -31,7 +31,7 @@ _FAST_MAX_SUBST = 4
 
 class _FastLexer:
     """A lexer for the common, provably simple subset of shell lines (see
-    :func:`_fast_parse`). It raises :class:`_NotSimple` on anything else.
+    :func:`fast_parse`). It raises :class:`NotSimple` on anything else.
 
     ``subst``: how many ``$(..)``/``<(..)`` enclose the current position (bashlex
     parses their insides separately, with quirks of its own); ``nested``: how many
@@ -71,7 +71,7 @@ class _FastLexer:
             i = self.i
             if i >= n:
                 if close:
-                    raise _NotSimple
+                    raise NotSimple
                 return
             c = s[i]
             if c == ")" and close == ")":
@@ -85,7 +85,7 @@ class _FastLexer:
                     if s.startswith("}", self.i):
                         return
             else:
-                raise _NotSimple
+                raise NotSimple
 
     def command(self) -> None:
         s, n = self.s, self.n
@@ -105,31 +105,31 @@ class _FastLexer:
             m = _REDIR.match(s, i)
             if m is not None and not (m.start(1) == i and s.startswith(("<(", ">("), i)):
                 if not words:
-                    raise _NotSimple  # a redirection before the command word: bashlex
+                    raise NotSimple  # a redirection before the command word: bashlex
                 redirects.append(self.redirect(m))
                 continue
             w = self.word()
             raw = s[i:self.i]
             if not words:
-                if _ASSIGN.match(raw):
+                if ASSIGNMENT.match(raw):
                     assigns.append(w)
                     continue
                 if w.text in RESERVED or raw[0] in "<>":
-                    raise _NotSimple  # reserved word or process substitution as the command
+                    raise NotSimple  # reserved word or process substitution as the command
             words.append(w)
         if not words and not assigns:
-            raise _NotSimple
+            raise NotSimple
         self.commands.append(Simple(tuple(assigns), tuple(words), tuple(redirects)))
 
     def compound(self, opener: str) -> None:
         """``( list )`` or ``{ list; }``, then redirections (bashlex: a holder command)."""
         s = self.s
         if self.subst or s.startswith("((", self.i):
-            raise _NotSimple  # $( (..) ) and (( )) are arithmetic to bashlex
+            raise NotSimple  # $( (..) ) and (( )) are arithmetic to bashlex
         self.i += 1
         self.blanks()
         if self.i < self.n and s[self.i] in "({":
-            raise _NotSimple  # bashlex's walker takes "( (" for arithmetic
+            raise NotSimple  # bashlex's walker takes "( (" for arithmetic
         if opener == "(":
             self.nested += 1
             self.commands_list(")")
@@ -140,7 +140,7 @@ class _FastLexer:
         # what may follow: ")" is a metacharacter, "}" a reserved word ("(ls)x", "{ ls; }2>x": bashlex decides)
         follow = (" \t|;&<>)" if self.nested else " \t|;&<>") if opener == "(" else " \t|;&"
         if self.i < self.n and s[self.i] not in follow:
-            raise _NotSimple
+            raise NotSimple
         redirects: list[Redirect] = []
         while True:
             self.blanks()
@@ -149,7 +149,7 @@ class _FastLexer:
                 break
             m = _REDIR.match(s, i)
             if m is None or (m.start(1) == i and s.startswith(("<(", ">("), i)):
-                raise _NotSimple  # a word after ) or }
+                raise NotSimple  # a word after ) or }
             redirects.append(self.redirect(m))
         if redirects:
             self.commands.append(Simple((), (), tuple(redirects), holder=True))
@@ -157,7 +157,7 @@ class _FastLexer:
     def redirect(self, m: re.Match[str]) -> Redirect:
         s, op, j = self.s, m.group(1), m.end()
         if j < self.n and s[j] in "<>&|(":
-            raise _NotSimple  # here-documents, <>, >|, &>, process substitution as target...
+            raise NotSimple  # here-documents, <>, >|, &>, process substitution as target...
         if op in (">&", "<&"):
             d = _DUP_FD.match(s, j)
             if d is not None and self.ends_word(d.end()) and not s.startswith(("<", ">"), d.end()):
@@ -167,13 +167,13 @@ class _FastLexer:
             self.blanks()
             lit = _LIT_RUN.match(s, self.i)
             if lit is None or s[self.i] == "-" or not self.ends_word(lit.end()):
-                raise _NotSimple  # >&- or an unusual target
+                raise NotSimple  # >&- or an unusual target
             w = self.word()
             return Redirect(op, None if w.text.isdigit() else w)
         self.i = j
         self.blanks()
         if self.ends_word(self.i):
-            raise _NotSimple
+            raise NotSimple
         return Redirect(op, self.word())
 
     def word(self) -> Word:
@@ -201,16 +201,16 @@ class _FastLexer:
                 if c == "'":
                     m = _SQ.match(s, i)
                     if m is None or dq_first or (self.subst and ("(" in m.group(1) or ")" in m.group(1))):
-                        raise _NotSimple
+                        raise NotSimple
                     if not (i == start and self.ends_word(m.end())) and _SQ_ACTIVE.search(m.group(1)):
-                        raise _NotSimple  # bashlex reads a partly quoted word's '..' as if unquoted
+                        raise NotSimple  # bashlex reads a partly quoted word's '..' as if unquoted
                     text.append(m.group(1))
                     i = m.end()
                 elif c == '"':
                     i += 1
                     while True:
                         if i >= n:
-                            raise _NotSimple
+                            raise NotSimple
                         c = s[i]
                         if c == '"':
                             i += 1
@@ -222,7 +222,7 @@ class _FastLexer:
                         m = dq_run.match(s, i)
                         if m is None or "<(" in m.group() or ">(" in m.group() \
                                 or (self.subst and ("(" in m.group() or ")" in m.group())):
-                            raise _NotSimple
+                            raise NotSimple
                         text.append(m.group())
                         i = m.end()
                 elif c == "$":
@@ -230,7 +230,7 @@ class _FastLexer:
                     dynamic = True
                 elif c == "\\":
                     if self.subst or i + 1 >= n or not " " <= s[i + 1] <= "~":
-                        raise _NotSimple
+                        raise NotSimple
                     text.append(s[i + 1])
                     i += 2
                 else:
@@ -240,27 +240,27 @@ class _FastLexer:
                     text.append(m.group())
                     i = m.end()
             if s[start] == "'" and s[i - 1] == "'" and _SQ.match(s, start).end() != i:  # type: ignore[union-attr]
-                raise _NotSimple  # bashlex strips only the outer quotes of '..'..'..'
+                raise NotSimple  # bashlex strips only the outer quotes of '..'..'..'
         raw = s[start:i]
         if i == start or not self.ends_word(i) or raw in ("{", "}") \
                 or (i < n and s[i] in "<>" and (raw.isdigit() or (raw[0] == "{" and raw[-1] == "}"))):
             # bashlex takes a word after { or } for a reserved word; N> and {fd}> are redirections
-            raise _NotSimple
+            raise NotSimple
         self.i = i
-        glob, brace, ansi = _scan_raw(raw)
+        glob, brace, ansi = raw_word_features(raw)
         return Word("".join(text), dynamic or ansi, glob, tilde, brace, ansi, tuple(params))
 
     def dollar(self, i: int, text: list[str], params: list[str]) -> int:
         s = self.s
         if s.startswith("$(", i):
             if s.startswith("$((", i):
-                raise _NotSimple  # arithmetic
+                raise NotSimple  # arithmetic
             j = self.substitution(i + 2)
             text.append(s[i:j])
             return j
         m = _PARAM.match(s, i)
         if m is None:
-            raise _NotSimple  # $1, $?, ${x:-y}, $'..', a lone $...
+            raise NotSimple  # $1, $?, ${x:-y}, $'..', a lone $...
         params.append(m.group(1) or m.group(2))
         text.append(m.group())
         return m.end()
@@ -268,7 +268,7 @@ class _FastLexer:
     def substitution(self, i: int) -> int:
         """Parse the commands of ``$(..)``/``<(..)``/``>(..)`` from ``i``; returns the index after ``)``."""
         if self.subst >= _FAST_MAX_SUBST:
-            raise _NotSimple
+            raise NotSimple
         self.i = i
         self.subst += 1
         self.nested += 1
@@ -277,7 +277,7 @@ class _FastLexer:
         self.nested -= 1
         return self.i + 1  # commands_list stopped on the closing ")"
 
-def _fast_parse(command: str) -> Parsed | None:
+def fast_parse(command: str) -> Parsed | None:
     """Parse ``command`` without bashlex when it is in the simple subset, else None.
 
     The subset: words of ``[A-Za-z0-9_./:,+@%^=*?[]{}~-]`` characters, ``\\c``
@@ -297,7 +297,7 @@ def _fast_parse(command: str) -> Parsed | None:
     lex = _FastLexer(command)
     try:
         lex.commands_list("")
-    except (_NotSimple, RecursionError):
+    except (NotSimple, RecursionError):
         return None
     commands = tuple(lex.commands)
     plain = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..policy import Decision
-from .ir import _d, _gtfo
+from .ir import verdict, gtfobins_deny
 
 
 _GIT_EXEC_SUBCOMMANDS = frozenset({"difftool", "mergetool", "instaweb", "web--browse", "filter-branch", "daemon",
@@ -15,18 +15,20 @@ _GIT_EXEC_SUBCOMMANDS = frozenset({"difftool", "mergetool", "instaweb", "web--br
 _GIT_DENY_PREFIX = ("--upload-pack", "--receive-pack", "--exec", "--ext-diff", "--open-files-in-pager",
                     "--config-env", "--exec-path", "--template", "--run", "--extcmd", "--tool")
 
-def _check_git(args: list[str]) -> Decision | None:
+def check_git(args: list[str]) -> Decision | None:
+    """git arguments that run commands or read config from elsewhere (``-c``, ``--git-dir``,
+    ``ext::``, ``git config`` of command keys...): a deny (``shell.gtfobins``) or ask, else None."""
     for a in args:
         if a.startswith(_GIT_DENY_PREFIX) or "ext::" in a or a.startswith("fd::"):
-            return _gtfo(f"git option {a[:40]!r} runs commands")
+            return gtfobins_deny(f"git option {a[:40]!r} runs commands")
     sub_i = None
     i = 0
     while i < len(args):
         a = args[i]
         if a.startswith("-c") or a.startswith("--c"):
-            return _gtfo("git -c/--config sets configuration (core.pager, core.sshCommand...) that runs commands")
+            return gtfobins_deny("git -c/--config sets configuration (core.pager, core.sshCommand...) that runs commands")
         if a.startswith(("--git-dir", "--work-tree")):
-            return _gtfo("git --git-dir/--work-tree points git at another repository and its configuration")
+            return gtfobins_deny("git --git-dir/--work-tree points git at another repository and its configuration")
         if a in ("-C", "--namespace"):
             i += 2
             continue
@@ -38,15 +40,15 @@ def _check_git(args: list[str]) -> Decision | None:
         return None
     sub, rest = args[sub_i], args[sub_i + 1:]
     if sub in _GIT_EXEC_SUBCOMMANDS:
-        return _gtfo(f"git {sub} runs external commands")
+        return gtfobins_deny(f"git {sub} runs external commands")
     if sub == "grep" and any(a.startswith("-O") or a.startswith("--open-files") for a in rest):
-        return _gtfo("git grep -O opens a pager command")
+        return gtfobins_deny("git grep -O opens a pager command")
     if sub == "rebase" and any(a == "-x" or a.startswith("--exec") for a in rest):
-        return _gtfo("git rebase --exec runs commands")
+        return gtfobins_deny("git rebase --exec runs commands")
     if any(a.startswith(("--output", "-o")) for a in rest) and sub not in ("branch", "tag"):
-        return _d("ask", "shell.writes-file", f"git {sub} --output writes a file")
+        return verdict("ask", "shell.writes-file", f"git {sub} --output writes a file")
     if sub in ("submodule", "bisect") and any(a in ("foreach", "run") for a in rest):
-        return _gtfo(f"git {sub} foreach/run runs commands")
+        return gtfobins_deny(f"git {sub} foreach/run runs commands")
     if sub == "config":
         return _check_git_config(rest)
     return None
@@ -66,16 +68,16 @@ def _check_git_config(rest: list[str]) -> Decision | None:
     if any(a in _GIT_CONFIG_READ or a.startswith(("--get", "--list")) for a in rest):
         return None
     if any(a.startswith(("--file", "-f", "--blob", "--global", "--system")) for a in rest):
-        return _gtfo("git config writing another configuration file")
+        return gtfobins_deny("git config writing another configuration file")
     keys = [a for a in rest if not a.startswith("-")]
     if keys and keys[0] in ("set", "unset"):
         keys = keys[1:]
     if not keys or _GIT_SAFE_KEYS.match(keys[0].lower()):
         return None
-    return _gtfo(f"git config {keys[0][:40]!r}: only user.*, color.* and similar keys may be set "
+    return gtfobins_deny(f"git config {keys[0][:40]!r}: only user.*, color.* and similar keys may be set "
                  "(others can run commands)")
 
-def _git_rule_args(args: list[str]) -> list[str]:
+def git_rule_args(args: list[str]) -> list[str]:
     """``git`` arguments without the global options before the subcommand
     (``-C dir``, ``--no-pager``...), so that policy rules see the subcommand first."""
     k = 0

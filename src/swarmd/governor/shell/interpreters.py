@@ -5,13 +5,13 @@ from __future__ import annotations
 from ..policy import Decision, compile_globs
 from typing import TYPE_CHECKING
 
-from .ir import Word, _d
+from .ir import Word, verdict
 
 if TYPE_CHECKING:
-    from .judge import _Ctx
+    from .judge import JudgeContext
 
 
-_INTERPRETER_RE = compile_globs(
+INTERPRETER_NAME = compile_globs(
     "sh bash dash zsh ksh mksh pdksh yash posh ash csh tcsh fish rbash elvish nu xonsh python python[0-9]* "
     "pypy pypy[0-9]* perl perl[0-9]* ruby ruby[0-9]* irb node nodejs deno bun php php[0-9]* lua lua[0-9]* "
     "luajit tclsh tclsh* wish wish* expect R Rscript julia pwsh powershell osascript jshell groovy groovysh "
@@ -23,11 +23,13 @@ _INLINE_FLAGS = frozenset("ceEprsix")  # short options that make an interpreter 
 
 _SAFE_LONG = frozenset({"--version", "--help", "--norc", "--noprofile", "--login", "--posix", "--restricted"})
 
-_VERSION_ONLY = frozenset({"--version", "-V", "-VV", "--help", "-h", "-v"})
+VERSION_ONLY_ARGS = frozenset({"--version", "-V", "-VV", "--help", "-h", "-v"})
 
-def _judge_interpreter(ctx: _Ctx, program: str, words: tuple[Word, ...]) -> Decision | None:
+def judge_interpreter(ctx: JudgeContext, program: str, words: tuple[Word, ...]) -> Decision | None:
+    """An interpreter command (``words``: program and arguments): deny inline code (``-c``, ``-e``)
+    and stdin-fed runs without a script file; None when it runs a script file or module."""
     args = words[1:]
-    if args and all(w.text in _VERSION_ONLY for w in args):
+    if args and all(w.text in VERSION_ONLY_ARGS for w in args):
         return None  # python3 --version: prints and exits
     i = 0
     while i < len(args):
@@ -38,12 +40,12 @@ def _judge_interpreter(ctx: _Ctx, program: str, words: tuple[Word, ...]) -> Deci
             break
         if a.startswith("--"):
             if a not in _SAFE_LONG:
-                return _d("deny", "shell.interpreter-inline-code", f"{program} {a[:30]}: option not understood")
+                return verdict("deny", "shell.interpreter-inline-code", f"{program} {a[:30]}: option not understood")
             i += 1
             continue
         if a.startswith("-") and a != "-":
             if _INLINE_FLAGS & set(a[1:]):
-                return _d("deny", "shell.interpreter-inline-code", f"{program} {a}: runs inline code or reads stdin")
+                return verdict("deny", "shell.interpreter-inline-code", f"{program} {a}: runs inline code or reads stdin")
             if a in ("-m", "-W", "-X", "-o", "-O") and program.startswith(("python", "pypy", "sh", "bash", "dash",
                                                                                 "zsh", "ksh")):
                 i += 2 if a != "-m" else 1
@@ -57,7 +59,7 @@ def _judge_interpreter(ctx: _Ctx, program: str, words: tuple[Word, ...]) -> Deci
             continue
         break
     if i >= len(args) or args[i].text in ("-", "/dev/stdin"):
-        return _d("deny", "shell.interpreter-stdin", f"{program} without a script file reads code from stdin")
+        return verdict("deny", "shell.interpreter-stdin", f"{program} without a script file reads code from stdin")
     if args[i].dynamic:
-        return _d("deny", "shell.interpreter-stdin", f"{program} script is computed at run time")
+        return verdict("deny", "shell.interpreter-stdin", f"{program} script is computed at run time")
     return None

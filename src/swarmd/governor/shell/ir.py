@@ -37,12 +37,16 @@ class Redirect:
 
 @dataclass(frozen=True, slots=True)
 class Simple:
-    """One simple command: leading assignments, words (argv), redirections."""
+    """One simple command: leading assignments, words (argv), redirections.
+    ``holder``: only carries the redirections of a subshell/group, or the
+    ``expands`` of a loop: words the shell expands without running a command
+    (a ``for`` list), judged like path arguments when they are globs."""
 
     assigns: tuple[Word, ...]
     words: tuple[Word, ...]
     redirects: tuple[Redirect, ...]
-    holder: bool = False  # only carries the redirections of a subshell/group
+    holder: bool = False
+    expands: tuple[Word, ...] = ()
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
@@ -57,24 +61,25 @@ class Parsed:
 RESERVED = frozenset("if then else elif fi case esac for select while until do done function time coproc in "
                      "{ } [[ ]] !".split())
 
-_DANGEROUS_VAR = re.compile(
+DANGEROUS_VARIABLE = re.compile(
     r"\A(?:PATH|LD_\w*|DYLD_\w*|BASH_ENV|ENV|IFS|PS[0-4]|PROMPT_COMMAND|SHELLOPTS|BASHOPTS|GLOBIGNORE|CDPATH|"
     r"HOME|TMPDIR|SHELL|GIT_\w*|PYTHON\w*|PERL\w*|RUBY\w*|NODE_\w*|LESS\w*|PAGER|MANPAGER|EDITOR|VISUAL|BROWSER|"
     r"SSH_\w*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|HISTFILE|TERMINFO|LOCPATH|GCONV_PATH|MALLOC_\w*|\w*_PROXY|"
     r"\w*_proxy|BASH_FUNC_\w*|XDG_\w*)\Z")
 
-_ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\+?=")
+ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\+?=")
 
-_URLISH = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
+URL_SCHEME = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 _SCAN_NEEDED = re.compile(r"['\"\\*?\[{]")
 
-def _d(decision: str, rule: str, reason: str) -> Decision:
+def verdict(decision: str, rule: str, reason: str) -> Decision:
+    """A :class:`Decision` (``decision``: allow, ask or deny; ``rule``: a built-in ``shell.*`` id)."""
     return Decision(decision, rule, reason)  # type: ignore[arg-type]
 
-def _scan_raw(raw: str) -> tuple[bool, bool, bool]:
+def raw_word_features(raw: str) -> tuple[bool, bool, bool]:
     """Scan a word as written: (unquoted glob char, brace expansion, $'..'/$".." quoting)."""
     if not _SCAN_NEEDED.search(raw):
         return False, False, False  # none of the characters the loop below reacts to
@@ -117,16 +122,18 @@ def _scan_raw(raw: str) -> tuple[bool, bool, bool]:
 
 _SUBSCRIPT = re.compile(r"\[([^\]]*)\]")
 
-def _unsafe_subscript(text: str) -> bool:
+def unsafe_subscript(text: str) -> bool:
     """True when ``text`` has an array subscript bash would evaluate
     arithmetically with something other than digits, ``@`` or ``*`` in it
     (``a[$(id)]``, ``a[x]`` where x holds such a string)."""
     return any(not re.fullmatch(r"\s*(?:[0-9]+|@|\*)\s*", m.group(1)) for m in _SUBSCRIPT.finditer(text))
 
-class _NotSimple(SwarmdError):
+class NotSimple(SwarmdError):
     """The fast lexer met something it does not handle: bashlex decides."""
 
-def _gtfo(rule_reason: str) -> Decision:
-    return _d("deny", "shell.gtfobins", rule_reason)
+def gtfobins_deny(rule_reason: str) -> Decision:
+    """Deny, rule ``shell.gtfobins``: an option or script of an otherwise harmless program that
+    runs commands or writes elsewhere (``rule_reason`` says which)."""
+    return verdict("deny", "shell.gtfobins", rule_reason)
 
-_URL_POLICY = Policy.model_validate({"version": 1})  # built-in URL checks only
+BUILTIN_URL_POLICY = Policy.model_validate({"version": 1})  # built-in URL checks only

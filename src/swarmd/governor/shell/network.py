@@ -6,7 +6,7 @@ import re
 
 from ..policy import Decision
 from ..urls import judge_url
-from .ir import _URLISH, _URL_POLICY, _d
+from .ir import URL_SCHEME, BUILTIN_URL_POLICY, verdict
 
 
 #: programs that talk to the network by URL
@@ -20,7 +20,9 @@ _NET_REDIRECT = {
 
 _BARE_HOST = re.compile(r"\A(?:\[[0-9A-Fa-f:.%]+\]|[0-9A-Za-z.]+)(?::[0-9]+)?(?:/.*)?\Z", re.DOTALL)
 
-def _net_check(program: str):  # noqa: ANN202 - small factory
+def network_check(program: str):  # noqa: ANN202 - small factory
+    """The argument check of network client ``program`` (curl, wget...): ``check(args)`` denies
+    proxies and resolver overrides (``shell.network-redirect``) and refused address literals."""
     redirect = _NET_REDIRECT.get(program, ())
 
     def check(args: list[str]) -> Decision | None:
@@ -30,21 +32,21 @@ def _net_check(program: str):  # noqa: ANN202 - small factory
         for a in args:
             opt = a.split("=", 1)[0]
             if opt in redirect or (not a.startswith("--") and a[:2] in redirect and len(a) > 2):
-                return _d("deny", "shell.network-redirect",
+                return verdict("deny", "shell.network-redirect",
                           f"{program} {opt[:20]}: reroutes the connection or reads options from a file")
         for a in args:
-            if a.startswith("-") or _URLISH.match(a) or not _BARE_HOST.match(a):
+            if a.startswith("-") or URL_SCHEME.match(a) or not _BARE_HOST.match(a):
                 continue
             host = a.split("/", 1)[0]
             if host[:1].isdigit() or host.startswith("["):  # names are not resolved while deciding
-                v = judge_url(_URL_POLICY, "https://" + host + "/")
+                v = judge_url(BUILTIN_URL_POLICY, "https://" + host + "/")
                 if v.decision.decision == "deny":
                     return v.decision
         return None
     return check
 
-_UPLOAD_STDIN = re.compile(r"\A(?:-d|--data(?:-binary|-raw|-urlencode|-ascii)?|-T|--upload-file|-F|--form|"
+UPLOAD_STDIN = re.compile(r"\A(?:-d|--data(?:-binary|-raw|-urlencode|-ascii)?|-T|--upload-file|-F|--form|"
                            r"--post-file|--body-file|--json)=?(?:@?-|.*=@-|/dev/stdin|@/dev/stdin)\Z")
 
-_UPLOAD_OPTS = ("-d", "--data", "-T", "--upload-file", "-F", "--form", "--post-data", "--post-file", "--body-data",
+UPLOAD_OPTIONS = ("-d", "--data", "-T", "--upload-file", "-F", "--form", "--post-data", "--post-file", "--body-data",
                 "--body-file", "--json")

@@ -10,8 +10,8 @@ import bashlex.errors
 import bashlex.subst
 
 from ..policy import Decision
-from .fastlex import _fast_parse
-from .ir import Parsed, Redirect, Simple, Word, _d, _scan_raw, _unsafe_subscript
+from .fastlex import fast_parse
+from .ir import Parsed, Redirect, Simple, Word, verdict, raw_word_features, unsafe_subscript
 
 
 def _guard_bashlex() -> None:
@@ -57,16 +57,16 @@ class _Walker:
         """Findings for one ``${...}`` / ``$name`` expansion (bashlex does not
         parse what is inside ``${...}``, and bash evaluates some of it)."""
         if any(x in value for x in ("$(", "`", "<(", ">(")):
-            self.issues.append(_d("deny", "shell.nested-expansion",
+            self.issues.append(verdict("deny", "shell.nested-expansion",
                                   f"command substitution inside ${{{value[:40]}}} is not judged"))
         elif value.startswith("!"):
-            self.issues.append(_d("deny", "shell.indirect-expansion",
+            self.issues.append(verdict("deny", "shell.indirect-expansion",
                                   f"indirect expansion ${{{value[:40]}}} (the name is computed at run time)"))
         elif re.search(r"@[PEAKa]", value) and re.search(r"@[PEAKa]\Z", value):
-            self.issues.append(_d("deny", "shell.nested-expansion",
+            self.issues.append(verdict("deny", "shell.nested-expansion",
                                   f"${{{value[:40]}}}: @P/@E transformations expand prompts and escapes"))
-        elif _unsafe_subscript(value):
-            self.issues.append(_d("deny", "shell.arithmetic-eval",
+        elif unsafe_subscript(value):
+            self.issues.append(verdict("deny", "shell.arithmetic-eval",
                                   f"${{{value[:40]}}}: an array subscript is evaluated (can run commands)"))
 
     def word(self, node: bashlex.ast.node) -> Word:
@@ -84,9 +84,9 @@ class _Walker:
             elif k == "tilde":
                 tilde = True
             else:
-                self.issues.append(_d("deny", "shell.unsupported-syntax", f"word part {k!r} is not supported"))
+                self.issues.append(verdict("deny", "shell.unsupported-syntax", f"word part {k!r} is not supported"))
         raw = self.src[node.pos[0]:node.pos[1]]
-        glob, brace, ansi = _scan_raw(raw)
+        glob, brace, ansi = raw_word_features(raw)
         if ansi and not dynamic:
             dynamic = True
         return Word(node.word, dynamic, glob, tilde, brace, ansi, tuple(params))
@@ -97,7 +97,7 @@ class _Walker:
             body = getattr(node, "heredoc", None)
             text = getattr(body, "value", "") if body is not None else ""
             if node.pos[0] not in self.quoted_heredocs and any(x in text for x in ("$(", "`", "${", "$[")):
-                self.issues.append(_d("deny", "shell.heredoc-expansion",
+                self.issues.append(verdict("deny", "shell.heredoc-expansion",
                                       "unquoted here-document with $(..), `..` or ${..} (expansions are not judged;"
                                       " quote the delimiter: <<'EOF')"))
             return Redirect(op, None)
@@ -129,9 +129,9 @@ class _Walker:
             for p in node.parts:
                 if p.kind == "operator":
                     if p.op == "&":
-                        self.issues.append(_d("ask", "shell.background", "background job (&) outlives the judged command"))
+                        self.issues.append(verdict("ask", "shell.background", "background job (&) outlives the judged command"))
                     elif p.op not in (";", "&&", "||", "\n"):
-                        self.issues.append(_d("deny", "shell.unsupported-syntax", f"operator {p.op!r}"))
+                        self.issues.append(verdict("deny", "shell.unsupported-syntax", f"operator {p.op!r}"))
                 elif p.kind in ("pipe", "reservedword"):
                     continue
                 else:
@@ -140,7 +140,7 @@ class _Walker:
             items = node.list
             if len(items) > 1 and items[0].kind == "reservedword" and items[0].word == "(" \
                     and items[1].kind == "compound":
-                self.issues.append(_d("deny", "shell.unsupported-syntax", "arithmetic command (( ))"))
+                self.issues.append(verdict("deny", "shell.unsupported-syntax", "arithmetic command (( ))"))
             for p in items:
                 if p.kind != "reservedword":
                     self.node(p)
@@ -149,20 +149,23 @@ class _Walker:
                 self.commands.append(Simple((), (), tuple(reds), holder=True))
         elif k in ("for", "while", "until", "if"):
             if k in ("while", "until") and _endless(node, k):
-                self.issues.append(_d("ask", "shell.endless-loop", f"{k} loop that never ends on its own"))
+                self.issues.append(verdict("ask", "shell.endless-loop", f"{k} loop that never ends on its own"))
+            listed = []
             for p in node.parts:
                 if p.kind == "word":
-                    self.word(p)
+                    listed.append(self.word(p))
                 elif p.kind != "reservedword":
                     self.node(p)
+            if any(w.glob for w in listed):  # a for list: the shell expands its globs (judged as paths)
+                self.commands.append(Simple((), (), (), holder=True, expands=tuple(listed)))
         elif k == "function":
-            self.issues.append(_d("deny", "shell.function-definition", "shell function definitions (e.g. fork bombs)"))
+            self.issues.append(verdict("deny", "shell.function-definition", "shell function definitions (e.g. fork bombs)"))
         elif k in ("reservedword", "operator", "pipe"):
             return
         elif k == "word":
             self.word(node)
         else:
-            self.issues.append(_d("deny", "shell.unsupported-syntax", f"{k} is not supported"))
+            self.issues.append(verdict("deny", "shell.unsupported-syntax", f"{k} is not supported"))
 
 def _endless(node: bashlex.ast.node, kind: str) -> bool:
     """True for ``while true``/``while :``/``until false`` loops (the condition
@@ -224,7 +227,7 @@ def _prepare(command: str) -> tuple[str, frozenset[int], Decision | None]:
                 j += 1
             expr = command[i + 3:j - 2]
             if depth or not _ARITH_SAFE.fullmatch(expr) or "$(" in expr:
-                return command, frozenset(), _d("deny", "shell.arithmetic-eval",
+                return command, frozenset(), verdict("deny", "shell.arithmetic-eval",
                                                 f"arithmetic expansion $(({expr[:40]})) is not a plain expression")
             out[i:j] = "$" + "_" * (j - i - 1)
             i = j
@@ -289,12 +292,12 @@ def parse_command(command: str) -> Parsed:
 
     Parse failures and unsupported syntax become deny issues.
     """
-    fast = _fast_parse(command)
+    fast = fast_parse(command)
     if fast is not None:
         return fast
-    return _bashlex_parse(command)
+    return bashlex_parse(command)
 
-def _bashlex_parse(command: str) -> Parsed:
+def bashlex_parse(command: str) -> Parsed:
     """The general path: bashlex's parse tree (of :func:`_prepare`'s text),
     flattened by :class:`_Walker`."""
     text, quoted, problem = _prepare(command)
@@ -305,13 +308,13 @@ def _bashlex_parse(command: str) -> Parsed:
     except (bashlex.errors.ParsingError, NotImplementedError, IndexError, AttributeError,
             TypeError, ValueError, KeyError, AssertionError, RecursionError) as e:
         msg = str(e).split("\n")[0][:120]
-        return Parsed((), (_d("deny", "shell.parse-error", f"cannot fully parse the command ({msg})"),), None)
+        return Parsed((), (verdict("deny", "shell.parse-error", f"cannot fully parse the command ({msg})"),), None)
     w = _Walker(text, quoted)
     try:
         for t in trees:
             w.node(t)
     except (AttributeError, TypeError, IndexError, RecursionError) as e:  # unknown AST shape
-        return Parsed((), (_d("deny", "shell.parse-error", f"unexpected syntax tree ({type(e).__name__})"),), None)
+        return Parsed((), (verdict("deny", "shell.parse-error", f"unexpected syntax tree ({type(e).__name__})"),), None)
     plain = None
     if len(trees) == 1 and len(w.commands) == 1 and not w.issues:
         c = w.commands[0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..paths import is_secret
 from ..policy import Decision
-from .ir import _URL_POLICY, _d, _gtfo
+from .ir import BUILTIN_URL_POLICY, verdict, gtfobins_deny
 
 
 _GREP = frozenset({"grep", "egrep", "fgrep", "rg"})
@@ -96,7 +96,7 @@ def _long_option(table: OptionTable, name: str) -> str | None:
     hits = [k for k in table.long if k.startswith(name)]
     return hits[0] if len(hits) == 1 else None
 
-def _secret_filter(base: str, args: list[str]) -> Decision | None:
+def secret_filter(base: str, args: list[str]) -> Decision | None:
     """grep/rg ``--include``/``--glob`` patterns that select secret files by name."""
     if base not in OPTION_TABLES:
         return None
@@ -109,8 +109,8 @@ def _secret_filter(base: str, args: list[str]) -> Decision | None:
         elif not (eq and opt in ("--include", "--glob", "--iglob")):
             continue
         name = val.lstrip("!").replace("*", "x").replace("?", "x")
-        if name and is_secret(_URL_POLICY, "/w/" + name.lstrip("/")):
-            return _d("deny", "files.secret", f"{base} {opt} {val!r} selects secret files")
+        if name and is_secret(BUILTIN_URL_POLICY, "/w/" + name.lstrip("/")):
+            return verdict("deny", "files.secret", f"{base} {opt} {val!r} selects secret files")
     return None
 
 def _take_value(skip: set[int], i: int, glued: bool, kind: str) -> int:
@@ -164,7 +164,7 @@ def _table_skip(table: OptionTable, args: list[str]) -> set[int]:
         skip.add(operands[0])
     return skip
 
-def _not_path_indices(base: str, args: list[str]) -> set[int]:
+def not_path_indices(base: str, args: list[str]) -> set[int]:
     """Indices of arguments that are patterns/option values, never file names
     (grep/sed/awk/jq patterns, find expressions, ``-n 5``...)."""
     skip: set[int] = set()
@@ -205,16 +205,18 @@ def _not_path_indices(base: str, args: list[str]) -> set[int]:
 
 _AWK_DENY = re.compile(r"system|getline|\||ENVIRON|PROCINFO|@|/inet|close\s*\(|fflush|ARGV|ARGC")
 
-def _check_awk(args: list[str]) -> Decision | None:
+def check_awk(args: list[str]) -> Decision | None:
+    """awk programs that run commands or read outside their input (``system``, ``getline``,
+    ``|``, ``ENVIRON``, ``@load``, ``-l``...): ``shell.gtfobins`` deny or ask, else None."""
     for i, a in enumerate(args):
         if a in ("-l", "--load") or a.startswith("--load="):
-            return _gtfo("awk -l loads a shared library")
+            return gtfobins_deny("awk -l loads a shared library")
         if a in ("-f", "--file", "-i", "--include", "-E", "--exec") or a.startswith(("--file=", "--include=")):
-            return _d("ask", "shell.awk-program-file", "awk program from a file cannot be judged")
+            return verdict("ask", "shell.awk-program-file", "awk program from a file cannot be judged")
         if _AWK_DENY.search(a):
-            return _gtfo("awk program runs commands, reads commands' output or the environment")
+            return gtfobins_deny("awk program runs commands, reads commands' output or the environment")
         if re.search(r"\bprintf?\b[^;}]*>", a) and not (i > 0 and args[i - 1] in ("-F", "-v")):
-            return _d("ask", "shell.awk-redirect", "awk program may redirect output to a file")
+            return verdict("ask", "shell.awk-redirect", "awk program may redirect output to a file")
     return None
 
 _SED_SIMPLE = frozenset("pPdDnNgGhHxlz=qQF{}")
@@ -246,12 +248,12 @@ def _sed_script(script: str) -> Decision | None:
                 delim = "/"
                 if script[i] == "\\":
                     if i + 1 >= n:
-                        return _d("ask", "shell.sed-script", "sed script not understood")
+                        return verdict("ask", "shell.sed-script", "sed script not understood")
                     delim = script[i + 1]
                     i += 1
                 j = skip_regex(i + 1, delim)
                 if j < 0:
-                    return _d("ask", "shell.sed-script", "sed script not understood")
+                    return verdict("ask", "shell.sed-script", "sed script not understood")
                 i = j + 1
                 while i < n and script[i] in "IM":
                     i += 1
@@ -265,20 +267,20 @@ def _sed_script(script: str) -> Decision | None:
             break
         c = script[i]
         if c in "ewWrR":
-            return _gtfo(f"sed command {c!r} executes commands or reads/writes files")
+            return gtfobins_deny(f"sed command {c!r} executes commands or reads/writes files")
         if c in "sy":
             if i + 1 >= n or script[i + 1] in "\\\n":
-                return _d("ask", "shell.sed-script", "sed script not understood")
+                return verdict("ask", "shell.sed-script", "sed script not understood")
             delim = script[i + 1]
             j = skip_regex(i + 2, delim)
             j = skip_regex(j + 1, delim) if j >= 0 else -1
             if j < 0:
-                return _d("ask", "shell.sed-script", "sed script not understood")
+                return verdict("ask", "shell.sed-script", "sed script not understood")
             i = j + 1
             if c == "s":
                 while i < n and script[i] in "gpiImM0123456789ew":
                     if script[i] in "ew":
-                        return _gtfo("sed s///e or s///w executes commands or writes files")
+                        return gtfobins_deny("sed s///e or s///w executes commands or writes files")
                     i += 1
             continue
         if c in _SED_SIMPLE:
@@ -294,10 +296,12 @@ def _sed_script(script: str) -> Decision | None:
             while i < n and script[i] not in ";\n":
                 i += 1
             continue
-        return _d("ask", "shell.sed-script", f"sed command {c!r} not understood")
+        return verdict("ask", "shell.sed-script", f"sed command {c!r} not understood")
     return None
 
-def _check_sed(args: list[str]) -> Decision | None:
+def check_sed(args: list[str]) -> Decision | None:
+    """sed scripts with ``e``, ``w``, ``r``, ``W``, ``R`` or ``s///e|w``: deny; a script the small
+    parser does not understand: ask (``shell.sed-script``); else None."""
     scripts: list[str] = []
     i = 0
     explicit = False
@@ -313,15 +317,15 @@ def _check_sed(args: list[str]) -> Decision | None:
             scripts.append(a.split("=", 1)[1])
             explicit = True
         elif a in ("-f", "--file") or a.startswith("--file="):
-            return _d("ask", "shell.sed-script", "sed script from a file cannot be judged")
+            return verdict("ask", "shell.sed-script", "sed script from a file cannot be judged")
         elif a.startswith("-i") or a.startswith("--in-place") or (a.startswith("-") and not a.startswith("--")
                                                                     and "i" in a[1:]):
-            pass  # sed -i: its operands are judged as writes (see _edits_in_place)
+            pass  # sed -i: its operands are judged as writes (see edits_in_place)
         elif a.startswith("-") and a != "-":
             if a not in ("-n", "-E", "-r", "-s", "-u", "-z", "--posix", "--debug", "--sandbox", "--quiet",
                          "--silent", "--regexp-extended", "--null-data", "--separate", "--unbuffered", "-nE",
                          "-En", "-rn", "-nr", "--"):
-                return _d("ask", "shell.sed-option", f"sed option {a!r} not understood")
+                return verdict("ask", "shell.sed-option", f"sed option {a!r} not understood")
         elif not explicit and not operand_seen:
             scripts.append(a)
             operand_seen = True
@@ -332,15 +336,17 @@ def _check_sed(args: list[str]) -> Decision | None:
             return d
     return None
 
-def _check_uniq(args: list[str]) -> Decision | None:
+def check_uniq(args: list[str]) -> Decision | None:
+    """``uniq IN OUT`` writes OUT: ask (``shell.writes-file``), else None."""
     operands = [a for a in args if not a.startswith("-") or a == "-"]
     if len(operands) > 1:
-        return _d("ask", "shell.writes-file", "uniq INPUT OUTPUT writes its second operand")
+        return verdict("ask", "shell.writes-file", "uniq INPUT OUTPUT writes its second operand")
     return None
 
-def _check_date(args: list[str]) -> Decision | None:
+def check_date(args: list[str]) -> Decision | None:
+    """``date -s`` sets the clock: deny (``shell.system-change``), else None."""
     if any(a.startswith(("-s", "--set")) for a in args):
-        return _d("deny", "shell.system-change", "date -s sets the system clock")
+        return verdict("deny", "shell.system-change", "date -s sets the system clock")
     return None
 
 #: options that make a program follow symbolic links while it walks directories, per program
@@ -349,7 +355,9 @@ _FOLLOW_LINKS = {"grep": ("-R", "--dereference-recursive"), "egrep": ("-R",), "f
                  "tar": ("-h", "--dereference"), "du": ("-L", "--dereference"), "zip": ("-L",),
                  "rsync": ("-L", "--copy-links"), "chmod": ("-L",), "chown": ("-L",), "tree": ("-l",)}
 
-def _follows_links(base: str, args: list[str]) -> bool:
+def follows_links(base: str, args: list[str]) -> bool:
+    """True when program ``base`` with ``args`` follows symbolic links out of where it is pointed
+    (``grep -R``, ``rg -L``, ``cp -L``, ``find -L``, ``tar -h``...)."""
     opts = _FOLLOW_LINKS.get(base)
     if not opts:
         return False
@@ -359,7 +367,7 @@ def _follows_links(base: str, args: list[str]) -> bool:
             return True
     return False
 
-def _edits_in_place(base: str, args: list[str]) -> bool:
+def edits_in_place(base: str, args: list[str]) -> bool:
     """``sed -i``: its file operands are written."""
     return base in ("sed", "gsed") and any(a.startswith(("-i", "--in-place")) or (
         a.startswith("-") and not a.startswith("--") and "i" in a[1:]) for a in args)

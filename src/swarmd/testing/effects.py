@@ -30,21 +30,31 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from swarmd.errors import SwarmdError
 
-from .execute import run_approved, run_argv, run_tool
-from .governor import Governor
-from .policy import Decision, load_policy
-from .sandbox import NONE, probe
+from swarmd.governor.execute import run_approved, run_argv, run_tool
+from swarmd.governor.governor import Governor
+from swarmd.governor.policy import Decision, load_policy
+from swarmd.governor.sandbox import NONE, probe
 
 EFFECTS = ("read", "written", "contacted", "host", "disk")
 #: a workspace filesystem that lost more than this during one action counts as disk exhaustion
 DISK_EFFECT_BYTES = 512 * 1024 * 1024
 _APPROVED = Decision("allow", "approval.effects-harness", "run as if a human approved it")
+
+
+def cannot_run() -> str | None:
+    """Why the effect harnesses cannot run on this machine (they need root for ``unshare`` and a
+    usable bubblewrap), or ``None`` when they can."""
+    if os.geteuid() != 0:
+        return "needs root (unshare for the throwaway root)"
+    if not probe().available:
+        return f"no sandbox here: {probe().reason}"
+    return None
 
 
 class NotThrowaway(SwarmdError, RuntimeError):
@@ -70,17 +80,20 @@ def require_throwaway_root(home: str) -> None:
 
 
 class Listener:
-    """A loopback TCP server recording connections and received bytes (the
-    exfiltration/callback canary). ``port``; ``connections``; ``received``."""
+    """A TCP server recording connections and received bytes (the exfiltration/callback canary):
+    ``port``; ``connections``; ``received``. ``handle``: serve each accepted connection with this
+    function instead (in a thread of its own; the red team's fake internet)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, handle: "Callable[[socket.socket], None] | None" = None):
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.received = b""
+        self._handle = handle
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self._t.start()
@@ -92,6 +105,9 @@ class Listener:
             except OSError:
                 continue
             self.connections += 1
+            if self._handle is not None:
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+                continue
             conn.settimeout(0.5)
             try:
                 while len(self.received) < 1 << 20:
@@ -357,29 +373,35 @@ class Harness:
 
 # --------------------------------------------------------------------------- throwaway root
 
-_SETUP = r"""
-set -e
-mount --make-rprivate /
-keep="$1"; etc="$2"; io="$3"; shift 3
-# what the harness itself runs from (interpreter, venv, source tree) under /root, /home or /tmp,
-# one path a line in $SWARMD_EFFECTS_KEEP: kept aside before the tmpfs mounts hide it, bound back
-# read-only after them
+#: Shell lines keeping aside what the harness itself runs from (interpreter, venv, source tree) under
+#: /root, /home or /tmp, one path a line in $SWARMD_EFFECTS_KEEP, into "$keep/N" before tmpfs mounts hide
+#: it; :data:`BIND_BACK` binds them back read-only after the mounts. Shared with :mod:`.redteam`.
+KEEP_ASIDE = r"""
 i=0
 printf '%s\n' "$SWARMD_EFFECTS_KEEP" | while IFS= read -r p; do
   [ -n "$p" ] || continue
   mkdir -p "$keep/$i"; mount --bind "$p" "$keep/$i"; i=$((i + 1))
 done
+"""
+BIND_BACK = r"""
+i=0
+printf '%s\n' "$SWARMD_EFFECTS_KEEP" | while IFS= read -r p; do
+  [ -n "$p" ] || continue
+  mkdir -p "$p"; mount --bind "$keep/$i" "$p"; mount -o remount,bind,ro "$p"; i=$((i + 1))
+done
+"""
+_SETUP = r"""
+set -e
+mount --make-rprivate /
+keep="$1"; etc="$2"; io="$3"; shift 3
+""" + KEEP_ASIDE + r"""
 mount -t tmpfs -o size=64m,mode=700 tmpfs /root
 mount -t tmpfs -o size=16m tmpfs /home
 cp -a /etc/. "$etc/"
 mount --bind "$etc" /etc
 mount --bind "$io" /mnt
 mount -t tmpfs -o size=1g tmpfs /tmp
-i=0
-printf '%s\n' "$SWARMD_EFFECTS_KEEP" | while IFS= read -r p; do
-  [ -n "$p" ] || continue
-  mkdir -p "$p"; mount --bind "$keep/$i" "$p"; mount -o remount,bind,ro "$p"; i=$((i + 1))
-done
+""" + BIND_BACK + r"""
 exec "$@"
 """
 
@@ -388,7 +410,7 @@ exec "$@"
 _COVERED = ("/root", "/home", "/tmp")
 
 
-def _harness_paths() -> list[str]:
+def harness_paths() -> list[str]:
     """Directories the harness's own Python needs (interpreter, prefixes, ``sys.path``)
     that lie under a tree the throwaway root covers; only the outermost of nested ones."""
     cands = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
@@ -424,10 +446,10 @@ def run_isolated(rows: list[dict[str, Any]], policy_path: str, *, approve: bool 
             data.setdefault("execution", {})["timeout_s"] = action_timeout_s
             text = yaml.safe_dump(data)
         Path(io, "policy.yaml").write_text(text)
-        cmd = [sys.executable, "-m", "swarmd.governor.effects", "/mnt/rows.jsonl", "/mnt/out.jsonl", "/mnt/policy.yaml",
+        cmd = [sys.executable, "-m", "swarmd.testing.effects", "/mnt/rows.jsonl", "/mnt/out.jsonl", "/mnt/policy.yaml",
                "approve" if approve else "-", "bypass" if bypass else "-", "confined" if confined else "-"]
         env = dict(os.environ, HOME="/root", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        env["SWARMD_EFFECTS_KEEP"] = "\n".join(_harness_paths())
+        env["SWARMD_EFFECTS_KEEP"] = "\n".join(harness_paths())
         r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", _SETUP, "sh", keep, etc, io, *cmd],
                            capture_output=True, text=True, timeout=timeout_s, env=env)
         if r.returncode != 0:

@@ -1,0 +1,118 @@
+"""Change-set judging on real files: the copy is edited directly (as the sandbox would), then judged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from swarmd.governor import load_policy
+from swarmd.governor.workspace import apply, change_set, discard, dismiss, make_copy
+
+from .conftest import REPO
+
+
+@pytest.fixture
+def copy(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src" / "a.py").write_text("a = 1\n")
+    (ws / "scratch.log").write_text("untracked\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["init", "-q"], ["add", "src"], ["-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", "i"]):
+        subprocess.run(["git", *args], cwd=ws, env=env, check=True, capture_output=True)
+    ac = make_copy(str(ws), str(tmp_path / "copy"), load_policy(REPO / "policy.yaml"))
+    yield ac, ws, Path(ac.tree)
+    discard(ac)
+
+
+def judged(ac) -> dict:
+    return {c.path: (c.op, c.decision.decision, c.decision.rule)
+            for c in change_set(ac, load_policy(REPO / "policy.yaml")).changes}
+
+
+def test_git_metadata_in_any_case_and_escaping_relative_links(copy):
+    ac, _, tree = copy
+    (tree / "sub" / ".GIT").mkdir(parents=True)
+    (tree / "sub" / ".GIT" / "config").write_text("[core]\n\thooksPath = x\n")
+    (tree / "src" / "out").symlink_to("../../x")
+    (tree / "src" / "in").symlink_to("../scratch.log")
+    got = judged(ac)
+    assert got["sub/.GIT"][1:] == ("deny", "workspace.git-metadata")
+    assert got["src/out"][1:] == ("deny", "workspace.symlink-escape")
+    assert got["src/in"][1] == "allow"
+
+
+def test_untracked_deletion_applies_tracked_asks_and_conflicts_ask(copy):
+    ac, ws, tree = copy
+    (tree / "scratch.log").unlink()
+    (tree / "src" / "a.py").unlink()
+    (tree / "src" / "b.py").write_text("b\n")
+    (ws / "src" / "b.py").write_text("the operator's\n")            # written in the real workspace meanwhile
+    (tree / ".gitmodules").write_text("[submodule \"x\"]\n")
+    got = judged(ac)
+    assert got["scratch.log"] == ("delete", "allow", "write-workspace")
+    assert got["src/a.py"] == ("delete", "ask", "workspace.delete-tracked")
+    assert got["src/b.py"][1:] == ("ask", "workspace.conflict")
+    assert got[".gitmodules"][1] == "ask"                            # workspace.protected or the policy's ask
+    res = apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    assert not (ws / "scratch.log").exists() and (ws / "src" / "a.py").exists()
+    assert (ws / "src" / "b.py").read_text() == "the operator's\n"
+    assert sorted(c["path"] for c in res["pending"]) == [".gitmodules", "src/a.py", "src/b.py"]
+    dismiss(ac, ["src/a.py"])                                        # rejected: not asked again
+    assert "src/a.py" not in judged(ac) and "src/b.py" in judged(ac)
+
+
+def test_an_unchanged_copy_has_an_empty_change_set_and_touching_is_not_a_change(copy):
+    ac, _, tree = copy
+    assert judged(ac) == {}
+    os.utime(tree / "src" / "a.py")                                  # ctime moves, content does not
+    os.chmod(tree / "src" / "a.py", 0o644)
+    assert judged(ac) == {}
+
+
+@pytest.mark.parametrize("resolution", ["approve", "reject"])
+def test_approval_point_parks_pending_changes_and_the_resolution_finishes_them(copy, resolution):
+    from swarmd.agent.loop import AgentOutcome
+    from swarmd.agent.changes import CHANGESET_TOOL, approval_point, resume_changes
+    from swarmd.agent.approvals import RESOLUTIONS
+    ac, ws, tree = copy
+    pol = load_policy(REPO / "policy.yaml")
+    (tree / "src" / "a.py").unlink()
+    (tree / "new.txt").write_text("n\n")
+    out = approval_point(ac, pol, AgentOutcome("done", {"answer": "ok"}, loop={"steps": 2}))
+    assert out.state == "awaiting_approval" and out.pending[0] == CHANGESET_TOOL
+    assert out.pending[1]["changes"] == [{"op": "delete", "path": "src/a.py", "rule": "workspace.delete-tracked"}]
+    assert "-a = 1" in out.pending[1]["diff"] and (ws / "new.txt").read_text() == "n\n"
+    decision, rule = RESOLUTIONS[resolution]
+    record = {"tool": out.pending[0], "args": out.pending[1], "loop": out.loop,
+              "resolution": {"decision": resolution, "by": "t", "ts": 0, "rule": rule, "reason": "r"}}
+    done = approval_point(ac, pol, resume_changes(ac, pol, record))
+    assert (done.state, done.result["answer"], done.pending) == ("done", "ok", None)
+    assert (ws / "src" / "a.py").exists() == (resolution == "reject")
+    assert judged(ac) == {}                                          # nothing asked again
+
+
+def test_a_change_set_that_cannot_be_read_fails_the_objective(copy):
+    from swarmd.agent.loop import AgentOutcome
+    from swarmd.agent.changes import approval_point
+    ac, _, _ = copy
+    Path(ac.dir, "base.json").write_text("{broken")
+    out = approval_point(ac, load_policy(REPO / "policy.yaml"), AgentOutcome("done", {"answer": "ok"}))
+    assert out.state == "failed" and out.result["reason"].startswith("workspace change set not applied: ")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files away needs root")
+def test_applied_files_belong_to_the_real_workspaces_owner(copy):
+    ac, ws, tree = copy
+    for p in [ws, *ws.rglob("*")]:
+        if ".git" not in p.parts:
+            os.chown(p, 4242, 4343, follow_symlinks=False)
+    (tree / "docs").mkdir()
+    (tree / "docs" / "n.md").write_text("n\n")
+    (tree / "src" / "a.py").write_text("a = 2\n")
+    apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    for p in (ws / "docs", ws / "docs" / "n.md", ws / "src" / "a.py"):
+        assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4343), p
