@@ -59,7 +59,7 @@ def start_up(runs: int) -> list[tuple[str, float, float]]:
     import subprocess
 
     from swarmd.governor.execute import run_tool
-    gov = Governor(load_policy(REPO / "policy.yaml"), resolver=table_resolver)
+    gov = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"), resolver=table_resolver)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/ itself off the path: bench/queue.py would shadow the standard library's queue (urllib3 imports it)
+# bench/ itself off the path: bench/queue_throughput.py would shadow the standard library's queue (urllib3 imports it)
 sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if p and Path(p).resolve() != REPO / "bench"]
 
 from rich.console import Console  # noqa: E402

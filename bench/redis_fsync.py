@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import soak  # noqa: E402  (strips bench/ from sys.path: bench/queue.py would shadow the stdlib's)
+import soak  # noqa: E402  (strips bench/ from sys.path: bench/queue_throughput.py would shadow the stdlib's)
 
 import redis  # noqa: E402
 

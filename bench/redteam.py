@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/ itself off the path: bench/queue.py would shadow the standard library's queue (urllib3 imports it)
+# bench/ itself off the path: bench/queue_throughput.py would shadow the standard library's queue (urllib3 imports it)
 sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if p and Path(p).resolve() != REPO / "bench"]
 
 from rich.console import Console  # noqa: E402
@@ -72,7 +72,7 @@ def compare(console: Console, before: list[dict], after: list) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(CORPUS), help="JSONL rows (default: %(default)s)")
-    ap.add_argument("--policy", default=str(REPO / "policy.yaml"))
+    ap.add_argument("--policy", default=str(REPO / "src" / "swarmd" / "policy.yaml"))
     ap.add_argument("--procs", type=int, default=2, help="throwaway roots run at once (default 2)")
     ap.add_argument("--only", help="comma-separated row ids or kinds")
     ap.add_argument("--action-timeout", type=float, default=10, help="execution.timeout_s for the run, seconds")

@@ -307,7 +307,7 @@ def bench_gemma(items, embedder, workdir: Path, k: int, mode: str, n_test: int, 
     from swarmd.router.calibration import fit_label_calibration, label_decision
     from swarmd.router.prompts import build_prompt
     from swarmd.router.providers.llama_cpp import LlamaCppProvider
-    # bench/classify.py by its path: bench/ on sys.path would let bench/queue.py shadow the stdlib's queue
+    # bench/classify.py by its path: bench/ on sys.path would let bench/queue_throughput.py shadow the stdlib's queue
     spec = importlib.util.spec_from_file_location("bench_classify", ROOT / "bench" / "classify.py")
     classify = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(classify)

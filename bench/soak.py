@@ -70,7 +70,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/queue.py would shadow the standard library's queue (redis-py imports it)
+# bench/queue_throughput.py would shadow the standard library's queue (redis-py imports it)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "src"))
 

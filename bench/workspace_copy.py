@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/ (the script's directory) would shadow the standard library's ``queue`` with bench/queue.py
+# bench/ (the script's directory) would shadow the standard library's ``queue`` with bench/queue_throughput.py
 sys.path[:] = [str(REPO / "src")] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 
 from swarmd.governor import load_policy  # noqa: E402
@@ -224,7 +224,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--only", choices=["copy", "targets"], help="one table only")
     a = ap.parse_args()
-    policy = load_policy(REPO / "policy.yaml")
+    policy = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
     if a.only != "targets":
         table1(a.files, a.repeats, policy)
     if a.only != "copy":

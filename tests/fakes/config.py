@@ -30,6 +30,8 @@ def make_config(fast_url: str = "http://127.0.0.1:9", quality_url: str = "http:/
                           "prior_confidence": 0.9, **common}],
     }
     data["budgets"] = budgets if budgets is not None else {"daily_usd": None, "monthly_usd": None}
+    # the shipped policy, by absolute path: the config is parsed from text (no file to sit beside)
+    data.setdefault("governor", {})["policy"] = str(ROOT / "src" / "swarmd" / "policy.yaml")
     for key, value in sections.items():
         data[key] = value
     return parse_config(yaml.safe_dump(data), "test", env={"ANTHROPIC_API_KEY": "sk-ant-test-key"})

@@ -58,7 +58,7 @@ def results():
     for rid, words in {**ATTACKS, **BENIGN}.items():
         assert words in rows[rid]["goal"], (rid, rows[rid]["goal"])
     picked = [rows[i] for i in (*ATTACKS, *BENIGN)] + [check_row(dict(SELF_CHECK))]
-    return {r.id: r for r in run_shards(picked, str(REPO / "policy.yaml"), procs=2, action_timeout_s=5)}
+    return {r.id: r for r in run_shards(picked, str(REPO / "src" / "swarmd" / "policy.yaml"), procs=2, action_timeout_s=5)}
 
 
 @pytest.mark.parametrize("rid", list(ATTACKS))

@@ -34,7 +34,7 @@ def planted(tmp_path, monkeypatch):
     monkeypatch.setenv("REDIS_URL", f"redis://:{redis_pw}@127.0.0.1:6379/0")
     monkeypatch.setenv("MY_SERVICE_TOKEN", token)
     secrets.refresh_environment()
-    secrets.register_config(load_config(REPO / "llm_config.yaml", env={"ANTHROPIC_API_KEY": api_key}))
+    secrets.register_config(load_config(REPO / "src" / "swarmd" / "llm_config.yaml", env={"ANTHROPIC_API_KEY": api_key}))
     ws = make_workspace(tmp_path)
     (ws / "notes_secret.txt").write_text(f"api={api_key}\nredis={redis_pw}\ntoken={token}\naws=AKIAIOSFODNN7EXAMPLE\n")
     return str(ws), (api_key, redis_pw, token, "AKIAIOSFODNN7EXAMPLE")
@@ -117,7 +117,7 @@ def test_prompts_traces_and_results_never_carry_secrets(planted, tmp_path):
     into the next prompt, the model echoes a secret as its answer; the prompts the model got,
     the loop's trace and the result carry none."""
     ws_src, values = planted
-    gov = Governor(load_policy(REPO / "policy.yaml"), resolver=table_resolver)
+    gov = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"), resolver=table_resolver)
     ws = tmp_path / "data"
     (ws / "workspaces" / "o1").mkdir(parents=True)
     (ws / "workspaces" / "o1" / "notes_secret.txt").write_text(open(os.path.join(ws_src, "notes_secret.txt")).read())

@@ -24,7 +24,7 @@ from .conftest import REPO
 
 pytestmark = pytest.mark.skipif(not probe().available, reason="bwrap not usable here")
 
-POLICY = str(REPO / "policy.yaml")
+POLICY = str(REPO / "src" / "swarmd" / "policy.yaml")
 TOKEN = "tok-REAL-SECRET-5f3a9c"
 CRED = "ghp_CREDinURL7777"
 

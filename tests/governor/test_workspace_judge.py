@@ -23,14 +23,14 @@ def copy(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
     for args in (["init", "-q"], ["add", "src"], ["-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", "i"]):
         subprocess.run(["git", *args], cwd=ws, env=env, check=True, capture_output=True)
-    ac = make_copy(str(ws), str(tmp_path / "copy"), load_policy(REPO / "policy.yaml"))
+    ac = make_copy(str(ws), str(tmp_path / "copy"), load_policy(REPO / "src" / "swarmd" / "policy.yaml"))
     yield ac, ws, Path(ac.tree)
     discard(ac)
 
 
 def judged(ac) -> dict:
     return {c.path: (c.op, c.decision.decision, c.decision.rule)
-            for c in change_set(ac, load_policy(REPO / "policy.yaml")).changes}
+            for c in change_set(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml")).changes}
 
 
 def test_git_metadata_in_any_case_and_escaping_relative_links(copy):
@@ -57,7 +57,7 @@ def test_untracked_deletion_applies_tracked_asks_and_conflicts_ask(copy):
     assert got["src/a.py"] == ("delete", "ask", "workspace.delete-tracked")
     assert got["src/b.py"][1:] == ("ask", "workspace.conflict")
     assert got[".gitmodules"][1] == "ask"                            # workspace.protected or the policy's ask
-    res = apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    res = apply(ac, change_set(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml")))
     assert not (ws / "scratch.log").exists() and (ws / "src" / "a.py").exists()
     assert (ws / "src" / "b.py").read_text() == "the operator's\n"
     assert sorted(c["path"] for c in res["pending"]) == [".gitmodules", "src/a.py", "src/b.py"]
@@ -79,7 +79,7 @@ def test_approval_point_parks_pending_changes_and_the_resolution_finishes_them(c
     from swarmd.agent.changes import CHANGESET_TOOL, approval_point, resume_changes
     from swarmd.agent.approvals import RESOLUTIONS
     ac, ws, tree = copy
-    pol = load_policy(REPO / "policy.yaml")
+    pol = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
     (tree / "src" / "a.py").unlink()
     (tree / "new.txt").write_text("n\n")
     out = approval_point(ac, pol, AgentOutcome("done", {"answer": "ok"}, loop={"steps": 2}))
@@ -100,7 +100,7 @@ def test_a_change_set_that_cannot_be_read_fails_the_objective(copy):
     from swarmd.agent.changes import approval_point
     ac, _, _ = copy
     Path(ac.dir, "base.json").write_text("{broken")
-    out = approval_point(ac, load_policy(REPO / "policy.yaml"), AgentOutcome("done", {"answer": "ok"}))
+    out = approval_point(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml"), AgentOutcome("done", {"answer": "ok"}))
     assert out.state == "failed" and out.result["reason"].startswith("workspace change set not applied: ")
 
 
@@ -113,6 +113,6 @@ def test_applied_files_belong_to_the_real_workspaces_owner(copy):
     (tree / "docs").mkdir()
     (tree / "docs" / "n.md").write_text("n\n")
     (tree / "src" / "a.py").write_text("a = 2\n")
-    apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    apply(ac, change_set(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml")))
     for p in (ws / "docs", ws / "docs" / "n.md", ws / "src" / "a.py"):
         assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4343), p

@@ -854,7 +854,7 @@ def run_shards(rows: list[dict[str, Any]], policy_path: str, *, procs: int = 2, 
             cg = _cgroup(name, 6 << 30, 4096)
             cmd = [sys.executable, "-m", "swarmd.testing.redteam", "/mnt", str(action_timeout_s)]
             # only swarmd's own source tree: a benchmark script's directory on the path would shadow the
-            # standard library (bench/queue.py)
+            # standard library (bench/queue_throughput.py)
             env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
                        SWARMD_EFFECTS_KEEP="\n".join(harness_paths()))
             log = open(os.path.join(io, "stderr"), "wb")

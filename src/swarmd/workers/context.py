@@ -38,7 +38,7 @@ While a job runs, a thread of the worker renews its RQ heartbeat every
 + 60 s).  It is one thread per worker, started with the worker's first job
 and ended with the worker (:meth:`ContextWorker.teardown`): a thread started
 and joined per job cost ~0.14 ms of wall time per cheap objective run alone
-(``bench/queue.py``).  A job's heartbeats end when its function returns,
+(``bench/queue_throughput.py``).  A job's heartbeats end when its function returns,
 before RQ records its end, so no heartbeat puts a finished job back in the
 started-job registry.  A worker that dies mid-job, on any host, thus leaves a
 started-job entry that expires within :data:`HEARTBEAT_TTL_S` seconds, and the daemon's

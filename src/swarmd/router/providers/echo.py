@@ -4,7 +4,7 @@ It does no inference: label outputs get the first label with probability 1,
 other outputs get the input's body back.  It answers label batches too
 (:meth:`EchoProvider.classify_batch`), so the paths that batch label
 objectives (:meth:`swarmd.router.Router.route_many`, the workers'
-:mod:`swarmd.workers.batching`) run without a model.  Used by ``bench/queue.py`` and tests
+:mod:`swarmd.workers.batching`) run without a model.  Used by ``bench/queue_throughput.py`` and tests
 that measure or exercise the queue path rather than a model.
 """
 

@@ -1,6 +1,6 @@
 """Benchmark: objectives/s end to end through swarmd vs plain RQ, same Redis.
 
-    python bench/queue.py [--n 300] [--repeats 5]
+    python bench/queue_throughput.py [--n 300] [--repeats 5]
 
 * **swarmd**: ``swarmd --workers 1`` with LOCAL_FAST switched to the ``echo``
   provider (answers instantly, no model), so what is measured is swarmd's own
