@@ -34,10 +34,7 @@ RANKS = {
     "testing.effects": 11, "testing.redteam": 11,
 }
 
-#: Cycles known to be removed by another branch of issue 20 (``governor/shell``'s
-#: internal API: ``judge`` and ``interpreters`` share ``_Ctx`` through a
-#: TYPE_CHECKING import).  Any other cycle fails; delete the entry once that lands.
-KNOWN_CYCLES = [["swarmd.governor.shell.interpreters", "swarmd.governor.shell.judge"]]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def layer(module: str) -> str:

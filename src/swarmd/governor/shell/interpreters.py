@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from ..policy import Decision, compile_globs
-from typing import TYPE_CHECKING
-
-from .ir import Word, verdict
-
-if TYPE_CHECKING:
-    from .judge import JudgeContext
+from .ir import JudgeContext, Word, verdict
 
 
 INTERPRETER_NAME = compile_globs(

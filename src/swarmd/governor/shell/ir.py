@@ -137,3 +137,15 @@ def gtfobins_deny(rule_reason: str) -> Decision:
     return verdict("deny", "shell.gtfobins", rule_reason)
 
 BUILTIN_URL_POLICY = Policy.model_validate({"version": 1})  # built-in URL checks only
+
+
+class JudgeContext:
+    """What judging one line carries from command to command: the policy, the workspace
+    ``root`` (real path) and ``cwds``, every directory a preceding ``cd`` may have left the shell in."""
+
+    __slots__ = ("policy", "root", "cwds")
+
+    def __init__(self, policy: Policy, root: str):
+        self.policy = policy
+        self.root = root
+        self.cwds = [root]

@@ -15,7 +15,8 @@ from .builtins import (ASSIGNING_BUILTINS, EXEC_WRAPPERS, PRIVESC, SHELL_BUILTIN
 from .checks import PROGRAM_CHECKS
 from .git import git_rule_args
 from .interpreters import INTERPRETER_NAME, VERSION_ONLY_ARGS, judge_interpreter
-from .ir import Parsed, Simple, Word, ASSIGNMENT, CONTROL_CHARACTERS, DANGEROUS_VARIABLE, URL_SCHEME, verdict
+from .ir import (ASSIGNMENT, CONTROL_CHARACTERS, DANGEROUS_VARIABLE, URL_SCHEME, JudgeContext, Parsed, Simple, Word,
+                 verdict)
 from .network import NET_CLIENTS, UPLOAD_OPTIONS, UPLOAD_STDIN
 from .parse import parse_command
 from .text import edits_in_place, follows_links, not_path_indices, secret_filter
@@ -24,17 +25,6 @@ from .text import edits_in_place, follows_links, not_path_indices, secret_filter
 _SYSTEM_BIN = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin"})
 
 MAX_GLOB_MATCHES = 500
-
-class JudgeContext:
-    """What judging one line carries from command to command: the policy, the workspace
-    ``root`` (real path) and ``cwds``, every directory a preceding ``cd`` may have left the shell in."""
-
-    __slots__ = ("policy", "root", "cwds")
-
-    def __init__(self, policy: Policy, root: str):
-        self.policy = policy
-        self.root = root
-        self.cwds = [root]
 
 def _path_candidates(text: str) -> list[str]:
     if text.startswith("-"):
