@@ -1,44 +1,16 @@
-"""The RQ job that runs one objective through the router.
+"""The RQ job (:data:`swarmd.queue.JOB_FUNC`): run one objective and report it.
 
-Runs inside a worker process (``swarmd worker``, see :mod:`swarmd.workers.main`)
-and receives the worker's context first (:class:`swarmd.workers.context.WorkerContext`:
-the router, and with it the in-process model, built once per process and
-reused by every job; the policy; the Redis connection; the data directory).
-The job reports to the daemon through the event stream
-(:data:`swarmd.queue.EVENT_STREAM`): ``started`` when it begins,
-``finished`` with the result, attempts and their ledger data when it ends.  A
-model failure is an ``unresolved`` result, never a crashed job; a crashed job
-(a bug, a timeout) is retried by RQ and, once retries are spent, reported by
-the daemon from RQ's failed-job registry.
-
-Objectives of the ``agent`` action run the agent loop
-(:mod:`swarmd.agent.loop`) instead of one router call, as a follower of
-a stored execution trace or as the learner after the planner
-(:mod:`swarmd.agent.follower`; trace updates travel in the ``finished``
-event's ``trace``): every tool action
-is judged by the governor (policy: ``governor.policy`` in the config,
-re-read when the file changes), tools run in the objective's own copy of
-``<data dir>/workspaces/<id>`` (the context's data directory: the worker's
-``--data-dir``, which the daemon passes to the workers it starts; the judged
-change set is applied to the workspace at each approval point, see
-:mod:`swarmd.agent.changes`), and the decisions travel to the daemon in
-the ``finished`` event's ``audit`` list (workers may have no access to the
-daemon's SQLite).  An ``ask`` parks the objective
-(:mod:`swarmd.agent.approvals`): the park record and the ``finished`` event
-with state ``awaiting_approval`` are written in one Redis transaction.
-
-A label objective routed ahead together with others of its queue
-(:mod:`swarmd.workers.batching`) finds its result in the context
-(``ctx.routed``, checked for a final report and ``started`` reported already)
-instead of calling the router; the rest is the same.
-
-A final ``finished`` event is written with
-:func:`swarmd.queue.finished_key` (one transaction): a worker that dies
-after reporting but before RQ records the job as done leaves a job that RQ
-runs again, and that run only logs that the objective is finished already.
-An objective routed alone has that marker checked and its ``started`` event
-written in one round trip (:func:`swarmd.queue.start`, a Lua script).
-
+:func:`run_objective` receives the worker's context first
+(:class:`swarmd.workers.context.WorkerContext`) and the objective dict.  A label
+objective is one router call (or the result routed ahead in a batch,
+``ctx.routed``); an ``agent`` objective runs :func:`swarmd.agent.follower.run_with_traces`
+under the governor in its own copy of ``<data dir>/workspaces/<id>`` (the judged change
+set reaches the workspace at each approval point: :mod:`swarmd.agent.changes`), and an
+``ask`` parks it (:mod:`swarmd.agent.approvals`, in one transaction with its ``finished``
+event).  It reports ``started`` and ``finished`` through :mod:`swarmd.queue`; a final
+``finished`` sets the finished marker, so a job RQ runs again after its worker died past
+that point only logs that.  A model failure is an ``unresolved`` result, never a crashed
+job; a crash is RQ's to retry.  Design notes: docs/design.md (swarmd.workers.jobs).
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker_after_report``.
 """
 
