@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from swarmd.cli import control, costs, governor, memory, objectives, traces
+from swarmd.cli import api, control, costs, governor, memory, objectives, traces
 from swarmd.cli.common import run
 
 #: Command groups, in the order ``swarmctl --help`` lists them.
-GROUPS = (objectives, control, costs, governor, memory, traces)
+GROUPS = (objectives, control, costs, governor, memory, traces, api)
 
 DESCRIPTION = ("Control swarmd: route LLM calls through cheap tiers first, check agent actions, "
                "and see what it all cost.")
