@@ -161,7 +161,7 @@ def test_cancel_queued_never_runs_and_sse_delivers_it(idle_swarm):
                                                      "stopped_job": None}
         listener.join(60)
         assert not listener.is_alive(), f"no SSE 'cancelled' for q1; got {seen}"
-        assert {"id": "q1", "state": "submitted", "kind": "submitted"} in seen
+        assert {"id": "q1", "state": "submitted", "kind": "submitted", "action": "classify"} in seen
         swarm.burst_worker()
         q1, q2 = _final(c, "q1"), _final(c, "q2")
         assert (q1["state"], q1["attempts"], q2["state"]) == ("cancelled", [], "done")

@@ -13,8 +13,11 @@ Paths (all under ``/api/v1`` except ``/metrics``; every one needs
 * ``GET /status`` (``swarmctl status --json``), ``GET /approvals``, ``POST
   /approvals/{id}/approve|deny``, ``GET /costs?since=&until=`` (the cost report),
   ``GET /memory`` (gate stats), ``GET /events`` (server-sent events ``state``:
-  ``{"id", "state", "kind"}`` per state change, read from the objective and event
+  ``{"id", "state", "kind", "action"}`` per state change, read from the objective and event
   streams without consuming them), ``GET /metrics`` (Prometheus text).
+* The dashboard (:mod:`swarmd.api.dashboard`) at ``/``: a GET without
+  credentials is sent to ``/login``; its session cookie is accepted on GETs and
+  on its own forms (which check a CSRF field), never on ``/api/`` POSTs.
 Errors are JSON ``{"detail": ...}``; a Redis that does not answer is 503.
 """
 
@@ -23,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from http.cookies import CookieError, SimpleCookie
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from redis import Redis
@@ -39,6 +43,7 @@ from swarmd import constants as K
 from swarmd import queue as Q
 from swarmd.agent import approvals
 from swarmd.api.auth import TokenCheck
+from swarmd.api.dashboard import SESSION_COOKIE, dashboard_router
 from swarmd.cli.memory import gate_report
 from swarmd.cli.objectives import status_data
 from swarmd.config import Config
@@ -111,6 +116,10 @@ class ApiContext:
         if self._metrics is None:
             self._metrics = DaemonMetrics(self.db, self.redis(), self.store(), from_start=True)
         return self._metrics
+
+    def approval_rows(self, now: float) -> list[dict]:
+        """Objectives awaiting approval, oldest first, as :func:`_approval_row` shows them."""
+        return [_approval_row(r, now) for r in approvals.list_parked(self.redis())]
 
     def close(self) -> None:
         """Close the Redis client and the store."""
@@ -204,10 +213,12 @@ def _approval_row(record: dict, now: float) -> dict:
 
 
 def _sse_state(stream: str, fields: dict) -> dict | None:
-    """The state change a stream entry announces: ``{"id", "state", "kind"}``, or ``None``."""
+    """The state change a stream entry announces: ``{"id", "state", "kind", "action"}`` (``action``
+    when the entry names it, else ``None``), or ``None``."""
     if stream == K.OBJECTIVE_STREAM:
         try:
-            return {"id": json.loads(fields[b"objective"])["id"], "state": "submitted", "kind": "submitted"}
+            objective = json.loads(fields[b"objective"])
+            return {"id": objective["id"], "state": "submitted", "kind": "submitted", "action": objective.get("action")}
         except (KeyError, ValueError, TypeError):
             return None
     kind = fields.get(b"kind", b"").decode(errors="replace")
@@ -217,7 +228,7 @@ def _sse_state(stream: str, fields: dict) -> dict | None:
     except ValueError:
         payload = {}
     state = {"started": "running", "failed": "failed", "resolved": "queued"}.get(kind) or payload.get("state")
-    return {"id": oid, "state": state, "kind": kind} if oid and state else None
+    return {"id": oid, "state": state, "kind": kind, "action": payload.get("action")} if oid and state else None
 
 
 # ----------------------------------------------------------------------------- the app
@@ -232,16 +243,37 @@ class BearerAuth:
         self.app, self.tokens = app, tokens
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            scheme, _sep, presented = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not self.tokens.ok(presented.strip() or None):
+        if scope["type"] == "http" and not self._allowed(scope):
+            path = scope.get("path", "")
+            if scope.get("method") == "GET" and not path.startswith(("/api/", "/metrics")):
+                response = RedirectResponse("/login", status_code=303)      # a person at the dashboard
+            else:
                 response = JSONResponse({"detail": "missing or wrong bearer token (Authorization: Bearer TOKEN; "
                                                    "`swarmctl api token` prints it)"}, status_code=401,
                                         headers={"WWW-Authenticate": "Bearer"})
-                await response(scope, receive, send)
-                return
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    def _allowed(self, scope) -> bool:
+        """The bearer token anywhere; the dashboard's session cookie on GETs and on the
+        dashboard's own forms (not ``/api/``: those check their CSRF field); ``/login`` always."""
+        path, method = scope.get("path", ""), scope.get("method")
+        if path == "/login":
+            return True
+        headers = dict(scope.get("headers") or [])
+        scheme, _sep, presented = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and self.tokens.ok(presented.strip() or None):
+            return True
+        if method != "GET" and path.startswith(("/api/", "/metrics")):
+            return False
+        cookies = SimpleCookie()
+        try:
+            cookies.load(headers.get(b"cookie", b"").decode("latin-1"))
+        except CookieError:
+            return False
+        session = cookies.get(SESSION_COOKIE)
+        return session is not None and self.tokens.session_ok(session.value)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -352,8 +384,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @api.get("/approvals")
     def list_approvals() -> dict:
         """Objectives awaiting approval, oldest first: the proposed action, the workspace, the governor's reason."""
-        now = time.time()
-        return {"approvals": [_approval_row(r, now) for r in approvals.list_parked(ctx.redis())]}
+        return {"approvals": ctx.approval_rows(time.time())}
 
     def _resolve(objective_id: str, resolution: str) -> dict:
         redis = ctx.redis()
@@ -396,7 +427,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @api.get("/events", response_class=StreamingResponse)
     async def events(request: Request) -> StreamingResponse:
-        """Server-sent events: ``event: state`` with ``{"id", "state", "kind"}`` for every objective
+        """Server-sent events: ``event: state`` with ``{"id", "state", "kind", "action"}`` for every objective
         submitted and every state a worker or the control reports, from the moment of connecting."""
         url = ctx.redis_url()
         if not url:
@@ -428,6 +459,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     app.include_router(api)
+    app.include_router(dashboard_router(ctx))
     app.add_middleware(BearerAuth, tokens=ctx.tokens)
 
     @app.get("/metrics", response_class=Response)

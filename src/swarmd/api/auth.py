@@ -5,10 +5,14 @@ in a file of mode 0600 created on the daemon's first start (:func:`ensure_token`
 and replaced by ``swarmctl api token --rotate`` (:func:`rotate_token`; the
 running API reads the file again when it changes, so the old token stops
 working at once).  Requests are checked with :func:`secrets.compare_digest`.
+The dashboard's session cookie and CSRF field are HMACs of the token
+(:meth:`TokenCheck.session`, :meth:`TokenCheck.csrf`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -91,3 +95,25 @@ class TokenCheck:
         """Whether ``presented`` is the token (constant-time comparison)."""
         token = self.current()
         return bool(token) and presented is not None and secrets.compare_digest(presented.encode(), token.encode())
+
+    def _derived(self, purpose: bytes) -> str | None:
+        token = self.current()
+        return hmac.new(token.encode(), purpose, hashlib.sha256).hexdigest() if token else None
+
+    def session(self) -> str | None:
+        """The dashboard's session cookie value: HMAC-SHA256 of the token (rotation ends sessions)."""
+        return self._derived(b"swarmd dashboard session")
+
+    def csrf(self) -> str | None:
+        """The CSRF field of the dashboard's forms: another HMAC of the token."""
+        return self._derived(b"swarmd dashboard csrf")
+
+    def session_ok(self, presented: str | None) -> bool:
+        """Whether ``presented`` is the current session cookie value."""
+        expected = self.session()
+        return bool(expected) and bool(presented) and hmac.compare_digest(presented.encode(), expected.encode())
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        """Whether ``presented`` is the current CSRF field value."""
+        expected = self.csrf()
+        return bool(expected) and bool(presented) and hmac.compare_digest(presented.encode(), expected.encode())
