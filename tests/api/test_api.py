@@ -13,6 +13,7 @@ import pytest
 from swarmd import cli
 from swarmd.agent import approvals
 from swarmd.api.auth import ensure_token
+from swarmd.cli.objectives import NO_WORKER
 from swarmd.config import load_config
 from swarmd.daemon.control import retry_id
 from swarmd.governor.policy import Decision
@@ -84,9 +85,9 @@ def test_every_endpoint(swarm):
         r = c.post("/api/v1/objectives/one/feedback", json={"verdict": "good", "note": "checked"})
         assert r.status_code == 200 and r.json()["records"] == 1
 
-        status = c.get("/api/v1/status").json()
-        assert status["daemon"]["alive"] is True and len(status["workers"]) == 1
-        assert status["objectives"]["done"] >= 4
+        status = wait_until(lambda: (s := c.get("/api/v1/status").json())["objectives"]["done"] >= 4 and s, 60,
+                            "the heartbeat's counts to include the 4 done objectives")
+        assert status["daemon"]["alive"] is True and len(status["workers"]) == 1 and status["warnings"] == []
         costs = c.get("/api/v1/costs", params={"since": "1h"})
         assert costs.status_code == 200 and costs.json()
         memory = c.get("/api/v1/memory").json()
@@ -153,6 +154,8 @@ def test_cancel_queued_never_runs_and_sse_delivers_it(idle_swarm):
     listener.start()
     assert ready.wait(60), "the event stream did not start"
     with swarm.client() as c:
+        assert c.get("/api/v1/status").json()["warnings"] == [NO_WORKER]      # and the daemon said so at start
+        assert "swarmd starts no worker (--workers 0)" in (swarm.data.parent / "swarmd.stderr").read_text()
         assert c.post("/api/v1/objectives", json=[{"id": "q1", "input": "a", **LABELED},
                                                   {"id": "q2", "input": "b", **LABELED}]).status_code == 202
         wait_until(lambda: c.get("/api/v1/objectives/q1").json().get("state") == "queued", 60, "q1 queued")
@@ -228,3 +231,30 @@ def test_remote_listen_refused_without_allow_remote(tmp_path, redis_url, listen)
                            "--config", str(config)], env=daemon_env(redis_url), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "is not a loopback address" in proc.stderr and "allow_remote" in proc.stderr
+
+
+def test_listen_address_in_use_leaves_the_api_on_the_unix_socket(tmp_path, redis_url):
+    import socket
+
+    from tests.daemon.helpers import start_daemon, write_config
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    config = write_config(tmp_path, fast_provider="echo")
+    config.write_text(config.read_text().replace("  listen: 127.0.0.1:0\n", f"  listen: 127.0.0.1:{port}\n"))
+    proc = start_daemon(tmp_path, redis_url, config, workers=0)
+    try:
+        data = tmp_path / "data"
+        url = wait_until(lambda: (data / "api.url").exists() and (data / "api.url").read_text().strip(), 60,
+                         "api.url")
+        assert url.startswith("http+unix://") and "api.sock" in url
+        assert f"cannot listen on api.listen 127.0.0.1:{port}" in (tmp_path / "swarmd.stderr").read_text()
+        token = (data / "api.token").read_text().strip()
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(data / "api.sock")), base_url="http://swarmd",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+            assert c.get("/api/v1/status").json()["daemon"]["alive"] is True
+    finally:
+        proc.terminate()
+        proc.wait(120)
+        taken.close()

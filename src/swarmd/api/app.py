@@ -436,7 +436,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         async def stream():
             client = AsyncRedis.from_url(url)
             try:
-                ids = {K.OBJECTIVE_STREAM: "$", Q.EVENT_STREAM: "$"}
+                ids = {}
+                for name in (K.OBJECTIVE_STREAM, Q.EVENT_STREAM):   # where the streams end now: not "$", which
+                    last = await client.xrevrange(name, count=1)   # would miss what is added before the first read
+                    ids[name] = last[0][0] if last else "0-0"
                 yield ": connected\n\n"
                 while not await request.is_disconnected():
                     replies = await client.xread(ids, block=int(SSE_BLOCK_S * 1000), count=100)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from loguru import logger
+
 from swarmd.api.server import ApiServer
 from swarmd.cli.common import add_redis_url, ping, redis_url, run
 from swarmd.config import load_config
@@ -66,6 +68,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     first: a refused ``api.listen`` is exit 2 before anything runs)."""
     if args.workers < 0:
         raise BadInput(f"--workers must be >= 0, found {args.workers}")
+    if args.workers == 0:
+        logger.warning("swarmd starts no worker (--workers 0): objectives stay queued until a worker runs "
+                       "(`swarmd --workers N`, or `swarmd worker` here or on another host)")
     url = redis_url(args, daemon=True)
     config = load_config(args.config)
     data = data_dir(args.data_dir)

@@ -36,6 +36,9 @@ from swarmd.router import RequestError, Router
 from swarmd.store.objectives import RESULT_FIELDS, Store
 from swarmd.workers.parking import queue_depths
 
+#: The warning of ``status`` (and ``/api/v1/status``, the dashboard) when no worker is registered.
+NO_WORKER = "no worker is running: objectives stay queued (start `swarmd --workers N` or `swarmd worker`)"
+
 #: Seconds between polls of ``submit --wait`` and ``logs -f``.
 POLL_S = 0.3
 
@@ -124,7 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "is doing, objectives by state, and today's (UTC) spend and calls by tier. "
                                         "--json keys: daemon{alive,uptime_s,pid,host}, queues, workers, "
                                         "objectives{queued,running,awaiting_approval,done,failed,unresolved}, "
-                                        "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
+                                        "spend_today_usd, by_tier_today, warnings (e.g. no worker running), "
+                                        "malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
                                         "sandbox{kind,available,reason}. "
@@ -379,6 +383,7 @@ def status_data(client) -> dict:
         "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
         "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
                       if k.startswith(b"malformed_")},
+        "warnings": [] if workers else [NO_WORKER],
     }
 
 
@@ -399,6 +404,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print("[yellow]malformed stream entries skipped:[/] "
                   + ", ".join(f"{k} {v}" for k, v in data["malformed"].items()))
     out.print(f"sandbox: {'[green]' if conf.available else '[red]'}{conf.reason}[/]")
+    for warning in data["warnings"]:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     workers = table("worker", "state", "current job", title="workers")
     for w in data["workers"]:
         workers.add_row(w["name"], w["state"], w["current_job"] or "-")
