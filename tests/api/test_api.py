@@ -93,6 +93,8 @@ def test_every_endpoint(swarm):
         memory = c.get("/api/v1/memory").json()
         assert memory["records"] >= 1 and isinstance(memory["gates"], list)
         assert c.get("/api/v1/approvals").json() == {"approvals": []}
+        assert c.get("/api/v1/traces").json() == {"traces": []}
+        assert c.get("/api/v1/traces/nosuch").status_code == 404
         metrics = c.get("/metrics")
         assert metrics.status_code == 200 and 'swarmd_objectives{state="done"}' in metrics.text
         schema = c.get("/api/v1/openapi.json").json()

@@ -12,7 +12,8 @@ Paths (all under ``/api/v1`` except ``/metrics``; every one needs
   optional ``"note"``: ``swarmctl feedback``'s items).
 * ``GET /status`` (``swarmctl status --json``), ``GET /approvals``, ``POST
   /approvals/{id}/approve|deny``, ``GET /costs?since=&until=`` (the cost report),
-  ``GET /memory`` (gate stats), ``GET /events`` (server-sent events ``state``:
+  ``GET /memory`` (gate stats), ``GET /traces`` and ``/traces/{id}`` (execution
+  traces, as ``swarmctl traces list|show --json``), ``GET /events`` (server-sent events ``state``:
   ``{"id", "state", "kind", "action"}`` per state change, read from the objective and event
   streams without consuming them), ``GET /metrics`` (Prometheus text).
 * The dashboard (:mod:`swarmd.api.dashboard`) at ``/``: a GET without
@@ -46,6 +47,7 @@ from swarmd.api.auth import TokenCheck
 from swarmd.api.dashboard import SESSION_COOKIE, dashboard_router
 from swarmd.cli.memory import gate_report
 from swarmd.cli.objectives import status_data
+from swarmd.cli.traces import TraceStore, trace_detail, trace_list
 from swarmd.config import Config
 from swarmd.costs.report import build_report, parse_since
 from swarmd.daemon import control
@@ -424,6 +426,34 @@ def create_app(ctx: ApiContext) -> FastAPI:
             return {"records": 0, "gates": []}
         total, rows = gate_report(str(ctx.db), ctx.config)
         return {"records": total, "gates": [r.to_json() for r in rows]}
+
+    def traces_store() -> TraceStore | None:
+        return TraceStore(ctx.db) if ctx.db.exists() else None
+
+    @api.get("/traces")
+    def traces(all_versions: bool = False) -> dict:
+        """Execution traces, newest first (``swarmctl traces list --json``): the active version of
+        each, or every version with ``all_versions=true``."""
+        store = traces_store()
+        if store is None:
+            return {"traces": []}
+        try:
+            return {"traces": trace_list(store, all_versions)}
+        finally:
+            store.close()
+
+    @api.get("/traces/{trace_id}", responses=_errors(404, 422))
+    def trace(trace_id: str, version: int | None = None) -> dict:
+        """One execution trace: its summary and steps (``swarmctl traces show --json``)."""
+        store = traces_store()
+        try:
+            found = trace_detail(store, trace_id, version) if store is not None else None
+        finally:
+            if store is not None:
+                store.close()
+        if found is None:
+            raise HTTPException(404, f"no trace {trace_id!r}")
+        return found
 
     @api.get("/events", response_class=StreamingResponse)
     async def events(request: Request) -> StreamingResponse:
