@@ -260,3 +260,32 @@ def test_listen_address_in_use_leaves_the_api_on_the_unix_socket(tmp_path, redis
         proc.terminate()
         proc.wait(120)
         taken.close()
+
+
+def test_cancel_awaiting_approval_cannot_be_approved_after(idle_swarm, redis_conn):
+    """An agent objective parked by the governor (its park record and the worker's ``finished`` event
+    with state ``awaiting_approval``, as a worker writes them) is cancelled; approving it then is 409."""
+    from swarmd import queue as Q
+    swarm = idle_swarm
+    ask = Decision("ask", "shell.network", "network access needs approval")
+    with swarm.client() as c:
+        assert c.post("/api/v1/objectives", json={"id": "ag1", "input": "fetch the notes", **LABELED}
+                      ).status_code == 202
+        wait_until(lambda: c.get("/api/v1/objectives/ag1").json().get("state") == "queued", 60, "ag1 queued")
+        pipe = redis_conn.pipeline()
+        approvals.park(pipe, {"id": "ag1", "action": "classify", "input": "fetch the notes"}, 0, "run_shell",
+                       {"command": "curl http://example.invalid"}, ask, {"workspace": "/w/ag1"})
+        Q.emit(pipe, Q.Finished(objective_id="ag1", state="awaiting_approval", result={}, attempts=[],
+                                action="classify", worker="test"))
+        pipe.execute()
+        wait_until(lambda: c.get("/api/v1/objectives/ag1").json().get("state") == "awaiting_approval", 60,
+                   "ag1 awaiting approval in the store")
+        r = c.post("/api/v1/objectives/ag1/cancel")
+        assert r.status_code == 200 and r.json()["was"] == "awaiting_approval"
+        assert c.get("/api/v1/approvals").json() == {"approvals": []}
+        assert c.post("/api/v1/approvals/ag1/approve").status_code == 409
+        rec = wait_until(lambda: (o := c.get("/api/v1/objectives/ag1").json())["state"] == "cancelled" and o, 60,
+                         "ag1 cancelled in the store")
+        assert "cancelled by api (was awaiting_approval)" == rec["reason"]
+        swarm.burst_worker()                      # its queued job (run 0) finds it cancelled
+        assert c.get("/api/v1/objectives/ag1").json()["attempts"] == []
