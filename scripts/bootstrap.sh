@@ -30,6 +30,9 @@ command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 # systemd-nspawn boots a real systemd for tests/systemd/ (the units, installed as docs/systemd.md says)
 if [ "$PRODUCTION" != 1 ]; then
   command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
+  # a real headless browser for tests/api/test_dashboard.py (a browser cannot be downloaded at test time)
+  command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"

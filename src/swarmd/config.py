@@ -271,6 +271,27 @@ class MetricsConfig(_Strict):
     refresh_s: float = Field(default=5.0, gt=0)
 
 
+class ApiConfig(_Strict):
+    """The HTTP API and dashboard (:mod:`swarmd.api`), served by ``swarmd`` on a
+    unix socket in the data directory and on TCP at ``listen`` (``"HOST:PORT"``;
+    ``None`` = no TCP; port 0 = any free port, written to ``<data dir>/api.url``).
+    A ``listen`` host that is not loopback is refused unless ``allow_remote``
+    (then put TLS in front of it: the API speaks plain HTTP)."""
+
+    listen: str | None = "127.0.0.1:8765"
+    allow_remote: bool = False
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        if listen is None:
+            return None
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise Invalid(((), "HOST:PORT (port 0-65535) or null", short(listen)))
+        return listen
+
+
 class MemoryConfig(_Strict):
     """The learning memory (:mod:`swarmd.memory`): verified outcomes in the store.
 
@@ -432,6 +453,7 @@ class Config(_Strict):
     budgets: BudgetConfig = BudgetConfig()
     reports: ReportsConfig = ReportsConfig()
     metrics: MetricsConfig = MetricsConfig()
+    api: ApiConfig = ApiConfig()
     storage: StorageConfig = StorageConfig()
     memory: MemoryConfig = MemoryConfig()
     traces: TracesConfig = TracesConfig()

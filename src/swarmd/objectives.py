@@ -5,11 +5,11 @@ An objective is a JSON object::
     {"id": str, "action": str, "input": str, "labels": [str] | null,
      "priority": "high" | "normal" | "low", "max_cost_usd": float | null,
      "strategy": "cascade" | "local_only" | "api_only" | "local_fallback" | null,
-     "tags": [str], "submitted_at": float (unix seconds)}
+     "tags": [str], "submitted_at": float (unix seconds), "retry_of": str | null}
 
 ``strategy`` is validated against the config (for an agent objective against every action
 its calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life:
-``queued → running → done | failed | unresolved``; an ``agent`` objective whose next tool
+``queued → running → done | failed | unresolved`` (or ``cancelled`` from any unended state); an ``agent`` objective whose next tool
 action the governor answers ``ask`` waits in ``awaiting_approval`` until approved, rejected
 or timed out.  Free text with no action is an :data:`AGENT_ACTION` objective.
 :class:`ObjectiveError` (exit 2) names every bad field.
@@ -31,8 +31,9 @@ from swarmd.config import AGENT_ACTION
 from swarmd.config import Config, Strategy
 from swarmd.validation import InputError, Invalid, short, validate as validate_model
 
-STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved")
-FINAL_STATES = ("done", "failed", "unresolved")
+STATES = ("queued", "running", "awaiting_approval", "done", "failed", "unresolved", "cancelled")
+#: ``cancelled``: by ``swarmctl cancel`` / the API (:mod:`swarmd.daemon.control`); it never runs (again).
+FINAL_STATES = ("done", "failed", "unresolved", "cancelled")
 Priority = Literal["high", "normal", "low"]
 PRIORITIES = get_args(Priority)
 #: RQ 3 accepts job ids of letters, digits, "_" and "-" only; the objective id is the job id.
@@ -67,6 +68,8 @@ class Objective(BaseModel):
     strategy: Strategy | None = Field(default=None, validate_default=True)
     tags: list[str] = Field(default_factory=list)
     submitted_at: float = 0.0
+    #: The objective this one runs again (``swarmctl retry``; :func:`swarmd.daemon.control.retry`), else ``None``.
+    retry_of: str | None = None
 
     @field_validator("id")
     @classmethod

@@ -34,8 +34,10 @@ def daemon_env(redis_url: str, **extra: str) -> dict:
 
 def write_config(tmp: Path, fast_provider: str = "llama_cpp") -> Path:
     """The shipped config, with LOCAL_FAST switched to ``fast_provider`` (without the embedded
-    model's ``quantization``, which another provider refuses) and a 1 s heartbeat."""
+    model's ``quantization``, which another provider refuses), a 1 s heartbeat and the HTTP API on
+    a free loopback port."""
     text = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
+    text = text.replace("  listen: 127.0.0.1:8765\n", "  listen: 127.0.0.1:0\n")   # tests run side by side
     if fast_provider != "llama_cpp":
         text = with_fast_provider(text, fast_provider)
     path = tmp / "llm_config.yaml"

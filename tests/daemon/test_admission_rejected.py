@@ -100,7 +100,7 @@ def test_status_counts_rejected_objectives_as_failed_and_only_the_rest_as_malfor
 
     data = status_data(redis_conn)
     assert data["objectives"] == {"queued": 1, "running": 0, "awaiting_approval": 0, "done": 0, "failed": 2,
-                                  "unresolved": 0}
+                                  "unresolved": 0, "cancelled": 0}
     assert data["malformed"] == {"objectives": 4}
     rec = daemon.store.get("bad-action-1")
     assert (rec["state"], rec["action"], rec["tags"]) == ("failed", "no_such_action", ["t"])

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import argparse
 
+from loguru import logger
+
+from swarmd.api.server import ApiServer
 from swarmd.cli.common import REDIS_URL_HELP, Parser, add_global_flags, ping, redis_url, run
+from swarmd.config import load_config
+from swarmd.daemon.redis_server import read_url_file
+from swarmd.paths import data_dir, db_path
 from swarmd.daemon.main import run_daemon
 from swarmd.errors import EXIT_RULE, BadInput
 from swarmd.logs import configure as configure_logs
@@ -70,10 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    """``swarmd``: the daemon until SIGTERM (:func:`swarmd.daemon.main.run_daemon`)."""
+    """``swarmd``: the daemon until SIGTERM (:func:`swarmd.daemon.main.run_daemon`),
+    with the HTTP API beside it (:class:`swarmd.api.server.ApiServer`, started
+    first: a refused ``api.listen`` is exit 2 before anything runs)."""
     if args.workers is not None and args.workers < 0:
         raise BadInput(f"--workers must be >= 0, found {args.workers}")
-    return run_daemon(args.config, args.data_dir, redis_url(args, daemon=True), args.workers, verbose=args.verbose)
+    if args.workers == 0:
+        logger.warning("swarmd starts no worker (--workers 0): objectives stay queued until a worker runs "
+                       "(`swarmd --workers N`, or `swarmd worker` here or on another host)")
+    url = redis_url(args, daemon=True)
+    config = load_config(args.config)
+    data = data_dir(args.data_dir)
+    api = ApiServer(config, data, db_path(data, config.storage.db), lambda: url or read_url_file(data))
+    api.start()
+    try:
+        return run_daemon(args.config, args.data_dir, url, args.workers, verbose=args.verbose)
+    finally:
+        api.stop()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

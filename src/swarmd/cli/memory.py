@@ -116,20 +116,27 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
-    """``swarmctl memory stats``: a table (or ``--json``) of :func:`swarmd.memory.stats.gate_stats`."""
-    memory = _memory(args)
+def gate_report(db: str, config) -> tuple[int, list, list]:
+    """``(verified records, rows, unverified gates)`` of the store ``db``: the rows of
+    :func:`swarmd.memory.stats.gate_stats` with the learned thresholds, else
+    the config's (``quality``) for actions it has, and the gates still unverified on this
+    deployment (:func:`swarmd.memory.verification.unverified_gates`).  What ``memory stats``
+    and ``GET /api/v1/memory`` show."""
+    memory = Memory(db)
     try:
-        config = load_config(args.config)
         learned = {k: v[1] for k, v in GateBook(memory).active().items()}
         rows = gate_stats(memory, learned)
         for row in rows:
             if row.threshold is None and row.action in config.actions:
                 row.threshold = config.quality.threshold_for(row.action)
-        total = memory.count()
-        unverified = unverified_gates(memory, config.memory.min_verified)
+        return memory.count(), rows, unverified_gates(memory, config.memory.min_verified)
     finally:
         memory.close()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``swarmctl memory stats``: a table (or ``--json``) of :func:`swarmd.memory.stats.gate_stats`."""
+    total, rows, unverified = gate_report(existing_db(args), load_config(args.config))
     if args.json:
         print(json.dumps({"records": total, "gates": [r.to_json() for r in rows],
                           "unverified": [g.to_json() for g in unverified]}))

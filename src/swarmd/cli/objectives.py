@@ -24,6 +24,7 @@ from rq import Worker
 from swarmd import constants as K
 from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
 from swarmd.config import AGENT_ACTION, STRATEGIES, ConfigError, load_config
+from swarmd.daemon.control import push
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
 from swarmd.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_UNRESOLVED, BadInput, Unreachable
@@ -31,7 +32,7 @@ from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl
 from swarmd.memory.records import Memory
 from swarmd.memory.verification import UnverifiedGate, unverified_gates
-from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, new_id, validate
+from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.agent import approvals
@@ -39,6 +40,8 @@ from swarmd.daemon.store import RESULT_FIELDS, Store
 from swarmd.queue import queue_depths
 from swarmd.router.reach import plan_problem
 from swarmd.router.router import verification_of
+
+#: The warning of ``status`` (and ``/api/v1/status``, the dashboard) when no worker is registered.
 
 #: Seconds between polls of ``submit --wait`` and ``logs -f``.
 POLL_S = 0.3
@@ -122,8 +125,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--id", help="objective id (default: generated)")
     submit.add_argument("--tag", action="append", help="tag (repeatable)")
     submit.add_argument("--file", help="JSONL file of objectives ('-' for stdin), submitted in one pipeline")
-    submit.add_argument("--wait", action="store_true", help="show a progress bar until all are final, then a summary")
+    submit.add_argument("--wait", action="store_true",
+                        help="show a progress bar until all are final, then each objective's id, state, answer "
+                             "and tier (a table)")
     submit.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    submit.add_argument("--json", action="store_true",
+                        help="with --wait: print each objective as one JSON line (id, state, answer, tier, "
+                             "confidence, cost_usd, reason) instead of the table")
     add_redis_url(submit)
     submit.set_defaults(func=cmd_submit)
 
@@ -132,7 +140,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "is doing, objectives by state, and today's (UTC) spend and calls by tier. "
                                         "--json keys: daemon{alive,uptime_s,pid,host}, queues, workers, "
                                         "objectives{queued,running,awaiting_approval,done,failed,unresolved}, "
-                                        "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
+                                        "spend_today_usd, by_tier_today, warnings (e.g. no worker running), "
+                                        "malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
                                         "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...), "
@@ -338,18 +347,35 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
     _check_reach(client, config, objectives)
-    pipe = client.pipeline(transaction=True)
-    for obj in objectives:
-        # not over a final state: the daemon does not run a known id again, so "submitted" would stay
-        mirror_state(pipe, obj.id, {"state": "submitted", "action": obj.action}, config.daemon.result_ttl_s)
-        pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
-    pipe.execute()
+    push(client, objectives, config)
     if not args.wait:
         for oid in ids:
             print(oid)
         return EXIT_OK
     err.print(f"submitted {len(ids)} objective(s)")
-    return _wait(client, ids, args.timeout)
+    code = _wait(client, ids, args.timeout)
+    print_results(client, ids, args.json)
+    return code
+
+
+def print_results(client, ids: list[str], as_json: bool) -> None:
+    """Each objective's id, state, answer and tier (from its Redis hash:
+    :func:`mirrored_record`) as a table, or as JSON lines (``{"id", "state",
+    "answer", "tier", "confidence", "cost_usd", "reason"}``) with ``as_json``."""
+    grid = table("id", "state", "answer", "tier")
+    for oid in ids:
+        try:
+            record = mirrored_record(client, oid)
+        except BadInput:      # expired from Redis already (result_ttl_s)
+            record = {"id": oid, "state": "unknown"}
+        row = {k: record.get(k) for k in ("id", "state", "answer", "tier", "confidence", "cost_usd", "reason")}
+        if as_json:
+            print(json.dumps(row))
+        else:
+            grid.add_row(oid, str(row["state"]), "" if row["answer"] is None else str(row["answer"]),
+                         str(row["tier"] or ""))
+    if not as_json:
+        out.print(grid)
 
 
 def _check_reach(client, config, objectives) -> None:

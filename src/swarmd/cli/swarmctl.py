@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from swarmd.cli import costs, governor, memory, objectives, traces
+from swarmd.cli import api, control, costs, governor, memory, objectives, traces
 from swarmd.cli.common import Parser, add_global_flags, run
 from swarmd.errors import EXIT_RULE
 from swarmd.logs import configure as configure_logs
 from swarmd.paths import data_dir, read_config_path
 
 #: Command groups, in the order ``swarmctl --help`` lists them.
-GROUPS = (objectives, costs, governor, memory, traces)
+GROUPS = (objectives, control, costs, governor, memory, traces, api)
 
 DESCRIPTION = ("Control swarmd: route LLM calls through cheap tiers first, check agent actions, "
                "and see what it all cost.")

@@ -78,11 +78,27 @@ def _rows(store: TraceStore, rows) -> list[dict]:
     return listed
 
 
+def trace_list(store: TraceStore, all_versions: bool = False) -> list[dict]:
+    """Trace summaries, newest first (``traces list --json`` lines, ``GET /api/v1/traces``);
+    the active version of each unless ``all_versions``."""
+    return _rows(store, store.rows(all_versions=all_versions))
+
+
+def trace_detail(store: TraceStore, trace_id: str, version: int | None = None) -> dict | None:
+    """One version's summary plus ``trace`` (its steps: ``traces show --json``,
+    ``GET /api/v1/traces/{id}``), or ``None`` when no trace has that id.  Raises
+    :class:`~swarmd.agent.traces.TraceError` for an unusable one or an unknown version."""
+    if not any(row["id"] == trace_id for row in store.rows(all_versions=True)):
+        return None
+    stored = store.get(trace_id, version)
+    return {**stored.summary(), "trace": stored.trace.model_dump(mode="json", by_alias=True)}
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """``traces list``: a table (or JSON lines) of traces, newest first."""
     store = _store(args)
     try:
-        listed = _rows(store, store.rows(all_versions=args.all))
+        listed = trace_list(store, args.all)
     finally:
         store.close()
     if args.json:

@@ -10,7 +10,8 @@ Tables (created by :mod:`swarmd.store.schema`, opened with
 
 * ``objectives`` — one row per objective: fields of the objective (``strategy``
   NULL for objectives queued before routing strategies: they ran ``cascade``), ``state``
-  (queued | running | awaiting_approval | done | failed | unresolved),
+  (queued | running | awaiting_approval | done | failed | unresolved | cancelled),
+  ``retry_of`` (the objective it runs again, else NULL),
   timestamps (unix seconds; ``finished_at`` only for final states),
   and the final answer, confidence, tier, model, cost (USD), escalations and
   reason.
@@ -72,9 +73,9 @@ class Store:
         with self._lock, transaction(self._conn):
             return [self._conn.execute(
                 "INSERT OR IGNORE INTO objectives (id, action, input, labels, priority, max_cost_usd, strategy, "
-                "tags, state, submitted_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "tags, state, submitted_at, queued_at, retry_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (o.id, o.action, o.input, json.dumps(o.labels), o.priority, o.max_cost_usd, o.strategy,
-                 json.dumps(o.tags), "queued", o.submitted_at, now)).rowcount == 1 for o in objs]
+                 json.dumps(o.tags), "queued", o.submitted_at, now, o.retry_of)).rowcount == 1 for o in objs]
 
     def add_rejected_many(self, rows: list[dict]) -> list[bool]:
         """Record objectives the daemon's validation rejected as ``failed``
@@ -157,6 +158,11 @@ class Store:
             raise ValueError(f"unknown event kind {kind!r}")
         state = payload["state"]
         assert state in STATES, state
+        if state == "cancelled":   # cancelled while still in the objective stream: known here from now on
+            self._conn.execute(
+                "INSERT OR IGNORE INTO objectives (id, action, input, priority, tags, state, submitted_at) "
+                "VALUES (?,?,?,?,?,?,?)", (oid, payload.get("action") or "", "", "normal", "[]", "queued",
+                                            payload.get("ts", time.time())))
         result = payload.get("result", {})
         finished = payload.get("ts", time.time()) if state in FINAL_STATES else None
         kept = self._unless_final("state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, cost_usd=?, "
@@ -182,12 +188,58 @@ class Store:
             row = self._conn.execute("SELECT * FROM objectives WHERE id=?", (objective_id,)).fetchone()
             if row is None:
                 return None
-            out = dict(row)
-            out["labels"] = json.loads(out["labels"]) if out["labels"] else None
-            out["tags"] = json.loads(out["tags"])
+            out = self._decoded(row)
             out["attempts"] = [json.loads(r[0]) for r in self._conn.execute(
                 "SELECT data FROM attempts WHERE objective_id=? ORDER BY n", (objective_id,))]
             return out
+
+    def page(self, state: str | None = None, action: str | None = None, since: float | None = None,
+             q: str | None = None, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """Objectives newest first (by ``submitted_at``, then id), without
+        attempts, as ``(rows, next)``: ``state``/``action`` equal, ``since``
+        submitted at or after that unix time, ``q`` a substring of the input
+        or the answer (case-insensitive for ASCII), at most ``limit`` rows
+        (1-1000).  ``next``: the cursor of the following page (pass it back as
+        ``cursor``), ``None`` on the last page.  Served from the indexes of
+        migration 14 (``objectives_state_submitted``, ``objectives_submitted``).
+        Raises ``ValueError`` for a malformed cursor or a ``limit`` out of range."""
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be 1-1000, found {limit}")
+        where, args = [], []
+        for column, value in (("state", state), ("action", action)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        if since is not None:
+            where.append("submitted_at>=?")
+            args.append(since)
+        if q:
+            where.append("(instr(lower(input), lower(?)) > 0 OR instr(lower(COALESCE(answer,'')), lower(?)) > 0)")
+            args += [q, q]
+        if cursor:
+            ts, sep, oid = cursor.partition(":")
+            try:
+                ts_value = float(ts)
+            except ValueError:
+                sep = ""
+            if not sep or not oid:
+                raise ValueError(f"cursor must be one this list returned as next, found {cursor[:80]!r}")
+            where.append("(submitted_at < ? OR (submitted_at = ? AND id < ?))")
+            args += [ts_value, ts_value, oid]
+        sql = ("SELECT * FROM objectives" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY submitted_at DESC, id DESC LIMIT ?")
+        with self._lock:
+            rows = [self._decoded(r) for r in self._conn.execute(sql, (*args, limit + 1))]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (f"{rows[-1]['submitted_at']!r}:{rows[-1]['id']}" if more else None)
+
+    @staticmethod
+    def _decoded(row) -> dict:
+        out = dict(row)
+        out["labels"] = json.loads(out["labels"]) if out["labels"] else None
+        out["tags"] = json.loads(out["tags"])
+        return out
 
     def queued_before(self, ts: float) -> list[str]:
         """Ids of objectives still ``queued`` that were queued before unix time ``ts``."""

@@ -29,6 +29,7 @@ Each :class:`Migration` names the component that owns the tables it touches
 11    ``memory.retrieval`` ``verified_fts``: BM25 full-text index of verified inputs
 12    ``memory.records``   prompt forms: ``verified_outcomes.local_prompt``, ``gate_calibrations.prompt``
 13    ``memory.retrieval`` ``verified_fts`` dropped (BM25 moved to bm25s, in memory)
+14    ``store.objectives`` ``objectives.retry_of``; indexes for lists by state / time
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -252,6 +253,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         DROP TRIGGER IF EXISTS verified_fts_delete;
         DROP TRIGGER IF EXISTS verified_fts_update;
         DROP TABLE IF EXISTS verified_fts;
+    """),
+    Migration(14, "store.objectives", "objectives: retry_of, and indexes for lists by state and time", """
+        -- the objective this one runs again (swarmctl retry); NULL: not a retry
+        ALTER TABLE objectives ADD COLUMN retry_of TEXT;
+        CREATE INDEX objectives_retry_of ON objectives(retry_of);
+        -- swarmctl list / GET /api/v1/objectives: newest first, optionally of one state
+        CREATE INDEX objectives_submitted ON objectives(submitted_at, id);
+        CREATE INDEX objectives_state_submitted ON objectives(state, submitted_at, id);
     """),
 )
 

@@ -1,0 +1,186 @@
+"""The web dashboard at ``/``: server-rendered Jinja2 pages, live through ``/api/v1/events``.
+
+Pages: overview (``/``), objectives (``/objectives`` with filters), one objective
+(``/objectives/{id}``: attempts, cancel / retry / feedback buttons), approvals
+(``/approvals``: approve / deny), costs (``/costs``: the cost report), memory
+(``/memory``: the quality gate per group).  The only script is ``static/live.js``
+(served from the package: nothing from a CDN; no build step): an ``EventSource``
+on ``/api/v1/events`` that updates state cells and adds new objectives' rows.
+
+Sign-in: ``/login`` takes the API token once and sets the session cookie
+(:data:`SESSION_COOKIE`: HttpOnly, SameSite=Strict, derived from the token with
+HMAC, so rotating the token ends every session).  The forms post a CSRF field
+(also derived from the token) which every dashboard POST checks; SameSite=Strict
+keeps other sites' pages from sending the cookie at all.  The data come from the
+same functions as the API routes and ``swarmctl``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from redis.exceptions import RedisError
+
+from swarmd.agent import approvals
+from swarmd.cli.memory import gate_report
+from swarmd.cli.objectives import status_data
+from swarmd.costs.report import build_report, parse_since, render_markdown
+from swarmd.daemon import control
+from swarmd.errors import BadInput, Unreachable
+from swarmd.memory.feedback import Feedback, apply_feedback
+from swarmd.memory.records import Memory
+from swarmd.objectives import STATES
+
+HERE = Path(__file__).parent
+#: The session cookie's name.
+SESSION_COOKIE = "swarmd_session"
+#: Pages in the navigation bar: (path, name).
+PAGES = (("/", "Overview"), ("/objectives", "Objectives"), ("/approvals", "Approvals"), ("/costs", "Costs"),
+         ("/memory", "Memory"))
+#: Seconds the session cookie lives in the browser.
+SESSION_MAX_AGE_S = 7 * 86400
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def dashboard_router(ctx) -> APIRouter:
+    """The dashboard's routes over ``ctx`` (:class:`swarmd.api.app.ApiContext`)."""
+    router = APIRouter(include_in_schema=False)
+
+    def page(request: Request, name: str, here: str, title: str, **values) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"pages": PAGES, "here": here, "title": title,
+                                                          "csrf": ctx.tokens.csrf(), **values})
+
+    def check_csrf(csrf: str) -> None:
+        if not ctx.tokens.csrf_ok(csrf):
+            raise HTTPException(403, "the form's CSRF field is missing or stale: reload the page")
+
+    def back(path: str) -> RedirectResponse:
+        return RedirectResponse(path, status_code=303)
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "login.html", {"error": None})
+
+    @router.post("/login")
+    def login(request: Request, token: str = Form("")):
+        if not ctx.tokens.ok(token.strip() or None):
+            return templates.TemplateResponse(request, "login.html", {"error": "wrong token"}, status_code=401)
+        response = back("/")
+        response.set_cookie(SESSION_COOKIE, ctx.tokens.session(), max_age=SESSION_MAX_AGE_S, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+        return response
+
+    @router.get("/static/live.js")
+    def live_js() -> FileResponse:
+        return FileResponse(HERE / "static" / "live.js", media_type="text/javascript")
+
+    @router.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> HTMLResponse:
+        store = ctx.store()
+        counts = store.counts() if store else {s: 0 for s in STATES}
+        recent = store.page(limit=20)[0] if store else []
+        last_minute = store.page(since=time.time() - 60, limit=1000)[0] if store else []
+        try:
+            status = status_data(ctx.redis())
+        except (RedisError, Unreachable):
+            status = None
+        return page(request, "overview.html", "/", "Overview", counts=counts, objectives=recent,
+                    rate=len(last_minute) / 60, status=status,
+                    spend=status["spend_today_usd"] if status else 0.0, daily_cap=ctx.config.budgets.daily_usd)
+
+    @router.get("/objectives", response_class=HTMLResponse)
+    def objectives(request: Request, state: str = "", action: str = "", since: str = "", q: str = "",
+                   cursor: str = "") -> HTMLResponse:
+        store = ctx.store()
+        rows, nxt = [], None
+        if store is not None:
+            try:
+                rows, nxt = store.page(state=state or None, action=action or None,
+                                       since=parse_since(since) if since else None, q=q or None, limit=50,
+                                       cursor=cursor or None)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+        query = urlencode({k: v for k, v in (("state", state), ("action", action), ("since", since), ("q", q),
+                                              ("cursor", nxt)) if v})
+        return page(request, "objectives.html", "/objectives", "Objectives", objectives=rows, states=STATES,
+                    state=state, action=action, since=since, q=q, next=nxt, next_query=query)
+
+    @router.get("/objectives/{objective_id}", response_class=HTMLResponse)
+    def objective(request: Request, objective_id: str) -> HTMLResponse:
+        record = control.lookup(ctx.store(), ctx.redis(), objective_id)
+        return page(request, "objective.html", "/objectives", f"Objective {objective_id}", o=record)
+
+    @router.post("/objectives/{objective_id}/cancel")
+    def cancel(objective_id: str, csrf: str = Form("")):
+        check_csrf(csrf)
+        control.cancel(ctx.redis(), ctx.store(), objective_id, "dashboard", ctx.config)
+        return back(f"/objectives/{objective_id}")
+
+    @router.post("/objectives/{objective_id}/retry")
+    def retry(objective_id: str, csrf: str = Form("")):
+        check_csrf(csrf)
+        new = control.retry(ctx.redis(), ctx.store(), objective_id, ctx.config)
+        return back(f"/objectives/{new['id']}")
+
+    @router.post("/objectives/{objective_id}/feedback")
+    def feedback(objective_id: str, csrf: str = Form(""), verdict: str = Form("")):
+        check_csrf(csrf)
+        if verdict not in ("good", "bad"):
+            raise BadInput(f"verdict must be good or bad, found {verdict[:40]!r}")
+        store = ctx.store()
+        memory = Memory(ctx.db)
+        try:
+            apply_feedback(memory, store.get, [Feedback(objective_id, None, verdict, None,
+                                                        where=f"objective {objective_id}")])
+        finally:
+            memory.close()
+        return back(f"/objectives/{objective_id}")
+
+    @router.get("/approvals", response_class=HTMLResponse)
+    def approvals_page(request: Request) -> HTMLResponse:
+        now = time.time()
+        from_api = ctx.approval_rows(now)
+        return page(request, "approvals.html", "/approvals", "Approvals", approvals=from_api)
+
+    def resolve(objective_id: str, csrf: str, resolution: str):
+        check_csrf(csrf)
+        try:
+            approvals.resolve(ctx.redis(), objective_id, resolution, "dashboard", ctx.config)
+        except approvals.NotParked as exc:
+            raise control.Ended(str(exc)) from None
+        return back("/approvals")
+
+    @router.post("/approvals/{objective_id}/approve")
+    def approve(objective_id: str, csrf: str = Form("")):
+        return resolve(objective_id, csrf, "approve")
+
+    @router.post("/approvals/{objective_id}/deny")
+    def deny(objective_id: str, csrf: str = Form("")):
+        return resolve(objective_id, csrf, "reject")
+
+    @router.get("/costs", response_class=HTMLResponse)
+    def costs(request: Request, since: str = "1d") -> HTMLResponse:
+        try:
+            start = parse_since(since)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        markdown = render_markdown(build_report(ctx.db, ctx.config, start, time.time())) if ctx.db.exists() else None
+        return page(request, "costs.html", "/costs", "Costs", markdown=markdown, window=since)
+
+    @router.get("/memory", response_class=HTMLResponse)
+    def memory(request: Request) -> HTMLResponse:
+        total, rows, _unverified = gate_report(str(ctx.db), ctx.config) if ctx.db.exists() else (0, [], [])
+        return page(request, "memory.html", "/memory", "Memory: the quality gate on verified answers",
+                    total=total, gates=rows, pct=_pct)
+
+    return router
