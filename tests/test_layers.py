@@ -27,7 +27,9 @@ RANKS = {
     "agent": 7,
     "workers": 8,
     "daemon": 9,
-    "cli": 10,
+    # the two front ends: swarmd's command line starts the API, and the API answers with
+    # the same read models the commands print (gate_report, status_data, trace_detail)
+    "cli": 10, "api": 10,
     "__main__": 11,
     # the governor's effect harness and the red team built on it drive the governor from
     # above (bench/ and tests/ only; no production module imports them)
