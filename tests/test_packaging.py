@@ -34,7 +34,7 @@ def test_config_and_policy_ship_inside_the_package_once():
     assert shipped_config_path() == Path(str(config))
     loaded = load_config(shipped_config_path(), env={})
     assert loaded.policy_path == Path(str(policy))      # the policy beside it
-    assert not (ROOT / "src" / "swarmd" / "llm_config.yaml").exists() and not (ROOT / "src" / "swarmd" / "policy.yaml").exists()   # one copy
+    assert not (ROOT / "llm_config.yaml").exists() and not (ROOT / "policy.yaml").exists()   # one copy
     assert 'swarmd = ["*.yaml"' in (ROOT / "pyproject.toml").read_text()
 
 

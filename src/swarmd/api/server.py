@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -126,8 +127,10 @@ class ApiServer:
             try:
                 tcp = tcp_socket(listen, self.config.api.allow_remote)
             except OSError as exc:   # the daemon's work goes on: the API stays on the unix socket
-                logger.error("API: cannot listen on api.listen {} ({}); serving on the unix socket {} only",
-                             listen, exc.strerror or exc, sock_path)
+                message = (f"API: cannot listen on api.listen {listen} ({exc.strerror or exc}); serving on the "
+                           f"unix socket {sock_path} only")
+                logger.error("{}", message)
+                print(f"swarmd: warning: {message}", file=sys.stderr, flush=True)   # a start-up warning
         self._sockets = [s for s in (tcp, unix_socket(sock_path)) if s is not None]
         if tcp is not None:
             host, port = tcp.getsockname()[:2]

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 
-from loguru import logger
-
 from swarmd.api.server import ApiServer
 from swarmd.cli.common import REDIS_URL_HELP, Parser, add_global_flags, ping, redis_url, run
 from swarmd.config import load_config
@@ -81,18 +79,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     first: a refused ``api.listen`` is exit 2 before anything runs)."""
     if args.workers is not None and args.workers < 0:
         raise BadInput(f"--workers must be >= 0, found {args.workers}")
-    if args.workers == 0:
-        logger.warning("swarmd starts no worker (--workers 0): objectives stay queued until a worker runs "
-                       "(`swarmd --workers N`, or `swarmd worker` here or on another host)")
     url = redis_url(args, daemon=True)
     config = load_config(args.config)
     data = data_dir(args.data_dir)
     api = ApiServer(config, data, db_path(data, config.storage.db), lambda: url or read_url_file(data))
-    api.start()
-    try:
-        return run_daemon(args.config, args.data_dir, url, args.workers, verbose=args.verbose)
-    finally:
-        api.stop()
+    return run_daemon(args.config, args.data_dir, url, args.workers, verbose=args.verbose, services=[api])
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

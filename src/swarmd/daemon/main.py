@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from loguru import logger
@@ -59,7 +60,7 @@ def setup_logging(data_dir: Path, log_cfg, verbose: int = 0) -> Path:
 
 
 def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | None, workers: int | None,
-               cores: int | None = None, verbose: int = 0) -> int:
+               cores: int | None = None, verbose: int = 0, services: Sequence = ()) -> int:
     """Start Redis (if needed), the daemon and ``workers`` supervised workers
     (``None``: :func:`~swarmd.daemon.supervisor.default_workers` for ``cores``,
     default :func:`~swarmd.daemon.supervisor.available_cores`; more than the
@@ -71,7 +72,9 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
 
     ``redis_url``: the Redis to use, ``None`` for "start our own" (:func:`swarmd.daemon.redis_server.ensure_redis`); the
     command line resolves it (:func:`swarmd.cli.common.redis_url`).  Raises
-    :class:`~swarmd.config.ConfigError` for a bad config.
+    :class:`~swarmd.config.ConfigError` for a bad config.  ``services``: objects with
+    ``start()``/``stop()`` run beside the daemon (the HTTP API), started once logging is
+    set up and before Redis, stopped last; an error from ``start()`` propagates.
     """
     config = load_config(config_path)
     register_config(config)  # the redactor masks its secrets in every log line, trace and result
@@ -86,6 +89,26 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     if crowded:
         logger.warning("{}", crowded)
         print(f"swarmd: warning: {crowded}", file=sys.stderr, flush=True)
+    if workers == 0:
+        idle = ("swarmd starts no worker (--workers 0): objectives stay queued until a worker runs "
+                "(`swarmd --workers N`, or `swarmd worker` here or on another host)")
+        logger.warning("{}", idle)
+        print(f"swarmd: warning: {idle}", file=sys.stderr, flush=True)
+    started: list = []
+    try:
+        for service in services:
+            service.start()
+            started.append(service)
+        return _serve(config, config_path, data, log_path, redis_url, workers, cores)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def _serve(config, config_path: str | None, data: Path, log_path: Path, redis_url: str | None, workers: int,
+           cores: int) -> int:
+    """:func:`run_daemon` once logging and the services are up: Redis, the daemon loop and
+    the supervised workers, until stopped; returns the exit code."""
     notifier = Notifier()
     try:
         handle = ensure_redis(redis_url, data, allow_unauthenticated=config.daemon.allow_unauthenticated_redis)
