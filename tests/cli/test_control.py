@@ -141,3 +141,25 @@ def test_submit_wait_prints_each_objective(ctl, env, tmp_path, redis_url):
     finally:
         daemon.terminate()
         daemon.wait(60)
+
+
+def test_submit_wait_table_shows_the_first_rows_and_counts_the_rest(ctl, env, tmp_path, redis_url):
+    from swarmd.cli.objectives import RESULT_TABLE_ROWS
+    lines = tmp_path / "many.jsonl"
+    n = RESULT_TABLE_ROWS + 3
+    lines.write_text("".join(json.dumps({"id": f"m{i}", "action": "classify", "labels": ["feat", "fix"],
+                                         "input": f"message {i}"}) + "\n" for i in range(n)))
+    daemon = start_daemon(tmp_path, redis_url, env, workers=1)
+    try:
+        code, out, _err = ctl("submit", "--file", str(lines), "--wait", "--timeout", "300")
+        shown = {f"m{i}" for i in range(n) if f"│ m{i} " in out}
+        assert code == 0 and shown == {f"m{i}" for i in range(RESULT_TABLE_ROWS)}
+        assert "... and 3 more" in out
+        again = tmp_path / "again.jsonl"        # new ids: the ones above ended already
+        again.write_text(lines.read_text().replace('"id": "m', '"id": "j'))
+        code, out, _err = ctl("submit", "--file", str(again), "--wait", "--timeout", "300", "--json")
+        assert code == 0, out
+        assert {json.loads(line)["id"] for line in out.strip().splitlines()} == {f"j{i}" for i in range(n)}, out[:600]
+    finally:
+        daemon.terminate()
+        daemon.wait(60)

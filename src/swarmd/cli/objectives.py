@@ -353,17 +353,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print(oid)
         return EXIT_OK
     err.print(f"submitted {len(ids)} objective(s)")
-    code = _wait(client, ids, args.timeout)
+    code = _wait(client, ids, args.timeout, args.json)
     print_results(client, ids, args.json)
     return code
 
 
+#: Rows of ``submit --wait``'s table at most; the rest are counted (every one is in ``--json``).
+RESULT_TABLE_ROWS = 25
+
+
 def print_results(client, ids: list[str], as_json: bool) -> None:
     """Each objective's id, state, answer and tier (from its Redis hash:
-    :func:`mirrored_record`) as a table, or as JSON lines (``{"id", "state",
-    "answer", "tier", "confidence", "cost_usd", "reason"}``) with ``as_json``."""
+    :func:`mirrored_record`) as a table of at most :data:`RESULT_TABLE_ROWS` rows
+    (then a line counting the others), or as JSON lines (``{"id", "state",
+    "answer", "tier", "confidence", "cost_usd", "reason"}``, every one) with ``as_json``."""
     grid = table("id", "state", "answer", "tier")
-    for oid in ids:
+    shown = ids if as_json else ids[:RESULT_TABLE_ROWS]
+    for oid in shown:
         try:
             record = mirrored_record(client, oid)
         except BadInput:      # expired from Redis already (result_ttl_s)
@@ -376,6 +382,8 @@ def print_results(client, ids: list[str], as_json: bool) -> None:
                          str(row["tier"] or ""))
     if not as_json:
         out.print(grid)
+        if len(ids) > len(shown):
+            out.print(f"... and {len(ids) - len(shown)} more (`swarmctl list`, `swarmctl show ID`, or --json for all)")
 
 
 def _check_reach(client, config, objectives) -> None:
@@ -412,7 +420,7 @@ def _unverified(client, ids: list[str]) -> list[str]:
             if raw and json.loads(raw).get("verification") == "unverified"]
 
 
-def _wait(client, ids: list[str], timeout: float | None) -> int:
+def _wait(client, ids: list[str], timeout: float | None, as_json: bool = False) -> int:
     """Progress bar until every objective is final or parked awaiting approval
     (which needs a person: `swarmctl approvals`), or ``timeout`` seconds; then a
     summary.  Returns 0 when every objective is ``done``, else 1 (one ended
@@ -443,11 +451,12 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
     summary: dict[str, int] = {}
     for oid in ids:
         summary[states.get(oid, "unknown")] = summary.get(states.get(oid, "unknown"), 0) + 1
-    out.print("  ".join(f"{k}: {v}" for k, v in sorted(summary.items())))
+    say = err if as_json else out      # with --json, stdout holds JSON lines only
+    say.print("  ".join(f"{k}: {v}" for k, v in sorted(summary.items())))
     answered = [i for i in ids if states.get(i) == "done"]
     unverified = _unverified(client, answered)
     if unverified:
-        out.print(f"[yellow]unverified: {len(unverified)} of {len(answered)} done[/] ({UNVERIFIED}): "
+        say.print(f"[yellow]unverified: {len(unverified)} of {len(answered)} done[/] ({UNVERIFIED}): "
                   + ", ".join(unverified[:10]) + (" ..." if len(unverified) > 10 else ""))
     done = all(states.get(i) in settled for i in ids)
     if not done:
