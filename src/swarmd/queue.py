@@ -129,7 +129,7 @@ def _text(value: Any) -> Any:
 _TYPES: dict[str, tuple[type, ...]] = {
     "worker": (str,), "ts": (int, float), "state": (str,), "result": (dict,), "attempts": (list,),
     "action": (str,), "audit": (list,), "trace": (dict,), "reason": (str,), "resolution": (str,),
-    "by": (str,),
+    "by": (str,), "skipped": (list,),
 }
 
 
@@ -227,6 +227,8 @@ class Finished(_Event):
     worker: str | None = None
     audit: list | None = None
     trace: dict | None = None
+    #: the models the router passed over, and why (:func:`swarmd.router.router.skip_record` dicts)
+    skipped: list | None = None
 
     def check(self, entry: str) -> None:
         if self.state not in STATES:

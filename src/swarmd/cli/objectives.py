@@ -569,14 +569,40 @@ def cmd_show(args: argparse.Namespace) -> int:
     elif record["verification"]:
         print_fields([("verification", record["verification"])])
     if record.get("attempts"):
-        attempts = table("tier", "model", "answer", "confidence", "cost (USD)", "latency ms", "outcome",
-                         title="attempts")
+        attempts = table("tier", "model", "answer", "confidence", "threshold", "cost (USD)", "latency ms",
+                         "outcome", title="attempts")
         for a in record["attempts"]:
             conf = "-" if a.get("confidence") is None else f"{a['confidence']:.3f}"
-            attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, f"{a['cost_usd']:.6f}",
-                             f"{a['latency_ms']:.0f}", a["outcome"])
+            gate = "-" if a.get("threshold") is None else f"{a['threshold']:.3f}"
+            attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, gate, f"{a['cost_usd']:.6f}",
+                             f"{a['latency_ms']:.0f}", _outcome(a))
         out.print(attempts)
+    if record.get("skipped"):
+        skipped = table("tier", "model", "why", "detail", title="skipped")
+        for s in record["skipped"]:
+            skipped.add_row(s["tier"], s["model"], _skip_kind(s), escape(s.get("detail") or ""))
+        out.print(skipped)
     return code
+
+
+def _outcome(attempt: dict) -> str:
+    """An attempt's outcome as ``show`` prints it: ``below gate`` added to an answer the
+    quality gate did not accept (confidence under its threshold)."""
+    outcome = attempt.get("outcome") or "-"
+    conf, gate = attempt.get("confidence"), attempt.get("threshold")
+    if outcome in ("rejected", "escalated", "low") and conf is not None and gate is not None and conf < gate:
+        return f"{outcome} (below gate)"
+    return outcome
+
+
+def _skip_kind(skip: dict) -> str:
+    """A skipped model's ``reason_kind`` with its cap (budget) or the end of its cool-down (UTC)."""
+    kind = skip.get("reason_kind", "?")
+    if skip.get("cap"):
+        return f"{kind} ({skip['cap']} cap)"
+    if skip.get("until"):
+        return f"{kind} until {time.strftime('%H:%M:%S', time.gmtime(skip['until']))} UTC"
+    return kind
 
 
 # --------------------------------------------------------------------------- logs

@@ -13,7 +13,8 @@ Tables (created by :mod:`swarmd.store.schema`, opened with
   (queued | running | awaiting_approval | done | failed | unresolved),
   timestamps (unix seconds; ``finished_at`` only for final states),
   and the final answer, confidence, tier, model, cost (USD), escalations and
-  reason.
+  reason; ``skipped``: JSON list of the models the router passed over and why
+  (:func:`swarmd.router.router.skip_record`), NULL when none.
 * ``attempts`` — every model call made for an objective (JSON of
   :class:`swarmd.router.Attempt`), in order.
 * ``events_seen`` — ids of worker events already persisted, so a re-delivered
@@ -159,9 +160,10 @@ class Store:
         assert state in STATES, state
         result = payload.get("result", {})
         finished = payload.get("ts", time.time()) if state in FINAL_STATES else None
+        skipped = json.dumps(payload["skipped"]) if payload.get("skipped") else None
         kept = self._unless_final("state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, cost_usd=?, "
-                                  "escalations=?, reason=?",
-                                  (state, finished, *[result.get(f) for f in RESULT_FIELDS]), oid)
+                                  "escalations=?, reason=?, skipped=?",
+                                  (state, finished, *[result.get(f) for f in RESULT_FIELDS], skipped), oid)
         base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
         action = payload.get("action", "")
         for i, attempt in enumerate(payload.get("attempts", [])):
@@ -177,7 +179,10 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     def get(self, objective_id: str) -> dict | None:
-        """One objective with its ``attempts`` list, or ``None``."""
+        """One objective (its columns) with its ``attempts`` list (dicts of
+        :class:`swarmd.router.Attempt`: tier, model, outcome, confidence, threshold, cost_usd,
+        latency_ms...) and ``skipped`` list (:func:`swarmd.router.router.skip_record` dicts:
+        tier, model, reason_kind, detail; ``[]`` when none), or ``None``."""
         with self._lock:
             row = self._conn.execute("SELECT * FROM objectives WHERE id=?", (objective_id,)).fetchone()
             if row is None:
@@ -185,6 +190,7 @@ class Store:
             out = dict(row)
             out["labels"] = json.loads(out["labels"]) if out["labels"] else None
             out["tags"] = json.loads(out["tags"])
+            out["skipped"] = json.loads(out["skipped"]) if out.get("skipped") else []
             out["attempts"] = [json.loads(r[0]) for r in self._conn.execute(
                 "SELECT data FROM attempts WHERE objective_id=? ORDER BY n", (objective_id,))]
             return out

@@ -26,6 +26,11 @@ class Availability:
         logger.warning("model {} unavailable for {:.0f}s: {}", key, self.cooldown_s, reason)
         self._down[key] = (self.clock() + self.cooldown_s, reason)
 
+    def down_until(self, key: str) -> float | None:
+        """Unix time (seconds) at which ``key``'s cool-down ends, or ``None`` if it is not cooling down."""
+        entry = self._down.get(key)
+        return None if entry is None else time.time() + (entry[0] - self.clock())
+
     def down_reason(self, key: str) -> str | None:
         """Why ``key`` is cooling down, or ``None`` if it may be called."""
         entry = self._down.get(key)

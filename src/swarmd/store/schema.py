@@ -253,6 +253,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         DROP TRIGGER IF EXISTS verified_fts_update;
         DROP TABLE IF EXISTS verified_fts;
     """),
+    Migration(14, "daemon.store", "objectives: the models the router skipped, and why", """
+        -- JSON list of swarmd.router.router.skip_record dicts (tier, model, provider, reason_kind,
+        -- detail, until | cap); NULL: none skipped, or finished before skips were recorded
+        ALTER TABLE objectives ADD COLUMN skipped TEXT;
+    """),
 )
 
 #: The ``user_version`` of a database migrated by this code.

@@ -90,6 +90,8 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
             request_id=oid, max_cost_usd=objective.get("max_cost_usd"), strategy=objective.get("strategy"))
         state = "done" if result.status == "accepted" else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
+        if result.skips:
+            payload["skipped"] = result.skips
     except RequestError as exc:
         result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
