@@ -14,18 +14,14 @@ import json
 import signal
 import time
 
-from swarmd.cli import swarmctl
-from tests.daemon.helpers import daemon_env, start_daemon, wait_final, write_config
+from tests.daemon.helpers import start_daemon, swarmctl_run, wait_final, write_config
 
 CLOSED = "127.0.0.1:9"
 
 
 def _run(monkeypatch, capsys, redis_url, config, *argv):
-    for key, value in daemon_env(redis_url).items():
-        monkeypatch.setenv(key, value)
-    capsys.readouterr()
-    code = swarmctl.main(["--config", str(config), *argv])
-    return code, capsys.readouterr().out
+    code, got = swarmctl_run(monkeypatch, capsys, redis_url, config, *argv)
+    return code, got.out
 
 
 def _by_kind(record: dict) -> dict[str, dict]:

@@ -34,6 +34,7 @@ from swarmd.memory.verification import UnverifiedGate, unverified_gates
 from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, mirror_state, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
+from swarmd.daemon.health import health_warnings, tier_health
 from swarmd.daemon.store import RESULT_FIELDS, Store
 from swarmd.queue import queue_depths
 from swarmd.router.reach import plan_problem
@@ -134,7 +135,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "spend_today_usd, by_tier_today, malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
-                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...), "
+                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, workers x "
+                                        "n_threads above the cores, ...), tiers (one per model: key, tier, "
+                                        "provider, model, up, reachable, problem, key_present, model_loaded, "
+                                        "loaded_in, cooling_down{until,reason,workers}), "
                                         "unverified_gates (quality gates that accepted answers under the shipped "
                                         "calibration, with the reviews still needed; from the store in the data "
                                         "directory). "
@@ -433,15 +437,11 @@ def _wait(client, ids: list[str], timeout: float | None) -> int:
 # --------------------------------------------------------------------------- status, show
 
 
-#: ``status``'s warning when no RQ worker is registered on the daemon's Redis.
-NO_WORKERS = ("no worker is running: objectives stay queued until one starts. Start the daemon with "
-              "`swarmd --workers N` (its default starts cores / n_threads workers), or run `swarmd worker` "
-              "beside it")
-
-
-def status_data(client) -> dict:
+def status_data(client, config=None) -> dict:
     """The ``status --json`` document (see ``swarmctl status --help``), from the
-    daemon's heartbeat hash, RQ's worker registry and the queue lengths."""
+    daemon's heartbeat hash, RQ's worker registry and the queue lengths; with a
+    ``config``, ``tiers``: each model's health (:func:`swarmd.daemon.health.tier_health`)
+    and the oversubscription warning (:func:`~swarmd.daemon.health.health_warnings`)."""
     hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
     now = time.time()
     alive = bool(hb) and now - float(hb.get("ts", 0)) < 3 * float(hb.get("interval_s", 2)) + 1
@@ -459,7 +459,8 @@ def status_data(client) -> dict:
         "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
         "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
                       if k.startswith(b"malformed_")},
-        "warnings": [NO_WORKERS] if not workers else [],
+        "warnings": health_warnings(config, len(workers)),
+        "tiers": tier_health(config, client, [w["name"] for w in workers]) if config is not None else [],
     }
 
 
@@ -484,7 +485,11 @@ def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Daemon liveness, queues, workers, objectives by state, today's spend; 3 when not alive."""
-    data = status_data(connect(args))
+    try:
+        config = load_config(args.config)
+    except ConfigError:
+        config = None       # status reports the daemon whatever this shell's config; no tier health then
+    data = status_data(connect(args), config)
     data["unverified_gates"] = [g.to_json() for g in _unverified_gates(args)]
     conf = probe()  # this machine's: swarmctl runs beside the daemon
     data["sandbox"] = {"kind": conf.kind, "available": conf.available, "reason": conf.reason}
@@ -508,12 +513,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     for w in data["workers"]:
         workers.add_row(w["name"], w["state"], w["current_job"] or "-")
     out.print(workers)
+    if data["tiers"]:
+        out.print(_tier_health_table(data["tiers"]))
     tiers = table("tier", "calls", "cost (USD)",
                   title=f"today (UTC day, as the daily budget): ${data['spend_today_usd']:.4f}")
     for tier, v in data["by_tier_today"].items():
         tiers.add_row(tier, str(v["calls"]), f"{v['cost_usd']:.6f}")
     out.print(tiers)
     return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
+
+
+def _tier_health_table(tiers: list[dict]):
+    """``status``'s table of :func:`swarmd.daemon.health.tier_health`."""
+    def yes(value, yes_text="yes", no_text="[red]no[/]"):
+        return "-" if value is None else (yes_text if value else no_text)
+    health = table("tier", "model", "up", "reachable", "key", "model loaded", "cooling down", title="tier health")
+    for t in tiers:
+        cooling = t["cooling_down"]
+        health.add_row(t["tier"], t["model"], yes(t["up"], "[green]up[/]", "[red]down[/]"),
+                       yes(t["reachable"]) + (f" ({escape(t['problem'])})" if t["problem"] and t["reachable"] is False
+                                              else ""),
+                       yes(t["key_present"]), t["model_loaded"] or "-",
+                       f"until {time.strftime('%H:%M:%S', time.gmtime(cooling['until']))} UTC"
+                       if cooling else "-")
+    return health
 
 
 #: Final states without an accepted answer: ``show`` exits 1 on them (:data:`swarmd.errors.EXIT_RULE`).

@@ -229,6 +229,12 @@ class Router:
             self._providers[key] = self.provider_factory(model, self.config.escalation.cooldown_s)
         return self._providers[key]
 
+    def tier_state(self) -> dict:
+        """What this router knows of its models, for tier health: ``{"built": [model keys
+        (:meth:`model_key`) whose provider is built: for the in-process model, loaded],
+        "cooling": {model key: {"until": unix s, "reason"}}}`` (:meth:`Availability.snapshot`)."""
+        return {"built": sorted(self._providers), "cooling": self.availability.snapshot()}
+
     def warm_up(self) -> list[str]:
         """Build the starting tier's first provider now (for the in-process
         model: load it) rather than in the first request.  Returns the keys

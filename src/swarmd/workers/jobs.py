@@ -54,7 +54,7 @@ from swarmd.queue import Finished, Started, emit, reported_final, start
 from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.agent.loop import workspace_dir
-from swarmd.workers.context import WorkerContext
+from swarmd.workers.context import WorkerContext, publish_tiers
 from swarmd.agent.follower import run_with_traces
 
 
@@ -96,6 +96,7 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
         result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
     emit(ctx.redis, Finished.from_payload(oid, payload))
+    publish_tiers(ctx)
     failpoint("worker_after_report", oid)
     if result is not None and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
             != "local_only":         # after the result is reported: an audit never delays it; it asks the API
@@ -139,4 +140,5 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
         approvals.clear(pipe, oid)
     emit(pipe, Finished.from_payload(oid, payload))
     pipe.execute()
+    publish_tiers(ctx)
     return payload
