@@ -67,6 +67,8 @@ class Objective(BaseModel):
     strategy: Strategy | None = Field(default=None, validate_default=True)
     tags: list[str] = Field(default_factory=list)
     submitted_at: float = 0.0
+    #: W3C trace context of the ``submit`` span (:mod:`swarmd.telemetry`); absent when not tracing
+    traceparent: str | None = Field(default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
     @field_validator("id")
     @classmethod
@@ -145,8 +147,11 @@ class Objective(BaseModel):
         return strategy
 
     def to_dict(self) -> dict:
-        """The JSON-ready dict (the keys of the module docstring)."""
-        return self.model_dump()
+        """The JSON-ready dict (the keys of the module docstring; ``traceparent`` only when set)."""
+        out = self.model_dump()
+        if out["traceparent"] is None:
+            del out["traceparent"]
+        return out
 
 
 def new_id() -> str:

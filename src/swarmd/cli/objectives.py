@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rq import Worker
 
 from swarmd import constants as K
+from swarmd import telemetry
 from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
 from swarmd.config import AGENT_ACTION, STRATEGIES, ConfigError, load_config
 from swarmd.costs import Budget, Ledger
@@ -341,18 +342,34 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
     _check_reach(client, config, objectives)
+    spans = []
+    if telemetry.enabled():        # one trace per objective: its submit span's context travels in its fields
+        objectives, spans = _traced(objectives)
     pipe = client.pipeline(transaction=True)
     for obj in objectives:
         # not over a final state: the daemon does not run a known id again, so "submitted" would stay
         mirror_state(pipe, obj.id, {"state": "submitted", "action": obj.action}, config.daemon.result_ttl_s)
         pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
     pipe.execute()
+    for span in spans:
+        span.end()
     if not args.wait:
         for oid in ids:
             print(oid)
         return EXIT_OK
     err.print(f"submitted {len(ids)} objective(s)")
     return _wait(client, ids, args.timeout)
+
+
+def _traced(objectives: list) -> tuple[list, list]:
+    """Each objective with the W3C ``traceparent`` of a new root ``submit`` span
+    (:mod:`swarmd.telemetry`), and those spans (ended by the caller once queued)."""
+    out, spans = [], []
+    for obj in objectives:
+        span = telemetry.start_root("submit", **{"swarmd.objective.id": obj.id, "swarmd.action": obj.action})
+        spans.append(span)
+        out.append(obj.model_copy(update={"traceparent": telemetry.traceparent_of(span)}))
+    return out, spans
 
 
 def _check_reach(client, config, objectives) -> None:

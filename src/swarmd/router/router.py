@@ -23,6 +23,7 @@ from typing import Callable
 
 from loguru import logger
 
+from swarmd import telemetry
 from swarmd.config import Config, ModelConfig
 from swarmd.costs.budgets import Budget, NoBudgetStore, Reservation, worst_case_usd
 from swarmd.costs.ledger import MEMORY_TIER, Ledger, LedgerRow
@@ -665,6 +666,8 @@ class Router:
         return attempt, verdict
 
     def _record(self, action: str, a: Attempt, objective_id: str | None) -> None:
+        telemetry.chat_span(a.tier, a.provider, a.model, a.tokens_in, a.tokens_out, a.latency_ms, a.confidence,
+                            a.cost_usd, a.outcome, a.error, a.threshold, end_s=a.ts)
         if self.ledger is None:
             return
         try:

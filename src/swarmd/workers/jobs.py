@@ -46,6 +46,7 @@ import time
 
 from loguru import logger
 
+from swarmd import telemetry
 from swarmd.agent import approvals
 from swarmd.config import AGENT_ACTION
 from swarmd.governor import AuditBuffer, Governor, PolicyError
@@ -59,6 +60,14 @@ from swarmd.agent.follower import run_with_traces
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
+    """RQ job: :func:`route_objective` inside the objective's trace span
+    (:func:`swarmd.telemetry.objective_span`: continues the ``traceparent`` ``submit``
+    wrote; a no-op when this worker does not trace)."""
+    with telemetry.objective_span(objective):
+        return route_objective(ctx, objective)
+
+
+def route_objective(ctx: WorkerContext, objective: dict) -> dict:
     """RQ job: route ``objective`` (a validated objective dict) with its
     routing strategy and report it.
 
