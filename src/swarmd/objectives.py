@@ -5,7 +5,7 @@ An objective is a JSON object::
     {"id": str, "action": str, "input": str, "labels": [str] | null,
      "priority": "high" | "normal" | "low", "max_cost_usd": float | null,
      "strategy": "cascade" | "local_only" | "api_only" | "local_fallback" | null,
-     "tags": [str], "submitted_at": float (unix seconds)}
+     "tags": [str], "submitted_at": float (unix seconds), "traceparent"?: str (W3C, :mod:`swarmd.telemetry`)}
 
 ``strategy`` is validated against the config (for an agent objective against every action
 its calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life:
