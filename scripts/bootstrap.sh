@@ -15,8 +15,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PY=${PYTHON:-python3}
 # PRODUCTION=1 (docs/systemd.md): no test extras, no systemd-container
 PRODUCTION=${PRODUCTION:-0}
-EXTRAS="local,dev,qdrant"
-if [ "$PRODUCTION" = 1 ]; then EXTRAS="local,qdrant"; fi
+EXTRAS="local,dev,qdrant,otel"
+if [ "$PRODUCTION" = 1 ]; then EXTRAS="local,qdrant,otel"; fi
 
 need_apt=()
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \

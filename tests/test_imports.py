@@ -36,6 +36,7 @@ LAZY_OK = {
     "swarmd.memory.vectors.hnsw": "pulls faiss when the embedded index is opened",
     "swarmd.memory.vectors.qdrant": "pulls qdrant-client when memory.qdrant_url is set",
     "ctypes": "prctl(PR_SET_PDEATHSIG) only where libc is available",
+    "opentelemetry": "optional [otel] extra: imported only when OTEL_* variables ask for traces (swarmd.telemetry)",
 }
 
 

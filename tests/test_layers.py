@@ -17,7 +17,7 @@ from tests.importgraph import PACKAGE, cycles, graph, imports_of
 #: bottom because production code calls its failpoints; ``rqcompat`` beside
 #: ``queue``: both wrap RQ for the agent, the workers and the daemon.
 RANKS = {
-    "errors": 0, "constants": 0, "validation": 0, "jsonl": 0, "paths": 0, "testing": 0, "logs": 0,
+    "errors": 0, "constants": 0, "validation": 0, "jsonl": 0, "paths": 0, "testing": 0, "logs": 0, "telemetry": 0,
     "config": 1, "objectives": 1,
     "store": 2,
     "costs": 3, "governor": 3,

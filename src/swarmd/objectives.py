@@ -5,7 +5,8 @@ An objective is a JSON object::
     {"id": str, "action": str, "input": str, "labels": [str] | null,
      "priority": "high" | "normal" | "low", "max_cost_usd": float | null,
      "strategy": "cascade" | "local_only" | "api_only" | "local_fallback" | null,
-     "tags": [str], "submitted_at": float (unix seconds), "retry_of": str | null}
+     "tags": [str], "submitted_at": float (unix seconds), "retry_of": str | null,
+     "traceparent"?: str (W3C, :mod:`swarmd.telemetry`)}
 
 ``strategy`` is validated against the config (for an agent objective against every action
 its calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life:
@@ -70,6 +71,8 @@ class Objective(BaseModel):
     submitted_at: float = 0.0
     #: The objective this one runs again (``swarmctl retry``; :func:`swarmd.daemon.control.retry`), else ``None``.
     retry_of: str | None = None
+    #: W3C trace context of the ``submit`` span (:mod:`swarmd.telemetry`); absent when not tracing
+    traceparent: str | None = Field(default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
     @field_validator("id")
     @classmethod
@@ -148,8 +151,11 @@ class Objective(BaseModel):
         return strategy
 
     def to_dict(self) -> dict:
-        """The JSON-ready dict (the keys of the module docstring)."""
-        return self.model_dump()
+        """The JSON-ready dict (the keys of the module docstring; ``traceparent`` only when set)."""
+        out = self.model_dump()
+        if out["traceparent"] is None:
+            del out["traceparent"]
+        return out
 
 
 def new_id() -> str:

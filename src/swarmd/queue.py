@@ -68,6 +68,31 @@ def resume_queue(site_name: str) -> str:
     return f"resume:{site_name}"
 
 
+#: Hash: worker name -> JSON of its router's :meth:`swarmd.router.Router.tier_state` (models
+#: built/loaded, models cooling down until when), written by the worker when it changes
+#: (:func:`publish_tier_state`) and read for tier health (:mod:`swarmd.daemon.health`).
+WORKER_TIERS = PREFIX + "worker_tiers"
+
+
+def publish_tier_state(conn: Redis, worker: str, state: dict) -> None:
+    """Write ``worker``'s tier state (:data:`WORKER_TIERS`; ``state``: ``{"built", "cooling"}``)."""
+    conn.hset(WORKER_TIERS, worker, json.dumps(state))
+
+
+def worker_tier_states(conn: Redis) -> dict[str, dict]:
+    """``{worker name: tier state}`` as published (:func:`publish_tier_state`); entries
+    that are not JSON objects are left out."""
+    out = {}
+    for name, raw in conn.hgetall(WORKER_TIERS).items():
+        try:
+            state = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(state, dict):
+            out[_text(name)] = state
+    return out
+
+
 # ---------------------------------------------------------------- jobs
 #: The job function of every swarmd job, as stored in Redis (do not rename:
 #: jobs already queued name it).
@@ -129,7 +154,7 @@ def _text(value: Any) -> Any:
 _TYPES: dict[str, tuple[type, ...]] = {
     "worker": (str,), "ts": (int, float), "state": (str,), "result": (dict,), "attempts": (list,),
     "action": (str,), "audit": (list,), "trace": (dict,), "reason": (str,), "resolution": (str,),
-    "by": (str,),
+    "by": (str,), "skipped": (list,),
 }
 
 
@@ -227,6 +252,8 @@ class Finished(_Event):
     worker: str | None = None
     audit: list | None = None
     trace: dict | None = None
+    #: the models the router passed over, and why (:func:`swarmd.router.router.skip_record` dicts)
+    skipped: list | None = None
 
     def check(self, entry: str) -> None:
         if self.state not in STATES:

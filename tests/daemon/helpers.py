@@ -105,3 +105,14 @@ def redis_state(client, objective_id: str) -> dict[str, str]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def swarmctl_run(monkeypatch, capsys, redis_url: str, config: Path, *argv: str) -> tuple[int, object]:
+    """``swarmctl --config CONFIG ARGV...`` in this process with the daemon's environment
+    (:func:`daemon_env`); returns (exit code, captured ``out``/``err``)."""
+    from swarmd.cli import swarmctl
+    for key, value in daemon_env(redis_url).items():
+        monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    code = swarmctl.main(["--config", str(config), *argv])
+    return code, capsys.readouterr()

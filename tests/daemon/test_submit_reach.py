@@ -11,7 +11,7 @@ from swarmd import constants as K
 from swarmd.cli import swarmctl
 from swarmd.config import parse_config
 from swarmd.router.reach import model_problems, plan_problem
-from tests.daemon.helpers import ROOT, daemon_env, start_daemon, write_config
+from tests.daemon.helpers import ROOT, start_daemon, swarmctl_run, write_config
 from tests.fakes.ollama_server import FakeOllama
 from tests.wait import LONG_S
 
@@ -55,11 +55,7 @@ def test_a_reachable_ollama_or_a_key_serves_the_plan():
 
 
 def _submit(monkeypatch, capsys, redis_url, config, *argv):
-    for key, value in daemon_env(redis_url).items():
-        monkeypatch.setenv(key, value)
-    capsys.readouterr()
-    code = swarmctl.main(["--config", str(config), "submit", *argv])
-    return code, capsys.readouterr()
+    return swarmctl_run(monkeypatch, capsys, redis_url, config, "submit", *argv)
 
 
 def test_submit_refuses_what_the_daemon_cannot_answer(tmp_path, redis_url, redis_conn, monkeypatch, capsys):

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rq import Worker
 
 from swarmd import constants as K
+from swarmd import telemetry
 from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
 from swarmd.config import AGENT_ACTION, STRATEGIES, ConfigError, load_config
 from swarmd.daemon.control import push
@@ -36,6 +37,7 @@ from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, 
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.agent import approvals
+from swarmd.daemon.health import health_warnings, tier_health
 from swarmd.daemon.store import RESULT_FIELDS, Store
 from swarmd.queue import queue_depths
 from swarmd.router.reach import plan_problem
@@ -144,7 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "malformed{objectives,events} (stream "
                                         "entries skipped as no objective: not JSON, no usable id; one naming an "
                                         "id that the daemon's validation rejects counts in objectives.failed), "
-                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, ...), "
+                                        "sandbox{kind,available,reason}, warnings (sentences: no worker running, workers x "
+                                        "n_threads above the cores, ...), tiers (one per model: key, tier, "
+                                        "provider, model, up, reachable, problem, key_present, model_loaded, "
+                                        "loaded_in, cooling_down{until,reason,workers}), "
                                         "unverified_gates (quality gates that accepted answers under the shipped "
                                         "calibration, with the reviews still needed; from the store in the data "
                                         "directory). "
@@ -347,7 +352,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
     _check_reach(client, config, objectives)
+    spans = []
+    if telemetry.enabled():        # one trace per objective: its submit span's context travels in its fields
+        objectives, spans = _traced(objectives)
     push(client, objectives, config)
+    for span in spans:
+        span.end()
     if not args.wait:
         for oid in ids:
             print(oid)
@@ -384,6 +394,17 @@ def print_results(client, ids: list[str], as_json: bool) -> None:
         out.print(grid)
         if len(ids) > len(shown):
             out.print(f"... and {len(ids) - len(shown)} more (`swarmctl list`, `swarmctl show ID`, or --json for all)")
+
+
+def _traced(objectives: list) -> tuple[list, list]:
+    """Each objective with the W3C ``traceparent`` of a new root ``submit`` span
+    (:mod:`swarmd.telemetry`), and those spans (ended by the caller once queued)."""
+    out, spans = [], []
+    for obj in objectives:
+        span = telemetry.start_root("submit", **{"swarmd.objective.id": obj.id, "swarmd.action": obj.action})
+        spans.append(span)
+        out.append(obj.model_copy(update={"traceparent": telemetry.traceparent_of(span)}))
+    return out, spans
 
 
 def _check_reach(client, config, objectives) -> None:
@@ -469,15 +490,11 @@ def _wait(client, ids: list[str], timeout: float | None, as_json: bool = False) 
 # --------------------------------------------------------------------------- status, show
 
 
-#: ``status``'s warning when no RQ worker is registered on the daemon's Redis.
-NO_WORKERS = ("no worker is running: objectives stay queued until one starts. Start the daemon with "
-              "`swarmd --workers N` (its default starts cores / n_threads workers), or run `swarmd worker` "
-              "beside it")
-
-
-def status_data(client) -> dict:
+def status_data(client, config=None) -> dict:
     """The ``status --json`` document (see ``swarmctl status --help``), from the
-    daemon's heartbeat hash, RQ's worker registry and the queue lengths."""
+    daemon's heartbeat hash, RQ's worker registry and the queue lengths; with a
+    ``config``, ``tiers``: each model's health (:func:`swarmd.daemon.health.tier_health`)
+    and the oversubscription warning (:func:`~swarmd.daemon.health.health_warnings`)."""
     hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
     now = time.time()
     alive = bool(hb) and now - float(hb.get("ts", 0)) < 3 * float(hb.get("interval_s", 2)) + 1
@@ -495,7 +512,8 @@ def status_data(client) -> dict:
         "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
         "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
                       if k.startswith(b"malformed_")},
-        "warnings": [NO_WORKERS] if not workers else [],
+        "warnings": health_warnings(config, len(workers)),
+        "tiers": tier_health(config, client, [w["name"] for w in workers]) if config is not None else [],
     }
 
 
@@ -520,7 +538,11 @@ def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Daemon liveness, queues, workers, objectives by state, today's spend; 3 when not alive."""
-    data = status_data(connect(args))
+    try:
+        config = load_config(args.config)
+    except ConfigError:
+        config = None       # status reports the daemon whatever this shell's config; no tier health then
+    data = status_data(connect(args), config)
     data["unverified_gates"] = [g.to_json() for g in _unverified_gates(args)]
     conf = probe()  # this machine's: swarmctl runs beside the daemon
     data["sandbox"] = {"kind": conf.kind, "available": conf.available, "reason": conf.reason}
@@ -544,12 +566,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     for w in data["workers"]:
         workers.add_row(w["name"], w["state"], w["current_job"] or "-")
     out.print(workers)
+    if data["tiers"]:
+        out.print(_tier_health_table(data["tiers"]))
     tiers = table("tier", "calls", "cost (USD)",
                   title=f"today (UTC day, as the daily budget): ${data['spend_today_usd']:.4f}")
     for tier, v in data["by_tier_today"].items():
         tiers.add_row(tier, str(v["calls"]), f"{v['cost_usd']:.6f}")
     out.print(tiers)
     return EXIT_OK if d["alive"] else EXIT_UNREACHABLE
+
+
+def _tier_health_table(tiers: list[dict]):
+    """``status``'s table of :func:`swarmd.daemon.health.tier_health`."""
+    def yes(value, yes_text="yes", no_text="[red]no[/]"):
+        return "-" if value is None else (yes_text if value else no_text)
+    health = table("tier", "model", "up", "reachable", "key", "model loaded", "cooling down", title="tier health")
+    for t in tiers:
+        cooling = t["cooling_down"]
+        health.add_row(t["tier"], t["model"], yes(t["up"], "[green]up[/]", "[red]down[/]"),
+                       yes(t["reachable"]) + (f" ({escape(t['problem'])})" if t["problem"] and t["reachable"] is False
+                                              else ""),
+                       yes(t["key_present"]), t["model_loaded"] or "-",
+                       f"until {time.strftime('%H:%M:%S', time.gmtime(cooling['until']))} UTC"
+                       if cooling else "-")
+    return health
 
 
 #: Final states without an accepted answer: ``show`` exits 1 on them (:data:`swarmd.errors.EXIT_RULE`).
@@ -605,13 +645,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     elif record["verification"]:
         print_fields([("verification", record["verification"])])
     if record.get("attempts"):
-        attempts = table("tier", "model", "answer", "confidence", "cost (USD)", "latency ms", "outcome",
-                         title="attempts")
+        attempts = table("tier", "model", "answer", "confidence", "threshold", "cost (USD)", "latency ms",
+                         "outcome", title="attempts")
         for a in record["attempts"]:
             conf = "-" if a.get("confidence") is None else f"{a['confidence']:.3f}"
-            attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, f"{a['cost_usd']:.6f}",
-                             f"{a['latency_ms']:.0f}", a["outcome"])
+            gate = "-" if a.get("threshold") is None else f"{a['threshold']:.3f}"
+            attempts.add_row(a["tier"], a["model"], str(a.get("answer")), conf, gate, f"{a['cost_usd']:.6f}",
+                             f"{a['latency_ms']:.0f}", _outcome(a))
         out.print(attempts)
+    if record.get("skipped"):
+        skipped = table("tier", "model", "why", "detail", title="skipped")
+        for s in record["skipped"]:
+            skipped.add_row(s["tier"], s["model"], _skip_kind(s), escape(s.get("detail") or ""))
+        out.print(skipped)
     if record.get("state") == "awaiting_approval":
         _print_changes(_parked_changes(args, record["id"]))
     return code
@@ -639,6 +685,26 @@ def _print_changes(changes: dict | None) -> None:
         out.print(f"  pending  {op} {path}  ({rule})", markup=False)
     if changes.get("diff"):
         out.print(changes["diff"], markup=False, highlight=False)
+
+
+def _outcome(attempt: dict) -> str:
+    """An attempt's outcome as ``show`` prints it: ``below gate`` added to an answer the
+    quality gate did not accept (confidence under its threshold)."""
+    outcome = attempt.get("outcome") or "-"
+    conf, gate = attempt.get("confidence"), attempt.get("threshold")
+    if outcome in ("rejected", "escalated", "low") and conf is not None and gate is not None and conf < gate:
+        return f"{outcome} (below gate)"
+    return outcome
+
+
+def _skip_kind(skip: dict) -> str:
+    """A skipped model's ``reason_kind`` with its cap (budget) or the end of its cool-down (UTC)."""
+    kind = skip.get("reason_kind", "?")
+    if skip.get("cap"):
+        return f"{kind} ({skip['cap']} cap)"
+    if skip.get("until"):
+        return f"{kind} until {time.strftime('%H:%M:%S', time.gmtime(skip['until']))} UTC"
+    return kind
 
 
 # --------------------------------------------------------------------------- logs

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from swarmd import telemetry
 from swarmd.cli import api, control, costs, governor, memory, objectives, traces
 from swarmd.cli.common import Parser, add_global_flags, run
 from swarmd.errors import EXIT_RULE
@@ -71,6 +72,7 @@ def setup(args: argparse.Namespace) -> None:
         configure_logs(args.verbose, log_file if writable else None, "INFO", rotation="5 MB", retention=2)
     except OSError:
         configure_logs(args.verbose, None, "INFO")
+    telemetry.setup("swarmctl")       # traces only when OTEL_* variables ask for them
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,14 @@ store then are not counted).  Labels ``tier``, ``model``, ``action``:
 Read at scrape time: ``swarmd_queue_depth{queue}`` (RQ jobs waiting),
 ``swarmd_objectives{state}`` (store), and per budget period (``daily``,
 ``monthly``, UTC) ``swarmd_budget_spent_usd``, ``swarmd_budget_reserved_usd``,
-``swarmd_budget_cap_usd`` (only for capped periods).
+``swarmd_budget_cap_usd`` (only for capped periods); ``swarmd_workers_up`` (RQ workers
+registered); with a config, ``swarmd_tier_up{tier,provider,model}`` (1: can be asked now,
+:func:`swarmd.daemon.health.tier_health`) and ``swarmd_gate_false_accept_upper{action,labels,
+model,prompt}`` (95% upper bound of the quality gate's false-accept rate on this deployment's
+verified answers, :func:`swarmd.memory.stats.gate_stats`).
+
+From the audit log rows the daemon persists (same incremental read as the ledger):
+``swarmd_governor_decisions_total{decision,rule}``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from rq import Worker
+
+from swarmd.daemon.health import tier_health
+from swarmd.memory.gate import GateBook
+from swarmd.memory.records import Memory
+from swarmd.memory.stats import gate_stats
 from swarmd.store.db import connect
 from swarmd.queue import queue_depths
 
@@ -67,6 +80,34 @@ class _Gauges(Collector):
         except Exception as exc:
             logger.warning("metrics: reading queues/objectives/budget failed: {}", exc)
         yield from (queues, objectives, spent, reserved, cap)
+        yield from self._health()
+
+    def _health(self):
+        """``swarmd_workers_up``, ``swarmd_tier_up`` and ``swarmd_gate_false_accept_upper`` (see the module)."""
+        o = self.owner
+        workers = GaugeMetricFamily("swarmd_workers_up", "RQ workers registered on the daemon's Redis")
+        tiers = GaugeMetricFamily("swarmd_tier_up", "1 when the model can be asked now (reachable, key present, "
+                                  "not cooling down in any worker), else 0", labels=["tier", "provider", "model"])
+        bound = GaugeMetricFamily("swarmd_gate_false_accept_upper", "95% upper bound of the quality gate's "
+                                  "false-accept rate on verified answers", labels=["action", "labels", "model", "prompt"])
+        try:
+            if o.redis is not None:
+                names = [w.name for w in Worker.all(connection=o.redis)]
+                workers.add_metric([], len(names))
+                if o.config is not None:
+                    for t in tier_health(o.config, o.redis, names):
+                        tiers.add_metric([t["tier"], t["provider"], t["model"]], 1.0 if t["up"] else 0.0)
+            if o.config is not None:
+                memory = Memory(o.db_path)
+                try:
+                    learned = {k: v[1] for k, v in GateBook(memory).active().items()}
+                    for row in gate_stats(memory, learned):
+                        bound.add_metric([row.action, row.labels, row.model, row.prompt], row.false_accept_upper)
+                finally:
+                    memory.close()
+        except Exception as exc:
+            logger.warning("metrics: reading workers/tiers/gates failed: {}", exc)
+        yield from (workers, tiers, bound)
 
 
 class DaemonMetrics:
@@ -79,9 +120,10 @@ class DaemonMetrics:
     (default: only rows added from now on).  ``registry`` holds everything.
     """
 
-    def __init__(self, db_path: str | Path, redis=None, store=None, budget=None, from_start: bool = False):
+    def __init__(self, db_path: str | Path, redis=None, store=None, budget=None, from_start: bool = False,
+                 config=None):
         self.db_path = str(db_path)
-        self.redis, self.store, self.budget = redis, store, budget
+        self.redis, self.store, self.budget, self.config = redis, store, budget, config
         self.registry = CollectorRegistry()
         self.calls = Counter("swarmd_llm_calls", "model calls", [*LABELS, "outcome"], registry=self.registry)
         self.tokens = Counter("swarmd_llm_tokens", "tokens", [*LABELS, "direction"], registry=self.registry)
@@ -90,32 +132,40 @@ class DaemonMetrics:
                                    registry=self.registry)
         self.latency = Histogram("swarmd_llm_latency_seconds", "call latency in seconds", list(LABELS),
                                  buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.decisions = Counter("swarmd_governor_decisions", "governor decisions (audit log)", ["decision", "rule"],
+                                 registry=self.registry)
         self.registry.register(_Gauges(self))
         self._lock = threading.Lock()
         self._last_id = 0 if from_start else self._max_id()
+        self._last_audit_id = 0 if from_start else self._max_id("audit_log")
         self.server = None
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self.db_path, readonly=True)
 
-    def _max_id(self) -> int:
+    def _max_id(self, table: str = "ledger") -> int:
         try:
             conn = self._connect()
             try:
-                return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM ledger").fetchone()[0])
+                return int(conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
             finally:
                 conn.close()
         except sqlite3.Error:
             return 0
 
     def refresh(self) -> int:
-        """Count the ledger rows added since the last call; returns how many."""
+        """Count the ledger and audit-log rows added since the last call; returns how many ledger rows."""
         with self._lock:
             conn = self._connect()
             try:
                 rows = conn.execute("SELECT * FROM ledger WHERE id > ? ORDER BY id", (self._last_id,)).fetchall()
+                audits = conn.execute("SELECT id, decision, rule FROM audit_log WHERE id > ? ORDER BY id",
+                                      (self._last_audit_id,)).fetchall()
             finally:
                 conn.close()
+            for r in audits:
+                self.decisions.labels(r["decision"], r["rule"]).inc()
+                self._last_audit_id = r["id"]
             for r in rows:
                 labels = (r["tier"], r["model"], r["action"])
                 self.calls.labels(*labels, r["outcome"]).inc()

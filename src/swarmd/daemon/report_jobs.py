@@ -77,7 +77,8 @@ def register_report_jobs(scheduler, daemon) -> dict:
     schedule_daily_report(scheduler, daemon)
     if config.metrics.port is not None:
         try:
-            metrics = DaemonMetrics(daemon.store.path, daemon.redis, daemon.store, Budget(daemon.redis, config))
+            metrics = DaemonMetrics(daemon.store.path, daemon.redis, daemon.store, Budget(daemon.redis, config),
+                                    config=config)
             metrics.serve(config.metrics.port)
         except OSError as exc:
             logger.error("metrics off: cannot serve on 127.0.0.1:{}: {}", config.metrics.port, exc)

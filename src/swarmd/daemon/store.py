@@ -14,7 +14,8 @@ Tables (created by :mod:`swarmd.store.schema`, opened with
   ``retry_of`` (the objective it runs again, else NULL),
   timestamps (unix seconds; ``finished_at`` only for final states),
   and the final answer, confidence, tier, model, cost (USD), escalations and
-  reason.
+  reason; ``skipped``: JSON list of the models the router passed over and why
+  (:func:`swarmd.router.router.skip_record`), NULL when none.
 * ``attempts`` — every model call made for an objective (JSON of
   :class:`swarmd.router.Attempt`), in order.
 * ``events_seen`` — ids of worker events already persisted, so a re-delivered
@@ -165,9 +166,10 @@ class Store:
                                             payload.get("ts", time.time())))
         result = payload.get("result", {})
         finished = payload.get("ts", time.time()) if state in FINAL_STATES else None
+        skipped = json.dumps(payload["skipped"]) if payload.get("skipped") else None
         kept = self._unless_final("state=?, finished_at=?, answer=?, confidence=?, tier=?, model=?, cost_usd=?, "
-                                  "escalations=?, reason=?",
-                                  (state, finished, *[result.get(f) for f in RESULT_FIELDS]), oid)
+                                  "escalations=?, reason=?, skipped=?",
+                                  (state, finished, *[result.get(f) for f in RESULT_FIELDS], skipped), oid)
         base = self._conn.execute("SELECT COUNT(*) FROM attempts WHERE objective_id=?", (oid,)).fetchone()[0]
         action = payload.get("action", "")
         for i, attempt in enumerate(payload.get("attempts", [])):
@@ -183,7 +185,10 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     def get(self, objective_id: str) -> dict | None:
-        """One objective with its ``attempts`` list, or ``None``."""
+        """One objective (its columns) with its ``attempts`` list (dicts of
+        :class:`swarmd.router.Attempt`: tier, model, outcome, confidence, threshold, cost_usd,
+        latency_ms...) and ``skipped`` list (:func:`swarmd.router.router.skip_record` dicts:
+        tier, model, reason_kind, detail; ``[]`` when none), or ``None``."""
         with self._lock:
             row = self._conn.execute("SELECT * FROM objectives WHERE id=?", (objective_id,)).fetchone()
             if row is None:
@@ -239,6 +244,8 @@ class Store:
         out = dict(row)
         out["labels"] = json.loads(out["labels"]) if out["labels"] else None
         out["tags"] = json.loads(out["tags"])
+        if "skipped" in out:
+            out["skipped"] = json.loads(out["skipped"]) if out["skipped"] else []
         return out
 
     def queued_before(self, ts: float) -> list[str]:

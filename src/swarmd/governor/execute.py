@@ -43,6 +43,8 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from swarmd import telemetry
+
 from . import envelope, helpers
 from .governor import Governor, Judgement
 from .policy import Decision, ExecutionPolicy, Policy
@@ -427,11 +429,13 @@ def run_tool(gov: Governor, tool: str, args: Mapping[str, Any], workspace: str, 
     running an allowed action (missing file, network error) are reported in
     ``ToolResult.error``, not raised.
     """
-    j = gov.judge(tool, args, workspace)
-    gov.record(objective_id, tool, args, j.decision)
-    if j.decision.decision != "allow":
-        return ToolResult(j.decision, ran=False)
-    return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
+    with telemetry.tool_span(tool, objective_id) as span:
+        j = gov.judge(tool, args, workspace)
+        gov.record(objective_id, tool, args, j.decision)
+        span.set_attributes({"swarmd.governor.decision": j.decision.decision, "swarmd.governor.rule": j.decision.rule})
+        if j.decision.decision != "allow":
+            return ToolResult(j.decision, ran=False)
+        return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
 
 
 def run_actions(gov: Governor, actions: "Iterable[Mapping[str, Any]]", workspace: str, *,
@@ -464,12 +468,15 @@ def run_approved(gov: Governor, tool: str, args: Mapping[str, Any], workspace: s
     decision, e.g. rule ``approval.approved``; audited by whoever approved)
     as the decision. Returns a :class:`ToolResult` like :func:`run_tool`.
     """
-    j = gov.judge(tool, args, workspace)
-    if j.decision.decision == "deny":
-        gov.record(objective_id, tool, args, j.decision)
-        return ToolResult(j.decision, ran=False)
-    j = Judgement(approval, parsed=j.parsed, url=j.url, real_path=j.real_path, root=j.root)
-    return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
+    with telemetry.tool_span(tool, objective_id) as span:
+        j = gov.judge(tool, args, workspace)
+        if j.decision.decision == "deny":
+            gov.record(objective_id, tool, args, j.decision)
+            span.set_attributes({"swarmd.governor.decision": "deny", "swarmd.governor.rule": j.decision.rule})
+            return ToolResult(j.decision, ran=False)
+        span.set_attributes({"swarmd.governor.decision": approval.decision, "swarmd.governor.rule": approval.rule})
+        j = Judgement(approval, parsed=j.parsed, url=j.url, real_path=j.real_path, root=j.root)
+        return _execute(gov, j, tool, args, workspace, limits or gov.policy.execution, objective_id)
 
 
 def _execute(gov: Governor, j: Judgement, tool: str, args: Mapping[str, Any], workspace: str,

@@ -23,6 +23,7 @@ from typing import Callable
 
 from loguru import logger
 
+from swarmd import telemetry
 from swarmd.config import Config, ModelConfig
 from swarmd.costs.budgets import Budget, NoBudgetStore, Reservation, worst_case_usd
 from swarmd.costs.ledger import MEMORY_TIER, Ledger, LedgerRow
@@ -78,6 +79,10 @@ class Attempt:
     #: answers, :mod:`swarmd.memory.gate`) or ``shipped`` (the config's, fitted elsewhere, or a
     #: learned threshold lowered by budget pacing); ``None`` for API models and the answer cache
     gate: str | None = None
+    #: the confidence the quality gate required of this answer (``accept_at``: the learned
+    #: threshold, the configured one, or the budget-paced one); ``None`` for the answer cache
+    #: and calls that gave no answer
+    threshold: float | None = None
 
     def ledger_row(self, action: str, objective_id: str | None) -> LedgerRow:
         """This attempt as a cost-ledger row."""
@@ -112,6 +117,9 @@ class RouteResult:
     skipped: list[str] = field(default_factory=list)
     reason: str | None = None
     id: str | None = None
+    #: the same skips as ``skipped``, structured (:func:`skip_record`): one dict per model
+    #: passed over, with ``tier, model, reason_kind, detail`` (and ``until``/``cap`` when known)
+    skips: list[dict] = field(default_factory=list)
 
     @property
     def verification(self) -> str | None:
@@ -137,6 +145,27 @@ class RouteResult:
     def attempts_json(self) -> list[dict]:
         """Every attempt as a dict (for persistence)."""
         return [asdict(a) for a in self.attempts]
+
+
+#: ``reason_kind`` of a skipped model (:func:`skip_record`): why the router passed it over
+SKIP_KINDS = ("unreachable", "no_api_key", "budget", "cooling_down", "strategy")
+
+
+def skip_record(tier: str, model: ModelConfig, reason_kind: str, detail: str, **extra) -> dict:
+    """One model the router passed over, as stored (``skipped`` of the objective):
+    ``{"tier", "model", "provider", "reason_kind" (one of :data:`SKIP_KINDS`), "detail"
+    (a sentence: the hosts and why for ``unreachable``, the cap for ``budget``), **extra}``;
+    ``extra`` is ``until`` (unix seconds a cool-down ends) or ``cap`` (the budget scope that
+    refused: ``daily``, ``monthly``, ``objective`` or ``unavailable``)."""
+    assert reason_kind in SKIP_KINDS, reason_kind
+    return {"tier": tier, "model": model.model, "provider": model.provider, "reason_kind": reason_kind,
+            "detail": detail, **extra}
+
+
+def unavailable_kind(model: ModelConfig, reason: str) -> str:
+    """``no_api_key`` when an API ``model`` is unavailable for want of a key (the
+    provider's :class:`ProviderUnavailable` says so), else ``unreachable``."""
+    return "no_api_key" if model.is_api and "API_KEY" in reason and reason.startswith("no ") else "unreachable"
 
 
 def verification_of(status: str | None, tier: str | None, attempts: list[dict]) -> str | None:
@@ -202,6 +231,12 @@ class Router:
         if key not in self._providers:
             self._providers[key] = self.provider_factory(model, self.config.escalation.cooldown_s)
         return self._providers[key]
+
+    def tier_state(self) -> dict:
+        """What this router knows of its models, for tier health: ``{"built": [model keys
+        (:meth:`model_key`) whose provider is built: for the in-process model, loaded],
+        "cooling": {model key: {"until": unix s, "reason"}}}`` (:meth:`Availability.snapshot`)."""
+        return {"built": sorted(self._providers), "cooling": self.availability.snapshot()}
 
     def warm_up(self) -> list[str]:
         """Build the starting tier's first provider now (for the in-process
@@ -395,6 +430,7 @@ class Router:
         refusals = tuple(self.config.quality.refusal_phrases)
         attempts: list[Attempt] = []
         skipped: list[str] = []
+        skips: list[dict] = self._excluded(action, strategy, plan)
         best: tuple[Verdict, Attempt] | None = None
         pending: Attempt | None = None      # not accepted: "escalated" once a further call is made
         refused_by_budget = False
@@ -408,6 +444,8 @@ class Router:
                 reason = self.availability.down_reason(key)
                 if reason is not None:
                     skipped.append(f"{key}: {reason}")
+                    skips.append(skip_record(tier, model, "cooling_down", reason,
+                                             until=round(self.availability.down_until(key), 3)))
                     continue
                 reservation = None
                 model_prompt = self._model_prompt(prompt, retrieved, model, labels)
@@ -416,6 +454,8 @@ class Router:
                                                 sum(a.cost_usd for a in attempts))
                     if not isinstance(reservation, Reservation) and reservation is not None:
                         skipped.append(f"{key}: budget: {reservation}")
+                        skips.append(skip_record(tier, model, "budget", str(reservation),
+                                                 cap=getattr(reservation, "scope", "objective")))
                         refused_by_budget = True
                         continue
                 accept_at = learned_thresholds.get((model.model, model_prompt.form), threshold)
@@ -431,7 +471,9 @@ class Router:
                     learned = learned_thresholds.get((model.model, model_prompt.form))
                     attempt.gate = "learned" if learned is not None and accept_at >= learned else "shipped"
                 if attempt is None:          # unavailable: try the tier's next model
-                    skipped.append(f"{key}: {self.availability.down_reason(key)}")
+                    why = self.availability.down_reason(key) or "unavailable"
+                    skipped.append(f"{key}: {why}")
+                    skips.append(skip_record(tier, model, unavailable_kind(model, why), why))
                     continue
                 if pending is not None:
                     pending.outcome = "escalated"
@@ -443,7 +485,7 @@ class Router:
                     best = (verdict, attempt)
                 if attempt.outcome == "accepted":     # the accepted answer, even if a rejected one was surer
                     self._record(action, attempt, objective_id)
-                    return self._result((verdict, attempt), attempts, skipped, ACCEPTED, None, request_id)
+                    return self._result((verdict, attempt), attempts, skipped, ACCEPTED, None, request_id, skips)
                 if attempt.outcome == "error":
                     self._record(action, attempt, objective_id)
                 else:
@@ -460,7 +502,16 @@ class Router:
         else:
             reason = (f"no tier reached confidence {threshold:.2f}" if attempts
                       else "every tier unavailable")
-        return self._result(best, attempts, skipped, UNRESOLVED, reason, request_id)
+        return self._result(best, attempts, skipped, UNRESOLVED, reason, request_id, skips)
+
+    def _excluded(self, action: str, strategy: str, plan: list) -> list[dict]:
+        """:func:`skip_record` (``strategy``) of each model of ``action``'s chain that
+        ``plan`` (its plan under ``strategy``) leaves out."""
+        planned = {(tier, index) for tier, models in plan for index, _m in models}
+        return [skip_record(tier, model, "strategy", f"excluded by strategy {strategy!r}")
+                for tier in self.config.chain_from(action)
+                for index, model in enumerate(self.config.tiers.get(tier, ()))
+                if (tier, index) not in planned]
 
     def ask_paid_after(self, action: str, text: str, labels, tier: str, objective_id: str | None = None,
                        max_cost_usd: float | None = None) -> Attempt | None:
@@ -613,10 +664,13 @@ class Router:
         cost = model.cost_usd(completion.tokens_in, completion.tokens_out)
         attempt = Attempt(tier, model.provider, model.model, verdict.answer, verdict.confidence,
                           completion.tokens_in, completion.tokens_out, cost, completion.latency_ms,
-                          outcome, verdict.problem, scores=completion.extra.get("label_logprobs"), prompt=prompt.form)
+                          outcome, verdict.problem, scores=completion.extra.get("label_logprobs"), prompt=prompt.form,
+                          threshold=threshold)
         return attempt, verdict
 
     def _record(self, action: str, a: Attempt, objective_id: str | None) -> None:
+        telemetry.chat_span(a.tier, a.provider, a.model, a.tokens_in, a.tokens_out, a.latency_ms, a.confidence,
+                            a.cost_usd, a.outcome, a.error, a.threshold, end_s=a.ts)
         if self.ledger is None:
             return
         try:
@@ -625,7 +679,7 @@ class Router:
             logger.exception("could not write the cost ledger row")
 
     @staticmethod
-    def _result(best, attempts, skipped, status, reason, request_id) -> RouteResult:
+    def _result(best, attempts, skipped, status, reason, request_id, skips=()) -> RouteResult:
         verdict, attempt = best if best else (None, None)
         return RouteResult(
             answer=verdict.answer if verdict else None,
@@ -635,7 +689,7 @@ class Router:
             status=status, escalations=max(0, len(attempts) - 1),   # each further call follows a rejected one
             cost_usd=sum(a.cost_usd for a in attempts),
             latency_ms=sum(a.latency_ms for a in attempts),
-            attempts=attempts, skipped=skipped, reason=reason, id=request_id)
+            attempts=attempts, skipped=skipped, reason=reason, id=request_id, skips=list(skips))
 
     def close(self) -> None:
         """Close every provider."""

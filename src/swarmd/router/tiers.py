@@ -19,12 +19,24 @@ class Availability:
     def __init__(self, cooldown_s: float, clock: Callable[[], float] = time.monotonic):
         self.cooldown_s = cooldown_s
         self.clock = clock
-        self._down: dict[str, tuple[float, str]] = {}
+        self._down: dict[str, tuple[float, str, float]] = {}   # key -> (until on clock(), reason, until unix s)
 
     def mark_down(self, key: str, reason: str) -> None:
         """Skip ``key`` for ``cooldown_s`` seconds; logs the reason."""
         logger.warning("model {} unavailable for {:.0f}s: {}", key, self.cooldown_s, reason)
-        self._down[key] = (self.clock() + self.cooldown_s, reason)
+        self._down[key] = (self.clock() + self.cooldown_s, reason, round(time.time() + self.cooldown_s, 3))
+
+    def down_until(self, key: str) -> float | None:
+        """Unix time (seconds) at which ``key``'s cool-down ends, or ``None`` if it is not cooling down."""
+        entry = self._down.get(key)
+        return None if entry is None else entry[2]
+
+    def snapshot(self) -> dict[str, dict]:
+        """``{key: {"until": unix seconds, "reason": str}}`` of every model cooling down now
+        (what a worker publishes for ``swarmctl status``)."""
+        now = self.clock()
+        return {key: {"until": wall, "reason": reason}
+                for key, (until, reason, wall) in list(self._down.items()) if until > now}
 
     def down_reason(self, key: str) -> str | None:
         """Why ``key`` is cooling down, or ``None`` if it may be called."""

@@ -30,6 +30,7 @@ Each :class:`Migration` names the component that owns the tables it touches
 12    ``memory.records``   prompt forms: ``verified_outcomes.local_prompt``, ``gate_calibrations.prompt``
 13    ``memory.retrieval`` ``verified_fts`` dropped (BM25 moved to bm25s, in memory)
 14    ``store.objectives`` ``objectives.retry_of``; indexes for lists by state / time
+15    ``daemon.store``     ``objectives.skipped``: the models the router skipped, and why
 ====  ===================  ==================================================
 
 Migrations 1-3 (and 5, whose table was created the same way for a few
@@ -261,6 +262,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         -- swarmctl list / GET /api/v1/objectives: newest first, optionally of one state
         CREATE INDEX objectives_submitted ON objectives(submitted_at, id);
         CREATE INDEX objectives_state_submitted ON objectives(state, submitted_at, id);
+    """),
+    Migration(15, "daemon.store", "objectives: the models the router skipped, and why", """
+        -- JSON list of swarmd.router.router.skip_record dicts (tier, model, provider, reason_kind,
+        -- detail, until | cap); NULL: none skipped, or finished before skips were recorded
+        ALTER TABLE objectives ADD COLUMN skipped TEXT;
     """),
 )
 

@@ -71,7 +71,7 @@ from swarmd.router import Router, RouteResult
 from swarmd.rqcompat import ContextCallJob
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers.batching import claim_batch, route_ahead
-from swarmd.queue import JOB_FUNCS, JOB_SERIALIZER
+from swarmd.queue import JOB_FUNCS, JOB_SERIALIZER, publish_tier_state
 
 #: Seconds between heartbeats of a worker while it runs a job.
 HEARTBEAT_INTERVAL_S = 5
@@ -129,6 +129,8 @@ class WorkerContext:
     #: results routed ahead in a batch (:mod:`swarmd.workers.batching`), by objective id, until
     #: the objective's job takes its own; ``None``: "started" reported, the job routes it alone
     routed: dict[str, RouteResult | None] = field(default_factory=dict)
+    #: the router's tier state last published (:func:`publish_tiers`)
+    published_tiers: dict | None = None
 
     def __post_init__(self) -> None:
         self.policy = PolicySource(self.config)
@@ -149,12 +151,28 @@ def build_context(config: Config, redis: Redis, data_dir: Path, name: str) -> Wo
     ctx = WorkerContext(config, Router(config, budget=Budget(redis, config), memory=memory), redis,
                         Path(data_dir), name, traces=TraceStore(store))
     ctx.router.warm_up()
+    publish_tiers(ctx)
     try:
         ctx.policy.get()
     except PolicyError as exc:
         logger.warning("governor policy {} unusable; agent objectives will fail until it is fixed: {}",
                        ctx.policy.path, str(exc).splitlines()[0])
     return ctx
+
+
+def publish_tiers(ctx: WorkerContext) -> None:
+    """Publish the router's tier state (:meth:`swarmd.router.Router.tier_state`: models
+    loaded, cool-downs) for ``swarmctl status`` when it changed since the last publication
+    (one Redis write then, none otherwise); a Redis error is logged, never raised."""
+    state = ctx.router.tier_state()
+    if state == ctx.published_tiers:
+        return
+    try:
+        publish_tier_state(ctx.redis, ctx.name, state)
+    except Exception as exc:
+        logger.warning("could not publish the tier state: {}", exc)
+    else:
+        ctx.published_tiers = state
 
 
 class ContextJob(ContextCallJob):

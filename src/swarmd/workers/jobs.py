@@ -21,6 +21,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from swarmd import telemetry
 from swarmd.agent import approvals
 from swarmd.config import AGENT_ACTION
 from swarmd.governor import AuditBuffer, Governor, PolicyError
@@ -32,10 +33,18 @@ from swarmd.router import RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.agent.changes import CHANGESET_TOOL, agent_copy, approval_point, resume_changes
 from swarmd.agent.follower import run_with_traces
-from swarmd.workers.context import WorkerContext
+from swarmd.workers.context import WorkerContext, publish_tiers
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
+    """RQ job: :func:`route_objective` inside the objective's trace span
+    (:func:`swarmd.telemetry.objective_span`: continues the ``traceparent`` ``submit``
+    wrote; a no-op when this worker does not trace)."""
+    with telemetry.objective_span(objective):
+        return route_objective(ctx, objective)
+
+
+def route_objective(ctx: WorkerContext, objective: dict) -> dict:
     """RQ job: route ``objective`` (a validated objective dict) with its
     routing strategy and report it.
 
@@ -67,10 +76,13 @@ def run_objective(ctx: WorkerContext, objective: dict) -> dict:
             request_id=oid, max_cost_usd=objective.get("max_cost_usd"), strategy=objective.get("strategy"))
         state = "done" if result.status == "accepted" else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
+        if result.skips:
+            payload["skipped"] = result.skips
     except RequestError as exc:
         result, payload = None, {"state": "failed", "result": {"reason": str(exc)}, "attempts": []}
     payload.update(action=objective["action"], ts=time.time(), worker=ctx.name)
     emit(ctx.redis, Finished.from_payload(oid, payload))
+    publish_tiers(ctx)
     failpoint("worker_after_report", oid)
     if result is not None and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
             != "local_only":         # after the result is reported: an audit never delays it; it asks the API
@@ -128,4 +140,5 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
         approvals.clear(pipe, oid)
     emit(pipe, Finished.from_payload(oid, payload))
     pipe.execute()
+    publish_tiers(ctx)
     return payload

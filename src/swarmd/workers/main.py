@@ -27,6 +27,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from swarmd import telemetry
 from swarmd.config import load_config
 from swarmd.governor.secrets import register, register_config
 from swarmd.paths import data_dir as resolve_data_dir
@@ -105,6 +106,7 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     register(redis_url)
     connection = Redis.from_url(redis_url)
     wait_for_redis(connection)
+    telemetry.setup("swarmd-worker")     # traces only when OTEL_* variables ask for them
     ctx = build_context(config, connection, resolve_data_dir(data_dir), name or default_worker_name())
     queues = worker_queues()
     worker = ContextWorker(queues, ctx, connection=connection, name=ctx.name)
