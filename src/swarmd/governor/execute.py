@@ -335,9 +335,11 @@ def _shell_argv(j: Judgement, command: str, home: str) -> list[str]:
 
 def _helper(gov: Governor, j: Judgement, source: str, args: list[str], workspace: str, limits: ExecutionPolicy,
             **kw: Any) -> ToolResult:  # kw: run_argv's stdin_data, pass_fds, objective_id
-    """Run one of :mod:`.helpers`' programs like a shell command (same sandbox, limits, timeout)."""
-    return run_argv([helpers.PYTHON, "-I", "-S", "-c", source, *args], workspace, limits, j.decision,
-                    policy=gov.policy, confinement=gov.confinement, **kw)
+    """Run one of :mod:`.helpers`' programs like a shell command (same sandbox, limits, timeout):
+    the file tool with ``/bin/sh``, the fetch with Python."""
+    argv = ([helpers.PYTHON, "-I", "-S", "-c", source, *args] if source is helpers.FETCH else
+            ["/bin/sh", "-c", source, "sh", *args])
+    return run_argv(argv, workspace, limits, j.decision, policy=gov.policy, confinement=gov.confinement, **kw)
 
 
 def _file_result(j: Judgement, res: ToolResult, output: str = "", truncated: bool = False) -> ToolResult:
