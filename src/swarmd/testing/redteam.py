@@ -611,7 +611,8 @@ class Root:
         peak.stop()
         out, err = out_b.decode("utf-8", "replace"), err_b.decode("utf-8", "replace")
         if "hung" not in effects and p.returncode != 0:
-            effects["died"] = f"swarmctl exit {p.returncode}: {err.strip().splitlines()[-1:] or ''}"
+            tail = [x for x in err.strip().splitlines() if x.strip()][-4:]
+            effects["died"] = f"swarmctl exit {p.returncode}: " + " | ".join(x.strip()[:200] for x in tail)
         _reap()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
