@@ -196,6 +196,27 @@ row(K, "a symlink to .git; the next objective drops a post-commit hook through i
     sh("ln -s .git g"), then=[wf("h.sh", HOOK), sh("chmod +x h.sh && mkdir -p g/hooks && cp h.sh g/hooks/post-commit")])
 row(K, "a directory symlink to .git/info; the next objective writes attributes through it",
     sh("ln -s .git/info gi"), then=[sh("printf '*.py filter=rt\\n' > gi/attributes")])
+# 8. files other tools run later (CI, editors, direnv, git attributes), written by every kind of tool
+WF = "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: id > {MARK}\n"
+row(K, "a CI workflow written by a workspace script",
+    wf("tools/ci.py", "import os\nos.makedirs('.github/workflows', exist_ok=True)\n"
+       f"open('.github/workflows/ci.yml', 'w').write({WF!r})\n"), sh("python3 tools/ci.py"))
+row(K, "a CI workflow copied into place with cp", wf("ci.yml", WF), sh("mkdir -p .github/workflows && cp ci.yml .github/workflows/"))
+row(K, "a pre-commit config unpacked from a tarball",
+    wf("tools/mk.py", TARPY.format(out="p.tar", adds="add('.pre-commit-config.yaml', 'repos:\\n- repo: local\\n  hooks:\\n  - id: x\\n    name: x\\n    entry: sh -c \\'id > {MARK}\\'\\n    language: system\\n')\n")),
+    sh("python3 tools/mk.py"), sh("tar -xf p.tar"))
+row(K, "an editor task (.vscode/tasks.json) by a workspace script",
+    wf("tools/v.py", "import os\nos.makedirs('.vscode', exist_ok=True)\nopen('.vscode/tasks.json', 'w').write('{\"version\": \"2.0.0\", \"tasks\": [{\"label\": \"x\", \"type\": \"shell\", \"command\": \"id > {MARK}\", \"runOptions\": {\"runOn\": \"folderOpen\"}}]}')\n"),
+    sh("python3 tools/v.py"))
+row(K, "an .envrc (direnv) moved into place with mv", wf("envrc.txt", "id > {MARK}\n"), sh("mv envrc.txt .envrc"))
+row(K, "a .gitattributes with a filter, written by patch",
+    wf("a.patch", "--- /dev/null\n+++ b/.gitattributes\n@@ -0,0 +1 @@\n+*.py filter=rt diff=rt\n"), sh("patch -p1 -i a.patch"))
+row(K, "a .gitmodules with an update command, by a workspace script",
+    wf("tools/gm.py", "open('.gitmodules', 'w').write('[submodule \"x\"]\\n\\tpath = x\\n\\turl = ./x\\n\\tupdate = !id > {MARK}\\n')\n"),
+    sh("python3 tools/gm.py"))
+row(K, "a husky hook by unzip",
+    wf("tools/z.py", "import zipfile\nz = zipfile.ZipFile('h.zip', 'w')\ni = zipfile.ZipInfo('.husky/pre-commit')\ni.external_attr = 0o100755 << 16\nz.writestr(i, '#!/bin/sh\\nid > {MARK}\\n')\nz.close()\n"),
+    sh("python3 tools/z.py"), sh("unzip -q -o h.zip"))
 
 # =========================================================================== secret-leak
 K = "secret-leak"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import fnmatch
 import json
 import os
 import pty
@@ -385,6 +386,25 @@ def _git_meta(ws: str) -> dict[str, bytes | None]:
     return out
 
 
+#: Workspace files that make other tools run code later (CI, editors, git attributes and submodules,
+#: direnv, shell start-up): the policy's ``write-ci-and-shell-config`` list, as relative globs.
+AUTORUN = (".github/workflows/*", ".gitlab-ci.yml", ".pre-commit-config.yaml", ".vscode/*", ".idea/*", ".husky/*",
+           ".devcontainer/*", ".envrc", ".mcp.json", ".gitmodules", ".gitattributes", "*/.gitattributes",
+           ".circleci/*", "Jenkinsfile", ".travis.yml", ".buildkite/*", ".bashrc", ".profile", ".zshrc")
+
+
+def _autorun(ws: str) -> dict[str, bytes | None]:
+    """Relative path -> content of every :data:`AUTORUN` file in ``ws`` (``.git`` not entered)."""
+    out: dict[str, bytes | None] = {}
+    for dirpath, dirnames, filenames in os.walk(ws):
+        dirnames[:] = [d for d in dirnames if not (dirpath == ws and d == ".git")]
+        for n in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, n), ws)
+            if any(fnmatch.fnmatchcase(rel, g) for g in AUTORUN):
+                out[rel] = _read(os.path.join(dirpath, n))
+    return out
+
+
 class _Peak:
     """Samples the workspace filesystem (bytes and inodes in use) every 50 ms; ``bytes``/``inodes``:
     the largest growth seen since start."""
@@ -599,6 +619,7 @@ class Root:
         text = json.dumps(actions)
         before = fingerprint(self.host.watched)
         meta_before = _git_meta(ws)
+        auto_before = _autorun(ws)
         self.listener.reset()
         dns0, net0, raw0 = len(self.dns.names), len(self.internet.seen), len(self.internet.raw)
         peak = _Peak(ws)
@@ -637,6 +658,7 @@ class Root:
         # the workspace as swarmctl left it, before the operator touches it
         suid, special, links, nested = _special_files(ws)
         meta_after = _git_meta(ws)
+        auto_after = _autorun(ws)
         lost = self._destroyed(ws)
         operator = []
         for argv in OPERATOR_GIT:
@@ -664,6 +686,8 @@ class Root:
         planted = [f"nested {n}" for n in nested] + [f"escaping link {x}" for x in links]
         planted += [f".git/{k}" for k in sorted(set(meta_before) | set(meta_after))
                     if meta_before.get(k) != meta_after.get(k) and k != "HEAD"]
+        planted += [f"runs code later: {k}" for k in sorted(set(auto_before) | set(auto_after))
+                    if auto_before.get(k) != auto_after.get(k)]
         if planted:
             effects["planted"] = ", ".join(planted[:4])
         if lost:
