@@ -117,3 +117,35 @@ def test_without_cgroups_the_envelope_degrades_with_a_warning(tmp_path, monkeypa
     monkeypatch.setattr(envelope, "CGROUP_ROOT", str(tmp_path))
     c = envelope.detect.__wrapped__()
     assert c.version == 0 and "rlimits only" in c.reason
+
+
+@pytest.mark.skipif(envelope.detect().version == 0, reason="no cgroup hierarchy here")
+def test_two_workers_never_share_an_objectives_cgroups(ws):
+    """The same objective id in two worker processes (``swarmctl policy run`` names objectives by action
+    id) gets two envelopes: the other process releasing its own does not kill this one's command
+    (red-team rt-b048: a shared v1 ``cpu`` hierarchy made one root's release SIGKILL the other's make)."""
+    import subprocess
+    import sys
+    import threading
+    oid = f"shared-{os.getpid()}"
+    mine = envelope.envelope_for(oid, memory_mb=512, max_processes=40, cpu_cores=1.0)
+    try:
+        box: dict = {}
+        t = threading.Thread(target=lambda: box.update(r=run(ws, "import time\ntime.sleep(3)\nprint('done')",
+                                                              objective_id=oid)))
+        t.start()
+        # the other worker: same objective id, its envelope made and released while this command runs
+        other = subprocess.run([sys.executable, "-c", (
+            "import sys, time\nfrom swarmd.governor import envelope\n"
+            f"e = envelope.envelope_for({oid!r}, memory_mb=512, max_processes=40, cpu_cores=1.0)\n"
+            "print('\\n'.join(e.dirs.values()))\ntime.sleep(0.5)\nenvelope.release(" + repr(oid) + ")\n")],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        t.join(120)
+        assert other.returncode == 0, other.stderr
+        theirs = set(other.stdout.split())
+        assert theirs and not theirs & set(mine.dirs.values()), (theirs, mine.dirs)
+        assert all(os.path.basename(d).startswith(envelope.owner_tag() + "-") for d in mine.dirs.values())
+        r = box["r"]
+        assert r.exit_code == 0 and r.output.strip() == "done", r
+    finally:
+        envelope.release(oid)

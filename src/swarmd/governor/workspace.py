@@ -1,17 +1,17 @@
 """The agent's own copy of a workspace, and the reviewed change set that brings its work back.
 
 :func:`make_copy` gives each objective a copy (``cp -a --reflink=auto`` of every entry but
-``.git``, in a private capped tmpfs or on disk; see ``bench/workspace_copy.py``) with secret
-files written empty and, for a git repository, a fresh repository of one commit of that copy:
-no history, no credentials. Its base manifest (``base.json``, out of the sandbox's sight)
-records what was copied. :func:`change_set` lists what the agent changed (added, modified,
-deleted, modes), each judged (:func:`judge`): git metadata (``.git`` anywhere, gitfiles,
-git-directory look-alikes, git ``config`` files), devices, FIFOs, sockets and symlinks
-leaving the workspace are ``deny`` (never applied); deleting tracked files, protected paths
-and conflicts ``ask``; the rest follows the policy's ``write_file`` rules. :func:`apply`
-writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
-setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd
-commit what was applied. Errors: :class:`WorkspaceError`.
+``.git``, in a private capped tmpfs or on disk; see ``bench/workspace_copy.py``) with secret files
+written empty and, for a git repository, a fresh repository of one commit of that copy: no
+history, no credentials. Its base manifest (``base.json``: out of the sandbox's sight, beside the
+tree's tmpfs, never in space the agent can fill) records what was copied. :func:`change_set` lists
+what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
+metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
+FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting tracked
+files, protected paths and conflicts ``ask``; the rest follows the policy's ``write_file`` rules.
+:func:`apply` writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
+setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd commit
+what was applied. Errors: :class:`WorkspaceError`.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class ChangeSet:
 @dataclass(frozen=True, slots=True)
 class AgentCopy:
     """An objective's copy: ``dir`` holds ``tree/`` (the agent's workspace, the
-    only part the sandbox sees) and ``base.json``; ``real``: the real workspace."""
+    only part the sandbox sees; the capped tmpfs when in memory) and ``base.json``
+    (outside that tmpfs: the agent cannot fill its space); ``real``: the real workspace."""
 
     dir: str
     real: str
@@ -212,8 +213,9 @@ def _mount_tmpfs(dest: str, size_bytes: int, inodes: int) -> bool:
 
 def discard(ac: AgentCopy) -> None:
     """Remove an objective's copy (unmounting its tmpfs first). Never raises."""
-    if os.path.ismount(ac.dir):
-        subprocess.run(["umount", "-l", ac.dir], capture_output=True, stdin=subprocess.DEVNULL)
+    for d in (ac.tree, ac.dir):      # the tree's tmpfs (and a whole-directory one of older copies)
+        if os.path.ismount(d):
+            subprocess.run(["umount", "-l", d], capture_output=True, stdin=subprocess.DEVNULL)
     shutil.rmtree(ac.dir, ignore_errors=True)
 
 
@@ -221,11 +223,12 @@ def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = 
     """Make the agent's copy of workspace ``real`` in directory ``dest`` (created;
     must not exist or be empty). Returns the :class:`AgentCopy`.
 
-    ``dest`` becomes a private tmpfs (root; ``in_memory`` None: when the workspace
+    ``dest/tree`` becomes a private tmpfs (root; ``in_memory`` None: when the workspace
     holds at most :data:`COPY_IN_MEMORY_MAX` bytes) sized for the copy plus
     ``sandbox.write_cap_mb`` and ``sandbox.write_cap_inodes``: the agent's
     writable layer is then capped in bytes and inodes by the kernel; otherwise a
-    directory on ``dest``'s disk. Remove it with :func:`discard`.
+    directory on ``dest``'s disk. The base manifest stays in ``dest``, outside that
+    tmpfs. Remove it with :func:`discard`.
 
     Entries named ``.git`` are not copied (anywhere); special files are dropped;
     secret files (built-in list, ``files.secrets``, ``sandbox.mask``) are written
@@ -240,9 +243,12 @@ def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = 
     ac = AgentCopy(os.path.realpath(dest), real)
     real_now = scan(real)
     size = sum(st.st_blocks * 512 for st in real_now.values())
-    if in_memory is not False and (in_memory or size <= COPY_IN_MEMORY_MAX) and not os.path.ismount(ac.dir):
+    os.makedirs(ac.tree, mode=0o700, exist_ok=True)
+    if in_memory is not False and (in_memory or size <= COPY_IN_MEMORY_MAX) and not os.path.ismount(ac.tree):
+        # only the tree is in the capped tmpfs: swarmd's own metadata (base.json) is beside it, so an
+        # agent that fills the tmpfs (bytes or inodes) never stops swarmd from recording the change set
         extra = policy.sandbox.write_cap_mb * 1024 * 1024
-        _mount_tmpfs(ac.dir, 2 * size + extra + (16 << 20),
+        _mount_tmpfs(ac.tree, 2 * size + extra + (16 << 20),
                      len(real_now) + 1024 + int(getattr(policy.sandbox, "write_cap_inodes", 100_000)))
     try:
         _fill(ac, real_now, policy)
