@@ -42,6 +42,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -241,13 +242,10 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
     if stdin_data is not None:
         threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True).start()
     watch = _WriteCap(workspace, pol.sandbox.write_cap_mb * 1024 * 1024, proc.pid, pol.sandbox.write_cap_inodes)
-    timed_out = False
-    try:
-        code = proc.wait(timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+    timed_out = not _exited_within(proc, limits.timeout_s)
+    if timed_out:
         _kill_group(proc.pid)
-        code = proc.wait()
+    code = proc.wait()
     watch.stop()
     _kill_group(proc.pid)  # leftover background children of this call
     t.join(timeout=2)
@@ -263,6 +261,35 @@ def _run(full: list[str], name: str, workspace: str, home: str, limits: Executio
                  f"stopped: wrote more than sandbox.write_cap_mb={pol.sandbox.write_cap_mb} MiB")
     return ToolResult(decision, ran=True, exit_code=code, output=out, truncated=state["truncated"],
                       timed_out=timed_out, confinement=confinement, error=error)
+
+
+def _exited_within(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """True when ``proc`` exits within ``timeout_s`` seconds (it is not reaped). Woken by the
+    process's pidfd the moment it exits: ``Popen.wait(timeout)`` polls with sleeps doubling up to
+    50 ms, which added 0-16 ms to every command (a 19 ms command was seen at 31.5 ms)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):          # no pidfd (old kernel): subprocess's polling
+        try:
+            proc.wait(timeout=timeout_s)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        end = time.monotonic() + timeout_s
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                if poll.poll(max(1, int(left * 1000) + 1)):
+                    return True
+            except InterruptedError:
+                continue
+    finally:
+        os.close(fd)
 
 
 def _feed(proc: subprocess.Popen, data: bytes) -> None:
