@@ -386,6 +386,72 @@ def _fast_import(tree: str, branch: str, msg: bytes, files: list[str], home: str
         raise WorkspaceError(f"git fast-import in {tree} failed: {err.decode('utf-8', 'replace').strip()[:300]}")
 
 
+def copy_of(tree: str) -> AgentCopy | None:
+    """The :class:`AgentCopy` whose tree is directory ``tree`` (an agent's workspace), or None
+    when ``tree`` is not one (no base manifest beside it)."""
+    tree = os.path.realpath(tree)
+    d = os.path.dirname(tree)
+    if os.path.basename(tree) != TREE or not os.path.isfile(os.path.join(d, BASE)):
+        return None
+    try:
+        return AgentCopy(d, _load_base(AgentCopy(d, ""))["real"])
+    except (WorkspaceError, KeyError, TypeError):
+        return None
+
+
+class approved_action:
+    """``with approved_action(tree, rule): run the action`` around an action a person approved
+    in an agent's copy (``tree``; anything else: no-op): the entries it added, modified or
+    deleted are recorded in the base manifest, so that the change set's entry each one caused
+    (same path, same op, unchanged since) is not asked again (rule ``workspace.approved-action``,
+    :func:`change_set`); a ``deny`` still wins, and so does a conflict with the real workspace.
+    ``rule``: the approval's rule, kept as the reason. Never raises for the bookkeeping."""
+
+    def __init__(self, tree: str, rule: str = "approval.approved"):
+        self.ac, self.rule = copy_of(tree), rule
+        self.before: dict[str, os.stat_result] = {}
+
+    def __enter__(self) -> "approved_action":
+        if self.ac is not None:
+            self.before = scan(self.ac.tree, skip_top_git=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ac is None:
+            return
+        try:
+            after = scan(self.ac.tree, skip_top_git=True)
+            base = _load_base(self.ac)
+        except (OSError, WorkspaceError) as e:
+            logger.warning("approved action in {}: its changes not recorded ({}); they may be asked again",
+                           self.ac.tree, e)
+            return
+        caused = base.setdefault("approved", {})
+        for rel, st in self.before.items():
+            if rel not in after:
+                caused[rel] = {"op": "delete", "sig": None, "rule": self.rule}
+        for rel, st in after.items():
+            old = self.before.get(rel)
+            if old is None or _sig(old) != _sig(st):
+                caused[rel] = {"op": "add" if old is None else "modify", "sig": _sig(st), "rule": self.rule}
+        _save_base(self.ac, base)
+
+
+def _carried(base: dict, c: "Change", st: os.stat_result | None) -> str | None:
+    """The approval rule when change ``c`` (current copy entry ``st``) is what an approved action
+    did to that path (same op, entry unchanged since), else None."""
+    a = base.get("approved", {}).get(c.path)
+    if a is None:
+        return None
+    if c.op == "delete":
+        same_op = a["op"] == "delete"
+    else:
+        same_op = a["op"] in ("add", "modify") and c.op in ("add", "modify", "mode")
+    if not same_op or (c.op != "delete" and (st is None or a["sig"] != _sig(st))):
+        return None
+    return a.get("rule") or "approval.approved"
+
+
 def _save_base(ac: AgentCopy, base: dict) -> None:
     p = os.path.join(ac.dir, BASE)
     tmp = p + ".tmp"
@@ -557,6 +623,11 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
             d = judge(policy, ac, c, gitdirs, protect, set(), conflict)  # the objective's own file, applied earlier
         else:
             d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict)
+        if d.decision == "ask" and not conflict:
+            rule = _carried(base, c, now.get(c.path))
+            if rule is not None:     # a person approved the action that made this change: not asked twice
+                d = Decision("allow", "workspace.approved-action",
+                             f"{c.op} {c.path!r} was made by an approved action ({rule}; was: {d.rule})")
         judged.append(Change(c.op, c.path, c.kind, d, c.mode, c.note))
     judged = _collapse(judged)
     dels = sorted((c for c in judged if c.op == "delete"), key=lambda c: (-c.path.count("/"), c.path))
@@ -779,6 +850,7 @@ def apply(ac: AgentCopy, cs: ChangeSet, *, only: "set[str] | None" = None, appro
 def _remember(ac: AgentCopy, base: dict, paths: list[str]) -> None:
     entries = base["entries"]
     for rel in paths:
+        base.get("approved", {}).pop(rel, None)
         try:
             st = os.lstat(os.path.join(ac.tree, rel))
         except OSError:
