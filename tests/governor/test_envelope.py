@@ -149,3 +149,38 @@ def test_two_workers_never_share_an_objectives_cgroups(ws):
         assert r.exit_code == 0 and r.output.strip() == "done", r
     finally:
         envelope.release(oid)
+
+
+@pytest.mark.skipif(envelope.detect().version == 0, reason="no cgroup hierarchy here")
+def test_a_starting_worker_sweeps_the_cgroups_a_crashed_one_left():
+    """sweep() (run when a worker starts) removes, on the real hierarchy, the envelopes of a worker
+    that died without releasing them, killing what was left running in them, and empty cgroups of
+    an older name; envelopes of a running process (this one) stay."""
+    import subprocess
+    import sys
+    crashed = subprocess.run([sys.executable, "-c", (
+        "import os, subprocess\nfrom swarmd.governor import envelope\n"
+        "e = envelope.envelope_for('sweep-test', memory_mb=256, max_processes=20, cpu_cores=1.0)\n"
+        "p = subprocess.Popen(['sleep', '600'], start_new_session=True, stdout=subprocess.DEVNULL,\n"
+        "                     stderr=subprocess.DEVNULL)\n"
+        "for f in e.procs():\n    open(f, 'w').write(str(p.pid))\n"
+        "print(p.pid)\nprint('\\n'.join(e.dirs.values()), flush=True)\nos._exit(0)\n")],   # a crash: no release
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert crashed.returncode == 0, crashed.stderr
+    stray, *left = crashed.stdout.split()
+    assert left and all(os.path.isdir(d) for d in left)
+    parent = os.path.dirname(left[0])
+    legacy_empty = os.path.join(parent, f"obj-legacy-{os.getpid()}")
+    os.makedirs(legacy_empty, exist_ok=True)
+    mine = envelope.envelope_for("sweep-mine", memory_mb=256, max_processes=20, cpu_cores=1.0)
+    try:
+        removed = envelope.sweep()
+        assert set(left) <= set(removed) and legacy_empty in removed, removed
+        assert not any(os.path.isdir(d) for d in left) and not os.path.isdir(legacy_empty)
+        assert all(os.path.isdir(d) for d in mine.dirs.values())        # a running worker's envelope stays
+        assert not os.path.exists(f"/proc/{stray}") or open(f"/proc/{stray}/stat").read().split()[2] == "Z"
+    finally:
+        envelope.release("sweep-mine")
+        for d in [*left, legacy_empty]:
+            if os.path.isdir(d):
+                os.rmdir(d)

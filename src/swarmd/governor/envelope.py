@@ -8,8 +8,8 @@ names what a command exceeded (the action fails with that reason; the worker liv
 cgroups (:func:`detect`): v1 (``memory``, ``pids``, ``cpu`` under ``/sys/fs/cgroup/<controller>``:
 this machine) or v2 (a unified hierarchy listing them). The envelope is a subtree of the worker's
 own cgroup, ``swarmd/<owner>-obj-<objective>`` (:func:`owner_tag`: the creating process; delegated,
-so systemd's limits on the worker still hold above it). Without either (no mount, not writable)
-commands have rlimits only, and a warning says so.
+so systemd's limits on the worker still hold above it); :func:`sweep` removes those of crashed
+workers. Without either (no mount, not writable) commands have rlimits only, and a warning says so.
 The scratch filesystem needs ``mount`` (root); without it bubblewrap's ``--size`` tmpfs caps bytes
 only, and a warning says so.
 """
@@ -259,9 +259,40 @@ def owner_tag(pid: int | None = None) -> str:
     (``swarmd/p<pid>-<ticks>-obj-<objective>``). Unique on the host until reboot (a reused pid
     has another start time), so two workers sharing a hierarchy (a v1 controller the worker's
     cgroup does not have of its own, like ``cpu``) never share, kill or remove each other's
-    envelopes."""
+    envelopes, and :func:`sweep` can tell whether the owner is still running."""
     pid = os.getpid() if pid is None else pid
     return f"p{pid}-{_start_ticks(pid)}"
+
+
+_OWNED = re.compile(r"^p(\d+)-(\d+)-")
+
+
+def sweep() -> list[str]:
+    """Remove envelopes left over under ``swarmd/`` by a worker that crashed (called when a
+    worker starts): a cgroup whose owner (:func:`owner_tag`) is no longer running, with any
+    process left in it killed (its objective is not running: nothing runs it any more); one of
+    a name without an owner (older workers) only when empty. Envelopes of running processes
+    (this one included) are left alone. Owners are looked up in this process's pid namespace:
+    workers sharing a hierarchy must share it too (systemd units and nspawn containers get
+    their own delegated subtree). Returns the directories removed. Never raises."""
+    removed: list[str] = []
+    for base in dict.fromkeys(detect().bases.values()):
+        parent = os.path.join(base, "swarmd")
+        try:
+            names = sorted(e.name for e in os.scandir(parent) if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+        for name in names:
+            m = _OWNED.match(name)
+            if m is not None and _start_ticks(int(m.group(1))) == int(m.group(2)):
+                continue                                    # its worker runs: maybe between two commands
+            d = os.path.join(parent, name)
+            if _remove(d, kill=m is not None):
+                removed.append(d)
+    if removed:
+        logger.info("governor envelope: removed {} left-over cgroup(s) of ended workers: {}", len(removed),
+                    ", ".join(removed[:5]))
+    return removed
 
 
 def release(objective_id: str) -> None:
