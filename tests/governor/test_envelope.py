@@ -102,8 +102,15 @@ def test_one_envelope_per_objective(ws):
     """Commands of one objective share its cgroups (a process left running counts for the next); release removes them."""
     env = envelope.envelope_for("obj-envelope-test", memory_mb=512, max_processes=40, cpu_cores=1.0)
     try:
-        r = run(ws, "import os\nprint(open('/proc/self/cgroup').read())", objective_id="obj-envelope-test")
+        r = run(ws, "import resource\nprint(open('/proc/self/cgroup').read())\n"
+                    "print([resource.getrlimit(getattr(resource, 'RLIMIT_' + k)) for k in ('CPU', 'NOFILE', 'CORE')])",
+                objective_id="obj-envelope-test", cpu_s=17)
         assert r.exit_code == 0, r
+        # the command itself is in the envelope's cgroups and has the rlimits (set before it started)
+        for d in env.dirs.values():
+            assert "/swarmd/" + os.path.basename(d) + "\n" in r.output, (d, r.output)
+        nofile = policy().sandbox.open_files
+        assert f"[(17, 18), ({nofile}, {nofile}), (0, 0)]" in r.output, r.output
         assert envelope.envelope_for("obj-envelope-test", memory_mb=1, max_processes=1, cpu_cores=1) is env
         assert all(os.path.isdir(d) for d in env.dirs.values())
         limit = "memory.max" if env.version == 2 else "memory.limit_in_bytes"
