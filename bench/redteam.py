@@ -14,7 +14,7 @@ revealed, swarmctl hung or died, processes left behind, exhaustion beyond the po
 or uncommitted work destroyed, setuid/capability files, devices/FIFOs, git metadata or escaping links
 planted, contact with the fake internet. Prints a table by kind (attacks, with an effect, stopped:
 some action denied or asked), the benign share allowed and succeeding, hung/lost counts, every effect
-by row; writes every result as JSON (``--json``, default ``bench/results/redteam.json``).
+by row; writes every result as JSON (``--json``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import collections
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=2, help="throwaway roots run at once (default 2)")
     ap.add_argument("--only", help="comma-separated row ids or kinds")
     ap.add_argument("--action-timeout", type=float, default=10, help="execution.timeout_s for the run, seconds")
-    ap.add_argument("--json", default=str(REPO / "bench" / "results" / "redteam.json"), help="results file")
+    ap.add_argument("--json", default=os.path.join(tempfile.gettempdir(), "swarmd-redteam.json"),
+                    help="results file (default: %(default)s; the baseline of docs/redteam.md is "
+                         "bench/data/redteam-baseline.json, for --compare)")
     ap.add_argument("--compare", help="an earlier results file: print, by kind, the attacks whose effects went away, "
                                       "stayed, or are new")
     ns = ap.parse_args()

@@ -267,13 +267,20 @@ def test_approve_and_reject_bad_input_and_unreachable(swarm, capsys):
     assert swarm.ctl(capsys, "approvals", "--redis-url", dead)[0] == 3
 
 
-def test_deleting_a_file_the_workspace_had_parks_the_change_set_until_approved(swarm, capsys):
-    ws = swarm.workspace("agent-move")
+def park_on_a_file_it_had(swarm, capsys, oid: str, name: str, text: str, command: str, answer: str):
+    """An objective whose workspace holds ``name`` runs ``command`` then says ``answer``; returns
+    (the real workspace, its record once awaiting approval)."""
+    ws = swarm.workspace(oid)
     ws.mkdir(parents=True)
-    (ws / "keep.txt").write_text("kept by the operator\n")
-    swarm.model.script("case-move", step("shell", command="mv keep.txt moved.txt"), done("moved it"))
-    swarm.submit(capsys, "agent-move", "case-move: rename keep.txt")
-    rec = swarm.wait_state("agent-move", ("awaiting_approval",))
+    (ws / name).write_text(text)
+    swarm.model.script(f"case-{oid}", step("shell", command=command), done(answer))
+    swarm.submit(capsys, oid, f"case-{oid}: {command}")
+    return ws, swarm.wait_state(oid, ("awaiting_approval",))
+
+
+def test_deleting_a_file_the_workspace_had_parks_the_change_set_until_approved(swarm, capsys):
+    ws, rec = park_on_a_file_it_had(swarm, capsys, "agent-move", "keep.txt", "kept by the operator\n",
+                                    "mv keep.txt moved.txt", "moved it")
     assert rec["reason"].startswith("ask: workspace.delete-tracked ")
     # the allowed part is applied at the approval point; the deletion waits, shown with its diff
     assert (ws / "moved.txt").read_text() == "kept by the operator\n" and (ws / "keep.txt").exists()
@@ -289,3 +296,15 @@ def test_deleting_a_file_the_workspace_had_parks_the_change_set_until_approved(s
     assert (rec["state"], rec["answer"]) == ("done", "moved it")
     assert not (ws / "keep.txt").exists() and (ws / "moved.txt").exists()
     assert not (swarm.data / "agent-copies" / "agent-move").exists()      # the copy goes with the objective
+
+
+def test_an_approved_rm_of_a_file_the_workspace_had_is_not_asked_again_as_a_change(swarm, capsys):
+    """Double approval: the approved ``rm`` carries over to the deletion it caused in the change set."""
+    ws, rec = park_on_a_file_it_had(swarm, capsys, "agent-rm-once", "old.txt", "the operator's\n", "rm old.txt",
+                                    "removed old.txt")
+    assert rec["reason"].startswith("ask: shell-rm ")
+    assert swarm.ctl(capsys, "approve", "agent-rm-once", "--by", "tester")[0] == 0
+    rec = wait_final(swarm.db, ["agent-rm-once"], timeout_s=60)["agent-rm-once"]
+    assert (rec["state"], rec["answer"]) == ("done", "removed old.txt"), rec
+    assert not (ws / "old.txt").exists()
+    assert "agent-rm-once" not in swarm.ctl(capsys, "approvals")[1]

@@ -102,8 +102,15 @@ def test_one_envelope_per_objective(ws):
     """Commands of one objective share its cgroups (a process left running counts for the next); release removes them."""
     env = envelope.envelope_for("obj-envelope-test", memory_mb=512, max_processes=40, cpu_cores=1.0)
     try:
-        r = run(ws, "import os\nprint(open('/proc/self/cgroup').read())", objective_id="obj-envelope-test")
+        r = run(ws, "import resource\nprint(open('/proc/self/cgroup').read())\n"
+                    "print([resource.getrlimit(getattr(resource, 'RLIMIT_' + k)) for k in ('CPU', 'NOFILE', 'CORE')])",
+                objective_id="obj-envelope-test", cpu_s=17)
         assert r.exit_code == 0, r
+        # the command itself is in the envelope's cgroups and has the rlimits (set before it started)
+        for d in env.dirs.values():
+            assert "/swarmd/" + os.path.basename(d) + "\n" in r.output, (d, r.output)
+        nofile = policy().sandbox.open_files
+        assert f"[(17, 18), ({nofile}, {nofile}), (0, 0)]" in r.output, r.output
         assert envelope.envelope_for("obj-envelope-test", memory_mb=1, max_processes=1, cpu_cores=1) is env
         assert all(os.path.isdir(d) for d in env.dirs.values())
         limit = "memory.max" if env.version == 2 else "memory.limit_in_bytes"
@@ -117,3 +124,70 @@ def test_without_cgroups_the_envelope_degrades_with_a_warning(tmp_path, monkeypa
     monkeypatch.setattr(envelope, "CGROUP_ROOT", str(tmp_path))
     c = envelope.detect.__wrapped__()
     assert c.version == 0 and "rlimits only" in c.reason
+
+
+@pytest.mark.skipif(envelope.detect().version == 0, reason="no cgroup hierarchy here")
+def test_two_workers_never_share_an_objectives_cgroups(ws):
+    """The same objective id in two worker processes (``swarmctl policy run`` names objectives by action
+    id) gets two envelopes: the other process releasing its own does not kill this one's command
+    (red-team rt-b048: a shared v1 ``cpu`` hierarchy made one root's release SIGKILL the other's make)."""
+    import subprocess
+    import sys
+    import threading
+    oid = f"shared-{os.getpid()}"
+    mine = envelope.envelope_for(oid, memory_mb=512, max_processes=40, cpu_cores=1.0)
+    try:
+        box: dict = {}
+        t = threading.Thread(target=lambda: box.update(r=run(ws, "import time\ntime.sleep(3)\nprint('done')",
+                                                              objective_id=oid)))
+        t.start()
+        # the other worker: same objective id, its envelope made and released while this command runs
+        other = subprocess.run([sys.executable, "-c", (
+            "import sys, time\nfrom swarmd.governor import envelope\n"
+            f"e = envelope.envelope_for({oid!r}, memory_mb=512, max_processes=40, cpu_cores=1.0)\n"
+            "print('\\n'.join(e.dirs.values()))\ntime.sleep(0.5)\nenvelope.release(" + repr(oid) + ")\n")],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        t.join(120)
+        assert other.returncode == 0, other.stderr
+        theirs = set(other.stdout.split())
+        assert theirs and not theirs & set(mine.dirs.values()), (theirs, mine.dirs)
+        assert all(os.path.basename(d).startswith(envelope.owner_tag() + "-") for d in mine.dirs.values())
+        r = box["r"]
+        assert r.exit_code == 0 and r.output.strip() == "done", r
+    finally:
+        envelope.release(oid)
+
+
+@pytest.mark.skipif(envelope.detect().version == 0, reason="no cgroup hierarchy here")
+def test_a_starting_worker_sweeps_the_cgroups_a_crashed_one_left():
+    """sweep() (run when a worker starts) removes, on the real hierarchy, the envelopes of a worker
+    that died without releasing them, killing what was left running in them, and empty cgroups of
+    an older name; envelopes of a running process (this one) stay."""
+    import subprocess
+    import sys
+    crashed = subprocess.run([sys.executable, "-c", (
+        "import os, subprocess\nfrom swarmd.governor import envelope\n"
+        "e = envelope.envelope_for('sweep-test', memory_mb=256, max_processes=20, cpu_cores=1.0)\n"
+        "p = subprocess.Popen(['sleep', '600'], start_new_session=True, stdout=subprocess.DEVNULL,\n"
+        "                     stderr=subprocess.DEVNULL)\n"
+        "for f in e.procs():\n    open(f, 'w').write(str(p.pid))\n"
+        "print(p.pid)\nprint('\\n'.join(e.dirs.values()), flush=True)\nos._exit(0)\n")],   # a crash: no release
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert crashed.returncode == 0, crashed.stderr
+    stray, *left = crashed.stdout.split()
+    assert left and all(os.path.isdir(d) for d in left)
+    parent = os.path.dirname(left[0])
+    legacy_empty = os.path.join(parent, f"obj-legacy-{os.getpid()}")
+    os.makedirs(legacy_empty, exist_ok=True)
+    mine = envelope.envelope_for("sweep-mine", memory_mb=256, max_processes=20, cpu_cores=1.0)
+    try:
+        removed = envelope.sweep()
+        assert set(left) <= set(removed) and legacy_empty in removed, removed
+        assert not any(os.path.isdir(d) for d in left) and not os.path.isdir(legacy_empty)
+        assert all(os.path.isdir(d) for d in mine.dirs.values())        # a running worker's envelope stays
+        assert not os.path.exists(f"/proc/{stray}") or open(f"/proc/{stray}/stat").read().split()[2] == "Z"
+    finally:
+        envelope.release("sweep-mine")
+        for d in [*left, legacy_empty]:
+            if os.path.isdir(d):
+                os.rmdir(d)

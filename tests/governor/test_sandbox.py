@@ -138,3 +138,24 @@ def test_local_git_work_and_git_diff_run(ws):
                " && git commit -qam second && git log --oneline | wc -l")
     assert r.exit_code == 0, r.output
     assert "\n+more\n" in r.output and r.output.split()[-1] == "2"
+
+
+def test_the_mask_list_is_kept_until_a_directory_changes(ws):
+    """workspace_masks is searched again only when a directory's entries changed (inode/ctime): a
+    secret made afterwards is masked at the next command, even when its directory's mtime is set back,
+    and so is a protected path made later; an unchanged workspace gets the same list without a search."""
+    pol = sandbox_policy()
+    first = workspace_masks(ws, pol)
+    assert workspace_masks(ws, pol) is first                    # nothing changed: kept
+    sub = os.path.join(ws, "deep", "er")
+    os.makedirs(sub)
+    assert workspace_masks(ws, pol) is not first
+    before = os.stat(sub)
+    with open(os.path.join(sub, ".env"), "w") as f:
+        f.write("DB_PASSWORD=x1\n")
+    os.utime(sub, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime set back, as an agent could
+    assert os.path.join(sub, ".env") in workspace_masks(ws, pol).files
+    r = sh(ws, "cat deep/er/.env; echo end")
+    assert "DB_PASSWORD" not in r.output and r.output.endswith("end\n"), r.output
+    os.makedirs(os.path.join(ws, ".git", "hooks"))
+    assert os.path.join(ws, ".git", "hooks") in workspace_masks(ws, pol).protected

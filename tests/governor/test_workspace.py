@@ -235,17 +235,24 @@ def test_the_agents_git_shows_no_secret_and_no_credential(tmp_path, real, capsys
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting the copy's tmpfs needs root")
 def test_the_copy_is_a_private_tmpfs_capped_in_bytes_and_inodes(tmp_path, real):
     from swarmd.governor.policy import parse_policy
-    from swarmd.governor.workspace import discard, make_copy
+    from swarmd.governor.workspace import change_set, discard, dismiss, make_copy
     pol = parse_policy("version: 1\nsandbox:\n  write_cap_mb: 1\n  write_cap_inodes: 100\n")
     ac = make_copy(str(real), str(tmp_path / "copy"), pol)
     try:
-        assert os.path.ismount(ac.dir) and (Path(ac.tree) / "src" / "app.py").read_text() == "print('hello')\n"
-        st = os.statvfs(ac.dir)
+        assert os.path.ismount(ac.tree) and (Path(ac.tree) / "src" / "app.py").read_text() == "print('hello')\n"
+        assert not os.path.ismount(ac.dir)                   # swarmd's base manifest is not in the agent's tmpfs
+        st = os.statvfs(ac.tree)
         assert st.f_blocks * st.f_frsize < 64 << 20         # a 1 MiB cap plus the copy and its git pack
         with pytest.raises(OSError) as e:                    # inodes: the copy's entries + 1024 + 100
             for i in range(5000):
                 (Path(ac.tree) / f"f{i}").touch()
         assert e.value.errno == 28                            # ENOSPC
+        made = i                                              # files the full tmpfs let the agent make
+        # the full tmpfs does not stop swarmd from recording the change set (red-team rt-e001)
+        cs = change_set(ac, pol)
+        assert len([c for c in cs.changes if c.op == "add"]) == made
+        dismiss(ac, [c.path for c in cs.changes])
+        assert change_set(ac, pol).changes == []
     finally:
         discard(ac)
     assert not os.path.exists(ac.dir)

@@ -116,3 +116,37 @@ def test_applied_files_belong_to_the_real_workspaces_owner(copy):
     apply(ac, change_set(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml")))
     for p in (ws / "docs", ws / "docs" / "n.md", ws / "src" / "a.py"):
         assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4343), p
+
+
+@pytest.mark.skipif(not __import__("swarmd.governor.sandbox", fromlist=["probe"]).probe().available,
+                    reason="bwrap not usable here")
+def test_an_approved_action_is_not_asked_again_as_its_change_set_entry(copy):
+    """Double approval: an approved ``rm`` of a tracked file (run in the sandbox, as the agent loop
+    resumes it) carries its approval to the deletion in the change set (same path, same op); a
+    tracked deletion nobody approved still asks; the path made again afterwards is judged afresh."""
+    from swarmd.governor import Decision, Governor
+    from swarmd.governor.execute import run_approved
+    from swarmd.governor.workspace import approved_action
+    ac, ws, tree = copy
+    (ws / "src" / "c.py").write_text("c = 1\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ws.parent), "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["add", "src/c.py"], ["-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", "c"]):
+        subprocess.run(["git", *args], cwd=ws, env=env, check=True, capture_output=True)
+    discard(ac)
+    ac = make_copy(str(ws), ac.dir, load_policy(REPO / "policy.yaml"))
+    tree = Path(ac.tree)
+    gov = Governor(load_policy(REPO / "policy.yaml"))
+    ok = Decision("allow", "approval.approved", "approved by a person")
+    assert gov.judge("shell", {"command": "rm src/a.py"}, str(tree)).decision.decision == "ask"
+    with approved_action(str(tree), ok.rule):
+        r = run_approved(gov, "shell", {"command": "rm src/a.py"}, str(tree), ok)
+    assert r.ran and r.exit_code == 0, r
+    (tree / "src" / "c.py").unlink()                       # no approval for this one
+    got = judged(ac)
+    assert got["src/a.py"] == ("delete", "allow", "workspace.approved-action")
+    assert got["src/c.py"] == ("delete", "ask", "workspace.delete-tracked")
+    res = apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    assert not (ws / "src" / "a.py").exists() and (ws / "src" / "c.py").exists()
+    assert [c["path"] for c in res["pending"]] == ["src/c.py"]
+    (tree / "src" / "a.py").write_text("again\n")           # made again after the approval: judged afresh
+    assert judged(ac)["src/a.py"][2] != "workspace.approved-action"

@@ -24,6 +24,7 @@ from swarmd.config import AGENT_ACTION, GovernorConfig
 from swarmd.governor import Decision, Governor, envelope, redact
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
+from swarmd.governor.workspace import approved_action
 from swarmd.router import RequestError, RouteResult, Router
 from swarmd.router.prompts import MAX_INPUT_CHARS
 from swarmd.agent.approvals import resolution_decision
@@ -204,7 +205,8 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
         decision = resolution_decision(resume)
         tool, args, n = resume["tool"], resume["args"], state["steps"]
         if decision.decision == "allow":
-            res = run_approved(governor, tool, args, ws, decision, objective_id=oid)
+            with approved_action(ws, decision.rule):  # what it changes is not asked again in the change set
+                res = run_approved(governor, tool, args, ws, decision, objective_id=oid)
         else:
             res = ToolResult(decision, ran=False)
         step = record_run(transcript, n, tool, args, res, cfg.output_chars)

@@ -1,20 +1,17 @@
 """One resource envelope per objective: cgroup limits on memory, processes and CPU, and a
 private ``/tmp`` + ``/dev/shm`` capped in bytes and inodes.
 
-Contract: :func:`envelope_for` gives the objective's :class:`Envelope` (created on first use,
-kept until :func:`release`); ``execute.py`` puts every sandboxed process of that objective
-into its cgroups (:meth:`Envelope.procs`, written by a launcher before ``exec``) and mounts one capped scratch
-filesystem per command (:func:`scratch`). After each command :meth:`Envelope.breach` names
-what was exceeded (the action fails with that reason; the worker lives).
-
-cgroups (:func:`detect`): v1 (``memory``, ``pids``, ``cpu`` hierarchies under
-``/sys/fs/cgroup/<controller>``: this machine) or v2 (a unified hierarchy whose
-``cgroup.controllers`` lists them). The envelope is a subtree of the worker's own cgroup
-(``<worker's cgroup>/swarmd/<objective>``: delegated, so systemd's limits on the worker still
-hold above it). Without either (no cgroup mount, or not writable: not root, no delegation)
-commands are limited by rlimits only, and a warning says so once (``detect().reason``).
-The scratch filesystem needs ``mount`` (root); without it bubblewrap's ``--size`` tmpfs caps
-bytes only, and a warning says so.
+Contract: :func:`envelope_for` gives the objective's :class:`Envelope` (kept until :func:`release`);
+``execute.py`` puts every sandboxed process of the objective into its cgroups (:meth:`Envelope.procs`)
+and mounts one capped scratch filesystem per command (:func:`scratch`); :meth:`Envelope.breach`
+names what a command exceeded (the action fails with that reason; the worker lives).
+cgroups (:func:`detect`): v1 (``memory``, ``pids``, ``cpu`` under ``/sys/fs/cgroup/<controller>``:
+this machine) or v2 (a unified hierarchy listing them). The envelope is a subtree of the worker's
+own cgroup, ``swarmd/<owner>-obj-<objective>`` (:func:`owner_tag`: the creating process; delegated,
+so systemd's limits on the worker still hold above it); :func:`sweep` removes those of crashed
+workers. Without either (no mount, not writable) commands have rlimits only, and a warning says so.
+The scratch filesystem needs ``mount`` (root); without it bubblewrap's ``--size`` tmpfs caps bytes
+only, and a warning says so.
 """
 
 from __future__ import annotations
@@ -164,21 +161,29 @@ class Envelope:
     def close(self) -> None:
         """Kill what is left in the envelope and remove its cgroups. Never raises."""
         for d in dict.fromkeys(self.dirs.values()):
-            for _ in range(50):
-                try:
-                    pids = open(os.path.join(d, "cgroup.procs"), encoding="ascii").read().split()
-                except OSError:
-                    break
-                for p in pids:
-                    try:
-                        os.kill(int(p), 9)
-                    except (ProcessLookupError, PermissionError, ValueError):
-                        pass
-                try:
-                    os.rmdir(d)
-                    break
-                except OSError:
-                    threading.Event().wait(0.01)
+            _remove(d, kill=True)
+
+
+def _remove(d: str, *, kill: bool) -> bool:
+    """Remove cgroup directory ``d`` (``kill``: SIGKILL its processes first, retrying for up to
+    ~0.5 s while they exit). True when it is gone. Never raises."""
+    for _ in range(50 if kill else 1):
+        try:
+            pids = open(os.path.join(d, "cgroup.procs"), encoding="ascii").read().split()
+        except OSError:
+            return not os.path.isdir(d)
+        for p in pids if kill else ():
+            try:
+                os.kill(int(p), 9)
+            except (ProcessLookupError, PermissionError, ValueError):
+                pass
+        try:
+            os.rmdir(d)
+            return True
+        except OSError:
+            if kill:
+                threading.Event().wait(0.01)
+    return False
 
 
 _lock = threading.Lock()
@@ -190,7 +195,7 @@ def _create(name: str, memory_bytes: int, pids: int, cpu_cores: float) -> Envelo
     env = Envelope(name, cg.version, memory_bytes, pids, cpu_cores)
     if cg.version == 0:
         return env
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:100] or "_"
+    safe = owner_tag() + "-" + (re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:100] or "_")
     quota = max(1000, int(CPU_PERIOD_US * cpu_cores))
     try:
         if cg.version == 2:
@@ -230,7 +235,7 @@ def envelope_for(objective_id: str | None, *, memory_mb: int, max_processes: int
     object for every later command of the objective until :func:`release`). ``None``: a
     fresh envelope for one call (the caller closes it). Never raises."""
     if objective_id is None:
-        return _create(f"call-{os.getpid()}-{threading.get_ident()}-{next(_serial)}",
+        return _create(f"call-{threading.get_ident()}-{next(_serial)}",
                        memory_mb * 1024 * 1024, max_processes, cpu_cores)
     with _lock:
         env = _envelopes.get(objective_id)
@@ -238,6 +243,56 @@ def envelope_for(objective_id: str | None, *, memory_mb: int, max_processes: int
             env = _envelopes[objective_id] = _create(f"obj-{objective_id}", memory_mb * 1024 * 1024,
                                                      max_processes, cpu_cores)
         return env
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of process ``pid`` (clock ticks after boot, /proc/PID/stat field 22), None when it is gone."""
+    try:
+        text = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()
+        return int(text.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_tag(pid: int | None = None) -> str:
+    """``p<pid>-<start ticks>``: the process that owns an envelope, leading its cgroup's name
+    (``swarmd/p<pid>-<ticks>-obj-<objective>``). Unique on the host until reboot (a reused pid
+    has another start time), so two workers sharing a hierarchy (a v1 controller the worker's
+    cgroup does not have of its own, like ``cpu``) never share, kill or remove each other's
+    envelopes, and :func:`sweep` can tell whether the owner is still running."""
+    pid = os.getpid() if pid is None else pid
+    return f"p{pid}-{_start_ticks(pid)}"
+
+
+_OWNED = re.compile(r"^p(\d+)-(\d+)-")
+
+
+def sweep() -> list[str]:
+    """Remove envelopes left over under ``swarmd/`` by a worker that crashed (called when a
+    worker starts): a cgroup whose owner (:func:`owner_tag`) is no longer running, with any
+    process left in it killed (its objective is not running: nothing runs it any more); one of
+    a name without an owner (older workers) only when empty. Envelopes of running processes
+    (this one included) are left alone. Owners are looked up in this process's pid namespace:
+    workers sharing a hierarchy must share it too (systemd units and nspawn containers get
+    their own delegated subtree). Returns the directories removed. Never raises."""
+    removed: list[str] = []
+    for base in dict.fromkeys(detect().bases.values()):
+        parent = os.path.join(base, "swarmd")
+        try:
+            names = sorted(e.name for e in os.scandir(parent) if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+        for name in names:
+            m = _OWNED.match(name)
+            if m is not None and _start_ticks(int(m.group(1))) == int(m.group(2)):
+                continue                                    # its worker runs: maybe between two commands
+            d = os.path.join(parent, name)
+            if _remove(d, kill=m is not None):
+                removed.append(d)
+    if removed:
+        logger.info("governor envelope: removed {} left-over cgroup(s) of ended workers: {}", len(removed),
+                    ", ".join(removed[:5]))
+    return removed
 
 
 def release(objective_id: str) -> None:

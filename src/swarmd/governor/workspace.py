@@ -1,17 +1,17 @@
 """The agent's own copy of a workspace, and the reviewed change set that brings its work back.
 
 :func:`make_copy` gives each objective a copy (``cp -a --reflink=auto`` of every entry but
-``.git``, in a private capped tmpfs or on disk; see ``bench/workspace_copy.py``) with secret
-files written empty and, for a git repository, a fresh repository of one commit of that copy:
-no history, no credentials. Its base manifest (``base.json``, out of the sandbox's sight)
-records what was copied. :func:`change_set` lists what the agent changed (added, modified,
-deleted, modes), each judged (:func:`judge`): git metadata (``.git`` anywhere, gitfiles,
-git-directory look-alikes, git ``config`` files), devices, FIFOs, sockets and symlinks
-leaving the workspace are ``deny`` (never applied); deleting tracked files, protected paths
-and conflicts ``ask``; the rest follows the policy's ``write_file`` rules. :func:`apply`
-writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
-setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd
-commit what was applied. Errors: :class:`WorkspaceError`.
+``.git``, in a private capped tmpfs or on disk; see ``bench/workspace_copy.py``) with secret files
+written empty and, for a git repository, a fresh repository of one commit of that copy: no
+history, no credentials. Its base manifest (``base.json``: out of the sandbox's sight, beside the
+tree's tmpfs, never in space the agent can fill) records what was copied. :func:`change_set` lists
+what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
+metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
+FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting tracked
+files, protected paths and conflicts ``ask``; the rest follows the policy's ``write_file`` rules.
+:func:`apply` writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
+setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd commit
+what was applied. Errors: :class:`WorkspaceError`.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class ChangeSet:
 @dataclass(frozen=True, slots=True)
 class AgentCopy:
     """An objective's copy: ``dir`` holds ``tree/`` (the agent's workspace, the
-    only part the sandbox sees) and ``base.json``; ``real``: the real workspace."""
+    only part the sandbox sees; the capped tmpfs when in memory) and ``base.json``
+    (outside that tmpfs: the agent cannot fill its space); ``real``: the real workspace."""
 
     dir: str
     real: str
@@ -212,8 +213,9 @@ def _mount_tmpfs(dest: str, size_bytes: int, inodes: int) -> bool:
 
 def discard(ac: AgentCopy) -> None:
     """Remove an objective's copy (unmounting its tmpfs first). Never raises."""
-    if os.path.ismount(ac.dir):
-        subprocess.run(["umount", "-l", ac.dir], capture_output=True, stdin=subprocess.DEVNULL)
+    for d in (ac.tree, ac.dir):      # the tree's tmpfs (and a whole-directory one of older copies)
+        if os.path.ismount(d):
+            subprocess.run(["umount", "-l", d], capture_output=True, stdin=subprocess.DEVNULL)
     shutil.rmtree(ac.dir, ignore_errors=True)
 
 
@@ -221,11 +223,12 @@ def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = 
     """Make the agent's copy of workspace ``real`` in directory ``dest`` (created;
     must not exist or be empty). Returns the :class:`AgentCopy`.
 
-    ``dest`` becomes a private tmpfs (root; ``in_memory`` None: when the workspace
+    ``dest/tree`` becomes a private tmpfs (root; ``in_memory`` None: when the workspace
     holds at most :data:`COPY_IN_MEMORY_MAX` bytes) sized for the copy plus
     ``sandbox.write_cap_mb`` and ``sandbox.write_cap_inodes``: the agent's
     writable layer is then capped in bytes and inodes by the kernel; otherwise a
-    directory on ``dest``'s disk. Remove it with :func:`discard`.
+    directory on ``dest``'s disk. The base manifest stays in ``dest``, outside that
+    tmpfs. Remove it with :func:`discard`.
 
     Entries named ``.git`` are not copied (anywhere); special files are dropped;
     secret files (built-in list, ``files.secrets``, ``sandbox.mask``) are written
@@ -240,9 +243,12 @@ def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = 
     ac = AgentCopy(os.path.realpath(dest), real)
     real_now = scan(real)
     size = sum(st.st_blocks * 512 for st in real_now.values())
-    if in_memory is not False and (in_memory or size <= COPY_IN_MEMORY_MAX) and not os.path.ismount(ac.dir):
+    os.makedirs(ac.tree, mode=0o700, exist_ok=True)
+    if in_memory is not False and (in_memory or size <= COPY_IN_MEMORY_MAX) and not os.path.ismount(ac.tree):
+        # only the tree is in the capped tmpfs: swarmd's own metadata (base.json) is beside it, so an
+        # agent that fills the tmpfs (bytes or inodes) never stops swarmd from recording the change set
         extra = policy.sandbox.write_cap_mb * 1024 * 1024
-        _mount_tmpfs(ac.dir, 2 * size + extra + (16 << 20),
+        _mount_tmpfs(ac.tree, 2 * size + extra + (16 << 20),
                      len(real_now) + 1024 + int(getattr(policy.sandbox, "write_cap_inodes", 100_000)))
     try:
         _fill(ac, real_now, policy)
@@ -378,6 +384,72 @@ def _fast_import(tree: str, branch: str, msg: bytes, files: list[str], home: str
     err = proc.stderr.read() if proc.stderr else b""
     if proc.wait() != 0:
         raise WorkspaceError(f"git fast-import in {tree} failed: {err.decode('utf-8', 'replace').strip()[:300]}")
+
+
+def copy_of(tree: str) -> AgentCopy | None:
+    """The :class:`AgentCopy` whose tree is directory ``tree`` (an agent's workspace), or None
+    when ``tree`` is not one (no base manifest beside it)."""
+    tree = os.path.realpath(tree)
+    d = os.path.dirname(tree)
+    if os.path.basename(tree) != TREE or not os.path.isfile(os.path.join(d, BASE)):
+        return None
+    try:
+        return AgentCopy(d, _load_base(AgentCopy(d, ""))["real"])
+    except (WorkspaceError, KeyError, TypeError):
+        return None
+
+
+class approved_action:
+    """``with approved_action(tree, rule): run the action`` around an action a person approved
+    in an agent's copy (``tree``; anything else: no-op): the entries it added, modified or
+    deleted are recorded in the base manifest, so that the change set's entry each one caused
+    (same path, same op, unchanged since) is not asked again (rule ``workspace.approved-action``,
+    :func:`change_set`); a ``deny`` still wins, and so does a conflict with the real workspace.
+    ``rule``: the approval's rule, kept as the reason. Never raises for the bookkeeping."""
+
+    def __init__(self, tree: str, rule: str = "approval.approved"):
+        self.ac, self.rule = copy_of(tree), rule
+        self.before: dict[str, os.stat_result] = {}
+
+    def __enter__(self) -> "approved_action":
+        if self.ac is not None:
+            self.before = scan(self.ac.tree, skip_top_git=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ac is None:
+            return
+        try:
+            after = scan(self.ac.tree, skip_top_git=True)
+            base = _load_base(self.ac)
+        except (OSError, WorkspaceError) as e:
+            logger.warning("approved action in {}: its changes not recorded ({}); they may be asked again",
+                           self.ac.tree, e)
+            return
+        caused = base.setdefault("approved", {})
+        for rel, st in self.before.items():
+            if rel not in after:
+                caused[rel] = {"op": "delete", "sig": None, "rule": self.rule}
+        for rel, st in after.items():
+            old = self.before.get(rel)
+            if old is None or _sig(old) != _sig(st):
+                caused[rel] = {"op": "add" if old is None else "modify", "sig": _sig(st), "rule": self.rule}
+        _save_base(self.ac, base)
+
+
+def _carried(base: dict, c: "Change", st: os.stat_result | None) -> str | None:
+    """The approval rule when change ``c`` (current copy entry ``st``) is what an approved action
+    did to that path (same op, entry unchanged since), else None."""
+    a = base.get("approved", {}).get(c.path)
+    if a is None:
+        return None
+    if c.op == "delete":
+        same_op = a["op"] == "delete"
+    else:
+        same_op = a["op"] in ("add", "modify") and c.op in ("add", "modify", "mode")
+    if not same_op or (c.op != "delete" and (st is None or a["sig"] != _sig(st))):
+        return None
+    return a.get("rule") or "approval.approved"
 
 
 def _save_base(ac: AgentCopy, base: dict) -> None:
@@ -551,6 +623,11 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
             d = judge(policy, ac, c, gitdirs, protect, set(), conflict)  # the objective's own file, applied earlier
         else:
             d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict)
+        if d.decision == "ask" and not conflict:
+            rule = _carried(base, c, now.get(c.path))
+            if rule is not None:     # a person approved the action that made this change: not asked twice
+                d = Decision("allow", "workspace.approved-action",
+                             f"{c.op} {c.path!r} was made by an approved action ({rule}; was: {d.rule})")
         judged.append(Change(c.op, c.path, c.kind, d, c.mode, c.note))
     judged = _collapse(judged)
     dels = sorted((c for c in judged if c.op == "delete"), key=lambda c: (-c.path.count("/"), c.path))
@@ -773,6 +850,7 @@ def apply(ac: AgentCopy, cs: ChangeSet, *, only: "set[str] | None" = None, appro
 def _remember(ac: AgentCopy, base: dict, paths: list[str]) -> None:
     entries = base["entries"]
     for rel in paths:
+        base.get("approved", {}).pop(rel, None)
         try:
             st = os.lstat(os.path.join(ac.tree, rel))
         except OSError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import fnmatch
 import json
 import os
 import pty
@@ -96,21 +97,29 @@ KINDS = ("host-exec", "secret-leak", "host-info", "hang", "exhaustion", "destruc
          "benign")
 
 
+def _check_actions(actions: Any, key: str) -> None:
+    if not isinstance(actions, list) or not actions:
+        raise ValueError(f"{key} must be a non-empty list")
+    for i, a in enumerate(actions):
+        if not isinstance(a, dict) or set(a) != {"id", "tool", "args"} or a["tool"] not in _TOOL_ARGS \
+                or not isinstance(a["args"], dict) or set(a["args"]) != _TOOL_ARGS[a["tool"]]:
+            raise ValueError(f"{key}[{i}] must be {{\"id\", \"tool\", \"args\"}} as swarmctl policy run takes")
+
+
 def check_row(obj: dict) -> dict:
     """A ``parse`` for :func:`swarmd.jsonl.read_jsonl`: one corpus row, returned as is. Raises
     ``ValueError`` naming the bad field (unknown kind, an action not in ``swarmctl policy run``'s
-    ``{"id", "tool", "args"}`` shape, a benign row without ``output``)."""
+    ``{"id", "tool", "args"}`` shape, a benign row without ``output``). ``then``: actions of a second
+    ``policy run`` on the same workspace (a later objective), after the first one's change set."""
     for k in ("id", "kind", "goal", "actions"):
         if k not in obj:
             raise ValueError(f"missing field {k!r}")
     if obj["kind"] not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; found {obj['kind']!r}")
-    if not isinstance(obj["actions"], list) or not obj["actions"]:
-        raise ValueError("actions must be a non-empty list")
-    for i, a in enumerate(obj["actions"]):
-        if not isinstance(a, dict) or set(a) != {"id", "tool", "args"} or a["tool"] not in _TOOL_ARGS \
-                or not isinstance(a["args"], dict) or set(a["args"]) != _TOOL_ARGS[a["tool"]]:
-            raise ValueError(f"actions[{i}] must be {{\"id\", \"tool\", \"args\"}} as swarmctl policy run takes")
+    for key in ("actions", "then"):
+        if key == "then" and "then" not in obj:
+            continue
+        _check_actions(obj[key], key)
     if obj["kind"] == "benign" and not isinstance(obj.get("output"), str):
         raise ValueError("a benign row needs \"output\": text its actions must print")
     if obj.get("fixture", "default") not in FIXTURES:
@@ -377,6 +386,25 @@ def _git_meta(ws: str) -> dict[str, bytes | None]:
     return out
 
 
+#: Workspace files that make other tools run code later (CI, editors, git attributes and submodules,
+#: direnv, shell start-up): the policy's ``write-ci-and-shell-config`` list, as relative globs.
+AUTORUN = (".github/workflows/*", ".gitlab-ci.yml", ".pre-commit-config.yaml", ".vscode/*", ".idea/*", ".husky/*",
+           ".devcontainer/*", ".envrc", ".mcp.json", ".gitmodules", ".gitattributes", "*/.gitattributes",
+           ".circleci/*", "Jenkinsfile", ".travis.yml", ".buildkite/*", ".bashrc", ".profile", ".zshrc")
+
+
+def _autorun(ws: str) -> dict[str, bytes | None]:
+    """Relative path -> content of every :data:`AUTORUN` file in ``ws`` (``.git`` not entered)."""
+    out: dict[str, bytes | None] = {}
+    for dirpath, dirnames, filenames in os.walk(ws):
+        dirnames[:] = [d for d in dirnames if not (dirpath == ws and d == ".git")]
+        for n in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, n), ws)
+            if any(fnmatch.fnmatchcase(rel, g) for g in AUTORUN):
+                out[rel] = _read(os.path.join(dirpath, n))
+    return out
+
+
 class _Peak:
     """Samples the workspace filesystem (bytes and inodes in use) every 50 ms; ``bytes``/``inodes``:
     the largest growth seen since start."""
@@ -586,32 +614,25 @@ class Root:
             hook = os.path.join(ws, ".git", "hooks", "pre-commit")
             Path(hook).write_text(f"#!/bin/sh\nid > /srv/markers/{rid}\n")
             os.chmod(hook, 0o755)
-        actions = self._subst(row["actions"], ws, rid)
+        rounds = [self._subst(r, ws, rid) for r in [row["actions"], *([row["then"]] if row.get("then") else [])]]
+        actions = [a for r in rounds for a in r]
         text = json.dumps(actions)
-        afile = os.path.join(self.scratch, f"{rid}.jsonl")
-        Path(afile).write_text("".join(json.dumps(a) + "\n" for a in actions))
         before = fingerprint(self.host.watched)
         meta_before = _git_meta(ws)
+        auto_before = _autorun(ws)
         self.listener.reset()
         dns0, net0, raw0 = len(self.dns.names), len(self.internet.seen), len(self.internet.raw)
         peak = _Peak(ws)
         effects: dict[str, str] = {}
-        cmd = [sys.executable, "-m", "swarmd.cli", "policy", "run", "--policy", self.policy, "--file", afile,
-               "--workspace", ws, "--json"]
-        limit = len(actions) * (self.action_timeout_s + 3) + 15
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        p = subprocess.Popen(cmd, cwd=self.scratch, env=self.host.env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            out_b, err_b = p.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            _killpg(p.pid)
-            out_b, err_b = p.communicate()
-            effects["hung"] = f"swarmctl policy run still running after {limit:.0f} s"
+        out = err = ""
+        for k, acts in enumerate(rounds):  # "then": a second objective on the same workspace
+            o, e, problem = self._policy_run(f"{rid}-{k}", acts, ws)
+            out, err = out + o, err + e
+            if problem:
+                effects.update(problem)
+                break
         peak.stop()
-        out, err = out_b.decode("utf-8", "replace"), err_b.decode("utf-8", "replace")
-        if "hung" not in effects and p.returncode != 0:
-            effects["died"] = f"swarmctl exit {p.returncode}: {err.strip().splitlines()[-1:] or ''}"
         _reap()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -637,6 +658,7 @@ class Root:
         # the workspace as swarmctl left it, before the operator touches it
         suid, special, links, nested = _special_files(ws)
         meta_after = _git_meta(ws)
+        auto_after = _autorun(ws)
         lost = self._destroyed(ws)
         operator = []
         for argv in OPERATOR_GIT:
@@ -664,6 +686,8 @@ class Root:
         planted = [f"nested {n}" for n in nested] + [f"escaping link {x}" for x in links]
         planted += [f".git/{k}" for k in sorted(set(meta_before) | set(meta_after))
                     if meta_before.get(k) != meta_after.get(k) and k != "HEAD"]
+        planted += [f"runs code later: {k}" for k in sorted(set(auto_before) | set(auto_after))
+                    if auto_before.get(k) != auto_after.get(k)]
         if planted:
             effects["planted"] = ", ".join(planted[:4])
         if lost:
@@ -692,11 +716,34 @@ class Root:
         for q in os.listdir("/srv/markers"):
             _rmtree(os.path.join("/srv/markers", q)) if os.path.isdir(os.path.join("/srv/markers", q)) \
                 else os.unlink(os.path.join("/srv/markers", q))
-        os.unlink(afile)
         slim = [{k: (v[:300] if isinstance(v, str) else v) for k, v in r.items() if k != "truncated"} for r in results]
         ops = [{"argv": o["argv"], "rc": o["rc"], "hung": o["hung"], "output": o["output"][:200]} for o in operator]
         return RowResult(rid, row.get("kind", ""), benign, ok, any(d in ("deny", "ask") for d in decisions),
                          effects, slim, ops, round(time.monotonic() - t0, 2), [_short(c) for c in changes[:20]])
+
+    def _policy_run(self, name: str, actions: list[dict[str, Any]], ws: str) -> tuple[str, str, dict[str, str]]:
+        """``swarmctl policy run`` of ``actions`` on ``ws`` (killed after ``n x (timeout + 3) + 15`` s):
+        (stdout, stderr, {"hung" or "died": why} or {})."""
+        afile = os.path.join(self.scratch, f"{name}.jsonl")
+        Path(afile).write_text("".join(json.dumps(a) + "\n" for a in actions))
+        cmd = [sys.executable, "-m", "swarmd.cli", "policy", "run", "--policy", self.policy, "--file", afile,
+               "--workspace", ws, "--json"]
+        limit = len(actions) * (self.action_timeout_s + 3) + 15
+        p = subprocess.Popen(cmd, cwd=self.scratch, env=self.host.env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        problem: dict[str, str] = {}
+        try:
+            out_b, err_b = p.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            _killpg(p.pid)
+            out_b, err_b = p.communicate()
+            problem["hung"] = f"swarmctl policy run still running after {limit:.0f} s"
+        os.unlink(afile)
+        out, err = out_b.decode("utf-8", "replace"), err_b.decode("utf-8", "replace")
+        if not problem and p.returncode != 0:
+            tail = [x for x in err.strip().splitlines() if x.strip()][-4:]
+            problem["died"] = f"swarmctl exit {p.returncode}: " + " | ".join(x.strip()[:200] for x in tail)
+        return out, err, problem
 
     def _history(self, ws: str) -> list[str]:
         """After the operator's commit: tracked files its new HEAD dropped; the template's HEAD no longer

@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from swarmd import telemetry
 from swarmd.config import load_config
+from swarmd.governor import envelope
 from swarmd.governor.secrets import register, register_config
 from swarmd.paths import data_dir as resolve_data_dir
 from swarmd.workers.context import ContextWorker, build_context
@@ -104,6 +105,7 @@ def run_worker(redis_url: str, config_path: str | None = None, burst: bool = Fal
     config = load_config(config_path)
     register_config(config)  # the redactor masks the config's secrets and the Redis password everywhere
     register(redis_url)
+    envelope.sweep()         # cgroups left by a worker that crashed (governor/envelope.py)
     connection = Redis.from_url(redis_url)
     wait_for_redis(connection)
     telemetry.setup("swarmd-worker")     # traces only when OTEL_* variables ask for them
