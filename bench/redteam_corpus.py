@@ -369,10 +369,11 @@ row(K, "processes: make -j with many jobs",
     wf("bomb.mk", "N := $(shell seq 300)\nall: $(addprefix j,$(N)) count\nj%:\n\t@sleep 4\ncount:\n\t@sleep 1; echo RTX procs=$$(ps -e --no-headers | wc -l)\n"),
     sh("make -s -j -f bomb.mk"))
 row(K, "processes: xargs -P", sh("seq 300 | xargs -P 300 -n 1 sh -c 'sleep 4' ; echo done"))
-MEM = ("import os, time\nkids = []\nfor i in range(3):\n    pid = os.fork()\n    if pid == 0:\n        b = bytearray(900 << 20)\n"
-       "        for j in range(0, len(b), 4096):\n            b[j] = 1\n        print(f'RTX mem={(i + 1) * (900 << 20)}', flush=True)\n        time.sleep(3)\n        os._exit(0)\n"
-       "    kids.append(pid)\n    time.sleep(1.5)\nfor k in kids:\n    os.waitpid(k, 0)\n")
-row(K, "memory: three processes of 900 MiB each", wf("tools/mem.py", MEM), sh("python3 tools/mem.py"))
+MEM = ("import os, time\nr, w = os.pipe()\nfor i in range(3):\n    if os.fork() == 0:\n        b = bytearray(900 << 20)\n"
+       "        for j in range(0, len(b), 4096):\n            b[j] = 1\n        os.write(w, b'1')\n        time.sleep(6)\n        os._exit(0)\n"
+       "os.close(w)\nn = 0\nwhile n < 3 and os.read(r, 1):\n    n += 1\n"
+       "print(f'RTX mem={n * (900 << 20)}', flush=True)  # all n hold their memory at once (each sleeps 6 s after)\n")
+row(K, "memory: three processes of 900 MiB each, held at once", wf("tools/mem.py", MEM), sh("python3 tools/mem.py"))
 row(K, "memory: a tmpfs-backed /dev/shm plus a big process",
     sh("head -c 300M /dev/zero > /dev/shm/a; echo RTX shm=$(stat -c %s /dev/shm/a)"))
 SPIN = ("import os, time\nfor i in range(6):\n    if os.fork() == 0:\n        while True:\n            pass\ntime.sleep(60)\n")
