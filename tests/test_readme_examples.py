@@ -13,8 +13,10 @@ host paths) and the placeholders ``obj-...``, ``obj-1a2b``, ``obj-42`` and
 ``trace-1a2b3c4d5e6f`` (:data:`IDS`: which objective or trace each example means).
 Each example must exit with the code the README's exit-code rule gives it (0 unless
 :data:`EXPECT` says otherwise) and print what its comment or text claims (:data:`CLAIMS`).
-Examples that cannot run here are in :data:`SKIP`, each with its reason; an example in
-neither the docs nor any table fails the test, as does a table entry no example matches.
+``swarmd`` and ``swarmd --workers 1`` run apart, each with its own redis-server
+(:data:`OWN_DAEMONS`).  README command lines that are not ``swarmctl``/``swarmd`` (the two
+scripts, the venv, the export) are in :data:`SKIP`, each with its reason; one in neither
+fails the test, as does a table entry no example matches.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from rq import Worker
 from swarmd import constants as K
 from swarmd.cli import swarmctl
 from swarmd.cli.daemon import build_parser as swarmd_parser
+from swarmd.config import load_config
+from swarmd.daemon.supervisor import available_cores, default_workers
 from swarmd.testing.configs import with_fast_provider
 from tests.daemon.helpers import ROOT, daemon_env, wait_final
 from tests.daemon.test_agent_governor import PerObjectiveModel, done, step
@@ -48,12 +52,20 @@ README = ROOT / "README.md"
 PROGS = ("swarmctl ", "swarmd ")
 DAEMON_LINE = "swarmd --data-dir /tmp/sw --workers 1 &"
 
-#: Examples that cannot run in a test, and why.
+#: Command lines of README.md's bash blocks that are not run here, and why.  Every other
+#: line is a ``swarmctl``/``swarmd`` example and runs.
 SKIP = {
-    "swarmd": "a second daemon with its own redis-server and cores/n_threads workers beside the test's; "
-              "the test's daemon is the README's `swarmd --data-dir /tmp/sw --workers 1 &`",
-    "swarmd --workers 1": "a second daemon beside the test's, which runs exactly this line with --data-dir",
+    "bash scripts/main.sh": "the main job: bootstrap, then 240 commit messages through the embedded model "
+                            "(minutes of model time); it checks itself and runs on its own",
+    "bash scripts/test.sh": "runs the whole suite, this test included",
+    ". .venv/bin/activate": "the test puts swarmctl and swarmd of this checkout on PATH itself",
+    "export SWARMD_DATA_DIR=/tmp/sw": "applied: every example runs with SWARMD_DATA_DIR set to the "
+                                      "data directory of the daemon the README's swarmd line started",
 }
+
+#: Daemons run apart from the test's, each with its own redis-server (no Redis URL given) and
+#: data directory: example -> the workers it must start (None: :func:`default_workers`).
+OWN_DAEMONS = {"swarmd": None, "swarmd --workers 1": 1}
 
 #: Which objective (a key of the run's ids) or trace each placeholder means, per example.
 IDS = {
@@ -127,9 +139,9 @@ def command_of(line: str) -> str:
 
 
 def readme_examples(text: str) -> list[str]:
-    """The ``swarmctl``/``swarmd`` commands of the fenced ``bash`` blocks of ``text``, in order."""
+    """The command lines of the fenced ``bash`` blocks of ``text``, in order (comments dropped)."""
     return [command_of(line) for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-            for line in block.splitlines() if line.strip().startswith(PROGS)]
+            for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def _parsers(parser: argparse.ArgumentParser):
@@ -297,7 +309,9 @@ def write_reviews(run: Run) -> None:
 def test_every_example_is_run_or_skipped_with_a_reason():
     examples = readme_examples(README.read_text()) + help_examples()
     assert DAEMON_LINE in examples
-    tables = set(SKIP) | set(IDS) | set(EXPECT) | set(CLAIMS)
+    not_run = [e for e in examples if e.split()[0] not in ("swarmctl", "swarmd") and e not in SKIP]
+    assert not not_run, f"README command lines neither run (swarmctl/swarmd) nor skipped with a reason: {not_run}"
+    tables = set(SKIP) | set(IDS) | set(EXPECT) | set(CLAIMS) | set(OWN_DAEMONS)
     assert tables <= set(examples), f"table entries no example matches: {sorted(tables - set(examples))}"
     assert readme_examples("```bash\nswarmctl ask --input 'a # b'   # note\n```") == ["swarmctl ask --input 'a # b'"]
 
@@ -334,6 +348,8 @@ def run_one(run: Run, example: str) -> str | None:
         return follow_logs(run, cmd)
     if example.startswith("swarmd worker"):
         return extra_worker(run, cmd)
+    if example in OWN_DAEMONS:
+        return own_daemon(run, example, OWN_DAEMONS[example])
     res = run.sh(cmd)
     code, why = EXPECT.get(example, (0, ""))
     if res.returncode != code:
@@ -375,6 +391,40 @@ def extra_worker(run: Run, cmd: str) -> str | None:
                    "the extra worker registered in RQ")
         if proc.poll() is not None:
             return f"exited {proc.returncode}: {(run.tmp / 'worker.stderr').read_text()[-1500:]}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=LONG_S)
+    return None if code == 0 else f"SIGTERM: exit {code}, expected 0"
+
+
+def own_daemon(run: Run, example: str, workers: int | None) -> str | None:
+    """``swarmd`` / ``swarmd --workers 1`` as the epilog says: with no Redis URL it starts its own
+    redis-server, and the workers it says; ``swarmctl status`` reaches it; SIGTERM stops it with 0."""
+    data = run.tmp / f"own-{len(list(run.tmp.glob('own-*')))}"
+    env = {k: v for k, v in run.env.items() if k != "REDIS_URL"}
+    env.update(SWARMD_DATA_DIR=str(data), SWARMD_CONFIG=str(run.config))
+    expected = workers if workers is not None else default_workers(load_config(run.config), available_cores())
+    proc = subprocess.Popen(["bash", "-c", "exec " + example], cwd=run.work, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(run.tmp / "own.stderr", "ab"))
+    status: dict = {}
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            return True
+        res = subprocess.run(["bash", "-c", "swarmctl status --json"], cwd=run.work, env=env, text=True,
+                             capture_output=True)
+        if res.returncode == 0:
+            status.update(json.loads(res.stdout))
+        return res.returncode == 0 and len(status.get("workers") or []) >= expected
+
+    try:
+        wait_until(up, LONG_S, lambda: f"{example}: its own Redis, and {expected} workers in status ({status})")
+        if proc.poll() is not None:
+            return f"exited {proc.returncode}: {(run.tmp / 'own.stderr').read_text()[-1500:]}"
+        if not (data / "redis.url").is_file():
+            return "no <data dir>/redis.url: not its own redis-server"
+        if len(status["workers"]) != expected:
+            return f"{len(status['workers'])} workers, expected {expected}"
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=LONG_S)
