@@ -1,25 +1,13 @@
 """The one error base of swarmd and the exit code each kind of error maps to.
 
-Every exception swarmd defines derives from :class:`SwarmdError`, through one of the
-categories below.  ``exit_code`` is what ``swarmctl`` and ``swarmd`` exit with when such an
-error reaches them (:func:`exit_code_for`; the message is printed, no traceback):
+Every exception swarmd defines derives from :class:`SwarmdError` through one of the categories
+below; ``exit_code`` is what ``swarmctl`` and ``swarmd`` exit with when such an error reaches
+them (:func:`exit_code_for`; the message is printed, no traceback).  The rule, the same for
+every command, is :data:`EXIT_RULE`: 0 ok; 1 no accepted answer (:data:`EXIT_UNRESOLVED`, the
+base default); 2 bad input the user must fix, the message saying where and why
+(:class:`BadInput`); 3 the daemon or its Redis unreachable (:class:`Unreachable`).
 
-====  ===============================================================
-code  meaning
-====  ===============================================================
-0     ok
-1     no accepted answer: an input ``ask`` routed, or an objective
-      ``submit --wait`` waited for or ``show`` showed, ended unresolved
-      or failed, or the wait ended (``--timeout``, awaiting approval)
-      before it finished (:data:`EXIT_UNRESOLVED`, also the base default)
-2     bad input: config, policy, objective, profile, JSONL line, id or
-      argument the user must fix; the message says where and why
-      (:class:`BadInput`)
-3     the daemon or its Redis cannot be reached (:class:`Unreachable`)
-====  ===============================================================
-
-Input problems derive from :class:`BadInput` (``class ConfigError(BadInput, ValueError)``
-keeps ``except ValueError`` callers working), connection problems from :class:`Unreachable`.
+``class ConfigError(BadInput, ValueError)`` keeps ``except ValueError`` callers working.
 """
 
 from __future__ import annotations

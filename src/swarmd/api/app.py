@@ -1,25 +1,15 @@
 """The API's routes: :func:`create_app` over one :class:`ApiContext`.
 
-Paths (all under ``/api/v1`` except ``/metrics``; every one needs
-``Authorization: Bearer TOKEN``, else 401):
-
-* ``POST /objectives`` one objective or a list -> 202 ``{"ids"}``; 422 naming every
-  bad field and index (:func:`swarmd.daemon.control.validate_batch`); 400 not JSON.
-* ``GET /objectives?state=&action=&since=&q=&limit=&cursor=`` -> ``{"objectives", "next"}``.
-* ``GET /objectives/{id}`` -> what ``swarmctl show --json`` prints; 404 unknown.
-* ``POST /objectives/{id}/cancel`` (409 when ended), ``/retry`` (409 unless failed,
-  unresolved or cancelled), ``/feedback`` (``{"answer"}`` or ``{"verdict": "good"|"bad"}``,
-  optional ``"note"``: ``swarmctl feedback``'s items).
-* ``GET /status`` (``swarmctl status --json``), ``GET /approvals``, ``POST
-  /approvals/{id}/approve|deny``, ``GET /costs?since=&until=`` (the cost report),
-  ``GET /memory`` (gate stats), ``GET /traces`` and ``/traces/{id}`` (execution
-  traces, as ``swarmctl traces list|show --json``), ``GET /events`` (server-sent events ``state``:
-  ``{"id", "state", "kind", "action"}`` per state change, read from the objective and event
-  streams without consuming them), ``GET /metrics`` (Prometheus text).
-* The dashboard (:mod:`swarmd.api.dashboard`) at ``/``: a GET without
-  credentials is sent to ``/login``; its session cookie is accepted on GETs and
-  on its own forms (which check a CSRF field), never on ``/api/`` POSTs.
-Errors are JSON ``{"detail": ...}``; a Redis that does not answer is 503.
+Under ``/api/v1`` (plus ``/metrics``), each needing ``Authorization: Bearer TOKEN`` (else 401):
+``POST /objectives`` (202 ``{"ids"}``; 422 naming every bad field and index), ``GET
+/objectives`` (filters, cursor), ``GET /objectives/{id}`` (as ``swarmctl show --json``; 404),
+``POST /objectives/{id}/cancel|retry|feedback`` (409 when the state forbids it), ``GET
+/status``, ``GET /approvals``, ``POST /approvals/{id}/approve|deny``, ``GET /costs``, ``GET
+/memory``, ``GET /traces[/{id}]``, ``GET /events`` (server-sent ``state`` events).  The
+dashboard (:mod:`swarmd.api.dashboard`) is at ``/``: its session cookie is accepted on GETs
+and its own CSRF-checked forms, never on ``/api/`` POSTs.  Validation and control are the
+functions ``swarmctl`` runs.  Errors are JSON ``{"detail": ...}``; Redis not answering is
+503.  Each route in full: docs/api.md and docs/design.md.
 """
 
 from __future__ import annotations

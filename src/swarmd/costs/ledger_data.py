@@ -1,19 +1,15 @@
 """Ledger rows for reports and cost analysis, and their summary.
 
-:func:`read_rows` reads rows from the SQLite store (table ``ledger``, see
-:mod:`swarmd.costs.ledger`), a bare ledger file, or a JSONL export (one row per line, same
-column names; a JSON array is accepted too).  Required fields: ``action, tier, tokens_in,
-tokens_out, cost_usd, outcome``; ``ts`` (unix seconds) for time windows.
+:func:`read_rows` reads rows from the SQLite store (table ``ledger``, :mod:`swarmd.costs.ledger`),
+a bare ledger file, or a JSONL export (one row per line; a JSON array too).  Required fields:
+``action, tier, tokens_in, tokens_out, cost_usd, outcome``; ``ts`` (unix seconds) for windows.
 
-:func:`summarize` gives the definitions ``swarmctl report``, the daily report and
-``cost_analysis.py --from-ledger`` share: a **call** is one row (``MEMORY`` rows are answer-cache
-hits: cost 0, API-only cost 0); a **request** one routed input, ending in exactly one final row
-(``accepted``, ``rejected``, or ``error`` at the chain's last tier); an **answered** request's
-final row is ``accepted``, the others are **unresolved**; **pure-API cost** prices each
-*answered* request's final row's tokens at the API model's prices; **unresolved API cost** is
-the same for the unresolved ones (still owed, never saved); **savings** = pure-API cost − spend
-(every call counted); **escalation rate** is escalated ÷ rows with a reply.  Rationale:
-docs/design.md.
+:func:`summarize` holds the definitions ``swarmctl report``, the daily report and
+``cost_analysis.py --from-ledger`` share: a **call** is one row (``MEMORY`` rows cost 0); a
+**request** ends in one final row; it is **answered** when that row is ``accepted``, else
+**unresolved**; **pure-API cost** prices each answered request at the API model's prices,
+**unresolved API cost** the unresolved ones (never saved); **savings** = pure-API cost −
+spend.  Each definition in full: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,15 @@
-"""Expected cost of a workload profile over N days: deterministic.
+"""Expected cost of a workload profile over N days: deterministic (an expected value, not a draw).
 
-An expected-value calculation, not a random draw: per action, ``objectives × share``
-objectives make :meth:`ActionProfile.visits` calls per objective at each tier, each priced
-at the tier's first model with the profile's mean tokens.  Same inputs, same output.
+Per action, ``objectives × share`` objectives make :meth:`ActionProfile.visits` calls per
+objective at each tier, priced at the tier's first model with the profile's mean tokens:
 
 * **hybrid cost**: Σ calls × (tokens_in × price_in + tokens_out × price_out) / 1e6
-  (``MEMORY`` and trace replays cost 0: :data:`~swarmd.costs.pricing.UNPRICED_TIERS`);
-* **pure-API cost**: each *answered* objective as one call to the API model with the tokens
-  of the tier its cascade ends at (:meth:`ActionProfile.ends`), as
-  :func:`swarmd.costs.ledger_data.summarize` does on a real ledger; unresolved ones are
-  costed apart (``unresolved_api_cost_usd``: still owed, never saved);
+  (``MEMORY`` and trace replays cost 0);
+* **pure-API cost**: each *answered* objective as one API call with the tokens of the tier
+  its cascade ends at; unresolved ones apart (``unresolved_api_cost_usd``, never saved);
 * **savings** = pure-API − hybrid (and as a percentage of pure-API).
 
-Budgets are not simulated: a hybrid cost per day above ``budgets.daily_usd`` is flagged
-(``exceeds_daily_cap``).
+Budgets are not simulated: a day above ``budgets.daily_usd`` is flagged (``exceeds_daily_cap``).
 """
 
 from __future__ import annotations

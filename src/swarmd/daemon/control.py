@@ -1,22 +1,15 @@
 """Objective control shared by ``swarmctl`` and the HTTP API: submit, list, cancel, retry.
 
-* :func:`validate_batch` checks raw objectives against the config and raises one
-  :class:`BatchError` naming every bad field of every bad one (by index);
-  :func:`push` puts valid ones on the objective stream in one transaction.
-* :func:`cancel`: an objective that has not ended becomes ``cancelled`` (a final
-  state).  One Lua script checks that no final state was reported
-  (:func:`swarmd.queue.finished_key`), sets that marker to ``cancelled`` and
-  appends a ``finished`` event with state ``cancelled``: a worker's
-  :func:`swarmd.queue.start` / :func:`~swarmd.queue.reported_final` then refuses
-  to run it, and the daemon persists the state (an objective still in the stream
-  is skipped at admission: its Redis mirror is final).  A parked one's record is
-  cleared (no approval can resume it); a running one's RQ job gets RQ's
-  ``stop-job`` command (:func:`rq.command.send_stop_job_command`), never a kill.
-  An objective that ended raises :class:`Ended` (HTTP 409), an unknown one
-  :class:`NotFound` (404).
-* :func:`retry`: a failed, unresolved or cancelled objective is submitted again
-  under :func:`retry_id` of its id (deterministic: retrying twice is one new
-  objective) with ``retry_of`` set.
+* :func:`validate_batch` raises one :class:`BatchError` naming every bad field of every bad
+  objective (by index); :func:`push` puts valid ones on the objective stream in one transaction.
+* :func:`cancel`: an objective that has not ended becomes ``cancelled`` (final), atomically
+  with a ``finished`` event, so no worker runs it afterwards; a parked one can no longer be
+  approved; a running one's job gets RQ's stop-job command, never a kill.  An ended one
+  raises :class:`Ended` (HTTP 409), an unknown one :class:`NotFound` (404).
+* :func:`retry`: a failed, unresolved or cancelled objective is submitted again under
+  :func:`retry_id` of its id (retrying twice submits once) with ``retry_of`` set.
+
+How cancel races with workers: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,29 +1,16 @@
-"""Prometheus metrics of the daemon (``prometheus-client``), served on
-``127.0.0.1:<metrics.port>`` at ``/metrics``.
+"""Prometheus metrics of the daemon (``prometheus-client``) on ``127.0.0.1:<metrics.port>/metrics``.
 
-Call metrics come from the ledger rows the daemon persists from worker events
-(it sees every attempt of every worker): :meth:`DaemonMetrics.refresh` reads
-the rows added since its last read (every ``metrics.refresh_s`` seconds) and
-counts them.  Counters start at 0 when the daemon starts (rows already in the
-store then are not counted).  Labels ``tier``, ``model``, ``action``:
-
-* ``swarmd_llm_calls_total`` (+ ``outcome``: accepted | escalated | rejected | error)
-* ``swarmd_llm_tokens_total`` (+ ``direction``: in | out)
-* ``swarmd_llm_cost_usd_total`` — USD
-* ``swarmd_llm_escalations_total`` — calls whose answer was escalated
-* ``swarmd_llm_latency_seconds`` — histogram of call latency
-
-Read at scrape time: ``swarmd_queue_depth{queue}`` (RQ jobs waiting),
-``swarmd_objectives{state}`` (store), and per budget period (``daily``,
-``monthly``, UTC) ``swarmd_budget_spent_usd``, ``swarmd_budget_reserved_usd``,
-``swarmd_budget_cap_usd`` (only for capped periods); ``swarmd_workers_up`` (RQ workers
-registered); with a config, ``swarmd_tier_up{tier,provider,model}`` (1: can be asked now,
-:func:`swarmd.daemon.health.tier_health`) and ``swarmd_gate_false_accept_upper{action,labels,
-model,prompt}`` (95% upper bound of the quality gate's false-accept rate on this deployment's
-verified answers, :func:`swarmd.memory.stats.gate_stats`).
-
-From the audit log rows the daemon persists (same incremental read as the ledger):
-``swarmd_governor_decisions_total{decision,rule}``.
+:meth:`DaemonMetrics.refresh` (every ``metrics.refresh_s`` seconds) counts the ledger rows the
+daemon persisted since its last read (from 0 at start), labelled ``tier``, ``model``, ``action``:
+``swarmd_llm_calls_total`` (+ ``outcome``), ``swarmd_llm_tokens_total`` (+ ``direction``),
+``swarmd_llm_cost_usd_total`` (USD), ``swarmd_llm_escalations_total``,
+``swarmd_llm_latency_seconds`` (histogram), and the audit rows as
+``swarmd_governor_decisions_total{decision,rule}``.  Read at scrape time:
+``swarmd_queue_depth{queue}``, ``swarmd_objectives{state}``, ``swarmd_workers_up``, per budget
+period (UTC) ``swarmd_budget_spent_usd``, ``swarmd_budget_reserved_usd``,
+``swarmd_budget_cap_usd``; with a config ``swarmd_tier_up{tier,provider,model}`` and
+``swarmd_gate_false_accept_upper{action,labels,model,prompt}`` (95% upper bound).
+Why counters come from the ledger: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """systemd service notification (``sd_notify``) without libsystemd.
 
-Under ``Type=notify`` systemd passes ``$NOTIFY_SOCKET``: the address of an
-``AF_UNIX`` datagram socket, either a filesystem path (``/run/systemd/notify``)
-or an abstract name written ``@name`` (sent as a leading NUL byte).  Each
-notification is one datagram of newline-separated UTF-8 ``KEY=VALUE`` lines,
-e.g. ``READY=1`` or ``STATUS=3 running``.  With ``WatchdogSec=`` systemd also
-sets ``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``) and expects ``WATCHDOG=1`` at
-least that often.
-
-Why not the ``sdnotify`` package (0.3.2, the latest, 2019): it encodes every
-message as Latin-1 (a ``STATUS=`` text with characters outside Latin-1 raises
-and is silently dropped; one with ``é`` arrives as invalid UTF-8, which
-systemd rejects), connects once at construction and never again, swallows
-every error silently (or, with ``debug=True``, raises -- even from the
-constructor when ``$NOTIFY_SOCKET`` is unset), has no watchdog-interval
-helper, and ships only a ``distutils`` sdist.  The protocol itself is one
-``sendto`` per message, so it is implemented here.
-
-:class:`Notifier` never raises into the daemon: failures are logged (loguru)
-and the call returns ``False``.
+Under ``Type=notify`` systemd passes ``$NOTIFY_SOCKET`` (a path, or ``@name`` for an abstract
+socket); each notification is one datagram of UTF-8 ``KEY=VALUE`` lines (``READY=1``,
+``STATUS=...``, ``WATCHDOG=1`` at least every ``$WATCHDOG_USEC``).  :class:`Notifier` sends
+them and never raises into the daemon: failures are logged and the call returns ``False``.
+Why not the ``sdnotify`` package: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,31 +1,15 @@
 """RQ upkeep: abandoned, lost, scheduled and failed jobs (:class:`Recovery`).
 
-Jobs of a dead worker are handed back to RQ at once.
+* A job whose started-job entry expired (its worker died, on any host) is retried by RQ's
+  ``StartedJobRegistry.cleanup`` (``daemon.retry_max`` / ``daemon.retry_intervals_s``) or
+  failed; the daemon's reaper runs it every 2 s.
+* :func:`abandon_jobs_of`: when a supervised worker exits, its jobs are marked expiring at
+  once and the worker is unregistered.
+* :func:`promote_due_jobs`: the daemon, not the workers, runs RQ's scheduling of due retries
+  (every second, under the lock :data:`SCHEDULER_NAME`).
+* Failed jobs are persisted.
 
-RQ counts a job abandoned when its started-job entry (``rq:wip:<queue>``, one
-member ``<job id>:<execution id>`` per running job, scored by the time it
-expires) is past its expiry: then ``StartedJobRegistry.cleanup`` retries it
-(``Retry``: ``daemon.retry_max`` / ``daemon.retry_intervals_s``) or moves it to
-the failed registry.  swarmd's workers renew that entry every 5 s with a 15 s
-TTL while a job runs (:mod:`swarmd.workers.context`), so a worker that dies on
-any host is found by the daemon's reaper (every 2 s) within ~17 s.
-
-When ``swarmd --workers N`` sees one of its own workers exit
-(:class:`swarmd.daemon.supervisor.Supervisor`), there is no need to wait even
-that long: :func:`abandon_jobs_of` marks the entries of every job that worker
-was running as expiring now (``Worker.get_current_executions``,
-``StartedJobRegistry.add_execution``), and the caller runs the same RQ cleanup.
-The dead worker is also unregistered, so ``swarmctl status`` stops listing it.
-
-RQ retries a job after ``daemon.retry_intervals_s`` by putting it in a
-scheduled-job registry, which an RQ *scheduler* moves to its queue when the
-time comes.  RQ runs that scheduler in a process forked by a worker, holding
-a lock for 61 s: a worker SIGKILLed leaves it running as an orphan, and a
-worker whose host died leaves the lock held for a minute and the retries
-waiting until another worker's next maintenance (10 minutes).  So swarmd's
-workers run no scheduler; the daemon does it (:func:`promote_due_jobs`,
-every second, under the lock name :data:`SCHEDULER_NAME`, which a restarted
-daemon takes over at once).
+Why the daemon schedules and how fast a dead worker is found: docs/design.md.
 """
 
 from __future__ import annotations

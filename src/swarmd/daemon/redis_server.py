@@ -1,26 +1,13 @@
 """Find the Redis swarmd uses, or start swarmd's own ``redis-server``.
 
-:func:`ensure_redis` connects to an explicit URL (``--redis-url``,
-``$REDIS_URL`` or ``daemon.redis_url``), else starts ``redis-server`` as a
-child process with its append-only file in ``<data_dir>/redis`` (``fsync``
-every second), so queued objectives and jobs survive restarts.  It never
-falls back to a Redis it happens to find on localhost: anyone on the machine
-may have started that one, and whoever can write to swarmd's Redis decides
-what the workers run.  For the same reason an explicit Redis that answers
-without a password is refused unless ``allow_unauthenticated`` is given
-(``daemon.allow_unauthenticated_redis: true``).
-
-Our own server listens only on a unix socket, ``<data_dir>/redis/redis.sock``,
-in a directory of mode 0700 (only swarmd's user can connect), and has a
-random password besides (given on its stdin, so it never appears in ``ps``).
-Where that path is too long for a unix socket (over
-:data:`MAX_SOCKET_PATH` bytes) it listens on a free loopback port instead,
-protected by the password alone.  The URL with the password is only passed
-through the environment and the ``redis.url`` file (mode 0600); log and
-error messages use :func:`mask_url`.
-
-The URL in use goes to ``<data_dir>/redis.url`` (:func:`write_url_file`) so
-``swarmctl --data-dir DIR`` and ``swarmd worker --data-dir DIR`` find it.
+:func:`ensure_redis` connects to an explicit URL (``--redis-url``, ``$REDIS_URL`` or
+``daemon.redis_url``), else starts ``redis-server`` as a child with its append-only file in
+``<data_dir>/redis`` (fsync every second).  It never uses a Redis merely found on localhost,
+and refuses an explicit one that answers without a password unless ``allow_unauthenticated``.
+Its own server listens on ``<data_dir>/redis/redis.sock`` (directory mode 0700; a loopback
+port when that path is over :data:`MAX_SOCKET_PATH` bytes) with a random password given on
+stdin.  The URL goes to ``<data_dir>/redis.url`` (mode 0600, :func:`write_url_file`); logs use
+:func:`mask_url`.  Why: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,15 @@
-"""The daemon's scheduled reporting jobs: the daily cost report and the
-Prometheus metrics refresh.
+"""The daemon's scheduled reporting jobs: the daily cost report and the metrics refresh.
 
-:func:`register_report_jobs` is called once by ``Daemon.run()`` with its
-APScheduler ``BackgroundScheduler``:
+:func:`register_report_jobs` is called once by ``Daemon.run()`` with its APScheduler
+``BackgroundScheduler``:
 
-* ``reports.daily_at`` (local ``"HH:MM"``, config) → job ``daily_cost_report``:
-  the report of the 24 hours before it (:mod:`swarmd.costs.report`), written
-  to ``<data dir>/<reports.dir>/`` as Markdown + PNG and summarised in one
-  log line;
-* ``metrics.port`` (not null) → ``/metrics`` on 127.0.0.1:port and job
-  ``metrics_refresh`` every ``metrics.refresh_s`` seconds
-  (:mod:`swarmd.daemon.metrics`).
+* ``reports.daily_at`` (local ``"HH:MM"``) → job ``daily_cost_report``: the report of the 24
+  hours before it (:mod:`swarmd.costs.report`), Markdown + PNG in ``<data dir>/<reports.dir>/``
+  and one log line;
+* ``metrics.port`` (not null) → ``/metrics`` on 127.0.0.1:port and job ``metrics_refresh``
+  every ``metrics.refresh_s`` seconds (:mod:`swarmd.daemon.metrics`).
 
-Both are read from the config at start-up; a changed ``daily_at`` or
-``metrics.port`` takes effect at the next daemon start.  What a report
-contains is :mod:`swarmd.costs`' business; when and where it is written, the
-daemon's.
+Both are read at start-up: a change takes effect at the next daemon start.
 """
 
 from __future__ import annotations

@@ -1,35 +1,15 @@
-"""The daemon's objective store (``memory.db``): objectives, their attempts,
-and the rows that arrive with worker events (cost ledger, audit log, traces).
+"""The daemon's objective store (``memory.db``): objectives, their attempts, and the rows
+that arrive with worker events (cost ledger, audit log, traces), each event in one transaction.
 
-It lives in the daemon, above the components whose rows it writes in one
-transaction (:mod:`swarmd.costs.ledger`, :mod:`swarmd.governor.audit`,
-:mod:`swarmd.agent.traces`); :mod:`swarmd.store` below them all only opens files.
+Tables (created by :mod:`swarmd.store.schema`): ``objectives`` (one row per objective:
+fields, ``state``, ``retry_of``, timestamps in unix seconds, final answer, confidence, tier,
+model, cost in USD, escalations, reason); ``attempts`` (every model call, JSON of
+:class:`swarmd.router.Attempt`); ``events_seen`` (events already persisted: none counted
+twice); ``ledger`` (:mod:`swarmd.costs.ledger`); ``traces`` (:mod:`swarmd.agent.traces`);
+``audit_log`` (:mod:`swarmd.governor.audit`).
 
-Tables (created by :mod:`swarmd.store.schema`, opened with
-:func:`~swarmd.store.schema.open_db`):
-
-* ``objectives`` — one row per objective: fields of the objective (``strategy``
-  NULL for objectives queued before routing strategies: they ran ``cascade``), ``state``
-  (queued | running | awaiting_approval | done | failed | unresolved | cancelled),
-  ``retry_of`` (the objective it runs again, else NULL),
-  timestamps (unix seconds; ``finished_at`` only for final states),
-  and the final answer, confidence, tier, model, cost (USD), escalations and
-  reason; ``skipped``: JSON list of the models the router passed over and why
-  (:func:`swarmd.router.router.skip_record`), NULL when none.
-* ``attempts`` — every model call made for an objective (JSON of
-  :class:`swarmd.router.Attempt`), in order.
-* ``events_seen`` — ids of worker events already persisted, so a re-delivered
-  event is not counted twice.
-* ``ledger`` — the cost ledger (columns: :mod:`swarmd.costs.ledger`): one row
-  per attempt, written here in the same transaction as the attempt.
-* ``traces`` — execution traces (:mod:`swarmd.agent.traces`): the
-  ``trace`` of a ``finished`` event (replay results, learned traces) is
-  applied in the same transaction.
-* ``audit_log`` — every governor decision (columns: :mod:`swarmd.governor.audit`):
-  the workers' decisions arrive inside their events (``audit`` lists), the
-  approvals' (approve / reject / timeout) inside ``resolved`` events.
-
-Only the daemon writes objectives; ``swarmctl`` and reports read.
+Only the daemon writes objectives; ``swarmctl`` and reports read.  Why the store lives in the
+daemon, and each table's columns: docs/design.md.
 """
 
 from __future__ import annotations

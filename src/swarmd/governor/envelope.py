@@ -1,17 +1,13 @@
 """One resource envelope per objective: cgroup limits on memory, processes and CPU, and a
 private ``/tmp`` + ``/dev/shm`` capped in bytes and inodes.
 
-Contract: :func:`envelope_for` gives the objective's :class:`Envelope` (kept until :func:`release`);
-``execute.py`` puts every sandboxed process of the objective into its cgroups (:meth:`Envelope.procs`)
-and mounts one capped scratch filesystem per command (:func:`scratch`); :meth:`Envelope.breach`
-names what a command exceeded (the action fails with that reason; the worker lives).
-cgroups (:func:`detect`): v1 (``memory``, ``pids``, ``cpu`` under ``/sys/fs/cgroup/<controller>``:
-this machine) or v2 (a unified hierarchy listing them). The envelope is a subtree of the worker's
-own cgroup, ``swarmd/<owner>-obj-<objective>`` (:func:`owner_tag`: the creating process; delegated,
-so systemd's limits on the worker still hold above it); :func:`sweep` removes those of crashed
-workers. Without either (no mount, not writable) commands have rlimits only, and a warning says so.
-The scratch filesystem needs ``mount`` (root); without it bubblewrap's ``--size`` tmpfs caps bytes
-only, and a warning says so.
+:func:`envelope_for` gives the objective's :class:`Envelope` (kept until :func:`release`);
+``execute.py`` puts every sandboxed process of the objective into its cgroups
+(:meth:`Envelope.procs`) and mounts one capped scratch filesystem per command
+(:func:`scratch`).  After each command :meth:`Envelope.breach` names what was exceeded (the
+action fails with that reason; the worker lives).  :func:`detect` finds cgroups v1 or v2
+(a subtree of the worker's own cgroup); without them, or without ``mount``, limits fall back
+to rlimits and bubblewrap's tmpfs, with one warning.  Details: docs/design.md.
 """
 
 from __future__ import annotations

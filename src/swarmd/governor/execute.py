@@ -1,25 +1,15 @@
 """Running tool actions, only after the governor said ``allow``.
 
-:func:`run_tool` runs one action and returns a :class:`ToolResult`.  Shell: one plain
-simple command runs as an argv list with no shell; anything else runs with
-``/bin/bash --noprofile --norc -c LINE``, reached only when every simple command of the
-line was judged ``allow``.  Every command runs inside the bubblewrap sandbox of
-:mod:`.sandbox`, in the workspace, with a scrubbed environment (:func:`scrubbed_env`),
-``stdin`` from ``/dev/null``, a new session (the group is killed on timeout), rlimits, a
-write cap (``sandbox.write_cap_mb``) and output truncated at
-``execution.max_output_bytes``.  Without a working bubblewrap only commands harmless by
-construction run, unconfined (``ToolResult.confinement == "rlimits"``).
-
-Every command runs inside the bubblewrap sandbox of :mod:`.sandbox` with a scrubbed
-environment (:func:`scrubbed_env`), stdin from ``/dev/null``, a new session (the process
-group is killed on timeout), the objective's resource envelope (:mod:`.envelope`: cgroups,
-rlimits, entered while bubblewrap waits on its ``--block-fd``), a write cap in bytes and inodes, and output truncated at
-``execution.max_output_bytes``.  ``read_file``/``write_file`` run inside the same sandbox
-(:mod:`.helpers`: the worker never opens a path the agent chose; regular files only, with a
-timeout).  ``http_get``: the worker resolves, checks and connects (pinned); the request and
-the reply's parsing run inside the sandbox; each redirect is re-checked
-(:meth:`Governor.check_redirect`).  Without a working bubblewrap only commands harmless by
-construction run, unconfined with the same limits.  Design: docs/design.md.
+:func:`run_tool` runs one action and returns a :class:`ToolResult`.  Shell: one plain simple
+command runs as an argv list; anything else with ``/bin/bash --noprofile --norc -c LINE``,
+only when every simple command of the line was judged ``allow``.  Every command runs inside
+the bubblewrap sandbox of :mod:`.sandbox`, with a scrubbed environment (:func:`scrubbed_env`),
+stdin from ``/dev/null``, a new session (killed on timeout), the objective's envelope
+(:mod:`.envelope`), a write cap, and output cut at ``execution.max_output_bytes``.
+``read_file``/``write_file`` run in the same sandbox (:mod:`.helpers`); ``http_get``: the
+worker resolves, checks and connects, the request runs in the sandbox, each redirect is
+re-checked.  Without a working bubblewrap only commands harmless by construction run,
+unconfined with the same limits.  Design: docs/design.md.
 """
 
 from __future__ import annotations

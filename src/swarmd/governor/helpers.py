@@ -1,22 +1,17 @@
 """Small programs the file and fetch tools run INSIDE the sandbox, so that the worker never
 opens a path an agent chose nor parses a reply a server sent.
 
-The file tool is a shell script run as ``/bin/sh -c FILE_TOOL sh ARGS...``, the fetch
-Python source run as ``/usr/bin/python3 -I -S -c FETCH ARGS...``, by ``execute.py``
-through the same bubblewrap sandbox, envelope, limits and timeout as a shell command.
-Contract (exit status; output is stdout+stderr):
+The file tool is a POSIX shell script run as ``/bin/sh -c FILE_TOOL sh ARGS...``, the fetch
+Python source run as ``/usr/bin/python3 -I -S -c FETCH ARGS...``, both through the same
+sandbox, envelope, limits and timeout as a shell command (output: stdout+stderr):
 
-- ``FILE_TOOL read PATH LIMIT``: the first LIMIT+1 bytes of PATH on stdout (the caller
-  cuts at LIMIT and marks ``truncated``); ``FILE_TOOL write PATH``: stdin becomes PATH's
-  content (parents created). Anything but a regular file (symbolic link, FIFO, device,
-  socket, directory) is refused before it is opened (no open() can block), exit
-  :data:`REFUSED`, one line naming the type; other failures exit :data:`FAILED` with
-  ``ErrorName: message``.
-- ``FETCH FD SCHEME HOST PORT TARGET LIMIT TIMEOUT_S``: one ``GET TARGET`` over the
-  already connected socket FD (the worker resolved and checked the address and passed
-  the connection in; the sandbox has no network of its own), TLS verified against
-  HOST for https. Output: one JSON line ``{"status", "location", "truncated"}`` then
-  at most LIMIT body bytes; exit :data:`FAILED` with ``ErrorName: message`` on errors.
+- ``FILE_TOOL read PATH LIMIT`` / ``FILE_TOOL write PATH`` (stdin is the content): regular
+  files only (anything else is refused before it is opened), else exit :data:`REFUSED`;
+  other errors exit :data:`FAILED` with ``ErrorName: message``.
+- ``FETCH FD SCHEME HOST PORT TARGET LIMIT TIMEOUT_S``: one ``GET`` over the socket FD the
+  worker connected (TLS verified for https); one JSON line ``{"status", "location",
+  "truncated"}`` then at most LIMIT body bytes; errors exit :data:`FAILED`.
+Details: docs/design.md.
 """
 
 from __future__ import annotations

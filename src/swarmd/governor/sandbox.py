@@ -1,21 +1,14 @@
-"""Confinement: every shell command runs inside bubblewrap (``bwrap``).
+"""Confinement: every tool command runs inside bubblewrap (``bwrap``).
 
-The sandbox is the security boundary; the policy (the ``shell`` package) judges intent on
-top of it.  :func:`bwrap_argv` builds the command: the workspace read-write at its real
-path; a minimal read-only system (``/usr``, ``/lib*`` links, a curated ``/etc``) and
-nothing else of the host; a private ``/tmp`` holding a private HOME; secret files in the
-workspace masked (:func:`workspace_masks`); files that run code later (:data:`PROTECTED`)
-read-only; new user, PID, IPC, UTS, cgroup and network namespaces (only ``lo``; with
-``sandbox.network`` the way out is :mod:`.netproxy`); every capability dropped.
-
-The sandbox shows the workspace read-write at its real path, a minimal read-only system
-and a curated ``/etc``, a private ``/tmp`` and ``/dev/shm`` (one tmpfs capped in bytes and
-inodes, :func:`envelope.scratch`) with a private HOME, secret files of the workspace masked
+The sandbox is the security boundary; the policy (the ``shell`` package) judges intent on top.
+:func:`bwrap_argv` builds the command: the workspace read-write at its real path, a minimal
+read-only system and a curated ``/etc``, a private ``/tmp`` and ``/dev/shm`` (capped,
+:func:`envelope.scratch`) with a private HOME, secret files of the workspace masked
 (:func:`workspace_masks`), files that run code later read-only (:data:`PROTECTED`), new PID,
-IPC, UTS, cgroup and network namespaces (only ``lo``; with ``sandbox.network`` the filtering
-proxy of :mod:`.netproxy`), and never root on the host (:data:`HOST_UID`).  Limits are
-applied by :mod:`.execute`; :func:`probe` tells whether this machine can do all of that,
-and when it cannot the governor fails closed.  Item by item: docs/design.md.
+IPC, UTS, cgroup and network namespaces (only ``lo``; with ``sandbox.network`` the proxy of
+:mod:`.netproxy`), never root on the host (:data:`HOST_UID`).  :func:`probe` tells whether
+this machine can do all of that; when it cannot, the governor fails closed.  Item by item:
+docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
 """Nothing secret leaves: one redactor on every path out, and the git-config scrub.
 
-:func:`redact` (any value: strings, recursing into dicts and lists) is applied to tool
-outputs and errors (``execute.py``), audit entries (``audit.py``), log lines (a loguru
-patcher installed by :func:`install_log_redaction`, at import of ``swarmd.governor``),
-prompts sent to any model (the router's request text), and agent traces and results
-(``agent/loop.py``). It replaces:
-
-1. the process's own secret values (:func:`register`, :func:`register_config`; and at
-   first use every environment variable whose name says KEY/TOKEN/SECRET/PASSWORD/...,
-   and the password of every URL-valued one such as ``REDIS_URL``) with ``[REDACTED]``;
-2. credentials matched by detect-secrets' maintained rule set (the regex rules of its
-   plugins: AWS, GitHub, GitLab, Slack, Stripe, npm, PyPI, JWT, private keys...; its
-   keyword and basic-auth detectors on lines that name a credential) and a few
-   structural forms it lacks (Anthropic keys, ``Authorization:`` headers, whole PEM blocks).
-
-:func:`scrub_git_config` removes credentials from a repository's config (userinfo in
-remote URLs, ``http.*.extraheader``): H21-ws's workspace copy calls it.
+:func:`redact` (strings, recursing into dicts and lists) is applied to tool outputs and errors,
+audit entries, log lines (a loguru patcher, :func:`install_log_redaction`), prompts sent to
+any model, and agent traces and results.  It replaces with ``[REDACTED]`` the process's own
+secret values (:func:`register`, :func:`register_config`, and secret-named environment
+variables and URL passwords) and credentials matched by detect-secrets' rule set plus a few
+structural forms (Anthropic keys, ``Authorization:`` headers, PEM blocks).
+:func:`scrub_git_config` removes credentials from a repository's config (the workspace copy
+calls it).  Details: docs/design.md.
 """
 
 from __future__ import annotations

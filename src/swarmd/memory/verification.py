@@ -1,19 +1,13 @@
-"""Which quality gates have not shown their risk bound on this deployment, and how many reviews would let consolidation decide.
+"""Which quality gates have not shown their risk bound on this deployment, and how many
+reviews would let consolidation decide.
 
-A gate is one (action, label set, model, prompt form) of a local model.  It is
-*verified* when consolidation (:mod:`swarmd.memory.consolidate`) activated a
-learned version of it: its threshold was chosen so that the 95% Wilson upper
-bound of its false-accept rate on this deployment's verified answers stays <=
-``quality.max_false_accept``.  Until then the router judges with the shipped
-calibration (fitted on another repository) and the configured threshold, and
-each answer it accepts is stored with ``gate: shipped`` (:class:`swarmd.router.Attempt`),
-shown as ``unverified`` (:func:`swarmd.router.router.verification_of`).
-
-:func:`unverified_gates` lists the gates that accepted answers that way and
-have no active learned version now, with the usable verified records of each
-(those consolidation refits from) and the reviews (``swarmctl feedback``) still
-missing before consolidation refits it (``memory.min_verified``).  It reads the
-objectives' stored attempts and the memory tables of one store.
+A gate is one (action, label set, model, prompt form) of a local model.  It is *verified* once
+consolidation (:mod:`swarmd.memory.consolidate`) activated a learned version of it (threshold
+chosen so the 95% Wilson upper bound of its false-accept rate stays <=
+``quality.max_false_accept``).  Until then answers it accepts carry ``gate: shipped`` and are
+shown ``unverified`` (:func:`swarmd.router.router.verification_of`).  :func:`unverified_gates`
+lists those gates with their usable verified records and the reviews still missing
+(``memory.min_verified``), from one store's attempts and memory tables.
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """Which configured models can answer here, and whether an action's plan has one.
 
-A request whose every model is out of reach ends ``unresolved`` with "every
-tier unavailable" after the fact; this module says so before: ``swarmctl
-submit`` (with the daemon's view, published in its heartbeat) and ``swarmctl
-ask`` (with its own) refuse such a request with the reason and what to
-configure.  A model is out of reach when:
+``swarmctl submit`` (with the daemon's view, from its heartbeat) and ``swarmctl ask`` (its
+own) refuse a request no model of whose plan is in reach, with the reason and what to
+configure, instead of an ``unresolved`` "every tier unavailable" later.  Out of reach:
 
 * ``anthropic``: no API key (``ANTHROPIC_API_KEY`` or ``api_key``);
-* ``ollama``: none of its hosts answers an HTTP ``GET /api/version`` within
-  :data:`PROBE_TIMEOUT_S` (any HTTP status counts as an answer);
-* ``llama_cpp`` (the embedded model) and others: never (they run in-process).
+* ``ollama``: no host answers ``GET /api/version`` within :data:`PROBE_TIMEOUT_S`;
+* ``llama_cpp`` and others: never (in-process).
 
-The embedded Gemma 3 270M is not added to generative actions' plans: on 20
-commit messages with a body it looped or copied in 19 summaries, 17 of them
-above the quality threshold (``bench/generative.py``).
+The embedded model is not in generative actions' plans (why: docs/design.md).
 """
 
 from __future__ import annotations

@@ -1,35 +1,12 @@
 """The one way swarmd opens a SQLite database: :func:`connect`.
 
-Every SQLite connection in ``src/`` (the daemon's store, the cost ledger, the
-governor's audit log, cost reports, Prometheus metrics) is made here, so all
-of them share these settings:
-
-* **WAL** (``journal_mode=WAL``): readers (``swarmctl report``, metrics, the
-  daily report) never block the daemon's writes and the daemon never blocks
-  them; several processes on one host can write (``swarmctl ask`` appends to
-  the same ledger as the daemon).  WAL is a property of the file, so it is
-  set once and stays; read-only connections cannot set it and do not try.
-* ``synchronous=NORMAL``: in WAL mode a commit survives a crash of any swarmd
-  process; only an OS crash or power loss can lose the last commits.  This is
-  the setting the store has always had (FULL would fsync on every commit of
-  the daemon's event batches).
-* **busy timeout 30 s** (:data:`BUSY_TIMEOUT_S`): a writer waits for another
-  writer's transaction instead of failing with ``database is locked``.  The
-  longest transaction swarmd runs is one batch of worker events (milliseconds),
-  so 30 s only runs out when a process is stuck holding the lock — then the
-  error is the right answer.  30 s was the store's and the ledger's value;
-  the audit log used 10 s and metrics/reports the default 5 s before they
-  came here.
-* ``foreign_keys=ON``: SQLite ignores ``REFERENCES`` clauses unless each
-  connection turns them on; on everywhere, a table that declares a foreign key
-  (see :mod:`swarmd.store.schema`) gets it enforced whoever writes.
-* autocommit (``isolation_level=None``): a statement outside ``BEGIN`` commits
-  at once; multi-statement writes go through :func:`transaction` (``BEGIN
-  IMMEDIATE`` … ``COMMIT``).  Rows come back as
-  :class:`sqlite3.Row` (index or column name).
-
-Tables are not created here: :func:`swarmd.store.schema.open_db` connects and
-then migrates the file to the current schema.
+Every connection in ``src/`` is made here and gets: WAL (readers and writers never block
+each other; set once per file; read-only connections do not try), ``synchronous=NORMAL``
+(a commit survives a process crash, not an OS crash), a busy timeout of
+:data:`BUSY_TIMEOUT_S` (30 s), ``foreign_keys=ON``, autocommit (``isolation_level=None``)
+with multi-statement writes through :func:`transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``),
+and :class:`sqlite3.Row` rows.  Tables are not created here:
+:func:`swarmd.store.schema.open_db` connects and migrates.  Why each setting: docs/design.md.
 """
 
 from __future__ import annotations

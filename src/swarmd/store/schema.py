@@ -1,46 +1,13 @@
 """The schema registry: every table swarmd keeps in SQLite, as numbered migrations.
 
-A swarmd database (the daemon's ``memory.db``, or any file given to
-:class:`~swarmd.costs.ledger.Ledger` or :class:`~swarmd.governor.audit.AuditLog`)
-records in ``PRAGMA user_version`` the number of the last migration applied
-to it (0: a database from before versioning, or a new file).
-:func:`open_db` connects (:func:`swarmd.store.db.connect`) and applies, in
-order and each in its own ``BEGIN IMMEDIATE`` transaction together with the
-new ``user_version``, every migration above that number — so two processes
-opening one old file at once migrate it once, and a migration that fails
-leaves the file as it was.
-
-Each :class:`Migration` names the component that owns the tables it touches
-(the code that reads and writes them); the columns are documented there:
-
-====  ===================  ==================================================
- v    component            tables
-====  ===================  ==================================================
- 1    ``costs.ledger``     ``ledger``: the cost ledger, one row per model call
- 2    ``store.objectives`` ``objectives``, ``attempts``, ``events_seen``
- 3    ``governor.audit``   ``audit_log``: every governor decision
- 4    ``store.objectives`` index ``objectives_finished`` (reports' time windows)
- 5    ``memory.records``   ``verified_outcomes``: the learning memory's records
- 6    ``memory.records``   ``cache_disabled``: answer-cache templates verified wrong
- 7    ``memory.gate``      ``gate_calibrations``: learned calibrations, every version
- 8    ``memory.traces``    ``traces``: execution traces, every version
- 9    ``store.objectives`` column ``objectives.strategy``: the routing strategy
-10    ``costs.ledger``     ``ledger.mode``: learner / follower runs of agent objectives
-11    ``memory.retrieval`` ``verified_fts``: BM25 full-text index of verified inputs
-12    ``memory.records``   prompt forms: ``verified_outcomes.local_prompt``, ``gate_calibrations.prompt``
-13    ``memory.retrieval`` ``verified_fts`` dropped (BM25 moved to bm25s, in memory)
-14    ``store.objectives`` ``objectives.retry_of``; indexes for lists by state / time
-15    ``daemon.store``     ``objectives.skipped``: the models the router skipped, and why
-====  ===================  ==================================================
-
-Migrations 1-3 (and 5, whose table was created the same way for a few
-commits) are the schema as it was before versioning, written with ``IF NOT
-EXISTS``: on a version-0 file they create what is missing and leave existing
-tables and rows alone (``tests/store/test_migrations.py`` opens such
-a file).  A component adds tables or columns by appending a migration with the
-next number; a migration, once released, never changes.  A file whose
-``user_version`` is above :data:`SCHEMA_VERSION` (written by a newer swarmd)
-is refused with :class:`SchemaTooNew` rather than used half-understood.
+A swarmd database records in ``PRAGMA user_version`` the last migration applied (0: new, or
+from before versioning).  :func:`open_db` connects (:func:`swarmd.store.db.connect`) and
+applies every later migration in order, each in its own ``BEGIN IMMEDIATE`` transaction with
+the new ``user_version``: two processes migrate a file once, and a failed migration leaves
+it as it was.  Each :class:`Migration` names the component that owns its tables (columns
+documented there).  A migration, once released, never changes; new ones append the next
+number.  A file above :data:`SCHEMA_VERSION` is refused (:class:`SchemaTooNew`).  The list
+of migrations, and how version-0 files are handled: docs/design.md.
 """
 
 from __future__ import annotations

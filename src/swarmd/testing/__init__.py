@@ -1,22 +1,13 @@
-"""Support for swarmd's tests and benchmarks, shipped with the package so
-``tests/`` and ``bench/`` both import it from here (``bench/`` imports nothing
-from ``tests/``).  Nothing here runs in production unless a test asks for it.
+"""Support for swarmd's tests and benchmarks, shipped with the package so ``tests/`` and
+``bench/`` both import it (``bench/`` imports nothing from ``tests/``).  Nothing here runs in
+production unless a test asks for it.
 
-* :mod:`swarmd.testing.failpoints` — the one hook production code calls at
-  the places a crash-recovery test can make a process die
-  (``$SWARMD_FAILPOINT``).
-* :mod:`swarmd.testing.governor` — the fixed DNS table, the realistic
-  objective workspace and the corpus reader the governor tests and
-  ``bench/governor.py`` share.
-* :mod:`swarmd.testing.configs` — the shipped config with LOCAL_FAST
-  switched to another provider (``echo``: no model loaded).
-* :mod:`swarmd.testing.effects` — security measured by effects: actions run
-  through the real execution path in a canary-seeded throwaway root
-  (``bench/governor_effects.py``, ``bench/redteam.py``).
-* :mod:`swarmd.testing.processes` — stopping a swarmd subprocess and
-  killing what it left in its data directory (the fault tests and
-  ``bench/soak.py``).
+* :mod:`~swarmd.testing.failpoints` — the hook where a crash-recovery test makes a process die;
+* :mod:`~swarmd.testing.governor` — the governor tests' DNS table, workspace and corpus reader;
+* :mod:`~swarmd.testing.configs` — the shipped config with another LOCAL_FAST provider;
+* :mod:`~swarmd.testing.effects`, :mod:`~swarmd.testing.redteam` — security measured by
+  effects in a canary-seeded throwaway root;
+* :mod:`~swarmd.testing.processes` — stopping a swarmd subprocess and what it left.
 
-The loopback Ollama/Anthropic wire fakes stay in ``tests/fakes``: only tests
-use them.
+The loopback Ollama/Anthropic fakes stay in ``tests/fakes``: only tests use them.
 """

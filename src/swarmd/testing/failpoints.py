@@ -1,32 +1,13 @@
 """Failpoints: named places where a crash-recovery test makes a process die.
 
-Production code calls :func:`failpoint` with the point's name at the place;
-it does nothing unless ``$SWARMD_FAILPOINT`` names that point (a test sets
-it in the environment of the daemon it starts).  The points:
-
-``after_read``
-    :meth:`swarmd.daemon.service.Daemon.handle`, after objectives were read
-    from the stream and before they are dispatched (the XACK is not sent).
-``after_store``
-    :meth:`swarmd.daemon.service.Daemon.admit_batch`, mid-dispatch: the
-    objectives are in the store (``queued``) but neither enqueued in RQ nor
-    acknowledged in the stream.
-``worker_mid_job``
-    :func:`swarmd.workers.jobs.run_objective`, as a job starts.
-``worker_after_report``
-    :func:`swarmd.workers.jobs.run_objective`, once the objective's
-    ``finished`` event is written, before RQ records the job as finished
-    (``detail``: the objective id).
-``worker_mid_batch``
-    :meth:`swarmd.workers.context.ContextWorker.execute_job`, in a batch of
-    jobs (:mod:`swarmd.workers.batching`) once its first job is completed,
-    before the next one runs (``detail``: that next job's id).
-
-A triggered point SIGKILLs its own process, as a crash or an OOM kill would.
-With ``$SWARMD_FAILPOINT_MARK`` set to a file path, it triggers once: the
-first process to get there writes ``detail`` (e.g. the objective id) to that
-file and dies; later ones see the file and go on.  Without it, every pass
-triggers.
+Production code calls :func:`failpoint` with the point's name; it does nothing unless
+``$SWARMD_FAILPOINT`` names that point.  The points (:data:`POINTS`): ``after_read`` (the
+daemon read objectives, before dispatch), ``after_store`` (stored ``queued``, neither enqueued
+nor acknowledged), ``worker_mid_job`` (a job starts), ``worker_after_report`` (the
+``finished`` event written, before RQ records the job), ``worker_mid_batch`` (a batch's first
+job completed, before the next).  A triggered point SIGKILLs its own process.  With
+``$SWARMD_FAILPOINT_MARK`` set to a file path it triggers once: the first process there writes
+``detail`` to the file and dies; later ones go on.  Where each point is: docs/design.md.
 """
 
 from __future__ import annotations

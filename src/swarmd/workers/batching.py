@@ -1,45 +1,18 @@
 """Worker-side batching: one model pass for several queued label objectives.
 
-The in-process model answers several label prompts in one decode, sharing the
-few-shot prefix's KV state (:meth:`swarmd.router.providers.llama_cpp.LlamaCppProvider.classify_batch`,
-used by :meth:`swarmd.router.Router.route_many`).  A worker that runs one
-objective at a time never has several to give it, so
-:class:`swarmd.workers.context.ContextWorker` asks this module, for each job it
-dequeues, for the further jobs to run with it:
+For each job :class:`swarmd.workers.context.ContextWorker` dequeues:
 
-1. :func:`claim_batch`: when the dequeued job is :data:`~swarmd.queue.JOB_FUNC`
-   for an action the router batches (:meth:`Router.batches`: a ``label`` or
-   ``yes_no`` action whose first model is free and answers batches) and
-   ``daemon.batch_max`` > 1, the worker takes up to ``batch_max - 1`` further
-   jobs of the same action, label set, routing strategy and cost cap
-   (:func:`batch_key`) from the front of the same RQ queue (at most
-   ``batch_max * PEEK_FACTOR`` ids looked at; others stay where they are).
-   The claim is one Redis transaction (``WATCH`` on the queue, retried
-   :data:`CLAIM_TRIES` times if the queue changed): each claimed id is
-   removed from the queue and given exactly the bookkeeping RQ gives a job it
-   dequeues (an ``Execution`` in the started-job registry
-   ``rq:wip:<queue>`` and in the worker's ``rq:worker:<name>:executions`` set,
-   job status ``started``; the dequeued job gets status ``started`` in the
-   same transaction).  So a job is always either in its queue or registered
-   as started by this worker; a worker killed mid-batch leaves every
-   unfinished one abandoned, which RQ's ``StartedJobRegistry.cleanup``
-   retries (:mod:`swarmd.daemon.recovery`), and the finished marker
-   (:func:`swarmd.queue.finished_key`) keeps one that was reported from
-   running again.
-2. :func:`route_ahead`: the objectives not reported final already get their
-   ``started`` events (one pipeline), then one :meth:`Router.route_many`
-   call; each result is left in :attr:`WorkerContext.routed` under its
-   objective id.
-3. The worker then runs every job of the batch as RQ runs one job
-   (``perform_job``: its own timeout, success, failure and ``Retry``):
-   :func:`swarmd.workers.jobs.run_objective` takes the routed result instead
-   of calling the router, and reports, ledgers and audits the objective on
-   its own.  One job that fails fails alone.
+1. :func:`claim_batch`: for a batchable action (:meth:`Router.batches`) and
+   ``daemon.batch_max`` > 1, takes up to ``batch_max - 1`` further jobs with the same
+   :func:`batch_key` from the front of the same queue, in one Redis transaction that gives
+   each the bookkeeping RQ gives a dequeued job (:mod:`swarmd.rqcompat`);
+2. :func:`route_ahead`: ``started`` events, then one :meth:`Router.route_many` call; each
+   result is left in :attr:`WorkerContext.routed`;
+3. each job then runs as RQ runs one job, taking its routed result; one that fails fails alone.
 
-Each job keeps its id (the objective id: admission's dedup, retries and
-recovery rely on it).  The answers equal the unbatched ones (route_many's
-contract).  ``daemon.batch_max: 1`` turns batching off.  This module keeps no
-Redis keys of its own (only RQ's, through RQ's classes).
+A job is always either queued or registered started, so a killed worker's batch is retried
+by RQ.  Answers equal the unbatched ones.  ``daemon.batch_max: 1`` turns it off.  Design:
+docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,50 +1,17 @@
 """The worker context: what every job of one worker process shares, built once.
 
-arq builds what jobs share in ``on_startup(ctx)`` and calls every job as
-``job(ctx, *args)``.  swarmd's workers are RQ workers, and RQ calls a job as
-``func(*args, **kwargs)`` with nothing of the worker's.  So:
+* :func:`build_context` builds the :class:`WorkerContext`: config, router with its shared
+  :class:`~swarmd.costs.budgets.Budget` and the in-process model loaded, governor policy
+  (:class:`PolicySource`), Redis connection, data directory, worker name;
+* :class:`ContextWorker` (an :class:`rq.SimpleWorker`) holds it, runs label batches
+  (:mod:`swarmd.workers.batching`) and renews a running job's heartbeat every
+  :data:`HEARTBEAT_INTERVAL_S` s with a TTL of :data:`HEARTBEAT_TTL_S` s;
+* :class:`ContextJob` calls a job function as ``func(ctx, *args, **kwargs)``.
 
-* :func:`build_context` (called by :func:`swarmd.workers.main.run_worker`
-  before the worker starts) builds the :class:`WorkerContext`: the config,
-  the router with its shared :class:`~swarmd.costs.budgets.Budget`, the
-  in-process model loaded (:meth:`swarmd.router.Router.warm_up`), the
-  governor policy (:class:`PolicySource`), the Redis connection, the data
-  directory and the worker's name;
-* :class:`ContextWorker` (an :class:`rq.SimpleWorker`: jobs run in the worker
-  process, so the model loaded once serves every job) holds that context and
-  hands it to each job it runs;
-* :class:`ContextJob` (the worker's job class) calls the job function as
-  ``func(ctx, *args, **kwargs)``.
-
-Job functions therefore take the context first, as arq's do
-(:func:`swarmd.workers.jobs.run_objective`).  The daemon and the resolvers
-enqueue only the objective; the context never travels through Redis.  A job
-run by a plain ``rq worker`` fails with a ``TypeError`` (its function misses
-an argument): run ``swarmd worker``.
-
-Label objectives queued together are routed together: with a job the worker
-takes up to ``daemon.batch_max - 1`` further jobs of the same action and label
-set from its queue, one model pass answers them all, and each job is then run
-and completed on its own (:mod:`swarmd.workers.batching`).
-
-Jobs are stored as JSON (:data:`swarmd.queue.JOB_SERIALIZER`, never
-pickles) and a job naming any function but those of
-:data:`swarmd.queue.JOB_FUNCS` is refused, so whoever can write to
-the Redis cannot make a worker run code of their choosing.
-
-While a job runs, a thread of the worker renews its RQ heartbeat every
-:data:`HEARTBEAT_INTERVAL_S` seconds with a TTL of :data:`HEARTBEAT_TTL_S`
-(RQ's ``SimpleWorker`` cannot, and so registers a job for its whole timeout
-+ 60 s).  It is one thread per worker, started with the worker's first job
-and ended with the worker (:meth:`ContextWorker.teardown`): a thread started
-and joined per job cost ~0.14 ms of wall time per cheap objective run alone
-(``bench/queue_throughput.py``).  A job's heartbeats end when its function returns,
-before RQ records its end, so no heartbeat puts a finished job back in the
-started-job registry.  A worker that dies mid-job, on any host, thus leaves a
-started-job entry that expires within :data:`HEARTBEAT_TTL_S` seconds, and the daemon's
-reaper (every 2 s) has RQ retry the job
-(:meth:`swarmd.daemon.service.Daemon.reap_abandoned`).  Workers run no RQ
-scheduler: the daemon does (:mod:`swarmd.daemon.recovery`).
+Jobs are JSON (:data:`swarmd.queue.JOB_SERIALIZER`) and only :data:`swarmd.queue.JOB_FUNCS`
+run, so writing to Redis cannot choose the code a worker runs; a plain ``rq worker`` fails
+them (run ``swarmd worker``).  Workers run no RQ scheduler (the daemon does).  Why, and the
+heartbeat's timing: docs/design.md.
 """
 
 from __future__ import annotations

