@@ -10,8 +10,12 @@
   :func:`swarmd.queue.start` / :func:`~swarmd.queue.reported_final` then refuses
   to run it, and the daemon persists the state (an objective still in the stream
   is skipped at admission: its Redis mirror is final).  A parked one's record is
-  cleared (no approval can resume it); a running one's RQ job gets RQ's
-  ``stop-job`` command (:func:`rq.command.send_stop_job_command`), never a kill.
+  cleared (no approval can resume it); a running one stops at its worker's
+  next check of that marker (:func:`swarmd.workers.jobs.stop_check`: before an
+  escalation, an agent step or a tool action: swarmd's workers run jobs
+  in-process, where RQ's stop-job does nothing), and its RQ job also gets RQ's
+  ``stop-job`` command (:func:`rq.command.send_stop_job_command`: it stops a
+  forking worker's job), never a kill.
   An objective that ended raises :class:`Ended` (HTTP 409), an unknown one
   :class:`NotFound` (404).
 * :func:`retry`: a failed, unresolved or cancelled objective is submitted again
