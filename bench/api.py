@@ -45,7 +45,6 @@ import io
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -69,11 +68,9 @@ from swarmd.cli import swarmctl  # noqa: E402
 from swarmd.config import load_config  # noqa: E402
 from swarmd.daemon.redis_server import ensure_redis, write_url_file  # noqa: E402
 from swarmd.objectives import Objective  # noqa: E402
+from swarmd.testing.browser import headless_chromium  # noqa: E402
 from swarmd.daemon.store import Store  # noqa: E402
 
-#: Headless chromium flags: nothing beyond loopback, no background traffic (as tests/api/test_dashboard.py).
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900")
 PARTS = ("reads", "submit", "sse", "dashboard")
 
 
@@ -237,22 +234,11 @@ def sse(url: str, token: str, redis_url: str, events: int) -> Table:
 
 def dashboard(url: str, token: str, loads: int, objectives: int) -> Table:
     """The dashboard page-load table (module docstring)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    chromium, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_bin):
-        raise SystemExit("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
-    profile = tempfile.mkdtemp(prefix="swarmd-bench-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(options=options, service=Service(driver_bin))
     nav = ("const e = performance.getEntriesByType('navigation')[0]; "
            "return [e.responseEnd, e.domContentLoadedEventEnd, e.loadEventEnd];")
     results: dict[str, list[tuple[float, float]]] = {}
-    try:
+    with headless_chromium() as drv:
         drv.get(url + "/login")
         drv.find_element(By.ID, "token").send_keys(token)
         drv.find_element(By.ID, "sign-in").click()
@@ -266,9 +252,6 @@ def dashboard(url: str, token: str, loads: int, objectives: int) -> Table:
                 rows.append((drv.execute_script(nav)[2], wall))
             results[name] = rows
         listed = len(drv.find_elements(By.CSS_SELECTOR, "tbody tr"))
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     base = statistics.median(r[0] for r in results["baseline: /login"])
     table = Table("page", "median load ms", "p99 load ms", "median driver.get ms", "load / baseline", "target",
                   title=f"Dashboard in headless chromium, {objectives} objectives in the store, "

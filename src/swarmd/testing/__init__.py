@@ -13,6 +13,8 @@ from ``tests/``).  Nothing here runs in production unless a test asks for it.
 * :mod:`swarmd.testing.effects` — security measured by effects: actions run
   through the real execution path in a canary-seeded throwaway root
   (``bench/governor_effects.py``, ``bench/redteam.py``).
+* :mod:`swarmd.testing.browser` — a headless chromium through selenium
+  (the dashboard's tests, ``bench/api.py``).
 * :mod:`swarmd.testing.processes` — stopping a swarmd subprocess and
   killing what it left in its data directory (the fault tests and
   ``bench/soak.py``).
