@@ -15,6 +15,7 @@ the objective, its state is ``cancelled``, an ended one keeps its result).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -93,9 +94,6 @@ class Swarm:
         finally:
             store.close()
 
-    def copy_tree(self, oid: str) -> Path:
-        return self.data / "agent-copies" / oid / "tree"
-
     def stop(self) -> None:
         self.http.close()
         self.proc.terminate()
@@ -125,10 +123,11 @@ def _cancel_from_hook(swarm: Swarm, oid: str, replies: list) -> callable:
     return hook
 
 
-def test_running_agent_stops_between_steps(swarm):
-    """Cancelled while its 2nd step's model call is in flight: that step's action never runs, no 3rd
-    step is asked for, the real workspace gets nothing (the change set is not applied), the copy is
-    left as it was, and the two calls made are stored with the cancelled objective."""
+def test_running_agent_stops_between_steps(swarm, capsys):
+    """Cancelled while its 2nd step's model call is in flight: that step's action never runs (the
+    governor never judged it), no 3rd step is asked for, the real workspace gets nothing (the change
+    set is not applied; the copy is removed), and the two calls and step 1's audit row are stored
+    with the cancelled objective."""
     m = "case-run-cancel"
     swarm.model.script(m, step("write_file", path="a.txt", content="first\n"),
                        step("write_file", path="b.txt", content="second\n"),
@@ -136,14 +135,19 @@ def test_running_agent_stops_between_steps(swarm):
     replies: list[httpx.Response] = []
     swarm.model.on(m, 2, _cancel_from_hook(swarm, "ag-run", replies))
     swarm.submit("ag-run", f"{m}: write three files")
-    rec = wait_until(lambda: (r := swarm.record("ag-run")) and r["state"] == "cancelled" and len(loop_attempts(r)) == 2
-                     and r, LONG_S, "ag-run cancelled with its 2 loop calls stored")
+    rec = wait_until(lambda: (r := swarm.record("ag-run")) and r["state"] == "cancelled" and loop_attempts(r) and r,
+                     LONG_S, "ag-run cancelled with its worker's report (its calls) stored")
+    assert len(loop_attempts(rec)) == 2              # one report, with every call made
     assert [(r.status_code, r.json()["was"]) for r in replies] == [(200, "running")]
     assert rec["reason"] == "cancelled by api (was running)"
     assert len(swarm.model.prompts(m)) == 2                              # no step after the cancel
-    assert (swarm.copy_tree("ag-run") / "a.txt").read_text() == "first\n"  # the copy as the agent left it
-    assert not (swarm.copy_tree("ag-run") / "b.txt").exists()            # step 2's action never ran
+    capsys.readouterr()
+    assert cli.main(["--config", str(swarm.config), "--data-dir", str(swarm.data), "audit", "--objective", "ag-run",
+                     "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["tool"], r["args"].get("path"), r["decision"]) for r in rows] == [("write_file", "a.txt", "allow")]
     assert list((swarm.data / "workspaces" / "ag-run").iterdir()) == []  # nothing applied
+    assert not (swarm.data / "agent-copies" / "ag-run").exists()
     assert all(a["outcome"] == "accepted" for a in loop_attempts(rec))
     assert swarm.cancel("ag-run").status_code == 409
 

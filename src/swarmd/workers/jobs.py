@@ -13,7 +13,9 @@ that point only logs that.  A model failure is an ``unresolved`` result, never a
 job; a crash is RQ's to retry.  A running objective cancelled (``swarmctl cancel``:
 its finished marker set to ``cancelled``) stops at the next check of :func:`stop_check`:
 a label objective before its next escalation, an agent one before its next step or tool
-action (its copy left as it is, the change set not applied); the ``finished`` event of
+action (its change set is not applied: the workspace stays as it was; its copy is removed,
+as every ended objective's is: a tmpfs left mounted would hold memory and its data
+directory until a reboot); the ``finished`` event of
 such a run carries state ``cancelled`` and the calls already paid for.  Design notes: docs/design.md (swarmd.workers.jobs).
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker_after_report``.
 """
@@ -127,14 +129,14 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
                 outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree), ctx.traces,
                                           resume=record, should_stop=stop_check(conn, oid))
             if outcome.state == CANCELLED:      # stopped between steps: nothing of the copy is applied
-                logger.info("objective {} cancelled while running; its copy {} is left as it is, its change set "
-                            "not applied to {}", oid, copy.dir, copy.real)
+                logger.info("objective {} cancelled while running: its change set is not applied to {}", oid,
+                            copy.real)
             else:
                 outcome = approval_point(copy, governor.policy, outcome, commit_as=commit_as)
             payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
             if outcome.trace:
                 payload["trace"] = outcome.trace
-            if outcome.state in FINAL_STATES and outcome.state != CANCELLED:
+            if outcome.state in FINAL_STATES:
                 discard(copy)
     payload.update(audit=audit.drain(), action=AGENT_ACTION, ts=time.time(), worker=ctx.name)
     pipe = conn.pipeline()
