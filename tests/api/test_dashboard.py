@@ -73,7 +73,7 @@ def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn):
     browser.get(swarm.url + "/")
     assert "cancelled" in browser.find_element(By.ID, "objectives").text
     browser.save_screenshot(str(ROOT / "docs" / "dashboard-overview.png"))
-    for path in ("/costs", "/memory", "/objectives/live1", "/objectives?state=cancelled"):
+    for path in ("/costs", "/memory", "/traces", "/objectives/live1", "/objectives?state=cancelled"):
         browser.get(swarm.url + path)
         assert "Internal Server Error" not in browser.page_source and browser.find_element(By.TAG_NAME, "h1").text
 
