@@ -9,9 +9,6 @@ without the CSRF field is refused, the cookie opens no ``/api/`` POST.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
 import httpx
 import pytest
 
@@ -20,30 +17,17 @@ from swarmd.governor.policy import Decision
 from tests.daemon.helpers import ROOT
 
 LABELED = {"action": "classify", "labels": ["feat", "fix"]}
-#: Flags for a headless chromium that reaches nothing beyond loopback.
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900")
 
 
 @pytest.fixture
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.fail("chromium and chromium-driver are not installed; scripts/bootstrap.sh installs them "
-                    "(apt-get install chromium chromium-driver)", pytrace=False)
-    profile = tempfile.mkdtemp(prefix="swarmd-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(options=options, service=Service(driver))
+    pytest.importorskip("selenium.webdriver")
+    from swarmd.testing.browser import BrowserMissing, headless_chromium
     try:
-        yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        with headless_chromium() as drv:
+            yield drv
+    except BrowserMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn):
@@ -89,7 +73,7 @@ def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn):
     browser.get(swarm.url + "/")
     assert "cancelled" in browser.find_element(By.ID, "objectives").text
     browser.save_screenshot(str(ROOT / "docs" / "dashboard-overview.png"))
-    for path in ("/costs", "/memory", "/objectives/live1", "/objectives?state=cancelled"):
+    for path in ("/costs", "/memory", "/traces", "/objectives/live1", "/objectives?state=cancelled"):
         browser.get(swarm.url + path)
         assert "Internal Server Error" not in browser.page_source and browser.find_element(By.TAG_NAME, "h1").text
 

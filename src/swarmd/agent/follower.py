@@ -33,7 +33,7 @@ from swarmd.governor.execute import run_tool
 from swarmd.agent.traces import (FileExists, JsonSchema, Match, NotLearnable, OutputContains, OutputMatches,
                                   StoredTrace, TraceError, TraceStore, Validation, check, fill, learn, quote_span)
 from swarmd.router import RequestError, Router
-from swarmd.agent.loop import AgentOutcome, record_run, route_for, run_agent, why_unanswered
+from swarmd.agent.loop import CANCELLED, AgentOutcome, ShouldStop, record_run, route_for, run_agent, why_unanswered
 from swarmd.agent.planner import make_plan
 
 #: characters of a replayed step's arguments and of its output shown to the verifier: enough for
@@ -47,7 +47,8 @@ _LIST_LIMIT = 2000
 @dataclass
 class Replay:
     """How a replay ended: ``status`` ``done`` | ``failed`` (a validation)
-    | ``denied`` | ``ask`` | ``not_applicable`` (a precondition);
+    | ``denied`` | ``ask`` | ``not_applicable`` (a precondition) |
+    ``cancelled`` (``should_stop`` said stop before a step);
     ``transcript``: the steps that ran (agent-loop shape; a failed step has
     ``check``, a step's passed validations are listed in ``checked``);
     ``answer`` (done); ``reason``; ``pending`` (ask: ``(tool, args,
@@ -62,14 +63,15 @@ class Replay:
 
 
 def replay(stored: StoredTrace, values: dict[str, str], governor: Governor, workspace: Path | str,
-           objective_id: str, output_chars: int) -> Replay:
+           objective_id: str, output_chars: int, should_stop: ShouldStop | None = None) -> Replay:
     """Run ``stored``'s steps with ``values`` (parameter name → value) in
     ``workspace``: preconditions first, then each step through the governor
     (:func:`run_tool`), then its validations in order (an ``output_matches``
     adds its captures to the slot values).  Stops at the first step not
     allowed or not passing; a shell step whose filled command splits into
     another number of words than the learned one (a value with spaces where
-    the learner's had none, unquoted) does not apply.  Never raises for tool failures."""
+    the learner's had none, unquoted) does not apply.  ``should_stop`` is
+    asked before each step (``cancelled``: it does not run).  Never raises for tool failures."""
     start = time.perf_counter()
     trace, vals, ws = stored.trace, dict(values), str(workspace)
     transcript: list[dict] = []
@@ -89,6 +91,8 @@ def replay(stored: StoredTrace, values: dict[str, str], governor: Governor, work
             return end("failed", reason=f"step {n}: no value for slot {exc}")
         if step.tool == "shell" and _words(args["command"]) != _words(fill(step.args, {**vals, **learned})["command"]):
             return end("not_applicable", reason=f"step {n}: the values change the command's words")
+        if should_stop is not None and should_stop():
+            return end(CANCELLED, reason=f"cancelled while running: stopped before step {n} ({step.tool})")
         res = run_tool(governor, step.tool, args, ws, objective_id=objective_id)
         if res.decision.decision == "ask":
             return end("ask", reason=f"ask: {res.decision.rule} {res.decision.reason}",
@@ -227,16 +231,20 @@ def _match(traces: TraceStore, goal: str, config: Config) -> Match | None:
 
 
 def run_with_traces(objective: dict, router: Router, governor: Governor, config: Config, workspace: Path,
-                    traces: TraceStore | None, resume: dict | None = None) -> AgentOutcome:
+                    traces: TraceStore | None, resume: dict | None = None,
+                    should_stop: ShouldStop | None = None) -> AgentOutcome:
     """Run (or resume) an ``agent`` objective as follower or learner (module
     docstring).  ``traces``: the trace store to match against (``None`` or
     ``traces.enabled: false``: always the learner).  Returns the
     :class:`AgentOutcome`, with ``trace`` set when traces were followed or
     learned and ``result["mode"]`` = ``follower`` | ``supervised`` |
-    ``learner``.  Never raises for model, tool or trace-store failures (logged)."""
+    ``learner``.  ``should_stop``: the job's "was it cancelled?", asked before
+    each replayed step, the plan and each step of the loop
+    (:func:`swarmd.agent.loop.run_agent`): the outcome is then ``cancelled``.
+    Never raises for model, tool or trace-store failures (logged)."""
     if resume is not None:
-        return _learned(run_agent(objective, router, governor, config.governor, workspace, resume=resume),
-                        objective, config)
+        return _learned(run_agent(objective, router, governor, config.governor, workspace, resume=resume,
+                                  should_stop=should_stop), objective, config)
     start: dict = {"learn": {"pre_existing": list_workspace(workspace)}}
     follow_event, attempts = None, []
     match = None
@@ -252,10 +260,14 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
                     objective["id"], match.stored.id, match.stored.version, match.similarity, match.why)
     if match is not None and match.follow:
         ended, follow_event, attempts = _follow(objective, match, router, governor, config, workspace, start,
-                                                attempts)
+                                                attempts, should_stop)
         if ended is not None:
             return ended
     spent = sum(a["cost_usd"] for a in attempts)
+    if should_stop is not None and should_stop():
+        result = {"answer": None, "status": CANCELLED, "cost_usd": spent, "steps": len(start.get("transcript", ())),
+                  "reason": "cancelled while running: stopped before the plan", "mode": LEARNER}
+        return AgentOutcome(CANCELLED, result, attempts, {}, None, follow_event)
     plan = make_plan(objective, router)
     plan_attempts = _mark(plan.attempts, LEARNER)
     if plan.steps is None:
@@ -264,22 +276,23 @@ def run_with_traces(objective: dict, router: Router, governor: Governor, config:
                   "status": "unresolved", "steps": 0, "mode": LEARNER}
         return AgentOutcome("unresolved", result, attempts + plan_attempts, {}, None, follow_event)
     start.update(plan=plan.steps, cost_usd=spent + plan.cost_usd, escalations=plan.escalations)
-    out = run_agent(objective, router, governor, config.governor, workspace, start=start)
+    out = run_agent(objective, router, governor, config.governor, workspace, start=start, should_stop=should_stop)
     out.attempts = attempts + plan_attempts + _mark(out.attempts, LEARNER)
     out.trace = follow_event
     return _learned(out, objective, config)
 
 
 def _follow(objective: dict, match: Match, router: Router, governor: Governor, config: Config, workspace: Path,
-            start: dict, attempts: list[dict]) -> tuple[AgentOutcome | None, dict | None, list[dict]]:
+            start: dict, attempts: list[dict],
+            should_stop: ShouldStop | None = None) -> tuple[AgentOutcome | None, dict | None, list[dict]]:
     """Replay ``match`` (supervised when ``match.supervised``); ``attempts``:
     the slot fills made for it.  Returns ``(outcome, None, attempts)`` when
-    the objective ends here (done, parked, or failed by a denial with no
-    denial to spare), else ``(None, follow event or None, attempts)`` with
+    the objective ends here (done, parked, cancelled, or failed by a denial
+    with no denial to spare), else ``(None, follow event or None, attempts)`` with
     ``start`` updated for the learner to continue from the replayed steps."""
     cfg, stored, oid = config.governor, match.stored, objective["id"]
     mode = SUPERVISED if match.supervised else FOLLOWER
-    rep = replay(stored, match.values, governor, workspace, oid, cfg.output_chars)
+    rep = replay(stored, match.values, governor, workspace, oid, cfg.output_chars, should_stop)
     verdict = verify(objective, rep, router) if rep.status == "done" and match.supervised else None
     not_verified = verdict is not None and verdict.status != "verified"
     attempt = _trace_attempt(stored, rep, mode, f"not verified: {verdict.reason}" if not_verified
@@ -304,6 +317,10 @@ def _follow(objective: dict, match: Match, router: Router, governor: Governor, c
         return AgentOutcome("awaiting_approval", result, attempts, loop, rep.pending), None, attempts
     if rep.status == "not_applicable":
         return None, None, attempts
+    if rep.status == CANCELLED:
+        result = {"answer": None, "status": CANCELLED, "reason": rep.reason, "cost_usd": spent,
+                  "steps": len(rep.transcript), "mode": mode, "trace": attempt["model"]}
+        return AgentOutcome(CANCELLED, result, attempts, {"transcript": rep.transcript}, None), None, attempts
     failed = {"follow": {"id": stored.id, "version": stored.version, "ok": False}}
     if rep.status == "done":        # supervised, every step passed, the verdict not "yes"
         rep.transcript[-1]["check"] = f"verification: {verdict.reason}"

@@ -7,7 +7,9 @@ governor: ``allow`` runs it in the workspace, ``deny`` tells the model (after
 ``governor.max_denials`` the objective ends ``failed``), ``ask`` stops the loop
 for a human (:attr:`AgentOutcome.loop` holds the state; :func:`run_agent` with
 ``resume`` continues).  No usable JSON from any tier, or ``governor.max_steps``
-replies: ``unresolved``.  No Redis or SQLite I/O here (the job does it).
+replies: ``unresolved``.  ``should_stop`` (the job's "was the objective
+cancelled?") is asked before each step and each tool action: ``cancelled``,
+nothing more run.  No Redis or SQLite I/O here (the job does it).
 Step by step, and the loop state's fields: docs/design.md (swarmd.agent.loop).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loguru import logger
 
@@ -25,19 +27,24 @@ from swarmd.governor import Decision, Governor, envelope, redact
 from swarmd.governor.execute import ToolResult, run_approved, run_tool
 from swarmd.governor.governor import TOOL_ARGS
 from swarmd.governor.workspace import approved_action
-from swarmd.router import RequestError, RouteResult, Router
+from swarmd.router import STOPPED, RequestError, RouteResult, Router
 from swarmd.router.prompts import MAX_INPUT_CHARS
 from swarmd.agent.approvals import resolution_decision
 
 #: Characters of a reply that was not a valid step, kept in the transcript.
 _REPLY_CHARS = 200
+#: The state of an agent run stopped because its objective was cancelled (a final state).
+CANCELLED = "cancelled"
+#: "Stop now?": asked between steps (no arguments; cheap: one Redis GET in the worker).
+ShouldStop = Callable[[], bool]
 
 
 @dataclass
 class AgentOutcome:
     """How one run of the loop ended.
 
-    ``state``: ``done`` | ``failed`` | ``unresolved`` | ``awaiting_approval``;
+    ``state``: ``done`` | ``failed`` | ``unresolved`` | ``awaiting_approval``
+    | ``cancelled`` (``should_stop`` said stop);
     ``result``: ``answer`` (the final answer or ``None``), ``confidence``,
     ``tier``, ``model`` (of the last model call), ``cost_usd`` and
     ``escalations`` (totals over every run), ``reason``, ``steps``, and for a
@@ -134,15 +141,17 @@ def record_run(transcript: list[dict], n: int, tool: str, args: dict, res: ToolR
     return step
 
 
-def route_for(router: Router, action: str, text: str, objective: dict) -> RouteResult:
+def route_for(router: Router, action: str, text: str, objective: dict,
+              should_stop: ShouldStop | None = None) -> RouteResult:
     """``router.route(action, text)`` for one model call of ``objective`` (an
     objective dict: ``id``, ``max_cost_usd``, ``strategy``): ledgered under
     its id, within its cost cap (USD), under its routing strategy (``None``:
-    the action's).  Raises :class:`RequestError` as :meth:`Router.route`
+    the action's); ``should_stop`` is asked before each escalation
+    (:meth:`Router.route`).  Raises :class:`RequestError` as :meth:`Router.route`
     does (e.g. a strategy the action's chain cannot serve)."""
     oid = objective["id"]
     return router.route(action, text, objective_id=oid, request_id=oid, max_cost_usd=objective.get("max_cost_usd"),
-                        strategy=objective.get("strategy"))
+                        strategy=objective.get("strategy"), should_stop=should_stop)
 
 
 def why_unanswered(routed: RouteResult) -> str:
@@ -153,7 +162,8 @@ def why_unanswered(routed: RouteResult) -> str:
 
 
 def run_agent(objective: dict, router: Router, governor: Governor, cfg: GovernorConfig, workspace: Path,
-              resume: dict | None = None, start: dict | None = None) -> AgentOutcome:
+              resume: dict | None = None, start: dict | None = None,
+              should_stop: ShouldStop | None = None) -> AgentOutcome:
     """Run the loop for ``objective`` (an objective dict) until done, failed,
     unresolved or parked (see the module docstring).
 
@@ -165,7 +175,9 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
     [steps], "transcript": [steps a replay ran], "steps": n}``; ``plan``
     (the planner's steps) is shown to the model after the objective, and
     ``learn`` (anything JSON) is kept in the loop state for the caller.
-    Never raises for model or tool failures.
+    ``should_stop``: asked before each step (model call) and each tool
+    action; ``True`` ends the run :data:`CANCELLED` there (what ran is in the
+    transcript; nothing after it runs).  Never raises for model or tool failures.
     """
     oid = objective["id"]
     loop = dict(resume["loop"]) if resume else dict(start or {})
@@ -201,9 +213,18 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
             return outcome("failed", f"denied: {step['rule']} {step['reason']}")
         return None
 
+    def stopped(before: str) -> AgentOutcome | None:
+        if should_stop is None or not should_stop():
+            return None
+        logger.info("objective {} cancelled while running: stopped before {}", oid, before)
+        return outcome(CANCELLED, f"cancelled while running: stopped before {before}")
+
     if resume:
         decision = resolution_decision(resume)
         tool, args, n = resume["tool"], resume["args"], state["steps"]
+        end = stopped(f"step {n} ({tool})")
+        if end:
+            return end
         if decision.decision == "allow":
             with approved_action(ws, decision.rule):  # what it changes is not asked again in the change set
                 res = run_approved(governor, tool, args, ws, decision, objective_id=oid)
@@ -218,14 +239,21 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
     while state["steps"] < cfg.max_steps:
         state["steps"] += 1
         n = state["steps"]
+        end = stopped(f"step {n}")
+        if end:
+            state["steps"] -= 1     # not taken
+            return end
         try:
-            routed = route_for(router, AGENT_ACTION, render_input(goal, transcript, cfg.output_chars), objective)
+            routed = route_for(router, AGENT_ACTION, render_input(goal, transcript, cfg.output_chars), objective,
+                               should_stop)
         except RequestError as exc:         # a strategy the agent action's chain cannot serve
             return outcome("unresolved", f"no usable next step: {exc}")
         attempts.extend(routed.attempts_json())
         state["cost_usd"] += routed.cost_usd
         state["escalations"] += routed.escalations
         last.update(confidence=routed.confidence, tier=routed.tier, model=routed.model)
+        if routed.status != "accepted" and routed.reason == STOPPED:
+            return outcome(CANCELLED, f"cancelled while running: stopped in step {n} before an escalation")
         if routed.status != "accepted":
             return outcome("unresolved", f"no usable next step from any tier: {routed.reason}")
         step, why = parse_step(routed.answer)
@@ -236,6 +264,9 @@ def run_agent(objective: dict, router: Router, governor: Governor, cfg: Governor
         if "done" in step:
             return outcome("done", None, answer=step["done"])
         tool, args = step["tool"], step["args"]
+        end = stopped(f"step {n}'s action ({tool})")
+        if end:
+            return end
         res = run_tool(governor, tool, args, ws, objective_id=oid)
         if res.decision.decision == "ask":
             return outcome("awaiting_approval", f"ask: {res.decision.rule} {res.decision.reason}",

@@ -2,8 +2,10 @@
 
 Pages: overview (``/``), objectives (``/objectives`` with filters), one objective
 (``/objectives/{id}``: attempts, cancel / retry / feedback buttons), approvals
-(``/approvals``: approve / deny), costs (``/costs``: the cost report), memory
-(``/memory``: the quality gate per group).  The only script is ``static/live.js``
+(``/approvals``: approve / deny), costs (``/costs``: spend by tier over time, an SVG
+drawn here at ``/costs/spend.svg``, and the cost report), memory (``/memory``: the
+quality gate per group), traces (``/traces``, ``/traces/{id}``: execution traces
+and their steps).  The only script is ``static/live.js``
 (served from the package: nothing from a CDN; no build step): an ``EventSource``
 on ``/api/v1/events`` that updates state cells and adds new objectives' rows.
 
@@ -22,14 +24,17 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from redis.exceptions import RedisError
 
 from swarmd.agent import approvals
 from swarmd.cli.memory import gate_report
+from swarmd.agent.traces import TraceError, TraceStore
 from swarmd.cli.objectives import status_data
-from swarmd.costs.report import build_report, parse_since, render_markdown
+from swarmd.cli.traces import trace_detail, trace_list
+from swarmd.costs.ledger_data import LedgerReadError, read_rows
+from swarmd.costs.report import build_report, parse_since, render_markdown, spend_over_time
 from swarmd.daemon import control
 from swarmd.errors import BadInput, Unreachable
 from swarmd.memory.feedback import Feedback, apply_feedback
@@ -41,7 +46,7 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "swarmd_session"
 #: Pages in the navigation bar: (path, name).
 PAGES = (("/", "Overview"), ("/objectives", "Objectives"), ("/approvals", "Approvals"), ("/costs", "Costs"),
-         ("/memory", "Memory"))
+         ("/memory", "Memory"), ("/traces", "Traces"))
 #: Seconds the session cookie lives in the browser.
 SESSION_MAX_AGE_S = 7 * 86400
 
@@ -175,7 +180,47 @@ def dashboard_router(ctx) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         markdown = render_markdown(build_report(ctx.db, ctx.config, start, time.time())) if ctx.db.exists() else None
-        return page(request, "costs.html", "/costs", "Costs", markdown=markdown, window=since)
+        return page(request, "costs.html", "/costs", "Costs", markdown=markdown, window=since,
+                    chart=f"/costs/spend.svg?{urlencode({'since': since})}")
+
+    @router.get("/costs/spend.svg")
+    def spend_chart(since: str = "1d") -> Response:
+        """Spend by tier over ``since`` (e.g. ``1d``) until now, :data:`SPEND_BUCKETS` stacked bars (SVG)."""
+        from swarmd.costs.charts import spend_svg      # matplotlib: loaded when a chart is first drawn
+        try:
+            start, now = parse_since(since), time.time()
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        try:
+            rows = read_rows(ctx.db, start, now) if ctx.db.exists() else []
+        except LedgerReadError:      # a store without a ledger yet
+            rows = []
+        return Response(spend_svg(spend_over_time(rows, start, max(now, start + 1))), media_type="image/svg+xml",
+                        headers={"Cache-Control": "no-store"})
+
+    @router.get("/traces", response_class=HTMLResponse)
+    def traces(request: Request) -> HTMLResponse:
+        store = TraceStore(ctx.db) if ctx.db.exists() else None
+        try:
+            rows = trace_list(store, all_versions=True) if store is not None else []
+        finally:
+            if store is not None:
+                store.close()
+        return page(request, "traces.html", "/traces", "Execution traces", traces=rows)
+
+    @router.get("/traces/{trace_id}", response_class=HTMLResponse)
+    def trace(request: Request, trace_id: str, version: int | None = None) -> HTMLResponse:
+        store = TraceStore(ctx.db) if ctx.db.exists() else None
+        try:
+            found = trace_detail(store, trace_id, version) if store is not None else None
+        except TraceError as exc:
+            raise HTTPException(422, str(exc)) from None
+        finally:
+            if store is not None:
+                store.close()
+        if found is None:
+            raise HTTPException(404, f"no trace {trace_id!r}")
+        return page(request, "trace.html", "/traces", f"Trace {trace_id} v{found['version']}", t=found)
 
     @router.get("/memory", response_class=HTMLResponse)
     def memory(request: Request) -> HTMLResponse:

@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     cancel = sub.add_parser("cancel", help="cancel an objective that has not ended",
                             description="A queued objective becomes cancelled and never runs; a running one is "
-                                        "stopped with RQ's stop-job command; one awaiting approval is cancelled "
+                                        "stopped at its next check: a label objective before its next escalation, an agent one "
+                                        "before its next step or tool action (its change set not applied); "
+                                        "one awaiting approval is cancelled "
                                         "(it can no longer be approved). Exit 2 for an unknown id or one that "
                                         "has ended.")
     cancel.add_argument("id", help="objective id")

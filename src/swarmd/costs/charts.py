@@ -1,13 +1,17 @@
-"""PNG charts for cost reports and cost analyses (matplotlib, Agg backend: no display needed).
+"""Charts for cost reports and cost analyses (matplotlib, Agg backend: no display needed).
 
-Both charts have two panels: cost by action, actual (or hybrid) next to the
+The PNG charts have two panels: cost by action, actual (or hybrid) next to the
 answered work on the API tier only, in USD; and calls by tier.  Titles
 (:func:`report_title`, :func:`analysis_title`) give the savings over the
-answered objectives and the unresolved ones apart.
+answered objectives and the unresolved ones apart.  :func:`spend_svg` draws the
+dashboard's spend by tier over time (stacked bars, SVG text, served by the daemon:
+nothing from a CDN).
 """
 
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import matplotlib
@@ -72,3 +76,34 @@ def plot_analysis(result: dict, path: str | Path) -> Path:
     return _two_panels(analysis_title(result),
                        {a: (v["hybrid_cost_usd"], v["pure_api_cost_usd"]) for a, v in result["by_action"].items()},
                        {t: v["calls"] for t, v in result["by_tier"].items()}, path, "swarmd (hybrid)")
+
+
+def spend_svg(series: dict) -> str:
+    """An SVG document (text) of spend by tier over time: one stacked bar per bucket of
+    ``series`` (:func:`swarmd.costs.report.spend_over_time`), USD on the y axis, bucket
+    start times (local clock) on the x axis, one colour per tier (:data:`TIER_COLOURS`).
+    With no spend in the window the bars are empty and the title says so."""
+    starts, tiers = series["starts"], series["tiers"]
+    hours = series["bucket_s"] * len(starts) / 3600
+    fmt = "%H:%M" if hours <= 24 else "%m-%d %H:%M"
+    labels = [time.strftime(fmt, time.localtime(t)) for t in starts]
+    total = sum(sum(v) for v in tiers.values())
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(10, 3.2))
+        bottom = [0.0] * len(starts)
+        for tier, usd in tiers.items():
+            ax.bar(range(len(starts)), usd, bottom=bottom, width=0.85, label=tier,
+                   color=TIER_COLOURS.get(tier, "#888888"))
+            bottom = [b + u for b, u in zip(bottom, usd)]
+        step = max(1, len(starts) // 8)
+        ax.set_xticks(list(range(0, len(starts), step)), labels[::step])
+        ax.set_ylabel("USD")
+        ax.set_title(f"spend by tier over the last {hours:g} h: ${total:.4f}".replace("$", r"\$")
+                     + ("" if tiers else " (no calls)"))
+        if tiers:
+            ax.legend(loc="upper left", fontsize="small")
+        fig.tight_layout()
+        out = io.StringIO()
+        fig.savefig(out, format="svg")
+        plt.close(fig)
+    return out.getvalue()

@@ -9,7 +9,8 @@ ones by reason and by routing strategy; agent runs by mode (``learner``, ``follo
 :mod:`swarmd.costs.ledger_data`.
 
 Written as ``<out_dir>/costs-<YYYY-MM-DD_HHMM>-<label>.md`` plus a PNG chart next to it
-(:mod:`swarmd.costs.charts`), and summarised in one log line (:func:`summary_line`).
+(:mod:`swarmd.costs.charts`), and summarised in one log line (:func:`summary_line`).  :func:`spend_over_time` buckets a
+window's spend by tier for the dashboard's chart (:func:`swarmd.costs.charts.spend_svg`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,32 @@ def build_report(db_path: str | Path, config: Config, since_ts: float, until_ts:
     report.update(since_ts=since_ts, until_ts=until_ts, db=str(db_path),
                   objectives=read_objectives(db_path, since_ts, until_ts), traces=trace_savings(db_path, rows))
     return report
+
+
+#: Time buckets of :func:`spend_over_time` (the dashboard's chart: one bar per bucket).
+SPEND_BUCKETS = 24
+
+
+def spend_over_time(rows: list[dict], since_ts: float, until_ts: float, buckets: int = SPEND_BUCKETS) -> dict:
+    """Spend (USD) by tier in ``buckets`` equal time buckets of ``[since_ts, until_ts)``
+    (unix s): ``{"since_ts", "until_ts", "bucket_s": seconds per bucket, "starts": [bucket
+    start ts], "tiers": {tier: [USD per bucket]}, "calls": {tier: [calls per bucket]}}``,
+    tiers in their first appearance's order.  ``rows``: ledger rows (``ts``, ``tier``,
+    ``cost_usd``; :func:`~swarmd.costs.ledger_data.read_rows`); rows outside the
+    window are left out.  Raises ``ValueError`` when ``until_ts <= since_ts`` or ``buckets < 1``."""
+    if until_ts <= since_ts or buckets < 1:
+        raise ValueError(f"spend_over_time: empty window ({since_ts} .. {until_ts}) or buckets={buckets}")
+    width = (until_ts - since_ts) / buckets
+    tiers: dict[str, list[float]] = {}
+    calls: dict[str, list[int]] = {}
+    for row in rows:
+        if not since_ts <= row["ts"] < until_ts:
+            continue
+        i = min(buckets - 1, int((row["ts"] - since_ts) // width))
+        tiers.setdefault(row["tier"], [0.0] * buckets)[i] += row["cost_usd"]
+        calls.setdefault(row["tier"], [0] * buckets)[i] += 1
+    return {"since_ts": since_ts, "until_ts": until_ts, "bucket_s": width,
+            "starts": [since_ts + i * width for i in range(buckets)], "tiers": tiers, "calls": calls}
 
 
 def trace_savings(db_path: str | Path, rows: list[dict]) -> list[dict]:

@@ -4,8 +4,9 @@
   objective (by index); :func:`push` puts valid ones on the objective stream in one transaction.
 * :func:`cancel`: an objective that has not ended becomes ``cancelled`` (final), atomically
   with a ``finished`` event, so no worker runs it afterwards; a parked one can no longer be
-  approved; a running one's job gets RQ's stop-job command, never a kill.  An ended one
-  raises :class:`Ended` (HTTP 409), an unknown one :class:`NotFound` (404).
+  approved; a running one stops at its worker's next check of the marker (before an
+  escalation, an agent step or a tool action) and its job gets RQ's stop-job command, never
+  a kill.  An ended one raises :class:`Ended` (HTTP 409), an unknown one :class:`NotFound`.
 * :func:`retry`: a failed, unresolved or cancelled objective is submitted again under
   :func:`retry_id` of its id (retrying twice submits once) with ``retry_of`` set.
 

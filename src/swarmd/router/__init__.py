@@ -15,6 +15,6 @@ reads :mod:`swarmd.memory` (learned gate, answer cache, retrieved examples) and 
 :mod:`swarmd.costs` (ledger; a budget's reservation wraps each paid call).
 """
 
-from swarmd.router.router import ACCEPTED, BUDGET, UNRESOLVED, Attempt, RequestError, RouteResult, Router
+from swarmd.router.router import ACCEPTED, BUDGET, STOPPED, UNRESOLVED, Attempt, RequestError, RouteResult, Router
 
-__all__ = ["ACCEPTED", "BUDGET", "UNRESOLVED", "Attempt", "RequestError", "RouteResult", "Router"]
+__all__ = ["ACCEPTED", "BUDGET", "STOPPED", "UNRESOLVED", "Attempt", "RequestError", "RouteResult", "Router"]

@@ -44,6 +44,10 @@ BATCHED_OUTPUTS = ("label", "yes_no")
 #: ``RouteResult.reason`` when a paid tier was refused by a budget and no free
 #: tier reached the threshold.
 BUDGET = "budget"
+#: ``RouteResult.reason`` when the caller's ``should_stop`` said stop before an
+#: escalation (the objective was cancelled while running): ``unresolved``, the
+#: calls made so far kept in ``attempts``.
+STOPPED = "stopped"
 
 
 class RequestError(BadInput, ValueError):
@@ -283,7 +287,8 @@ class Router:
     # ------------------------------------------------------------------ routing
     def route(self, action: str, text: str, labels: tuple[str, ...] | list[str] = (),
               objective_id: str | None = None, request_id: str | None = None,
-              max_cost_usd: float | None = None, strategy: str | None = None) -> RouteResult:
+              max_cost_usd: float | None = None, strategy: str | None = None,
+              should_stop: Callable[[], bool] | None = None) -> RouteResult:
         """Answer one request, escalating while confidence < threshold.
 
         ``max_cost_usd``: the objective's cap in USD (with a budget, across all
@@ -297,8 +302,13 @@ class Router:
         Returns a :class:`RouteResult`.  Raises :class:`RequestError` only for a
         bad request (unknown action, missing labels), never for a model failure
         nor a budget (a refused call is skipped; see the module docstring).
+        ``should_stop``: asked (no arguments, cheap) before each call after the
+        first one made; ``True`` ends the request ``unresolved`` with reason
+        :data:`STOPPED` and the attempts made so far (the worker passes "was the
+        objective cancelled": the router knows no queue).
         """
-        return self._route(action, text, labels, objective_id, request_id, max_cost_usd, strategy)
+        return self._route(action, text, labels, objective_id, request_id, max_cost_usd, strategy,
+                           should_stop=should_stop)
 
     def route_many(self, action: str, texts: list[str], labels: tuple[str, ...] | list[str] = (),
                    request_ids: list[str | None] | None = None, objective_ids: list[str | None] | None = None,
@@ -411,7 +421,8 @@ class Router:
         return prompt
 
     def _route(self, action, text, labels, objective_id, request_id, max_cost_usd, strategy,
-               answered: dict | None = None, use_memory: bool = True, prepared: tuple | None = None) -> RouteResult:
+               answered: dict | None = None, use_memory: bool = True, prepared: tuple | None = None,
+               should_stop: Callable[[], bool] | None = None) -> RouteResult:
         """:meth:`route`; ``answered``: ``{model key: Completion or the
         provider error}`` already obtained for this request (by a batch call),
         used instead of calling that model; ``use_memory=False``: the answer
@@ -447,6 +458,11 @@ class Router:
                     skips.append(skip_record(tier, model, "cooling_down", reason,
                                              until=round(self.availability.down_until(key), 3)))
                     continue
+                if attempts and should_stop is not None and should_stop():   # before an escalation
+                    if pending is not None:
+                        self._record(action, pending, objective_id)
+                    logger.info("{} stopped before {} (its caller said stop)", request_id or action, key)
+                    return self._result(best, attempts, skipped, UNRESOLVED, STOPPED, request_id)
                 reservation = None
                 model_prompt = self._model_prompt(prompt, retrieved, model, labels)
                 if not model.is_free:

@@ -7,6 +7,7 @@ production unless a test asks for it.
 * :mod:`~swarmd.testing.configs` — the shipped config with another LOCAL_FAST provider;
 * :mod:`~swarmd.testing.effects`, :mod:`~swarmd.testing.redteam` — security measured by
   effects in a canary-seeded throwaway root;
+* :mod:`~swarmd.testing.browser` — a headless chromium through selenium (dashboard tests, bench);
 * :mod:`~swarmd.testing.processes` — stopping a swarmd subprocess and what it left.
 
 The loopback Ollama/Anthropic fakes stay in ``tests/fakes``: only tests use them.

@@ -10,7 +10,13 @@ set reaches the workspace at each approval point: :mod:`swarmd.agent.changes`), 
 event).  It reports ``started`` and ``finished`` through :mod:`swarmd.queue`; a final
 ``finished`` sets the finished marker, so a job RQ runs again after its worker died past
 that point only logs that.  A model failure is an ``unresolved`` result, never a crashed
-job; a crash is RQ's to retry.  Design notes: docs/design.md (swarmd.workers.jobs).
+job; a crash is RQ's to retry.  A running objective cancelled (``swarmctl cancel``:
+its finished marker set to ``cancelled``) stops at the next check of :func:`stop_check`:
+a label objective before its next escalation, an agent one before its next step or tool
+action (its change set is not applied: the workspace stays as it was; its copy is removed,
+as every ended objective's is: a tmpfs left mounted would hold memory and its data
+directory until a reboot); the ``finished`` event of
+such a run carries state ``cancelled`` and the calls already paid for.  Design notes: docs/design.md (swarmd.workers.jobs).
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker_after_report``.
 """
 
@@ -29,11 +35,20 @@ from swarmd.governor.workspace import WorkspaceError, discard
 from swarmd.memory.audit import maybe_audit
 from swarmd.objectives import FINAL_STATES
 from swarmd.queue import Finished, Started, emit, reported_final, start
-from swarmd.router import RequestError
+from swarmd.router import STOPPED, RequestError
 from swarmd.testing.failpoints import failpoint
 from swarmd.agent.changes import CHANGESET_TOOL, agent_copy, approval_point, resume_changes
 from swarmd.agent.follower import run_with_traces
+from swarmd.agent.loop import CANCELLED, ShouldStop
 from swarmd.workers.context import WorkerContext, publish_tiers
+
+
+def stop_check(connection, objective_id: str) -> ShouldStop:
+    """The "stop now?" callable of a running objective: ``True`` once a final
+    state was reported for it (:func:`swarmd.queue.reported_final`; a cancel
+    sets that marker to ``cancelled``).  One Redis GET per call (well under a
+    millisecond on loopback), asked between steps, never during one."""
+    return lambda: reported_final(connection, objective_id) is not None
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
@@ -73,8 +88,9 @@ def route_objective(ctx: WorkerContext, objective: dict) -> dict:
     try:
         result = routed if routed is not None else ctx.router.route(
             objective["action"], objective["input"], tuple(objective.get("labels") or ()), objective_id=oid,
-            request_id=oid, max_cost_usd=objective.get("max_cost_usd"), strategy=objective.get("strategy"))
-        state = "done" if result.status == "accepted" else "unresolved"
+            request_id=oid, max_cost_usd=objective.get("max_cost_usd"), strategy=objective.get("strategy"),
+            should_stop=stop_check(ctx.redis, oid))
+        state = "done" if result.status == "accepted" else CANCELLED if result.reason == STOPPED else "unresolved"
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
         if result.skips:
             payload["skipped"] = result.skips
@@ -123,8 +139,12 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
                 outcome = resume_changes(copy, governor.policy, record, commit_as=commit_as)
             else:
                 outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree), ctx.traces,
-                                          resume=record)
-            outcome = approval_point(copy, governor.policy, outcome, commit_as=commit_as)
+                                          resume=record, should_stop=stop_check(conn, oid))
+            if outcome.state == CANCELLED:      # stopped between steps: nothing of the copy is applied
+                logger.info("objective {} cancelled while running: its change set is not applied to {}", oid,
+                            copy.real)
+            else:
+                outcome = approval_point(copy, governor.policy, outcome, commit_as=commit_as)
             payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
             if outcome.trace:
                 payload["trace"] = outcome.trace
