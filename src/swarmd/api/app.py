@@ -1,4 +1,4 @@
-"""The API's routes: :func:`create_app` over one :class:`ApiContext`.
+"""The API app: :func:`create_app` over one :class:`ApiContext`, routes in :mod:`swarmd.api.routes`.
 
 Under ``/api/v1`` (plus ``/metrics``), each needing ``Authorization: Bearer TOKEN`` (else 401):
 ``POST /objectives`` (202 ``{"ids"}``; 422 naming every bad field and index), ``GET
