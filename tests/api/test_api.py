@@ -13,7 +13,7 @@ import pytest
 from swarmd import cli
 from swarmd.agent import approvals
 from swarmd.api.auth import ensure_token
-from swarmd.cli.objectives import NO_WORKERS
+from swarmd.daemon.health import NO_WORKERS
 from swarmd.config import load_config
 from swarmd.daemon.control import retry_id
 from swarmd.governor.policy import Decision
