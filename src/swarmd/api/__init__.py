@@ -2,8 +2,9 @@
 
 * :mod:`swarmd.api.auth` — the bearer token in ``<data dir>/api.token`` (0600, created on
   first start; ``swarmctl api token [--rotate]``).
-* :mod:`swarmd.api.app` — :func:`~swarmd.api.app.create_app`: the routes under ``/api/v1``,
-  ``/metrics`` and the OpenAPI schema; every route needs ``Authorization: Bearer TOKEN``.
+* :mod:`swarmd.api.app` — :func:`~swarmd.api.app.create_app`: the routers of :mod:`swarmd.api.routes`
+  (``/api/v1``, ``/metrics``) and the OpenAPI schema; every route needs ``Authorization: Bearer TOKEN``
+  and reaches the shared :class:`~swarmd.api.context.ApiContext` through a dependency.
 * :mod:`swarmd.api.server` — :class:`~swarmd.api.server.ApiServer`: uvicorn in a thread on
   ``<data dir>/api.sock`` and ``api.listen`` (loopback unless ``api.allow_remote``),
   announced in ``<data dir>/api.url``.
