@@ -53,14 +53,14 @@ def test_untracked_deletion_applies_tracked_asks_and_conflicts_ask(copy):
     (ws / "src" / "b.py").write_text("the operator's\n")            # written in the real workspace meanwhile
     (tree / ".gitmodules").write_text("[submodule \"x\"]\n")
     got = judged(ac)
-    assert got["scratch.log"] == ("delete", "allow", "write-workspace")
+    assert got["scratch.log"] == ("delete", "ask", "workspace.delete-existing")   # untracked, yet the operator's
     assert got["src/a.py"] == ("delete", "ask", "workspace.delete-tracked")
     assert got["src/b.py"][1:] == ("ask", "workspace.conflict")
     assert got[".gitmodules"][1] == "ask"                            # workspace.protected or the policy's ask
     res = apply(ac, change_set(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml")))
-    assert not (ws / "scratch.log").exists() and (ws / "src" / "a.py").exists()
+    assert (ws / "scratch.log").exists() and (ws / "src" / "a.py").exists()
     assert (ws / "src" / "b.py").read_text() == "the operator's\n"
-    assert sorted(c["path"] for c in res["pending"]) == [".gitmodules", "src/a.py", "src/b.py"]
+    assert sorted(c["path"] for c in res["pending"]) == [".gitmodules", "scratch.log", "src/a.py", "src/b.py"]
     dismiss(ac, ["src/a.py"])                                        # rejected: not asked again
     assert "src/a.py" not in judged(ac) and "src/b.py" in judged(ac)
 
@@ -133,9 +133,9 @@ def test_an_approved_action_is_not_asked_again_as_its_change_set_entry(copy):
     for args in (["add", "src/c.py"], ["-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", "c"]):
         subprocess.run(["git", *args], cwd=ws, env=env, check=True, capture_output=True)
     discard(ac)
-    ac = make_copy(str(ws), ac.dir, load_policy(REPO / "policy.yaml"))
+    ac = make_copy(str(ws), ac.dir, load_policy(REPO / "src" / "swarmd" / "policy.yaml"))
     tree = Path(ac.tree)
-    gov = Governor(load_policy(REPO / "policy.yaml"))
+    gov = Governor(load_policy(REPO / "src" / "swarmd" / "policy.yaml"))
     ok = Decision("allow", "approval.approved", "approved by a person")
     assert gov.judge("shell", {"command": "rm src/a.py"}, str(tree)).decision.decision == "ask"
     with approved_action(str(tree), ok.rule):
@@ -145,8 +145,26 @@ def test_an_approved_action_is_not_asked_again_as_its_change_set_entry(copy):
     got = judged(ac)
     assert got["src/a.py"] == ("delete", "allow", "workspace.approved-action")
     assert got["src/c.py"] == ("delete", "ask", "workspace.delete-tracked")
-    res = apply(ac, change_set(ac, load_policy(REPO / "policy.yaml")))
+    res = apply(ac, change_set(ac, load_policy(REPO / "src" / "swarmd" / "policy.yaml")))
     assert not (ws / "src" / "a.py").exists() and (ws / "src" / "c.py").exists()
     assert [c["path"] for c in res["pending"]] == ["src/c.py"]
     (tree / "src" / "a.py").write_text("again\n")           # made again after the approval: judged afresh
     assert judged(ac)["src/a.py"][2] != "workspace.approved-action"
+
+
+def test_deleting_a_file_the_objective_made_applies_one_the_workspace_had_asks(copy):
+    """rt-d014: an untracked pre-existing file deleted (``git switch --orphan``) asks; a file the
+    objective itself added (and that was applied) is deleted freely."""
+    ac, ws, tree = copy
+    pol = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
+    (tree / "mine.txt").write_text("made by the objective\n")
+    apply(ac, change_set(ac, pol))
+    assert (ws / "mine.txt").exists()
+    (tree / "mine.txt").unlink()
+    (tree / "scratch.log").unlink()
+    got = judged(ac)
+    assert got["mine.txt"][:2] == ("delete", "allow")
+    assert got["scratch.log"] == ("delete", "ask", "workspace.delete-existing")
+    apply(ac, change_set(ac, pol))
+    assert not (ws / "mine.txt").exists() and (ws / "scratch.log").read_text() == "untracked\n"
+

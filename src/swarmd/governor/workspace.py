@@ -7,11 +7,11 @@ history, no credentials. Its base manifest (``base.json``: out of the sandbox's 
 tree's tmpfs, never in space the agent can fill) records what was copied. :func:`change_set` lists
 what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
 metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
-FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting tracked
-files, protected paths and conflicts ``ask``; the rest follows the policy's ``write_file`` rules.
+FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting
+files the workspace had, protected paths and conflicts ``ask``; the rest follows the policy's
+``write_file`` rules.
 :func:`apply` writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
-setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd commit
-what was applied. Errors: :class:`WorkspaceError`.
+setuid/setgid/sticky bits, owned by the real workspace's owner; :func:`commit` commits it. Errors: WorkspaceError.
 """
 
 from __future__ import annotations
@@ -619,10 +619,12 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
         old = entries.get(c.path)
         rst = _lstat(real, c.path)
         conflict = (rst is not None and c.op != "delete") if old is None else old.get("real") != _real_sig(rst)
-        if c.op == "delete" and tracked is None and not (old or {}).get("orig"):
+        existed = bool((old or {}).get("orig"))
+        if c.op == "delete" and tracked is None and not existed:
             d = judge(policy, ac, c, gitdirs, protect, set(), conflict)  # the objective's own file, applied earlier
         else:
-            d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict)
+            d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict,
+                      existed=existed)
         if d.decision == "ask" and not conflict:
             rule = _carried(base, c, now.get(c.path))
             if rule is not None:     # a person approved the action that made this change: not asked twice
@@ -677,7 +679,7 @@ def _same_content(tree: str, real: str, rel: str, st: os.stat_result, rst: os.st
 
 
 def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, tracked: set[str] | None,
-          conflict: bool) -> Decision:
+          conflict: bool, *, existed: bool = False) -> Decision:
     """The decision for one change (the strictest finding wins). Never raises.
 
     deny: ``workspace.git-metadata`` (a ``.git`` path component anywhere, in any
@@ -689,7 +691,9 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
     the path in the real workspace (``files.secret``, a real symlink leading
     out, policy ``write_file`` rules). ask: ``workspace.delete-tracked``
     (deleting a file the real repository tracks, or any existing file when
-    the real workspace is not a repository), ``workspace.protected``
+    the real workspace is not a repository), ``workspace.delete-existing``
+    (deleting an untracked file the workspace had before the objective:
+    ``existed``; only the objective's own files are deleted freely), ``workspace.protected``
     (:data:`sandbox.PROTECTED` and ``sandbox.protect``), ``workspace.conflict``
     (the real file changed since the copy was made), and the policy's asks.
     """
@@ -723,6 +727,9 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
         found.append(Decision("ask", "workspace.delete-tracked",
                               f"deleting {rel!r}, " + ("tracked by git" if tracked is not None else
                                                         "an existing file (the workspace is not a repository)")))
+    elif c.op == "delete" and existed:
+        found.append(Decision("ask", "workspace.delete-existing",
+                              f"deleting {rel!r}, a file the workspace had before the objective"))
     if _protected(rel, protect):
         found.append(Decision("ask", "workspace.protected", f"{rel!r} is a protected path (runs code later)"))
     if conflict:
