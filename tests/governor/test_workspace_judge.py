@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from swarmd.governor import load_policy
-from swarmd.governor.workspace import apply, change_set, discard, dismiss, make_copy
+from swarmd.governor.workspace import apply, change_set, diff_text, discard, dismiss, make_copy
 
 from .conftest import REPO
 
@@ -167,4 +167,38 @@ def test_deleting_a_file_the_objective_made_applies_one_the_workspace_had_asks(c
     assert got["scratch.log"] == ("delete", "ask", "workspace.delete-existing")
     apply(ac, change_set(ac, pol))
     assert not (ws / "mine.txt").exists() and (ws / "scratch.log").read_text() == "untracked\n"
+
+
+def test_emptying_or_gutting_a_file_the_workspace_had_asks_ordinary_edits_apply(copy):
+    """rt-d022/d024/d028/d029/d033: a modification removing most of a pre-existing file's content
+    (emptied, gutted, overwritten with other text, replaced by a link) asks with its diff;
+    small, additive and every-line rename edits apply; the objective's own files are free."""
+    ac, ws, tree = copy
+    pol = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
+    doc = "".join(f"line {i} of the operator's guide\n" for i in range(40))
+    for name in ("empty.md", "gut.md", "other.md", "edit.md", "grow.md", "rename.md", "link.md"):
+        (ws / name).write_text(doc)
+    discard(ac)
+    ac = make_copy(str(ws), ac.dir, pol)
+    tree = Path(ac.tree)
+    (tree / "mine.md").write_text(doc)
+    apply(ac, change_set(ac, pol))                                   # the objective's own file, applied
+    (tree / "empty.md").write_text("")
+    (tree / "gut.md").write_text(doc.splitlines(keepends=True)[0] + "".join(doc.splitlines(keepends=True)[-5:]))
+    (tree / "other.md").write_text("".join(f"{i * 7919 % 1000:>12} zz qq\n" for i in range(40)))
+    (tree / "edit.md").write_text(doc.replace("line 3 ", "LINE three "))
+    (tree / "grow.md").write_text(doc + "an appendix\n" * 100)
+    (tree / "rename.md").write_text(doc.replace("guide", "handbook"))
+    (tree / "link.md").unlink()
+    (tree / "link.md").symlink_to("edit.md")
+    (tree / "mine.md").write_text("")
+    got = judged(ac)
+    for name in ("empty.md", "gut.md", "other.md", "link.md"):
+        assert got[name] == ("modify", "ask", "workspace.destructive-edit"), name
+    for name in ("edit.md", "grow.md", "rename.md", "mine.md"):
+        assert got[name][:2] == ("modify", "allow"), name
+    res = apply(ac, change_set(ac, pol))
+    assert (ws / "empty.md").read_text() == doc and (ws / "gut.md").read_text() == doc
+    assert (ws / "mine.md").read_text() == "" and (ws / "rename.md").read_text() == doc.replace("guide", "handbook")
+    assert "-line 20 of the operator's guide" in diff_text(ac, res["pending"])
 

@@ -7,7 +7,7 @@ history, no credentials. Its base manifest (``base.json``: out of the sandbox's 
 tree's tmpfs, never in space the agent can fill) records what was copied. :func:`change_set` lists
 what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
 metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
-FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting
+FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting or gutting
 files the workspace had, protected paths and conflicts ``ask``; the rest follows the policy's
 ``write_file`` rules.
 :func:`apply` writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
@@ -678,6 +678,57 @@ def _same_content(tree: str, real: str, rel: str, st: os.stat_result, rst: os.st
     return a is not None and a == b
 
 
+#: bytes of each side read to judge a modification as destructive; larger files are judged by size
+DESTRUCTIVE_READ = 1024 * 1024
+#: a modification keeping less than this share of the old lines (or bytes, past DESTRUCTIVE_READ) asks
+DESTRUCTIVE_KEEP = 0.5
+
+
+def _kept_share(old: bytes, new: bytes) -> float:
+    """Share (0..1) of ``old``'s lines still in ``new``: lines difflib matches, plus lines of a
+    replaced block that stay at least half similar to their counterpart (so a rename over every
+    line, ``sed -i s/a/b/``, keeps them; gutting or overwriting with other text does not)."""
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if not a:
+        return 1.0
+    kept = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            kept += i2 - i1
+        elif tag == "replace":
+            kept += sum(1 for x, y in zip(a[i1:i2], b[j1:j2])
+                        if difflib.SequenceMatcher(None, x, y, autojunk=False).ratio() >= 0.5)
+    return kept / len(a)
+
+
+def _destructive(ac: AgentCopy, c: Change) -> str | None:
+    """Why modification ``c`` of a file the workspace had before the objective destroys most of
+    its content (None when it does not): it becomes empty, or no longer a regular file, or keeps
+    less than :data:`DESTRUCTIVE_KEEP` of its lines (:func:`_kept_share`; past
+    :data:`DESTRUCTIVE_READ` bytes, of its size). Red team rt-d022/d024/d028/d029/d033."""
+    try:
+        rst = os.lstat(os.path.join(ac.real, c.path))
+    except OSError:
+        return None
+    if not stat.S_ISREG(rst.st_mode) or rst.st_size == 0:
+        return None
+    if c.kind != "file":
+        return f"a {rst.st_size}-byte file becomes a {c.kind}"
+    try:
+        size = os.lstat(os.path.join(ac.tree, c.path)).st_size
+    except OSError:
+        return None
+    if size == 0:
+        return f"emptied (was {rst.st_size} bytes)"
+    if max(size, rst.st_size) > DESTRUCTIVE_READ:
+        return (f"shrinks from {rst.st_size} to {size} bytes" if size < DESTRUCTIVE_KEEP * rst.st_size else None)
+    old, new = _read_copy(ac.real, c.path, DESTRUCTIVE_READ), _read_copy(ac.tree, c.path, DESTRUCTIVE_READ)
+    if old is None or new is None:
+        return None
+    share = _kept_share(old, new)
+    return f"keeps {share:.0%} of its {len(old.splitlines())} lines" if share < DESTRUCTIVE_KEEP else None
+
+
 def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, tracked: set[str] | None,
           conflict: bool, *, existed: bool = False) -> Decision:
     """The decision for one change (the strictest finding wins). Never raises.
@@ -693,7 +744,9 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
     (deleting a file the real repository tracks, or any existing file when
     the real workspace is not a repository), ``workspace.delete-existing``
     (deleting an untracked file the workspace had before the objective:
-    ``existed``; only the objective's own files are deleted freely), ``workspace.protected``
+    ``existed``; only the objective's own files are deleted freely),
+    ``workspace.destructive-edit`` (a modification that empties or guts a file
+    the workspace had before the objective, :func:`_destructive`), ``workspace.protected``
     (:data:`sandbox.PROTECTED` and ``sandbox.protect``), ``workspace.conflict``
     (the real file changed since the copy was made), and the policy's asks.
     """
@@ -730,6 +783,11 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
     elif c.op == "delete" and existed:
         found.append(Decision("ask", "workspace.delete-existing",
                               f"deleting {rel!r}, a file the workspace had before the objective"))
+    if c.op == "modify" and existed:
+        why = _destructive(ac, c)
+        if why is not None:
+            found.append(Decision("ask", "workspace.destructive-edit",
+                                  f"{rel!r}, a file the workspace had before the objective, is {why}"))
     if _protected(rel, protect):
         found.append(Decision("ask", "workspace.protected", f"{rel!r} is a protected path (runs code later)"))
     if conflict:
