@@ -202,3 +202,26 @@ def test_emptying_or_gutting_a_file_the_workspace_had_asks_ordinary_edits_apply(
     assert (ws / "mine.md").read_text() == "" and (ws / "rename.md").read_text() == doc.replace("guide", "handbook")
     assert "-line 20 of the operator's guide" in diff_text(ac, res["pending"])
 
+
+def test_a_change_set_over_the_entry_cap_asks_as_a_whole(copy):
+    """rt-e001: more than ``sandbox.max_changeset_entries`` entries are not applied one by one;
+    every entry asks (``workspace.changeset-too-large``), denied ones stay denied."""
+    ac, ws, tree = copy
+    pol = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
+    pol = pol.model_copy(update={"sandbox": pol.sandbox.model_copy(update={"max_changeset_entries": 10})})
+    (tree / "many").mkdir()
+    for i in range(12):
+        (tree / "many" / f"f{i}").write_text("x\n")
+    (tree / "sub" / ".git").mkdir(parents=True)
+    cs = change_set(ac, pol)
+    rules = {c.path: (c.decision.decision, c.decision.rule) for c in cs.changes}
+    assert len(rules) == 15
+    assert rules["sub/.git"] == ("deny", "workspace.git-metadata")
+    assert {v for k, v in rules.items() if k != "sub/.git"} == {("ask", "workspace.changeset-too-large")}
+    assert "15 entries" in cs.changes[0].decision.reason or "15 entries" in cs.changes[-1].decision.reason
+    res = apply(ac, cs)
+    assert not (ws / "many").exists() and len(res["pending"]) == 14
+    for i in range(3, 12):
+        (tree / "many" / f"f{i}").unlink()
+    assert all(d == "allow" for d, _ in
+               ((c.decision.decision, c) for c in change_set(ac, pol).changes if not c.path.startswith("sub")))

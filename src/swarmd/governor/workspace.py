@@ -8,8 +8,8 @@ tree's tmpfs, never in space the agent can fill) records what was copied. :func:
 what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
 metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
 FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting or gutting
-files the workspace had, protected paths and conflicts ``ask``; the rest follows the policy's
-``write_file`` rules.
+files the workspace had, protected paths, conflicts and oversized sets ``ask``; the rest follows the
+policy's ``write_file`` rules.
 :func:`apply` writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
 setuid/setgid/sticky bits, owned by the real workspace's owner; :func:`commit` commits it. Errors: WorkspaceError.
 """
@@ -631,7 +631,7 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
                 d = Decision("allow", "workspace.approved-action",
                              f"{c.op} {c.path!r} was made by an approved action ({rule}; was: {d.rule})")
         judged.append(Change(c.op, c.path, c.kind, d, c.mode, c.note))
-    judged = _collapse(judged)
+    judged = _too_large(_collapse(judged), policy.sandbox.max_changeset_entries)
     dels = sorted((c for c in judged if c.op == "delete"), key=lambda c: (-c.path.count("/"), c.path))
     rest = sorted((c for c in judged if c.op != "delete"), key=lambda c: (c.path.count("/"), c.path))
     return ChangeSet(dels + rest)
@@ -676,6 +676,24 @@ def _same_content(tree: str, real: str, rel: str, st: os.stat_result, rst: os.st
     a = _read_copy(tree, rel)
     b = _read_copy(real, rel)
     return a is not None and a == b
+
+
+def _too_large(changes: list[Change], cap: int) -> list[Change]:
+    """Over ``cap`` entries (``sandbox.max_changeset_entries``) nothing of the set is applied
+    entry by entry: every entry not denied asks (rule ``workspace.changeset-too-large``, the
+    reason a count by op), so one action cannot land ~100,000 files in the real workspace
+    unreviewed (red team rt-e001: an inode bomb under the write cap). Deny stays deny."""
+    if len(changes) <= cap:
+        return changes
+    ops: dict[str, int] = {}
+    for c in changes:
+        ops[c.op] = ops.get(c.op, 0) + 1
+    summary = (f"change set of {len(changes)} entries (" + ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
+               + f") is over sandbox.max_changeset_entries={cap}: the whole set waits for approval")
+    return [c if c.decision.decision == "deny" else
+            Change(c.op, c.path, c.kind, Decision("ask", "workspace.changeset-too-large",
+                                                  f"{summary} (this entry: {c.decision.rule})"), c.mode, c.note)
+            for c in changes]
 
 
 #: bytes of each side read to judge a modification as destructive; larger files are judged by size
