@@ -959,7 +959,10 @@ def diff_text(ac: AgentCopy, changes: "list[Change] | list[dict]", limit: int = 
     """A unified diff (real -> copy) of ``changes`` for a person to review, at
     most ``limit`` characters, secrets redacted (:func:`audit.redact`)."""
     parts: list[str] = []
+    size = 0
     for c in changes:
+        if size > 2 * limit:
+            break             # cut below anyway: a set of 100,000 entries is not read in full
         c = c if isinstance(c, dict) else c.to_json()
         rel, op = c["path"], c["op"]
         head = f"{op} {rel} ({c['kind']}): {c['decision']} {c['rule']}"
@@ -976,6 +979,7 @@ def diff_text(ac: AgentCopy, changes: "list[Change] | list[dict]", limit: int = 
                                      "/dev/null" if op == "add" else f"a/{rel}",
                                      "/dev/null" if op == "delete" else f"b/{rel}")
         parts.append(head + "\n" + "".join(lines))
+        size += len(parts[-1])
     text = redact("\n".join(parts))
     return text if len(text) <= limit else text[:limit] + "\n[diff truncated]"
 
