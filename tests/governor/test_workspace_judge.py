@@ -225,3 +225,31 @@ def test_a_change_set_over_the_entry_cap_asks_as_a_whole(copy):
         (tree / "many" / f"f{i}").unlink()
     assert all(d == "allow" for d, _ in
                ((c.decision.decision, c) for c in change_set(ac, pol).changes if not c.path.startswith("sub")))
+
+
+@pytest.mark.parametrize("resolution", ["approve", "reject"])
+def test_an_oversized_change_set_is_decided_as_one_beyond_the_listed_entries(copy, monkeypatch, resolution):
+    """Approving an oversized set applies every entry still asked (not only the MAX_LISTED shown);
+    rejecting leaves them all out, not asked again; denied entries are never applied."""
+    from swarmd.agent import changes
+    from swarmd.agent.approvals import RESOLUTIONS
+    from swarmd.agent.loop import AgentOutcome
+    ac, ws, tree = copy
+    pol = load_policy(REPO / "src" / "swarmd" / "policy.yaml")
+    pol = pol.model_copy(update={"sandbox": pol.sandbox.model_copy(update={"max_changeset_entries": 10})})
+    monkeypatch.setattr(changes, "MAX_LISTED", 5)
+    (tree / "many").mkdir()
+    for i in range(12):
+        (tree / "many" / f"f{i}").write_text(f"{i}\n")
+    (tree / "sub" / ".git").mkdir(parents=True)
+    out = changes.approval_point(ac, pol, AgentOutcome("done", {"answer": "ok"}, loop={"steps": 1}))
+    assert out.state == "awaiting_approval" and out.pending[1]["whole_set"] == 14
+    assert len(out.pending[1]["changes"]) == 5 and not (ws / "many").exists()
+    decision, rule = RESOLUTIONS[resolution]
+    record = {"tool": out.pending[0], "args": out.pending[1], "loop": out.loop,
+              "resolution": {"decision": resolution, "by": "t", "ts": 0, "rule": rule, "reason": "r"}}
+    done = changes.approval_point(ac, pol, changes.resume_changes(ac, pol, record))
+    assert (done.state, done.pending) == ("done", None)
+    got = sorted(p.name for p in (ws / "many").iterdir()) if (ws / "many").exists() else []
+    assert got == (sorted(f"f{i}" for i in range(12)) if resolution == "approve" else [])
+    assert not (ws / "sub" / ".git").exists()
