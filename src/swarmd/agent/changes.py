@@ -87,6 +87,8 @@ def approval_point(ac: AgentCopy, policy: Policy, outcome: AgentOutcome, *, comm
     decision = strictest([Decision(c["decision"], c["rule"], c["reason"]) for c in res["pending"]], None)
     args = {"changes": [{"op": c["op"], "path": c["path"], "rule": c["rule"]} for c in res["pending"]][:MAX_LISTED],
             "diff": res["diff"]}
+    if any(c["rule"] == "workspace.changeset-too-large" for c in res["pending"]):
+        args["whole_set"] = len(res["pending"])     # decided as one: more entries than are listed
     loop = dict(outcome.loop, final={"state": outcome.state, "result": outcome.result}, changes=changes)
     result = dict(outcome.result, status="awaiting_approval",
                   reason=f"ask: {decision.rule} {len(res['pending'])} change(s) wait for approval",
@@ -99,11 +101,14 @@ def resume_changes(ac: AgentCopy, policy: Policy, record: dict, *, commit_as: st
     """Finish an objective parked on :data:`CHANGESET_TOOL` after the person's
     decision (``record``: the park record with its resolution): approve applies
     the listed changes still in the change set (a ``deny`` now is not applied),
-    reject/timeout marks them as seen so they are not asked again. Returns the
+    reject/timeout marks them as seen so they are not asked again (an oversized set,
+    ``args["whole_set"]``: every entry asked now, not only the listed ones). Returns the
     loop's final outcome with ``changes`` updated."""
     decision = resolution_decision(record)
     paths = {c["path"] for c in record["args"].get("changes", [])}
     cs = change_set(ac, policy)
+    if record["args"].get("whole_set"):    # an oversized set, decided as one: every entry still asked
+        paths |= {c.path for c in cs.changes if c.decision.decision == "ask"}
     if decision.decision == "allow":
         res = apply(ac, cs, only=paths, approved=True)
     else:

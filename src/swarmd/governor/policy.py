@@ -200,7 +200,10 @@ class SandboxPolicy(_Model):
     envelope (cgroup CFS quota, cores). ``mask``: extra workspace-relative globs bound over with an
     empty file (besides the built-in and ``files.secrets`` lists).
     ``protect``: workspace-relative globs mounted read-only inside the
-    sandbox (files that run code later: git hooks, editor tasks)."""
+    sandbox (files that run code later: git hooks, editor tasks).
+    ``max_changeset_entries``: over this many entries an objective's change set
+    is not applied entry by entry; the whole set asks (``workspace.changeset-too-large``;
+    red team rt-e001 landed ~100,000 files under the write cap)."""
 
     network: bool = False
     write_cap_mb: Annotated[int, Field(ge=1, le=1024 * 1024)] = 256
@@ -209,6 +212,7 @@ class SandboxPolicy(_Model):
     write_cap_inodes: Annotated[int, Field(ge=16, le=100_000_000)] = 20_000
     cpu_cores: Annotated[float, Field(gt=0, le=1024)] = 1.0
     open_files: Annotated[int, Field(ge=16, le=65536)] = 1024
+    max_changeset_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
     mask: Globs
     protect: Globs
 

@@ -7,11 +7,11 @@ history, no credentials. Its base manifest (``base.json``: out of the sandbox's 
 tree's tmpfs, never in space the agent can fill) records what was copied. :func:`change_set` lists
 what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
 metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
-FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting tracked
-files, protected paths and conflicts ``ask``; the rest follows the policy's ``write_file`` rules.
+FIFOs, sockets and symlinks leaving the workspace are ``deny`` (never applied); deleting or gutting
+files the workspace had, protected paths, conflicts and oversized sets ``ask``; the rest follows the
+policy's ``write_file`` rules.
 :func:`apply` writes allowed entries through ``O_NOFOLLOW`` directory descriptors, without
-setuid/setgid/sticky bits, owned by the real workspace's owner. :func:`commit` lets swarmd commit
-what was applied. Errors: :class:`WorkspaceError`.
+setuid/setgid/sticky bits, owned by the real workspace's owner; :func:`commit` commits it. Errors: WorkspaceError.
 """
 
 from __future__ import annotations
@@ -619,17 +619,19 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
         old = entries.get(c.path)
         rst = _lstat(real, c.path)
         conflict = (rst is not None and c.op != "delete") if old is None else old.get("real") != _real_sig(rst)
-        if c.op == "delete" and tracked is None and not (old or {}).get("orig"):
+        existed = bool((old or {}).get("orig"))
+        if c.op == "delete" and tracked is None and not existed:
             d = judge(policy, ac, c, gitdirs, protect, set(), conflict)  # the objective's own file, applied earlier
         else:
-            d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict)
+            d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict,
+                      existed=existed)
         if d.decision == "ask" and not conflict:
             rule = _carried(base, c, now.get(c.path))
             if rule is not None:     # a person approved the action that made this change: not asked twice
                 d = Decision("allow", "workspace.approved-action",
                              f"{c.op} {c.path!r} was made by an approved action ({rule}; was: {d.rule})")
         judged.append(Change(c.op, c.path, c.kind, d, c.mode, c.note))
-    judged = _collapse(judged)
+    judged = _too_large(_collapse(judged), policy.sandbox.max_changeset_entries)
     dels = sorted((c for c in judged if c.op == "delete"), key=lambda c: (-c.path.count("/"), c.path))
     rest = sorted((c for c in judged if c.op != "delete"), key=lambda c: (c.path.count("/"), c.path))
     return ChangeSet(dels + rest)
@@ -676,8 +678,77 @@ def _same_content(tree: str, real: str, rel: str, st: os.stat_result, rst: os.st
     return a is not None and a == b
 
 
+def _too_large(changes: list[Change], cap: int) -> list[Change]:
+    """Over ``cap`` entries (``sandbox.max_changeset_entries``) nothing of the set is applied
+    entry by entry: every entry not denied asks (rule ``workspace.changeset-too-large``, the
+    reason a count by op), so one action cannot land ~100,000 files in the real workspace
+    unreviewed (red team rt-e001: an inode bomb under the write cap). Deny stays deny."""
+    if len(changes) <= cap:
+        return changes
+    ops: dict[str, int] = {}
+    for c in changes:
+        ops[c.op] = ops.get(c.op, 0) + 1
+    summary = (f"change set of {len(changes)} entries (" + ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
+               + f") is over sandbox.max_changeset_entries={cap}: the whole set waits for approval")
+    return [c if c.decision.decision == "deny" else
+            Change(c.op, c.path, c.kind, Decision("ask", "workspace.changeset-too-large",
+                                                  f"{summary} (this entry: {c.decision.rule})"), c.mode, c.note)
+            for c in changes]
+
+
+#: bytes of each side read to judge a modification as destructive; larger files are judged by size
+DESTRUCTIVE_READ = 1024 * 1024
+#: a modification keeping less than this share of the old lines (or bytes, past DESTRUCTIVE_READ) asks
+DESTRUCTIVE_KEEP = 0.5
+
+
+def _kept_share(old: bytes, new: bytes) -> float:
+    """Share (0..1) of ``old``'s lines still in ``new``: lines difflib matches, plus lines of a
+    replaced block that stay at least half similar to their counterpart (so a rename over every
+    line, ``sed -i s/a/b/``, keeps them; gutting or overwriting with other text does not)."""
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if not a:
+        return 1.0
+    kept = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            kept += i2 - i1
+        elif tag == "replace":
+            kept += sum(1 for x, y in zip(a[i1:i2], b[j1:j2])
+                        if difflib.SequenceMatcher(None, x, y, autojunk=False).ratio() >= 0.5)
+    return kept / len(a)
+
+
+def _destructive(ac: AgentCopy, c: Change) -> str | None:
+    """Why modification ``c`` of a file the workspace had before the objective destroys most of
+    its content (None when it does not): it becomes empty, or no longer a regular file, or keeps
+    less than :data:`DESTRUCTIVE_KEEP` of its lines (:func:`_kept_share`; past
+    :data:`DESTRUCTIVE_READ` bytes, of its size). Red team rt-d022/d024/d028/d029/d033."""
+    try:
+        rst = os.lstat(os.path.join(ac.real, c.path))
+    except OSError:
+        return None
+    if not stat.S_ISREG(rst.st_mode) or rst.st_size == 0:
+        return None
+    if c.kind != "file":
+        return f"a {rst.st_size}-byte file becomes a {c.kind}"
+    try:
+        size = os.lstat(os.path.join(ac.tree, c.path)).st_size
+    except OSError:
+        return None
+    if size == 0:
+        return f"emptied (was {rst.st_size} bytes)"
+    if max(size, rst.st_size) > DESTRUCTIVE_READ:
+        return (f"shrinks from {rst.st_size} to {size} bytes" if size < DESTRUCTIVE_KEEP * rst.st_size else None)
+    old, new = _read_copy(ac.real, c.path, DESTRUCTIVE_READ), _read_copy(ac.tree, c.path, DESTRUCTIVE_READ)
+    if old is None or new is None:
+        return None
+    share = _kept_share(old, new)
+    return f"keeps {share:.0%} of its {len(old.splitlines())} lines" if share < DESTRUCTIVE_KEEP else None
+
+
 def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, tracked: set[str] | None,
-          conflict: bool) -> Decision:
+          conflict: bool, *, existed: bool = False) -> Decision:
     """The decision for one change (the strictest finding wins). Never raises.
 
     deny: ``workspace.git-metadata`` (a ``.git`` path component anywhere, in any
@@ -689,7 +760,11 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
     the path in the real workspace (``files.secret``, a real symlink leading
     out, policy ``write_file`` rules). ask: ``workspace.delete-tracked``
     (deleting a file the real repository tracks, or any existing file when
-    the real workspace is not a repository), ``workspace.protected``
+    the real workspace is not a repository), ``workspace.delete-existing``
+    (deleting an untracked file the workspace had before the objective:
+    ``existed``; only the objective's own files are deleted freely),
+    ``workspace.destructive-edit`` (a modification that empties or guts a file
+    the workspace had before the objective, :func:`_destructive`), ``workspace.protected``
     (:data:`sandbox.PROTECTED` and ``sandbox.protect``), ``workspace.conflict``
     (the real file changed since the copy was made), and the policy's asks.
     """
@@ -723,6 +798,14 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
         found.append(Decision("ask", "workspace.delete-tracked",
                               f"deleting {rel!r}, " + ("tracked by git" if tracked is not None else
                                                         "an existing file (the workspace is not a repository)")))
+    elif c.op == "delete" and existed:
+        found.append(Decision("ask", "workspace.delete-existing",
+                              f"deleting {rel!r}, a file the workspace had before the objective"))
+    if c.op == "modify" and existed:
+        why = _destructive(ac, c)
+        if why is not None:
+            found.append(Decision("ask", "workspace.destructive-edit",
+                                  f"{rel!r}, a file the workspace had before the objective, is {why}"))
     if _protected(rel, protect):
         found.append(Decision("ask", "workspace.protected", f"{rel!r} is a protected path (runs code later)"))
     if conflict:
@@ -876,7 +959,10 @@ def diff_text(ac: AgentCopy, changes: "list[Change] | list[dict]", limit: int = 
     """A unified diff (real -> copy) of ``changes`` for a person to review, at
     most ``limit`` characters, secrets redacted (:func:`audit.redact`)."""
     parts: list[str] = []
+    size = 0
     for c in changes:
+        if size > 2 * limit:
+            break             # cut below anyway: a set of 100,000 entries is not read in full
         c = c if isinstance(c, dict) else c.to_json()
         rel, op = c["path"], c["op"]
         head = f"{op} {rel} ({c['kind']}): {c['decision']} {c['rule']}"
@@ -893,6 +979,7 @@ def diff_text(ac: AgentCopy, changes: "list[Change] | list[dict]", limit: int = 
                                      "/dev/null" if op == "add" else f"a/{rel}",
                                      "/dev/null" if op == "delete" else f"b/{rel}")
         parts.append(head + "\n" + "".join(lines))
+        size += len(parts[-1])
     text = redact("\n".join(parts))
     return text if len(text) <= limit else text[:limit] + "\n[diff truncated]"
 
