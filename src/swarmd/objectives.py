@@ -8,11 +8,11 @@ An objective is a JSON object::
      "tags": [str], "submitted_at": float (unix seconds), "retry_of": str | null,
      "traceparent"?: str (W3C, :mod:`swarmd.telemetry`)}
 
-``strategy`` is validated against the config (for an agent objective against every action
-its calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life:
-``queued → running → done | failed | unresolved`` (or ``cancelled`` from any unended state); an ``agent`` objective whose next tool
-action the governor answers ``ask`` waits in ``awaiting_approval`` until approved, rejected
-or timed out.  Free text with no action is an :data:`AGENT_ACTION` objective.
+``strategy`` is validated against the config (an agent objective's against every action its
+calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life: ``queued →
+running → done | failed | unresolved``, or ``cancelled`` from any unended state; an agent
+objective the governor answers ``ask`` waits in ``awaiting_approval``.  Free text with no
+action is an :data:`AGENT_ACTION` objective.
 :class:`ObjectiveError` (exit 2) names every bad field.
 """
 
@@ -151,10 +151,12 @@ class Objective(BaseModel):
         return strategy
 
     def to_dict(self) -> dict:
-        """The JSON-ready dict (the keys of the module docstring; ``traceparent`` only when set)."""
+        """The JSON-ready dict (the keys of the module docstring; ``retry_of`` and
+        ``traceparent`` only when set)."""
         out = self.model_dump()
-        if out["traceparent"] is None:
-            del out["traceparent"]
+        for optional in ("retry_of", "traceparent"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
 

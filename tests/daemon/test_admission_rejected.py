@@ -37,10 +37,11 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
             {"id": "old-1", "action": "classify", "input": "fix crash", "labels": ["feat"]})})
         # the real submit path, checked against a config allowing longer input than the daemon's
         batch = write_jsonl(tmp_path / "long.jsonl", [
-            {"id": "long-1", "action": "summarize", "input": "x" * 200}, *rows("ok", 1)])
+            {"id": "long-1", "action": "classify", "input": "x" * 200, "labels": ["feat", "fix"]}, *rows("ok", 1)])
         done = swarmctl("--config", str(submit_config), "submit", "--file", str(batch), "--wait",
                         "--timeout", "20", redis_url=redis_url, data_dir=daemon.data)
-        assert done.returncode == 0, done.stderr                 # it ended, not timed out
+        # it ended (not timed out) with one objective failed: exit 1 (swarmd.errors.EXIT_RULE)
+        assert done.returncode == 1 and "timed out" not in done.stderr, done.stderr
         assert "done: 1" in done.stdout and "failed: 1" in done.stdout
 
         long_state = redis_state(redis_conn, "long-1")
@@ -53,8 +54,8 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
         assert redis_conn.ttl(K.objective_key("old-1")) > 0       # final: expires like any final state
 
         show = swarmctl("--config", str(daemon_config), "show", "long-1", redis_url=redis_url, data_dir=daemon.data)
-        assert show.returncode == 0, show.stderr
-        assert "long-1 summarize: failed" in show.stdout and "rejected: objective: input" in show.stdout
+        assert show.returncode == 1, show.stderr                 # failed: no accepted answer
+        assert "long-1 classify: failed" in show.stdout and "rejected: objective: input" in show.stdout
 
         # stored failed with the reason (status counts them there), and nothing ran them: no job, no event
         store = Store(daemon.data / "memory.db")
@@ -62,7 +63,7 @@ def test_objectives_the_daemon_rejects_end_failed_with_the_reason(tmp_path, redi
             for oid, state in (("long-1", long_state), ("old-1", old_state)):
                 rec = store.get(oid)
                 assert (rec["state"], rec["reason"], rec["attempts"]) == ("failed", state["reason"], [])
-            assert store.get("long-1")["action"] == "summarize" and store.get("long-1")["input"] == "x" * 100
+            assert store.get("long-1")["action"] == "classify" and store.get("long-1")["input"] == "x" * 100
             assert store.get("ok-0")["state"] == "done"
         finally:
             store.close()

@@ -38,7 +38,7 @@ def test_message_has_one_line_per_problem():
     assert str(info.value).splitlines() == [
         "b.jsonl:2: input: expected non-empty text, found ' ' (input is empty)",
         "b.jsonl:2: tag: expected a known key (id, action, input, labels, priority, max_cost_usd, strategy, tags, "
-        "submitted_at, traceparent), found unknown key 'tag' (did you mean 'tags'?)",
+        "submitted_at, retry_of, traceparent), found unknown key 'tag' (did you mean 'tags'?)",
     ]
     assert isinstance(info.value, BadInput) and isinstance(info.value, ValueError)
 

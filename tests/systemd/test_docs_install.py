@@ -85,5 +85,5 @@ def test_bootstrap_production_installs_no_test_tools(tmp_path):
     prod, dev = run_bootstrap(tmp_path, True), run_bootstrap(tmp_path, False)
     assert "systemd-container" not in prod and "systemd-container" in dev
     assert "bubblewrap" in prod and "redis-server" in prod                   # what the service needs stays
-    assert "pip install -q -e .[local,qdrant]" in prod and "dev" not in prod.split("pip install -q -e", 1)[1]
-    assert "pip install -q -e .[local,dev,qdrant]" in dev
+    assert "pip install -q -e .[local,qdrant,otel]" in prod and "dev" not in prod.split("pip install -q -e", 1)[1]
+    assert "pip install -q -e .[local,dev,qdrant,otel]" in dev

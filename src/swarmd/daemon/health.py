@@ -5,10 +5,8 @@
 * reachability and key: the daemon's probe (:func:`swarmd.router.reach.model_problems`,
   published in its heartbeat as ``model_problems``), or a probe from here when no daemon
   publishes one;
-* model loaded: for an in-process model (:data:`IN_PROCESS`: the embedded ``llama_cpp``
-  model, ``echo``), the workers that built it
-  (their router's :meth:`~swarmd.router.Router.tier_state`, :data:`swarmd.queue.WORKER_TIERS`),
-  else ``"on first use"``;
+* model loaded: for an in-process model (:data:`IN_PROCESS`), the workers that built it
+  (:data:`swarmd.queue.WORKER_TIERS`), else ``"on first use"``;
 * cooling down: the latest end of a cool-down any running worker reports for that model.
 
 :func:`health_warnings` gives ``status``'s warnings: no worker running, and workers x

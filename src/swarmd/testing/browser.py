@@ -14,12 +14,14 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
+from swarmd.errors import SwarmdError
+
 #: Flags for a headless chromium that reaches nothing beyond loopback.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900")
 
 
-class BrowserMissing(RuntimeError):
+class BrowserMissing(SwarmdError, RuntimeError):
     """``chromium`` or ``chromedriver`` is not on ``$PATH``."""
 
 
@@ -29,8 +31,8 @@ def headless_chromium() -> Iterator:
     ``--user-data-dir`` (removed afterwards, as is the browser).  Raises
     :class:`BrowserMissing` naming the Debian packages when a binary is missing,
     ``ImportError`` without selenium."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from selenium import webdriver  # lazy: selenium is a [dev] extra, only browser tests and bench/api.py use it
+    from selenium.webdriver.chrome.service import Service  # lazy: as above
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         raise BrowserMissing("chromium and chromium-driver are not installed; scripts/bootstrap.sh installs them "

@@ -1,22 +1,16 @@
 """The RQ job (:data:`swarmd.queue.JOB_FUNC`): run one objective and report it.
 
 :func:`run_objective` receives the worker's context first
-(:class:`swarmd.workers.context.WorkerContext`) and the objective dict.  A label
-objective is one router call (or the result routed ahead in a batch,
-``ctx.routed``); an ``agent`` objective runs :func:`swarmd.agent.follower.run_with_traces`
-under the governor in its own copy of ``<data dir>/workspaces/<id>`` (the judged change
-set reaches the workspace at each approval point: :mod:`swarmd.agent.changes`), and an
-``ask`` parks it (:mod:`swarmd.agent.approvals`, in one transaction with its ``finished``
-event).  It reports ``started`` and ``finished`` through :mod:`swarmd.queue`; a final
-``finished`` sets the finished marker, so a job RQ runs again after its worker died past
-that point only logs that.  A model failure is an ``unresolved`` result, never a crashed
-job; a crash is RQ's to retry.  A running objective cancelled (``swarmctl cancel``:
-its finished marker set to ``cancelled``) stops at the next check of :func:`stop_check`:
-a label objective before its next escalation, an agent one before its next step or tool
-action (its change set is not applied: the workspace stays as it was; its copy is removed,
-as every ended objective's is: a tmpfs left mounted would hold memory and its data
-directory until a reboot); the ``finished`` event of
-such a run carries state ``cancelled`` and the calls already paid for.  Design notes: docs/design.md (swarmd.workers.jobs).
+(:class:`swarmd.workers.context.WorkerContext`) and the objective dict.  A label objective
+is one router call (or the result routed ahead in a batch, ``ctx.routed``); an ``agent``
+objective runs :func:`swarmd.agent.follower.run_with_traces` under the governor in its own
+copy of the workspace (the judged change set is applied at approval points:
+:mod:`swarmd.agent.changes`), and an ``ask`` parks it (:mod:`swarmd.agent.approvals`).  It
+reports ``started`` and ``finished`` through :mod:`swarmd.queue`; a final ``finished`` sets
+the finished marker, so a re-run only logs that.  A model failure is ``unresolved``, never
+a crashed job.  A cancelled running objective stops at the next :func:`stop_check` (before
+an escalation, an agent step or a tool action; its change set is not applied) and reports
+``cancelled`` with the calls already paid for.  Design notes: docs/design.md.
 Test failpoints (:mod:`swarmd.testing.failpoints`): ``worker_mid_job``, ``worker_after_report``.
 """
 
