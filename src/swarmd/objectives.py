@@ -8,11 +8,10 @@ An objective is a JSON object::
      "tags": [str], "submitted_at": float (unix seconds), "retry_of": str | null,
      "traceparent"?: str (W3C, :mod:`swarmd.telemetry`)}
 
-``strategy`` is validated against the config (an agent objective's against every action its
-calls go through, :data:`AGENT_ROUTED`) and defaults to the action's.  Its life: ``queued →
-running → done | failed | unresolved``, or ``cancelled`` from any unended state; an agent
-objective the governor answers ``ask`` waits in ``awaiting_approval``.  Free text with no
-action is an :data:`AGENT_ACTION` objective.
+``strategy`` is checked against the config (:data:`AGENT_ROUTED` for agents) and defaults to
+the action's.  Life: ``queued → running → done | failed | unresolved``, or ``cancelled``; an
+agent the governor answers ``ask`` waits in ``awaiting_approval``.  Free text with no action
+is an :data:`AGENT_ACTION` objective.
 :class:`ObjectiveError` (exit 2) names every bad field.
 """
 
