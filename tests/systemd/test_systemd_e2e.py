@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmd.objectives import FINAL_STATES
 from tests.systemd.nspawn import SYSTEM_PATH, BootFailed, Container, why_not
 from tests.wait import LONG_S, wait_until
 
@@ -165,6 +166,10 @@ def _started_workers(c: Container) -> int:
     return workers
 
 
+#: objective states from "running" on
+RUNNING_OR_ENDED = ("running", *FINAL_STATES)
+
+
 def _store_state(c: Container, oid: str) -> str | None:
     db = c.path(f"{DATA}/memory.db")
     if not db.exists():
@@ -274,7 +279,10 @@ def test_agent_shell_runs_in_bwrap_and_stop_waits_for_the_job(box):
     try:
         assert fake.stdout.readline().strip() == "ready"
         box.run(f"{CTL} submit --id sd-agent --action agent --input 'RUN<sleep 5>'", user="swarmd")
-        _wait("sd-agent running", lambda: _store_state(box, "sd-agent") == "running", timeout_s=LONG_S)
+        # running for the 5 s of its sleep; ended before that means the command did not run (say why)
+        state = _wait("sd-agent running or ended", lambda: _store_state(box, "sd-agent") in RUNNING_OR_ENDED
+                      and _store_state(box, "sd-agent"), timeout_s=LONG_S)
+        assert state == "running", _why(box, "sd-agent", f"ended ({state}) before its 5 s sleep")
         since = box.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
         t0 = time.monotonic()
         box.run("systemctl stop swarmd", timeout=120)
@@ -290,6 +298,17 @@ def test_agent_shell_runs_in_bwrap_and_stop_waits_for_the_job(box):
     assert took < 60
     logs = "".join(p.read_text(errors="replace") for p in box.path(DATA).glob("worker-*.log"))
     assert "governor exec confinement=bwrap argv0=sleep" in logs, logs[-3000:]
+    # the fake model's final answer repeats the step record: the sandboxed command succeeded
+    shown = json.loads(box.run(f"{CTL} show sd-agent --json", user="swarmd", check=False).stdout)
+    assert "-> allow, exit 0" in shown["answer"], _why(box, "sd-agent", "the sandboxed sleep failed")
+
+
+def _why(c: Container, oid: str, what: str) -> str:
+    """``what``, with the objective as ``show --json`` has it and the tails of the daemon's
+    journal and the workers' logs (a failure message that says where things stand)."""
+    shown = c.run(f"{CTL} show {oid} --json", user="swarmd", check=False).stdout
+    logs = "".join(p.read_text(errors="replace")[-3000:] for p in c.path(DATA).glob("worker-*.log"))
+    return f"{oid}: {what}\nshow: {shown[-3000:]}\njournal: {c.journal('swarmd')[-3000:]}\nworkers: {logs}"
 
 
 def test_hung_daemon_is_aborted_by_the_watchdog_and_restarted(box):

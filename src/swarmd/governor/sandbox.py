@@ -73,12 +73,17 @@ class Confinement:
     ``kind``: ``"bwrap"`` (every shell command runs in the sandbox) or
     ``"none"`` (no working bubblewrap or no user namespaces: the governor
     fails closed); ``bwrap``: path of the binary; ``reason``: one line for
-    start-up logs and ``swarmctl status``.
+    start-up logs and ``swarmctl status``; ``hostname``: whether the sandbox
+    can name its own UTS namespace (``--hostname sandbox``): False under
+    systemd's ``ProtectHostname=yes``, whose seccomp filter refuses
+    ``sethostname(2)`` even in a new namespace (the command then sees the
+    service's hostname).
     """
 
     kind: str
     bwrap: str | None
     reason: str
+    hostname: bool = True
 
     @property
     def available(self) -> bool:
@@ -105,19 +110,30 @@ def probe() -> Confinement:
         c = Confinement("none", None, f"{SETPRIV} or {UNSHARE} (util-linux) is missing: a root worker cannot drop the "
                                       "sandboxed user to a non-root uid; shell commands need approval")
     else:
-        argv = [path, *_namespaces(), "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
-                *_system_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", *_drop(),
-                "/usr/bin/true"]
-        try:
-            r = subprocess.run(argv, capture_output=True, timeout=20)
-            ok, err = r.returncode == 0, r.stderr.decode("utf-8", "replace").strip()[:200]
-        except (OSError, subprocess.SubprocessError) as e:
-            ok, err = False, str(e)[:200]
-        c = (Confinement("bwrap", path, f"bubblewrap sandbox ({path})") if ok else
+        ok, err = _try_bwrap(path, hostname=True)
+        hostname = ok
+        if not ok and "hostname" in err:     # ProtectHostname=yes: the same sandbox, unnamed
+            ok, err = _try_bwrap(path, hostname=False)
+        c = (Confinement("bwrap", path, f"bubblewrap sandbox ({path})" if hostname else
+                         f"bubblewrap sandbox ({path}; hostname not set: sethostname(2) is refused here)",
+                         hostname=hostname) if ok else
              Confinement("none", None, f"bwrap cannot create its namespaces here ({err or 'failed'}); "
                                        "shell commands need approval"))
     (logger.info if c.available else logger.warning)("governor confinement: {}", c.reason)
     return c
+
+
+def _try_bwrap(path: str, *, hostname: bool) -> tuple[bool, str]:
+    """Run ``/usr/bin/true`` in bubblewrap with :func:`bwrap_argv`'s namespace flags (and its
+    ``--hostname`` when ``hostname``). Returns (it worked, bwrap's error: at most 200 characters)."""
+    argv = [path, *_namespaces(), *(["--hostname", "sandbox"] if hostname else []), "--die-with-parent",
+            "--new-session", "--ro-bind", "/usr", "/usr", *_system_links(), "--proc", "/proc", "--dev", "/dev",
+            "--tmpfs", "/tmp", "--", *_drop(), "/usr/bin/true"]
+    try:
+        r = subprocess.run(argv, capture_output=True, timeout=20)
+        return r.returncode == 0, r.stderr.decode("utf-8", "replace").strip()[:200]
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, str(e)[:200]
 
 
 def _namespaces() -> list[str]:
@@ -346,7 +362,8 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
         raise RuntimeError("bwrap_argv needs a working bubblewrap (see sandbox.probe())")
     sb = policy.sandbox
     rt = _runtime_dir()
-    a = [conf.bwrap, *_namespaces(), "--hostname", "sandbox", "--die-with-parent", "--new-session"]
+    a = [conf.bwrap, *_namespaces(), *(["--hostname", "sandbox"] if conf.hostname else []),
+         "--die-with-parent", "--new-session"]
     a += ["--ro-bind", "/usr", "/usr", *_system_links()]
     made: set[str] = set()
     for f in ETC_FILES:
