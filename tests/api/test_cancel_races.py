@@ -215,6 +215,8 @@ def test_awaiting_approval_cancelled_then_approve_is_refused(swarm, capsys):
     assert rec["reason"] == "cancelled by api (was awaiting_approval)"
     assert len(swarm.model.prompts(m)) == 2 and (ws / "old.txt").exists()
     assert len(loop_attempts(rec)) == 2                   # the calls made before the park are kept
+    copy = swarm.data / "agent-copies" / "ag-park"        # no worker resumes it: its copy (a tmpfs) is gone
+    assert not copy.exists() and copy.as_posix() not in Path("/proc/self/mounts").read_text()
 
 
 def test_just_finished_keeps_its_result(swarm, capsys):

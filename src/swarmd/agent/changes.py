@@ -48,6 +48,17 @@ def agent_copy(data_dir: Path, objective_id: str, policy: Policy) -> AgentCopy:
     return ac
 
 
+def discard_copy(data_dir: Path, objective_id: str) -> bool:
+    """Remove the objective's copy in ``<data_dir>/agent-copies/<id>`` (its tmpfs unmounted), if
+    this host has one; True when there was one. For an objective cancelled while parked: no
+    worker resumes it, so nothing else would ever remove the copy. Never raises."""
+    d = Path(data_dir) / "agent-copies" / objective_id
+    if not d.is_dir():
+        return False
+    discard(AgentCopy(os.path.realpath(d), ""))
+    return True
+
+
 def _summary(res: dict) -> dict:
     return {"applied": len(res["applied"]), "commit": res.get("commit"), "refused": [(c["path"], c["rule"]) for c in res["refused"]][:MAX_LISTED],
             "pending": [(c["op"], c["path"], c["rule"]) for c in res["pending"]][:MAX_LISTED],

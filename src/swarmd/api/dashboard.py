@@ -152,7 +152,7 @@ def objective(request: Request, objective_id: str, ctx: ApiContext = CTX) -> HTM
 @objectives_router.post("/objectives/{objective_id}/cancel")
 def cancel(objective_id: str, csrf: str = Form(""), ctx: ApiContext = CTX):
     check_csrf(ctx, csrf)
-    control.cancel(ctx.redis(), ctx.store(), objective_id, "dashboard", ctx.config)
+    control.cancel(ctx.redis(), ctx.store(), objective_id, "dashboard", ctx.config, ctx.data_dir)
     return back(f"/objectives/{objective_id}")
 
 

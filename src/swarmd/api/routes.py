@@ -193,7 +193,7 @@ def show(objective_id: str, ctx: ApiContext = CTX) -> dict:
                         responses=_errors(404, 409, 503))
 def cancel(objective_id: str, ctx: ApiContext = CTX) -> Cancelled:
     """Cancel an objective that has not ended (409 when it has)."""
-    return Cancelled(**control.cancel(ctx.redis(), ctx.store(), objective_id, "api", ctx.config))
+    return Cancelled(**control.cancel(ctx.redis(), ctx.store(), objective_id, "api", ctx.config, ctx.data_dir))
 
 
 @objectives_router.post("/objectives/{objective_id}/retry", status_code=202, response_model=Retried,

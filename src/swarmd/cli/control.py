@@ -19,6 +19,7 @@ from swarmd.costs.report import parse_since
 from swarmd.daemon import control
 from swarmd.errors import EXIT_OK, BadInput
 from swarmd.objectives import STATES
+from swarmd.paths import data_dir
 from swarmd.daemon.store import Store
 
 #: Columns of ``swarmctl list`` and of ``submit --wait``'s table (keys of the store's record).
@@ -116,7 +117,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     client = connect(args)
     store = open_store(args)
     try:
-        done = control.cancel(client, store, args.id, f"swarmctl ({_who()})", config)
+        done = control.cancel(client, store, args.id, f"swarmctl ({_who()})", config,
+                              data_dir(args.data_dir, create=False))
     finally:
         if store is not None:
             store.close()

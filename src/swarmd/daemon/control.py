@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
@@ -29,6 +30,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from swarmd import constants as K
 from swarmd import queue as Q
 from swarmd.agent import approvals
+from swarmd.agent.changes import discard_copy
 from swarmd.config import Config
 from swarmd.errors import BadInput
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, mirror_state, validate
@@ -127,10 +129,13 @@ return false
 _CANCEL = Script(None, _CANCEL_LUA)
 
 
-def cancel(client: Redis, store: Store | None, objective_id: str, by: str, config: Config) -> dict:
+def cancel(client: Redis, store: Store | None, objective_id: str, by: str, config: Config,
+           data_dir: Path | None = None) -> dict:
     """Cancel an objective that has not ended (module docstring); returns
     ``{"id", "was": previous state, "state": "cancelled", "stopped_job": RQ job
-    id sent stop-job or None}``.  ``by``: who cancelled (in the reason).  Raises
+    id sent stop-job or None}``.  ``by``: who cancelled (in the reason).
+    ``data_dir``: where a parked (``awaiting_approval``) agent objective keeps
+    its workspace copy; that copy is removed (no worker will resume it).  Raises
     :class:`NotFound`, :class:`Ended` (naming its final state), ``redis.RedisError``."""
     record = lookup(store, client, objective_id)
     was = record.get("state")
@@ -151,6 +156,8 @@ def cancel(client: Redis, store: Store | None, objective_id: str, by: str, confi
     mirror_state(pipe, objective_id, {"state": "cancelled", "result": json.dumps(result)},
                  config.daemon.result_ttl_s)
     pipe.execute()
+    if was == "awaiting_approval" and data_dir is not None:
+        discard_copy(data_dir, objective_id)
     return {"id": objective_id, "was": was, "state": "cancelled", "stopped_job": _stop_running(client, objective_id)}
 
 
