@@ -19,7 +19,6 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rq import Worker
 
 from swarmd import constants as K
 from swarmd import telemetry
@@ -33,13 +32,12 @@ from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl
 from swarmd.memory.records import Memory
 from swarmd.memory.verification import UnverifiedGate, unverified_gates
-from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, new_id, validate
+from swarmd.objectives import FINAL_STATES, PRIORITIES, ObjectiveError, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.agent import approvals
-from swarmd.daemon.health import health_warnings, tier_health
+from swarmd.daemon.views import status_data
 from swarmd.daemon.store import RESULT_FIELDS, Store
-from swarmd.queue import queue_depths
 from swarmd.router.reach import plan_problem
 from swarmd.router.router import verification_of
 
@@ -488,33 +486,6 @@ def _wait(client, ids: list[str], timeout: float | None, as_json: bool = False) 
 
 
 # --------------------------------------------------------------------------- status, show
-
-
-def status_data(client, config=None) -> dict:
-    """The ``status --json`` document (see ``swarmctl status --help``), from the
-    daemon's heartbeat hash, RQ's worker registry and the queue lengths; with a
-    ``config``, ``tiers``: each model's health (:func:`swarmd.daemon.health.tier_health`)
-    and the oversubscription warning (:func:`~swarmd.daemon.health.health_warnings`)."""
-    hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
-    now = time.time()
-    alive = bool(hb) and now - float(hb.get("ts", 0)) < 3 * float(hb.get("interval_s", 2)) + 1
-    workers = []
-    for w in Worker.all(connection=client):
-        workers.append({"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id(),
-                        "queues": [q.name for q in w.queues]})
-    return {
-        "daemon": {"alive": alive, "pid": int(hb["pid"]) if hb.get("pid") else None, "host": hb.get("host"),
-                   "uptime_s": round(now - float(hb["started_at"]), 1) if alive else 0.0},
-        "queues": queue_depths(client),
-        "workers": workers,
-        "objectives": json.loads(hb["counts"]) if hb.get("counts") else {s: 0 for s in STATES},
-        "spend_today_usd": float(hb.get("spend_today_usd", 0.0)),
-        "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
-        "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
-                      if k.startswith(b"malformed_")},
-        "warnings": health_warnings(config, len(workers)),
-        "tiers": tier_health(config, client, [w["name"] for w in workers]) if config is not None else [],
-    }
 
 
 def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:
