@@ -11,6 +11,7 @@ stays on the unix socket only: the daemon's work does not stop for it.
 Once listening it writes ``<data dir>/api.url`` (``http://HOST:PORT``, the port
 the kernel chose for port 0; ``http+unix://`` plus the quoted socket path when
 there is no TCP listener) and creates the token file (:func:`swarmd.api.auth.ensure_token`).
+Objectives it submits are traced (service ``swarmd-api``) when the ``OTEL_*`` variables ask.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import quote
 import uvicorn
 from loguru import logger
 
+from swarmd import telemetry
 from swarmd.api.app import ApiContext, create_app
 from swarmd.api.auth import ensure_token
 from swarmd.config import Config
@@ -120,6 +122,7 @@ class ApiServer:
         """Bind, create the token if missing, serve; returns the URL written to ``api.url``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_token(self.data_dir)
+        telemetry.setup("swarmd-api")      # submit spans, as swarmctl's, when OTEL_* variables ask for traces
         sock_path = self.data_dir / SOCKET_FILE
         listen = self.config.api.listen
         tcp = None

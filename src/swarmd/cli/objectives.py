@@ -21,9 +21,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from swarmd import constants as K
-from swarmd import telemetry
 from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
-from swarmd.config import AGENT_ACTION, STRATEGIES, ConfigError, load_config
+from swarmd.config import STRATEGIES, ConfigError, load_config
 from swarmd.daemon.control import push
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
@@ -349,13 +348,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if len(set(ids)) != len(ids):
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
-    _check_reach(client, config, objectives)
-    spans = []
-    if telemetry.enabled():        # one trace per objective: its submit span's context travels in its fields
-        objectives, spans = _traced(objectives)
-    push(client, objectives, config)
-    for span in spans:
-        span.end()
+    push(client, objectives, config)      # the reach check and the submit spans, as the API's submit
     if not args.wait:
         for oid in ids:
             print(oid)
@@ -392,36 +385,6 @@ def print_results(client, ids: list[str], as_json: bool) -> None:
         out.print(grid)
         if len(ids) > len(shown):
             out.print(f"... and {len(ids) - len(shown)} more (`swarmctl list`, `swarmctl show ID`, or --json for all)")
-
-
-def _traced(objectives: list) -> tuple[list, list]:
-    """Each objective with the W3C ``traceparent`` of a new root ``submit`` span
-    (:mod:`swarmd.telemetry`), and those spans (ended by the caller once queued)."""
-    out, spans = [], []
-    for obj in objectives:
-        span = telemetry.start_root("submit", **{"swarmd.objective.id": obj.id, "swarmd.action": obj.action})
-        spans.append(span)
-        out.append(obj.model_copy(update={"traceparent": telemetry.traceparent_of(span)}))
-    return out, spans
-
-
-def _check_reach(client, config, objectives) -> None:
-    """Refuse the whole submission (:class:`~swarmd.errors.BadInput`, exit 2)
-    when an objective's plan has no model the running daemon can reach
-    (:func:`swarmd.router.reach.plan_problem` over the ``model_problems`` of
-    its heartbeat: the daemon's API key and Ollama hosts, not this shell's),
-    rather than let it end "every tier unavailable".  Agent objectives are not
-    checked (an execution trace may replay them without a model); without a
-    heartbeat (no daemon running yet) nothing is checked."""
-    raw = client.hget(K.HEARTBEAT, "model_problems")
-    if not raw:
-        return
-    problems = json.loads(raw)
-    found = [f"objective {o.id}: {problem}" for o in objectives
-             if o.action != AGENT_ACTION and o.action in config.actions
-             and (problem := plan_problem(config, o.action, o.strategy, problems)) is not None]
-    if found:
-        raise BadInput("nothing submitted:\n" + "\n".join(dict.fromkeys(found)))
 
 
 #: What ``unverified`` means, where an answer is marked so (``show``, ``submit --wait``).
