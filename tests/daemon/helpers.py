@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from swarmd.objectives import FINAL_STATES
 from swarmd.daemon.store import Store
 from swarmd.testing import failpoints
 from swarmd.testing.configs import with_fast_provider
+from swarmd.testing.processes import stop_swarmd
 from tests import embedded
 from tests.wait import LONG_S, wait_until
 
@@ -93,19 +93,13 @@ def running_daemon(tmp: Path, redis_url: str, workers: int = 1, fast_provider: s
                    **env: str) -> Iterator[tuple[Path, subprocess.Popen]]:
     """A real ``swarmd`` on :func:`write_config` with LOCAL_FAST ``fast_provider`` (default echo: no
     model file) and :func:`daemon_env` (no Ollama, no API key) plus ``env``: yields ``(config path,
-    process)``, then stops it with SIGTERM (waiting up to ``LONG_S`` seconds)."""
+    process)``, then stops it (:func:`~swarmd.testing.processes.stop_swarmd`: SIGTERM, ``LONG_S`` s, SIGKILL)."""
     config = write_config(tmp, fast_provider=fast_provider)
     proc = start_daemon(tmp, redis_url, config, workers=workers, **env)
     try:
         yield config, proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=LONG_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        stop_swarmd(proc, tmp / "data", LONG_S)
 
 
 def wait_final(store_path: Path, ids: list[str], timeout_s: float = LONG_S) -> dict[str, dict]:
