@@ -103,7 +103,8 @@ def write_url(data_dir: Path, url: str) -> Path:
 
 class ApiServer:
     """The API of one daemon: :meth:`start` binds, writes ``api.url`` and serves
-    in a daemon thread; :meth:`stop` ends it and removes the socket and ``api.url``.
+    in a daemon thread; :meth:`reload` swaps in the daemon's reloaded config;
+    :meth:`stop` ends it and removes the socket and ``api.url``.
 
     ``redis_url``: returns the daemon's Redis URL once known (see
     :class:`~swarmd.api.app.ApiContext`).  Raises :class:`~swarmd.errors.BadInput`
@@ -153,6 +154,12 @@ class ApiServer:
         write_url(self.data_dir, self.url)
         logger.info("API on {} and unix socket {}", self.url, sock_path)
         return self.url
+
+    def reload(self, config: Config) -> None:
+        """Serve with ``config`` from now on: the daemon's config after a SIGHUP reload (every
+        route reads ``ctx.config`` per request).  The listeners, the token and the store stay
+        (``api.listen`` and ``storage.db`` take effect when swarmd restarts)."""
+        self.config = self.ctx.config = config
 
     def stop(self) -> None:
         """Stop serving (open event streams end), close the sockets, remove ``api.url`` and the socket."""

@@ -33,8 +33,9 @@ from swarmd.queue import queue_depths
 def status_data(client, config=None) -> dict:
     """The ``status --json`` document (see ``swarmctl status --help``), from the
     daemon's heartbeat hash, RQ's worker registry and the queue lengths; with a
-    ``config``, ``tiers``: each model's health (:func:`swarmd.daemon.health.tier_health`)
-    and the oversubscription warning (:func:`~swarmd.daemon.health.health_warnings`).
+    ``config``, ``tiers``: each model's health (:func:`swarmd.daemon.health.tier_health`),
+    the oversubscription warning (:func:`~swarmd.daemon.health.health_warnings`) and
+    ``budgets``: its caps ``{"daily_usd", "monthly_usd"}`` (USD, ``None``: no cap).
     Raises ``redis.RedisError`` when Redis cannot be read."""
     hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
     now = time.time()
@@ -55,6 +56,8 @@ def status_data(client, config=None) -> dict:
                       if k.startswith(b"malformed_")},
         "warnings": health_warnings(config, len(workers)),
         "tiers": tier_health(config, client, [w["name"] for w in workers]) if config is not None else [],
+        "budgets": ({"daily_usd": config.budgets.daily_usd, "monthly_usd": config.budgets.monthly_usd}
+                    if config is not None else None),
     }
 
 
