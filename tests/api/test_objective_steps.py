@@ -1,5 +1,6 @@
 """The one-objective page and GET /api/v1/objectives/{id} show an agent's steps, each with the
-governor's decision (allow/deny/ask) and the policy rule that decided it (issue 23, section 2).
+governor's decision (allow/deny/ask) and the policy rule that decided it, and the tiers its
+requests skipped (issue 23, sections 2 and 4).
 
 A real ``swarmd --workers 1`` whose agent runs on the loopback Anthropic fake (the daemon of
 tests/api/test_cancel_races.py): one allowed write, then a denied shell line.  The expected rows
@@ -9,6 +10,8 @@ come from ``swarmctl audit`` (the audit log read by another path), not from the 
 from __future__ import annotations
 
 import json
+
+import yaml
 
 from swarmd import cli
 from tests.api.html import table_rows
@@ -39,3 +42,23 @@ def test_objective_page_lists_steps_with_decision_and_rule(swarm, capsys):  # no
     assert [(r["#"], r["tool"], r["decision"], r["rule"], r["reason"]) for r in rows] == \
         [(str(n), r["tool"], r["decision"], r["rule"], r["reason"]) for n, r in enumerate(audit, 1)]
     assert json.loads(rows[1]["args"]) == {"command": DENIED}
+
+
+def test_an_agent_objective_keeps_the_tiers_its_requests_skipped(swarm):  # noqa: F811
+    """Under strategy api_only every request of the agent (plan, steps) passes over the models that
+    are not APIs (here LOCAL_QUALITY's Ollama; LOCAL_FAST is the Anthropic fake); the objective
+    stores each skipped model once, with its reason, and the page lists them."""
+    config = yaml.safe_load(swarm.config.read_text())
+    local = {(tier, m["model"]) for tier, models in config["tiers"].items() for m in models
+             if m["provider"] != "anthropic"}
+    assert local                                          # something for api_only to exclude
+    m = "case-api-only"
+    swarm.model.script(m, step("write_file", path="b.txt", content="api\n"), done("wrote b.txt"))
+    swarm.submit("ag-api", f"{m}: write b.txt", strategy="api_only")
+    record = wait_final(swarm.data / "memory.db", ["ag-api"])["ag-api"]
+    assert record["state"] == "done", record
+    assert len(record["attempts"]) >= 2                   # the plan and the steps: several requests
+    assert sorted((s["tier"], s["model"]) for s in record["skipped"]) == sorted(local)     # each once
+    assert {s["reason_kind"] for s in record["skipped"]} == {"strategy"}
+    shown = table_rows(swarm.http.get("/objectives/ag-api").text, "skipped")
+    assert sorted((r["tier"], r["model"], r["why"]) for r in shown) == sorted((t, mo, "strategy") for t, mo in local)
