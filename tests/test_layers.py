@@ -27,8 +27,9 @@ RANKS = {
     "agent": 7,
     "workers": 8,
     "daemon": 9,
-    # the two front ends: swarmd's command line starts the API, and the API answers with
-    # the same read models the commands print (gate_report, status_data, trace_detail)
+    # the two front ends, which never import each other (the read models they share, e.g.
+    # status_data, are swarmd.daemon.views; see the front-end test below), save that the
+    # swarmd command (cli.daemon) starts the API server beside the daemon
     "cli": 10, "api": 10,
     "__main__": 11,
     # the governor's effect harness and the red team built on it drive the governor from
@@ -87,3 +88,17 @@ def test_no_import_cycle_counting_type_checking_imports():
     found = cycles(edges)
     print(f"\ncycles counting TYPE_CHECKING imports: {found}")
     assert [c for c in found if c not in KNOWN_CYCLES] == []
+
+
+#: The one import between the front ends: the ``swarmd`` command starts the HTTP API beside the daemon.
+FRONT_END_EDGES = {("swarmd.cli.daemon", "swarmd.api.server")}
+
+
+def test_the_front_ends_do_not_import_each_other():
+    """swarmctl and the HTTP API read the same documents from below (swarmd.daemon.views,
+    swarmd.daemon.api_token), never from each other: an api module importing a cli one (or a cli
+    one an api one, beyond :data:`FRONT_END_EDGES`) fails here."""
+    edges, _lazy = graph(type_checking=True)
+    found = {(m, t) for m, targets in edges.items() for t in targets
+             if {layer(m), layer(t)} == {"cli", "api"}}
+    assert found - FRONT_END_EDGES == set()

@@ -21,7 +21,7 @@ import json
 import os
 import socket
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
@@ -325,6 +325,14 @@ def emit(connection, event: Event) -> None:
 def reported_final(connection, objective_id: str) -> str | None:
     """The final state a worker already reported for this objective, or ``None``."""
     return _text(connection.get(finished_key(objective_id)))
+
+
+def stop_check(connection, objective_id: str) -> Callable[[], bool]:
+    """The "stop now?" callable of a running objective: ``True`` once a final
+    state was reported for it (:func:`reported_final`; a cancel sets that marker
+    to ``cancelled``).  One Redis GET per call (well under a millisecond on
+    loopback), asked between steps and escalations, never during one."""
+    return lambda: reported_final(connection, objective_id) is not None
 
 
 # KEYS: the objective's finished marker, the event stream; ARGV: objective id, started payload (JSON).

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import threading
 
 import httpx
 import pytest
+import yaml
 
 from swarmd import cli
 from swarmd.agent import approvals
@@ -289,3 +291,21 @@ def test_cancel_awaiting_approval_cannot_be_approved_after(idle_swarm, redis_con
         assert "cancelled by api (was awaiting_approval)" == rec["reason"]
         swarm.burst_worker()                      # its queued job (run 0) finds it cancelled
         assert c.get("/api/v1/objectives/ag1").json()["attempts"] == []
+
+
+def test_the_api_serves_the_config_a_sighup_reloaded(swarm):
+    """SIGHUP after editing the config: the daemon reloads it, and the API (status's caps, the
+    overview's daily cap) answers with the new one, not the one swarmd started with."""
+    before = yaml.safe_load(swarm.config.read_text())["budgets"]
+    with swarm.client() as c:
+        assert c.get("/api/v1/status").json()["budgets"] == {"daily_usd": before["daily_usd"],
+                                                              "monthly_usd": before["monthly_usd"]}
+        new_cap = before["daily_usd"] + 2.25
+        data = yaml.safe_load(swarm.config.read_text())
+        data["budgets"]["daily_usd"] = new_cap
+        swarm.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        swarm.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: c.get("/api/v1/status").json()["budgets"]["daily_usd"] == new_cap, 60,
+                   "the reloaded daily cap in GET /api/v1/status")
+        assert f"of ${new_cap:.2f} daily cap" in c.get("/").text
+        assert c.get("/api/v1/status").json()["daemon"]["alive"] is True

@@ -2,21 +2,35 @@
 
 It signs in with the token, sees an objective submitted through the API appear
 live and its cancellation change its state live (server-sent events), approves a
-parked action, and writes the screenshots the README shows (docs/dashboard-*.png).
+parked action, and takes the screenshots the README shows (dashboard-*.png) into
+``$SWARMD_SCREENSHOTS`` (scripts/dashboard_screenshots.py sets it to docs/), else a temporary
+directory: a test run leaves the committed images alone.
 Sessions and forms: the cookie is HttpOnly and SameSite=Strict, a form post
 without the CSRF field is refused, the cookie opens no ``/api/`` POST.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import httpx
 import pytest
 
 from swarmd.agent import approvals
 from swarmd.governor.policy import Decision
-from tests.daemon.helpers import ROOT
 
 LABELED = {"action": "classify", "labels": ["feat", "fix"]}
+
+
+#: Where :func:`test_dashboard_live_objective_and_approval` writes its screenshots, when set.
+SCREENSHOTS_ENV = "SWARMD_SCREENSHOTS"
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """The directory the screenshots go to: ``$SWARMD_SCREENSHOTS``, else the test's temporary one."""
+    return Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)
 
 
 @pytest.fixture
@@ -30,7 +44,7 @@ def browser():
         pytest.fail(str(exc), pytrace=False)
 
 
-def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn):
+def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn, shots):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -54,7 +68,7 @@ def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn):
         wait.until(lambda d: api.get("/api/v1/objectives/live1").json().get("state") == "queued")
         assert api.post("/api/v1/objectives/live1/cancel").status_code == 200
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-id="live1"] .state').text == "cancelled")
-    browser.save_screenshot(str(ROOT / "docs" / "dashboard-objectives.png"))
+    browser.save_screenshot(str(shots / "dashboard-objectives.png"))
 
     ask = Decision("ask", "shell.network", "network access needs approval")
     pipe = redis_conn.pipeline()
@@ -65,14 +79,15 @@ def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn):
     browser.get(swarm.url + "/approvals")
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-id="park1"]')
     assert "shell.network" in row.text and "/var/lib/swarmd/workspaces/park1" in row.text
-    browser.save_screenshot(str(ROOT / "docs" / "dashboard-approvals.png"))
+    browser.save_screenshot(str(shots / "dashboard-approvals.png"))
     row.find_element(By.CSS_SELECTOR, "button.approve").click()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, 'tr[data-id="park1"]'))
     assert approvals.load(redis_conn, "park1")["resolution"]["by"] == "dashboard"
 
     browser.get(swarm.url + "/")
     assert "cancelled" in browser.find_element(By.ID, "objectives").text
-    browser.save_screenshot(str(ROOT / "docs" / "dashboard-overview.png"))
+    assert browser.find_elements(By.CSS_SELECTOR, '#tier-health tr[data-key]')       # tier health shown
+    browser.save_screenshot(str(shots / "dashboard-overview.png"))
     for path in ("/costs", "/memory", "/traces", "/objectives/live1", "/objectives?state=cancelled"):
         browser.get(swarm.url + path)
         assert "Internal Server Error" not in browser.page_source and browser.find_element(By.TAG_NAME, "h1").text

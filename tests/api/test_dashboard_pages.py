@@ -15,6 +15,9 @@ import pytest
 from swarmd.agent.traces import TraceStore, learn
 from swarmd.costs.ledger import Ledger, LedgerRow
 from swarmd.costs.report import spend_over_time
+from tests.api.conftest import PLANTED_KEY
+from tests.api.html import table_rows
+from tests.wait import LONG_S, wait_until
 
 
 def _row(ts: float, tier: str, usd: float) -> dict:
@@ -67,3 +70,35 @@ def test_costs_chart_and_traces_pages(swarm):
     with swarm.client(None) as c:
         assert c.get("/costs/spend.svg", follow_redirects=False).status_code in (303, 401)   # no session, no token
         assert c.get("/traces", follow_redirects=False).status_code in (303, 401)
+
+
+def test_objective_page_shows_skipped_tiers_and_overview_shows_tier_health(swarm):
+    """A tag objective the echo model cannot answer escalates past LOCAL_FAST: Ollama (a closed
+    port) and the API (its base URL a closed port) are skipped as unreachable.  The one-objective
+    page lists those skips as GET /api/v1/objectives/{id} has them; the overview shows each
+    tier's health as GET /api/v1/status has it."""
+    with swarm.client() as c:
+        assert c.post("/api/v1/objectives", json={"id": "esc1", "action": "tag", "labels": ["feat", "fix"],
+                                                  "input": "names no tag"}).status_code == 202
+        record = wait_until(lambda: (r := c.get("/api/v1/objectives/esc1").json()).get("state")
+                            in ("done", "unresolved", "failed") and r, LONG_S, "esc1 final")
+        assert {s["tier"] for s in record["skipped"]} == {"LOCAL_QUALITY", "API_FALLBACK"}
+        assert record["steps"] == []                              # a label objective: no tool action
+        page = c.get("/objectives/esc1")
+        assert page.status_code == 200
+        shown = table_rows(page.text, "skipped")
+        assert [(r["tier"], r["model"], r["why"]) for r in shown] == \
+            [(s["tier"], s["model"], s["reason_kind"]) for s in record["skipped"]]
+        assert all(r["detail"] for r in shown) and "127.0.0.1:9" in shown[0]["detail"]
+        assert table_rows(page.text, "steps") == []
+
+        tiers = c.get("/api/v1/status").json()["tiers"]
+        assert {t["tier"] for t in tiers} == {"LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK"}
+        health = table_rows(c.get("/").text, "tier-health")
+        assert [(r["tier"], r["model"], r["up"]) for r in health] == \
+            [(t["tier"], t["model"], "up" if t["up"] else "down") for t in tiers]
+        by_tier = {r["tier"]: r for r in health}
+        assert by_tier["LOCAL_FAST"]["up"] == "up"               # echo: in-process, nothing to reach
+        assert by_tier["LOCAL_QUALITY"]["up"] == "down" and "127.0.0.1:9" in by_tier["LOCAL_QUALITY"]["reachable"]
+        assert by_tier["API_FALLBACK"]["API key"] == "yes"        # the planted key, never its value
+        assert PLANTED_KEY not in c.get("/").text

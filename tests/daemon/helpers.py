@@ -6,20 +6,31 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 import yaml
 
 from swarmd import constants as K
+from swarmd.config import Config, parse_config
 from swarmd.objectives import FINAL_STATES
 from swarmd.daemon.store import Store
 from swarmd.testing import failpoints
 from swarmd.testing.configs import with_fast_provider
+from swarmd.testing.processes import stop_swarmd
 from tests import embedded
 from tests.wait import LONG_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The config shipped in the package.
+SHIPPED_CONFIG = ROOT / "src" / "swarmd" / "llm_config.yaml"
+
+
+def shipped_config(env: dict | None = None) -> Config:
+    """The shipped config, parsed with ``env`` as its environment (``None``: this process's)."""
+    return parse_config(SHIPPED_CONFIG.read_text(), "llm_config.yaml", env=env)
 
 
 def daemon_env(redis_url: str, **extra: str) -> dict:
@@ -36,7 +47,7 @@ def write_config(tmp: Path, fast_provider: str = "llama_cpp") -> Path:
     """The shipped config, with LOCAL_FAST switched to ``fast_provider`` (without the embedded
     model's ``quantization``, which another provider refuses), a 1 s heartbeat and the HTTP API on
     a free loopback port."""
-    text = (ROOT / "src" / "swarmd" / "llm_config.yaml").read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
+    text = SHIPPED_CONFIG.read_text().replace("heartbeat_s: 2.0", "heartbeat_s: 0.5")
     text = text.replace("  listen: 127.0.0.1:8765\n", "  listen: 127.0.0.1:0\n")   # tests run side by side
     if fast_provider != "llama_cpp":
         text = with_fast_provider(text, fast_provider)
@@ -75,6 +86,20 @@ def start_daemon(tmp: Path, redis_url: str, config: Path, workers: int = 1, **en
     finally:
         client.close()
     return proc
+
+
+@contextmanager
+def running_daemon(tmp: Path, redis_url: str, workers: int = 1, fast_provider: str = "echo",
+                   **env: str) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """A real ``swarmd`` on :func:`write_config` with LOCAL_FAST ``fast_provider`` (default echo: no
+    model file) and :func:`daemon_env` (no Ollama, no API key) plus ``env``: yields ``(config path,
+    process)``, then stops it (:func:`~swarmd.testing.processes.stop_swarmd`: SIGTERM, ``LONG_S`` s, SIGKILL)."""
+    config = write_config(tmp, fast_provider=fast_provider)
+    proc = start_daemon(tmp, redis_url, config, workers=workers, **env)
+    try:
+        yield config, proc
+    finally:
+        stop_swarmd(proc, tmp / "data", LONG_S)
 
 
 def wait_final(store_path: Path, ids: list[str], timeout_s: float = LONG_S) -> dict[str, dict]:

@@ -15,7 +15,7 @@ import json
 
 from swarmd import constants as K
 from swarmd import queue as Q
-from swarmd.cli.objectives import status_data
+from swarmd.daemon.views import status_data
 from swarmd.objectives import mirror_state, validate
 from swarmd.daemon.store import Store
 from tests.daemon.helpers import redis_state

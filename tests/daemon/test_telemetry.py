@@ -13,6 +13,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from swarmd import queue as Q
@@ -124,6 +125,25 @@ def test_spans_reach_an_otlp_http_receiver(tmp_path, redis_url):
         assert chat.trace_id == objective.trace_id == submit.trace_id and objective.parent_span_id == submit.span_id
         attrs = {a.key: a.value for a in chat.attributes}
         assert attrs["gen_ai.request.model"].string_value == MODEL and attrs["swarmd.tier"].string_value == "LOCAL_FAST"
+
+        # the API's submit traces as swarmctl's does (one implementation: swarmd.daemon.control.push)
+        data = tmp_path / "data"
+        with httpx.Client(base_url=(data / "api.url").read_text().strip(), timeout=LONG_S,
+                          headers={"Authorization": f"Bearer {(data / 'api.token').read_text().strip()}"}) as api:
+            assert api.post("/api/v1/objectives", json={"id": "o2", "action": "tag", "labels": ["feat", "fix"],
+                                                        "input": "names no tag"}).status_code == 202
+        wait_final(data / "memory.db", ["o2"])
+
+        def trace_of(oid: str) -> tuple | None:
+            spans = list(server.spans)
+            root = next(((svc, s) for svc, s in spans if s.name == "submit" and any(
+                a.key == "swarmd.objective.id" and a.value.string_value == oid for a in s.attributes)), None)
+            child = root and next((s for _svc, s in spans if s.name == "objective tag"
+                                   and s.parent_span_id == root[1].span_id), None)
+            return (root[0], root[1], child) if child else None
+        api_service, api_submit, api_objective = wait_until(lambda: trace_of("o2"), LONG_S,
+                                                            "the API's submit span of o2 and its worker span")
+        assert api_service == "swarmd-api" and api_objective.trace_id == api_submit.trace_id != submit.trace_id
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)

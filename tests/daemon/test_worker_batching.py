@@ -212,3 +212,64 @@ def test_real_model_batched_answers_and_confidences_equal_the_unbatched_ones(tmp
     assert outcome[8] == outcome[1]
     assert {tier for _a, _c, tier, _s in outcome[8]} == {"LOCAL_FAST"}
     assert len({answer for answer, *_ in outcome[8]}) > 1          # not one answer for everything
+
+
+class UnsureEcho(EchoProvider):
+    """The echo provider, unsure of every label (confidence 1/len(labels), under the gate), that
+    runs ``on_batch()`` while it answers a batch: a cancel arriving during the batched call."""
+
+    on_batch = None
+
+    def classify(self, prompt):
+        done = super().classify(prompt)
+        done.label_probs = {label: 1 / len(prompt.labels) for label in prompt.labels}
+        return done
+
+    def classify_batch(self, prompts):
+        if UnsureEcho.on_batch is not None:
+            UnsureEcho.on_batch()
+        return [self.classify(p) for p in prompts]
+
+
+class CountingEcho(EchoProvider):
+    """The echo provider (sure of the first label) for the tiers after LOCAL_FAST, keeping every prompt."""
+
+    prompts: list[str] = []
+
+    def classify(self, prompt):
+        CountingEcho.prompts.append(prompt.body)
+        return super().classify(prompt)
+
+
+def test_an_objective_cancelled_during_its_batch_is_not_answered_nor_escalated(tmp_path, redis_conn, monkeypatch):
+    """Three label objectives routed as one batch; ``c1`` is cancelled (swarmd.daemon.control.cancel)
+    while the batched LOCAL_FAST call is in flight.  The other two escalate past the unsure
+    LOCAL_FAST and are answered; ``c1``'s batched answer is not used and nothing after it is asked
+    (no escalation, no charge): its worker reports it cancelled, with no attempt."""
+    from swarmd.daemon import control
+    from swarmd.objectives import mirror_state
+
+    def factory(model, cooldown_s):
+        return UnsureEcho(model) if model.provider == "echo" else CountingEcho(model)
+
+    ctx = _context(tmp_path, redis_conn, batch_max=8, factory=factory)
+    calls = _spy_batches(ctx)
+    objectives = [_objective("c0", text="first text"), _objective("c1", text="cancelled text"),
+                  _objective("c2", text="third text")]
+    for obj in objectives:                                    # as admission leaves them: queued
+        mirror_state(redis_conn, obj["id"], {"state": "queued", "action": "classify"}, 3600)
+    cancels = []
+    monkeypatch.setattr(UnsureEcho, "on_batch", lambda: cancels.append(
+        control.cancel(redis_conn, None, "c1", "test", ctx.config)))
+    monkeypatch.setattr(CountingEcho, "prompts", [])
+    queue = _enqueue(redis_conn, objectives)
+    ContextWorker([queue], ctx, connection=redis_conn).work(burst=True)
+
+    assert calls == [["c0", "c1", "c2"]] and [c["was"] for c in cancels] == ["queued"]
+    worker_final = {i: p for k, i, p in _events(redis_conn) if k == "finished" and p.get("worker")}
+    assert {i: p["state"] for i, p in worker_final.items()} == {"c0": "done", "c1": "cancelled", "c2": "done"}
+    assert worker_final["c1"]["attempts"] == [] and worker_final["c1"]["result"]["reason"] == "stopped"
+    assert [[a["tier"] for a in worker_final[i]["attempts"]] for i in ("c0", "c2")] == \
+        [["LOCAL_FAST", "LOCAL_QUALITY"]] * 2
+    assert [[t in body for t in ("first text", "cancelled text", "third text")] for body in CountingEcho.prompts] \
+        == [[True, False, False], [False, False, True]]                     # c1 never escalated

@@ -119,3 +119,24 @@ def test_no_escalation_counted_when_no_further_tier_answers(ledger):
         result = Router(make_config(fast.url, dead, dead), ledger).route("classify", "x", LABELS)
     assert result.status == "unresolved" and result.answer == "fix" and result.escalations == 0
     assert [r["outcome"] for r in ledger.rows()] == ["rejected"]
+
+
+def test_collecting_skips_gathers_every_request_of_an_objective_and_a_stop_keeps_them(ledger):
+    """Router.collecting_skips: the skips of each request routed for the objective, in order (other
+    objectives' left out); a request stopped before its escalation (should_stop) keeps the skips
+    made before the stop; unique_skips folds repeats to one per model and reason."""
+    from swarmd.router.router import STOPPED, unique_skips
+    dead = closed_port_url()
+    with FakeOllama([Answer("fix", logprobs=[UNSURE])] * 3) as fast, FakeAnthropic(["feat", "feat"]) as api:
+        router = Router(make_config(fast.url, dead, api.url), ledger)
+        with router.collecting_skips("o1") as found:
+            first = router.route("classify", "x", LABELS, objective_id="o1")
+            router.route("classify", "y", LABELS, objective_id="other")
+            stopped = router.route("classify", "z", LABELS, objective_id="o1", should_stop=lambda: True)
+        after = router.route("classify", "w", LABELS, objective_id="o1")     # the block has ended
+    assert first.status == "accepted" and [s["tier"] for s in first.skips] == ["LOCAL_QUALITY"]
+    assert (stopped.reason, [a.tier for a in stopped.attempts]) == (STOPPED, ["LOCAL_FAST"])
+    assert [s["reason_kind"] for s in stopped.skips] == ["cooling_down"]     # skipped before the stop: kept
+    assert found == first.skips + stopped.skips and after.status == "accepted"
+    assert [(s["tier"], s["reason_kind"]) for s in unique_skips(found)] == [("LOCAL_QUALITY", "unreachable"),
+                                                                            ("LOCAL_QUALITY", "cooling_down")]

@@ -25,7 +25,8 @@ from swarmd.errors import Unreachable
 
 @dataclass
 class ApiContext:
-    """What the routes share: the ``config`` the daemon started with, its data
+    """What the routes share: the daemon's current ``config`` (replaced when a SIGHUP
+    reloads it: :meth:`swarmd.api.server.ApiServer.reload`; read it per request), its data
     directory, its store file, and ``redis_url()`` (the daemon's Redis; called
     until it returns a URL: a daemon that starts its own redis-server writes
     ``redis.url`` only once it runs)."""

@@ -1,7 +1,8 @@
 """The web dashboard at ``/``: server-rendered Jinja2 pages, one router per page group (:data:`ROUTERS`).
 
-Pages: overview (``/``), objectives (``/objectives`` with filters; ``/objectives/{id}``:
-attempts, cancel / retry / feedback buttons), approvals (approve / deny), costs (spend by
+Pages: overview (``/``: tier health too), objectives (``/objectives`` with filters;
+``/objectives/{id}``: attempts, skipped tiers and why, the agent's steps with the governor's
+decision and rule, cancel / retry / feedback buttons), approvals (approve / deny), costs (spend by
 tier over time, an SVG at ``/costs/spend.svg``, and the cost report), memory (the quality
 gate per group), traces (``/traces``, ``/traces/{id}``: execution traces and their steps).
 The only script is ``static/live.js`` (from the package: no CDN, no build step): an
@@ -26,10 +27,8 @@ from redis.exceptions import RedisError
 
 from swarmd.agent import approvals
 from swarmd.api.context import ApiContext, context
-from swarmd.cli.memory import gate_report
 from swarmd.agent.traces import TraceError, TraceStore
-from swarmd.cli.objectives import status_data
-from swarmd.cli.traces import trace_detail, trace_list
+from swarmd.daemon.views import gate_report, objective_detail, status_data, trace_detail, trace_list
 from swarmd.costs.ledger_data import LedgerReadError, read_rows
 from swarmd.costs.report import build_report, parse_since, render_markdown, spend_over_time
 from swarmd.daemon import control
@@ -48,6 +47,8 @@ PAGES = (("/", "Overview"), ("/objectives", "Objectives"), ("/approvals", "Appro
 SESSION_MAX_AGE_S = 7 * 86400
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+#: ``{{ unix_seconds|utc }}``: ``HH:MM:SS`` (UTC), as ``swarmctl show`` and ``status`` print the end of a cool-down.
+templates.env.filters["utc"] = lambda ts: time.strftime("%H:%M:%S", time.gmtime(float(ts)))
 
 
 def _pct(value: float | None) -> str:
@@ -112,7 +113,7 @@ def overview(request: Request, ctx: ApiContext = CTX) -> HTMLResponse:
     recent = store.page(limit=20)[0] if store else []
     last_minute = store.page(since=time.time() - 60, limit=1000)[0] if store else []
     try:
-        status = status_data(ctx.redis())
+        status = status_data(ctx.redis(), ctx.config)     # as GET /api/v1/status: tier health too
     except (RedisError, Unreachable):
         status = None
     return page(request, ctx, "overview.html", "/", "Overview", counts=counts, objectives=recent,
@@ -145,7 +146,7 @@ def objectives(request: Request, state: str = "", action: str = "", since: str =
 
 @objectives_router.get("/objectives/{objective_id}", response_class=HTMLResponse)
 def objective(request: Request, objective_id: str, ctx: ApiContext = CTX) -> HTMLResponse:
-    record = control.lookup(ctx.store(), ctx.redis(), objective_id)
+    record = objective_detail(ctx.store(), ctx.redis(), objective_id)     # as GET /api/v1/objectives/{id}
     return page(request, ctx, "objective.html", "/objectives", f"Objective {objective_id}", o=record)
 
 

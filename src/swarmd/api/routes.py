@@ -25,9 +25,8 @@ from swarmd import constants as K
 from swarmd import queue as Q
 from swarmd.agent import approvals
 from swarmd.api.context import ApiContext, context
-from swarmd.cli.memory import gate_report
-from swarmd.cli.objectives import status_data
-from swarmd.cli.traces import TraceStore, trace_detail, trace_list
+from swarmd.agent.traces import TraceStore
+from swarmd.daemon.views import gate_report, objective_detail, status_data, trace_detail, trace_list
 from swarmd.costs.report import build_report, parse_since
 from swarmd.daemon import control
 from swarmd.errors import Unreachable
@@ -184,9 +183,10 @@ def list_objectives(state: str | None = None, action: str | None = None, since: 
 
 @objectives_router.get("/objectives/{objective_id}", responses=_errors(404, 503))
 def show(objective_id: str, ctx: ApiContext = CTX) -> dict:
-    """One objective: the store's record with its attempts (as ``swarmctl show --json``),
+    """One objective: the store's record with its attempts and skipped tiers (as ``swarmctl show
+    --json``) and ``steps``, the governor's decision and rule on each tool action (the audit log);
     or its Redis state while it is not yet stored."""
-    return control.lookup(ctx.store(), ctx.redis(), objective_id)
+    return objective_detail(ctx.store(), ctx.redis(), objective_id)
 
 
 @objectives_router.post("/objectives/{objective_id}/cancel", response_model=Cancelled,
@@ -233,8 +233,9 @@ status_router = APIRouter(prefix=PREFIX)
 
 @status_router.get("/status")
 def status(ctx: ApiContext = CTX) -> dict:
-    """Daemon liveness, queues, workers, objectives by state, today's spend (``swarmctl status --json``)."""
-    return status_data(ctx.redis())
+    """Daemon liveness, queues, workers, objectives by state, today's spend, each tier's health and the
+    warnings (``swarmctl status --json``)."""
+    return status_data(ctx.redis(), ctx.config)
 
 
 # ----------------------------------------------------------------------------- approvals

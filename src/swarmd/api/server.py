@@ -11,6 +11,7 @@ stays on the unix socket only: the daemon's work does not stop for it.
 Once listening it writes ``<data dir>/api.url`` (``http://HOST:PORT``, the port
 the kernel chose for port 0; ``http+unix://`` plus the quoted socket path when
 there is no TCP listener) and creates the token file (:func:`swarmd.api.auth.ensure_token`).
+Objectives it submits are traced (service ``swarmd-api``) when the ``OTEL_*`` variables ask.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import quote
 import uvicorn
 from loguru import logger
 
+from swarmd import telemetry
 from swarmd.api.app import ApiContext, create_app
 from swarmd.api.auth import ensure_token
 from swarmd.config import Config
@@ -101,7 +103,8 @@ def write_url(data_dir: Path, url: str) -> Path:
 
 class ApiServer:
     """The API of one daemon: :meth:`start` binds, writes ``api.url`` and serves
-    in a daemon thread; :meth:`stop` ends it and removes the socket and ``api.url``.
+    in a daemon thread; :meth:`reload` swaps in the daemon's reloaded config;
+    :meth:`stop` ends it and removes the socket and ``api.url``.
 
     ``redis_url``: returns the daemon's Redis URL once known (see
     :class:`~swarmd.api.app.ApiContext`).  Raises :class:`~swarmd.errors.BadInput`
@@ -120,6 +123,7 @@ class ApiServer:
         """Bind, create the token if missing, serve; returns the URL written to ``api.url``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_token(self.data_dir)
+        telemetry.setup("swarmd-api")      # submit spans, as swarmctl's, when OTEL_* variables ask for traces
         sock_path = self.data_dir / SOCKET_FILE
         listen = self.config.api.listen
         tcp = None
@@ -150,6 +154,12 @@ class ApiServer:
         write_url(self.data_dir, self.url)
         logger.info("API on {} and unix socket {}", self.url, sock_path)
         return self.url
+
+    def reload(self, config: Config) -> None:
+        """Serve with ``config`` from now on: the daemon's config after a SIGHUP reload (every
+        route reads ``ctx.config`` per request).  The listeners, the token and the store stay
+        (``api.listen`` and ``storage.db`` take effect when swarmd restarts)."""
+        self.config = self.ctx.config = config
 
     def stop(self) -> None:
         """Stop serving (open event streams end), close the sockets, remove ``api.url`` and the socket."""

@@ -1,10 +1,10 @@
-"""``swarmctl api token [--rotate]``: the HTTP API's bearer token (:mod:`swarmd.api.auth`)."""
+"""``swarmctl api token [--rotate]``: the HTTP API's bearer token (:mod:`swarmd.daemon.api_token`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from swarmd.api.auth import ensure_token, rotate_token, token_path
+from swarmd.daemon.api_token import ensure_token, rotate_token, token_path
 from swarmd.cli.common import err
 from swarmd.errors import EXIT_OK
 from swarmd.paths import data_dir

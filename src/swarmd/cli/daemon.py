@@ -41,7 +41,8 @@ examples:
   swarmd --workers 1                 # daemon + one worker
   swarmd worker --redis-url redis://:PASSWORD@host:6379/0   # an extra worker on another host
 signals: SIGTERM stops intake and exits cleanly (running jobs finish); SIGHUP reloads the
-  config and restarts the supervised workers, each after its current job
+  config (the HTTP API serves it at once) and restarts the supervised workers, each after its
+  current job
 """ + EXIT_RULE + """
   (swarmd: 0 stopped cleanly, 2 bad config or arguments, 3 Redis unreachable)"""
 

@@ -23,11 +23,9 @@ from swarmd.errors import EXIT_OK, BadInput
 from swarmd.memory.consolidate import consolidate
 from swarmd.memory.export import FORMATS, export
 from swarmd.memory.feedback import Feedback, apply_feedback, apply_file
-from swarmd.memory.gate import GateBook
 from swarmd.memory.records import Memory
-from swarmd.memory.stats import gate_stats
 from swarmd.daemon.store import Store
-from swarmd.memory.verification import unverified_gates
+from swarmd.daemon.views import gate_report
 
 FEEDBACK_EPILOG = """\
 examples:
@@ -114,24 +112,6 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     wrong = sum(r.local_correct is False for r in records)
     out.print(f"{len(records)} feedback record(s) written; {wrong} say the judged answer was wrong")
     return EXIT_OK
-
-
-def gate_report(db: str, config) -> tuple[int, list, list]:
-    """``(verified records, rows, unverified gates)`` of the store ``db``: the rows of
-    :func:`swarmd.memory.stats.gate_stats` with the learned thresholds, else
-    the config's (``quality``) for actions it has, and the gates still unverified on this
-    deployment (:func:`swarmd.memory.verification.unverified_gates`).  What ``memory stats``
-    and ``GET /api/v1/memory`` show."""
-    memory = Memory(db)
-    try:
-        learned = {k: v[1] for k, v in GateBook(memory).active().items()}
-        rows = gate_stats(memory, learned)
-        for row in rows:
-            if row.threshold is None and row.action in config.actions:
-                row.threshold = config.quality.threshold_for(row.action)
-        return memory.count(), rows, unverified_gates(memory, config.memory.min_verified)
-    finally:
-        memory.close()
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

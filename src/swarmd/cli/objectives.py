@@ -19,12 +19,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rq import Worker
 
 from swarmd import constants as K
-from swarmd import telemetry
 from swarmd.cli.common import add_redis_url, connect, default_db, err, labels, out, print_fields, table
-from swarmd.config import AGENT_ACTION, STRATEGIES, ConfigError, load_config
+from swarmd.config import STRATEGIES, ConfigError, load_config
 from swarmd.daemon.control import push
 from swarmd.costs import Budget, Ledger
 from swarmd.costs.budgets import NoBudgetStore
@@ -33,13 +31,12 @@ from swarmd.governor.sandbox import probe
 from swarmd.jsonl import JsonlError, read_jsonl
 from swarmd.memory.records import Memory
 from swarmd.memory.verification import UnverifiedGate, unverified_gates
-from swarmd.objectives import FINAL_STATES, PRIORITIES, STATES, ObjectiveError, new_id, validate
+from swarmd.objectives import FINAL_STATES, PRIORITIES, ObjectiveError, new_id, validate
 from swarmd.paths import data_dir, db_path
 from swarmd.router import RequestError, Router
 from swarmd.agent import approvals
-from swarmd.daemon.health import health_warnings, tier_health
+from swarmd.daemon.views import status_data
 from swarmd.daemon.store import RESULT_FIELDS, Store
-from swarmd.queue import queue_depths
 from swarmd.router.reach import plan_problem
 from swarmd.router.router import verification_of
 
@@ -149,7 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "sandbox{kind,available,reason}, warnings (sentences: no worker running, workers x "
                                         "n_threads above the cores, ...), tiers (one per model: key, tier, "
                                         "provider, model, up, reachable, problem, key_present, model_loaded, "
-                                        "loaded_in, cooling_down{until,reason,workers}), "
+                                        "loaded_in, cooling_down{until,reason,workers}), budgets{daily_usd,monthly_usd} (the caps of "
+                                        "the config, USD; null: none), "
                                         "unverified_gates (quality gates that accepted answers under the shipped "
                                         "calibration, with the reviews still needed; from the store in the data "
                                         "directory). "
@@ -351,13 +349,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if len(set(ids)) != len(ids):
         raise BadInput("nothing submitted: duplicate ids in this batch")
     client = connect(args)
-    _check_reach(client, config, objectives)
-    spans = []
-    if telemetry.enabled():        # one trace per objective: its submit span's context travels in its fields
-        objectives, spans = _traced(objectives)
-    push(client, objectives, config)
-    for span in spans:
-        span.end()
+    push(client, objectives, config)      # the reach check and the submit spans, as the API's submit
     if not args.wait:
         for oid in ids:
             print(oid)
@@ -394,36 +386,6 @@ def print_results(client, ids: list[str], as_json: bool) -> None:
         out.print(grid)
         if len(ids) > len(shown):
             out.print(f"... and {len(ids) - len(shown)} more (`swarmctl list`, `swarmctl show ID`, or --json for all)")
-
-
-def _traced(objectives: list) -> tuple[list, list]:
-    """Each objective with the W3C ``traceparent`` of a new root ``submit`` span
-    (:mod:`swarmd.telemetry`), and those spans (ended by the caller once queued)."""
-    out, spans = [], []
-    for obj in objectives:
-        span = telemetry.start_root("submit", **{"swarmd.objective.id": obj.id, "swarmd.action": obj.action})
-        spans.append(span)
-        out.append(obj.model_copy(update={"traceparent": telemetry.traceparent_of(span)}))
-    return out, spans
-
-
-def _check_reach(client, config, objectives) -> None:
-    """Refuse the whole submission (:class:`~swarmd.errors.BadInput`, exit 2)
-    when an objective's plan has no model the running daemon can reach
-    (:func:`swarmd.router.reach.plan_problem` over the ``model_problems`` of
-    its heartbeat: the daemon's API key and Ollama hosts, not this shell's),
-    rather than let it end "every tier unavailable".  Agent objectives are not
-    checked (an execution trace may replay them without a model); without a
-    heartbeat (no daemon running yet) nothing is checked."""
-    raw = client.hget(K.HEARTBEAT, "model_problems")
-    if not raw:
-        return
-    problems = json.loads(raw)
-    found = [f"objective {o.id}: {problem}" for o in objectives
-             if o.action != AGENT_ACTION and o.action in config.actions
-             and (problem := plan_problem(config, o.action, o.strategy, problems)) is not None]
-    if found:
-        raise BadInput("nothing submitted:\n" + "\n".join(dict.fromkeys(found)))
 
 
 #: What ``unverified`` means, where an answer is marked so (``show``, ``submit --wait``).
@@ -488,33 +450,6 @@ def _wait(client, ids: list[str], timeout: float | None, as_json: bool = False) 
 
 
 # --------------------------------------------------------------------------- status, show
-
-
-def status_data(client, config=None) -> dict:
-    """The ``status --json`` document (see ``swarmctl status --help``), from the
-    daemon's heartbeat hash, RQ's worker registry and the queue lengths; with a
-    ``config``, ``tiers``: each model's health (:func:`swarmd.daemon.health.tier_health`)
-    and the oversubscription warning (:func:`~swarmd.daemon.health.health_warnings`)."""
-    hb = {k.decode(): v.decode() for k, v in client.hgetall(K.HEARTBEAT).items()}
-    now = time.time()
-    alive = bool(hb) and now - float(hb.get("ts", 0)) < 3 * float(hb.get("interval_s", 2)) + 1
-    workers = []
-    for w in Worker.all(connection=client):
-        workers.append({"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id(),
-                        "queues": [q.name for q in w.queues]})
-    return {
-        "daemon": {"alive": alive, "pid": int(hb["pid"]) if hb.get("pid") else None, "host": hb.get("host"),
-                   "uptime_s": round(now - float(hb["started_at"]), 1) if alive else 0.0},
-        "queues": queue_depths(client),
-        "workers": workers,
-        "objectives": json.loads(hb["counts"]) if hb.get("counts") else {s: 0 for s in STATES},
-        "spend_today_usd": float(hb.get("spend_today_usd", 0.0)),
-        "by_tier_today": json.loads(hb["by_tier_today"]) if hb.get("by_tier_today") else {},
-        "malformed": {k.decode().removeprefix("malformed_"): int(v) for k, v in client.hgetall(K.STATS).items()
-                      if k.startswith(b"malformed_")},
-        "warnings": health_warnings(config, len(workers)),
-        "tiers": tier_health(config, client, [w["name"] for w in workers]) if config is not None else [],
-    }
 
 
 def _unverified_gates(args: argparse.Namespace) -> list[UnverifiedGate]:

@@ -19,7 +19,8 @@ import sqlite3
 
 from swarmd.cli.common import DB_HELP, err, existing_db, out, print_fields, table
 from swarmd.errors import EXIT_OK, BadInput
-from swarmd.agent.traces import TraceError, TraceStore
+from swarmd.agent.traces import TraceStore
+from swarmd.daemon.views import trace_document, trace_list, trace_summaries
 
 EPILOG = """\
 examples:
@@ -64,36 +65,6 @@ def _store(args: argparse.Namespace) -> TraceStore:
         raise BadInput(f"cannot open the trace store {db}: {exc}") from None
 
 
-def _rows(store: TraceStore, rows) -> list[dict]:
-    """Summaries of ``rows``; an unusable row has ``unusable`` (the error's first line)."""
-    listed = []
-    for row in rows:
-        try:
-            listed.append(store.load(row).summary())
-        except TraceError as exc:
-            listed.append({"id": row["id"], "version": row["version"], "goal": row["goal"],
-                           "confidence": row["confidence"], "runs": row["runs"], "successes": row["successes"],
-                           "failures": row["failures"], "saved_usd": row["saved_usd"], "active": bool(row["active"]),
-                           "disabled": bool(row["disabled"]), "unusable": str(exc).splitlines()[0]})
-    return listed
-
-
-def trace_list(store: TraceStore, all_versions: bool = False) -> list[dict]:
-    """Trace summaries, newest first (``traces list --json`` lines, ``GET /api/v1/traces``);
-    the active version of each unless ``all_versions``."""
-    return _rows(store, store.rows(all_versions=all_versions))
-
-
-def trace_detail(store: TraceStore, trace_id: str, version: int | None = None) -> dict | None:
-    """One version's summary plus ``trace`` (its steps: ``traces show --json``,
-    ``GET /api/v1/traces/{id}``), or ``None`` when no trace has that id.  Raises
-    :class:`~swarmd.agent.traces.TraceError` for an unusable one or an unknown version."""
-    if not any(row["id"] == trace_id for row in store.rows(all_versions=True)):
-        return None
-    stored = store.get(trace_id, version)
-    return {**stored.summary(), "trace": stored.trace.model_dump(mode="json", by_alias=True)}
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """``traces list``: a table (or JSON lines) of traces, newest first."""
     store = _store(args)
@@ -129,7 +100,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps({**stored.summary(), "trace": stored.trace.model_dump(mode="json", by_alias=True)}))
+        print(json.dumps(trace_document(stored)))
         return EXIT_OK
     s, t = stored.summary(), stored.trace
     print_fields([("id", f"{s['id']} v{s['version']}"), ("goal", t.goal), ("template", t.template),
@@ -171,7 +142,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         rows = list(reversed(store.rows(all_versions=True)))
-        for row, summary in zip(rows, _rows(store, rows)):
+        for row, summary in zip(rows, trace_summaries(store, rows)):
             body = {"body": row["body"]} if "unusable" in summary else {"trace": json.loads(row["body"])}
             print(json.dumps({**summary, **body}))
     finally:

@@ -1,7 +1,8 @@
 """Objective control shared by ``swarmctl`` and the HTTP API: submit, list, cancel, retry.
 
 * :func:`validate_batch` raises one :class:`BatchError` naming every bad field of every bad
-  objective (by index); :func:`push` puts valid ones on the objective stream in one transaction.
+  objective (by index); :func:`push` refuses a batch the running daemon cannot answer (same
+  error), gives each a ``submit`` trace span, and puts them on the objective stream at once.
 * :func:`cancel`: an objective that has not ended becomes ``cancelled`` (final), atomically
   with a ``finished`` event, so no worker runs it afterwards; a parked one can no longer be
   approved; a running one stops at its worker's next check of the marker (before an
@@ -29,12 +30,14 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
 from swarmd import constants as K
 from swarmd import queue as Q
+from swarmd import telemetry
 from swarmd.agent import approvals
 from swarmd.agent.changes import discard_copy
-from swarmd.config import Config
+from swarmd.config import AGENT_ACTION, Config
 from swarmd.errors import BadInput
 from swarmd.objectives import FINAL_STATES, Objective, ObjectiveError, mirror_state, validate
 from swarmd.daemon.store import Store
+from swarmd.router.reach import plan_problem
 from swarmd.validation import Problem
 
 #: States an objective may be retried from (:func:`retry`).
@@ -86,16 +89,63 @@ def validate_batch(raws: list[Any], config: Config, label: str = "objectives") -
     return objectives
 
 
-def push(client: Redis, objectives: list[Objective], config: Config) -> list[str]:
-    """Put ``objectives`` (validated) on the objective stream, with their Redis
-    state ``submitted``, in one transaction; returns their ids.  Raises
-    ``redis.RedisError`` when Redis fails (then nothing was submitted)."""
-    pipe = client.pipeline(transaction=True)
+def reach_problems(client: Redis, config: Config, objectives: list[Objective]) -> list[tuple[int, Problem]]:
+    """``(index, Problem)`` for each objective whose plan has no model the running daemon
+    can reach (:func:`swarmd.router.reach.plan_problem` over the ``model_problems`` of its
+    heartbeat: the daemon's API key and Ollama hosts, not the caller's), e.g. ``api_only``
+    with no ``ANTHROPIC_API_KEY``: it would end "every tier unavailable".  The problem's
+    file is ``objective ID``, its key ``strategy`` (the plan is the action's under it).  Agent objectives
+    are not checked (an execution trace may replay them without a model); without a
+    heartbeat (no daemon running yet) nothing is.  Raises ``redis.RedisError``."""
+    raw = client.hget(K.HEARTBEAT, "model_problems")
+    if not raw:
+        return []
+    problems = json.loads(raw)
+    found = []
+    for i, obj in enumerate(objectives):
+        if obj.action == AGENT_ACTION or obj.action not in config.actions:
+            continue
+        problem = plan_problem(config, obj.action, obj.strategy, problems)
+        if problem is not None:
+            found.append((i, Problem(f"objective {obj.id}", None, "strategy",
+                                     "a plan with a model the running daemon can reach", problem)))
+    return found
+
+
+def _traced(objectives: list[Objective]) -> tuple[list[Objective], list]:
+    """Each objective with the W3C ``traceparent`` of a new root ``submit`` span
+    (:mod:`swarmd.telemetry`), and those spans (ended by the caller once queued)."""
+    out, spans = [], []
     for obj in objectives:
-        # not over a final state: the daemon does not run a known id again, so "submitted" would stay
-        mirror_state(pipe, obj.id, {"state": "submitted", "action": obj.action}, config.daemon.result_ttl_s)
-        pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
-    pipe.execute()
+        span = telemetry.start_root("submit", **{"swarmd.objective.id": obj.id, "swarmd.action": obj.action})
+        spans.append(span)
+        out.append(obj.model_copy(update={"traceparent": telemetry.traceparent_of(span)}))
+    return out, spans
+
+
+def push(client: Redis, objectives: list[Objective], config: Config) -> list[str]:
+    """Submit ``objectives`` (validated) as ``swarmctl submit``, the API and :func:`retry` all
+    do: refuse the whole batch with :class:`BatchError` when one cannot be answered by the
+    running daemon (:func:`reach_problems`); when this process traces, give each a root
+    ``submit`` span whose context travels in its fields (one trace per objective); then put
+    them on the objective stream, with their Redis state ``submitted``, in one transaction.
+    Returns their ids.  Raises ``redis.RedisError`` when Redis fails (then nothing was submitted)."""
+    problems = reach_problems(client, config, objectives)
+    if problems:
+        raise BatchError(problems)
+    spans = []
+    if telemetry.enabled():
+        objectives, spans = _traced(objectives)
+    try:
+        pipe = client.pipeline(transaction=True)
+        for obj in objectives:
+            # not over a final state: the daemon does not run a known id again, so "submitted" would stay
+            mirror_state(pipe, obj.id, {"state": "submitted", "action": obj.action}, config.daemon.result_ttl_s)
+            pipe.xadd(K.OBJECTIVE_STREAM, {"objective": json.dumps(obj.to_dict())})
+        pipe.execute()
+    finally:
+        for span in spans:
+            span.end()
     return [o.id for o in objectives]
 
 

@@ -73,8 +73,9 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
     ``redis_url``: the Redis to use, ``None`` for "start our own" (:func:`swarmd.daemon.redis_server.ensure_redis`); the
     command line resolves it (:func:`swarmd.cli.common.redis_url`).  Raises
     :class:`~swarmd.config.ConfigError` for a bad config.  ``services``: objects with
-    ``start()``/``stop()`` run beside the daemon (the HTTP API), started once logging is
-    set up and before Redis, stopped last; an error from ``start()`` propagates.
+    ``start()``/``stop()`` (and optionally ``reload(config)``, called after each SIGHUP reload)
+    run beside the daemon (the HTTP API), started once logging is set up and before Redis,
+    stopped last; an error from ``start()`` propagates.
     """
     config = load_config(config_path)
     register_config(config)  # the redactor masks its secrets in every log line, trace and result
@@ -99,16 +100,17 @@ def run_daemon(config_path: str | None, data_dir: str | None, redis_url: str | N
         for service in services:
             service.start()
             started.append(service)
-        return _serve(config, config_path, data, log_path, redis_url, workers, cores)
+        return _serve(config, config_path, data, log_path, redis_url, workers, cores, started)
     finally:
         for service in reversed(started):
             service.stop()
 
 
 def _serve(config, config_path: str | None, data: Path, log_path: Path, redis_url: str | None, workers: int,
-           cores: int) -> int:
+           cores: int, services: Sequence = ()) -> int:
     """:func:`run_daemon` once logging and the services are up: Redis, the daemon loop and
-    the supervised workers, until stopped; returns the exit code."""
+    the supervised workers, until stopped; returns the exit code.  A service with a
+    ``reload(config)`` method gets the daemon's new config after each SIGHUP reload."""
     notifier = Notifier()
     try:
         handle = ensure_redis(redis_url, data, allow_unauthenticated=config.daemon.allow_unauthenticated_redis)
@@ -124,6 +126,9 @@ def _serve(config, config_path: str | None, data: Path, log_path: Path, redis_ur
     redis = Redis.from_url(handle.url)
     daemon = Daemon(config, data, redis, notifier)
     daemon.install_signal_handlers()
+    for service in services:
+        if hasattr(service, "reload"):      # the HTTP API serves the reloaded config too
+            daemon.on_reload.append(lambda service=service: service.reload(daemon.config))
     redis_died: list[int] = []
 
     def on_redis_exit(code: int) -> None:   # systemd's Restart=on-failure then starts both again

@@ -178,6 +178,23 @@ class Store:
                 "SELECT data FROM attempts WHERE objective_id=? ORDER BY n", (objective_id,))]
             return out
 
+    def audit_steps(self, objective_id: str) -> list[dict]:
+        """The governor's decisions on ``objective_id``'s tool actions (``audit_log``), oldest
+        first: ``{"n" (1-based), "ts", "tool", "args" (redacted, decoded), "decision"
+        (allow/deny/ask), "rule", "reason"}``; ``[]`` when it made none (a label objective)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT ts, tool, args, decision, rule, reason FROM audit_log "
+                                      "WHERE objective_id=? ORDER BY id", (objective_id,)).fetchall()
+        steps = []
+        for n, (ts, tool, args, decision, rule, reason) in enumerate(rows, 1):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                pass
+            steps.append({"n": n, "ts": ts, "tool": tool, "args": args, "decision": decision, "rule": rule,
+                          "reason": reason})
+        return steps
+
     def page(self, state: str | None = None, action: str | None = None, since: float | None = None,
              q: str | None = None, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:
         """Objectives newest first (by ``submitted_at``, then id), without

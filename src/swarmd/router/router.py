@@ -18,6 +18,8 @@ paced threshold (:meth:`Budget.pacing_threshold`).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -166,6 +168,16 @@ def skip_record(tier: str, model: ModelConfig, reason_kind: str, detail: str, **
             "detail": detail, **extra}
 
 
+def unique_skips(skips: list[dict]) -> list[dict]:
+    """``skips`` (:func:`skip_record` dicts) with one entry per (tier, provider, model,
+    reason_kind), the first kept: what an objective that routed many requests (an agent's
+    steps) stores as its ``skipped``."""
+    seen: dict[tuple, dict] = {}
+    for skip in skips:
+        seen.setdefault((skip["tier"], skip["provider"], skip["model"], skip["reason_kind"]), skip)
+    return list(seen.values())
+
+
 def unavailable_kind(model: ModelConfig, reason: str) -> str:
     """``no_api_key`` when an API ``model`` is unavailable for want of a key (the
     provider's :class:`ProviderUnavailable` says so), else ``unreachable``."""
@@ -223,6 +235,28 @@ class Router:
         self.availability = Availability(config.escalation.cooldown_s, clock)
         self._providers: dict[str, Provider] = {}
         self._plans: dict[tuple[str, str], tuple[Config, list]] = {}
+        #: objective id -> the skips of its requests, while :meth:`collecting_skips` runs for it
+        self._skip_sinks: dict[str, list[dict]] = {}
+
+    @contextmanager
+    def collecting_skips(self, objective_id: str) -> Iterator[list[dict]]:
+        """Within the block, every :meth:`route` / :meth:`route_many` result for
+        ``objective_id`` adds its ``skips`` to the yielded list (in order, repeats kept:
+        :func:`unique_skips` folds them).  How an objective that routes many requests (an
+        agent: plan, steps, slot fills, verification) keeps every tier its requests skipped."""
+        found: list[dict] = []
+        self._skip_sinks[objective_id] = found
+        try:
+            yield found
+        finally:
+            self._skip_sinks.pop(objective_id, None)
+
+    def _collected(self, objective_id: str | None, result: RouteResult) -> RouteResult:
+        """``result``, its skips added to :meth:`collecting_skips`'s list for ``objective_id``."""
+        sink = self._skip_sinks.get(objective_id) if objective_id is not None else None
+        if sink is not None:
+            sink.extend(result.skips)
+        return result
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -307,12 +341,13 @@ class Router:
         :data:`STOPPED` and the attempts made so far (the worker passes "was the
         objective cancelled": the router knows no queue).
         """
-        return self._route(action, text, labels, objective_id, request_id, max_cost_usd, strategy,
-                           should_stop=should_stop)
+        return self._collected(objective_id, self._route(action, text, labels, objective_id, request_id,
+                                                         max_cost_usd, strategy, should_stop=should_stop))
 
     def route_many(self, action: str, texts: list[str], labels: tuple[str, ...] | list[str] = (),
                    request_ids: list[str | None] | None = None, objective_ids: list[str | None] | None = None,
-                   max_cost_usd: float | None = None, strategy: str | None = None) -> list[RouteResult]:
+                   max_cost_usd: float | None = None, strategy: str | None = None,
+                   should_stop: list[Callable[[], bool] | None] | None = None) -> list[RouteResult]:
         """:meth:`route` of each of ``texts`` (one action, one label set), with
         the first model of the plan asked for all of them at once when it can
         answer a batch (``classify_batch``: the in-process llama.cpp model
@@ -321,7 +356,10 @@ class Router:
         memory lookup first, its own escalation, ledger rows and result, as
         :meth:`route` gives it (the batched answers equal the one-by-one
         ones).  ``request_ids``/``objective_ids``: one per text (default
-        ``None``).  Returns one :class:`RouteResult` per text, in order.
+        ``None``).  ``should_stop``: one per text (or ``None``), as :meth:`route`'s, and also
+        asked before the text is routed at all: a text stopped then gets a :data:`STOPPED`
+        result with no attempt (its batched answer, if any, is not used, recorded nor charged).
+        Returns one :class:`RouteResult` per text, in order.
         Raises :class:`RequestError` for a bad request."""
         labels = tuple(labels)
         self.check_request(action, labels)
@@ -329,11 +367,19 @@ class Router:
         plan = self._plan(action, strategy)
         n = len(texts)
         request_ids, objective_ids = request_ids or [None] * n, objective_ids or [None] * n
+        stops = should_stop or [None] * n
         results: list[RouteResult | None] = [None] * n
+
+        def stopped(i: int) -> bool:      # the caller said stop (a cancelled objective): not routed
+            if stops[i] is None or not stops[i]():
+                return False
+            results[i] = self._result(None, [], [], UNRESOLVED, STOPPED, request_ids[i])
+            return True
+        live = [i for i in range(n) if not stopped(i)]
         if self._uses_memory(action):
-            for i in range(n):
+            for i in live:
                 results[i] = self._from_memory(action, texts[i], labels, objective_ids[i], request_ids[i])
-        todo = [i for i in range(n) if results[i] is None]
+        todo = [i for i in live if results[i] is None]
         ahead: dict[int, dict] = {}
         prepared: dict[int, tuple] = {}
         batcher = self._batcher(action, plan) if len(todo) > 1 else None
@@ -344,9 +390,12 @@ class Router:
                                            for i in todo])
             ahead = {i: {key: g} for i, g in zip(todo, got)}
         for i in todo:
+            if ahead and stopped(i):         # stopped while the batch was answered
+                continue
             results[i] = self._route(action, texts[i], labels, objective_ids[i], request_ids[i], max_cost_usd,
-                                     strategy, ahead.get(i), use_memory=False, prepared=prepared.get(i))
-        return results
+                                     strategy, ahead.get(i), use_memory=False, prepared=prepared.get(i),
+                                     should_stop=stops[i])
+        return [self._collected(oid, r) for oid, r in zip(objective_ids, results)]
 
     def batches(self, action: str, strategy: str | None = None) -> bool:
         """Whether :meth:`route_many` would ask the first model of ``action``'s
@@ -462,7 +511,7 @@ class Router:
                     if pending is not None:
                         self._record(action, pending, objective_id)
                     logger.info("{} stopped before {} (its caller said stop)", request_id or action, key)
-                    return self._result(best, attempts, skipped, UNRESOLVED, STOPPED, request_id)
+                    return self._result(best, attempts, skipped, UNRESOLVED, STOPPED, request_id, skips)
                 reservation = None
                 model_prompt = self._model_prompt(prompt, retrieved, model, labels)
                 if not model.is_free:

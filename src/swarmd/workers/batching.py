@@ -6,13 +6,13 @@ For each job :class:`swarmd.workers.context.ContextWorker` dequeues:
    ``daemon.batch_max`` > 1, takes up to ``batch_max - 1`` further jobs with the same
    :func:`batch_key` from the front of the same queue, in one Redis transaction that gives
    each the bookkeeping RQ gives a dequeued job (:mod:`swarmd.rqcompat`);
-2. :func:`route_ahead`: ``started`` events, then one :meth:`Router.route_many` call; each
+2. :func:`route_ahead`: ``started`` events, then one :meth:`Router.route_many` call (each
+   objective's cancel checked before it is routed and before each escalation); each
    result is left in :attr:`WorkerContext.routed`;
 3. each job then runs as RQ runs one job, taking its routed result; one that fails fails alone.
 
 A job is always either queued or registered started, so a killed worker's batch is retried
-by RQ.  Answers equal the unbatched ones.  ``daemon.batch_max: 1`` turns it off.  Design:
-docs/design.md.
+by RQ.  Answers equal the unbatched ones.  ``batch_max: 1`` turns it off.  See docs/design.md.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
 
 from swarmd.config import AGENT_ACTION
-from swarmd.queue import JOB_FUNC, Started, emit, finished_key
+from swarmd.queue import JOB_FUNC, Started, emit, finished_key, stop_check
 from swarmd.rqcompat import register_claimed
 
 #: Queued ids looked at per free place in a batch: a batch of ``batch_max`` looks at the first
@@ -150,7 +150,8 @@ def route_ahead(worker, jobs: list[Job]) -> None:
                                         job_id=jobs[0].id):
             results = ctx.router.route_many(first["action"], [o["input"] for o in todo], first.get("labels") or (),
                                             request_ids=todo_ids, objective_ids=todo_ids,
-                                            max_cost_usd=first.get("max_cost_usd"), strategy=first.get("strategy"))
+                                            max_cost_usd=first.get("max_cost_usd"), strategy=first.get("strategy"),
+                                            should_stop=[stop_check(ctx.redis, i) for i in todo_ids])
     except Exception as exc:  # noqa: BLE001 - each job then routes its objective alone
         logger.warning("worker {}: batch of {} objectives ({}) could not be routed together ({}: {}); "
                        "routing them one by one", worker.name, len(todo), ", ".join(todo_ids), type(exc).__name__, exc)

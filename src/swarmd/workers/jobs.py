@@ -28,21 +28,14 @@ from swarmd.governor import AuditBuffer, Governor, PolicyError
 from swarmd.governor.workspace import WorkspaceError, discard
 from swarmd.memory.audit import maybe_audit
 from swarmd.objectives import FINAL_STATES
-from swarmd.queue import Finished, Started, emit, reported_final, start
+from swarmd.queue import Finished, Started, emit, reported_final, start, stop_check
 from swarmd.router import STOPPED, RequestError
+from swarmd.router.router import unique_skips
 from swarmd.testing.failpoints import failpoint
 from swarmd.agent.changes import CHANGESET_TOOL, agent_copy, approval_point, resume_changes
 from swarmd.agent.follower import run_with_traces
-from swarmd.agent.loop import CANCELLED, ShouldStop
+from swarmd.agent.loop import CANCELLED
 from swarmd.workers.context import WorkerContext, publish_tiers
-
-
-def stop_check(connection, objective_id: str) -> ShouldStop:
-    """The "stop now?" callable of a running objective: ``True`` once a final
-    state was reported for it (:func:`swarmd.queue.reported_final`; a cancel
-    sets that marker to ``cancelled``).  One Redis GET per call (well under a
-    millisecond on loopback), asked between steps, never during one."""
-    return lambda: reported_final(connection, objective_id) is not None
 
 
 def run_objective(ctx: WorkerContext, objective: dict) -> dict:
@@ -85,6 +78,8 @@ def route_objective(ctx: WorkerContext, objective: dict) -> dict:
             request_id=oid, max_cost_usd=objective.get("max_cost_usd"), strategy=objective.get("strategy"),
             should_stop=stop_check(ctx.redis, oid))
         state = "done" if result.status == "accepted" else CANCELLED if result.reason == STOPPED else "unresolved"
+        if routed is not None and state != CANCELLED and reported_final(ctx.redis, oid) == CANCELLED:
+            state = CANCELLED       # cancelled while its batch was routed: reported so, its calls kept, no audit
         payload = {"state": state, "result": result.to_json(), "attempts": result.attempts_json()}
         if result.skips:
             payload["skipped"] = result.skips
@@ -94,7 +89,7 @@ def route_objective(ctx: WorkerContext, objective: dict) -> dict:
     emit(ctx.redis, Finished.from_payload(oid, payload))
     publish_tiers(ctx)
     failpoint("worker_after_report", oid)
-    if result is not None and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
+    if result is not None and state != CANCELLED and ctx.router.config.strategy_of(objective["action"], objective.get("strategy")) \
             != "local_only":         # after the result is reported: an audit never delays it; it asks the API
         maybe_audit(ctx.router, ctx.redis, objective, result, ctx.config.memory.audit_rate)
     return payload
@@ -129,17 +124,20 @@ def run_agent_objective(ctx: WorkerContext, objective: dict) -> dict:
                        "result": {"status": "failed", "reason": f"workspace copy failed: {exc}"}}
         else:
             commit_as = oid if ctx.config.governor.commit_changes else None
-            if record is not None and record.get("tool") == CHANGESET_TOOL:
-                outcome = resume_changes(copy, governor.policy, record, commit_as=commit_as)
-            else:
-                outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree), ctx.traces,
-                                          resume=record, should_stop=stop_check(conn, oid))
+            with ctx.router.collecting_skips(oid) as skips:     # every tier its plan, steps and checks skipped
+                if record is not None and record.get("tool") == CHANGESET_TOOL:
+                    outcome = resume_changes(copy, governor.policy, record, commit_as=commit_as)
+                else:
+                    outcome = run_with_traces(objective, ctx.router, governor, ctx.config, Path(copy.tree),
+                                              ctx.traces, resume=record, should_stop=stop_check(conn, oid))
             if outcome.state == CANCELLED:      # stopped between steps: nothing of the copy is applied
                 logger.info("objective {} cancelled while running: its change set is not applied to {}", oid,
                             copy.real)
             else:
                 outcome = approval_point(copy, governor.policy, outcome, commit_as=commit_as)
             payload = {"state": outcome.state, "result": outcome.result, "attempts": outcome.attempts}
+            if skips:
+                payload["skipped"] = unique_skips(skips)
             if outcome.trace:
                 payload["trace"] = outcome.trace
             if outcome.state in FINAL_STATES:
