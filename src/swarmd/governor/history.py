@@ -16,6 +16,7 @@ Errors: :class:`HistoryError`.
 from __future__ import annotations
 
 import subprocess
+import threading
 from typing import Callable
 
 from swarmd.errors import SwarmdError
@@ -136,16 +137,28 @@ def import_history(real: str, tree: str, branch: str, commits: int, secret: Call
 
 def _feed_blobs(blobs: dict[bytes, int], cat: subprocess.Popen, w) -> None:
     """Write ``blob``/``mark``/``data`` for each of ``blobs`` (id -> mark) to fast-import's
-    stdin ``w``, reading their content from ``cat`` (``git cat-file --batch``), one at a time
-    (a writer thread is not needed: a request is sent only after the previous answer is read)."""
+    stdin ``w``, reading their content from ``cat`` (``git cat-file --batch``): the ids are
+    written by a thread while the answers are read here, in the same order (no round trip
+    per blob)."""
+    def ask() -> None:
+        try:
+            cat.stdin.write(b"".join(oid + b"\n" for oid in blobs))
+            cat.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+    t = threading.Thread(target=ask, name="swarmd-history-ask", daemon=True)
+    t.start()
     r = cat.stdout
-    for oid, mark in blobs.items():
-        cat.stdin.write(oid + b"\n")
-        cat.stdin.flush()
-        head = r.readline().split()
-        if len(head) != 3 or head[1] != b"blob":
-            raise HistoryError(f"object {oid[:12].decode('ascii', 'replace')} is not a blob ({b' '.join(head)[:60]!r})")
-        size = int(head[2])
-        data = r.read(size)
-        r.read(1)
-        w.write(b"blob\nmark :%d\ndata %d\n" % (mark, size) + data + b"\n")
+    try:
+        for oid, mark in blobs.items():
+            head = r.readline().split()
+            if len(head) != 3 or head[1] != b"blob":
+                raise HistoryError(f"object {oid[:12].decode('ascii', 'replace')} is not a blob "
+                                   f"({b' '.join(head)[:60]!r})")
+            size = int(head[2])
+            w.write(b"blob\nmark :%d\ndata %d\n" % (mark, size))
+            w.write(r.read(size))
+            r.read(1)
+            w.write(b"\n")
+    finally:
+        t.join(timeout=5)

@@ -360,14 +360,17 @@ def _snapshot(ac: AgentCopy, policy: Policy, masked: "list[str]") -> None:
 def _secret_rel(policy: Policy, real: str):
     """``secret(rel)``: a workspace-relative path (or one of its directories) is secret."""
     mask, _ = _masks(policy)
+    memo: dict[str, bool] = {}
+
+    def one(sub: str) -> bool:
+        hit = memo.get(sub)
+        if hit is None:
+            hit = memo[sub] = bool(is_secret(policy, os.path.join(real, sub)) or (mask is not None and mask.match(sub)))
+        return hit
 
     def secret(rel: str) -> bool:
         parts = rel.split("/")
-        for k in range(1, len(parts) + 1):
-            sub = "/".join(parts[:k])
-            if is_secret(policy, os.path.join(real, sub)) or (mask is not None and mask.match(sub)):
-                return True
-        return False
+        return one(rel) or any(one("/".join(parts[:k])) for k in range(1, len(parts)))
     return secret
 
 
