@@ -7,7 +7,7 @@ import os
 import re
 from functools import lru_cache
 
-from ..paths import PathProblem, inside, is_secret, judge_path, resolve, walk
+from ..paths import PathProblem, in_copy, inside, is_secret, judge_path, resolve, walk
 from ..policy import Decision, Policy, rule_decision, strictest
 from ..urls import judge_url
 from .builtins import (ASSIGNING_BUILTINS, EXEC_WRAPPERS, PRIVESC, SHELL_BUILTINS_DENIED, WRAPPERS, WRAPPER_SKIP,
@@ -318,7 +318,7 @@ def _judge_cd(ctx: JudgeContext, words: tuple[Word, ...]) -> list[Decision]:
     new: list[str] = []
     for cwd in ctx.cwds:
         try:
-            r = resolve(words[1].text, cwd)[1]
+            r = resolve(in_copy(words[1].text, ctx.root), cwd)[1]
         except PathProblem:
             continue
         if r not in new:
