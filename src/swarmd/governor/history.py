@@ -3,8 +3,8 @@
 :func:`import_history` reads ``git fast-export --no-data`` of the real repository's last N
 commits (commits, trees and paths only: no file content), drops every file change whose path
 is secret (any commit, any time), and writes what is left with ``git fast-import`` into the
-copy's fresh repository, feeding it only the blobs that a kept path names (``git cat-file
---batch``). So the copy's object store never receives a secret file's bytes, in any version:
+copy's fresh repository, after giving it only the blobs that a kept path names (``git
+pack-objects`` of exactly those ids, ``git index-pack`` in the copy). So the copy's object store never receives a secret file's bytes, in any version:
 ``git log -p``, ``git show``, ``git cat-file --batch-all-objects`` have nothing to reveal.
 Anything in the stream it does not understand (renames, copies, tags, unknown commands) fails
 the import, and the caller falls back to one snapshot commit (fail closed). Commit ids differ
@@ -16,13 +16,10 @@ Errors: :class:`HistoryError`.
 from __future__ import annotations
 
 import subprocess
-import threading
 from typing import Callable
 
 from swarmd.errors import SwarmdError
 
-#: first mark given to blobs (fast-export numbers commits from 1; the two ranges never meet)
-BLOB_MARK0 = 1 << 40
 #: file modes whose data is a blob (160000, a gitlink, names a commit of another repository)
 BLOB_MODES = (b"100644", b"100755", b"120000", b"644", b"755")
 
@@ -53,8 +50,8 @@ def unquote(raw: bytes) -> bytes:
 
 
 def _filtered(stream: bytes, branch: bytes, secret: Callable[[str], bool]) -> tuple[list[bytes], dict[bytes, int], int]:
-    """Parse ``fast-export --no-data`` output: returns (lines of the filtered stream, blob id ->
-    mark of every blob a kept path names, how many file changes were dropped)."""
+    """Parse ``fast-export --no-data`` output: returns (lines of the filtered stream, the ids of
+    every blob a kept path names, in order of first use, how many file changes were dropped)."""
     out: list[bytes] = []
     blobs: dict[bytes, int] = {}
     dropped = 0
@@ -82,8 +79,7 @@ def _filtered(stream: bytes, branch: bytes, secret: Callable[[str], bool]) -> tu
                 dropped += 1
                 continue
             if mode in BLOB_MODES:
-                mark = blobs.setdefault(ref, BLOB_MARK0 + len(blobs))
-                line = b"M %s :%d %s" % (mode, mark, path)
+                blobs.setdefault(ref, len(blobs))
             elif mode != b"160000":
                 raise HistoryError(f"fast-export: unknown file mode {mode[:20]!r}")
             out.append(line)
@@ -113,52 +109,26 @@ def import_history(real: str, tree: str, branch: str, commits: int, secret: Call
     if exp.returncode != 0:
         raise HistoryError(f"git fast-export in {real} failed: {exp.stderr.decode('utf-8', 'replace').strip()[:300]}")
     lines, blobs, dropped = _filtered(exp.stdout, branch.encode("utf-8", "surrogateescape"), secret)
-    imp = subprocess.Popen([*git, "fast-import", "--quiet", "--done"], cwd=tree, env=env, stdin=subprocess.PIPE,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    cat = subprocess.Popen([*git, "cat-file", "--batch"], cwd=real, env=env, stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert imp.stdin is not None and cat.stdin is not None and cat.stdout is not None
+    # exactly the kept blobs, as one pack (compressed data and deltas reused only when their base
+    # is among them: pack-objects never writes an object it was not given)
+    pack = subprocess.Popen([*git, "pack-objects", "--stdout", "-q", "--window=0"], cwd=real, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    index = subprocess.Popen([*git, "index-pack", "--stdin"], cwd=tree, env=env, stdin=pack.stdout,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert pack.stdin is not None and pack.stdout is not None
+    pack.stdout.close()
     try:
-        _feed_blobs(blobs, cat, imp.stdin)
-        imp.stdin.write(b"\n".join(lines) + b"\ndone\n")
-        imp.stdin.close()
-    except (BrokenPipeError, HistoryError) as e:
-        imp.kill()
-        imp.wait()
-        raise HistoryError(f"git fast-import in {tree}: {e}") from None
-    finally:
-        cat.kill()
-        cat.wait()
-    err = imp.stderr.read() if imp.stderr else b""
-    if imp.wait(timeout=timeout) != 0:
-        raise HistoryError(f"git fast-import in {tree} failed: {err.decode('utf-8', 'replace').strip()[:300]}")
+        pack.stdin.write(b"".join(oid + b"\n" for oid in blobs))
+        pack.stdin.close()
+    except BrokenPipeError:
+        pass
+    for proc, what, where in ((pack, "pack-objects", real), (index, "index-pack", tree)):
+        err = proc.stderr.read() if proc.stderr else b""     # a few lines at most (-q)
+        if proc.wait(timeout=timeout) != 0:
+            raise HistoryError(f"git {what} in {where} failed: {err.decode('utf-8', 'replace').strip()[:300]}")
+    imp = subprocess.run([*git, "fast-import", "--quiet", "--done"], cwd=tree, env=env, capture_output=True,
+                         input=b"\n".join(lines) + b"\ndone\n", timeout=timeout)
+    if imp.returncode != 0:
+        raise HistoryError(f"git fast-import in {tree} failed: {imp.stderr.decode('utf-8', 'replace').strip()[:300]}")
     return dropped
 
-
-def _feed_blobs(blobs: dict[bytes, int], cat: subprocess.Popen, w) -> None:
-    """Write ``blob``/``mark``/``data`` for each of ``blobs`` (id -> mark) to fast-import's
-    stdin ``w``, reading their content from ``cat`` (``git cat-file --batch``): the ids are
-    written by a thread while the answers are read here, in the same order (no round trip
-    per blob)."""
-    def ask() -> None:
-        try:
-            cat.stdin.write(b"".join(oid + b"\n" for oid in blobs))
-            cat.stdin.close()
-        except (BrokenPipeError, ValueError, OSError):
-            pass
-    t = threading.Thread(target=ask, name="swarmd-history-ask", daemon=True)
-    t.start()
-    r = cat.stdout
-    try:
-        for oid, mark in blobs.items():
-            head = r.readline().split()
-            if len(head) != 3 or head[1] != b"blob":
-                raise HistoryError(f"object {oid[:12].decode('ascii', 'replace')} is not a blob "
-                                   f"({b' '.join(head)[:60]!r})")
-            size = int(head[2])
-            w.write(b"blob\nmark :%d\ndata %d\n" % (mark, size))
-            w.write(r.read(size))
-            r.read(1)
-            w.write(b"\n")
-    finally:
-        t.join(timeout=5)
