@@ -128,7 +128,7 @@ def main() -> int:
 
         rows: list[tuple[str, float, bool]] = []
         for name, make, is_copy in (("baseline: git clone --depth N --no-local", clone, False),
-                                    ("import_history (fast-export filtered, fast-import)", fast_export, False),
+                                    ("import_history (fast-export filtered, kept blobs packed)", fast_export, False),
                                     ("clone --depth N + filter-branch + gc", clone_rewrite, False),
                                     ("make_copy, history_commits=0 (snapshot)", copy(pol0), True),
                                     (f"make_copy, history_commits={a.history}", copy(poln), True)):

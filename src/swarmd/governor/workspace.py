@@ -24,7 +24,7 @@ import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from loguru import logger
 
@@ -273,29 +273,32 @@ def _fill(ac: AgentCopy, real_now: dict[str, os.stat_result], policy: Policy) ->
         if r.returncode != 0:
             raise WorkspaceError(f"copying {real} to {tree} failed: "
                                  f"{r.stderr.decode('utf-8', 'replace').strip()[:300]}")
-    mask, _ = _masks(policy)
+    secret = _secret_rel(policy, real)
     masked: list[str] = []
+    removed = False
     for rel, st in sorted(scan(tree).items()):
         p = os.path.join(tree, rel)
-        if not os.path.lexists(p):
+        if removed and not os.path.lexists(p):
             continue  # under a directory removed below
         if os.path.basename(rel).lower() == ".git":
             (shutil.rmtree if stat.S_ISDIR(st.st_mode) else os.unlink)(p)
+            removed = True
             continue
         if _kind(st.st_mode) not in ("file", "dir", "symlink"):
             os.unlink(p)
             continue
         if stat.S_ISLNK(st.st_mode):
             continue
-        if is_secret(policy, os.path.join(real, rel)) or (mask is not None and mask.match(rel)):
+        if secret(rel):
             if stat.S_ISDIR(st.st_mode):
                 shutil.rmtree(p)
                 os.mkdir(p, 0o700)
+                removed = True
             else:
                 os.truncate(p, 0)
             masked.append(rel)
     if _is_repo(real):
-        _snapshot(ac, policy, masked)
+        _snapshot(ac, policy, masked, secret)
     _give_to_sandbox(tree)
     base = {"real": real, "masked": masked, "made": time.time(), "entries": {}}
     ac_entries = base["entries"]
@@ -312,12 +315,17 @@ def _give_to_sandbox(tree: str) -> None:
     uid = getattr(sandbox, "HOST_UID", None)
     if uid is None or not getattr(sandbox, "PRIVILEGED", False):
         return
+    # -h: a symbolic link itself, never its target; -R with the default -P: links never followed
+    r = subprocess.run(["chown", "-R", "-h", "-P", f"{uid}:{uid}", "--", tree], capture_output=True,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode == 0:
+        return
     os.chown(tree, uid, uid)
     for rel in scan(tree, skip_top_git=False):
         os.chown(os.path.join(tree, rel), uid, uid, follow_symlinks=False)
 
 
-def _snapshot(ac: AgentCopy, policy: Policy, masked: "list[str]") -> None:
+def _snapshot(ac: AgentCopy, policy: Policy, masked: "list[str]", secret: "Callable[[str], bool]") -> None:
     """The copy's fresh repository on the real branch's name: the last
     ``sandbox.history_commits`` commits with every secret path left out
     (:func:`history.import_history`), or, when that is 0 or fails, one commit of the copied
@@ -335,7 +343,7 @@ def _snapshot(ac: AgentCopy, policy: Policy, masked: "list[str]") -> None:
     branch = head or "main"
     _git(tree, "init", "-q", "-b", branch, env_home=home)
     n = int(getattr(policy.sandbox, "history_commits", 0))
-    if not (sha and n and _import_history(ac, policy, branch, n)):
+    if not (sha and n and _import_history(ac, branch, n, secret)):
         files = [p for p in _git(tree, "ls-files", "-z", "--others", "--exclude-standard", env_home=home).split("\0")
                  if p]
         msg = f"swarmd: snapshot of the workspace{' at ' + sha[:12] if sha else ''} (no history)\n".encode()
@@ -374,12 +382,12 @@ def _secret_rel(policy: Policy, real: str):
     return secret
 
 
-def _import_history(ac: AgentCopy, policy: Policy, branch: str, n: int) -> bool:
+def _import_history(ac: AgentCopy, branch: str, n: int, secret: "Callable[[str], bool]") -> bool:
     """:func:`history.import_history` into the copy; False (logged) when it fails."""
     env = {"PATH": "/usr/bin:/bin", "HOME": ac.dir, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
            "GIT_TERMINAL_PROMPT": "0", "LANG": "C"}
     try:
-        import_history(ac.real, ac.tree, branch, n, _secret_rel(policy, ac.real), ["git", *GIT_SAFE], env)
+        import_history(ac.real, ac.tree, branch, n, secret, ["git", *GIT_SAFE], env)
     except (HistoryError, OSError, subprocess.SubprocessError) as e:
         logger.warning("workspace copy of {}: history not imported ({}); one snapshot commit instead", ac.real, e)
         shutil.rmtree(os.path.join(ac.tree, ".git"), ignore_errors=True)
