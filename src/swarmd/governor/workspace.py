@@ -763,18 +763,30 @@ DESTRUCTIVE_KEEP = 0.5
 def _kept_share(old: bytes, new: bytes) -> float:
     """Share (0..1) of ``old``'s lines still in ``new``: lines difflib matches, plus lines of a
     replaced block that stay at least half similar to their counterpart (so a rename over every
-    line, ``sed -i s/a/b/``, keeps them; gutting or overwriting with other text does not)."""
+    line, ``sed -i s/a/b/``, keeps them; gutting or overwriting with other text does not).
+    The lines both share at their start and end are matched first; when they alone reach
+    :data:`DESTRUCTIVE_KEEP` (an append, an edit in one place) that lower bound is returned without
+    difflib, which is quadratic on files of many equal lines (``bench/workspace_copy.py``'s apply)."""
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     if not a:
         return 1.0
-    kept = 0
+    pre = 0
+    while pre < min(len(a), len(b)) and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < min(len(a), len(b)) - pre and a[-1 - suf] == b[-1 - suf]:
+        suf += 1
+    kept = pre + suf
+    if kept >= DESTRUCTIVE_KEEP * len(a):
+        return kept / len(a)
+    a, b = a[pre:len(a) - suf], b[pre:len(b) - suf]
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if tag == "equal":
             kept += i2 - i1
         elif tag == "replace":
             kept += sum(1 for x, y in zip(a[i1:i2], b[j1:j2])
                         if difflib.SequenceMatcher(None, x, y, autojunk=False).ratio() >= 0.5)
-    return kept / len(a)
+    return kept / (len(a) + pre + suf)
 
 
 def _destructive(ac: AgentCopy, c: Change) -> str | None:
