@@ -9,8 +9,7 @@ Order of checks for a path (first hit decides):
    ``/proc/self/root``, duplicate slashes): reads allowed only when listed in
    ``files.read_outside_workspace`` (rule ``files.read_outside_workspace``),
    writes only when listed in ``files.write_outside_workspace``; else deny
-   (``files.outside-workspace``).
-   In an agent's copy, the real workspace's own path stands for the copy (:func:`in_copy`).
+   (``files.outside-workspace``). In an agent's copy the real workspace's path is the copy's.
 4. Inside: policy rules for the tool (``path`` globs relative to the workspace or
    absolute); deny wins over ask over allow; no rule -> ask (``default.read`` /
    ``default.write``).
