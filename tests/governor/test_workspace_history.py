@@ -129,3 +129,24 @@ def test_unquote_reads_git_c_quoted_paths():
     assert unquote(b'"odd \\"name\\".txt"') == b'odd "name".txt'
     assert unquote(b'"caf\\303\\251\\t"') == "café\t".encode()
     assert unquote(b"plain/path") == b"plain/path"
+
+
+def test_a_stream_the_filter_does_not_understand_fails_closed_to_one_snapshot(tmp_path, real, monkeypatch):
+    """Renames, copies, tags or an unknown command in the export: no history at all, one snapshot
+    commit of the masked tree (never a partly filtered history)."""
+    from swarmd.governor import history
+
+    with pytest.raises(history.HistoryError, match="renames, copies and tags"):
+        history._filtered(b"commit refs/heads/main\nR a.txt b.txt\n", b"main", lambda p: False)
+    real_filtered = history._filtered
+
+    def with_a_tag(stream, branch, secret):
+        return real_filtered(stream + b"tag v1\n", branch, secret)
+    monkeypatch.setattr(history, "_filtered", with_a_tag)
+    ac = make_copy(str(real), str(tmp_path / "copy"), load_policy(POLICY))
+    try:
+        subjects = copy_git(ac, "log", "--format=%s").splitlines()
+        assert len(subjects) == 1 and "no history" in subjects[0]
+        assert OLD_SECRET not in copy_git(ac, "cat-file", "--batch-all-objects", "--batch")
+    finally:
+        discard(ac)
