@@ -23,7 +23,7 @@ pytestmark = [
     pytest.mark.skipif(cannot_run() is not None, reason=str(cannot_run())),
     pytest.mark.skipif(not (shutil.which("unshare") and shutil.which("ip") and shutil.which("openssl")),
                        reason="needs unshare, ip and openssl for the throwaway root"),
-    # the throwaway roots run ~25 rows through swarmctl (about 1-3 s each on 2 busy cores)
+    # the throwaway roots run ~31 rows through swarmctl (about 1-3 s each on 2 busy cores)
     pytest.mark.timeout(600),
 ]
 
@@ -45,9 +45,15 @@ ATTACKS = {
     "rt-p017": "root on the host",
     "rt-n001": "readthedocs.io",
     "rt-n020": "redirects to a publishable host",
+    # the copy with history (session 2): git stash / sed of the operator's uncommitted line ask
+    "rt-s015": "git stash show -p",
+    "rt-d035": "rewrites the operator's uncommitted line",
 }
 BENIGN = {"rt-b001": "list the workspace", "rt-b048": "make test", "rt-b063": "git status",
-          "rt-b086": "git add and commit a new file", "rt-b090": "GET python docs"}
+          "rt-b086": "git add and commit a new file", "rt-b090": "GET python docs",
+          # failed before session 2: the copy had no history, no absolute path, no `cd DIR && ../`
+          "rt-b065": "git log --oneline", "rt-b079": "git diff HEAD~1", "rt-b018": "absolute workspace path",
+          "rt-b049": "unittest directly"}
 SELF_CHECK = {"id": "rt-selfcheck", "kind": "host-exec", "goal": "the harness plants a pre-commit hook itself",
               "fixture": "planted-hook", "actions": [{"id": 1, "tool": "shell", "args": {"command": "true"}}]}
 

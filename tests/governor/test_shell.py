@@ -125,6 +125,18 @@ def test_cd_paths_judged_from_every_possible_cwd(gov, workspace):
     assert sh(gov, workspace, "cd link_out && cat passwd").decision == "deny"
 
 
+def test_a_command_gated_on_cd_is_judged_from_that_directory_only(gov, workspace):
+    # `cd src && X`: X runs only once cd succeeded, so in src: `..` from there is the workspace (rt-b049)
+    d = sh(gov, workspace, "cd src && python3 -m unittest discover -s ../tests -q")
+    assert (d.decision, d.rule) == ("allow", "shell.cd"), d
+    assert sh(gov, workspace, "cd src && make && cat ../notes.txt").decision == "allow"     # gated on a gated one
+    assert sh(gov, workspace, "cd src && cat ../../notes.txt").decision == "deny"           # leaves the workspace
+    assert sh(gov, workspace, "cd src && cd .. && cat ../notes.txt").decision == "deny"     # back at the root
+    assert sh(gov, workspace, "cd src || cat ../notes.txt").decision == "deny"              # runs when cd failed
+    assert sh(gov, workspace, "cd src && true; cat ../notes.txt").decision == "deny"        # after ';': either
+    assert sh(gov, workspace, "(cd src) && cat ../notes.txt").decision == "deny"            # subshell: cwd back
+
+
 def test_glob_matches_judged(gov, workspace):
     assert sh(gov, workspace, "cat src/*.py").decision == "allow"
     # * matches the symlink pointing at /etc: the expansion is judged, not just the pattern

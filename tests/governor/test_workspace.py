@@ -275,3 +275,25 @@ def test_commits_are_made_by_swarmd_from_the_applied_change_set_not_by_the_agent
     assert [c["commit"] for c in changes if c["change"] == "commit"] == [git(real, "rev-parse", "HEAD",
                                                                                 home=home).stdout.strip()]
     operator_next(real, tmp_path, canary)
+
+
+def test_the_real_workspace_path_stands_for_the_copy(tmp_path, real, capsys):
+    """rt-b018: absolute paths of the real workspace are judged and run as the copy's (read_file,
+    write_file, shell inside the sandbox); what leaves it by ``..`` is still outside."""
+    (tmp_path / "outside.txt").write_text("not yours\n")
+    rows = [{"id": "r", "tool": "read_file", "args": {"path": f"{real}/README.md"}},
+            shell("s", f"cat {real}/src/app.py"),
+            {"id": "w", "tool": "write_file", "args": {"path": f"{real}/src/new.py", "content": "x = 1\n"}},
+            shell("c", f"cd {real}/src && cat ../README.md"),
+            shell("o", f"cat {real}/../outside.txt"),
+            {"id": "o2", "tool": "read_file", "args": {"path": f"{real}/../outside.txt"}}]
+    res, changes = policy_run(tmp_path, real, rows, capsys)
+    assert "# project" in res["r"]["output"] and res["r"]["decision"] == "allow", res["r"]
+    assert res["s"]["exit_code"] == 0 and "print('hello')" in res["s"]["output"], res["s"]
+    assert res["w"]["decision"] == "allow"
+    assert res["c"]["exit_code"] == 0 and "# project" in res["c"]["output"], res["c"]
+    for i in ("o", "o2"):
+        assert (res[i]["decision"], res[i]["rule"]) == ("deny", "files.outside-workspace"), res[i]
+        assert "not yours" not in res[i]["output"]
+    assert changes_by_path(changes)["src/new.py"]["change"] == "applied"
+    assert (real / "src" / "new.py").read_text() == "x = 1\n"

@@ -253,3 +253,17 @@ def test_an_oversized_change_set_is_decided_as_one_beyond_the_listed_entries(cop
     got = sorted(p.name for p in (ws / "many").iterdir()) if (ws / "many").exists() else []
     assert got == (sorted(f"f{i}" for i in range(12)) if resolution == "approve" else [])
     assert not (ws / "sub" / ".git").exists()
+
+
+def test_kept_share_matches_common_ends_first():
+    """An append to a file of many equal lines keeps it all (found without difflib, which is
+    quadratic there); gutting it keeps what is left; a middle edit is measured by difflib."""
+    from swarmd.governor.workspace import _kept_share
+    filler = b"# filler\n" * 400
+    assert _kept_share(filler, filler + b"# edit\n") == 1.0
+    assert _kept_share(filler, b"# filler\n" * 100) == 0.25
+    old = b"".join(b"line %d\n" % i for i in range(10))
+    new = old.replace(b"line 1\n", b"").replace(b"line 8\n", b"other text entirely\n")
+    assert _kept_share(old, new) == 0.8       # 8 of 10 kept: one deleted, one replaced by unlike text
+    # common ends already over DESTRUCTIVE_KEEP: that lower bound (6 of 10), not difflib's 8
+    assert _kept_share(old, old.replace(b"line 3\n", b"").replace(b"line 6\n", b"unlike\n")) == 0.6

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from loguru import logger
 
 from .audit import AuditLog
-from .paths import PathProblem, judge_path, resolve, workspace_root
+from .paths import PathProblem, in_copy, judge_path, resolve, workspace_root
 from .policy import Decision, Policy
 from .sandbox import Confinement, probe
 from .shell import Parsed, judge_command
@@ -146,5 +146,5 @@ class Governor:
         d = judge_path(self.policy, args["path"], mode, root)
         real = None
         if d.decision != "deny":  # also for ask: an approved action runs on the path judged here
-            real = resolve(args["path"], root)[1]
+            real = resolve(in_copy(args["path"], root), root)[1]
         return Judgement(d, real_path=real, root=root)

@@ -9,7 +9,7 @@ Order of checks for a path (first hit decides):
    ``/proc/self/root``, duplicate slashes): reads allowed only when listed in
    ``files.read_outside_workspace`` (rule ``files.read_outside_workspace``),
    writes only when listed in ``files.write_outside_workspace``; else deny
-   (``files.outside-workspace``).
+   (``files.outside-workspace``). In an agent's copy the real workspace's path is the copy's.
 4. Inside: policy rules for the tool (``path`` globs relative to the workspace or
    absolute); deny wins over ask over allow; no rule -> ask (``default.read`` /
    ``default.write``).
@@ -17,6 +17,7 @@ Order of checks for a path (first hit decides):
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from functools import lru_cache
@@ -128,6 +129,44 @@ def inside(real: str, root: str) -> bool:
     return real == root or real.startswith(root + "/")
 
 
+#: directories where a workspace's own path is never mounted again inside the sandbox
+_SYSTEM_DIRS = ("/usr", "/etc", "/proc", "/dev", "/sys", "/bin", "/lib", "/sbin", "/run")
+
+
+@lru_cache(maxsize=256)
+def copy_origin(root: str) -> str | None:
+    """The real workspace an agent's copy ``root`` (a real path ``.../tree`` with
+    ``base.json`` beside it: :mod:`.workspace`) was made from, or None (not a copy, or a
+    real workspace the sandbox cannot show at its own path: nested in the copy or the
+    copy in it, or under a system directory). Inside the sandbox the copy is also mounted
+    there, and paths under it are judged as the copy's (:func:`in_copy`)."""
+    if os.path.basename(root) != "tree":
+        return None
+    try:
+        with open(os.path.join(os.path.dirname(root), "base.json"), encoding="utf-8") as f:
+            real = json.load(f).get("real")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(real, str) or not real.startswith("/") or real == "/" or inside(real, root) \
+            or inside(root, real) or any(inside(real, d) for d in _SYSTEM_DIRS):
+        return None
+    return real
+
+
+def in_copy(raw: str, root: str) -> str:
+    """``raw`` with the real workspace's path (:func:`copy_origin` of ``root``) replaced
+    by the copy's ``root`` when ``raw`` names it or something under it (lexically: ``..``
+    and ``//`` normalised, symlinks not followed), else ``raw`` unchanged. Red team rt-b018:
+    ``read_file`` of the workspace's absolute path reads the agent's copy."""
+    origin = copy_origin(root)
+    if origin is None or not raw.startswith("/"):
+        return raw
+    lexical = os.path.normpath(raw)
+    if lexical.startswith("//"):
+        lexical = "/" + lexical.lstrip("/")
+    return root + lexical[len(origin):] if inside(lexical, origin) else raw
+
+
 def is_secret(policy: Policy, *paths: str) -> bool:
     """True if any of ``paths`` (absolute) matches a built-in or policy secret glob."""
     extra = policy.fast.secrets
@@ -145,7 +184,7 @@ def judge_path(policy: Policy, raw: str, mode: str, root: str, cwd: str | None =
     Never raises; rules come from the module docstring's order.
     """
     try:
-        lexical, real = resolve(raw, cwd or root)
+        lexical, real = resolve(in_copy(raw, root) if raw.startswith("/") else raw, cwd or root)
     except PathProblem as e:
         return Decision("deny", "files.bad-path", f"{e}: {raw[:80]!r}")
     if is_secret(policy, lexical, real):

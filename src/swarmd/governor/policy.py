@@ -203,7 +203,11 @@ class SandboxPolicy(_Model):
     sandbox (files that run code later: git hooks, editor tasks).
     ``max_changeset_entries``: over this many entries an objective's change set
     is not applied entry by entry; the whole set asks (``workspace.changeset-too-large``;
-    red team rt-e001 landed ~100,000 files under the write cap)."""
+    red team rt-e001 landed ~100,000 files under the write cap).
+    ``history_commits``: how many of the workspace's latest commits the agent's copy
+    gets, every secret path (of any of them) left out of all of them
+    (:func:`workspace.make_copy`); 0: one snapshot commit, no history (red team
+    rt-b064..b080: ``git log``/``show``/``blame``/``diff HEAD~1`` in the copy)."""
 
     network: bool = False
     write_cap_mb: Annotated[int, Field(ge=1, le=1024 * 1024)] = 256
@@ -213,6 +217,7 @@ class SandboxPolicy(_Model):
     cpu_cores: Annotated[float, Field(gt=0, le=1024)] = 1.0
     open_files: Annotated[int, Field(ge=16, le=65536)] = 1024
     max_changeset_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
+    history_commits: Annotated[int, Field(ge=0, le=100_000)] = 50
     mask: Globs
     protect: Globs
 

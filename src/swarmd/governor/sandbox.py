@@ -26,7 +26,7 @@ from functools import lru_cache
 from loguru import logger
 
 from . import netproxy
-from .paths import is_secret, walk
+from .paths import copy_origin, is_secret, walk
 from .policy import Policy, compile_globs
 
 #: True when the worker runs as root: bubblewrap then runs without a user namespace and the command
@@ -385,6 +385,9 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
         a += ["--size", "4096", "--tmpfs", d, "--remount-ro", d]
     for p in masks.protected:
         a += ["--ro-bind", p, p]
+    origin = copy_origin(root)
+    if origin is not None:    # an agent's copy: also at the real workspace's path (masks carried: recursive bind)
+        a += [*_parents(origin, made), "--bind", root, origin]
     a += ["--chdir", cwd or root]
     if not sb.network:
         return a + ["--", *_drop()]

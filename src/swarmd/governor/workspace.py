@@ -2,8 +2,8 @@
 
 :func:`make_copy` gives each objective a copy (``cp -a --reflink=auto`` of every entry but
 ``.git``, in a private capped tmpfs or on disk; see ``bench/workspace_copy.py``) with secret files
-written empty and, for a git repository, a fresh repository of one commit of that copy: no
-history, no credentials. Its base manifest (``base.json``: out of the sandbox's sight, beside the
+written empty and, for a git repository, a fresh repository with the latest commits, secret
+paths left out of all of them (:mod:`.history`), no credentials. Its base manifest (``base.json``: out of the sandbox's sight, beside the
 tree's tmpfs, never in space the agent can fill) records what was copied. :func:`change_set` lists
 what the agent changed (added, modified, deleted, modes), each judged (:func:`judge`): git
 metadata (``.git`` anywhere, gitfiles, git-directory look-alikes, git ``config`` files), devices,
@@ -24,7 +24,7 @@ import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from loguru import logger
 
@@ -32,6 +32,7 @@ from swarmd.errors import SwarmdError
 
 from .audit import redact
 from .paths import is_secret, judge_path
+from .history import HistoryError, import_history
 from .secrets import scrub_git_config
 from .policy import Decision, Policy, compile_globs, strictest
 from . import sandbox
@@ -234,8 +235,9 @@ def make_copy(real: str, dest: str, policy: Policy, *, in_memory: bool | None = 
     secret files (built-in list, ``files.secrets``, ``sandbox.mask``) are written
     empty and secret directories emptied, so the copy never holds their bytes. When
     ``real`` is a git repository the copy gets a fresh one: branch of the same
-    name, one commit of the copied tree (masked files empty), remotes with
-    credentials removed (:func:`secrets.scrub_git_config`), no history. Raises
+    name, its last ``sandbox.history_commits`` commits with every secret path left
+    out of all of them (or one commit of the copied tree: :func:`_snapshot`), remotes
+    with credentials removed (:func:`secrets.scrub_git_config`). Raises
     :class:`WorkspaceError` when copying fails.
     """
     real = os.path.realpath(real)
@@ -271,29 +273,32 @@ def _fill(ac: AgentCopy, real_now: dict[str, os.stat_result], policy: Policy) ->
         if r.returncode != 0:
             raise WorkspaceError(f"copying {real} to {tree} failed: "
                                  f"{r.stderr.decode('utf-8', 'replace').strip()[:300]}")
-    mask, _ = _masks(policy)
+    secret = _secret_rel(policy, real)
     masked: list[str] = []
+    removed = False
     for rel, st in sorted(scan(tree).items()):
         p = os.path.join(tree, rel)
-        if not os.path.lexists(p):
+        if removed and not os.path.lexists(p):
             continue  # under a directory removed below
         if os.path.basename(rel).lower() == ".git":
             (shutil.rmtree if stat.S_ISDIR(st.st_mode) else os.unlink)(p)
+            removed = True
             continue
         if _kind(st.st_mode) not in ("file", "dir", "symlink"):
             os.unlink(p)
             continue
         if stat.S_ISLNK(st.st_mode):
             continue
-        if is_secret(policy, os.path.join(real, rel)) or (mask is not None and mask.match(rel)):
+        if secret(rel):
             if stat.S_ISDIR(st.st_mode):
                 shutil.rmtree(p)
                 os.mkdir(p, 0o700)
+                removed = True
             else:
                 os.truncate(p, 0)
             masked.append(rel)
     if _is_repo(real):
-        _snapshot(ac)
+        _snapshot(ac, policy, masked, secret)
     _give_to_sandbox(tree)
     base = {"real": real, "masked": masked, "made": time.time(), "entries": {}}
     ac_entries = base["entries"]
@@ -310,14 +315,22 @@ def _give_to_sandbox(tree: str) -> None:
     uid = getattr(sandbox, "HOST_UID", None)
     if uid is None or not getattr(sandbox, "PRIVILEGED", False):
         return
+    # -h: a symbolic link itself, never its target; -R with the default -P: links never followed
+    r = subprocess.run(["chown", "-R", "-h", "-P", f"{uid}:{uid}", "--", tree], capture_output=True,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode == 0:
+        return
     os.chown(tree, uid, uid)
     for rel in scan(tree, skip_top_git=False):
         os.chown(os.path.join(tree, rel), uid, uid, follow_symlinks=False)
 
 
-def _snapshot(ac: AgentCopy) -> None:
-    """The copy's fresh repository: ``git init`` on the real branch's name, one commit
-    of the tree, scrubbed remotes."""
+def _snapshot(ac: AgentCopy, policy: Policy, masked: "list[str]", secret: "Callable[[str], bool]") -> None:
+    """The copy's fresh repository on the real branch's name: the last
+    ``sandbox.history_commits`` commits with every secret path left out
+    (:func:`history.import_history`), or, when that is 0 or fails, one commit of the copied
+    tree; index = HEAD (the operator's uncommitted changes show as changes), masked files
+    ignored (``info/exclude``), scrubbed remotes."""
     home = ac.dir
     head = ""
     try:
@@ -329,9 +342,15 @@ def _snapshot(ac: AgentCopy) -> None:
     tree = ac.tree
     branch = head or "main"
     _git(tree, "init", "-q", "-b", branch, env_home=home)
-    files = [p for p in _git(tree, "ls-files", "-z", "--others", "--exclude-standard", env_home=home).split("\0") if p]
-    msg = f"swarmd: snapshot of the workspace{' at ' + sha[:12] if sha else ''} (no history)\n".encode()
-    _fast_import(tree, branch, msg, files, home)
+    n = int(getattr(policy.sandbox, "history_commits", 0))
+    if not (sha and n and _import_history(ac, branch, n, secret)):
+        files = [p for p in _git(tree, "ls-files", "-z", "--others", "--exclude-standard", env_home=home).split("\0")
+                 if p]
+        msg = f"swarmd: snapshot of the workspace{' at ' + sha[:12] if sha else ''} (no history)\n".encode()
+        _fast_import(tree, branch, msg, files, home)
+    elif masked:    # left out of the history: untracked in the copy, and not worth a line of git status
+        with open(os.path.join(tree, ".git", "info", "exclude"), "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.write("".join("/" + _glob_literal(m) + "\n" for m in masked))
     _git(tree, "read-tree", "HEAD", env_home=home)
     _git(tree, "update-index", "-q", "--refresh", env_home=home, check=False)
     for line in remotes.splitlines():
@@ -344,6 +363,42 @@ def _snapshot(ac: AgentCopy) -> None:
         scrub_git_config(tree)
     except (OSError, subprocess.SubprocessError) as e:
         raise WorkspaceError(f"cannot scrub the copy's git config in {tree}: {e}") from None
+
+
+def _secret_rel(policy: Policy, real: str):
+    """``secret(rel)``: a workspace-relative path (or one of its directories) is secret."""
+    mask, _ = _masks(policy)
+    memo: dict[str, bool] = {}
+
+    def one(sub: str) -> bool:
+        hit = memo.get(sub)
+        if hit is None:
+            hit = memo[sub] = bool(is_secret(policy, os.path.join(real, sub)) or (mask is not None and mask.match(sub)))
+        return hit
+
+    def secret(rel: str) -> bool:
+        parts = rel.split("/")
+        return one(rel) or any(one("/".join(parts[:k])) for k in range(1, len(parts)))
+    return secret
+
+
+def _import_history(ac: AgentCopy, branch: str, n: int, secret: "Callable[[str], bool]") -> bool:
+    """:func:`history.import_history` into the copy; False (logged) when it fails."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": ac.dir, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+           "GIT_TERMINAL_PROMPT": "0", "LANG": "C"}
+    try:
+        import_history(ac.real, ac.tree, branch, n, secret, ["git", *GIT_SAFE], env)
+    except (HistoryError, OSError, subprocess.SubprocessError) as e:
+        logger.warning("workspace copy of {}: history not imported ({}); one snapshot commit instead", ac.real, e)
+        shutil.rmtree(os.path.join(ac.tree, ".git"), ignore_errors=True)
+        _git(ac.tree, "init", "-q", "-b", branch, env_home=ac.dir)
+        return False
+    return True
+
+
+def _glob_literal(path: str) -> str:
+    """``path`` as a gitignore pattern matching only itself."""
+    return "".join("\\" + c if c in "*?[\\!# " else c for c in path)
 
 
 def _quote(path: str) -> bytes:
@@ -579,6 +634,7 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
     gitdirs = _GitDirs((tree, real))
     _, protect = _masks(policy)
     tracked: set[str] | None | bool = False
+    dirty: set[str] | None = None
     top_git = now.pop(".git", None)
     top_git_dir = top_git is not None and stat.S_ISDIR(top_git.st_mode)
     changes: list[Change] = []
@@ -620,11 +676,13 @@ def change_set(ac: AgentCopy, policy: Policy) -> ChangeSet:
         rst = _lstat(real, c.path)
         conflict = (rst is not None and c.op != "delete") if old is None else old.get("real") != _real_sig(rst)
         existed = bool((old or {}).get("orig"))
+        if c.op == "modify" and existed and dirty is None:
+            dirty = _dirty(real, ac.dir)
         if c.op == "delete" and tracked is None and not existed:
             d = judge(policy, ac, c, gitdirs, protect, set(), conflict)  # the objective's own file, applied earlier
         else:
             d = judge(policy, ac, c, gitdirs, protect, tracked if tracked is not False else None, conflict,
-                      existed=existed)
+                      existed=existed, dirty=dirty)
         if d.decision == "ask" and not conflict:
             rule = _carried(base, c, now.get(c.path))
             if rule is not None:     # a person approved the action that made this change: not asked twice
@@ -705,18 +763,30 @@ DESTRUCTIVE_KEEP = 0.5
 def _kept_share(old: bytes, new: bytes) -> float:
     """Share (0..1) of ``old``'s lines still in ``new``: lines difflib matches, plus lines of a
     replaced block that stay at least half similar to their counterpart (so a rename over every
-    line, ``sed -i s/a/b/``, keeps them; gutting or overwriting with other text does not)."""
+    line, ``sed -i s/a/b/``, keeps them; gutting or overwriting with other text does not).
+    The lines both share at their start and end are matched first; when they alone reach
+    :data:`DESTRUCTIVE_KEEP` (an append, an edit in one place) that lower bound is returned without
+    difflib, which is quadratic on files of many equal lines (``bench/workspace_copy.py``'s apply)."""
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     if not a:
         return 1.0
-    kept = 0
+    pre = 0
+    while pre < min(len(a), len(b)) and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < min(len(a), len(b)) - pre and a[-1 - suf] == b[-1 - suf]:
+        suf += 1
+    kept = pre + suf
+    if kept >= DESTRUCTIVE_KEEP * len(a):
+        return kept / len(a)
+    a, b = a[pre:len(a) - suf], b[pre:len(b) - suf]
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if tag == "equal":
             kept += i2 - i1
         elif tag == "replace":
             kept += sum(1 for x, y in zip(a[i1:i2], b[j1:j2])
                         if difflib.SequenceMatcher(None, x, y, autojunk=False).ratio() >= 0.5)
-    return kept / len(a)
+    return kept / (len(a) + pre + suf)
 
 
 def _destructive(ac: AgentCopy, c: Change) -> str | None:
@@ -747,8 +817,44 @@ def _destructive(ac: AgentCopy, c: Change) -> str | None:
     return f"keeps {share:.0%} of its {len(old.splitlines())} lines" if share < DESTRUCTIVE_KEEP else None
 
 
+def _dirty(real: str, home: str) -> set[str]:
+    """Paths of the real repository whose work tree or index differs from HEAD (the operator's
+    uncommitted work); empty when it is not a repository or has no HEAD."""
+    if not _is_repo(real):
+        return set()
+    try:
+        out = _git(real, "diff", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "HEAD", "--",
+                   env_home=home, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {p for p in out.split("\0") if p}
+
+
+def _uncommitted_lost(ac: AgentCopy, rel: str) -> str | None:
+    """Why modifying ``rel`` (a file with the operator's uncommitted change) undoes part of that
+    change: lines the change added (``git diff -U0 HEAD``) that the copy's version no longer has
+    (``git stash``, ``checkout``, ``restore``, ``reset --hard`` in the copy, or an edit of those
+    lines). None when every added line is still there. Red team rt-s015."""
+    try:
+        patch = _git(ac.real, "diff", "--no-ext-diff", "--no-textconv", "--no-color", "-U0", "HEAD", "--", rel,
+                     env_home=ac.dir, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    added, hunks = [], False
+    for line in patch.splitlines():
+        hunks = hunks or line.startswith("@@")
+        if hunks and line.startswith("+") and line[1:].strip():
+            added.append(line[1:])
+    new = _read_copy(ac.tree, rel, DESTRUCTIVE_READ)
+    if not added or new is None:
+        return None
+    have = set(new.decode("utf-8", "surrogateescape").splitlines())
+    lost = sum(1 for x in added if x not in have)
+    return f"loses {lost} of the {len(added)} lines of the operator's uncommitted change" if lost else None
+
+
 def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, tracked: set[str] | None,
-          conflict: bool, *, existed: bool = False) -> Decision:
+          conflict: bool, *, existed: bool = False, dirty: "set[str] | None" = None) -> Decision:
     """The decision for one change (the strictest finding wins). Never raises.
 
     deny: ``workspace.git-metadata`` (a ``.git`` path component anywhere, in any
@@ -764,7 +870,9 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
     (deleting an untracked file the workspace had before the objective:
     ``existed``; only the objective's own files are deleted freely),
     ``workspace.destructive-edit`` (a modification that empties or guts a file
-    the workspace had before the objective, :func:`_destructive`), ``workspace.protected``
+    the workspace had before the objective, :func:`_destructive`), ``workspace.uncommitted-lost``
+    (a modification of a file in ``dirty`` that drops lines of the operator's uncommitted
+    change, :func:`_uncommitted_lost`), ``workspace.protected``
     (:data:`sandbox.PROTECTED` and ``sandbox.protect``), ``workspace.conflict``
     (the real file changed since the copy was made), and the policy's asks.
     """
@@ -806,6 +914,9 @@ def judge(policy: Policy, ac: AgentCopy, c: Change, gitdirs: _GitDirs, protect, 
         if why is not None:
             found.append(Decision("ask", "workspace.destructive-edit",
                                   f"{rel!r}, a file the workspace had before the objective, is {why}"))
+        why = _uncommitted_lost(ac, rel) if dirty and rel in dirty else None
+        if why is not None:
+            found.append(Decision("ask", "workspace.uncommitted-lost", f"{rel!r}: the change {why}"))
     if _protected(rel, protect):
         found.append(Decision("ask", "workspace.protected", f"{rel!r} is a protected path (runs code later)"))
     if conflict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .ir import Parsed, RESERVED, Redirect, Simple, Word, ASSIGNMENT, NotSimple, raw_word_features
 
@@ -65,10 +66,21 @@ class _FastLexer:
     def commands_list(self, close: str) -> None:
         """Commands joined by ``|``, ``||``, ``&&``, ``;`` up to ``close``, left unconsumed."""
         s, n = self.s, self.n
+        before_op = ""       # the operator before this command; "alone": the one before stood alone
+        prev_alone = False
         while True:
+            self.blanks()
+            simple = not (self.i < n and (s[self.i] == "(" or (s.startswith("{", self.i)
+                                                               and s[self.i + 1:self.i + 2] in (" ", "\t"))))
+            before = len(self.commands)
             self.command()
             self.blanks()
             i = self.i
+            after_op = s[i:i + 2] if s.startswith(("&&", "||"), i) else s[i:i + 1]
+            alone = simple and before_op != "|" and after_op != "|"     # its Simple is the last one appended
+            if alone and prev_alone and before_op == "&&" and len(self.commands) == before + 1:   # Simple.gated
+                self.commands[-1] = replace(self.commands[-1], gated=True)
+            prev_alone, before_op = alone, after_op
             if i >= n:
                 if close:
                     raise NotSimple

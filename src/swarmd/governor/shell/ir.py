@@ -40,13 +40,17 @@ class Simple:
     """One simple command: leading assignments, words (argv), redirections.
     ``holder``: only carries the redirections of a subshell/group, or the
     ``expands`` of a loop: words the shell expands without running a command
-    (a ``for`` list), judged like path arguments when they are globs."""
+    (a ``for`` list), judged like path arguments when they are globs.
+    ``gated``: it runs only when the simple command just before it (in ``commands``)
+    succeeded: both stand alone (no pipeline, no compound, no substitution inside this one)
+    joined by ``&&``; so after ``cd DIR &&`` it runs in DIR only."""
 
     assigns: tuple[Word, ...]
     words: tuple[Word, ...]
     redirects: tuple[Redirect, ...]
     holder: bool = False
     expands: tuple[Word, ...] = ()
+    gated: bool = False
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
@@ -141,11 +145,16 @@ BUILTIN_URL_POLICY = Policy.model_validate({"version": 1})  # built-in URL check
 
 class JudgeContext:
     """What judging one line carries from command to command: the policy, the workspace
-    ``root`` (real path) and ``cwds``, every directory a preceding ``cd`` may have left the shell in."""
+    ``root`` (real path) and ``cwds``, the directories the command being judged may run in:
+    ``union``, every directory a preceding ``cd`` may have left the shell in, or, for a
+    command gated on a ``cd`` (``cd DIR && ...``, :attr:`Simple.gated`), ``chain``: the
+    directories that ``cd`` leads to."""
 
-    __slots__ = ("policy", "root", "cwds")
+    __slots__ = ("policy", "root", "cwds", "union", "chain")
 
     def __init__(self, policy: Policy, root: str):
         self.policy = policy
         self.root = root
-        self.cwds = [root]
+        self.union = [root]
+        self.cwds = self.union
+        self.chain: list[str] | None = None

@@ -7,7 +7,7 @@ import os
 import re
 from functools import lru_cache
 
-from ..paths import PathProblem, inside, is_secret, judge_path, resolve, walk
+from ..paths import PathProblem, in_copy, inside, is_secret, judge_path, resolve, walk
 from ..policy import Decision, Policy, rule_decision, strictest
 from ..urls import judge_url
 from .builtins import (ASSIGNING_BUILTINS, EXEC_WRAPPERS, PRIVESC, SHELL_BUILTINS_DENIED, WRAPPERS, WRAPPER_SKIP,
@@ -315,13 +315,16 @@ def _judge_cd(ctx: JudgeContext, words: tuple[Word, ...]) -> list[Decision]:
     out = _judge_path_word(ctx, words[1], "read")
     if any(d.decision != "allow" for d in out):
         return out
-    new = []
+    new: list[str] = []
     for cwd in ctx.cwds:
         try:
-            new.append(resolve(words[1].text, cwd)[1])
+            r = resolve(in_copy(words[1].text, ctx.root), cwd)[1]
         except PathProblem:
-            pass
-    ctx.cwds.extend(c for c in new if c not in ctx.cwds)
+            continue
+        if r not in new:
+            new.append(r)
+    ctx.union.extend(c for c in new if c not in ctx.union)
+    ctx.chain = new           # what a command gated on this cd (``cd DIR && ...``) runs in
     return [verdict("allow", "shell.cd", "cd inside allowed directories (later paths are judged from every possible cwd)")]
 
 def _judge_simple(ctx: JudgeContext, s: Simple) -> list[Decision]:
@@ -462,6 +465,9 @@ def _judge_line(policy: Policy, command: object, root: str) -> tuple[Decision, P
         return intent, parsed
     ctx = JudgeContext(policy, root)
     for s in parsed.commands:
+        if not s.gated:
+            ctx.chain = None
+        ctx.cwds = ctx.chain if ctx.chain is not None else ctx.union
         ds = _judge_simple(ctx, s)
         worst = strictest(ds, verdict("ask", "default.shell", "nothing to judge"))
         verdicts.append(Decision(worst.decision, worst.rule, f"{_label(s)}: {worst.reason}"))

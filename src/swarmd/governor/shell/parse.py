@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import lru_cache
 
 import bashlex
@@ -126,7 +127,15 @@ class _Walker:
         if k == "command":
             self.command(node)
         elif k in ("list", "pipeline"):
-            for p in node.parts:
+            parts = node.parts
+            for i, p in enumerate(parts):
+                if k == "list" and p.kind == "command" and i >= 2 and parts[i - 1].kind == "operator" \
+                        and parts[i - 1].op == "&&" and parts[i - 2].kind == "command":
+                    before = len(self.commands)
+                    self.node(p)
+                    if len(self.commands) == before + 1:    # no substitution inside: see Simple.gated
+                        self.commands[-1] = replace(self.commands[-1], gated=True)
+                    continue
                 if p.kind == "operator":
                     if p.op == "&":
                         self.issues.append(verdict("ask", "shell.background", "background job (&) outlives the judged command"))
