@@ -10,6 +10,9 @@ Redis, so an RQ upgrade that moves either fails here, not in production.
 from __future__ import annotations
 
 import inspect
+import threading
+from rq import Queue
+from rq.worker.base import BaseWorker
 
 import rq
 from rq import SimpleWorker
@@ -18,7 +21,8 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from swarmd import queue as Q
-from swarmd.rqcompat import ContextCallJob, register_claimed
+from swarmd.rqcompat import ContextCallJob, QuickStop, register_claimed
+from tests.wait import wait_until
 
 
 def test_the_pinned_major_version_is_the_installed_one():
@@ -89,3 +93,28 @@ def test_register_claimed_leaves_a_job_as_rq_leaves_one_it_dequeued(redis_conn):
     with redis_conn.pipeline() as pipe:     # read at one instant: ours was set after RQ's, with the same TTL
         ttl_rq, ttl_us = pipe.pttl(by_rq.key).pttl(by_us.key).execute()
     assert 0 < ttl_rq <= ttl_us <= worker.get_heartbeat_ttl(claimed) * 1000
+
+
+def test_quick_stop_repeats_rqs_subscribe_but_for_the_poll_interval():
+    source = inspect.getsource(BaseWorker.subscribe)
+    assert "self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})" in source
+    assert "run_in_thread(" in source and "exception_handler=self._pubsub_exception_handler" in source
+    assert "self.pubsub_thread.stop()" in inspect.getsource(BaseWorker.unsubscribe)
+
+
+class _Worker(QuickStop, SimpleWorker):
+    pass
+
+
+def test_a_worker_whose_channel_was_just_unsubscribed_stops_without_waiting_for_its_listener(redis_conn):
+    """The race of rq 3 with redis-py 8: the listener thread, once unsubscribed, waits up to
+    its poll interval for a new subscription, and ``unsubscribe()`` joins it (RQ: 60 s)."""
+    worker = _Worker([Queue("q", connection=redis_conn)], connection=redis_conn)
+    worker.subscribe()
+    wait_until(lambda: worker.pubsub.subscribed, 30, "the listener subscribed")
+    worker.pubsub.unsubscribe()
+    wait_until(lambda: not worker.pubsub.subscribed, 30, "the listener saw its unsubscribe")
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopping.start()
+    stopping.join(timeout=30)    # RQ's 60 s listener would still be waiting
+    assert not stopping.is_alive()

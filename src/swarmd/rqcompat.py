@@ -1,6 +1,6 @@
 """The one module that relies on RQ internals (RQ 3.x: ``rq>=3.0,<4`` in pyproject.toml).
 
-Everything else in swarmd uses RQ's public API.  Two things have no public way:
+Everything else in swarmd uses RQ's public API.  Three things have no public way:
 
 * :class:`ContextCallJob` overrides ``Job._execute``, the one place RQ calls a
   job function (``func(*args, **kwargs)``), so that the function gets the
@@ -10,7 +10,12 @@ Everything else in swarmd uses RQ's public API.  Two things have no public way:
   ``rq.executions.prepare_execution`` gives a job a worker dequeues (that
   function runs its own pipeline, so it cannot join a ``MULTI``).
 
-``tests/test_rqcompat.py`` fails when the installed RQ changes either.
+* :class:`QuickStop` subscribes the worker to its command channel as RQ does,
+  but with the listener thread waking every :data:`PUBSUB_POLL_S` seconds: RQ
+  uses 60, and redis-py 8's ``PubSubWorkerThread.stop()`` joins the thread, so
+  a worker stopping right after its channel was unsubscribed waited up to 60 s.
+
+``tests/test_rqcompat.py`` fails when the installed RQ changes any of them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 
-__all__ = ["ContextCallJob", "register_claimed"]
+__all__ = ["ContextCallJob", "QuickStop", "register_claimed", "PUBSUB_POLL_S"]
+
+#: seconds between the command listener's wake-ups (RQ: 60); also the longest a stopping
+#: worker waits for that thread
+PUBSUB_POLL_S = 1.0
 
 
 class ContextCallJob(Job):
@@ -64,3 +73,16 @@ def register_claimed(worker, job: Job, queue: Queue, pipe) -> Execution:
     execution = Execution.create(job, worker.get_heartbeat_ttl(job), pipeline=pipe, worker_name=worker.name)
     job.prepare_for_execution(worker.name, pipe)
     return execution
+
+
+class QuickStop:
+    """Mixin for an RQ worker class: :meth:`subscribe` is RQ's ``Worker.subscribe`` (the
+    worker's command channel: ``stop-job``, ``shutdown``) with the listener thread polling
+    every :data:`PUBSUB_POLL_S` seconds instead of 60 (module docstring)."""
+
+    def subscribe(self) -> None:
+        """Subscribe to this worker's channel (``pubsub_channel_name``), as RQ does."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=PUBSUB_POLL_S, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)

@@ -35,7 +35,7 @@ from swarmd.memory.gate import open_router_memory
 from swarmd.agent.traces import TraceStore
 from swarmd.paths import db_path
 from swarmd.router import Router, RouteResult
-from swarmd.rqcompat import ContextCallJob
+from swarmd.rqcompat import ContextCallJob, QuickStop
 from swarmd.testing.failpoints import failpoint
 from swarmd.workers.batching import claim_batch, route_ahead
 from swarmd.queue import JOB_FUNCS, JOB_SERIALIZER, publish_tier_state
@@ -156,7 +156,7 @@ class ContextJob(ContextCallJob):
     ended = None
 
 
-class ContextWorker(SimpleWorker):
+class ContextWorker(QuickStop, SimpleWorker):
     """A :class:`rq.SimpleWorker` that hands ``ctx`` to every job it runs
     (jobs are :class:`ContextJob`).  ``job_funcs``: the job functions it
     runs (default :data:`swarmd.queue.JOB_FUNCS`; any other job
