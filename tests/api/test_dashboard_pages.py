@@ -91,6 +91,7 @@ def test_objective_page_shows_skipped_tiers_and_overview_shows_tier_health(swarm
             [(s["tier"], s["model"], s["reason_kind"]) for s in record["skipped"]]
         assert all(r["detail"] for r in shown) and "127.0.0.1:9" in shown[0]["detail"]
         assert table_rows(page.text, "steps") == []
+        assert record["trace_used"] is None and '<p id="trace-used">none followed</p>' in page.text
 
         tiers = c.get("/api/v1/status").json()["tiers"]
         assert {t["tier"] for t in tiers} == {"LOCAL_FAST", "LOCAL_QUALITY", "API_FALLBACK"}

@@ -14,6 +14,7 @@ from swarmd.costs.report import build_report, render_markdown
 from swarmd.agent.traces import TraceStore
 from swarmd.store.db import connect
 from swarmd.daemon.store import Store
+from swarmd.daemon.views import objective_detail
 from tests.fakes import Answer, closed_port_url
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.config import API_PRICES, make_config
@@ -60,6 +61,10 @@ def test_daemon_learns_a_trace_follows_it_and_reports_the_savings(tmp_path, redi
     learned = traces.load(row)
     traces.close()
     assert learned.confidence == pytest.approx(0.775) and learned.successes == 1
+    store = Store(data / "memory.db")      # what the API and the one-objective page show as the trace used
+    used = {oid: objective_detail(store, redis_conn, oid)["trace_used"] for oid in ("t1", "t2")}
+    store.close()
+    assert used == {"t1": None, "t2": f"{row['id']}@v1"}
     conn = connect(data / "memory.db", readonly=True)
     ledger = [(r["objective_id"], r["action"], r["tier"], r["mode"]) for r in conn.execute(
         "SELECT * FROM ledger ORDER BY id")]

@@ -19,6 +19,7 @@ from rq import Worker
 
 from swarmd import constants as K
 from swarmd.agent.traces import TraceError, TraceStore
+from swarmd.costs.ledger import TRACE_TIER
 from swarmd.daemon.control import lookup
 from swarmd.daemon.health import health_warnings, tier_health
 from swarmd.daemon.store import Store
@@ -65,11 +66,15 @@ def objective_detail(store: Store | None, client, objective_id: str) -> dict:
     """One objective as the API and the dashboard show it: :func:`swarmd.daemon.control.lookup`
     (the store's record with ``attempts`` and ``skipped``, else its Redis state) plus ``steps``:
     the governor's decisions on its tool actions, oldest first (:meth:`Store.audit_steps`: ``tool``,
-    ``args``, ``decision`` allow/deny/ask, ``rule``, ``reason``; ``[]`` for a label objective).
+    ``args``, ``decision`` allow/deny/ask, ``rule``, ``reason``; ``[]`` for a label objective)
+    and ``trace_used``: ``"<trace id>@v<version>"`` of the execution trace a follower replayed
+    (its attempt at tier ``TRACE``), else None.
     Raises :class:`~swarmd.daemon.control.NotFound`."""
     record = lookup(store, client, objective_id)
     record.setdefault("skipped", [])
     record["steps"] = store.audit_steps(objective_id) if store is not None else []
+    record["trace_used"] = next((a.get("model") for a in record.get("attempts") or []
+                                 if a.get("tier") == TRACE_TIER), None)
     return record
 
 
