@@ -184,8 +184,9 @@ def list_objectives(state: str | None = None, action: str | None = None, since: 
 @objectives_router.get("/objectives/{objective_id}", responses=_errors(404, 503))
 def show(objective_id: str, ctx: ApiContext = CTX) -> dict:
     """One objective: the store's record with its attempts and skipped tiers (as ``swarmctl show
-    --json``) and ``steps``, the governor's decision and rule on each tool action (the audit log);
-    or its Redis state while it is not yet stored."""
+    --json``), ``steps``, the governor's decision and rule on each tool action (the audit log),
+    and ``trace_used``, the execution trace a follower replayed (``id@vN``) or null; or its
+    Redis state while it is not yet stored."""
     return objective_detail(ctx.store(), ctx.redis(), objective_id)
 
 
