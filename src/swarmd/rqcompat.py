@@ -1,19 +1,14 @@
 """The one module that relies on RQ internals (RQ 3.x: ``rq>=3.0,<4`` in pyproject.toml).
 
-Everything else in swarmd uses RQ's public API.  Three things have no public way:
+Everything else uses RQ's public API.  Three things have no public way:
 
-* :class:`ContextCallJob` overrides ``Job._execute``, the one place RQ calls a
-  job function (``func(*args, **kwargs)``), so that the function gets the
-  worker's context first (:mod:`swarmd.workers.context`).
-* :func:`register_claimed` gives a job taken from its queue inside the batch
-  claim's transaction (:mod:`swarmd.workers.batching`) the bookkeeping RQ's
-  ``rq.executions.prepare_execution`` gives a job a worker dequeues (that
-  function runs its own pipeline, so it cannot join a ``MULTI``).
-
-* :class:`QuickStop` subscribes the worker to its command channel as RQ does,
-  but with the listener thread waking every :data:`PUBSUB_POLL_S` seconds: RQ
-  uses 60, and redis-py 8's ``PubSubWorkerThread.stop()`` joins the thread, so
-  a worker stopping right after its channel was unsubscribed waited up to 60 s.
+* :class:`ContextCallJob` overrides ``Job._execute`` (RQ's one call of a job function)
+  so that the function gets the worker's context first (:mod:`swarmd.workers.context`).
+* :func:`register_claimed` repeats ``rq.executions.prepare_execution``'s bookkeeping inside
+  the batch claim's ``MULTI`` (:mod:`swarmd.workers.batching`).
+* :class:`QuickStop` subscribes to the worker's command channel with a 1 s listener poll:
+  RQ's is 60 s and redis-py 8's ``PubSubWorkerThread.stop()`` joins that thread, so a
+  stopping worker could wait 60 s.
 
 ``tests/test_rqcompat.py`` fails when the installed RQ changes any of them.
 """
