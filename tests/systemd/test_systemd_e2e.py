@@ -280,8 +280,8 @@ def test_agent_shell_runs_in_bwrap_and_stop_waits_for_the_job(box):
         assert fake.stdout.readline().strip() == "ready"
         box.run(f"{CTL} submit --id sd-agent --action agent --input 'RUN<sleep 5>'", user="swarmd")
         # running for the 5 s of its sleep; ended before that means the command did not run (say why)
-        state = _wait("sd-agent running or ended", lambda: _store_state(box, "sd-agent") in RUNNING_OR_ENDED
-                      and _store_state(box, "sd-agent"), timeout_s=LONG_S)
+        state = _wait("sd-agent running or ended", lambda: (s := _store_state(box, "sd-agent")) in RUNNING_OR_ENDED and s,
+                      timeout_s=LONG_S)
         assert state == "running", _why(box, "sd-agent", f"ended ({state}) before its 5 s sleep")
         since = box.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
         t0 = time.monotonic()

@@ -38,7 +38,7 @@ def agent_copy(data_dir: Path, objective_id: str, policy: Policy) -> AgentCopy:
     """The objective's copy (made from ``<data_dir>/workspaces/<id>`` on first use).
     Raises :class:`swarmd.governor.workspace.WorkspaceError` when it cannot be made."""
     real = workspace_dir(data_dir, objective_id)
-    ac = AgentCopy(os.path.realpath(Path(data_dir) / "agent-copies" / objective_id), os.path.realpath(real))
+    ac = AgentCopy(_copy_dir(data_dir, objective_id), os.path.realpath(real))
     if not ac.exists():
         if os.path.isdir(ac.dir) and os.listdir(ac.dir):
             logger.warning("objective {}: its copy in {} is incomplete or gone (a tmpfs lost to a reboot?); "
@@ -52,11 +52,16 @@ def discard_copy(data_dir: Path, objective_id: str) -> bool:
     """Remove the objective's copy in ``<data_dir>/agent-copies/<id>`` (its tmpfs unmounted), if
     this host has one; True when there was one. For an objective cancelled while parked: no
     worker resumes it, so nothing else would ever remove the copy. Never raises."""
-    d = Path(data_dir) / "agent-copies" / objective_id
-    if not d.is_dir():
+    d = _copy_dir(data_dir, objective_id)
+    if not os.path.isdir(d):
         return False
-    discard(AgentCopy(os.path.realpath(d), ""))
+    discard(AgentCopy(d, ""))      # the real workspace plays no part in removing a copy
     return True
+
+
+def _copy_dir(data_dir: Path, objective_id: str) -> str:
+    """``<data_dir>/agent-copies/<id>``, resolved: where the objective's copy lives."""
+    return os.path.realpath(Path(data_dir) / "agent-copies" / objective_id)
 
 
 def _summary(res: dict) -> dict:

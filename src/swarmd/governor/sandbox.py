@@ -126,14 +126,21 @@ def probe() -> Confinement:
 def _try_bwrap(path: str, *, hostname: bool) -> tuple[bool, str]:
     """Run ``/usr/bin/true`` in bubblewrap with :func:`bwrap_argv`'s namespace flags (and its
     ``--hostname`` when ``hostname``). Returns (it worked, bwrap's error: at most 200 characters)."""
-    argv = [path, *_namespaces(), *(["--hostname", "sandbox"] if hostname else []), "--die-with-parent",
-            "--new-session", "--ro-bind", "/usr", "/usr", *_system_links(), "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", "/tmp", "--", *_drop(), "/usr/bin/true"]
+    argv = [*_prefix(path, hostname), "--ro-bind", "/usr", "/usr", *_system_links(), "--proc", "/proc",
+            "--dev", "/dev", "--tmpfs", "/tmp", "--", *_drop(), "/usr/bin/true"]
     try:
         r = subprocess.run(argv, capture_output=True, timeout=20)
         return r.returncode == 0, r.stderr.decode("utf-8", "replace").strip()[:200]
     except (OSError, subprocess.SubprocessError) as e:
         return False, str(e)[:200]
+
+
+def _prefix(bwrap: str, hostname: bool) -> list[str]:
+    """The start of every bubblewrap command line, the probe's and :func:`bwrap_argv`'s alike:
+    the program, :func:`_namespaces`, ``--hostname sandbox`` when ``hostname``, and the
+    sandbox's own session that dies with the worker."""
+    return [bwrap, *_namespaces(), *(["--hostname", "sandbox"] if hostname else []), "--die-with-parent",
+            "--new-session"]
 
 
 def _namespaces() -> list[str]:
@@ -362,8 +369,7 @@ def bwrap_argv(conf: Confinement, root: str, policy: Policy, masks: Masks, cwd: 
         raise RuntimeError("bwrap_argv needs a working bubblewrap (see sandbox.probe())")
     sb = policy.sandbox
     rt = _runtime_dir()
-    a = [conf.bwrap, *_namespaces(), *(["--hostname", "sandbox"] if conf.hostname else []),
-         "--die-with-parent", "--new-session"]
+    a = _prefix(conf.bwrap, conf.hostname)
     a += ["--ro-bind", "/usr", "/usr", *_system_links()]
     made: set[str] = set()
     for f in ETC_FILES:
