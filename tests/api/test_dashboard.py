@@ -46,10 +46,14 @@ def browser():
 
 def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn, shots):
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     swarm = idle_swarm
-    wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+    # a page being replaced (sign-in's redirect, a row the live stream redraws) leaves stale
+    # elements behind: those polls are retried, like an element not there yet
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
     browser.get(swarm.url + "/objectives")
     assert browser.current_url.endswith("/login")              # no session: sent to sign in
     browser.find_element(By.ID, "token").send_keys(swarm.token)
@@ -63,8 +67,9 @@ def test_dashboard_live_objective_and_approval(idle_swarm, browser, redis_conn, 
     with swarm.client() as api:
         assert api.post("/api/v1/objectives", json={"id": "live1", "input": "fix the parser", **LABELED}
                         ).status_code == 202
-        row = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-id="live1"]'))[0]
-        assert row.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith("/objectives/live1")
+        # read inside the wait: the live stream may redraw the row between two reads
+        href = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-id="live1"] a').get_attribute("href"))
+        assert href.endswith("/objectives/live1")
         wait.until(lambda d: api.get("/api/v1/objectives/live1").json().get("state") == "queued")
         assert api.post("/api/v1/objectives/live1/cancel").status_code == 200
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-id="live1"] .state').text == "cancelled")
